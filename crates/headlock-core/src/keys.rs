@@ -1,0 +1,130 @@
+//! [`KeyManager`]: what the service needs of a KMIP server, and nothing more.
+//!
+//! The service never sees KMIP messages: it asks for a new master key, for a key's
+//! material while it re-wraps data keys, for keys by name (to reconcile after a crash),
+//! and to revoke keys it no longer needs. `headlock-service` implements this trait on the
+//! `kmip` crate's client; tests may implement it on anything that really keeps keys.
+
+use async_trait::async_trait;
+
+use crate::envelope::MasterKeyMaterial;
+
+/// A key just created (and activated) in the KMIP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedKey {
+    /// KMIP Unique Identifier.
+    pub uid: String,
+    /// The server that created it (`host:port`).
+    pub server: String,
+}
+
+/// The KMIP State of a key, as the server reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Pre-Active.
+    PreActive,
+    /// Active: usable.
+    Active,
+    /// Deactivated (revoked, superseded).
+    Deactivated,
+    /// Compromised.
+    Compromised,
+    /// Destroyed.
+    Destroyed,
+    /// Destroyed after being compromised.
+    DestroyedCompromised,
+}
+
+impl KeyState {
+    /// KMIP's name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::PreActive => "Pre-Active",
+            KeyState::Active => "Active",
+            KeyState::Deactivated => "Deactivated",
+            KeyState::Compromised => "Compromised",
+            KeyState::Destroyed => "Destroyed",
+            KeyState::DestroyedCompromised => "Destroyed Compromised",
+        }
+    }
+}
+
+/// Why a key is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// Replaced by a newer key (KMIP Revocation Reason Code "Superseded").
+    Superseded,
+    /// Suspected or known compromise ("Key Compromise").
+    Compromised,
+    /// Never used: created by an operation that did not complete ("Cessation of Operation").
+    Abandoned,
+}
+
+/// Failures of the key manager, classified by what the caller can do about them.
+/// Display names the server and the operation; nothing here ever holds key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyManagerError {
+    /// No server could be reached (or none answered in time). Nothing happened.
+    #[error("KMIP server {server} is unavailable: {reason}")]
+    Unavailable {
+        /// Which server(s).
+        server: String,
+        /// Why (connection refused, timeout, TLS failure, ...).
+        reason: String,
+    },
+    /// The server answered with a failure.
+    #[error("KMIP server {server} refused {operation}: {reason}")]
+    Refused {
+        /// Which server.
+        server: String,
+        /// Which KMIP operation.
+        operation: String,
+        /// KMIP Result Reason and Result Message.
+        reason: String,
+    },
+    /// The request was sent but no answer came back: it may or may not have taken effect
+    /// (never retried blindly for Create; reconcile by name instead).
+    #[error(
+        "KMIP server {server} did not answer {operation}; it may or may not have been applied: {reason}"
+    )]
+    Indeterminate {
+        /// Which server.
+        server: String,
+        /// Which KMIP operation.
+        operation: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The key exists but is not an AES-256 key usable as a master key.
+    #[error("KMIP key {uid} is not usable as a master key: {reason}")]
+    InvalidKey {
+        /// The key.
+        uid: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The operations Headlock needs from a KMIP server.
+#[async_trait]
+pub trait KeyManager: Send + Sync + 'static {
+    /// A short description of where keys live, for logs and errors
+    /// (e.g. `embedded KMIP server 127.0.0.1:5696`).
+    fn describe(&self) -> String;
+
+    /// Creates an AES-256 key named `name` and activates it (KMIP Create, then Activate).
+    async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError>;
+
+    /// Fetches a master key's material (KMIP Get, Raw format), checking it is 256 bits.
+    async fn master_key_material(&self, uid: &str) -> Result<MasterKeyMaterial, KeyManagerError>;
+
+    /// Finds keys by their KMIP Name.
+    async fn locate_by_name(&self, name: &str) -> Result<Vec<String>, KeyManagerError>;
+
+    /// Revokes a key (KMIP Revoke), after which it can no longer encrypt.
+    async fn revoke(&self, uid: &str, reason: RevokeReason) -> Result<(), KeyManagerError>;
+
+    /// The key's KMIP State (Get Attributes).
+    async fn key_state(&self, uid: &str) -> Result<KeyState, KeyManagerError>;
+}

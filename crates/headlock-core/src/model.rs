@@ -1,0 +1,374 @@
+//! Domain records: what the service keeps and the API shows.
+//!
+//! Names follow the Ops Manager API where the API shares the thing (`clusterName`,
+//! `typeName`, `statusName`, ...); the JSON shapes themselves live in `headlock-api`.
+
+use time::OffsetDateTime;
+
+use crate::ObjectId;
+
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The API's spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the API's spelling (exactly).
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// `typeName` of a cluster.
+    ClusterType {
+        /// A replica set, alone or as a shard.
+        ReplicaSet = "REPLICA_SET",
+        /// A whole sharded cluster.
+        ShardedReplicaSet = "SHARDED_REPLICA_SET",
+        /// The config server replica set of a sharded cluster.
+        ConfigServerReplicaSet = "CONFIG_SERVER_REPLICA_SET",
+    }
+);
+
+wire_enum!(
+    /// `statusName` of a backup config.
+    BackupStatus {
+        /// Backup was never started or has been terminated.
+        Inactive = "INACTIVE",
+        /// Backup is being set up.
+        Provisioning = "PROVISIONING",
+        /// Backup is running.
+        Started = "STARTED",
+        /// Backup is stopped; snapshots are kept.
+        Stopped = "STOPPED",
+        /// Backup is being terminated.
+        Terminating = "TERMINATING",
+    }
+);
+
+wire_enum!(
+    /// `authMechanismName` of a backup config.
+    AuthMechanism {
+        /// MONGODB-CR / SCRAM.
+        MongodbCr = "MONGODB_CR",
+        /// Kerberos.
+        Gssapi = "GSSAPI",
+        /// LDAP.
+        Plain = "PLAIN",
+        /// X.509 client certificates.
+        MongodbX509 = "MONGODB_X509",
+        /// No authentication.
+        None = "NONE",
+    }
+);
+
+wire_enum!(
+    /// Why a master key came to be.
+    RotationType {
+        /// The first key of a cluster, created when encryption was enabled.
+        Initial = "INITIAL",
+        /// A `PUT .../encryptionKey`.
+        Manual = "MANUAL",
+        /// The rotation schedule.
+        Scheduled = "SCHEDULED",
+        /// Compromise recovery.
+        Compromise = "COMPROMISE",
+    }
+);
+
+wire_enum!(
+    /// A user's role, named as in Ops Manager.
+    Role {
+        /// Everything, everywhere.
+        GlobalOwner = "GLOBAL_OWNER",
+        /// Read everything.
+        GlobalReadOnly = "GLOBAL_READ_ONLY",
+        /// Everything in one group.
+        GroupOwner = "GROUP_OWNER",
+        /// Backup administration (including key rotation) in one group.
+        GroupBackupAdmin = "GROUP_BACKUP_ADMIN",
+        /// Read one group.
+        GroupReadOnly = "GROUP_READ_ONLY",
+    }
+);
+
+impl Role {
+    /// Whether the role is given per group (and so needs a group id).
+    pub fn is_group_role(self) -> bool {
+        matches!(
+            self,
+            Role::GroupOwner | Role::GroupBackupAdmin | Role::GroupReadOnly
+        )
+    }
+}
+
+/// A group (an Ops Manager project).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Group id.
+    pub id: ObjectId,
+    /// Unique name.
+    pub name: String,
+    /// Organization id (one per group here: Headlock has no organizations of its own).
+    pub org_id: ObjectId,
+    /// Creation time.
+    pub created: OffsetDateTime,
+}
+
+/// A cluster: a replica set, a whole sharded cluster, one of its shards, or its config
+/// server replica set. A sharded cluster with N shards is N + 2 records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Cluster id.
+    pub id: ObjectId,
+    /// Owning group.
+    pub group_id: ObjectId,
+    /// `clusterName`: the user's name for the (whole) cluster.
+    pub cluster_name: String,
+    /// `typeName`.
+    pub type_name: ClusterType,
+    /// `replicaSetName` (absent for a whole sharded cluster).
+    pub replica_set_name: Option<String>,
+    /// `shardName` (shards only).
+    pub shard_name: Option<String>,
+    /// The whole sharded cluster that a shard or config server replica set belongs to.
+    pub parent_cluster_id: Option<ObjectId>,
+    /// Registration time.
+    pub created: OffsetDateTime,
+}
+
+impl Cluster {
+    /// Whether this record is a whole sharded cluster (which holds no data of its own).
+    pub fn is_sharded_whole(&self) -> bool {
+        self.type_name == ClusterType::ShardedReplicaSet
+    }
+}
+
+/// A backup config: one per cluster record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupConfig {
+    /// Owning group.
+    pub group_id: ObjectId,
+    /// The cluster it configures.
+    pub cluster_id: ObjectId,
+    /// `statusName`.
+    pub status: BackupStatus,
+    /// `encryptionEnabled`.
+    pub encryption_enabled: bool,
+    /// `storageEngineName`.
+    pub storage_engine_name: String,
+    /// `sslEnabled`.
+    pub ssl_enabled: bool,
+    /// `excludedNamespaces`.
+    pub excluded_namespaces: Vec<String>,
+    /// `includedNamespaces`.
+    pub included_namespaces: Vec<String>,
+    /// `authMechanismName`.
+    pub auth_mechanism: AuthMechanism,
+}
+
+impl BackupConfig {
+    /// The config a newly registered cluster gets.
+    pub fn new_inactive(group_id: ObjectId, cluster_id: ObjectId) -> Self {
+        BackupConfig {
+            group_id,
+            cluster_id,
+            status: BackupStatus::Inactive,
+            encryption_enabled: false,
+            storage_engine_name: "WIRED_TIGER".into(),
+            ssl_enabled: false,
+            excluded_namespaces: Vec::new(),
+            included_namespaces: Vec::new(),
+            auth_mechanism: AuthMechanism::None,
+        }
+    }
+}
+
+/// A master key a cluster has had. Exactly one per encrypted cluster is current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterKeyRecord {
+    /// The cluster.
+    pub cluster_id: ObjectId,
+    /// KMIP Unique Identifier: the API's `encryptionKeyUUID`.
+    pub kmip_uid: String,
+    /// The KMIP server that created it (as configured, `host:port`).
+    pub kmip_server: String,
+    /// The KMIP Name given to the key, so it can be found again with Locate.
+    pub kmip_name: String,
+    /// When it was created.
+    pub created: OffsetDateTime,
+    /// When it stopped being current (None while current).
+    pub retired: Option<OffsetDateTime>,
+    /// Why it was created.
+    pub rotation_type: RotationType,
+    /// Who asked (username, or `scheduler`).
+    pub requested_by: String,
+}
+
+/// A data key of a cluster, stored only wrapped by the cluster's current master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKeyRecord {
+    /// Data key id.
+    pub id: ObjectId,
+    /// The cluster.
+    pub cluster_id: ObjectId,
+    /// The wrapped key (see [`crate::envelope`]).
+    pub wrapped: Vec<u8>,
+    /// The KMIP uid of the master key that wraps it now.
+    pub master_key_uid: String,
+    /// When it was generated.
+    pub created: OffsetDateTime,
+}
+
+/// How far a key change (first key or rotation) has come. Persisted before every step
+/// that talks to the KMIP server, so that a restart knows where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentPhase {
+    /// Recorded; the KMIP key may or may not have been created (look it up by name).
+    Pending,
+    /// The new key exists and is Active in the KMIP server (its uid is recorded).
+    NewKeyActive,
+    /// The store switched to the new key; the old key still has to be revoked.
+    Committed,
+}
+
+impl IntentPhase {
+    /// Storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentPhase::Pending => "PENDING",
+            IntentPhase::NewKeyActive => "NEW_KEY_ACTIVE",
+            IntentPhase::Committed => "COMMITTED",
+        }
+    }
+
+    /// Parses the storage spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "PENDING" => IntentPhase::Pending,
+            "NEW_KEY_ACTIVE" => IntentPhase::NewKeyActive,
+            "COMMITTED" => IntentPhase::Committed,
+            _ => return None,
+        })
+    }
+}
+
+/// A key change in flight for one cluster. At most one exists per cluster (the store
+/// enforces it), which is what serialises rotations across service nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyIntent {
+    /// Intent id.
+    pub id: ObjectId,
+    /// The cluster whose key changes.
+    pub cluster_id: ObjectId,
+    /// The KMIP Name the new key gets (unique per intent, so Locate finds exactly it).
+    pub key_name: String,
+    /// The master key current when the intent was written (None for a first key).
+    pub previous_uid: Option<String>,
+    /// The new key's uid, once created.
+    pub new_uid: Option<String>,
+    /// Progress.
+    pub phase: IntentPhase,
+    /// Why.
+    pub rotation_type: RotationType,
+    /// Who asked.
+    pub requested_by: String,
+    /// When it was written.
+    pub created: OffsetDateTime,
+}
+
+/// A role a user holds, for one group or globally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleAssignment {
+    /// The role.
+    pub role: Role,
+    /// The group, for group roles.
+    pub group_id: Option<ObjectId>,
+}
+
+/// An API user. Only what digest verification needs is stored, never the API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// User id.
+    pub id: ObjectId,
+    /// Unique username.
+    pub username: String,
+    /// MD5(username:realm:apiKey).
+    pub ha1_md5: Vec<u8>,
+    /// SHA-256(username:realm:apiKey).
+    pub ha1_sha256: Vec<u8>,
+    /// Roles.
+    pub roles: Vec<RoleAssignment>,
+    /// Addresses and CIDR blocks the user may call from (empty: anywhere).
+    pub access_list: Vec<String>,
+    /// Creation time.
+    pub created: OffsetDateTime,
+}
+
+/// One audit event. The store chains events by hash, so none can be changed or removed
+/// unnoticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Event id.
+    pub id: ObjectId,
+    /// When.
+    pub created: OffsetDateTime,
+    /// Ops Manager's event type name where one exists (`RS_ROTATE_MASTER_KEY_AUDIT`).
+    pub event_type: String,
+    /// Group concerned.
+    pub group_id: Option<ObjectId>,
+    /// Cluster concerned.
+    pub cluster_id: Option<ObjectId>,
+    /// Acting user.
+    pub username: Option<String>,
+    /// Source address of the request.
+    pub remote_address: Option<String>,
+    /// `SUCCESS` or `FAILURE`.
+    pub outcome: String,
+    /// Master key before.
+    pub old_key_uid: Option<String>,
+    /// Master key after.
+    pub new_key_uid: Option<String>,
+    /// Free text (never secrets).
+    pub detail: Option<String>,
+}
+
+/// A page request: 1-based page number and page size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// 1-based.
+    pub num: u32,
+    /// Items per page.
+    pub size: u32,
+}
+
+impl Page {
+    /// Offset of the first item.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.num.saturating_sub(1)) * u64::from(self.size)
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page { num: 1, size: 100 }
+    }
+}

@@ -1,0 +1,160 @@
+//! [`MetadataStore`]: the records the service keeps, as one trait.
+//!
+//! `headlock-store` implements it on SQL (SQLite by default). Every method is one
+//! transaction; the methods that change keys take everything that must change together,
+//! so that no crash can leave a cluster half-rotated.
+
+use async_trait::async_trait;
+
+use crate::ObjectId;
+use crate::model::{
+    AuditEvent, BackupConfig, Cluster, DataKeyRecord, Group, KeyIntent, MasterKeyRecord, Page, User,
+};
+
+/// Store failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness rule would be broken (same group name, a second intent for a cluster,...).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A conditional change found the record changed underneath it (e.g. the current master
+    /// key is no longer the one the rotation started from).
+    #[error("precondition failed: {0}")]
+    Precondition(String),
+    /// The record does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The audit chain does not verify.
+    #[error("audit chain broken at event {0}")]
+    AuditChainBroken(String),
+    /// The database failed (connection, disk, corruption). The text is for the log.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// The switch from one master key to the next (or to the first), applied atomically:
+/// the previous key (if any) must still be current, and becomes retired; the new key
+/// becomes current; the cluster's data keys are replaced by the given ones (re-wrapped);
+/// the intent moves to `Committed`; the audit event is appended.
+#[derive(Debug, Clone)]
+pub struct KeyChange {
+    /// The intent being carried out.
+    pub intent_id: ObjectId,
+    /// The cluster.
+    pub cluster_id: ObjectId,
+    /// The key that must be current for the change to apply (None: no key yet).
+    pub expected_current: Option<String>,
+    /// The new current key.
+    pub new_key: MasterKeyRecord,
+    /// Every data key of the cluster, wrapped under the new key.
+    pub data_keys: Vec<DataKeyRecord>,
+    /// Configs to write in the same transaction (e.g. `encryptionEnabled: true`).
+    pub configs: Vec<BackupConfig>,
+    /// The audit record.
+    pub audit: AuditEvent,
+}
+
+/// Persistence for the service.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    // ----- groups
+    /// Inserts a group; `Conflict` if the name is taken.
+    async fn insert_group(&self, group: &Group) -> Result<(), StoreError>;
+    /// A group by id.
+    async fn group(&self, id: ObjectId) -> Result<Option<Group>, StoreError>;
+    /// A group by name.
+    async fn group_by_name(&self, name: &str) -> Result<Option<Group>, StoreError>;
+    /// A page of groups (oldest first) and the total count.
+    async fn list_groups(&self, page: Page) -> Result<(Vec<Group>, u64), StoreError>;
+    /// Number of top-level clusters of a group (whole clusters and lone replica sets).
+    async fn cluster_count(&self, group: ObjectId) -> Result<u64, StoreError>;
+
+    // ----- clusters and backup configs
+    /// Inserts cluster records and their backup configs in one transaction;
+    /// `Conflict` if a cluster of that name exists in the group.
+    async fn insert_clusters(
+        &self,
+        clusters: &[Cluster],
+        configs: &[BackupConfig],
+    ) -> Result<(), StoreError>;
+    /// A cluster of a group.
+    async fn cluster(&self, group: ObjectId, id: ObjectId) -> Result<Option<Cluster>, StoreError>;
+    /// Any cluster by id, whatever its group (to tell "other group" from "no such cluster").
+    async fn cluster_any_group(&self, id: ObjectId) -> Result<Option<Cluster>, StoreError>;
+    /// A page of a group's clusters, optionally only the parts of one sharded cluster.
+    async fn list_clusters(
+        &self,
+        group: ObjectId,
+        parent: Option<ObjectId>,
+        page: Page,
+    ) -> Result<(Vec<Cluster>, u64), StoreError>;
+    /// The parts (shards and config server replica set) of a sharded cluster.
+    async fn cluster_parts(&self, parent: ObjectId) -> Result<Vec<Cluster>, StoreError>;
+    /// Deletes a cluster, its parts, their configs, keys records and intents.
+    async fn delete_cluster(&self, group: ObjectId, id: ObjectId) -> Result<(), StoreError>;
+    /// A cluster's backup config.
+    async fn backup_config(
+        &self,
+        group: ObjectId,
+        cluster: ObjectId,
+    ) -> Result<Option<BackupConfig>, StoreError>;
+    /// A page of a group's backup configs.
+    async fn list_backup_configs(
+        &self,
+        group: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<BackupConfig>, u64), StoreError>;
+    /// Writes configs in one transaction, with an audit event per config when given.
+    async fn update_backup_configs(
+        &self,
+        configs: &[BackupConfig],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+
+    // ----- keys
+    /// The current master key of a cluster.
+    async fn current_master_key(
+        &self,
+        cluster: ObjectId,
+    ) -> Result<Option<MasterKeyRecord>, StoreError>;
+    /// Every master key a cluster has had, newest first.
+    async fn master_keys(&self, cluster: ObjectId) -> Result<Vec<MasterKeyRecord>, StoreError>;
+    /// The data keys of a cluster.
+    async fn data_keys(&self, cluster: ObjectId) -> Result<Vec<DataKeyRecord>, StoreError>;
+    /// Records an intent; `Conflict` if the cluster already has one (a key change is in flight).
+    async fn insert_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
+    /// Updates an intent's phase and new uid.
+    async fn update_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
+    /// Removes an intent (the change is finished or abandoned).
+    async fn delete_intent(&self, id: ObjectId) -> Result<(), StoreError>;
+    /// Every intent, oldest first (for reconciliation at start).
+    async fn intents(&self) -> Result<Vec<KeyIntent>, StoreError>;
+    /// Applies a key change atomically (see [`KeyChange`]); `Precondition` if the current
+    /// key is not `expected_current`.
+    async fn commit_key_change(&self, change: &KeyChange) -> Result<(), StoreError>;
+
+    // ----- users
+    /// Inserts a user; `Conflict` if the username is taken.
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
+    /// A user by name.
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// Every user.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces a user's record (secrets, roles, access list); `NotFound` if absent.
+    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Deletes a user; `NotFound` if absent.
+    async fn delete_user(&self, username: &str) -> Result<(), StoreError>;
+
+    // ----- audit
+    /// Appends an event to the hash chain.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// A page of events, newest first, optionally for one group.
+    async fn list_audit(
+        &self,
+        group: Option<ObjectId>,
+        page: Page,
+    ) -> Result<(Vec<AuditEvent>, u64), StoreError>;
+    /// Re-computes the whole chain; the number of events, or `AuditChainBroken`.
+    async fn verify_audit_chain(&self) -> Result<u64, StoreError>;
+}
