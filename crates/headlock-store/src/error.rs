@@ -1,0 +1,33 @@
+//! From sqlx errors to [`StoreError`], saying which operation failed.
+//!
+//! Only the database's own message goes into the text (SQLite: "UNIQUE constraint
+//! failed: users.username"; PostgreSQL: "duplicate key value violates unique constraint
+//! ..."), never bound values, so no secret can reach a log through an error.
+
+use headlock_core::StoreError;
+use sqlx::error::ErrorKind;
+
+/// Maps a database error met while doing `op`: unique violations are `Conflict`, foreign
+/// key violations (a referenced group or cluster is missing) are `NotFound`, anything
+/// else is `Backend`.
+pub(crate) fn classify(op: &str, e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.kind() {
+            ErrorKind::UniqueViolation => {
+                return StoreError::Conflict(format!("{op}: {}", db.message()));
+            }
+            ErrorKind::ForeignKeyViolation => {
+                return StoreError::NotFound(format!(
+                    "{op}: a group or cluster it refers to does not exist"
+                ));
+            }
+            _ => {}
+        }
+    }
+    StoreError::Backend(format!("{op}: {e}"))
+}
+
+/// A closure for `map_err` that classifies errors of `op`.
+pub(crate) fn ctx(op: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| classify(op, e)
+}

@@ -1,0 +1,1044 @@
+//! Headlock's metadata store: [`MetadataStore`] on SQL, with embedded migrations.
+//!
+//! [`SqlStore`] keeps groups, clusters, backup configs, master and data key records,
+//! key-change intents, users and the hash-chained audit log in SQLite today; the schema
+//! and the statements are written in the SQL that SQLite and PostgreSQL share, and all
+//! of the SQL is in one module (`queries.rs`), so PostgreSQL is a second pool type and a
+//! handful of `DIALECT:` statements away.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `queries` | every SQL statement |
+//! | `rows` | records to rows and back: ids, times, enums, JSON lists, hex bytes |
+//! | `audit` | the audit hash chain and its canonical event encoding |
+//! | `migrations` | the embedded migrations, run through sqlx's `Migrator` |
+//! | `error` | sqlx errors to [`StoreError`] |
+//!
+//! Storage choices, fixed by `migrations/0001_initial.sql`:
+//! * times are `BIGINT` unix microseconds, UTC: records read back with sub-microsecond
+//!   digits dropped and the offset set to UTC ([`truncate_to_micros`] gives the value a
+//!   time reads back as);
+//! * ids are 24-hex-digit `TEXT`; byte strings are hex `TEXT` (no binary columns);
+//! * every rule of uniqueness is a (partial) unique index, and breaking one is
+//!   [`StoreError::Conflict`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use headlock_core::model::Group;
+//! use headlock_core::{MetadataStore, ObjectId};
+//! use headlock_store::SqlStore;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = SqlStore::open_sqlite(&dir.path().join("meta/headlock.db")).await?;
+//! let group = Group {
+//!     id: ObjectId::new(),
+//!     name: "payments".into(),
+//!     org_id: ObjectId::new(),
+//!     created: headlock_store::truncate_to_micros(time::OffsetDateTime::now_utc()),
+//! };
+//! store.insert_group(&group).await?;
+//! assert_eq!(store.group_by_name("payments").await?, Some(group));
+//! assert_eq!(store.schema_version().await?, headlock_store::LATEST_SCHEMA_VERSION);
+//! store.close().await;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod audit;
+mod error;
+mod migrations;
+mod queries;
+mod rows;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use headlock_core::model::{
+    AuditEvent, BackupConfig, Cluster, DataKeyRecord, Group, IntentPhase, KeyIntent,
+    MasterKeyRecord, Page, User,
+};
+use headlock_core::store::KeyChange;
+use headlock_core::{MetadataStore, ObjectId, StoreError};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+use time::OffsetDateTime;
+
+use crate::error::{classify, ctx};
+use crate::queries as q;
+use crate::rows::{id_text, json_list, micros, opt_id_text, roles_json, secret_hex};
+
+pub use crate::migrations::LATEST_SCHEMA_VERSION;
+pub use crate::rows::truncate_to_micros;
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections per pool. SQLite has one writer at a time whatever the pool size; a few
+/// connections let reads proceed beside it (WAL).
+const POOL_SIZE: u32 = 4;
+
+/// How long a caller waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Audit events read per query while verifying the chain (bounds memory).
+const VERIFY_BATCH: i64 = 512;
+
+/// The metadata store on SQL. Cheap to clone (the clones share one pool).
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: SqlitePool,
+    location: PathBuf,
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("sqlite", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlStore {
+    /// Opens (creating if missing) the SQLite database at `path` and brings its schema up
+    /// to date.
+    ///
+    /// A missing parent directory is created with mode 0700 and a missing file with mode
+    /// 0600 (it holds digest secrets). Every connection runs in WAL mode with
+    /// `synchronous=FULL` (a committed transaction survives power loss), foreign keys on,
+    /// and a busy timeout, so concurrent writers queue instead of failing.
+    pub async fn open_sqlite(path: &Path) -> Result<SqlStore, StoreError> {
+        let where_ = path.display().to_string();
+        prepare_file(path)
+            .await
+            .map_err(|e| StoreError::Backend(format!("creating {where_}: {e}")))?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening {where_}: {e}")))?;
+        let store = SqlStore {
+            pool,
+            location: path.to_path_buf(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations this build has and the database lacks. Idempotent; fails
+    /// if an applied migration was edited or the database has one this build does not
+    /// know (written by a newer version).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let op = format!("migrating {}", self.location.display());
+        let migrator = migrations::migrator()
+            .await
+            .map_err(|e| StoreError::Backend(format!("{op}: {e}")))?;
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("{op}: {e}")))
+    }
+
+    /// The highest migration applied (0 for a database never migrated).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar::<_, i64>(q::SCHEMA_VERSION)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ctx("schema version"))
+    }
+
+    /// Closes every connection (waiting for those in use), checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE`, which waits for the write
+    /// lock up front, so that concurrent writers serialise instead of failing with
+    /// `SQLITE_BUSY` half-way).
+    async fn begin_write(
+        &self,
+        op: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool.begin_with(q::BEGIN_WRITE).await.map_err(ctx(op))
+    }
+
+    async fn count(
+        &self,
+        query: &'static str,
+        group: Option<ObjectId>,
+        op: &str,
+    ) -> Result<u64, StoreError> {
+        let mut query = sqlx::query_scalar::<_, i64>(query);
+        if let Some(group) = group {
+            query = query.bind(id_text(group));
+        }
+        let n = query.fetch_one(&self.pool).await.map_err(ctx(op))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Creates the parent directory (0700) and the file (0600) when missing; warns when an
+/// existing file is readable by others.
+async fn prepare_file(path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut dir = tokio::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        dir.mode(0o700);
+        dir.create(parent).await?;
+    }
+    let mut file = tokio::fs::OpenOptions::new();
+    file.write(true).create(true);
+    #[cfg(unix)]
+    file.mode(0o600);
+    let file = file.open(path).await?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().await?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{:o}", mode & 0o777),
+                "the metadata database is accessible to other users; it holds digest secrets (chmod 600)"
+            );
+        }
+    }
+    drop(file);
+    Ok(())
+}
+
+/// `LIMIT` and `OFFSET` of a page.
+fn limit_offset(page: Page) -> (i64, i64) {
+    (
+        i64::from(page.size),
+        i64::try_from(page.offset()).unwrap_or(i64::MAX),
+    )
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Appends `event` to the audit chain inside the caller's write transaction.
+async fn append_audit_in(
+    conn: &mut SqliteConnection,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    let op = || format!("appending audit event {}", event.id);
+    let head = sqlx::query(q::AUDIT_HEAD)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| classify(&op(), e))?;
+    let seq: i64 = head.try_get("seq").map_err(|e| classify(&op(), e))?;
+    let prev_text: String = head.try_get("hash").map_err(|e| classify(&op(), e))?;
+    let prev = audit::parse_hash(&prev_text).ok_or_else(|| {
+        StoreError::Backend(format!("{}: audit_head.hash is not a SHA-256 in hex", op()))
+    })?;
+    let seq = seq
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Backend(format!("{}: audit sequence exhausted", op())))?;
+    let hash = hex::encode(audit::chain_hash(&prev, seq, event));
+    sqlx::query(q::INSERT_AUDIT)
+        .bind(seq)
+        .bind(id_text(event.id))
+        .bind(micros(event.created))
+        .bind(&event.event_type)
+        .bind(opt_id_text(event.group_id))
+        .bind(opt_id_text(event.cluster_id))
+        .bind(&event.username)
+        .bind(&event.remote_address)
+        .bind(&event.outcome)
+        .bind(&event.old_key_uid)
+        .bind(&event.new_key_uid)
+        .bind(&event.detail)
+        .bind(&prev_text)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&op(), e))?;
+    sqlx::query(q::SET_AUDIT_HEAD)
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&op(), e))?;
+    Ok(())
+}
+
+/// Rewrites one backup config inside the caller's transaction; `NotFound` if the cluster
+/// has no config in that group.
+async fn update_config_in(
+    conn: &mut SqliteConnection,
+    config: &BackupConfig,
+) -> Result<(), StoreError> {
+    let op = || format!("updating backup config of cluster {}", config.cluster_id);
+    let done = sqlx::query(q::UPDATE_CONFIG)
+        .bind(id_text(config.cluster_id))
+        .bind(id_text(config.group_id))
+        .bind(config.status.as_str())
+        .bind(config.encryption_enabled)
+        .bind(&config.storage_engine_name)
+        .bind(config.ssl_enabled)
+        .bind(json_list(&config.excluded_namespaces))
+        .bind(json_list(&config.included_namespaces))
+        .bind(config.auth_mechanism.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&op(), e))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!(
+            "{}: no backup config for cluster {} in group {}",
+            op(),
+            config.cluster_id,
+            config.group_id
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl MetadataStore for SqlStore {
+    // ----- groups
+
+    async fn insert_group(&self, group: &Group) -> Result<(), StoreError> {
+        sqlx::query(q::INSERT_GROUP)
+            .bind(id_text(group.id))
+            .bind(&group.name)
+            .bind(id_text(group.org_id))
+            .bind(micros(group.created))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!("inserting group {} named {:?}", group.id, group.name),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn group(&self, id: ObjectId) -> Result<Option<Group>, StoreError> {
+        let row = sqlx::query(q::GROUP_BY_ID)
+            .bind(id_text(id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading group {id}"), e))?;
+        row.as_ref().map(rows::group).transpose()
+    }
+
+    async fn group_by_name(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        let row = sqlx::query(q::GROUP_BY_NAME)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading group named {name:?}"), e))?;
+        row.as_ref().map(rows::group).transpose()
+    }
+
+    async fn list_groups(&self, page: Page) -> Result<(Vec<Group>, u64), StoreError> {
+        let (limit, offset) = limit_offset(page);
+        let found = sqlx::query(q::LIST_GROUPS)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("listing groups"))?;
+        let groups = found
+            .iter()
+            .map(rows::group)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            groups,
+            self.count(q::COUNT_GROUPS, None, "counting groups").await?,
+        ))
+    }
+
+    async fn cluster_count(&self, group: ObjectId) -> Result<u64, StoreError> {
+        self.count(
+            q::COUNT_TOP_LEVEL_CLUSTERS,
+            Some(group),
+            &format!("counting clusters of group {group}"),
+        )
+        .await
+    }
+
+    // ----- clusters and backup configs
+
+    async fn insert_clusters(
+        &self,
+        clusters: &[Cluster],
+        configs: &[BackupConfig],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write("inserting clusters").await?;
+        // Whole clusters before their parts, so that parent references resolve.
+        let ordered = clusters
+            .iter()
+            .filter(|c| c.parent_cluster_id.is_none())
+            .chain(clusters.iter().filter(|c| c.parent_cluster_id.is_some()));
+        for c in ordered {
+            sqlx::query(q::INSERT_CLUSTER)
+                .bind(id_text(c.id))
+                .bind(id_text(c.group_id))
+                .bind(&c.cluster_name)
+                .bind(c.type_name.as_str())
+                .bind(&c.replica_set_name)
+                .bind(&c.shard_name)
+                .bind(opt_id_text(c.parent_cluster_id))
+                .bind(micros(c.created))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!(
+                            "inserting cluster {} named {:?} in group {}",
+                            c.id, c.cluster_name, c.group_id
+                        ),
+                        e,
+                    )
+                })?;
+        }
+        for b in configs {
+            sqlx::query(q::INSERT_CONFIG)
+                .bind(id_text(b.cluster_id))
+                .bind(id_text(b.group_id))
+                .bind(b.status.as_str())
+                .bind(b.encryption_enabled)
+                .bind(&b.storage_engine_name)
+                .bind(b.ssl_enabled)
+                .bind(json_list(&b.excluded_namespaces))
+                .bind(json_list(&b.included_namespaces))
+                .bind(b.auth_mechanism.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!("inserting backup config of cluster {}", b.cluster_id),
+                        e,
+                    )
+                })?;
+        }
+        tx.commit()
+            .await
+            .map_err(ctx("committing inserted clusters"))
+    }
+
+    async fn cluster(&self, group: ObjectId, id: ObjectId) -> Result<Option<Cluster>, StoreError> {
+        let row = sqlx::query(q::CLUSTER_IN_GROUP)
+            .bind(id_text(group))
+            .bind(id_text(id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading cluster {id} of group {group}"), e))?;
+        row.as_ref().map(rows::cluster).transpose()
+    }
+
+    async fn cluster_any_group(&self, id: ObjectId) -> Result<Option<Cluster>, StoreError> {
+        let row = sqlx::query(q::CLUSTER_BY_ID)
+            .bind(id_text(id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading cluster {id}"), e))?;
+        row.as_ref().map(rows::cluster).transpose()
+    }
+
+    async fn list_clusters(
+        &self,
+        group: ObjectId,
+        parent: Option<ObjectId>,
+        page: Page,
+    ) -> Result<(Vec<Cluster>, u64), StoreError> {
+        let (limit, offset) = limit_offset(page);
+        let op = format!("listing clusters of group {group}");
+        let (found, total) = match parent {
+            None => {
+                let found = sqlx::query(q::LIST_CLUSTERS)
+                    .bind(id_text(group))
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(ctx(&op))?;
+                (
+                    found,
+                    self.count(q::COUNT_CLUSTERS, Some(group), &op).await?,
+                )
+            }
+            Some(parent) => {
+                let found = sqlx::query(q::LIST_CLUSTER_PARTS_PAGE)
+                    .bind(id_text(group))
+                    .bind(id_text(parent))
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(ctx(&op))?;
+                let total = sqlx::query_scalar::<_, i64>(q::COUNT_CLUSTER_PARTS)
+                    .bind(id_text(group))
+                    .bind(id_text(parent))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(ctx(&op))?;
+                (found, to_u64(total))
+            }
+        };
+        let clusters = found
+            .iter()
+            .map(rows::cluster)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((clusters, total))
+    }
+
+    async fn cluster_parts(&self, parent: ObjectId) -> Result<Vec<Cluster>, StoreError> {
+        let found = sqlx::query(q::CLUSTER_PARTS)
+            .bind(id_text(parent))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading parts of cluster {parent}"), e))?;
+        found.iter().map(rows::cluster).collect()
+    }
+
+    async fn delete_cluster(&self, group: ObjectId, id: ObjectId) -> Result<(), StoreError> {
+        let op = format!("deleting cluster {id} of group {group}");
+        let mut tx = self.begin_write(&op).await?;
+        let exists = sqlx::query(q::CLUSTER_IN_GROUP)
+            .bind(id_text(group))
+            .bind(id_text(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "{op}: no such cluster in the group"
+            )));
+        }
+        for statement in [
+            q::DELETE_TREE_DATA_KEYS,
+            q::DELETE_TREE_MASTER_KEYS,
+            q::DELETE_TREE_INTENTS,
+            q::DELETE_TREE_CONFIGS,
+            q::DELETE_CLUSTER_PARTS,
+            q::DELETE_CLUSTER,
+        ] {
+            sqlx::query(statement)
+                .bind(id_text(id))
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx(&op))?;
+        }
+        tx.commit().await.map_err(ctx(&op))
+    }
+
+    async fn backup_config(
+        &self,
+        group: ObjectId,
+        cluster: ObjectId,
+    ) -> Result<Option<BackupConfig>, StoreError> {
+        let row = sqlx::query(q::CONFIG)
+            .bind(id_text(group))
+            .bind(id_text(cluster))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading backup config of cluster {cluster}"), e))?;
+        row.as_ref().map(rows::backup_config).transpose()
+    }
+
+    async fn list_backup_configs(
+        &self,
+        group: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<BackupConfig>, u64), StoreError> {
+        let (limit, offset) = limit_offset(page);
+        let op = format!("listing backup configs of group {group}");
+        let found = sqlx::query(q::LIST_CONFIGS)
+            .bind(id_text(group))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        let configs = found
+            .iter()
+            .map(rows::backup_config)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            configs,
+            self.count(q::COUNT_CONFIGS, Some(group), &op).await?,
+        ))
+    }
+
+    async fn update_backup_configs(
+        &self,
+        configs: &[BackupConfig],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write("updating backup configs").await?;
+        for config in configs {
+            update_config_in(&mut tx, config).await?;
+        }
+        for event in audit {
+            append_audit_in(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(ctx("committing backup configs"))
+    }
+
+    // ----- keys
+
+    async fn current_master_key(
+        &self,
+        cluster: ObjectId,
+    ) -> Result<Option<MasterKeyRecord>, StoreError> {
+        let row = sqlx::query(q::CURRENT_KEY)
+            .bind(id_text(cluster))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!("reading the current master key of cluster {cluster}"),
+                    e,
+                )
+            })?;
+        row.as_ref().map(rows::master_key).transpose()
+    }
+
+    async fn master_keys(&self, cluster: ObjectId) -> Result<Vec<MasterKeyRecord>, StoreError> {
+        let found = sqlx::query(q::MASTER_KEYS)
+            .bind(id_text(cluster))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading master keys of cluster {cluster}"), e))?;
+        found.iter().map(rows::master_key).collect()
+    }
+
+    async fn data_keys(&self, cluster: ObjectId) -> Result<Vec<DataKeyRecord>, StoreError> {
+        let found = sqlx::query(q::DATA_KEYS)
+            .bind(id_text(cluster))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading data keys of cluster {cluster}"), e))?;
+        found.iter().map(rows::data_key).collect()
+    }
+
+    async fn insert_intent(&self, intent: &KeyIntent) -> Result<(), StoreError> {
+        sqlx::query(q::INSERT_INTENT)
+            .bind(id_text(intent.id))
+            .bind(id_text(intent.cluster_id))
+            .bind(&intent.key_name)
+            .bind(&intent.previous_uid)
+            .bind(&intent.new_uid)
+            .bind(intent.phase.as_str())
+            .bind(intent.rotation_type.as_str())
+            .bind(&intent.requested_by)
+            .bind(micros(intent.created))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!(
+                        "inserting intent {} for cluster {}",
+                        intent.id, intent.cluster_id
+                    ),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn update_intent(&self, intent: &KeyIntent) -> Result<(), StoreError> {
+        let op = format!("updating intent {}", intent.id);
+        let done = sqlx::query(q::UPDATE_INTENT)
+            .bind(id_text(intent.id))
+            .bind(intent.phase.as_str())
+            .bind(&intent.new_uid)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("{op}: no such intent")));
+        }
+        Ok(())
+    }
+
+    /// Removes an intent. Removing one that is already gone is not an error, so that
+    /// reconciliation can repeat itself after a crash.
+    async fn delete_intent(&self, id: ObjectId) -> Result<(), StoreError> {
+        sqlx::query(q::DELETE_INTENT)
+            .bind(id_text(id))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("deleting intent {id}"), e))?;
+        Ok(())
+    }
+
+    async fn intents(&self) -> Result<Vec<KeyIntent>, StoreError> {
+        let found = sqlx::query(q::INTENTS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("reading intents"))?;
+        found.iter().map(rows::intent).collect()
+    }
+
+    async fn commit_key_change(&self, change: &KeyChange) -> Result<(), StoreError> {
+        let cluster = change.cluster_id;
+        let new_uid = &change.new_key.kmip_uid;
+        let op = format!("committing master key {new_uid:?} for cluster {cluster}");
+        // The records must all be about this cluster and this key; refuse before writing.
+        if change.new_key.cluster_id != cluster {
+            return Err(StoreError::Precondition(format!(
+                "{op}: the new key record is for cluster {}",
+                change.new_key.cluster_id
+            )));
+        }
+        if let Some(dk) = change
+            .data_keys
+            .iter()
+            .find(|dk| dk.cluster_id != cluster || &dk.master_key_uid != new_uid)
+        {
+            return Err(StoreError::Precondition(format!(
+                "{op}: data key {} is for cluster {} under master key {:?}",
+                dk.id, dk.cluster_id, dk.master_key_uid
+            )));
+        }
+
+        let mut tx = self.begin_write(&op).await?;
+        let exists = sqlx::query(q::CLUSTER_LOCK)
+            .bind(id_text(cluster))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("{op}: no such cluster")));
+        }
+
+        // The precondition: the current key is the one the change started from.
+        let current = sqlx::query(q::CURRENT_KEY_FOR_UPDATE)
+            .bind(id_text(cluster))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        let current = match &current {
+            Some(row) => {
+                let uid: String = row.try_get("kmip_uid").map_err(ctx(&op))?;
+                let generation: i64 = row.try_get("generation").map_err(ctx(&op))?;
+                Some((uid, generation))
+            }
+            None => None,
+        };
+        let current_uid = current.as_ref().map(|(uid, _)| uid.as_str());
+        if current_uid != change.expected_current.as_deref() {
+            return Err(StoreError::Precondition(format!(
+                "{op}: the current master key is {current_uid:?}, not the expected {:?}",
+                change.expected_current
+            )));
+        }
+
+        if let Some((_, generation)) = &current {
+            sqlx::query(q::RETIRE_KEY)
+                .bind(id_text(cluster))
+                .bind(*generation)
+                .bind(micros(OffsetDateTime::now_utc()))
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx(&op))?;
+        }
+        let generation: i64 = sqlx::query_scalar(q::NEXT_GENERATION)
+            .bind(id_text(cluster))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        let key = &change.new_key;
+        sqlx::query(q::INSERT_KEY)
+            .bind(id_text(cluster))
+            .bind(generation)
+            .bind(&key.kmip_uid)
+            .bind(&key.kmip_server)
+            .bind(&key.kmip_name)
+            .bind(micros(key.created))
+            .bind(key.rotation_type.as_str())
+            .bind(&key.requested_by)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+
+        sqlx::query(q::DELETE_DATA_KEYS)
+            .bind(id_text(cluster))
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        for dk in &change.data_keys {
+            sqlx::query(q::INSERT_DATA_KEY)
+                .bind(id_text(dk.id))
+                .bind(id_text(dk.cluster_id))
+                .bind(hex::encode(&dk.wrapped))
+                .bind(&dk.master_key_uid)
+                .bind(micros(dk.created))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| classify(&format!("{op}: data key {}", dk.id), e))?;
+        }
+
+        for config in &change.configs {
+            update_config_in(&mut tx, config).await?;
+        }
+
+        let done = sqlx::query(q::COMMIT_INTENT)
+            .bind(id_text(change.intent_id))
+            .bind(id_text(cluster))
+            .bind(IntentPhase::Committed.as_str())
+            .bind(new_uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "{op}: no intent {} for the cluster",
+                change.intent_id
+            )));
+        }
+
+        append_audit_in(&mut tx, &change.audit).await?;
+        tx.commit().await.map_err(ctx(&op))
+    }
+
+    // ----- users
+
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        let md5 = secret_hex(&user.ha1_md5);
+        let sha256 = secret_hex(&user.ha1_sha256);
+        sqlx::query(q::INSERT_USER)
+            .bind(id_text(user.id))
+            .bind(&user.username)
+            .bind(md5.as_str())
+            .bind(sha256.as_str())
+            .bind(roles_json(&user.roles))
+            .bind(json_list(&user.access_list))
+            .bind(micros(user.created))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("inserting user {:?}", user.username), e))?;
+        Ok(())
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(q::USER_BY_NAME)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading user {username:?}"), e))?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let found = sqlx::query(q::LIST_USERS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("listing users"))?;
+        found.iter().map(rows::user).collect()
+    }
+
+    /// Replaces the secrets, roles and access list of the user with `user.username`
+    /// (the id and creation time stay as first stored).
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let op = format!("updating user {:?}", user.username);
+        let md5 = secret_hex(&user.ha1_md5);
+        let sha256 = secret_hex(&user.ha1_sha256);
+        let done = sqlx::query(q::UPDATE_USER)
+            .bind(&user.username)
+            .bind(md5.as_str())
+            .bind(sha256.as_str())
+            .bind(roles_json(&user.roles))
+            .bind(json_list(&user.access_list))
+            .execute(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("{op}: no such user")));
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
+        let op = format!("deleting user {username:?}");
+        let done = sqlx::query(q::DELETE_USER)
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("{op}: no such user")));
+        }
+        Ok(())
+    }
+
+    // ----- audit
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let op = format!("appending audit event {}", event.id);
+        let mut tx = self.begin_write(&op).await?;
+        append_audit_in(&mut tx, event).await?;
+        tx.commit().await.map_err(ctx(&op))
+    }
+
+    async fn list_audit(
+        &self,
+        group: Option<ObjectId>,
+        page: Page,
+    ) -> Result<(Vec<AuditEvent>, u64), StoreError> {
+        let (limit, offset) = limit_offset(page);
+        let op = "listing audit events";
+        let found = match group {
+            None => {
+                sqlx::query(q::LIST_AUDIT)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Some(g) => {
+                sqlx::query(q::LIST_AUDIT_GROUP)
+                    .bind(id_text(g))
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(ctx(op))?;
+        let events = found
+            .iter()
+            .map(|r| rows::audit(r).map(|a| a.event))
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = match group {
+            None => self.count(q::COUNT_AUDIT, None, op).await?,
+            Some(g) => self.count(q::COUNT_AUDIT_GROUP, Some(g), op).await?,
+        };
+        Ok((events, total))
+    }
+
+    async fn verify_audit_chain(&self) -> Result<u64, StoreError> {
+        let op = "verifying the audit chain";
+        // One read transaction: a consistent snapshot of the chain and its head while
+        // appends carry on (WAL).
+        let mut conn = self.pool.acquire().await.map_err(ctx(op))?;
+        let mut tx = conn.begin().await.map_err(ctx(op))?;
+        let head = sqlx::query(q::AUDIT_HEAD)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(ctx(op))?;
+        let head_seq: i64 = head.try_get("seq").map_err(ctx(op))?;
+        let head_hash: String = head.try_get("hash").map_err(ctx(op))?;
+
+        let mut running = audit::GENESIS;
+        let mut last_seq = 0i64;
+        let mut last_id: Option<ObjectId> = None;
+        loop {
+            let batch = sqlx::query(q::AUDIT_CHAIN_BATCH)
+                .bind(last_seq)
+                .bind(VERIFY_BATCH)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(ctx(op))?;
+            if batch.is_empty() {
+                break;
+            }
+            for row in &batch {
+                let row = rows::audit(row)?;
+                let id = row.event.id;
+                // A gap in the sequence means events before this one were removed.
+                if last_seq.checked_add(1) != Some(row.seq) {
+                    return Err(StoreError::AuditChainBroken(format!(
+                        "{id} (sequence {} follows {last_seq})",
+                        row.seq
+                    )));
+                }
+                if audit::parse_hash(&row.prev_hash) != Some(running) {
+                    return Err(StoreError::AuditChainBroken(format!(
+                        "{id} (sequence {}: does not follow the event before it)",
+                        row.seq
+                    )));
+                }
+                let computed = audit::chain_hash(&running, row.seq, &row.event);
+                if audit::parse_hash(&row.hash) != Some(computed) {
+                    return Err(StoreError::AuditChainBroken(format!(
+                        "{id} (sequence {}: contents do not match its hash)",
+                        row.seq
+                    )));
+                }
+                running = computed;
+                last_seq = row.seq;
+                last_id = Some(id);
+            }
+        }
+        if head_seq != last_seq || audit::parse_hash(&head_hash) != Some(running) {
+            let last = last_id.map_or_else(|| "(none)".to_owned(), |id| id.to_string());
+            return Err(StoreError::AuditChainBroken(format!(
+                "{last} (the chain ends at sequence {last_seq} but its head records {head_seq}: events are missing \
+                 from the end)"
+            )));
+        }
+        tx.rollback().await.map_err(ctx(op))?;
+        Ok(to_u64(last_seq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pooled connection carries the settings durability and concurrency rest on.
+    #[tokio::test]
+    async fn connections_are_durable_and_wait_for_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::open_sqlite(&dir.path().join("h.db"))
+            .await
+            .unwrap();
+        let mut conns = Vec::new();
+        for _ in 0..POOL_SIZE {
+            conns.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut conns {
+            let pragma = |name: &'static str| sqlx::query_scalar::<_, i64>(name);
+            // synchronous: 2 = FULL.
+            assert_eq!(
+                pragma("PRAGMA synchronous")
+                    .fetch_one(&mut **conn)
+                    .await
+                    .unwrap(),
+                2
+            );
+            assert_eq!(
+                pragma("PRAGMA foreign_keys")
+                    .fetch_one(&mut **conn)
+                    .await
+                    .unwrap(),
+                1
+            );
+            let busy = pragma("PRAGMA busy_timeout")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(busy, i64::try_from(BUSY_TIMEOUT.as_millis()).unwrap());
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(journal, "wal");
+        }
+        drop(conns);
+        store.close().await;
+    }
+}

@@ -1,0 +1,365 @@
+//! Every SQL statement the store runs, in one place, so that the PostgreSQL port is one
+//! module.
+//!
+//! The statements use only what SQLite and PostgreSQL share: `$N` placeholders (SQLite
+//! reads `$1` as parameter 1), `LIMIT ... OFFSET ...`, `COALESCE`, plain joins. What
+//! differs between the dialects is marked `DIALECT:` and listed here:
+//!
+//! * [`BEGIN_WRITE`]: SQLite needs `BEGIN IMMEDIATE` so that a write transaction takes
+//!   the write lock at its start (and waits on the busy timeout) instead of failing with
+//!   `SQLITE_BUSY` when it first writes. PostgreSQL spells it `BEGIN`, and the reads that
+//!   decide a write ([`CLUSTER_LOCK`], [`CURRENT_KEY_FOR_UPDATE`], [`AUDIT_HEAD`]) get
+//!   `FOR UPDATE`, so that under READ COMMITTED two key changes of one cluster (or two
+//!   audit appends) queue on a row lock instead of both reading the same state.
+//! * [`SCHEMA_VERSION`] reads sqlx's own `_sqlx_migrations` table, which exists on both.
+
+// ----- transactions
+
+/// DIALECT: starts a write transaction (PostgreSQL: `BEGIN`).
+pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+// ----- schema
+
+/// The highest migration applied successfully (0 if none).
+pub const SCHEMA_VERSION: &str =
+    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = TRUE";
+
+// ----- groups
+
+/// Columns of a group row, in the order `rows::group` reads them by name.
+macro_rules! group_columns {
+    () => {
+        "id, name, org_id, created_us"
+    };
+}
+
+/// Inserts a group.
+pub const INSERT_GROUP: &str =
+    "INSERT INTO project_groups (id, name, org_id, created_us) VALUES ($1, $2, $3, $4)";
+
+/// A group by id.
+pub const GROUP_BY_ID: &str = concat!(
+    "SELECT ",
+    group_columns!(),
+    " FROM project_groups WHERE id = $1"
+);
+
+/// A group by name.
+pub const GROUP_BY_NAME: &str = concat!(
+    "SELECT ",
+    group_columns!(),
+    " FROM project_groups WHERE name = $1"
+);
+
+/// A page of groups, oldest first. `$1` limit, `$2` offset.
+pub const LIST_GROUPS: &str = concat!(
+    "SELECT ",
+    group_columns!(),
+    " FROM project_groups ORDER BY created_us, id LIMIT $1 OFFSET $2",
+);
+
+/// Number of groups.
+pub const COUNT_GROUPS: &str = "SELECT COUNT(*) FROM project_groups";
+
+// ----- clusters
+
+macro_rules! cluster_columns {
+    () => {
+        "id, group_id, cluster_name, type_name, replica_set_name, shard_name, parent_cluster_id, created_us"
+    };
+}
+
+/// Inserts a cluster record.
+pub const INSERT_CLUSTER: &str = "INSERT INTO clusters \
+     (id, group_id, cluster_name, type_name, replica_set_name, shard_name, parent_cluster_id, created_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Top-level clusters of a group.
+pub const COUNT_TOP_LEVEL_CLUSTERS: &str =
+    "SELECT COUNT(*) FROM clusters WHERE group_id = $1 AND parent_cluster_id IS NULL";
+
+/// A cluster of a group. `$1` group, `$2` cluster.
+pub const CLUSTER_IN_GROUP: &str = concat!(
+    "SELECT ",
+    cluster_columns!(),
+    " FROM clusters WHERE group_id = $1 AND id = $2"
+);
+
+/// A cluster by id alone.
+pub const CLUSTER_BY_ID: &str = concat!(
+    "SELECT ",
+    cluster_columns!(),
+    " FROM clusters WHERE id = $1"
+);
+
+/// DIALECT: a cluster's id, read first in a key change; on PostgreSQL append
+/// `FOR UPDATE` so that concurrent changes of one cluster, first keys included, queue.
+pub const CLUSTER_LOCK: &str = "SELECT id FROM clusters WHERE id = $1";
+
+/// A page of a group's clusters. `$1` group, `$2` limit, `$3` offset.
+pub const LIST_CLUSTERS: &str = concat!(
+    "SELECT ",
+    cluster_columns!(),
+    " FROM clusters WHERE group_id = $1 ORDER BY created_us, id LIMIT $2 OFFSET $3",
+);
+
+/// Number of a group's clusters.
+pub const COUNT_CLUSTERS: &str = "SELECT COUNT(*) FROM clusters WHERE group_id = $1";
+
+/// A page of the parts of one sharded cluster. `$1` group, `$2` parent, `$3` limit, `$4` offset.
+pub const LIST_CLUSTER_PARTS_PAGE: &str = concat!(
+    "SELECT ",
+    cluster_columns!(),
+    " FROM clusters WHERE group_id = $1 AND parent_cluster_id = $2 \
+     ORDER BY created_us, id LIMIT $3 OFFSET $4",
+);
+
+/// Number of parts of one sharded cluster in a group. `$1` group, `$2` parent.
+pub const COUNT_CLUSTER_PARTS: &str =
+    "SELECT COUNT(*) FROM clusters WHERE group_id = $1 AND parent_cluster_id = $2";
+
+/// Every part of a sharded cluster.
+pub const CLUSTER_PARTS: &str = concat!(
+    "SELECT ",
+    cluster_columns!(),
+    " FROM clusters WHERE parent_cluster_id = $1 ORDER BY created_us, id",
+);
+
+/// The ids of a cluster and its parts, as a subquery on `$1` (the cluster id).
+macro_rules! cluster_and_parts {
+    () => {
+        "(SELECT id FROM clusters WHERE id = $1 OR parent_cluster_id = $1)"
+    };
+}
+
+/// Deletes the data keys of a cluster and its parts.
+pub const DELETE_TREE_DATA_KEYS: &str = concat!(
+    "DELETE FROM data_keys WHERE cluster_id IN ",
+    cluster_and_parts!()
+);
+
+/// Deletes the master key records of a cluster and its parts.
+pub const DELETE_TREE_MASTER_KEYS: &str = concat!(
+    "DELETE FROM master_keys WHERE cluster_id IN ",
+    cluster_and_parts!()
+);
+
+/// Deletes the intents of a cluster and its parts.
+pub const DELETE_TREE_INTENTS: &str = concat!(
+    "DELETE FROM key_intents WHERE cluster_id IN ",
+    cluster_and_parts!()
+);
+
+/// Deletes the backup configs of a cluster and its parts.
+pub const DELETE_TREE_CONFIGS: &str = concat!(
+    "DELETE FROM backup_configs WHERE cluster_id IN ",
+    cluster_and_parts!()
+);
+
+/// Deletes the parts of a cluster.
+pub const DELETE_CLUSTER_PARTS: &str = "DELETE FROM clusters WHERE parent_cluster_id = $1";
+
+/// Deletes one cluster record.
+pub const DELETE_CLUSTER: &str = "DELETE FROM clusters WHERE id = $1";
+
+// ----- backup configs
+
+macro_rules! config_columns {
+    () => {
+        "b.cluster_id, b.group_id, b.status_name, b.encryption_enabled, \
+     b.storage_engine_name, b.ssl_enabled, b.excluded_namespaces, b.included_namespaces, \
+     b.auth_mechanism_name"
+    };
+}
+
+/// Inserts a backup config.
+pub const INSERT_CONFIG: &str = "INSERT INTO backup_configs \
+     (cluster_id, group_id, status_name, encryption_enabled, storage_engine_name, ssl_enabled, \
+      excluded_namespaces, included_namespaces, auth_mechanism_name) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Rewrites a backup config (the cluster and group identify it).
+pub const UPDATE_CONFIG: &str = "UPDATE backup_configs SET status_name = $3, encryption_enabled = $4, \
+     storage_engine_name = $5, ssl_enabled = $6, excluded_namespaces = $7, \
+     included_namespaces = $8, auth_mechanism_name = $9 \
+     WHERE cluster_id = $1 AND group_id = $2";
+
+/// A cluster's backup config. `$1` group, `$2` cluster.
+pub const CONFIG: &str = concat!(
+    "SELECT ",
+    config_columns!(),
+    " FROM backup_configs b WHERE b.group_id = $1 AND b.cluster_id = $2",
+);
+
+/// A page of a group's configs, in cluster order. `$1` group, `$2` limit, `$3` offset.
+pub const LIST_CONFIGS: &str = concat!(
+    "SELECT ",
+    config_columns!(),
+    " FROM backup_configs b JOIN clusters c ON c.id = b.cluster_id WHERE b.group_id = $1 \
+     ORDER BY c.created_us, c.id LIMIT $2 OFFSET $3",
+);
+
+/// Number of a group's configs.
+pub const COUNT_CONFIGS: &str = "SELECT COUNT(*) FROM backup_configs WHERE group_id = $1";
+
+// ----- master keys
+
+macro_rules! key_columns {
+    () => {
+        "cluster_id, generation, kmip_uid, kmip_server, kmip_name, created_us, retired_us, rotation_type, requested_by"
+    };
+}
+
+/// The current master key of a cluster.
+pub const CURRENT_KEY: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM master_keys WHERE cluster_id = $1 AND retired_us IS NULL"
+);
+
+/// DIALECT: the current key, read to decide a commit (PostgreSQL: append `FOR UPDATE`).
+pub const CURRENT_KEY_FOR_UPDATE: &str = CURRENT_KEY;
+
+/// Every master key of a cluster, newest first.
+pub const MASTER_KEYS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM master_keys WHERE cluster_id = $1 ORDER BY generation DESC"
+);
+
+/// Retires the current key. `$1` cluster, `$2` generation, `$3` time.
+pub const RETIRE_KEY: &str = "UPDATE master_keys SET retired_us = $3 WHERE cluster_id = $1 AND generation = $2 AND retired_us IS NULL";
+
+/// The next generation number of a cluster's keys.
+pub const NEXT_GENERATION: &str =
+    "SELECT COALESCE(MAX(generation), 0) + 1 FROM master_keys WHERE cluster_id = $1";
+
+/// Inserts a master key record.
+pub const INSERT_KEY: &str = "INSERT INTO master_keys \
+     (cluster_id, generation, kmip_uid, kmip_server, kmip_name, created_us, retired_us, rotation_type, requested_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)";
+
+// ----- data keys
+
+/// The data keys of a cluster.
+pub const DATA_KEYS: &str = "SELECT id, cluster_id, wrapped_hex, master_key_uid, created_us \
+     FROM data_keys WHERE cluster_id = $1 ORDER BY created_us, id";
+
+/// Deletes the data keys of one cluster.
+pub const DELETE_DATA_KEYS: &str = "DELETE FROM data_keys WHERE cluster_id = $1";
+
+/// Inserts a data key.
+pub const INSERT_DATA_KEY: &str = "INSERT INTO data_keys (id, cluster_id, wrapped_hex, master_key_uid, created_us) \
+     VALUES ($1, $2, $3, $4, $5)";
+
+// ----- intents
+
+macro_rules! intent_columns {
+    () => {
+        "id, cluster_id, key_name, previous_uid, new_uid, phase, rotation_type, requested_by, created_us"
+    };
+}
+
+/// Inserts an intent.
+pub const INSERT_INTENT: &str = "INSERT INTO key_intents \
+     (id, cluster_id, key_name, previous_uid, new_uid, phase, rotation_type, requested_by, created_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Sets an intent's phase and new uid. `$1` id, `$2` phase, `$3` new uid.
+pub const UPDATE_INTENT: &str = "UPDATE key_intents SET phase = $2, new_uid = $3 WHERE id = $1";
+
+/// Marks an intent committed. `$1` id, `$2` cluster, `$3` phase, `$4` new uid.
+pub const COMMIT_INTENT: &str =
+    "UPDATE key_intents SET phase = $3, new_uid = $4 WHERE id = $1 AND cluster_id = $2";
+
+/// Deletes an intent.
+pub const DELETE_INTENT: &str = "DELETE FROM key_intents WHERE id = $1";
+
+/// Every intent, oldest first.
+pub const INTENTS: &str = concat!(
+    "SELECT ",
+    intent_columns!(),
+    " FROM key_intents ORDER BY created_us, id"
+);
+
+// ----- users
+
+macro_rules! user_columns {
+    () => {
+        "id, username, ha1_md5_hex, ha1_sha256_hex, roles_json, access_list_json, created_us"
+    };
+}
+
+/// Inserts a user.
+pub const INSERT_USER: &str = "INSERT INTO users \
+     (id, username, ha1_md5_hex, ha1_sha256_hex, roles_json, access_list_json, created_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// A user by name.
+pub const USER_BY_NAME: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE username = $1"
+);
+
+/// Every user.
+pub const LIST_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users ORDER BY created_us, username"
+);
+
+/// Replaces a user's secrets, roles and access list. `$1` username.
+pub const UPDATE_USER: &str = "UPDATE users SET ha1_md5_hex = $2, ha1_sha256_hex = $3, roles_json = $4, \
+     access_list_json = $5 WHERE username = $1";
+
+/// Deletes a user.
+pub const DELETE_USER: &str = "DELETE FROM users WHERE username = $1";
+
+// ----- audit
+
+macro_rules! audit_columns {
+    () => {
+        "seq, id, created_us, event_type, group_id, cluster_id, username, remote_address, \
+     outcome, old_key_uid, new_key_uid, detail, prev_hash, hash"
+    };
+}
+
+/// DIALECT: the end of the chain, read to append (PostgreSQL: append `FOR UPDATE`).
+pub const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+
+/// Moves the end of the chain. `$1` seq, `$2` hash.
+pub const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+
+/// Appends an event.
+pub const INSERT_AUDIT: &str = "INSERT INTO audit_events \
+     (seq, id, created_us, event_type, group_id, cluster_id, username, remote_address, outcome, \
+      old_key_uid, new_key_uid, detail, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// A page of events, newest first. `$1` limit, `$2` offset.
+pub const LIST_AUDIT: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_events ORDER BY seq DESC LIMIT $1 OFFSET $2"
+);
+
+/// Number of events.
+pub const COUNT_AUDIT: &str = "SELECT COUNT(*) FROM audit_events";
+
+/// A page of one group's events, newest first. `$1` group, `$2` limit, `$3` offset.
+pub const LIST_AUDIT_GROUP: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_events WHERE group_id = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3",
+);
+
+/// Number of one group's events.
+pub const COUNT_AUDIT_GROUP: &str = "SELECT COUNT(*) FROM audit_events WHERE group_id = $1";
+
+/// A batch of the chain in order, for verification. `$1` last seq seen, `$2` limit.
+pub const AUDIT_CHAIN_BATCH: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+);

@@ -1,0 +1,355 @@
+//! Between domain records and rows: ids as hex text, times as unix microseconds, enums
+//! by their API spelling, lists as JSON text, byte strings as hex text.
+//!
+//! Reading is defensive: a row that does not decode (an unknown enum spelling, a bad id)
+//! is reported as [`StoreError::Backend`] naming the table, column and row, never with
+//! the value when the column holds a secret.
+
+use headlock_core::ObjectId;
+use headlock_core::StoreError;
+use headlock_core::model::{
+    AuditEvent, AuthMechanism, BackupConfig, BackupStatus, Cluster, ClusterType, DataKeyRecord,
+    Group, IntentPhase, KeyIntent, MasterKeyRecord, Role, RoleAssignment, RotationType, User,
+};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+/// A time as unix microseconds (sub-microsecond digits are dropped, rounding down).
+pub(crate) fn micros(t: OffsetDateTime) -> i64 {
+    let us = t.unix_timestamp_nanos().div_euclid(1000);
+    // `time` without its `large-dates` feature stops at year 9999, well inside i64
+    // microseconds; saturate rather than wrap should that ever change.
+    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// `micros` rounded: what a time reads back as after a store round trip.
+pub fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    from_micros_lossy(micros(t)).unwrap_or(t)
+}
+
+fn from_micros_lossy(us: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok()
+}
+
+/// Hex text of an id.
+pub(crate) fn id_text(id: ObjectId) -> String {
+    id.to_string()
+}
+
+/// Hex text of an optional id.
+pub(crate) fn opt_id_text(id: Option<ObjectId>) -> Option<String> {
+    id.map(id_text)
+}
+
+/// JSON text of a list of strings.
+pub(crate) fn json_list(items: &[String]) -> String {
+    // Serializing a slice of strings cannot fail.
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// How a user's roles are stored: `[{"role": "GROUP_OWNER", "groupId": "..."}]`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRole {
+    role: String,
+    #[serde(rename = "groupId", default, skip_serializing_if = "Option::is_none")]
+    group_id: Option<ObjectId>,
+}
+
+/// JSON text of a user's roles.
+pub(crate) fn roles_json(roles: &[RoleAssignment]) -> String {
+    let stored: Vec<StoredRole> = roles
+        .iter()
+        .map(|r| StoredRole {
+            role: r.role.as_str().to_owned(),
+            group_id: r.group_id,
+        })
+        .collect();
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Hex text of a secret byte string, wiped from memory when dropped.
+pub(crate) fn secret_hex(bytes: &[u8]) -> Zeroizing<String> {
+    Zeroizing::new(hex::encode(bytes))
+}
+
+/// Reads the columns of one row, naming the table and row in every error.
+pub(crate) struct RowReader<'r> {
+    row: &'r SqliteRow,
+    table: &'static str,
+    key: String,
+}
+
+impl<'r> RowReader<'r> {
+    /// A reader for a row of `table`; `key_column` names the row in errors.
+    pub(crate) fn new(row: &'r SqliteRow, table: &'static str, key_column: &'static str) -> Self {
+        let key = row.try_get::<String, _>(key_column).unwrap_or_else(|_| {
+            row.try_get::<i64, _>(key_column)
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        });
+        RowReader { row, table, key }
+    }
+
+    fn corrupt(&self, column: &str, what: &str) -> StoreError {
+        StoreError::Backend(format!(
+            "row {} of table {}: column {column}: {what}",
+            self.key, self.table
+        ))
+    }
+
+    pub(crate) fn text(&self, column: &'static str) -> Result<String, StoreError> {
+        self.row
+            .try_get::<String, _>(column)
+            .map_err(|e| self.corrupt(column, &e.to_string()))
+    }
+
+    pub(crate) fn opt_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+        self.row
+            .try_get::<Option<String>, _>(column)
+            .map_err(|e| self.corrupt(column, &e.to_string()))
+    }
+
+    pub(crate) fn int(&self, column: &'static str) -> Result<i64, StoreError> {
+        self.row
+            .try_get::<i64, _>(column)
+            .map_err(|e| self.corrupt(column, &e.to_string()))
+    }
+
+    pub(crate) fn boolean(&self, column: &'static str) -> Result<bool, StoreError> {
+        self.row
+            .try_get::<bool, _>(column)
+            .map_err(|e| self.corrupt(column, &e.to_string()))
+    }
+
+    pub(crate) fn id(&self, column: &'static str) -> Result<ObjectId, StoreError> {
+        let text = self.text(column)?;
+        text.parse()
+            .map_err(|_| self.corrupt(column, "not an id of 24 hex digits"))
+    }
+
+    pub(crate) fn opt_id(&self, column: &'static str) -> Result<Option<ObjectId>, StoreError> {
+        match self.opt_text(column)? {
+            None => Ok(None),
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| self.corrupt(column, "not an id of 24 hex digits")),
+        }
+    }
+
+    pub(crate) fn time(&self, column: &'static str) -> Result<OffsetDateTime, StoreError> {
+        let us = self.int(column)?;
+        from_micros_lossy(us).ok_or_else(|| self.corrupt(column, "time out of range"))
+    }
+
+    pub(crate) fn opt_time(
+        &self,
+        column: &'static str,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let us = self
+            .row
+            .try_get::<Option<i64>, _>(column)
+            .map_err(|e| self.corrupt(column, &e.to_string()))?;
+        us.map(|us| from_micros_lossy(us).ok_or_else(|| self.corrupt(column, "time out of range")))
+            .transpose()
+    }
+
+    /// A wire enum, by its spelling.
+    pub(crate) fn spelled<T>(
+        &self,
+        column: &'static str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        let text = self.text(column)?;
+        parse(&text).ok_or_else(|| self.corrupt(column, &format!("unknown value {text:?}")))
+    }
+
+    /// Bytes stored as hex. The value is never quoted in errors (it may be a secret).
+    pub(crate) fn hex_bytes(&self, column: &'static str) -> Result<Vec<u8>, StoreError> {
+        let text = Zeroizing::new(self.text(column)?);
+        hex::decode(text.as_bytes()).map_err(|_| self.corrupt(column, "not hexadecimal"))
+    }
+
+    pub(crate) fn string_list(&self, column: &'static str) -> Result<Vec<String>, StoreError> {
+        let text = self.text(column)?;
+        serde_json::from_str(&text)
+            .map_err(|e| self.corrupt(column, &format!("not a JSON list of strings: {e}")))
+    }
+
+    fn roles(&self, column: &'static str) -> Result<Vec<RoleAssignment>, StoreError> {
+        let text = self.text(column)?;
+        let stored: Vec<StoredRole> = serde_json::from_str(&text)
+            .map_err(|e| self.corrupt(column, &format!("not a JSON role list: {e}")))?;
+        stored
+            .into_iter()
+            .map(|s| {
+                let role = Role::parse(&s.role)
+                    .ok_or_else(|| self.corrupt(column, &format!("unknown role {:?}", s.role)))?;
+                Ok(RoleAssignment {
+                    role,
+                    group_id: s.group_id,
+                })
+            })
+            .collect()
+    }
+}
+
+pub(crate) fn group(row: &SqliteRow) -> Result<Group, StoreError> {
+    let r = RowReader::new(row, "project_groups", "id");
+    Ok(Group {
+        id: r.id("id")?,
+        name: r.text("name")?,
+        org_id: r.id("org_id")?,
+        created: r.time("created_us")?,
+    })
+}
+
+pub(crate) fn cluster(row: &SqliteRow) -> Result<Cluster, StoreError> {
+    let r = RowReader::new(row, "clusters", "id");
+    Ok(Cluster {
+        id: r.id("id")?,
+        group_id: r.id("group_id")?,
+        cluster_name: r.text("cluster_name")?,
+        type_name: r.spelled("type_name", ClusterType::parse)?,
+        replica_set_name: r.opt_text("replica_set_name")?,
+        shard_name: r.opt_text("shard_name")?,
+        parent_cluster_id: r.opt_id("parent_cluster_id")?,
+        created: r.time("created_us")?,
+    })
+}
+
+pub(crate) fn backup_config(row: &SqliteRow) -> Result<BackupConfig, StoreError> {
+    let r = RowReader::new(row, "backup_configs", "cluster_id");
+    Ok(BackupConfig {
+        group_id: r.id("group_id")?,
+        cluster_id: r.id("cluster_id")?,
+        status: r.spelled("status_name", BackupStatus::parse)?,
+        encryption_enabled: r.boolean("encryption_enabled")?,
+        storage_engine_name: r.text("storage_engine_name")?,
+        ssl_enabled: r.boolean("ssl_enabled")?,
+        excluded_namespaces: r.string_list("excluded_namespaces")?,
+        included_namespaces: r.string_list("included_namespaces")?,
+        auth_mechanism: r.spelled("auth_mechanism_name", AuthMechanism::parse)?,
+    })
+}
+
+pub(crate) fn master_key(row: &SqliteRow) -> Result<MasterKeyRecord, StoreError> {
+    let r = RowReader::new(row, "master_keys", "kmip_uid");
+    Ok(MasterKeyRecord {
+        cluster_id: r.id("cluster_id")?,
+        kmip_uid: r.text("kmip_uid")?,
+        kmip_server: r.text("kmip_server")?,
+        kmip_name: r.text("kmip_name")?,
+        created: r.time("created_us")?,
+        retired: r.opt_time("retired_us")?,
+        rotation_type: r.spelled("rotation_type", RotationType::parse)?,
+        requested_by: r.text("requested_by")?,
+    })
+}
+
+pub(crate) fn data_key(row: &SqliteRow) -> Result<DataKeyRecord, StoreError> {
+    let r = RowReader::new(row, "data_keys", "id");
+    Ok(DataKeyRecord {
+        id: r.id("id")?,
+        cluster_id: r.id("cluster_id")?,
+        wrapped: r.hex_bytes("wrapped_hex")?,
+        master_key_uid: r.text("master_key_uid")?,
+        created: r.time("created_us")?,
+    })
+}
+
+pub(crate) fn intent(row: &SqliteRow) -> Result<KeyIntent, StoreError> {
+    let r = RowReader::new(row, "key_intents", "id");
+    Ok(KeyIntent {
+        id: r.id("id")?,
+        cluster_id: r.id("cluster_id")?,
+        key_name: r.text("key_name")?,
+        previous_uid: r.opt_text("previous_uid")?,
+        new_uid: r.opt_text("new_uid")?,
+        phase: r.spelled("phase", IntentPhase::parse)?,
+        rotation_type: r.spelled("rotation_type", RotationType::parse)?,
+        requested_by: r.text("requested_by")?,
+        created: r.time("created_us")?,
+    })
+}
+
+pub(crate) fn user(row: &SqliteRow) -> Result<User, StoreError> {
+    let r = RowReader::new(row, "users", "username");
+    Ok(User {
+        id: r.id("id")?,
+        username: r.text("username")?,
+        ha1_md5: r.hex_bytes("ha1_md5_hex")?,
+        ha1_sha256: r.hex_bytes("ha1_sha256_hex")?,
+        roles: r.roles("roles_json")?,
+        access_list: r.string_list("access_list_json")?,
+        created: r.time("created_us")?,
+    })
+}
+
+/// An audit row: the event and its place in the chain.
+pub(crate) struct AuditRow {
+    pub(crate) seq: i64,
+    pub(crate) event: AuditEvent,
+    pub(crate) prev_hash: String,
+    pub(crate) hash: String,
+}
+
+pub(crate) fn audit(row: &SqliteRow) -> Result<AuditRow, StoreError> {
+    let r = RowReader::new(row, "audit_events", "id");
+    Ok(AuditRow {
+        seq: r.int("seq")?,
+        event: AuditEvent {
+            id: r.id("id")?,
+            created: r.time("created_us")?,
+            event_type: r.text("event_type")?,
+            group_id: r.opt_id("group_id")?,
+            cluster_id: r.opt_id("cluster_id")?,
+            username: r.opt_text("username")?,
+            remote_address: r.opt_text("remote_address")?,
+            outcome: r.text("outcome")?,
+            old_key_uid: r.opt_text("old_key_uid")?,
+            new_key_uid: r.opt_text("new_key_uid")?,
+            detail: r.opt_text("detail")?,
+        },
+        prev_hash: r.text("prev_hash")?,
+        hash: r.text("hash")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_round_trip_drops_only_sub_microseconds() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
+        assert_eq!(micros(t), 1_700_000_000_123_456);
+        assert_eq!(
+            truncate_to_micros(t).unix_timestamp_nanos(),
+            1_700_000_000_123_456_000
+        );
+        let before_epoch = OffsetDateTime::from_unix_timestamp_nanos(-1_500).unwrap();
+        assert_eq!(micros(before_epoch), -2);
+    }
+
+    #[test]
+    fn roles_json_round_trips() {
+        let g: ObjectId = "5196d3628d022db4cbc26d9e".parse().unwrap();
+        let text = roles_json(&[
+            RoleAssignment {
+                role: Role::GlobalOwner,
+                group_id: None,
+            },
+            RoleAssignment {
+                role: Role::GroupReadOnly,
+                group_id: Some(g),
+            },
+        ]);
+        assert_eq!(
+            text,
+            r#"[{"role":"GLOBAL_OWNER"},{"role":"GROUP_READ_ONLY","groupId":"5196d3628d022db4cbc26d9e"}]"#
+        );
+    }
+}

@@ -1,0 +1,1156 @@
+//! The [`MetadataStore`] conformance suite: what every store backend must do, written
+//! once against `&dyn MetadataStore` and stamped out per backend by `conformance!`.
+//!
+//! A backend supplies a [`Backend`] harness (a fresh store in its own place, a way to
+//! reopen it, and a raw connection for tampering behind the store's back); adding
+//! PostgreSQL is one more `conformance!(postgres: PgBackend, ...)` line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use headlock_core::model::{
+    AuditEvent, AuthMechanism, BackupConfig, BackupStatus, Cluster, ClusterType, DataKeyRecord,
+    Group, IntentPhase, KeyIntent, MasterKeyRecord, Page, Role, RoleAssignment, RotationType, User,
+};
+use headlock_core::store::KeyChange;
+use headlock_core::{MetadataStore, ObjectId, StoreError};
+use headlock_store::{SqlStore, truncate_to_micros};
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use time::OffsetDateTime;
+
+/// What the suite needs of a backend beyond the trait.
+trait Backend: Sized {
+    /// A fresh, empty store in its own place (directory, database).
+    async fn start() -> Self;
+    /// The store under test.
+    fn store(&self) -> Arc<dyn MetadataStore>;
+    /// Closes the store and opens the same database again.
+    async fn reopen(self) -> Self;
+    /// Runs one statement on a separate raw connection, binding `args` as text to `$1`,
+    /// `$2`, ...; the number of rows it changed.
+    async fn raw_execute(&self, sql: &str, args: &[&str]) -> u64;
+}
+
+/// SQLite: a database file in a fresh temporary directory.
+struct SqliteBackend {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    store: Arc<SqlStore>,
+}
+
+impl Backend for SqliteBackend {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("data").join("headlock.db");
+        let store = Arc::new(SqlStore::open_sqlite(&path).await.expect("open sqlite"));
+        SqliteBackend {
+            _dir: dir,
+            path,
+            store,
+        }
+    }
+
+    fn store(&self) -> Arc<dyn MetadataStore> {
+        self.store.clone()
+    }
+
+    async fn reopen(self) -> Self {
+        self.store.close().await;
+        let store = Arc::new(
+            SqlStore::open_sqlite(&self.path)
+                .await
+                .expect("reopen sqlite"),
+        );
+        SqliteBackend {
+            _dir: self._dir,
+            path: self.path,
+            store,
+        }
+    }
+
+    async fn raw_execute(&self, sql: &str, args: &[&str]) -> u64 {
+        let options = SqliteConnectOptions::new().filename(&self.path);
+        let mut conn = SqliteConnection::connect_with(&options)
+            .await
+            .expect("raw connection");
+        let mut query = sqlx::query(sql);
+        for arg in args {
+            query = query.bind(*arg);
+        }
+        let done = query.execute(&mut conn).await.expect("raw statement");
+        conn.close().await.expect("close raw connection");
+        done.rows_affected()
+    }
+}
+
+/// Stamps out one `#[tokio::test]` per suite function for a backend, in a module named
+/// after it.
+macro_rules! conformance {
+    ($backend:ident: $harness:ty, [$($name:ident),* $(,)?]) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    suite::$name(<$harness as Backend>::start().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(sqlite: SqliteBackend, [
+    accepts_group_round_trip_by_id_and_name,
+    rejects_duplicate_group_name,
+    lists_groups_oldest_first_in_pages,
+    accepts_cluster_and_config_round_trip,
+    rejects_duplicate_cluster_name_in_group,
+    accepts_sharded_cluster_parts_sharing_its_name,
+    rejects_cluster_of_missing_group,
+    hides_cluster_behind_another_group,
+    lists_clusters_in_pages_with_total,
+    delete_cluster_removes_parts_configs_keys_and_intents,
+    rejects_delete_cluster_through_another_group,
+    update_backup_configs_writes_configs_and_audit,
+    rejects_update_of_missing_config_and_changes_nothing,
+    lists_backup_configs_in_pages,
+    one_intent_per_cluster,
+    accepts_intent_update_and_delete,
+    commit_key_change_installs_first_key,
+    commit_key_change_rotates_and_keeps_history,
+    commit_key_change_rejects_stale_expected_key,
+    commit_key_change_rejects_first_key_when_one_exists,
+    commit_key_change_rejects_unknown_intent_and_rolls_back,
+    commit_key_change_rejects_records_of_another_cluster,
+    concurrent_commits_from_one_key_let_exactly_one_win,
+    accepts_user_round_trip,
+    rejects_duplicate_username,
+    update_and_delete_user_report_missing_users,
+    lists_audit_newest_first_in_pages_and_by_group,
+    audit_chain_verifies_and_counts,
+    audit_chain_detects_tampering,
+    audit_chain_detects_removed_event,
+    audit_chain_detects_removed_tail,
+    rejects_duplicate_audit_event_id,
+    state_survives_reopen,
+]);
+
+/// Records to store, with times already at the store's precision.
+mod fixtures {
+    use super::*;
+
+    pub fn now() -> OffsetDateTime {
+        truncate_to_micros(OffsetDateTime::now_utc())
+    }
+
+    pub fn group(name: &str) -> Group {
+        Group {
+            id: ObjectId::new(),
+            name: name.into(),
+            org_id: ObjectId::new(),
+            created: now(),
+        }
+    }
+
+    pub fn replica_set(group: &Group, name: &str) -> Cluster {
+        Cluster {
+            id: ObjectId::new(),
+            group_id: group.id,
+            cluster_name: name.into(),
+            type_name: ClusterType::ReplicaSet,
+            replica_set_name: Some(format!("{name}-rs")),
+            shard_name: None,
+            parent_cluster_id: None,
+            created: now(),
+        }
+    }
+
+    /// A whole sharded cluster, its shards and its config server replica set, created a
+    /// millisecond apart in that order (the order the store lists them in).
+    pub fn sharded(group: &Group, name: &str, shards: usize) -> Vec<Cluster> {
+        let mut all = sharded_same_time(group, name, shards);
+        let base = now();
+        for (n, c) in (0i64..).zip(all.iter_mut()) {
+            c.created = base + time::Duration::milliseconds(n);
+        }
+        all
+    }
+
+    fn sharded_same_time(group: &Group, name: &str, shards: usize) -> Vec<Cluster> {
+        let whole = Cluster {
+            id: ObjectId::new(),
+            group_id: group.id,
+            cluster_name: name.into(),
+            type_name: ClusterType::ShardedReplicaSet,
+            replica_set_name: None,
+            shard_name: None,
+            parent_cluster_id: None,
+            created: now(),
+        };
+        let mut all = vec![whole.clone()];
+        for i in 0..shards {
+            all.push(Cluster {
+                id: ObjectId::new(),
+                group_id: group.id,
+                cluster_name: name.into(),
+                type_name: ClusterType::ReplicaSet,
+                replica_set_name: Some(format!("{name}-shard-{i}")),
+                shard_name: Some(format!("{name}-shard-{i}")),
+                parent_cluster_id: Some(whole.id),
+                created: now(),
+            });
+        }
+        all.push(Cluster {
+            id: ObjectId::new(),
+            group_id: group.id,
+            cluster_name: name.into(),
+            type_name: ClusterType::ConfigServerReplicaSet,
+            replica_set_name: Some(format!("{name}-config")),
+            shard_name: None,
+            parent_cluster_id: Some(whole.id),
+            created: now(),
+        });
+        all
+    }
+
+    pub fn config(cluster: &Cluster) -> BackupConfig {
+        BackupConfig::new_inactive(cluster.group_id, cluster.id)
+    }
+
+    pub fn configs(clusters: &[Cluster]) -> Vec<BackupConfig> {
+        clusters.iter().map(config).collect()
+    }
+
+    pub fn intent(cluster: &Cluster, previous: Option<&str>) -> KeyIntent {
+        KeyIntent {
+            id: ObjectId::new(),
+            cluster_id: cluster.id,
+            key_name: format!("headlock-{}-{}", cluster.id, ObjectId::new()),
+            previous_uid: previous.map(str::to_owned),
+            new_uid: None,
+            phase: IntentPhase::Pending,
+            rotation_type: if previous.is_some() {
+                RotationType::Manual
+            } else {
+                RotationType::Initial
+            },
+            requested_by: "alice".into(),
+            created: now(),
+        }
+    }
+
+    pub fn key(cluster: &Cluster, uid: &str) -> MasterKeyRecord {
+        MasterKeyRecord {
+            cluster_id: cluster.id,
+            kmip_uid: uid.into(),
+            kmip_server: "127.0.0.1:5696".into(),
+            kmip_name: format!("headlock-{uid}"),
+            created: now(),
+            retired: None,
+            rotation_type: RotationType::Manual,
+            requested_by: "alice".into(),
+        }
+    }
+
+    pub fn data_key(cluster: &Cluster, uid: &str, fill: u8) -> DataKeyRecord {
+        DataKeyRecord {
+            id: ObjectId::new(),
+            cluster_id: cluster.id,
+            wrapped: vec![fill; 60],
+            master_key_uid: uid.into(),
+            created: now(),
+        }
+    }
+
+    pub fn event(group: Option<&Group>, detail: &str) -> AuditEvent {
+        AuditEvent {
+            id: ObjectId::new(),
+            created: now(),
+            event_type: "BACKUP_CONFIG_CHANGED".into(),
+            group_id: group.map(|g| g.id),
+            cluster_id: None,
+            username: Some("alice".into()),
+            remote_address: Some("192.0.2.7".into()),
+            outcome: "SUCCESS".into(),
+            old_key_uid: None,
+            new_key_uid: None,
+            detail: Some(detail.into()),
+        }
+    }
+
+    pub fn change(
+        intent: &KeyIntent,
+        cluster: &Cluster,
+        expected: Option<&str>,
+        uid: &str,
+        data_keys: Vec<DataKeyRecord>,
+    ) -> KeyChange {
+        let mut config = config(cluster);
+        config.encryption_enabled = true;
+        config.status = BackupStatus::Started;
+        let mut audit = event(None, &format!("rotate to {uid}"));
+        audit.event_type = "RS_ROTATE_MASTER_KEY_AUDIT".into();
+        audit.group_id = Some(cluster.group_id);
+        audit.cluster_id = Some(cluster.id);
+        audit.old_key_uid = expected.map(str::to_owned);
+        audit.new_key_uid = Some(uid.into());
+        KeyChange {
+            intent_id: intent.id,
+            cluster_id: cluster.id,
+            expected_current: expected.map(str::to_owned),
+            new_key: key(cluster, uid),
+            data_keys,
+            configs: vec![config],
+            audit,
+        }
+    }
+
+    pub fn user(name: &str) -> User {
+        User {
+            id: ObjectId::new(),
+            username: name.into(),
+            ha1_md5: vec![0x11; 16],
+            ha1_sha256: vec![0x22; 32],
+            roles: vec![RoleAssignment {
+                role: Role::GlobalOwner,
+                group_id: None,
+            }],
+            access_list: vec![],
+            created: now(),
+        }
+    }
+
+    /// A group with one replica set and its inactive config, stored.
+    pub async fn stored_cluster(s: &dyn MetadataStore, group_name: &str) -> (Group, Cluster) {
+        let g = group(group_name);
+        s.insert_group(&g).await.unwrap();
+        let c = replica_set(&g, "rs0");
+        s.insert_clusters(std::slice::from_ref(&c), &[config(&c)])
+            .await
+            .unwrap();
+        (g, c)
+    }
+
+    /// [`stored_cluster`] with a first master key `uid` committed (intent deleted after).
+    pub async fn keyed_cluster(s: &dyn MetadataStore, uid: &str) -> (Group, Cluster) {
+        let (g, c) = stored_cluster(s, "keyed").await;
+        let i = intent(&c, None);
+        s.insert_intent(&i).await.unwrap();
+        s.commit_key_change(&change(&i, &c, None, uid, vec![data_key(&c, uid, 1)]))
+            .await
+            .unwrap();
+        s.delete_intent(i.id).await.unwrap();
+        (g, c)
+    }
+}
+
+mod suite {
+    use super::fixtures::*;
+    use super::*;
+
+    fn page(num: u32, size: u32) -> Page {
+        Page { num, size }
+    }
+
+    fn is_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+        matches!(r, Err(StoreError::Conflict(_)))
+    }
+
+    fn is_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+        matches!(r, Err(StoreError::NotFound(_)))
+    }
+
+    // ----- groups
+
+    pub async fn accepts_group_round_trip_by_id_and_name(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let g = group("payments");
+        s.insert_group(&g).await.unwrap();
+        assert_eq!(s.group(g.id).await.unwrap(), Some(g.clone()));
+        assert_eq!(s.group_by_name("payments").await.unwrap(), Some(g));
+        assert_eq!(s.group(ObjectId::new()).await.unwrap(), None);
+        assert_eq!(s.group_by_name("Payments").await.unwrap(), None);
+    }
+
+    pub async fn rejects_duplicate_group_name(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let first = group("payments");
+        s.insert_group(&first).await.unwrap();
+        let err = s.insert_group(&group("payments")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        let (all, total) = s.list_groups(Page::default()).await.unwrap();
+        assert_eq!((all, total), (vec![first], 1));
+    }
+
+    pub async fn lists_groups_oldest_first_in_pages(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let base = now();
+        let mut groups = Vec::new();
+        // Inserted newest first, so insertion order cannot pass for creation order.
+        for i in (0..5i64).rev() {
+            let mut g = group(&format!("g{i}"));
+            g.created = base + time::Duration::seconds(i);
+            s.insert_group(&g).await.unwrap();
+            groups.push(g);
+        }
+        groups.reverse();
+        assert_eq!(
+            s.list_groups(page(1, 2)).await.unwrap(),
+            (groups[0..2].to_vec(), 5)
+        );
+        assert_eq!(
+            s.list_groups(page(3, 2)).await.unwrap(),
+            (groups[4..5].to_vec(), 5)
+        );
+        assert_eq!(s.list_groups(page(4, 2)).await.unwrap(), (vec![], 5));
+    }
+
+    // ----- clusters and configs
+
+    pub async fn accepts_cluster_and_config_round_trip(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let g = group("g");
+        s.insert_group(&g).await.unwrap();
+        let c = replica_set(&g, "rs0");
+        let mut cfg = config(&c);
+        cfg.excluded_namespaces = vec!["test.tmp".into(), "quoted\"db.c".into()];
+        cfg.included_namespaces = vec![];
+        cfg.auth_mechanism = AuthMechanism::MongodbX509;
+        cfg.ssl_enabled = true;
+        s.insert_clusters(std::slice::from_ref(&c), std::slice::from_ref(&cfg))
+            .await
+            .unwrap();
+        assert_eq!(s.cluster(g.id, c.id).await.unwrap(), Some(c.clone()));
+        assert_eq!(s.cluster_any_group(c.id).await.unwrap(), Some(c.clone()));
+        assert_eq!(s.backup_config(g.id, c.id).await.unwrap(), Some(cfg));
+        assert_eq!(s.cluster_count(g.id).await.unwrap(), 1);
+    }
+
+    pub async fn rejects_duplicate_cluster_name_in_group(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, first) = stored_cluster(s, "g").await;
+        // The same name again, in a batch with a fresh name: nothing of the batch stays.
+        let fresh = replica_set(&g, "fresh");
+        let dup = replica_set(&g, "rs0");
+        let batch = [fresh.clone(), dup.clone()];
+        assert!(is_conflict(
+            s.insert_clusters(&batch, &configs(&batch)).await
+        ));
+        assert_eq!(s.cluster(g.id, fresh.id).await.unwrap(), None);
+        assert_eq!(s.backup_config(g.id, fresh.id).await.unwrap(), None);
+        assert_eq!(
+            s.list_clusters(g.id, None, Page::default()).await.unwrap(),
+            (vec![first], 1)
+        );
+        // The same name in another group is fine.
+        let other = group("other");
+        s.insert_group(&other).await.unwrap();
+        let elsewhere = replica_set(&other, "rs0");
+        s.insert_clusters(std::slice::from_ref(&elsewhere), &[config(&elsewhere)])
+            .await
+            .unwrap();
+    }
+
+    pub async fn accepts_sharded_cluster_parts_sharing_its_name(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let g = group("g");
+        s.insert_group(&g).await.unwrap();
+        let mut all = sharded(&g, "shop", 2);
+        let whole = all[0].clone();
+        let parts: Vec<Cluster> = all[1..].to_vec();
+        // Parts first in the batch: the store must still insert the whole cluster first.
+        all.rotate_left(1);
+        s.insert_clusters(&all, &configs(&all)).await.unwrap();
+        assert_eq!(s.cluster_parts(whole.id).await.unwrap(), parts);
+        assert_eq!(
+            s.list_clusters(g.id, Some(whole.id), Page::default())
+                .await
+                .unwrap(),
+            (parts.clone(), 3)
+        );
+        assert_eq!(
+            s.list_clusters(g.id, None, Page::default())
+                .await
+                .unwrap()
+                .1,
+            4
+        );
+        assert_eq!(s.cluster_count(g.id).await.unwrap(), 1);
+        // A second top-level "shop" is still refused.
+        let again = replica_set(&g, "shop");
+        assert!(is_conflict(
+            s.insert_clusters(std::slice::from_ref(&again), &[]).await
+        ));
+    }
+
+    pub async fn rejects_cluster_of_missing_group(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let ghost = group("never-stored");
+        let c = replica_set(&ghost, "rs0");
+        assert!(is_not_found(
+            s.insert_clusters(std::slice::from_ref(&c), &[config(&c)])
+                .await
+        ));
+        assert_eq!(s.cluster_any_group(c.id).await.unwrap(), None);
+    }
+
+    pub async fn hides_cluster_behind_another_group(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let other = group("other");
+        s.insert_group(&other).await.unwrap();
+        assert_eq!(s.cluster(other.id, c.id).await.unwrap(), None);
+        assert_eq!(s.backup_config(other.id, c.id).await.unwrap(), None);
+        assert_eq!(
+            s.cluster_any_group(c.id).await.unwrap().map(|c| c.group_id),
+            Some(g.id)
+        );
+    }
+
+    pub async fn lists_clusters_in_pages_with_total(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let g = group("g");
+        s.insert_group(&g).await.unwrap();
+        let base = now();
+        let clusters: Vec<Cluster> = (0..5i64)
+            .map(|i| {
+                let mut c = replica_set(&g, &format!("rs{i}"));
+                c.created = base + time::Duration::seconds(i);
+                c
+            })
+            .collect();
+        let mut reversed = clusters.clone();
+        reversed.reverse();
+        s.insert_clusters(&reversed, &configs(&reversed))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.list_clusters(g.id, None, page(2, 2)).await.unwrap(),
+            (clusters[2..4].to_vec(), 5)
+        );
+        let (configs_page, total) = s.list_backup_configs(g.id, page(1, 3)).await.unwrap();
+        assert_eq!(total, 5);
+        assert_eq!(
+            configs_page
+                .iter()
+                .map(|c| c.cluster_id)
+                .collect::<Vec<_>>(),
+            vec![clusters[0].id, clusters[1].id, clusters[2].id]
+        );
+    }
+
+    pub async fn delete_cluster_removes_parts_configs_keys_and_intents(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let g = group("g");
+        s.insert_group(&g).await.unwrap();
+        let all = sharded(&g, "shop", 1);
+        s.insert_clusters(&all, &configs(&all)).await.unwrap();
+        let shard = &all[1];
+        let i = intent(shard, None);
+        s.insert_intent(&i).await.unwrap();
+        s.commit_key_change(&change(
+            &i,
+            shard,
+            None,
+            "k1",
+            vec![data_key(shard, "k1", 1)],
+        ))
+        .await
+        .unwrap();
+        // A neighbour that must survive.
+        let rs = replica_set(&g, "neighbour");
+        s.insert_clusters(std::slice::from_ref(&rs), &[config(&rs)])
+            .await
+            .unwrap();
+
+        s.delete_cluster(g.id, all[0].id).await.unwrap();
+        for c in &all {
+            assert_eq!(s.cluster_any_group(c.id).await.unwrap(), None);
+            assert_eq!(s.backup_config(g.id, c.id).await.unwrap(), None);
+        }
+        assert_eq!(s.master_keys(shard.id).await.unwrap(), vec![]);
+        assert_eq!(s.data_keys(shard.id).await.unwrap(), vec![]);
+        assert_eq!(s.intents().await.unwrap(), vec![]);
+        assert_eq!(
+            s.list_clusters(g.id, None, Page::default()).await.unwrap(),
+            (vec![rs], 1)
+        );
+        // The name is free again.
+        let again = sharded(&g, "shop", 1);
+        s.insert_clusters(&again, &configs(&again)).await.unwrap();
+    }
+
+    pub async fn rejects_delete_cluster_through_another_group(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let other = group("other");
+        s.insert_group(&other).await.unwrap();
+        assert!(is_not_found(s.delete_cluster(other.id, c.id).await));
+        assert!(is_not_found(s.delete_cluster(g.id, ObjectId::new()).await));
+        assert_eq!(s.cluster(g.id, c.id).await.unwrap(), Some(c));
+    }
+
+    pub async fn update_backup_configs_writes_configs_and_audit(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let mut cfg = config(&c);
+        cfg.status = BackupStatus::Started;
+        cfg.encryption_enabled = true;
+        cfg.storage_engine_name = "IN_MEMORY".into();
+        cfg.included_namespaces = vec!["a.b".into()];
+        let e = event(Some(&g), "started");
+        s.update_backup_configs(std::slice::from_ref(&cfg), std::slice::from_ref(&e))
+            .await
+            .unwrap();
+        assert_eq!(s.backup_config(g.id, c.id).await.unwrap(), Some(cfg));
+        assert_eq!(
+            s.list_audit(Some(g.id), Page::default()).await.unwrap(),
+            (vec![e], 1)
+        );
+    }
+
+    pub async fn rejects_update_of_missing_config_and_changes_nothing(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let mut cfg = config(&c);
+        cfg.status = BackupStatus::Started;
+        let ghost = replica_set(&g, "ghost");
+        let batch = [cfg, config(&ghost)];
+        assert!(is_not_found(
+            s.update_backup_configs(&batch, &[event(Some(&g), "x")])
+                .await
+        ));
+        assert_eq!(
+            s.backup_config(g.id, c.id).await.unwrap().map(|c| c.status),
+            Some(BackupStatus::Inactive)
+        );
+        assert_eq!(s.list_audit(None, Page::default()).await.unwrap().1, 0);
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 0);
+    }
+
+    pub async fn lists_backup_configs_in_pages(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let g = group("g");
+        s.insert_group(&g).await.unwrap();
+        let all = sharded(&g, "shop", 3);
+        s.insert_clusters(&all, &configs(&all)).await.unwrap();
+        let (first, total) = s.list_backup_configs(g.id, page(1, 4)).await.unwrap();
+        let (second, _) = s.list_backup_configs(g.id, page(2, 4)).await.unwrap();
+        assert_eq!((first.len(), second.len(), total), (4, 1, 5));
+        let mut seen: Vec<ObjectId> = first.iter().chain(&second).map(|c| c.cluster_id).collect();
+        let mut expected: Vec<ObjectId> = all.iter().map(|c| c.id).collect();
+        seen.sort();
+        expected.sort();
+        assert_eq!(seen, expected);
+        let other = group("other");
+        s.insert_group(&other).await.unwrap();
+        assert_eq!(
+            s.list_backup_configs(other.id, Page::default())
+                .await
+                .unwrap(),
+            (vec![], 0)
+        );
+    }
+
+    // ----- intents
+
+    pub async fn one_intent_per_cluster(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let first = intent(&c, None);
+        s.insert_intent(&first).await.unwrap();
+        assert!(is_conflict(s.insert_intent(&intent(&c, None)).await));
+        assert_eq!(s.intents().await.unwrap(), vec![first.clone()]);
+        // Another cluster may have its own; once the first is gone, a new one is fine.
+        let other = replica_set(&g, "rs1");
+        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
+            .await
+            .unwrap();
+        s.insert_intent(&intent(&other, None)).await.unwrap();
+        s.delete_intent(first.id).await.unwrap();
+        s.insert_intent(&intent(&c, None)).await.unwrap();
+        // An intent for a cluster that does not exist is refused.
+        let ghost = replica_set(&g, "ghost");
+        assert!(is_not_found(s.insert_intent(&intent(&ghost, None)).await));
+    }
+
+    pub async fn accepts_intent_update_and_delete(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c1) = stored_cluster(s, "g").await;
+        let c2 = replica_set(&g, "rs1");
+        s.insert_clusters(std::slice::from_ref(&c2), &[config(&c2)])
+            .await
+            .unwrap();
+        let mut older = intent(&c2, Some("k0"));
+        older.created = now() - time::Duration::minutes(1);
+        let mut newer = intent(&c1, None);
+        s.insert_intent(&newer).await.unwrap();
+        s.insert_intent(&older).await.unwrap();
+        assert_eq!(
+            s.intents().await.unwrap(),
+            vec![older.clone(), newer.clone()]
+        );
+
+        newer.phase = IntentPhase::NewKeyActive;
+        newer.new_uid = Some("k9".into());
+        s.update_intent(&newer).await.unwrap();
+        assert_eq!(
+            s.intents().await.unwrap(),
+            vec![older.clone(), newer.clone()]
+        );
+
+        assert!(is_not_found(s.update_intent(&intent(&c1, None)).await));
+        s.delete_intent(older.id).await.unwrap();
+        // Deleting again is not an error (reconciliation may repeat itself).
+        s.delete_intent(older.id).await.unwrap();
+        assert_eq!(s.intents().await.unwrap(), vec![newer]);
+    }
+
+    // ----- keys
+
+    pub async fn commit_key_change_installs_first_key(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let i = intent(&c, None);
+        s.insert_intent(&i).await.unwrap();
+        let dks = vec![data_key(&c, "k1", 1), data_key(&c, "k1", 2)];
+        let ch = change(&i, &c, None, "k1", dks.clone());
+        s.commit_key_change(&ch).await.unwrap();
+
+        assert_eq!(
+            s.current_master_key(c.id).await.unwrap(),
+            Some(ch.new_key.clone())
+        );
+        assert_eq!(s.master_keys(c.id).await.unwrap(), vec![ch.new_key.clone()]);
+        let mut stored = s.data_keys(c.id).await.unwrap();
+        stored.sort_by_key(|d| d.wrapped.clone());
+        assert_eq!(stored, dks);
+        assert_eq!(
+            s.backup_config(g.id, c.id).await.unwrap(),
+            Some(ch.configs[0].clone())
+        );
+        let after = s.intents().await.unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(
+            (after[0].phase, after[0].new_uid.as_deref()),
+            (IntentPhase::Committed, Some("k1"))
+        );
+        assert_eq!(
+            s.list_audit(Some(g.id), Page::default()).await.unwrap(),
+            (vec![ch.audit], 1)
+        );
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 1);
+    }
+
+    pub async fn commit_key_change_rotates_and_keeps_history(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = keyed_cluster(s, "k1").await;
+        let first = s.current_master_key(c.id).await.unwrap().unwrap();
+        let mut previous = "k1".to_owned();
+        for uid in ["k2", "k3"] {
+            let i = intent(&c, Some(&previous));
+            s.insert_intent(&i).await.unwrap();
+            let dks = vec![data_key(&c, uid, 7)];
+            s.commit_key_change(&change(&i, &c, Some(&previous), uid, dks.clone()))
+                .await
+                .unwrap();
+            s.delete_intent(i.id).await.unwrap();
+            assert_eq!(
+                s.data_keys(c.id).await.unwrap(),
+                dks,
+                "data keys replaced, not added"
+            );
+            previous = uid.to_owned();
+        }
+        let history = s.master_keys(c.id).await.unwrap();
+        let uids: Vec<&str> = history.iter().map(|k| k.kmip_uid.as_str()).collect();
+        assert_eq!(uids, ["k3", "k2", "k1"]);
+        assert_eq!(history[0].retired, None);
+        assert!(history[1].retired.is_some() && history[2].retired.is_some());
+        assert!(history[2].retired.unwrap() >= first.created);
+        assert_eq!(
+            s.current_master_key(c.id)
+                .await
+                .unwrap()
+                .map(|k| k.kmip_uid),
+            Some("k3".into())
+        );
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 3);
+    }
+
+    pub async fn commit_key_change_rejects_stale_expected_key(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = keyed_cluster(s, "k1").await;
+        let keys_before = s.data_keys(c.id).await.unwrap();
+        let config_before = s.backup_config(g.id, c.id).await.unwrap();
+        let i = intent(&c, Some("k0"));
+        s.insert_intent(&i).await.unwrap();
+        let err = s
+            .commit_key_change(&change(
+                &i,
+                &c,
+                Some("k0"),
+                "k2",
+                vec![data_key(&c, "k2", 9)],
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Precondition(_)), "{err:?}");
+        // Nothing moved.
+        assert_eq!(s.master_keys(c.id).await.unwrap().len(), 1);
+        assert_eq!(
+            s.current_master_key(c.id)
+                .await
+                .unwrap()
+                .map(|k| k.kmip_uid),
+            Some("k1".into())
+        );
+        assert_eq!(s.data_keys(c.id).await.unwrap(), keys_before);
+        assert_eq!(s.backup_config(g.id, c.id).await.unwrap(), config_before);
+        assert_eq!(s.intents().await.unwrap(), vec![i]);
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 1);
+    }
+
+    pub async fn commit_key_change_rejects_first_key_when_one_exists(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = keyed_cluster(s, "k1").await;
+        let i = intent(&c, None);
+        s.insert_intent(&i).await.unwrap();
+        let err = s
+            .commit_key_change(&change(&i, &c, None, "k2", vec![]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Precondition(_)), "{err:?}");
+        assert_eq!(s.master_keys(c.id).await.unwrap().len(), 1);
+    }
+
+    pub async fn commit_key_change_rejects_unknown_intent_and_rolls_back(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        // The intent was never written: the change fails at its last steps, and the
+        // writes before them (key, data keys, config) must be rolled back.
+        let i = intent(&c, None);
+        let err = s
+            .commit_key_change(&change(&i, &c, None, "k1", vec![data_key(&c, "k1", 1)]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        assert_eq!(s.current_master_key(c.id).await.unwrap(), None);
+        assert_eq!(s.data_keys(c.id).await.unwrap(), vec![]);
+        assert_eq!(s.backup_config(g.id, c.id).await.unwrap(), Some(config(&c)));
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 0);
+        // And a cluster that does not exist is NotFound too.
+        let ghost = replica_set(&g, "ghost");
+        let err = s
+            .commit_key_change(&change(&i, &ghost, None, "k1", vec![]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    }
+
+    pub async fn commit_key_change_rejects_records_of_another_cluster(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let other = replica_set(&g, "rs1");
+        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
+            .await
+            .unwrap();
+        let i = intent(&c, None);
+        s.insert_intent(&i).await.unwrap();
+        let foreign_key = change(&i, &c, None, "k1", vec![data_key(&other, "k1", 1)]);
+        assert!(matches!(
+            s.commit_key_change(&foreign_key).await,
+            Err(StoreError::Precondition(_))
+        ));
+        let wrong_wrap = change(&i, &c, None, "k1", vec![data_key(&c, "k0", 1)]);
+        assert!(matches!(
+            s.commit_key_change(&wrong_wrap).await,
+            Err(StoreError::Precondition(_))
+        ));
+        assert_eq!(s.current_master_key(c.id).await.unwrap(), None);
+    }
+
+    pub async fn concurrent_commits_from_one_key_let_exactly_one_win(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = keyed_cluster(s, "k1").await;
+        let i = intent(&c, Some("k1"));
+        s.insert_intent(&i).await.unwrap();
+        let mut tasks = Vec::new();
+        for n in 0..20 {
+            let store = store.clone();
+            let uid = format!("k2-{n}");
+            let ch = change(&i, &c, Some("k1"), &uid, vec![data_key(&c, &uid, n)]);
+            tasks.push(tokio::spawn(async move {
+                (uid, store.commit_key_change(&ch).await)
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (uid, result) = task.await.unwrap();
+            match result {
+                Ok(()) => winners.push(uid),
+                Err(StoreError::Precondition(_)) => {}
+                Err(other) => panic!("{uid}: expected success or Precondition, got {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        let current = s.current_master_key(c.id).await.unwrap().unwrap();
+        assert_eq!(current.kmip_uid, winners[0]);
+        assert_eq!(s.master_keys(c.id).await.unwrap().len(), 2);
+        let dks = s.data_keys(c.id).await.unwrap();
+        assert_eq!(dks.len(), 1);
+        assert_eq!(dks[0].master_key_uid, winners[0]);
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 2);
+    }
+
+    // ----- users
+
+    pub async fn accepts_user_round_trip(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let g = ObjectId::new();
+        let mut u = user("alice");
+        u.roles = vec![
+            RoleAssignment {
+                role: Role::GroupBackupAdmin,
+                group_id: Some(g),
+            },
+            RoleAssignment {
+                role: Role::GlobalReadOnly,
+                group_id: None,
+            },
+        ];
+        u.access_list = vec!["10.0.0.0/8".into(), "192.0.2.1".into()];
+        s.insert_user(&u).await.unwrap();
+        let bob = user("bob");
+        s.insert_user(&bob).await.unwrap();
+        assert_eq!(s.user_by_name("alice").await.unwrap(), Some(u.clone()));
+        assert_eq!(s.user_by_name("carol").await.unwrap(), None);
+        let mut all = s.list_users().await.unwrap();
+        all.sort_by(|a, b| a.username.cmp(&b.username));
+        assert_eq!(all, vec![u, bob]);
+    }
+
+    pub async fn rejects_duplicate_username(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let first = user("alice");
+        s.insert_user(&first).await.unwrap();
+        let mut second = user("alice");
+        second.ha1_md5 = vec![0x33; 16];
+        let err = s.insert_user(&second).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert_eq!(s.user_by_name("alice").await.unwrap(), Some(first));
+    }
+
+    pub async fn update_and_delete_user_report_missing_users(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let mut u = user("alice");
+        s.insert_user(&u).await.unwrap();
+        u.ha1_md5 = vec![0x44; 16];
+        u.ha1_sha256 = vec![0x55; 32];
+        u.roles = vec![RoleAssignment {
+            role: Role::GroupReadOnly,
+            group_id: Some(ObjectId::new()),
+        }];
+        u.access_list = vec!["203.0.113.0/24".into()];
+        s.update_user(&u).await.unwrap();
+        assert_eq!(s.user_by_name("alice").await.unwrap(), Some(u.clone()));
+        assert!(is_not_found(s.update_user(&user("bob")).await));
+        assert!(is_not_found(s.delete_user("bob").await));
+        s.delete_user("alice").await.unwrap();
+        assert_eq!(s.user_by_name("alice").await.unwrap(), None);
+        assert!(is_not_found(s.delete_user("alice").await));
+    }
+
+    // ----- audit
+
+    pub async fn lists_audit_newest_first_in_pages_and_by_group(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let g1 = group("g1");
+        let g2 = group("g2");
+        let mut events = Vec::new();
+        for n in 0..7 {
+            let e = event(
+                Some(if n % 2 == 0 { &g1 } else { &g2 }),
+                &format!("event {n}"),
+            );
+            s.append_audit(&e).await.unwrap();
+            events.push(e);
+        }
+        let global = event(None, "global");
+        s.append_audit(&global).await.unwrap();
+        events.push(global);
+        let newest_first: Vec<AuditEvent> = events.iter().rev().cloned().collect();
+        assert_eq!(
+            s.list_audit(None, page(1, 3)).await.unwrap(),
+            (newest_first[0..3].to_vec(), 8)
+        );
+        assert_eq!(
+            s.list_audit(None, page(3, 3)).await.unwrap(),
+            (newest_first[6..8].to_vec(), 8)
+        );
+        let g1_events: Vec<AuditEvent> = newest_first
+            .iter()
+            .filter(|e| e.group_id == Some(g1.id))
+            .cloned()
+            .collect();
+        assert_eq!(g1_events.len(), 4);
+        assert_eq!(
+            s.list_audit(Some(g1.id), page(1, 3)).await.unwrap(),
+            (g1_events[0..3].to_vec(), 4)
+        );
+        assert_eq!(
+            s.list_audit(Some(g1.id), page(2, 3)).await.unwrap(),
+            (g1_events[3..4].to_vec(), 4)
+        );
+    }
+
+    pub async fn audit_chain_verifies_and_counts(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 0);
+        // More than one verification batch.
+        for n in 0..600 {
+            s.append_audit(&event(None, &format!("e{n}")))
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 600);
+    }
+
+    /// Appends three events; the middle one is returned.
+    async fn three_events(s: &dyn MetadataStore) -> [AuditEvent; 3] {
+        let events = [event(None, "one"), event(None, "two"), event(None, "three")];
+        for e in &events {
+            s.append_audit(e).await.unwrap();
+        }
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 3);
+        events
+    }
+
+    fn broken_at(r: Result<u64, StoreError>) -> String {
+        match r {
+            Err(StoreError::AuditChainBroken(at)) => at,
+            other => panic!("expected AuditChainBroken, got {other:?}"),
+        }
+    }
+
+    pub async fn audit_chain_detects_tampering(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let [_, two, _] = three_events(s).await;
+        let changed = b
+            .raw_execute(
+                "UPDATE audit_events SET detail = $1 WHERE id = $2",
+                &["nothing happened", &two.id.to_string()],
+            )
+            .await;
+        assert_eq!(changed, 1);
+        let at = broken_at(s.verify_audit_chain().await);
+        assert!(at.starts_with(&two.id.to_string()), "{at}");
+    }
+
+    pub async fn audit_chain_detects_removed_event(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let [_, two, three] = three_events(s).await;
+        assert_eq!(
+            b.raw_execute(
+                "DELETE FROM audit_events WHERE id = $1",
+                &[&two.id.to_string()]
+            )
+            .await,
+            1
+        );
+        let at = broken_at(s.verify_audit_chain().await);
+        assert!(at.starts_with(&three.id.to_string()), "{at}");
+    }
+
+    pub async fn audit_chain_detects_removed_tail(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let [_, two, three] = three_events(s).await;
+        assert_eq!(
+            b.raw_execute(
+                "DELETE FROM audit_events WHERE id = $1",
+                &[&three.id.to_string()]
+            )
+            .await,
+            1
+        );
+        let at = broken_at(s.verify_audit_chain().await);
+        assert!(at.starts_with(&two.id.to_string()), "{at}");
+    }
+
+    pub async fn rejects_duplicate_audit_event_id(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let e = event(None, "once");
+        s.append_audit(&e).await.unwrap();
+        assert!(is_conflict(s.append_audit(&e).await));
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 1);
+        s.append_audit(&event(None, "next")).await.unwrap();
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 2);
+    }
+
+    // ----- persistence
+
+    pub async fn state_survives_reopen<B: Backend>(b: B) {
+        let (g, c, u) = {
+            let store = b.store();
+            let s: &dyn MetadataStore = &*store;
+            let (g, c) = keyed_cluster(s, "k1").await;
+            let u = user("alice");
+            s.insert_user(&u).await.unwrap();
+            (g, c, u)
+        };
+        let b = b.reopen().await;
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        assert_eq!(s.group(g.id).await.unwrap(), Some(g.clone()));
+        assert_eq!(s.cluster(g.id, c.id).await.unwrap(), Some(c.clone()));
+        assert_eq!(
+            s.current_master_key(c.id)
+                .await
+                .unwrap()
+                .map(|k| k.kmip_uid),
+            Some("k1".into())
+        );
+        assert_eq!(s.data_keys(c.id).await.unwrap().len(), 1);
+        assert_eq!(s.user_by_name("alice").await.unwrap(), Some(u));
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 1);
+        // The rules still hold after reopening, and the chain goes on.
+        assert!(is_conflict(s.insert_group(&group("keyed")).await));
+        s.append_audit(&event(Some(&g), "after reopen"))
+            .await
+            .unwrap();
+        assert_eq!(s.verify_audit_chain().await.unwrap(), 2);
+    }
+}
