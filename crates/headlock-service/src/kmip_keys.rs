@@ -1,0 +1,181 @@
+//! [`KmipKeyManager`]: the [`KeyManager`] on a real KMIP server, through the `kmip`
+//! crate's mutual-TLS client.
+//!
+//! Master keys are created as mongod creates them (Create with AES, 256 bits, usage
+//! Encrypt|Decrypt, then Activate), with a KMIP Name so that they can be found again.
+//! Key material is fetched with Get (Raw) and checked to be an AES-256 key before use.
+//! KMIP errors become [`KeyManagerError`]s that say which server, which operation and
+//! what the server said; transport failures are `Unavailable` (nothing happened), and a
+//! Create whose answer was lost is `Indeterminate`.
+
+use async_trait::async_trait;
+use headlock_core::envelope::MasterKeyMaterial;
+use headlock_core::keys::{CreatedKey, KeyState, RevokeReason};
+use headlock_core::{KeyManager, KeyManagerError};
+use kmip::client::Client;
+use kmip::error::Error as KmipError;
+use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask, ObjectType, RevocationReasonCode, State};
+
+/// A key manager backed by one or more KMIP servers (tried in order by the client).
+pub struct KmipKeyManager {
+    client: Client,
+    description: String,
+}
+
+impl KmipKeyManager {
+    /// Wraps a configured client; `description` names the servers in logs and errors.
+    pub fn new(client: Client, description: String) -> Self {
+        KmipKeyManager { client, description }
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn first_server(&self) -> String {
+        self.client.config().servers.first().cloned().unwrap_or_default()
+    }
+}
+
+/// Maps a KMIP client error, keeping who and what.
+fn map_err(e: KmipError, fallback_server: &str, operation: &str) -> KeyManagerError {
+    match e {
+        KmipError::Connect { ref server, .. } | KmipError::Tls { ref server, .. } | KmipError::Timeout { ref server, .. } => {
+            KeyManagerError::Unavailable {
+                server: server.clone(),
+                reason: e.to_string(),
+            }
+        }
+        KmipError::AllServersFailed { ref attempts, .. } => KeyManagerError::Unavailable {
+            server: attempts.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>().join(","),
+            reason: e.to_string(),
+        },
+        KmipError::Io { .. } | KmipError::Pem { .. } | KmipError::TlsConfig { .. } => KeyManagerError::Unavailable {
+            server: fallback_server.to_string(),
+            reason: e.to_string(),
+        },
+        KmipError::ServerReported {
+            server,
+            operation,
+            reason,
+            message,
+        } => KeyManagerError::Refused {
+            server,
+            operation: operation.to_string(),
+            reason: match message {
+                Some(m) => format!("{reason}: {m}"),
+                None => reason.to_string(),
+            },
+        },
+        KmipError::Indeterminate { server, operation, source } => KeyManagerError::Indeterminate {
+            server,
+            operation: operation.to_string(),
+            reason: source.to_string(),
+        },
+        other => KeyManagerError::Refused {
+            server: fallback_server.to_string(),
+            operation: operation.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+#[async_trait]
+impl KeyManager for KmipKeyManager {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError> {
+        let server = self.first_server();
+        let uid = self
+            .client
+            .create_symmetric_key(
+                CryptographicAlgorithm::AES,
+                256,
+                CryptographicUsageMask(CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0),
+                Some(name),
+            )
+            .await
+            .map_err(|e| map_err(e, &server, "Create"))?;
+        if let Err(e) = self.client.activate(&uid).await {
+            // The key exists but is not usable: say so, so the caller revokes it by name.
+            return Err(match map_err(e, &server, "Activate") {
+                KeyManagerError::Unavailable { server, reason } => KeyManagerError::Indeterminate {
+                    server,
+                    operation: "Activate".into(),
+                    reason,
+                },
+                other => other,
+            });
+        }
+        Ok(CreatedKey { uid, server })
+    }
+
+    async fn master_key_material(&self, uid: &str) -> Result<MasterKeyMaterial, KeyManagerError> {
+        let server = self.first_server();
+        let key = self
+            .client
+            .get_symmetric_key(uid)
+            .await
+            .map_err(|e| map_err(e, &server, "Get"))?;
+        if key.algorithm.is_some_and(|a| a != CryptographicAlgorithm::AES) {
+            return Err(KeyManagerError::InvalidKey {
+                uid: uid.to_string(),
+                reason: format!("algorithm is {:?}, not AES", key.algorithm),
+            });
+        }
+        MasterKeyMaterial::from_slice(&key.key).map_err(|e| KeyManagerError::InvalidKey {
+            uid: uid.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn locate_by_name(&self, name: &str) -> Result<Vec<String>, KeyManagerError> {
+        let server = self.first_server();
+        self.client
+            .locate(Some(name), Some(ObjectType::SYMMETRIC_KEY), None)
+            .await
+            .map_err(|e| map_err(e, &server, "Locate"))
+    }
+
+    async fn revoke(&self, uid: &str, reason: RevokeReason) -> Result<(), KeyManagerError> {
+        let server = self.first_server();
+        let (code, message) = match reason {
+            RevokeReason::Superseded => (RevocationReasonCode::SUPERSEDED, "superseded by a master key rotation"),
+            RevokeReason::Compromised => (RevocationReasonCode::KEY_COMPROMISE, "reported compromised"),
+            RevokeReason::Abandoned => (
+                RevocationReasonCode::CESSATION_OF_OPERATION,
+                "created by a key change that did not complete",
+            ),
+        };
+        self.client
+            .revoke(uid, code, Some(message))
+            .await
+            .map_err(|e| map_err(e, &server, "Revoke"))
+    }
+
+    async fn key_state(&self, uid: &str) -> Result<KeyState, KeyManagerError> {
+        let server = self.first_server();
+        let state = self
+            .client
+            .get_state(uid)
+            .await
+            .map_err(|e| map_err(e, &server, "Get Attributes"))?;
+        Ok(match state {
+            State::PRE_ACTIVE => KeyState::PreActive,
+            State::ACTIVE => KeyState::Active,
+            State::DEACTIVATED => KeyState::Deactivated,
+            State::COMPROMISED => KeyState::Compromised,
+            State::DESTROYED => KeyState::Destroyed,
+            State::DESTROYED_COMPROMISED => KeyState::DestroyedCompromised,
+            other => {
+                return Err(KeyManagerError::InvalidKey {
+                    uid: uid.to_string(),
+                    reason: format!("unknown KMIP state {other:?}"),
+                });
+            }
+        })
+    }
+}

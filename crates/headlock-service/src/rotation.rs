@@ -1,0 +1,410 @@
+//! Master keys: the first key of a cluster, rotation, and recovery from a crash.
+//!
+//! A key change is a persisted state machine (the [`KeyIntent`] record):
+//!
+//! ```text
+//!  (none) --write intent--> Pending --KMIP Create+Activate--> NewKeyActive
+//!         --re-wrap data keys, one store transaction--> Committed
+//!         --KMIP Revoke old key (Superseded)--> (intent deleted)
+//! ```
+//!
+//! * The intent is written before any KMIP call, and names the new key
+//!   (`headlock-<cluster>-<intent>`), so a key created by a call whose answer was lost can
+//!   be found again with Locate: it is never leaked silently.
+//! * At most one intent exists per cluster (a unique index), which serialises rotations
+//!   across service nodes; within one process a per-cluster mutex queues them instead of
+//!   refusing them.
+//! * The commit is conditional on the current key being the one the rotation started
+//!   from: a rotation applies to the key it read or not at all.
+//! * KMIP Create is never retried blindly: an unanswered Create is reconciled by name.
+//! * [`Service::reconcile`] finishes or undoes whatever intents a crash left: a Pending or
+//!   NewKeyActive intent's key (found by name) is revoked as abandoned; a Committed
+//!   intent's old key is revoked as superseded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use headlock_core::envelope::{DataKey, WrapContext};
+use headlock_core::keys::{CreatedKey, RevokeReason};
+use headlock_core::model::{BackupConfig, Cluster, DataKeyRecord, IntentPhase, KeyIntent, MasterKeyRecord, RotationType};
+use headlock_core::store::KeyChange;
+use headlock_core::{KeyManagerError, ObjectId, StoreError};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::{Actor, Result, Service, ServiceError};
+
+/// Audit event type of a rotation (Ops Manager's name).
+pub const ROTATE_EVENT: &str = "RS_ROTATE_MASTER_KEY_AUDIT";
+/// Audit event type of a cluster's first master key.
+pub const ENABLE_EVENT: &str = "BACKUP_ENCRYPTION_ENABLED";
+
+/// One async mutex per cluster, so that rotations of one cluster in one process queue up.
+#[derive(Clone, Default)]
+pub(crate) struct ClusterLocks(Arc<Mutex<HashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl ClusterLocks {
+    pub(crate) async fn lock(&self, cluster: ObjectId) -> OwnedMutexGuard<()> {
+        let m = {
+            let mut map = self.0.lock().expect("cluster lock map poisoned");
+            // Forget locks nobody holds or waits for, so the map does not grow forever.
+            if map.len() > 1024 {
+                map.retain(|_, m| Arc::strong_count(m) > 1);
+            }
+            map.entry(cluster).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+}
+
+/// What [`Service::reconcile`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Intents finished or undone.
+    pub resolved: usize,
+    /// KMIP keys revoked because no record uses them.
+    pub orphans_revoked: Vec<String>,
+    /// Old keys revoked after a committed rotation.
+    pub superseded_revoked: Vec<String>,
+    /// Intents left for later (the KMIP server could not be reached).
+    pub deferred: usize,
+}
+
+impl Service {
+    /// Makes sure a data-bearing cluster has a current master key and a data key, and that
+    /// its config says `encryptionEnabled: true`.
+    pub(crate) async fn ensure_encryption(&self, actor: &Actor, cluster: &Cluster, kind: RotationType) -> Result<()> {
+        let _guard = self.locks.lock(cluster.id).await;
+        let mut config = self.config_of(cluster).await?;
+        config.encryption_enabled = true;
+        if self.store.current_master_key(cluster.id).await?.is_some() {
+            let event = crate::audit_event(
+                ENABLE_EVENT,
+                Some(cluster.group_id),
+                Some(cluster.id),
+                Some(&actor.username),
+                actor.remote_address.as_deref(),
+                "SUCCESS",
+                Some("re-enabled with the existing master key"),
+            );
+            self.store.update_backup_configs(&[config], &[event]).await?;
+            return Ok(());
+        }
+        self.change_key(actor, cluster, None, kind, vec![config]).await
+    }
+
+    /// Rotates one data-bearing cluster's master key.
+    pub(crate) async fn rotate(&self, actor: &Actor, cluster: &Cluster, kind: RotationType) -> Result<()> {
+        let _guard = self.locks.lock(cluster.id).await;
+        let current = self
+            .store
+            .current_master_key(cluster.id)
+            .await?
+            .ok_or_else(|| ServiceError::EncryptionDisabledRotate(cluster.id.to_string()))?;
+        self.change_key(actor, cluster, Some(current), kind, Vec::new()).await
+    }
+
+    /// The state machine of the module docs. The caller holds the cluster's lock.
+    async fn change_key(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        current: Option<MasterKeyRecord>,
+        kind: RotationType,
+        configs: Vec<BackupConfig>,
+    ) -> Result<()> {
+        let intent_id = ObjectId::new();
+        let mut intent = KeyIntent {
+            id: intent_id,
+            cluster_id: cluster.id,
+            key_name: format!("headlock-{}-{}", cluster.id, intent_id),
+            previous_uid: current.as_ref().map(|k| k.kmip_uid.clone()),
+            new_uid: None,
+            phase: IntentPhase::Pending,
+            rotation_type: kind,
+            requested_by: actor.username.clone(),
+            created: crate::now(),
+        };
+        match self.store.insert_intent(&intent).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                // Another node is changing this cluster's key, or a crash left an intent.
+                if !self.resolve_stale_intent(cluster.id).await? {
+                    return Err(ServiceError::KeyChangeInProgress(cluster.id.to_string()));
+                }
+                self.store.insert_intent(&intent).await.map_err(|e| match e {
+                    StoreError::Conflict(_) => ServiceError::KeyChangeInProgress(cluster.id.to_string()),
+                    e => e.into(),
+                })?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+
+        let created = match self.keys.create_master_key(&intent.key_name).await {
+            Ok(created) => created,
+            Err(e) => {
+                if matches!(e, KeyManagerError::Indeterminate { .. }) {
+                    // The key may exist: find it by name and revoke it, or leave the
+                    // intent for reconciliation.
+                    self.abandon(&intent).await;
+                } else {
+                    // Nothing was created: forget the intent.
+                    self.store.delete_intent(intent.id).await?;
+                }
+                self.audit_failure(actor, cluster, &intent, &e.to_string()).await;
+                return Err(e.into());
+            }
+        };
+        intent.new_uid = Some(created.uid.clone());
+        intent.phase = IntentPhase::NewKeyActive;
+        let committed = match self.store.update_intent(&intent).await {
+            Ok(()) => self.rewrap_and_commit(actor, cluster, &intent, current.as_ref(), &created, configs).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = committed {
+            self.abandon(&intent).await;
+            self.audit_failure(actor, cluster, &intent, &e.to_string()).await;
+            return Err(match e {
+                ServiceError::Store(StoreError::Precondition(_)) => {
+                    ServiceError::KeyChangeInProgress(cluster.id.to_string())
+                }
+                e => e,
+            });
+        }
+
+        // Committed: the old key protects nothing any more.
+        if let Some(old) = &current {
+            if let Err(e) = self.keys.revoke(&old.kmip_uid, RevokeReason::Superseded).await {
+                tracing::warn!(
+                    cluster = %cluster.id, key = %old.kmip_uid, error = %e,
+                    "rotation committed but the old master key could not be revoked yet; it will be retried at the next start"
+                );
+                return Ok(());
+            }
+        }
+        self.store.delete_intent(intent.id).await?;
+        Ok(())
+    }
+
+    /// Re-wraps every data key of the cluster under the new key (or makes the first data
+    /// key) and commits the switch in one store transaction.
+    async fn rewrap_and_commit(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        intent: &KeyIntent,
+        current: Option<&MasterKeyRecord>,
+        created: &CreatedKey,
+        configs: Vec<BackupConfig>,
+    ) -> Result<()> {
+        let cluster_id = cluster.id.to_string();
+        let new_material = self.keys.master_key_material(&created.uid).await?;
+        let new_ctx = WrapContext {
+            cluster_id: &cluster_id,
+            master_key_uid: &created.uid,
+        };
+        let now = crate::now();
+        let mut data_keys = Vec::new();
+        let existing = self.store.data_keys(cluster.id).await?;
+        if existing.is_empty() {
+            let key = DataKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
+            data_keys.push(DataKeyRecord {
+                id: ObjectId::new(),
+                cluster_id: cluster.id,
+                wrapped: key.wrap(&new_material, &new_ctx).map_err(|e| ServiceError::Internal(e.to_string()))?,
+                master_key_uid: created.uid.clone(),
+                created: now,
+            });
+        } else {
+            // Normally every data key is wrapped by the current key; fetch whatever
+            // others are named, once each.
+            let mut materials = HashMap::new();
+            for dk in existing {
+                if !materials.contains_key(&dk.master_key_uid) {
+                    let m = self.keys.master_key_material(&dk.master_key_uid).await?;
+                    materials.insert(dk.master_key_uid.clone(), m);
+                }
+                let old_ctx = WrapContext {
+                    cluster_id: &cluster_id,
+                    master_key_uid: &dk.master_key_uid,
+                };
+                let wrapped = DataKey::rewrap(
+                    &dk.wrapped,
+                    (&materials[&dk.master_key_uid], &old_ctx),
+                    (&new_material, &new_ctx),
+                )
+                .map_err(|e| {
+                    ServiceError::Internal(format!(
+                        "data key {} of cluster {} did not unwrap under master key {}: {e}",
+                        dk.id, cluster.id, dk.master_key_uid
+                    ))
+                })?;
+                data_keys.push(DataKeyRecord {
+                    wrapped,
+                    master_key_uid: created.uid.clone(),
+                    ..dk
+                });
+            }
+        }
+        let mut audit = crate::audit_event(
+            if current.is_some() { ROTATE_EVENT } else { ENABLE_EVENT },
+            Some(cluster.group_id),
+            Some(cluster.id),
+            Some(&actor.username),
+            actor.remote_address.as_deref(),
+            "SUCCESS",
+            Some(&format!("{} master key rotation; KMIP: {}", intent.rotation_type, created.server)),
+        );
+        audit.old_key_uid = current.map(|k| k.kmip_uid.clone());
+        audit.new_key_uid = Some(created.uid.clone());
+        let change = KeyChange {
+            intent_id: intent.id,
+            cluster_id: cluster.id,
+            expected_current: current.map(|k| k.kmip_uid.clone()),
+            new_key: MasterKeyRecord {
+                cluster_id: cluster.id,
+                kmip_uid: created.uid.clone(),
+                kmip_server: created.server.clone(),
+                kmip_name: intent.key_name.clone(),
+                created: now,
+                retired: None,
+                rotation_type: intent.rotation_type,
+                requested_by: actor.username.clone(),
+            },
+            data_keys,
+            configs,
+            audit,
+        };
+        self.store.commit_key_change(&change).await?;
+        Ok(())
+    }
+
+    /// Undoes an uncommitted intent: revokes the new key (found by uid or by name) and
+    /// deletes the intent. If the KMIP server cannot be reached, the intent stays for
+    /// [`Service::reconcile`]. Returns the revoked uids, or None if deferred.
+    async fn abandon(&self, intent: &KeyIntent) -> Option<Vec<String>> {
+        let mut uids = match self.keys.locate_by_name(&intent.key_name).await {
+            Ok(uids) => uids,
+            Err(e) => {
+                tracing::warn!(intent = %intent.id, error = %e, "cannot look up an abandoned master key yet");
+                // Without the uid there is nothing else to go on: try again later.
+                intent.new_uid.as_ref()?;
+                Vec::new()
+            }
+        };
+        if let Some(uid) = &intent.new_uid
+            && !uids.contains(uid)
+        {
+            uids.push(uid.clone());
+        }
+        for uid in &uids {
+            match self.keys.revoke(uid, RevokeReason::Abandoned).await {
+                Ok(()) | Err(KeyManagerError::Refused { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(intent = %intent.id, key = %uid, error = %e, "cannot revoke an abandoned master key yet");
+                    return None;
+                }
+            }
+        }
+        if let Err(e) = self.store.delete_intent(intent.id).await {
+            tracing::error!(intent = %intent.id, error = %e, "cannot delete a finished key intent");
+            return None;
+        }
+        Some(uids)
+    }
+
+    async fn audit_failure(&self, actor: &Actor, cluster: &Cluster, intent: &KeyIntent, why: &str) {
+        let mut event = crate::audit_event(
+            if intent.previous_uid.is_some() { ROTATE_EVENT } else { ENABLE_EVENT },
+            Some(cluster.group_id),
+            Some(cluster.id),
+            Some(&actor.username),
+            actor.remote_address.as_deref(),
+            "FAILURE",
+            Some(why),
+        );
+        event.old_key_uid = intent.previous_uid.clone();
+        event.new_key_uid = intent.new_uid.clone();
+        if let Err(e) = self.store.append_audit(&event).await {
+            tracing::error!(error = %e, "cannot record a failed key change in the audit trail");
+        }
+    }
+
+    /// An intent older than this, found while this process holds the cluster's lock,
+    /// belongs to a process that died: it is reconciled instead of refusing the rotation.
+    const STALE_INTENT_SECONDS: i64 = 120;
+
+    async fn resolve_stale_intent(&self, cluster: ObjectId) -> Result<bool> {
+        let now = crate::now();
+        for intent in self.store.intents().await? {
+            if intent.cluster_id == cluster && (now - intent.created).whole_seconds() >= Self::STALE_INTENT_SECONDS {
+                let mut report = ReconcileReport::default();
+                self.reconcile_one(&intent, &mut report).await;
+                return Ok(report.resolved == 1);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Finishes or undoes every intent a crash left behind. Run at start, before serving.
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        for intent in self.store.intents().await? {
+            let _guard = self.locks.lock(intent.cluster_id).await;
+            self.reconcile_one(&intent, &mut report).await;
+        }
+        Ok(report)
+    }
+
+    async fn reconcile_one(&self, intent: &KeyIntent, report: &mut ReconcileReport) {
+        let outcome = match intent.phase {
+            IntentPhase::Pending | IntentPhase::NewKeyActive => match self.abandon(intent).await {
+                Some(uids) => {
+                    report.orphans_revoked.extend(uids.iter().cloned());
+                    Some(format!("key change interrupted before commit; revoked {uids:?}"))
+                }
+                None => None,
+            },
+            IntentPhase::Committed => {
+                let revoked = match &intent.previous_uid {
+                    Some(old) => match self.keys.revoke(old, RevokeReason::Superseded).await {
+                        Ok(()) | Err(KeyManagerError::Refused { .. }) => {
+                            report.superseded_revoked.push(old.clone());
+                            true
+                        }
+                        Err(e) => {
+                            tracing::warn!(intent = %intent.id, error = %e, "cannot revoke a superseded master key yet");
+                            false
+                        }
+                    },
+                    None => true,
+                };
+                if revoked && self.store.delete_intent(intent.id).await.is_ok() {
+                    Some("rotation committed before a restart; old master key revoked".to_string())
+                } else {
+                    None
+                }
+            }
+        };
+        match outcome {
+            Some(detail) => {
+                report.resolved += 1;
+                let mut event = crate::audit_event(
+                    "MASTER_KEY_RECONCILED",
+                    None,
+                    Some(intent.cluster_id),
+                    Some("headlock"),
+                    None,
+                    "SUCCESS",
+                    Some(&detail),
+                );
+                event.old_key_uid = intent.previous_uid.clone();
+                event.new_key_uid = intent.new_uid.clone();
+                if let Err(e) = self.store.append_audit(&event).await {
+                    tracing::error!(error = %e, "cannot record a reconciliation in the audit trail");
+                }
+                tracing::info!(cluster = %intent.cluster_id, intent = %intent.id, "{detail}");
+            }
+            None => report.deferred += 1,
+        }
+    }
+}

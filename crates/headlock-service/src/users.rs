@@ -1,0 +1,203 @@
+//! API users: created, listed and deleted by the machine's administrator with the
+//! `headlock users` commands (which work whether or not the server runs), and looked up
+//! by the API layer on every request.
+//!
+//! Only what digest verification needs is stored (H(username:realm:apiKey) for MD5 and
+//! SHA-256); the API key itself is shown once, when it is made, and never again. The
+//! digest functions belong to the API layer, so callers pass the derived values in.
+
+use headlock_core::ObjectId;
+use headlock_core::StoreError;
+use headlock_core::model::{Role, RoleAssignment, User};
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+use crate::{Result, Service, ServiceError};
+
+/// Longest username accepted.
+pub const MAX_USERNAME: usize = 128;
+/// Most entries in a user's access list.
+pub const MAX_ACCESS_LIST: usize = 100;
+
+/// A fresh API key in Ops Manager's form (a random UUID, 122 bits of entropy).
+pub fn generate_api_key() -> Zeroizing<String> {
+    let mut b = [0u8; 16];
+    SystemRandom::new().fill(&mut b).expect("system random generator");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = Zeroizing::new(hex::encode(b));
+    let key = Zeroizing::new(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]));
+    zeroize::Zeroize::zeroize(&mut b);
+    key
+}
+
+/// The digest values derived from a username and API key.
+pub struct DigestSecrets {
+    /// MD5(username:realm:apiKey).
+    pub ha1_md5: Vec<u8>,
+    /// SHA-256(username:realm:apiKey).
+    pub ha1_sha256: Vec<u8>,
+}
+
+fn check_username(username: &str) -> Result<()> {
+    if username.is_empty()
+        || username.len() > MAX_USERNAME
+        || username.chars().any(|c| c.is_control() || c == ':' || c == '"' || c.is_whitespace())
+    {
+        return Err(ServiceError::InvalidInput(format!(
+            "A username is 1 to {MAX_USERNAME} bytes, without spaces, ':', '\"' or control characters."
+        )));
+    }
+    Ok(())
+}
+
+impl Service {
+    /// Creates a user with one role (a group role needs `group`).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+        group: Option<&str>,
+        secrets: DigestSecrets,
+    ) -> Result<User> {
+        check_username(username)?;
+        let group_id = match (role.is_group_role(), group) {
+            (true, Some(g)) => {
+                let id = crate::groups::parse_group_id(g)?;
+                if self.store.group(id).await?.is_none() {
+                    return Err(ServiceError::GroupNotFound(id.to_string()));
+                }
+                Some(id)
+            }
+            (true, None) => {
+                return Err(ServiceError::InvalidInput(format!("Role {role} needs a group id (--group).")));
+            }
+            (false, Some(_)) => {
+                return Err(ServiceError::InvalidInput(format!("Role {role} is global and takes no group.")));
+            }
+            (false, None) => None,
+        };
+        let user = User {
+            id: ObjectId::new(),
+            username: username.to_string(),
+            ha1_md5: secrets.ha1_md5,
+            ha1_sha256: secrets.ha1_sha256,
+            roles: vec![RoleAssignment { role, group_id }],
+            access_list: Vec::new(),
+            created: crate::now(),
+        };
+        match self.store.insert_user(&user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(ServiceError::Duplicate {
+                    code: "DUPLICATE_USERNAME",
+                    message: format!("A user named {username} already exists."),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let event = crate::audit_event("USER_CREATED", group_id, None, Some(username), None, "SUCCESS", Some(role.as_str()));
+        self.store.append_audit(&event).await?;
+        Ok(user)
+    }
+
+    /// Every user.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        Ok(self.store.list_users().await?)
+    }
+
+    /// A user by name (for authentication).
+    pub async fn user(&self, username: &str) -> Result<Option<User>> {
+        if username.len() > MAX_USERNAME {
+            return Ok(None);
+        }
+        Ok(self.store.user_by_name(username).await?)
+    }
+
+    /// Deletes a user.
+    pub async fn delete_user(&self, username: &str) -> Result<()> {
+        match self.store.delete_user(username).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => return Err(ServiceError::UserNotFound(username.to_string())),
+            Err(e) => return Err(e.into()),
+        }
+        let event = crate::audit_event("USER_DELETED", None, None, Some(username), None, "SUCCESS", None);
+        self.store.append_audit(&event).await?;
+        Ok(())
+    }
+
+    /// Replaces a user's API key (the old one stops working at once).
+    pub async fn replace_user_key(&self, username: &str, secrets: DigestSecrets) -> Result<()> {
+        let mut user = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or_else(|| ServiceError::UserNotFound(username.to_string()))?;
+        user.ha1_md5 = secrets.ha1_md5;
+        user.ha1_sha256 = secrets.ha1_sha256;
+        self.store.update_user(&user).await?;
+        let event = crate::audit_event("USER_API_KEY_REGENERATED", None, None, Some(username), None, "SUCCESS", None);
+        self.store.append_audit(&event).await?;
+        Ok(())
+    }
+
+    /// Replaces a user's access list (IPs and CIDR blocks; empty allows any address).
+    /// `validate` checks one entry (the API layer owns the parsing rules).
+    pub async fn set_access_list(
+        &self,
+        username: &str,
+        entries: Vec<String>,
+        validate: impl Fn(&str) -> bool,
+    ) -> Result<()> {
+        if entries.len() > MAX_ACCESS_LIST {
+            return Err(ServiceError::InvalidInput(format!("An access list holds at most {MAX_ACCESS_LIST} entries.")));
+        }
+        if let Some(bad) = entries.iter().find(|e| !validate(e)) {
+            return Err(ServiceError::InvalidInput(format!("{bad:?} is not an IP address or CIDR block.")));
+        }
+        let mut user = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or_else(|| ServiceError::UserNotFound(username.to_string()))?;
+        user.access_list = entries;
+        self.store.update_user(&user).await?;
+        let event = crate::audit_event("USER_ACCESS_LIST_CHANGED", None, None, Some(username), None, "SUCCESS", None);
+        self.store.append_audit(&event).await?;
+        Ok(())
+    }
+
+    /// A page of audit events of a group, newest first (`GET /groups/{G}/events`).
+    pub async fn list_events(
+        &self,
+        actor: &crate::Actor,
+        group_id: &str,
+        page: headlock_core::model::Page,
+    ) -> Result<(Vec<headlock_core::model::AuditEvent>, u64)> {
+        let group = self.readable_group(actor, group_id).await?;
+        Ok(self.store.list_audit(Some(group.id), page).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_keys_look_like_ops_manager_keys_and_differ() {
+        let a = generate_api_key();
+        let b = generate_api_key();
+        assert_ne!(*a, *b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+        assert_eq!(&a[14..15], "4");
+    }
+
+    #[test]
+    fn rejects_usernames_that_break_digest_headers() {
+        for bad in ["", "a b", "a:b", "a\"b", "a\nb"] {
+            assert!(check_username(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_username("alice@example.com").is_ok());
+    }
+}
