@@ -38,6 +38,9 @@ pub struct Service {
     store: Arc<dyn MetadataStore>,
     keys: Arc<dyn KeyManager>,
     locks: rotation::ClusterLocks,
+    /// Intents this process left unfinished because the KMIP server could not be
+    /// reached; they are reconciled at the next key change of their cluster.
+    deferred: Arc<std::sync::Mutex<std::collections::HashSet<ObjectId>>>,
 }
 
 impl Service {
@@ -47,6 +50,7 @@ impl Service {
             store,
             keys,
             locks: rotation::ClusterLocks::default(),
+            deferred: Arc::default(),
         }
     }
 

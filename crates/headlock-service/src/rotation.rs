@@ -145,7 +145,7 @@ impl Service {
                 if matches!(e, KeyManagerError::Indeterminate { .. }) {
                     // The key may exist: find it by name and revoke it, or leave the
                     // intent for reconciliation.
-                    self.abandon(&intent).await;
+                    self.abandon_or_defer(&intent).await;
                 } else {
                     // Nothing was created: forget the intent.
                     self.store.delete_intent(intent.id).await?;
@@ -157,11 +157,16 @@ impl Service {
         intent.new_uid = Some(created.uid.clone());
         intent.phase = IntentPhase::NewKeyActive;
         let committed = match self.store.update_intent(&intent).await {
-            Ok(()) => self.rewrap_and_commit(actor, cluster, &intent, current.as_ref(), &created, configs).await,
+            Ok(()) => {
+                if current.is_some() {
+                    crash_point("rotation-after-kmip-create");
+                }
+                self.rewrap_and_commit(actor, cluster, &intent, current.as_ref(), &created, configs).await
+            }
             Err(e) => Err(e.into()),
         };
         if let Err(e) = committed {
-            self.abandon(&intent).await;
+            self.abandon_or_defer(&intent).await;
             self.audit_failure(actor, cluster, &intent, &e.to_string()).await;
             return Err(match e {
                 ServiceError::Store(StoreError::Precondition(_)) => {
@@ -173,6 +178,7 @@ impl Service {
 
         // Committed: the old key protects nothing any more.
         if let Some(old) = &current {
+            crash_point("rotation-after-commit");
             if let Err(e) = self.keys.revoke(&old.kmip_uid, RevokeReason::Superseded).await {
                 tracing::warn!(
                     cluster = %cluster.id, key = %old.kmip_uid, error = %e,
@@ -312,6 +318,13 @@ impl Service {
         Some(uids)
     }
 
+    /// [`Self::abandon`], remembering the intent if it has to wait for the KMIP server.
+    async fn abandon_or_defer(&self, intent: &KeyIntent) {
+        if self.abandon(intent).await.is_none() {
+            self.deferred.lock().expect("deferred set poisoned").insert(intent.id);
+        }
+    }
+
     async fn audit_failure(&self, actor: &Actor, cluster: &Cluster, intent: &KeyIntent, why: &str) {
         let mut event = crate::audit_event(
             if intent.previous_uid.is_some() { ROTATE_EVENT } else { ENABLE_EVENT },
@@ -333,10 +346,17 @@ impl Service {
     /// belongs to a process that died: it is reconciled instead of refusing the rotation.
     const STALE_INTENT_SECONDS: i64 = 120;
 
+    /// Reconciles the cluster's existing intent if nobody can be working on it: this
+    /// process left it (it holds the cluster's lock, so nothing of its own is in
+    /// flight), or it is older than any key change takes.
     async fn resolve_stale_intent(&self, cluster: ObjectId) -> Result<bool> {
         let now = crate::now();
         for intent in self.store.intents().await? {
-            if intent.cluster_id == cluster && (now - intent.created).whole_seconds() >= Self::STALE_INTENT_SECONDS {
+            if intent.cluster_id != cluster {
+                continue;
+            }
+            let ours = self.deferred.lock().expect("deferred set poisoned").contains(&intent.id);
+            if ours || (now - intent.created).whole_seconds() >= Self::STALE_INTENT_SECONDS {
                 let mut report = ReconcileReport::default();
                 self.reconcile_one(&intent, &mut report).await;
                 return Ok(report.resolved == 1);
@@ -388,9 +408,14 @@ impl Service {
         match outcome {
             Some(detail) => {
                 report.resolved += 1;
+                self.deferred.lock().expect("deferred set poisoned").remove(&intent.id);
+                let group = match self.store.cluster_any_group(intent.cluster_id).await {
+                    Ok(c) => c.map(|c| c.group_id),
+                    Err(_) => None,
+                };
                 let mut event = crate::audit_event(
                     "MASTER_KEY_RECONCILED",
-                    None,
+                    group,
                     Some(intent.cluster_id),
                     Some("headlock"),
                     None,
@@ -406,5 +431,16 @@ impl Service {
             }
             None => report.deferred += 1,
         }
+    }
+}
+
+/// Crash points for the tests of reconciliation: with `HEADLOCK_TEST_CRASH_AT=<name>` in
+/// its environment the process aborts at that point, as a power cut would stop it. A
+/// crash at an exact step cannot be caused from outside a real process any other way.
+/// Never set it in production.
+fn crash_point(name: &str) {
+    if std::env::var_os("HEADLOCK_TEST_CRASH_AT").is_some_and(|v| v == name) {
+        eprintln!("headlock: HEADLOCK_TEST_CRASH_AT={name}: aborting");
+        std::process::abort();
     }
 }

@@ -1,0 +1,205 @@
+//! Backup configs and their master key:
+//!
+//! * `GET /groups/{G}/backupConfigs`, `GET` and `PATCH /groups/{G}/backupConfigs/{C}` (Ops Manager);
+//! * `GET` and `PUT /groups/{G}/backupConfigs/{C}/encryptionKey` (Ops Manager, the
+//!   "Backup Encryption Keys" page): GET shows the current KMIP master key's id, PUT
+//!   rotates it and answers 201 with no key id in the body. A PUT on a whole sharded
+//!   cluster rotates every shard and the config server replica set, and a GET on it lists
+//!   each part's key under `parts` (both extensions).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use headlock_core::model::{AuthMechanism, BackupConfig, BackupStatus};
+use headlock_service::Actor;
+use headlock_service::clusters::BackupConfigPatch;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::json::{Body, Render};
+use crate::{ApiError, AppState};
+
+/// The routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/groups/{group_id}/backupConfigs", get(list))
+        .route("/groups/{group_id}/backupConfigs/{cluster_id}", get(one).patch(patch))
+        .route(
+            "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKey",
+            get(get_key).put(rotate_key),
+        )
+}
+
+/// `PATCH` body. Clients in the wild send every field, with zero values and `null`
+/// arrays, and echo `groupId`, `clusterId` and `links`: all accepted; `null` means
+/// "leave as is". Anything else is refused.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PatchBody {
+    #[serde(default)]
+    group_id: Option<String>,
+    #[serde(default)]
+    cluster_id: Option<String>,
+    #[serde(default)]
+    status_name: Option<String>,
+    #[serde(default)]
+    encryption_enabled: Option<bool>,
+    #[serde(default)]
+    storage_engine_name: Option<String>,
+    #[serde(default)]
+    ssl_enabled: Option<bool>,
+    #[serde(default)]
+    excluded_namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    included_namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    auth_mechanism_name: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    links: Option<Value>,
+}
+
+fn config_json(r: &Render, c: &BackupConfig) -> Value {
+    json!({
+        "groupId": c.group_id,
+        "clusterId": c.cluster_id,
+        "statusName": c.status.as_str(),
+        "encryptionEnabled": c.encryption_enabled,
+        "storageEngineName": c.storage_engine_name,
+        "sslEnabled": c.ssl_enabled,
+        "excludedNamespaces": c.excluded_namespaces,
+        "includedNamespaces": c.included_namespaces,
+        "authMechanismName": c.auth_mechanism.as_str(),
+        "links": [
+            r.link(&format!("/groups/{}/backupConfigs/{}", c.group_id, c.cluster_id), "self"),
+            r.link(&format!("/groups/{}/clusters/{}", c.group_id, c.cluster_id), "cluster"),
+            r.link(&format!("/groups/{}", c.group_id), "group"),
+        ],
+    })
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path(group_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (configs, total) = s.service.list_backup_configs(&actor, &group_id, r.page).await?;
+    Ok(r.list(configs.iter().map(|c| config_json(&r, c)).collect(), total))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let c = s.service.backup_config(&actor, &group_id, &cluster_id).await?;
+    Ok(r.entity(StatusCode::OK, config_json(&r, &c)))
+}
+
+fn invalid(detail: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ATTRIBUTE", detail)
+}
+
+async fn patch(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id)): Path<(String, String)>,
+    Body(body): Body<PatchBody>,
+) -> Result<Response, ApiError> {
+    if let Some(g) = body.group_id.as_deref().filter(|g| !g.is_empty())
+        && !g.eq_ignore_ascii_case(&group_id)
+    {
+        let mut e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "GROUP_MISMATCH",
+            "The groupId in the body does not match the group in the path.",
+        );
+        e.parameters = vec![g.chars().take(64).collect(), group_id.chars().take(64).collect()];
+        return Err(e);
+    }
+    if let Some(c) = body.cluster_id.as_deref().filter(|c| !c.is_empty())
+        && !c.eq_ignore_ascii_case(&cluster_id)
+    {
+        return Err(invalid("The clusterId in the body does not match the cluster in the path.".into()));
+    }
+    let status = match body.status_name.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(v) => Some(BackupStatus::parse(v).ok_or_else(|| {
+            invalid("statusName must be one of INACTIVE, PROVISIONING, STARTED, STOPPED, TERMINATING.".into())
+        })?),
+    };
+    let auth_mechanism = match body.auth_mechanism_name.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(v) => Some(AuthMechanism::parse(v).ok_or_else(|| {
+            invalid("authMechanismName must be one of MONGODB_CR, GSSAPI, PLAIN, MONGODB_X509, NONE.".into())
+        })?),
+    };
+    let patch = BackupConfigPatch {
+        status,
+        encryption_enabled: body.encryption_enabled,
+        storage_engine_name: body.storage_engine_name.filter(|s| !s.is_empty()),
+        ssl_enabled: body.ssl_enabled,
+        excluded_namespaces: body.excluded_namespaces,
+        included_namespaces: body.included_namespaces,
+        auth_mechanism,
+    };
+    let c = s
+        .service
+        .patch_backup_config(&actor, &group_id, &cluster_id, patch)
+        .await?;
+    Ok(r.entity(StatusCode::OK, config_json(&r, &c)))
+}
+
+async fn get_key(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let k = s.service.encryption_key(&actor, &group_id, &cluster_id).await?;
+    let (g, c) = (k.group_id, k.cluster_id);
+    let mut v = json!({
+        "clusterId": c,
+        "groupId": g,
+    });
+    match k.encryption_key_uuid {
+        Some(uid) => v["encryptionKeyUUID"] = json!(uid),
+        None => {
+            v["parts"] = Value::Array(
+                k.parts
+                    .iter()
+                    .map(|(part, uid)| {
+                        json!({
+                            "clusterId": part,
+                            "encryptionKeyUUID": uid,
+                            "links": [r.link(&format!("/groups/{g}/backupConfigs/{part}/encryptionKey"), "self")],
+                        })
+                    })
+                    .collect(),
+            )
+        }
+    }
+    v["links"] = json!([
+        r.link(&format!("/groups/{g}/backupConfigs/{c}/encryptionKey"), "self"),
+        r.link(&format!("/groups/{g}/clusters/{c}"), "cluster"),
+        r.link(&format!("/groups/{g}"), "group"),
+    ]);
+    Ok(r.entity(StatusCode::OK, v))
+}
+
+async fn rotate_key(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    s.service
+        .rotate_encryption_key(&actor, &group_id, &cluster_id)
+        .await?;
+    Ok(r.empty(StatusCode::CREATED))
+}

@@ -1,0 +1,61 @@
+//! Events: `GET /groups/{G}/events` (Ops Manager), newest first, from the hash-chained
+//! audit trail. Extension fields: `outcome`, `oldEncryptionKeyUUID`, `newEncryptionKeyUUID`,
+//! `detail`.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use headlock_core::model::AuditEvent;
+use headlock_service::Actor;
+use serde_json::{Value, json};
+
+use crate::json::Render;
+use crate::{ApiError, AppState};
+
+/// The routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/groups/{group_id}/events", get(list))
+}
+
+fn event_json(r: &Render, e: &AuditEvent) -> Value {
+    let mut v = json!({
+        "id": e.id,
+        "created": crate::clusters::rfc3339(e.created),
+        "eventTypeName": e.event_type,
+        "outcome": e.outcome,
+    });
+    if let Some(g) = e.group_id {
+        v["groupId"] = json!(g);
+        v["links"] = json!([r.link(&format!("/groups/{g}/events/{}", e.id), "self")]);
+    }
+    if let Some(c) = e.cluster_id {
+        v["clusterId"] = json!(c);
+    }
+    if let Some(u) = &e.username {
+        v["username"] = json!(u);
+    }
+    if let Some(a) = &e.remote_address {
+        v["remoteAddress"] = json!(a);
+    }
+    if let Some(k) = &e.old_key_uid {
+        v["oldEncryptionKeyUUID"] = json!(k);
+    }
+    if let Some(k) = &e.new_key_uid {
+        v["newEncryptionKeyUUID"] = json!(k);
+    }
+    if let Some(d) = &e.detail {
+        v["detail"] = json!(d);
+    }
+    v
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path(group_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (events, total) = s.service.list_events(&actor, &group_id, r.page).await?;
+    Ok(r.list(events.iter().map(|e| event_json(&r, e)).collect(), total))
+}
