@@ -68,7 +68,7 @@ fn status_of(e: &ServiceError) -> StatusCode {
     use ServiceError::*;
     match e {
         InvalidGroupId(_) | GroupNotFound(_) | GroupNameNotFound(_) | InvalidClusterId(_) | ClusterNotFound { .. }
-        | BackupConfigNotFound { .. } | UserNotFound(_) => StatusCode::NOT_FOUND,
+        | BackupConfigNotFound { .. } | UserNotFound(_) | EventNotFound(_) => StatusCode::NOT_FOUND,
         NotInGroup => StatusCode::UNAUTHORIZED,
         Forbidden => StatusCode::FORBIDDEN,
         InvalidInput(_) => StatusCode::BAD_REQUEST,

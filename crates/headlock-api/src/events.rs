@@ -1,4 +1,4 @@
-//! Events: `GET /groups/{G}/events` (Ops Manager), newest first, from the hash-chained
+//! Events: `GET /groups/{G}/events` and `GET /groups/{G}/events/{ID}` (Ops Manager), newest first, from the hash-chained
 //! audit trail. Extension fields: `outcome`, `oldEncryptionKeyUUID`, `newEncryptionKeyUUID`,
 //! `detail`.
 
@@ -15,7 +15,9 @@ use crate::{ApiError, AppState};
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/groups/{group_id}/events", get(list))
+    Router::new()
+        .route("/groups/{group_id}/events", get(list))
+        .route("/groups/{group_id}/events/{event_id}", get(one))
 }
 
 fn event_json(r: &Render, e: &AuditEvent) -> Value {
@@ -58,4 +60,14 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let (events, total) = s.service.list_events(&actor, &group_id, r.page).await?;
     Ok(r.list(events.iter().map(|e| event_json(&r, e)).collect(), total))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, event_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let e = s.service.event(&actor, &group_id, &event_id).await?;
+    Ok(r.entity(axum::http::StatusCode::OK, event_json(&r, &e)))
 }

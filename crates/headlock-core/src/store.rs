@@ -155,6 +155,8 @@ pub trait MetadataStore: Send + Sync + 'static {
         group: Option<ObjectId>,
         page: Page,
     ) -> Result<(Vec<AuditEvent>, u64), StoreError>;
+    /// One event of a group.
+    async fn audit_event(&self, group: ObjectId, id: ObjectId) -> Result<Option<AuditEvent>, StoreError>;
     /// Re-computes the whole chain; the number of events, or `AuditChainBroken`.
     async fn verify_audit_chain(&self) -> Result<u64, StoreError>;
 }

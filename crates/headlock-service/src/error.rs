@@ -34,6 +34,9 @@ pub enum ServiceError {
         /// Group id.
         group: String,
     },
+    /// `EVENT_NOT_FOUND` (404).
+    #[error("No event with ID {0} exists in this group.")]
+    EventNotFound(String),
     /// `USER_NOT_FOUND` (404).
     #[error("No user with username {0} exists.")]
     UserNotFound(String),
@@ -110,6 +113,7 @@ impl ServiceError {
             ClusterNotFound { .. } => "CLUSTER_NOT_FOUND",
             BackupConfigNotFound { .. } => "BACKUP_CONFIG_NOT_FOUND",
             UserNotFound(_) => "USER_NOT_FOUND",
+            EventNotFound(_) => "EVENT_NOT_FOUND",
             NotInGroup => "NOT_IN_GROUP",
             Forbidden => "USER_UNAUTHORIZED",
             InvalidInput(_) => "INVALID_ATTRIBUTE",
@@ -141,7 +145,7 @@ impl ServiceError {
             }
             CannotModifyShardBackupConfig { whole_cluster } => vec![whole_cluster.clone()],
             EncryptionDisabledRotate(c) | EncryptionDisabledGet(c) | KeyChangeInProgress(c) => vec![c.clone()],
-            UserNotFound(u) => vec![u.clone()],
+            UserNotFound(u) | EventNotFound(u) => vec![u.clone()],
             _ => Vec::new(),
         }
     }

@@ -16,6 +16,7 @@
 pub mod access;
 pub mod clusters;
 pub mod error;
+pub mod events;
 pub mod groups;
 pub mod kmip_keys;
 pub mod rotation;

@@ -166,17 +166,6 @@ impl Service {
         self.store.append_audit(&event).await?;
         Ok(())
     }
-
-    /// A page of audit events of a group, newest first (`GET /groups/{G}/events`).
-    pub async fn list_events(
-        &self,
-        actor: &crate::Actor,
-        group_id: &str,
-        page: headlock_core::model::Page,
-    ) -> Result<(Vec<headlock_core::model::AuditEvent>, u64)> {
-        let group = self.readable_group(actor, group_id).await?;
-        Ok(self.store.list_audit(Some(group.id), page).await?)
-    }
 }
 
 #[cfg(test)]

@@ -929,6 +929,16 @@ impl MetadataStore for SqlStore {
         Ok((events, total))
     }
 
+    async fn audit_event(&self, group: ObjectId, id: ObjectId) -> Result<Option<AuditEvent>, StoreError> {
+        let found = sqlx::query(q::GET_AUDIT_EVENT)
+            .bind(id_text(group))
+            .bind(id_text(id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(ctx("reading an audit event"))?;
+        found.map(|r| rows::audit(&r).map(|a| a.event)).transpose()
+    }
+
     async fn verify_audit_chain(&self) -> Result<u64, StoreError> {
         let op = "verifying the audit chain";
         // One read transaction: a consistent snapshot of the chain and its head while

@@ -357,6 +357,13 @@ pub const LIST_AUDIT_GROUP: &str = concat!(
 /// Number of one group's events.
 pub const COUNT_AUDIT_GROUP: &str = "SELECT COUNT(*) FROM audit_events WHERE group_id = $1";
 
+/// One audit event of a group, by id.
+pub const GET_AUDIT_EVENT: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_events WHERE group_id = $1 AND id = $2"
+);
+
 /// A batch of the chain in order, for verification. `$1` last seq seen, `$2` limit.
 pub const AUDIT_CHAIN_BATCH: &str = concat!(
     "SELECT ",
