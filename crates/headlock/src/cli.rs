@@ -1,0 +1,670 @@
+//! The command line (clap derive). Every flag of `serve` can also come from a
+//! `HEADLOCK_*` environment variable or the TOML file given with `--config`; a flag wins
+//! over the variable, which wins over the file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Headlock keeps MongoDB backups encrypted under master keys held in a KMIP server, and
+/// speaks the MongoDB Ops Manager public API.
+#[derive(Debug, Parser)]
+#[command(name = "headlock", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: the API, and (unless external KMIP servers are configured) the
+    /// embedded KMIP server.
+    ///
+    /// With no flags: API on http://127.0.0.1:8080, data under ./headlock-data (SQLite,
+    /// the embedded KMIP server's keys and certificates).
+    Serve(ServeArgs),
+    /// Manage API users (works whether or not the service is running).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Run the embedded KMIP server on its own, for development with other KMIP clients.
+    ///
+    /// It keeps keys in a SQLite file on local disk: it is NOT a hardware security module
+    /// and not a substitute for one.
+    KmipServer(KmipServerArgs),
+    /// Groups (Ops Manager projects), through the API: create, list, get.
+    #[command(after_long_help = GROUPS_EXAMPLES)]
+    Groups(GroupsArgs),
+    /// Clusters, through the API: register (replica set or sharded), list, get, delete.
+    #[command(after_long_help = CLUSTERS_EXAMPLES)]
+    Clusters(ClustersArgs),
+    /// Backup configurations, through the API: list, get, set (encryption on/off, status, ...).
+    #[command(after_long_help = BACKUP_CONFIGS_EXAMPLES)]
+    BackupConfigs(BackupConfigsArgs),
+    /// A cluster's backup master key, through the API: show its KMIP id, or rotate it.
+    #[command(after_long_help = ENCRYPTION_KEY_EXAMPLES)]
+    EncryptionKey(EncryptionKeyArgs),
+    /// A group's audit events (newest first), through the API.
+    #[command(after_long_help = EVENTS_EXAMPLES)]
+    Events(EventsArgs),
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Data directory: SQLite metadata, the embedded KMIP server's keys and certificates.
+    #[arg(long, env = "HEADLOCK_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, env = "HEADLOCK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `headlock serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address of the API [default: 127.0.0.1:8080].
+    #[arg(long, env = "HEADLOCK_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) to serve the API over HTTPS on the same port.
+    #[arg(
+        long,
+        env = "HEADLOCK_TLS_CERT_FILE",
+        value_name = "FILE",
+        requires = "tls_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert-file.
+    #[arg(
+        long,
+        env = "HEADLOCK_TLS_KEY_FILE",
+        value_name = "FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_key_file: Option<PathBuf>,
+    /// External KMIP servers, comma-separated, tried in order (like mongod
+    /// --kmipServerName). When absent, the embedded KMIP server is used.
+    #[arg(
+        long,
+        env = "HEADLOCK_KMIP_SERVERS",
+        value_name = "HOST[:PORT],...",
+        value_delimiter = ','
+    )]
+    pub kmip_servers: Option<Vec<String>>,
+    /// Port of KMIP servers given without one [default: 5696].
+    #[arg(long, env = "HEADLOCK_KMIP_PORT", value_name = "PORT")]
+    pub kmip_port: Option<u16>,
+    /// CA certificate (PEM) that signs the KMIP servers' certificates.
+    #[arg(long, env = "HEADLOCK_KMIP_CA_FILE", value_name = "FILE")]
+    pub kmip_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) presented to the KMIP servers.
+    #[arg(long, env = "HEADLOCK_KMIP_CLIENT_CERT_FILE", value_name = "FILE")]
+    pub kmip_client_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    #[arg(long, env = "HEADLOCK_KMIP_CLIENT_KEY_FILE", value_name = "FILE")]
+    pub kmip_client_key_file: Option<PathBuf>,
+    /// Public origin of the API for links (e.g. https://backup.example.com); default:
+    /// taken from each request's Host header.
+    #[arg(long, env = "HEADLOCK_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+/// `headlock users ...`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user and print its new API key on standard output, once.
+    Create {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Username (what `curl -u USERNAME:KEY` sends).
+        #[arg(long)]
+        username: String,
+        /// GLOBAL_OWNER, GLOBAL_READ_ONLY, or per group GROUP_OWNER, GROUP_BACKUP_ADMIN,
+        /// GROUP_READ_ONLY.
+        #[arg(long)]
+        role: String,
+        /// Group id, for the group roles.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: Option<String>,
+    },
+    /// List users and their roles (never their keys).
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Delete a user.
+    Delete {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Username.
+        #[arg(long)]
+        username: String,
+    },
+    /// Replace a user's API key and print the new one, once; the old key stops working.
+    RegenerateKey {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Username.
+        #[arg(long)]
+        username: String,
+    },
+    /// Set the addresses (IPs and CIDR blocks) a user may call the API from; none: any.
+    AccessList {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Username.
+        #[arg(long)]
+        username: String,
+        /// Comma-separated entries (e.g. 10.0.0.0/8,192.0.2.7); empty clears the list.
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        set: Vec<String>,
+    },
+}
+
+/// `headlock kmip-server`.
+#[derive(Debug, Clone, Args)]
+pub struct KmipServerArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "HEADLOCK_KMIP_LISTEN",
+        default_value = "127.0.0.1:5696",
+        value_name = "ADDR:PORT"
+    )]
+    pub listen: SocketAddr,
+}
+
+// ---------------------------------------------------------------------------------
+// API client commands: `groups`, `clusters`, `backup-configs`, `encryption-key`,
+// `events`. They talk to a running service over HTTP(S) with Digest authentication.
+
+/// How the API client commands reach the API and as whom. The API key is never a
+/// flag (it would show in `ps`): it comes from `HEADLOCK_API_KEY` or `--api-key-file`.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Base URL of the Headlock API (the part before /api/public/v1.0).
+    #[arg(
+        long,
+        env = "HEADLOCK_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL",
+        global = true,
+        help_heading = "API connection"
+    )]
+    pub url: String,
+    /// API username (as created by `headlock users create`).
+    #[arg(
+        long,
+        env = "HEADLOCK_USERNAME",
+        value_name = "NAME",
+        global = true,
+        help_heading = "API connection"
+    )]
+    pub username: Option<String>,
+    /// File holding the API key (its first line; surrounding whitespace ignored).
+    /// Without it, the key comes from the HEADLOCK_API_KEY environment variable. No
+    /// flag takes the key itself: command lines are visible to other users.
+    #[arg(
+        long,
+        env = "HEADLOCK_API_KEY_FILE",
+        value_name = "FILE",
+        global = true,
+        help_heading = "API connection"
+    )]
+    pub api_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that sign the API's certificate, for an https:// URL
+    /// [default: $SSL_CERT_FILE, else the system's CA bundle].
+    #[arg(
+        long,
+        env = "HEADLOCK_CA_FILE",
+        value_name = "FILE",
+        global = true,
+        help_heading = "API connection"
+    )]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds each request may take, from connecting to the last byte of the answer.
+    #[arg(
+        long,
+        env = "HEADLOCK_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+        global = true,
+        help_heading = "API connection"
+    )]
+    pub timeout: u64,
+}
+
+/// Paging of list commands (the API's `pageNum` and `itemsPerPage`).
+#[derive(Debug, Clone, Args)]
+pub struct PageArgs {
+    /// Page to show, from 1 [API default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_num: Option<u32>,
+    /// Items per page, 1 to 500 [API default: 100].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub items_per_page: Option<u32>,
+}
+
+/// The part of every API command's long help about connection, output and exit
+/// status (a macro so `concat!` can join it to each command's examples).
+macro_rules! api_help {
+    () => {
+        "
+Connection and credentials (every API command; flags may also go after the subcommand):
+  --url URL               or HEADLOCK_URL         [default: http://127.0.0.1:8080]
+  --username NAME         or HEADLOCK_USERNAME
+  HEADLOCK_API_KEY=KEY    or --api-key-file FILE  (never a flag: `ps` would show it)
+  --ca-file FILE          or HEADLOCK_CA_FILE     (for an https:// URL)
+
+Output: the API's JSON, pretty-printed, on standard output.
+Exit status: 0 success; 1 local problem (unreadable key file, bad URL or CA file);
+2 usage error; 3 the API refused the request (4xx: unauthorized, not found,
+conflict, ...; its errorCode and detail on standard error); 4 the API failed (5xx)
+or could not be reached (connection refused, TLS, timeout)."
+    };
+}
+
+/// `headlock groups ...`.
+#[derive(Debug, Clone, Args)]
+pub struct GroupsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: GroupsCommand,
+}
+
+const GROUPS_EXAMPLES: &str = concat!(
+    "Examples:
+  export HEADLOCK_USERNAME=admin HEADLOCK_API_KEY=...   # printed by `headlock users create`
+  headlock groups create prod
+  headlock groups list
+  headlock groups get 5f0c0ffee0c0ffee0c0ffee0
+  headlock groups get --name prod
+",
+    api_help!()
+);
+
+/// Group subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum GroupsCommand {
+    /// Create a group (POST /groups) and print it, with its new 24-hex id.
+    #[command(after_long_help = "Example:\n  headlock groups create prod")]
+    Create {
+        /// Name of the new group.
+        name: String,
+    },
+    /// List the groups the user can see (GET /groups).
+    #[command(
+        after_long_help = "Examples:\n  headlock groups list\n  headlock groups list --items-per-page 500 --page-num 2"
+    )]
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one group, by id (GET /groups/{ID}) or by name (GET /groups/byName/{NAME}).
+    #[command(
+        after_long_help = "Examples:\n  headlock groups get 5f0c0ffee0c0ffee0c0ffee0\n  headlock groups get --name prod"
+    )]
+    Get {
+        /// The group's id (24 hex digits).
+        #[arg(
+            value_name = "GROUP-ID",
+            required_unless_present = "name",
+            conflicts_with = "name"
+        )]
+        id: Option<String>,
+        /// Look the group up by name instead.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+}
+
+/// `headlock clusters ...`.
+#[derive(Debug, Clone, Args)]
+pub struct ClustersArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ClustersCommand,
+}
+
+const CLUSTERS_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock clusters register --group $G --name rs0 --replica-set rs0
+  headlock clusters register --group $G --name shop \\
+      --shard shop-0=shop-rs0 --shard shop-1=shop-rs1 --config-server-replica-set shop-config
+  headlock clusters list --group $G
+  headlock clusters list --group $G --parent $SHOP    # the parts of a sharded cluster
+  headlock clusters get --group $G --cluster $C
+  headlock clusters delete --group $G --cluster $C
+
+A sharded cluster is registered as one entity for the whole cluster, one per shard and
+one for the config server replica set; the answer lists the parts (with their ids)
+under \"parts\".
+",
+    api_help!()
+);
+
+/// One `--shard NAME=REPLICA-SET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSpec {
+    /// `shardName`.
+    pub name: String,
+    /// `replicaSetName`.
+    pub replica_set: String,
+}
+
+fn parse_shard(s: &str) -> Result<ShardSpec, String> {
+    let (name, rs) = s.split_once('=').unwrap_or((s, s));
+    let (name, rs) = (name.trim(), rs.trim());
+    if name.is_empty() || rs.is_empty() {
+        return Err("expected SHARD-NAME=REPLICA-SET-NAME (or just a name used for both)".into());
+    }
+    Ok(ShardSpec {
+        name: name.to_string(),
+        replica_set: rs.to_string(),
+    })
+}
+
+/// Cluster subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClustersCommand {
+    /// Register a cluster for backup (POST /groups/{G}/clusters, a Headlock extension:
+    /// Ops Manager discovers clusters through its agents). Without --replica-set or
+    /// --shard, a replica set named like the cluster.
+    #[command(
+        after_long_help = "Examples:\n  headlock clusters register --group $G --name rs0                  # replica set rs0\n  headlock clusters register --group $G --name orders --replica-set rs-orders\n  headlock clusters register --group $G --name shop \\\n      --shard shop-0=shop-rs0 --shard shop-1=shop-rs1 --config-server-replica-set shop-config\n\nThe answer is the new cluster; a sharded one lists its shards and config server\nreplica set, each with its own id, under \"parts\"."
+    )]
+    Register {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        /// Cluster name (clusterName).
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// A replica set: its replica set name [default: the cluster name].
+        #[arg(long, value_name = "RS", conflicts_with = "shard")]
+        replica_set: Option<String>,
+        /// A sharded cluster: one shard, as SHARD-NAME=REPLICA-SET-NAME (or one name for
+        /// both); repeat for each shard. Needs --config-server-replica-set.
+        #[arg(long, value_name = "NAME=RS", value_parser = parse_shard, requires = "config_server_replica_set")]
+        shard: Vec<ShardSpec>,
+        /// The config server replica set of a sharded cluster.
+        #[arg(long, value_name = "RS", requires = "shard")]
+        config_server_replica_set: Option<String>,
+    },
+    /// List a group's clusters (GET /groups/{G}/clusters).
+    #[command(
+        after_long_help = "Examples:\n  headlock clusters list --group $G\n  headlock clusters list --group $G --parent $SHOP    # the parts of a sharded cluster"
+    )]
+    List {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        /// Only the parts (shards, config servers) of this sharded cluster.
+        #[arg(long, value_name = "CLUSTER-ID")]
+        parent: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one cluster (GET /groups/{G}/clusters/{C}).
+    #[command(after_long_help = "Example:\n  headlock clusters get --group $G --cluster $C")]
+    Get {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        /// Cluster id.
+        #[arg(long, value_name = "CLUSTER-ID")]
+        cluster: String,
+    },
+    /// Delete a cluster (DELETE /groups/{G}/clusters/{C}); refused while its backups hold
+    /// snapshots.
+    #[command(after_long_help = "Example:\n  headlock clusters delete --group $G --cluster $C")]
+    Delete {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        /// Cluster id.
+        #[arg(long, value_name = "CLUSTER-ID")]
+        cluster: String,
+    },
+}
+
+/// `headlock backup-configs ...`.
+#[derive(Debug, Clone, Args)]
+pub struct BackupConfigsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: BackupConfigsCommand,
+}
+
+const BACKUP_CONFIGS_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock backup-configs list --group $G
+  headlock backup-configs get --group $G --cluster $C
+  headlock backup-configs set --group $G --cluster $C --encryption on
+  headlock backup-configs set --group $G --cluster $C --status STOPPED
+  headlock backup-configs set --group $G --cluster $C --excluded-namespaces db.logs,db.tmp
+  headlock backup-configs set --group $G --cluster $C --excluded-namespaces   # clears the list
+
+Turning encryption on creates each part's first master key in the KMIP server. On a
+sharded cluster, set applies to every shard and the config servers; on a single shard
+it is refused (CANNOT_MODIFY_SHARD_BACKUP_CONFIG).
+",
+    api_help!()
+);
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// Enabled (`true`).
+    On,
+    /// Disabled (`false`).
+    Off,
+}
+
+/// The `statusName` values a user may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BackupStatusArg {
+    /// Start (or resume) backups.
+    Started,
+    /// Stop backups, keeping snapshots.
+    Stopped,
+    /// Terminate backups.
+    Terminating,
+}
+
+/// The `authMechanismName` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthMechanismArg {
+    /// SCRAM / MONGODB-CR.
+    MongodbCr,
+    /// Kerberos.
+    Gssapi,
+    /// LDAP.
+    Plain,
+    /// x.509 certificates.
+    MongodbX509,
+    /// No authentication.
+    None,
+}
+
+/// `headlock backup-configs set`: only the fields given are changed.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
+pub struct BackupConfigSetArgs {
+    /// Group id.
+    #[arg(long, value_name = "GROUP-ID")]
+    pub group: String,
+    /// Cluster id.
+    #[arg(long, value_name = "CLUSTER-ID")]
+    pub cluster: String,
+    /// Encrypt backups under a KMIP master key (encryptionEnabled).
+    #[arg(long, value_enum, value_name = "on|off", group = "change")]
+    pub encryption: Option<OnOff>,
+    /// Backup status (statusName).
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        value_name = "STATUS",
+        group = "change"
+    )]
+    pub status: Option<BackupStatusArg>,
+    /// Storage engine name (storageEngineName), e.g. WIRED_TIGER.
+    #[arg(long, value_name = "NAME", group = "change")]
+    pub storage_engine: Option<String>,
+    /// Whether the backup agent connects to the cluster over TLS (sslEnabled).
+    #[arg(long, value_enum, value_name = "on|off", group = "change")]
+    pub ssl: Option<OnOff>,
+    /// Namespaces (db or db.collection) not to back up, comma-separated; given with no
+    /// value, clears the list (excludedNamespaces).
+    #[arg(long, value_name = "NS,...", value_delimiter = ',', num_args = 0.., group = "change")]
+    pub excluded_namespaces: Option<Vec<String>>,
+    /// The only namespaces to back up, comma-separated; given with no value, clears the
+    /// list (includedNamespaces).
+    #[arg(long, value_name = "NS,...", value_delimiter = ',', num_args = 0.., group = "change")]
+    pub included_namespaces: Option<Vec<String>>,
+    /// How the backup agent authenticates to the cluster (authMechanismName).
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        value_name = "MECHANISM",
+        group = "change"
+    )]
+    pub auth_mechanism: Option<AuthMechanismArg>,
+}
+
+/// Backup config subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BackupConfigsCommand {
+    /// List a group's backup configurations (GET /groups/{G}/backupConfigs).
+    #[command(after_long_help = "Example:\n  headlock backup-configs list --group $G")]
+    List {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one cluster's backup configuration (GET /groups/{G}/backupConfigs/{C}).
+    #[command(after_long_help = "Example:\n  headlock backup-configs get --group $G --cluster $C")]
+    Get {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        /// Cluster id.
+        #[arg(long, value_name = "CLUSTER-ID")]
+        cluster: String,
+    },
+    /// Change a backup configuration (PATCH /groups/{G}/backupConfigs/{C}) and print it.
+    #[command(
+        after_long_help = "Examples:\n  headlock backup-configs set --group $G --cluster $C --encryption on\n  headlock backup-configs set --group $G --cluster $C --status STOPPED\n  headlock backup-configs set --group $G --cluster $C --excluded-namespaces db.logs,db.tmp\n  headlock backup-configs set --group $G --cluster $C --excluded-namespaces   # clears it\n\nOnly the fields given are changed. Turning encryption on creates each part's first\nmaster key in the KMIP server. On a sharded cluster the change applies to every shard\nand the config servers; a single shard refuses it (CANNOT_MODIFY_SHARD_BACKUP_CONFIG)."
+    )]
+    Set(BackupConfigSetArgs),
+}
+
+/// `headlock encryption-key ...`.
+#[derive(Debug, Clone, Args)]
+pub struct EncryptionKeyArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: EncryptionKeyCommand,
+}
+
+const ENCRYPTION_KEY_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock encryption-key get --group $G --cluster $C
+  headlock encryption-key rotate --group $G --cluster $C
+  rotated; current key: 3f2a...                    # the new KMIP Unique Identifier
+
+Rotation creates a new master key in the KMIP server and re-wraps the cluster's data
+keys under it; no backup data is rewritten and every snapshot stays restorable. On a
+whole sharded cluster it rotates every shard and the config servers. Encryption must be
+on (`headlock backup-configs set --encryption on`), else CANNOT_ROTATE_KEY_ENCRYPTION_DISABLED.
+",
+    api_help!()
+);
+
+/// Encryption key subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum EncryptionKeyCommand {
+    /// Show the current master key's KMIP id (GET /groups/{G}/backupConfigs/{C}/encryptionKey).
+    #[command(
+        after_long_help = "Example:\n  headlock encryption-key get --group $G --cluster $C\n\nOn a whole sharded cluster the answer lists each part's key under \"parts\"."
+    )]
+    Get {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        /// Cluster id.
+        #[arg(long, value_name = "CLUSTER-ID")]
+        cluster: String,
+    },
+    /// Rotate the master key (PUT .../encryptionKey), then show the new key's id.
+    #[command(
+        after_long_help = "Examples:\n  headlock encryption-key rotate --group $G --cluster $C\n  rotated; current key: 3f2a...\n  headlock encryption-key rotate --group $G --cluster $SHOP     # every shard and the config servers\n  rotated; current keys: PART-ID=KEY-ID PART-ID=KEY-ID ...\n\nNo backup data is rewritten; every snapshot stays restorable. Encryption must be on,\nelse CANNOT_ROTATE_KEY_ENCRYPTION_DISABLED."
+    )]
+    Rotate {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        /// Cluster id.
+        #[arg(long, value_name = "CLUSTER-ID")]
+        cluster: String,
+        /// Print the JSON of the GET that follows the rotation instead of one line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `headlock events ...`.
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: EventsCommand,
+}
+
+const EVENTS_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock events list --group $G
+  headlock events list --group $G --items-per-page 500 --page-num 2
+",
+    api_help!()
+);
+
+/// Event subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum EventsCommand {
+    /// List a group's events, newest first (GET /groups/{G}/events): key creations and
+    /// rotations with the old and new key ids, configuration changes, failures.
+    #[command(
+        after_long_help = "Examples:\n  headlock events list --group $G\n  headlock events list --group $G --items-per-page 500 --page-num 2"
+    )]
+    List {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}

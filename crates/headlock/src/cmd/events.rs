@@ -1,0 +1,22 @@
+//! `headlock events list`: a group's audit events, newest first, through the API.
+
+use std::process::ExitCode;
+
+use hyper::Method;
+
+use super::remote::{self, api_try, page_query, seg};
+use crate::cli::{EventsArgs, EventsCommand};
+
+pub async fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
+    let mut api = remote::connect(&args.api)?;
+    match args.command {
+        EventsCommand::List { group, page } => {
+            let path = format!("/groups/{}/events", seg(&group));
+            api_try!(
+                api.print(Method::GET, &path, &page_query(&page), None)
+                    .await
+            )
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,70 @@
+//! One module per subcommand; [`run`] dispatches.
+
+mod backup_configs;
+mod clusters;
+mod encryption_key;
+mod events;
+mod groups;
+mod kmip_server;
+mod remote;
+mod serve;
+mod users;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+/// Runs a command on a fresh tokio runtime.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Users(cmd) => users::run(cmd).await,
+            Command::KmipServer(args) => kmip_server::run(args).await,
+            Command::Groups(args) => groups::run(args).await,
+            Command::Clusters(args) => clusters::run(args).await,
+            Command::BackupConfigs(args) => backup_configs::run(args).await,
+            Command::EncryptionKey(args) => encryption_key::run(args).await,
+            Command::Events(args) => events::run(args).await,
+        }
+    })
+}
+
+/// Logs to standard error; `RUST_LOG` (or `HEADLOCK_LOG`) sets the filter, `info` by default.
+pub(crate) fn init_tracing() {
+    let filter = std::env::var("HEADLOCK_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info,sqlx=warn".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Creates the data directory, private to the user.
+pub(crate) fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,22 @@
+//! `headlock`: the binary. `main` parses the command line, runs the command and maps
+//! errors to exit codes; each command lives in its own module under `cmd/`.
+
+mod cli;
+mod client;
+mod cmd;
+mod config;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("headlock: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

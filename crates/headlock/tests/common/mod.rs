@@ -1,0 +1,352 @@
+//! Test harness: the real `headlock` binary in a temporary data directory, on a free
+//! loopback port, driven by the real `curl --digest`.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_headlock");
+
+/// A running `headlock serve`. Killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub log: Arc<Mutex<String>>,
+    args: Vec<String>,
+}
+
+impl Server {
+    /// Starts `headlock serve` on `data_dir` with extra arguments and waits until it
+    /// listens.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_owned(data_dir, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (for this start only).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_owned(data_dir, args, env)
+    }
+
+    fn start_owned(data_dir: &Path, args: Vec<String>, env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(BIN)
+            .envs(env.iter().copied())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(&args)
+            .env("HEADLOCK_LOG", "info,headlock=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start headlock serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("headlock: API listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url.to_string());
+                    }
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "headlock serve did not start; log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Server {
+            child: Some(child),
+            url,
+            data_dir: data_dir.to_path_buf(),
+            log,
+            args,
+        }
+    }
+
+    /// Stops with SIGTERM and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Kills with SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself (e.g. after a crash point).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        child.wait().unwrap()
+    }
+
+    /// Starts again on the same data directory (new port), after it stopped.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        let next = Server::start_owned(&self.data_dir, self.args.clone(), &[]);
+        *self = next;
+    }
+
+    /// Stops and starts again on the same data directory (new port).
+    pub fn restart(&mut self) {
+        self.stop();
+        let next = Server::start_owned(&self.data_dir, self.args.clone(), &[]);
+        *self = next;
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `headlock users create` and returns the API key it prints.
+pub fn create_user(data_dir: &Path, username: &str, role: &str, group: Option<&str>) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["users", "create", "--data-dir"])
+        .arg(data_dir)
+        .args(["--username", username, "--role", role]);
+    if let Some(g) = group {
+        cmd.args(["--group", g]);
+    }
+    let out = cmd.output().expect("run headlock users create");
+    assert!(
+        out.status.success(),
+        "users create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(key.len(), 36, "an API key is printed on stdout: {key:?}");
+    key
+}
+
+/// A response: status, headers (raw) and body.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// An API client: `curl --digest -u user:key`.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub user: String,
+    pub key: String,
+}
+
+impl Api {
+    pub fn new(server: &Server, user: &str, key: &str) -> Api {
+        Api {
+            base: format!("{}/api/public/v1.0", server.url),
+            user: user.into(),
+            key: key.into(),
+        }
+    }
+
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> Resp {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|e| panic!("curl failed: {e}"))
+    }
+
+    /// Like [`Api::call`], but a transport failure (no answer) is an `Err`.
+    pub fn try_call(&self, method: &str, path: &str, body: Option<&str>) -> Result<Resp, String> {
+        let url = format!("{}{}", self.base, path);
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-k", "--digest", "-u"])
+            .arg(format!("{}:{}", self.user, self.key))
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-X",
+                method,
+                "-w",
+                "\n%{http_code}",
+                "--max-time",
+                "60",
+            ])
+            .arg(&url);
+        if let Some(b) = body {
+            cmd.args(["--data-binary", b]);
+        }
+        let out = cmd.output().expect("run curl");
+        if !out.status.success() {
+            return Err(format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        Ok(Resp {
+            status: code.parse().unwrap(),
+            body: body.to_string(),
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.call("GET", path, None)
+    }
+    pub fn put(&self, path: &str) -> Resp {
+        self.call("PUT", path, None)
+    }
+    pub fn post(&self, path: &str, body: &str) -> Resp {
+        self.call("POST", path, Some(body))
+    }
+    pub fn patch(&self, path: &str, body: &str) -> Resp {
+        self.call("PATCH", path, Some(body))
+    }
+    pub fn delete(&self, path: &str) -> Resp {
+        self.call("DELETE", path, None)
+    }
+
+    /// Asserts the status and returns the JSON body.
+    pub fn expect(&self, r: Resp, status: u16) -> Value {
+        assert_eq!(r.status, status, "unexpected status; body: {}", r.body);
+        if r.body.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        }
+    }
+}
+
+/// Asserts an Ops Manager error body.
+pub fn assert_error(r: &Resp, status: u16, code: &str) -> Value {
+    assert_eq!(r.status, status, "body: {}", r.body);
+    let v = r.json();
+    assert_eq!(v["error"], status, "{v}");
+    assert_eq!(v["errorCode"], code, "{v}");
+    assert!(v["detail"].is_string(), "{v}");
+    assert!(v["reason"].is_string(), "{v}");
+    assert!(v["parameters"].is_array(), "{v}");
+    v
+}
+
+/// A server with one global owner, ready to use.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub server: Server,
+    pub admin: Api,
+}
+
+impl World {
+    pub fn new() -> World {
+        Self::with_args(&[])
+    }
+
+    pub fn with_args(args: &[&str]) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let key = create_user(dir.path(), "admin", "GLOBAL_OWNER", None);
+        let server = Server::start(dir.path(), args);
+        let admin = Api::new(&server, "admin", &key);
+        World { dir, server, admin }
+    }
+
+    /// Creates a group and returns its id.
+    pub fn group(&self, name: &str) -> String {
+        let v = self.admin.expect(
+            self.admin
+                .post("/groups", &format!(r#"{{"name":"{name}"}}"#)),
+            201,
+        );
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Registers a replica set and returns its id.
+    pub fn replica_set(&self, group: &str, name: &str) -> String {
+        let body = format!(
+            r#"{{"clusterName":"{name}","typeName":"REPLICA_SET","replicaSetName":"{name}"}}"#
+        );
+        let v = self.admin.expect(
+            self.admin.post(&format!("/groups/{group}/clusters"), &body),
+            201,
+        );
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Turns encryption on for a cluster.
+    pub fn enable_encryption(&self, group: &str, cluster: &str) -> Value {
+        self.admin.expect(
+            self.admin.patch(
+                &format!("/groups/{group}/backupConfigs/{cluster}"),
+                r#"{"encryptionEnabled":true}"#,
+            ),
+            200,
+        )
+    }
+
+    /// The current key id of a cluster.
+    pub fn key_of(&self, group: &str, cluster: &str) -> String {
+        let v = self.admin.expect(
+            self.admin.get(&format!(
+                "/groups/{group}/backupConfigs/{cluster}/encryptionKey"
+            )),
+            200,
+        );
+        v["encryptionKeyUUID"].as_str().unwrap().to_string()
+    }
+
+    /// Another user.
+    pub fn user(&self, name: &str, role: &str, group: Option<&str>) -> Api {
+        let key = create_user(self.dir.path(), name, role, group);
+        Api::new(&self.server, name, &key)
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, then every test of the
+# workspace. Tests that need third-party servers (PyKMIP, and Python digest clients)
+# install them into virtual environments under target/ themselves, through
+# scripts/pykmip-env.sh and scripts/http-clients-env.sh, so this script needs only
+# the Rust toolchain, curl and python3 with venv support; it installs the Debian
+# packages for the last two when they are missing and it runs as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if ! command -v python3 >/dev/null 2>&1; then
+  need_apt+=(python3 python3-venv)
+elif ! python3 -m venv --help >/dev/null 2>&1; then
+  need_apt+=(python3-venv)
+fi
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing ${need_apt[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  else
+    echo "test.sh: please install: ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all --check
+echo "== cargo clippy" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test" >&2
+cargo test --workspace --locked "$@"
