@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 /// Headlock keeps MongoDB backups encrypted under master keys held in a KMIP server, and
 /// speaks the MongoDB Ops Manager public API.
 #[derive(Debug, Parser)]
-#[command(name = "headlock", version, about, long_about = None, propagate_version = true)]
+#[command(name = "headlock", version, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
