@@ -25,7 +25,10 @@ use crate::{ApiError, AppState};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/groups/{group_id}/backupConfigs", get(list))
-        .route("/groups/{group_id}/backupConfigs/{cluster_id}", get(one).patch(patch))
+        .route(
+            "/groups/{group_id}/backupConfigs/{cluster_id}",
+            get(one).patch(patch),
+        )
         .route(
             "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKey",
             get(get_key).put(rotate_key),
@@ -86,7 +89,10 @@ async fn list(
     r: Render,
     Path(group_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (configs, total) = s.service.list_backup_configs(&actor, &group_id, r.page).await?;
+    let (configs, total) = s
+        .service
+        .list_backup_configs(&actor, &group_id, r.page)
+        .await?;
     Ok(r.list(configs.iter().map(|c| config_json(&r, c)).collect(), total))
 }
 
@@ -96,7 +102,10 @@ async fn one(
     r: Render,
     Path((group_id, cluster_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let c = s.service.backup_config(&actor, &group_id, &cluster_id).await?;
+    let c = s
+        .service
+        .backup_config(&actor, &group_id, &cluster_id)
+        .await?;
     Ok(r.entity(StatusCode::OK, config_json(&r, &c)))
 }
 
@@ -119,24 +128,39 @@ async fn patch(
             "GROUP_MISMATCH",
             "The groupId in the body does not match the group in the path.",
         );
-        e.parameters = vec![g.chars().take(64).collect(), group_id.chars().take(64).collect()];
+        e.parameters = vec![
+            g.chars().take(64).collect(),
+            group_id.chars().take(64).collect(),
+        ];
         return Err(e);
     }
     if let Some(c) = body.cluster_id.as_deref().filter(|c| !c.is_empty())
         && !c.eq_ignore_ascii_case(&cluster_id)
     {
-        return Err(invalid("The clusterId in the body does not match the cluster in the path.".into()));
+        return Err(invalid(
+            "The clusterId in the body does not match the cluster in the path.".into(),
+        ));
     }
     let status = match body.status_name.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(v) => Some(BackupStatus::parse(v).ok_or_else(|| {
-            invalid("statusName must be one of INACTIVE, PROVISIONING, STARTED, STOPPED, TERMINATING.".into())
+            invalid(
+                "statusName must be one of INACTIVE, PROVISIONING, STARTED, STOPPED, TERMINATING."
+                    .into(),
+            )
         })?),
     };
-    let auth_mechanism = match body.auth_mechanism_name.as_deref().filter(|s| !s.is_empty()) {
+    let auth_mechanism = match body
+        .auth_mechanism_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(v) => Some(AuthMechanism::parse(v).ok_or_else(|| {
-            invalid("authMechanismName must be one of MONGODB_CR, GSSAPI, PLAIN, MONGODB_X509, NONE.".into())
+            invalid(
+                "authMechanismName must be one of MONGODB_CR, GSSAPI, PLAIN, MONGODB_X509, NONE."
+                    .into(),
+            )
         })?),
     };
     let patch = BackupConfigPatch {
@@ -161,7 +185,10 @@ async fn get_key(
     r: Render,
     Path((group_id, cluster_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let k = s.service.encryption_key(&actor, &group_id, &cluster_id).await?;
+    let k = s
+        .service
+        .encryption_key(&actor, &group_id, &cluster_id)
+        .await?;
     let (g, c) = (k.group_id, k.cluster_id);
     let mut v = json!({
         "clusterId": c,
@@ -185,7 +212,10 @@ async fn get_key(
         }
     }
     v["links"] = json!([
-        r.link(&format!("/groups/{g}/backupConfigs/{c}/encryptionKey"), "self"),
+        r.link(
+            &format!("/groups/{g}/backupConfigs/{c}/encryptionKey"),
+            "self"
+        ),
         r.link(&format!("/groups/{g}/clusters/{c}"), "cluster"),
         r.link(&format!("/groups/{g}"), "group"),
     ]);

@@ -20,7 +20,10 @@ use crate::{ApiError, AppState};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/groups/{group_id}/clusters", get(list).post(register))
-        .route("/groups/{group_id}/clusters/{cluster_id}", get(one).delete(remove))
+        .route(
+            "/groups/{group_id}/clusters/{cluster_id}",
+            get(one).delete(remove),
+        )
 }
 
 /// RFC 3339 in UTC with seconds, as Ops Manager prints dates.
@@ -136,7 +139,10 @@ async fn list(
         .service
         .list_clusters(&actor, &group_id, q.parent_cluster_id.as_deref(), r.page)
         .await?;
-    Ok(r.list(clusters.iter().map(|c| cluster_json(&r, c)).collect(), total))
+    Ok(r.list(
+        clusters.iter().map(|c| cluster_json(&r, c)).collect(),
+        total,
+    ))
 }
 
 async fn one(
@@ -155,6 +161,8 @@ async fn remove(
     r: Render,
     Path((group_id, cluster_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    s.service.delete_cluster(&actor, &group_id, &cluster_id).await?;
+    s.service
+        .delete_cluster(&actor, &group_id, &cluster_id)
+        .await?;
     Ok(r.empty(StatusCode::ACCEPTED))
 }

@@ -67,8 +67,14 @@ impl ApiError {
 fn status_of(e: &ServiceError) -> StatusCode {
     use ServiceError::*;
     match e {
-        InvalidGroupId(_) | GroupNotFound(_) | GroupNameNotFound(_) | InvalidClusterId(_) | ClusterNotFound { .. }
-        | BackupConfigNotFound { .. } | UserNotFound(_) | EventNotFound(_) => StatusCode::NOT_FOUND,
+        InvalidGroupId(_)
+        | GroupNotFound(_)
+        | GroupNameNotFound(_)
+        | InvalidClusterId(_)
+        | ClusterNotFound { .. }
+        | BackupConfigNotFound { .. }
+        | UserNotFound(_)
+        | EventNotFound(_) => StatusCode::NOT_FOUND,
         NotInGroup => StatusCode::UNAUTHORIZED,
         Forbidden => StatusCode::FORBIDDEN,
         InvalidInput(_) => StatusCode::BAD_REQUEST,
@@ -97,7 +103,8 @@ impl From<ServiceError> for ApiError {
         out.parameters = e.parameters();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(error = %e, "key manager failure");
-            out.headers.push((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            out.headers
+                .push((header::RETRY_AFTER, HeaderValue::from_static("5")));
         }
         out
     }
@@ -113,8 +120,10 @@ impl IntoResponse for ApiError {
             "reason": self.status.canonical_reason().unwrap_or(""),
         });
         let mut resp = (self.status, crate::json::body_bytes(&body, false)).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         for (k, v) in self.headers {
             resp.headers_mut().append(k, v);
         }

@@ -53,7 +53,11 @@ async fn create(
     Ok(r.entity(StatusCode::CREATED, group_json(&r, &g)))
 }
 
-async fn list(State(s): State<AppState>, Extension(actor): Extension<Actor>, r: Render) -> Result<Response, ApiError> {
+async fn list(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+) -> Result<Response, ApiError> {
     let (groups, total) = s.service.list_groups(&actor, r.page).await?;
     Ok(r.list(groups.iter().map(|g| group_json(&r, g)).collect(), total))
 }

@@ -81,7 +81,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Render {
             pretty: flag(&common.pretty),
             envelope: flag(&common.envelope),
             origin,
-            page: Page { num: page_num, size },
+            page: Page {
+                num: page_num,
+                size,
+            },
             path: parts.uri.path().to_string(),
         })
     }
@@ -92,7 +95,11 @@ fn origin_from_host(parts: &Parts) -> String {
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .filter(|h| {
+            h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
         .unwrap_or("localhost");
     let scheme = parts
         .extensions
@@ -118,12 +125,20 @@ fn serde_urlencoded_lenient(query: &str) -> Common {
     c
 }
 
-fn parse_bounded(v: Option<&str>, name: &str, default: u32, min: u32, max: u32) -> Result<u32, ApiError> {
+fn parse_bounded(
+    v: Option<&str>,
+    name: &str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ApiError> {
     match v {
         None => Ok(default),
         Some(s) => match s.parse::<u32>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::bad_query(format!("{name} must be a whole number from {min} to {max}."))),
+            _ => Err(ApiError::bad_query(format!(
+                "{name} must be a whole number from {min} to {max}."
+            ))),
         },
     }
 }
@@ -136,14 +151,21 @@ impl Render {
 
     /// A link object.
     pub fn link(&self, path: &str, rel: &str) -> Value {
-        let rel = if rel == "self" { "self".to_string() } else { format!("{REL}{rel}") };
+        let rel = if rel == "self" {
+            "self".to_string()
+        } else {
+            format!("{REL}{rel}")
+        };
         json!({"href": self.url(path), "rel": rel})
     }
 
     /// A 200/201 response holding one entity.
     pub fn entity(&self, status: StatusCode, value: Value) -> Response {
         if self.envelope {
-            self.respond(StatusCode::OK, json!({"status": status.as_u16(), "content": value}))
+            self.respond(
+                StatusCode::OK,
+                json!({"status": status.as_u16(), "content": value}),
+            )
         } else {
             self.respond(status, value)
         }
@@ -151,7 +173,11 @@ impl Render {
 
     /// A page of a list: `{"results", "totalCount", "links"}` with `previous`/`next`.
     pub fn list(&self, results: Vec<Value>, total: u64) -> Response {
-        let list_path = self.path.strip_prefix(BASE).unwrap_or(&self.path).to_string();
+        let list_path = self
+            .path
+            .strip_prefix(BASE)
+            .unwrap_or(&self.path)
+            .to_string();
         let page_link = |num: u32, rel: &str| {
             json!({
                 "href": format!("{}?pageNum={num}&itemsPerPage={}", self.url(&list_path), self.page.size),
@@ -175,19 +201,26 @@ impl Render {
     /// An empty answer with a status (e.g. 201 for a rotation, 202 or 204).
     pub fn empty(&self, status: StatusCode) -> Response {
         if self.envelope {
-            self.respond(StatusCode::OK, json!({"status": status.as_u16(), "content": {}}))
+            self.respond(
+                StatusCode::OK,
+                json!({"status": status.as_u16(), "content": {}}),
+            )
         } else {
             let mut r = status.into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
     }
 
     fn respond(&self, status: StatusCode, value: Value) -> Response {
         let mut r = (status, body_bytes(&value, self.pretty)).into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         r
     }
 }
@@ -214,17 +247,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            let mut err = ApiError::bad_body(e.body_text());
-            err.status = e.status();
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                err.code = "REQUEST_BODY_TOO_LARGE";
-            }
-            err
-        })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(bytes)
-            .map(Body)
-            .map_err(|e| ApiError::bad_body(format!("Received JSON is malformed or does not match the expected fields: {e}.")))
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                let mut err = ApiError::bad_body(e.body_text());
+                err.status = e.status();
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    err.code = "REQUEST_BODY_TOO_LARGE";
+                }
+                err
+            })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes).map(Body).map_err(|e| {
+            ApiError::bad_body(format!(
+                "Received JSON is malformed or does not match the expected fields: {e}."
+            ))
+        })
     }
 }

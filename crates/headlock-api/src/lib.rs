@@ -60,13 +60,20 @@ pub struct AppState {
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for PeerAddr {
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
         PeerAddr(*stream.remote_addr())
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls_listener::TlsListener>> for PeerAddr {
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tls_listener::TlsListener>,
+    > for PeerAddr
+{
     fn connect_info(stream: axum::serve::IncomingStream<'_, tls_listener::TlsListener>) -> Self {
         PeerAddr(*stream.remote_addr())
     }
@@ -87,11 +94,17 @@ pub fn app(state: AppState) -> Router {
         .merge(clusters::router())
         .merge(backup_configs::router())
         .merge(events::router())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
     Router::new()
         .nest(json::BASE, api)
         .fallback(|uri: axum::http::Uri| async move { ApiError::no_route(uri.path()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::decorate))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::decorate,
+        ))
         .with_state(state)
 }

@@ -14,7 +14,10 @@ use crate::auth::{AuthError, UserDigestSecrets, access_list_allows};
 use crate::{ApiError, AppState};
 
 /// `X-MongoDB-Service-Version`, which some Ops Manager clients read.
-pub const SERVICE_VERSION: &str = concat!("gitHash=headlock; versionString=", env!("CARGO_PKG_VERSION"));
+pub const SERVICE_VERSION: &str = concat!(
+    "gitHash=headlock; versionString=",
+    env!("CARGO_PKG_VERSION")
+);
 
 /// The digest challenge, with Ops Manager's body for it (which, unlike other errors,
 /// has no `errorCode`).
@@ -24,9 +27,16 @@ fn unauthorized(state: &AppState, stale: bool) -> Response {
         "reason": "Unauthorized",
         "detail": "You are not authorized for this resource.",
     });
-    let mut resp = (StatusCode::UNAUTHORIZED, crate::json::body_bytes(&body, false)).into_response();
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        crate::json::body_bytes(&body, false),
+    )
+        .into_response();
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     for challenge in state.auth.challenge(stale) {
         headers.append(header::WWW_AUTHENTICATE, challenge);
     }
@@ -80,14 +90,24 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     };
     let outcome = match &user {
         Some(u) => match secrets_of(u) {
-            Some(secrets) => state.auth.verify(&method, &target, &resp, &secrets, SystemTime::now()),
-            None => Err(state.auth.verify_unknown_user(&method, &target, &resp, SystemTime::now())),
+            Some(secrets) => {
+                state
+                    .auth
+                    .verify(&method, &target, &resp, &secrets, SystemTime::now())
+            }
+            None => Err(state
+                .auth
+                .verify_unknown_user(&method, &target, &resp, SystemTime::now())),
         },
-        None => Err(state.auth.verify_unknown_user(&method, &target, &resp, SystemTime::now())),
+        None => Err(state
+            .auth
+            .verify_unknown_user(&method, &target, &resp, SystemTime::now())),
     };
     if let Err(e) = outcome {
         if e.counts_as_failure() {
-            state.throttle.record_failure(&resp.username, ip, Instant::now());
+            state
+                .throttle
+                .record_failure(&resp.username, ip, Instant::now());
             tracing::info!(%ip, error = %e, "authentication failed");
             state
                 .service
@@ -97,11 +117,17 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         return unauthorized(&state, e.is_stale());
     }
     let user = user.expect("verified users exist");
-    state.throttle.record_success(&user.username, ip, Instant::now());
+    state
+        .throttle
+        .record_success(&user.username, ip, Instant::now());
     if !access_list_allows(&user.access_list, ip) {
         state
             .service
-            .record_auth_failure(Some(&user.username), Some(&ip.to_string()), "address not on the access list")
+            .record_auth_failure(
+                Some(&user.username),
+                Some(&ip.to_string()),
+                "address not on the access list",
+            )
             .await;
         let mut e = ApiError::new(
             StatusCode::FORBIDDEN,
@@ -133,7 +159,9 @@ pub async fn decorate(State(state): State<AppState>, mut req: Request, next: Nex
     }
     req.extensions_mut().insert(crate::Scheme(state.scheme));
     let mut resp = next.run(req).await;
-    resp.headers_mut()
-        .insert("x-mongodb-service-version", HeaderValue::from_static(SERVICE_VERSION));
+    resp.headers_mut().insert(
+        "x-mongodb-service-version",
+        HeaderValue::from_static(SERVICE_VERSION),
+    );
     resp
 }

@@ -75,4 +75,3 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
-

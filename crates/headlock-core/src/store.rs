@@ -156,7 +156,11 @@ pub trait MetadataStore: Send + Sync + 'static {
         page: Page,
     ) -> Result<(Vec<AuditEvent>, u64), StoreError>;
     /// One event of a group.
-    async fn audit_event(&self, group: ObjectId, id: ObjectId) -> Result<Option<AuditEvent>, StoreError>;
+    async fn audit_event(
+        &self,
+        group: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<AuditEvent>, StoreError>;
     /// Re-computes the whole chain; the number of events, or `AuditChainBroken`.
     async fn verify_audit_chain(&self) -> Result<u64, StoreError>;
 }

@@ -59,24 +59,37 @@ impl Actor {
     pub fn can_admin_backup(&self, group: ObjectId) -> bool {
         self.has(|r| {
             r.role == Role::GlobalOwner
-                || (r.group_id == Some(group) && matches!(r.role, Role::GroupOwner | Role::GroupBackupAdmin))
+                || (r.group_id == Some(group)
+                    && matches!(r.role, Role::GroupOwner | Role::GroupBackupAdmin))
         })
     }
 
     /// Checks read access: `NOT_IN_GROUP` otherwise.
     pub fn require_read(&self, group: ObjectId) -> Result<()> {
-        if self.can_read(group) { Ok(()) } else { Err(ServiceError::NotInGroup) }
+        if self.can_read(group) {
+            Ok(())
+        } else {
+            Err(ServiceError::NotInGroup)
+        }
     }
 
     /// Checks write access: `NOT_IN_GROUP` for strangers, `USER_UNAUTHORIZED` for readers.
     pub fn require_backup_admin(&self, group: ObjectId) -> Result<()> {
         self.require_read(group)?;
-        if self.can_admin_backup(group) { Ok(()) } else { Err(ServiceError::Forbidden) }
+        if self.can_admin_backup(group) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden)
+        }
     }
 
     /// Checks that the actor is a global owner.
     pub fn require_global_owner(&self) -> Result<()> {
-        if self.has(|r| r.role == Role::GlobalOwner) { Ok(()) } else { Err(ServiceError::Forbidden) }
+        if self.has(|r| r.role == Role::GlobalOwner) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden)
+        }
     }
 }
 
@@ -87,7 +100,10 @@ mod tests {
     fn actor(role: Role, group: Option<ObjectId>) -> Actor {
         Actor {
             username: "u".into(),
-            roles: vec![RoleAssignment { role, group_id: group }],
+            roles: vec![RoleAssignment {
+                role,
+                group_id: group,
+            }],
             remote_address: None,
         }
     }
@@ -95,27 +111,63 @@ mod tests {
     #[test]
     fn group_roles_are_confined_to_their_group() {
         let (g, other) = (ObjectId::new(), ObjectId::new());
-        for role in [Role::GroupOwner, Role::GroupBackupAdmin, Role::GroupReadOnly] {
+        for role in [
+            Role::GroupOwner,
+            Role::GroupBackupAdmin,
+            Role::GroupReadOnly,
+        ] {
             let a = actor(role, Some(g));
             assert!(a.can_read(g));
-            assert!(matches!(a.require_read(other), Err(ServiceError::NotInGroup)));
-            assert!(matches!(a.require_backup_admin(other), Err(ServiceError::NotInGroup)));
+            assert!(matches!(
+                a.require_read(other),
+                Err(ServiceError::NotInGroup)
+            ));
+            assert!(matches!(
+                a.require_backup_admin(other),
+                Err(ServiceError::NotInGroup)
+            ));
         }
     }
 
     #[test]
     fn readers_are_forbidden_to_change() {
         let g = ObjectId::new();
-        assert!(matches!(actor(Role::GroupReadOnly, Some(g)).require_backup_admin(g), Err(ServiceError::Forbidden)));
-        assert!(matches!(actor(Role::GlobalReadOnly, None).require_backup_admin(g), Err(ServiceError::Forbidden)));
-        assert!(actor(Role::GroupBackupAdmin, Some(g)).require_backup_admin(g).is_ok());
-        assert!(actor(Role::GlobalOwner, None).require_backup_admin(g).is_ok());
+        assert!(matches!(
+            actor(Role::GroupReadOnly, Some(g)).require_backup_admin(g),
+            Err(ServiceError::Forbidden)
+        ));
+        assert!(matches!(
+            actor(Role::GlobalReadOnly, None).require_backup_admin(g),
+            Err(ServiceError::Forbidden)
+        ));
+        assert!(
+            actor(Role::GroupBackupAdmin, Some(g))
+                .require_backup_admin(g)
+                .is_ok()
+        );
+        assert!(
+            actor(Role::GlobalOwner, None)
+                .require_backup_admin(g)
+                .is_ok()
+        );
     }
 
     #[test]
     fn only_global_owners_create_groups() {
-        assert!(actor(Role::GlobalOwner, None).require_global_owner().is_ok());
-        assert!(actor(Role::GlobalReadOnly, None).require_global_owner().is_err());
-        assert!(actor(Role::GroupOwner, Some(ObjectId::new())).require_global_owner().is_err());
+        assert!(
+            actor(Role::GlobalOwner, None)
+                .require_global_owner()
+                .is_ok()
+        );
+        assert!(
+            actor(Role::GlobalReadOnly, None)
+                .require_global_owner()
+                .is_err()
+        );
+        assert!(
+            actor(Role::GroupOwner, Some(ObjectId::new()))
+                .require_global_owner()
+                .is_err()
+        );
     }
 }

@@ -81,7 +81,10 @@ pub struct EncryptionKeyView {
 
 fn check_name(what: &str, name: &str) -> Result<String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(|c| c.is_control() || c == '/') {
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME
+        || name.chars().any(|c| c.is_control() || c == '/')
+    {
         return Err(ServiceError::InvalidInput(format!(
             "{what} must be 1 to {MAX_NAME} characters, without '/' or control characters."
         )));
@@ -123,7 +126,12 @@ fn next_status(from: BackupStatus, to: BackupStatus) -> Result<BackupStatus> {
 
 impl Service {
     /// Registers a cluster (and, for a sharded cluster, its parts).
-    pub async fn register_cluster(&self, actor: &Actor, group_id: &str, new: NewCluster) -> Result<Vec<Cluster>> {
+    pub async fn register_cluster(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        new: NewCluster,
+    ) -> Result<Vec<Cluster>> {
         let group = self.admin_group(actor, group_id).await?;
         let cluster_name = check_name("clusterName", &new.cluster_name)?;
         let now = crate::now();
@@ -219,7 +227,10 @@ impl Service {
             Err(StoreError::Conflict(_)) => {
                 return Err(ServiceError::Duplicate {
                     code: "DUPLICATE_CLUSTER_NAME",
-                    message: format!("A cluster named {} already exists in group {}.", clusters[0].cluster_name, group.id),
+                    message: format!(
+                        "A cluster named {} already exists in group {}.",
+                        clusters[0].cluster_name, group.id
+                    ),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -231,14 +242,22 @@ impl Service {
             Some(&actor.username),
             actor.remote_address.as_deref(),
             "SUCCESS",
-            Some(&format!("{} {}", clusters[0].type_name, clusters[0].cluster_name)),
+            Some(&format!(
+                "{} {}",
+                clusters[0].type_name, clusters[0].cluster_name
+            )),
         );
         self.store.append_audit(&event).await?;
         Ok(clusters)
     }
 
     /// One cluster.
-    pub async fn cluster(&self, actor: &Actor, group_id: &str, cluster_id: &str) -> Result<Cluster> {
+    pub async fn cluster(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+    ) -> Result<Cluster> {
         let group = self.readable_group(actor, group_id).await?;
         self.cluster_in(&group, cluster_id).await
     }
@@ -273,14 +292,22 @@ impl Service {
     /// Deletes a cluster and its parts. Current master keys are revoked in the KMIP
     /// server first (nothing needs them once the cluster's records are gone); if that
     /// fails, nothing is deleted.
-    pub async fn delete_cluster(&self, actor: &Actor, group_id: &str, cluster_id: &str) -> Result<()> {
+    pub async fn delete_cluster(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+    ) -> Result<()> {
         let group = self.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if cluster.parent_cluster_id.is_some() {
             return Err(ServiceError::CannotDelete(format!(
                 "Cluster {} is part of a sharded cluster; delete the whole cluster {}.",
                 cluster.id,
-                cluster.parent_cluster_id.map(|p| p.to_string()).unwrap_or_default()
+                cluster
+                    .parent_cluster_id
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
             )));
         }
         let mut parts = vec![cluster.clone()];
@@ -312,7 +339,12 @@ impl Service {
     }
 
     /// A cluster's backup config.
-    pub async fn backup_config(&self, actor: &Actor, group_id: &str, cluster_id: &str) -> Result<BackupConfig> {
+    pub async fn backup_config(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+    ) -> Result<BackupConfig> {
         let group = self.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         self.config_of(&cluster).await
@@ -329,7 +361,12 @@ impl Service {
     }
 
     /// A page of a group's backup configs.
-    pub async fn list_backup_configs(&self, actor: &Actor, group_id: &str, page: Page) -> Result<(Vec<BackupConfig>, u64)> {
+    pub async fn list_backup_configs(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        page: Page,
+    ) -> Result<(Vec<BackupConfig>, u64)> {
         let group = self.readable_group(actor, group_id).await?;
         Ok(self.store.list_backup_configs(group.id, page).await?)
     }
@@ -437,7 +474,8 @@ impl Service {
             // Each data-bearing part gets its first master key (or keeps the one it has,
             // if encryption was on before) and its config flips in the same commit.
             for part in parts.iter().filter(|p| !p.is_sharded_whole()) {
-                self.ensure_encryption(actor, part, RotationType::Initial).await?;
+                self.ensure_encryption(actor, part, RotationType::Initial)
+                    .await?;
             }
             if cluster.is_sharded_whole() {
                 let mut c = self.config_of(&cluster).await?;
@@ -459,7 +497,12 @@ impl Service {
 
     /// The current master key of a cluster (`GET .../encryptionKey`). Reads only the
     /// service's own records: no KMIP round trip.
-    pub async fn encryption_key(&self, actor: &Actor, group_id: &str, cluster_id: &str) -> Result<EncryptionKeyView> {
+    pub async fn encryption_key(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+    ) -> Result<EncryptionKeyView> {
         let group = self.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         let config = self.config_of(&cluster).await?;
@@ -491,12 +534,19 @@ impl Service {
 
     /// Rotates the master key (`PUT .../encryptionKey`): of one replica set, shard or
     /// config server replica set, or of every part of a whole sharded cluster.
-    pub async fn rotate_encryption_key(&self, actor: &Actor, group_id: &str, cluster_id: &str) -> Result<()> {
+    pub async fn rotate_encryption_key(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+    ) -> Result<()> {
         let group = self.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         let config = self.config_of(&cluster).await?;
         if !config.encryption_enabled {
-            return Err(ServiceError::EncryptionDisabledRotate(cluster.id.to_string()));
+            return Err(ServiceError::EncryptionDisabledRotate(
+                cluster.id.to_string(),
+            ));
         }
         if cluster.is_sharded_whole() {
             for part in self.store.cluster_parts(cluster.id).await? {
@@ -508,7 +558,6 @@ impl Service {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -58,7 +58,9 @@ pub enum ServiceError {
         message: String,
     },
     /// `CANNOT_MODIFY_SHARD_BACKUP_CONFIG` (409): use the whole cluster's id.
-    #[error("Cannot modify backup configuration for individual shard; use cluster ID {whole_cluster} for entire cluster.")]
+    #[error(
+        "Cannot modify backup configuration for individual shard; use cluster ID {whole_cluster} for entire cluster."
+    )]
     CannotModifyShardBackupConfig {
         /// The whole sharded cluster's id.
         whole_cluster: String,
@@ -144,7 +146,9 @@ impl ServiceError {
                 vec![cluster.clone(), group.clone()]
             }
             CannotModifyShardBackupConfig { whole_cluster } => vec![whole_cluster.clone()],
-            EncryptionDisabledRotate(c) | EncryptionDisabledGet(c) | KeyChangeInProgress(c) => vec![c.clone()],
+            EncryptionDisabledRotate(c) | EncryptionDisabledGet(c) | KeyChangeInProgress(c) => {
+                vec![c.clone()]
+            }
             UserNotFound(u) | EventNotFound(u) => vec![u.clone()],
             _ => Vec::new(),
         }

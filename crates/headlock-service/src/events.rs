@@ -18,12 +18,7 @@ impl Service {
     }
 
     /// One audit event of a group (`GET /groups/{G}/events/{ID}`).
-    pub async fn event(
-        &self,
-        actor: &Actor,
-        group_id: &str,
-        event_id: &str,
-    ) -> Result<AuditEvent> {
+    pub async fn event(&self, actor: &Actor, group_id: &str, event_id: &str) -> Result<AuditEvent> {
         let group = self.readable_group(actor, group_id).await?;
         let id: ObjectId = event_id
             .parse()

@@ -18,11 +18,13 @@ pub struct GroupView {
 pub const MAX_GROUP_NAME: usize = 64;
 
 pub(crate) fn parse_group_id(id: &str) -> Result<ObjectId> {
-    id.parse().map_err(|_| ServiceError::InvalidGroupId(truncate(id)))
+    id.parse()
+        .map_err(|_| ServiceError::InvalidGroupId(truncate(id)))
 }
 
 pub(crate) fn parse_cluster_id(id: &str) -> Result<ObjectId> {
-    id.parse().map_err(|_| ServiceError::InvalidClusterId(truncate(id)))
+    id.parse()
+        .map_err(|_| ServiceError::InvalidClusterId(truncate(id)))
 }
 
 /// Keeps echoed input short in error bodies.
@@ -35,7 +37,10 @@ impl Service {
     pub async fn create_group(&self, actor: &Actor, name: &str) -> Result<GroupView> {
         actor.require_global_owner()?;
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_GROUP_NAME || name.chars().any(char::is_control) {
+        if name.is_empty()
+            || name.chars().count() > MAX_GROUP_NAME
+            || name.chars().any(char::is_control)
+        {
             return Err(ServiceError::InvalidInput(format!(
                 "Group name must be 1 to {MAX_GROUP_NAME} printable characters."
             )));
@@ -66,7 +71,10 @@ impl Service {
             None,
         );
         self.store.append_audit(&event).await?;
-        Ok(GroupView { group, cluster_count: 0 })
+        Ok(GroupView {
+            group,
+            cluster_count: 0,
+        })
     }
 
     /// The groups the actor may read, a page at a time.
@@ -93,7 +101,10 @@ impl Service {
         let mut out = Vec::with_capacity(groups.len());
         for group in groups {
             let cluster_count = self.store.cluster_count(group.id).await?;
-            out.push(GroupView { group, cluster_count });
+            out.push(GroupView {
+                group,
+                cluster_count,
+            });
         }
         Ok((out, total))
     }
@@ -102,7 +113,10 @@ impl Service {
     pub async fn group(&self, actor: &Actor, group_id: &str) -> Result<GroupView> {
         let group = self.readable_group(actor, group_id).await?;
         let cluster_count = self.store.cluster_count(group.id).await?;
-        Ok(GroupView { group, cluster_count })
+        Ok(GroupView {
+            group,
+            cluster_count,
+        })
     }
 
     /// One group, by name.
@@ -116,7 +130,10 @@ impl Service {
         };
         actor.require_read(group.id)?;
         let cluster_count = self.store.cluster_count(group.id).await?;
-        Ok(GroupView { group, cluster_count })
+        Ok(GroupView {
+            group,
+            cluster_count,
+        })
     }
 
     /// Resolves a group id the actor may read.

@@ -14,7 +14,9 @@ use headlock_core::keys::{CreatedKey, KeyState, RevokeReason};
 use headlock_core::{KeyManager, KeyManagerError};
 use kmip::client::Client;
 use kmip::error::Error as KmipError;
-use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask, ObjectType, RevocationReasonCode, State};
+use kmip::types::{
+    CryptographicAlgorithm, CryptographicUsageMask, ObjectType, RevocationReasonCode, State,
+};
 
 /// A key manager backed by one or more KMIP servers (tried in order by the client).
 pub struct KmipKeyManager {
@@ -25,7 +27,10 @@ pub struct KmipKeyManager {
 impl KmipKeyManager {
     /// Wraps a configured client; `description` names the servers in logs and errors.
     pub fn new(client: Client, description: String) -> Self {
-        KmipKeyManager { client, description }
+        KmipKeyManager {
+            client,
+            description,
+        }
     }
 
     /// The underlying client.
@@ -34,27 +39,38 @@ impl KmipKeyManager {
     }
 
     fn first_server(&self) -> String {
-        self.client.config().servers.first().cloned().unwrap_or_default()
+        self.client
+            .config()
+            .servers
+            .first()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
 /// Maps a KMIP client error, keeping who and what.
 fn map_err(e: KmipError, fallback_server: &str, operation: &str) -> KeyManagerError {
     match e {
-        KmipError::Connect { ref server, .. } | KmipError::Tls { ref server, .. } | KmipError::Timeout { ref server, .. } => {
+        KmipError::Connect { ref server, .. }
+        | KmipError::Tls { ref server, .. }
+        | KmipError::Timeout { ref server, .. } => KeyManagerError::Unavailable {
+            server: server.clone(),
+            reason: e.to_string(),
+        },
+        KmipError::AllServersFailed { ref attempts, .. } => KeyManagerError::Unavailable {
+            server: attempts
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            reason: e.to_string(),
+        },
+        KmipError::Io { .. } | KmipError::Pem { .. } | KmipError::TlsConfig { .. } => {
             KeyManagerError::Unavailable {
-                server: server.clone(),
+                server: fallback_server.to_string(),
                 reason: e.to_string(),
             }
         }
-        KmipError::AllServersFailed { ref attempts, .. } => KeyManagerError::Unavailable {
-            server: attempts.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>().join(","),
-            reason: e.to_string(),
-        },
-        KmipError::Io { .. } | KmipError::Pem { .. } | KmipError::TlsConfig { .. } => KeyManagerError::Unavailable {
-            server: fallback_server.to_string(),
-            reason: e.to_string(),
-        },
         KmipError::ServerReported {
             server,
             operation,
@@ -68,7 +84,11 @@ fn map_err(e: KmipError, fallback_server: &str, operation: &str) -> KeyManagerEr
                 None => reason.to_string(),
             },
         },
-        KmipError::Indeterminate { server, operation, source } => KeyManagerError::Indeterminate {
+        KmipError::Indeterminate {
+            server,
+            operation,
+            source,
+        } => KeyManagerError::Indeterminate {
             server,
             operation: operation.to_string(),
             reason: source.to_string(),
@@ -94,7 +114,9 @@ impl KeyManager for KmipKeyManager {
             .create_symmetric_key(
                 CryptographicAlgorithm::AES,
                 256,
-                CryptographicUsageMask(CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0),
+                CryptographicUsageMask(
+                    CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
+                ),
                 Some(name),
             )
             .await
@@ -120,7 +142,10 @@ impl KeyManager for KmipKeyManager {
             .get_symmetric_key(uid)
             .await
             .map_err(|e| map_err(e, &server, "Get"))?;
-        if key.algorithm.is_some_and(|a| a != CryptographicAlgorithm::AES) {
+        if key
+            .algorithm
+            .is_some_and(|a| a != CryptographicAlgorithm::AES)
+        {
             return Err(KeyManagerError::InvalidKey {
                 uid: uid.to_string(),
                 reason: format!("algorithm is {:?}, not AES", key.algorithm),
@@ -143,8 +168,13 @@ impl KeyManager for KmipKeyManager {
     async fn revoke(&self, uid: &str, reason: RevokeReason) -> Result<(), KeyManagerError> {
         let server = self.first_server();
         let (code, message) = match reason {
-            RevokeReason::Superseded => (RevocationReasonCode::SUPERSEDED, "superseded by a master key rotation"),
-            RevokeReason::Compromised => (RevocationReasonCode::KEY_COMPROMISE, "reported compromised"),
+            RevokeReason::Superseded => (
+                RevocationReasonCode::SUPERSEDED,
+                "superseded by a master key rotation",
+            ),
+            RevokeReason::Compromised => {
+                (RevocationReasonCode::KEY_COMPROMISE, "reported compromised")
+            }
             RevokeReason::Abandoned => (
                 RevocationReasonCode::CESSATION_OF_OPERATION,
                 "created by a key change that did not complete",

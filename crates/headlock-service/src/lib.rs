@@ -66,8 +66,21 @@ impl Service {
     }
 
     /// Records a failed authentication (unknown user, wrong key, refused address).
-    pub async fn record_auth_failure(&self, username: Option<&str>, remote: Option<&str>, detail: &str) {
-        let event = audit_event("AUTHENTICATION_FAILED", None, None, username, remote, "FAILURE", Some(detail));
+    pub async fn record_auth_failure(
+        &self,
+        username: Option<&str>,
+        remote: Option<&str>,
+        detail: &str,
+    ) {
+        let event = audit_event(
+            "AUTHENTICATION_FAILED",
+            None,
+            None,
+            username,
+            remote,
+            "FAILURE",
+            Some(detail),
+        );
         if let Err(e) = self.store.append_audit(&event).await {
             tracing::error!(error = %e, "could not record an authentication failure in the audit trail");
         }
@@ -103,5 +116,6 @@ pub(crate) fn audit_event(
 /// after a round trip.
 pub(crate) fn now() -> time::OffsetDateTime {
     let t = time::OffsetDateTime::now_utc();
-    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
 }

@@ -26,7 +26,9 @@ use std::sync::{Arc, Mutex};
 
 use headlock_core::envelope::{DataKey, WrapContext};
 use headlock_core::keys::{CreatedKey, RevokeReason};
-use headlock_core::model::{BackupConfig, Cluster, DataKeyRecord, IntentPhase, KeyIntent, MasterKeyRecord, RotationType};
+use headlock_core::model::{
+    BackupConfig, Cluster, DataKeyRecord, IntentPhase, KeyIntent, MasterKeyRecord, RotationType,
+};
 use headlock_core::store::KeyChange;
 use headlock_core::{KeyManagerError, ObjectId, StoreError};
 use tokio::sync::OwnedMutexGuard;
@@ -72,7 +74,12 @@ pub struct ReconcileReport {
 impl Service {
     /// Makes sure a data-bearing cluster has a current master key and a data key, and that
     /// its config says `encryptionEnabled: true`.
-    pub(crate) async fn ensure_encryption(&self, actor: &Actor, cluster: &Cluster, kind: RotationType) -> Result<()> {
+    pub(crate) async fn ensure_encryption(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        kind: RotationType,
+    ) -> Result<()> {
         let _guard = self.locks.lock(cluster.id).await;
         let mut config = self.config_of(cluster).await?;
         config.encryption_enabled = true;
@@ -86,21 +93,30 @@ impl Service {
                 "SUCCESS",
                 Some("re-enabled with the existing master key"),
             );
-            self.store.update_backup_configs(&[config], &[event]).await?;
+            self.store
+                .update_backup_configs(&[config], &[event])
+                .await?;
             return Ok(());
         }
-        self.change_key(actor, cluster, None, kind, vec![config]).await
+        self.change_key(actor, cluster, None, kind, vec![config])
+            .await
     }
 
     /// Rotates one data-bearing cluster's master key.
-    pub(crate) async fn rotate(&self, actor: &Actor, cluster: &Cluster, kind: RotationType) -> Result<()> {
+    pub(crate) async fn rotate(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        kind: RotationType,
+    ) -> Result<()> {
         let _guard = self.locks.lock(cluster.id).await;
         let current = self
             .store
             .current_master_key(cluster.id)
             .await?
             .ok_or_else(|| ServiceError::EncryptionDisabledRotate(cluster.id.to_string()))?;
-        self.change_key(actor, cluster, Some(current), kind, Vec::new()).await
+        self.change_key(actor, cluster, Some(current), kind, Vec::new())
+            .await
     }
 
     /// The state machine of the module docs. The caller holds the cluster's lock.
@@ -131,10 +147,15 @@ impl Service {
                 if !self.resolve_stale_intent(cluster.id).await? {
                     return Err(ServiceError::KeyChangeInProgress(cluster.id.to_string()));
                 }
-                self.store.insert_intent(&intent).await.map_err(|e| match e {
-                    StoreError::Conflict(_) => ServiceError::KeyChangeInProgress(cluster.id.to_string()),
-                    e => e.into(),
-                })?;
+                self.store
+                    .insert_intent(&intent)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Conflict(_) => {
+                            ServiceError::KeyChangeInProgress(cluster.id.to_string())
+                        }
+                        e => e.into(),
+                    })?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -150,7 +171,8 @@ impl Service {
                     // Nothing was created: forget the intent.
                     self.store.delete_intent(intent.id).await?;
                 }
-                self.audit_failure(actor, cluster, &intent, &e.to_string()).await;
+                self.audit_failure(actor, cluster, &intent, &e.to_string())
+                    .await;
                 return Err(e.into());
             }
         };
@@ -161,13 +183,15 @@ impl Service {
                 if current.is_some() {
                     crash_point("rotation-after-kmip-create");
                 }
-                self.rewrap_and_commit(actor, cluster, &intent, current.as_ref(), &created, configs).await
+                self.rewrap_and_commit(actor, cluster, &intent, current.as_ref(), &created, configs)
+                    .await
             }
             Err(e) => Err(e.into()),
         };
         if let Err(e) = committed {
             self.abandon_or_defer(&intent).await;
-            self.audit_failure(actor, cluster, &intent, &e.to_string()).await;
+            self.audit_failure(actor, cluster, &intent, &e.to_string())
+                .await;
             return Err(match e {
                 ServiceError::Store(StoreError::Precondition(_)) => {
                     ServiceError::KeyChangeInProgress(cluster.id.to_string())
@@ -179,7 +203,11 @@ impl Service {
         // Committed: the old key protects nothing any more.
         if let Some(old) = &current {
             crash_point("rotation-after-commit");
-            if let Err(e) = self.keys.revoke(&old.kmip_uid, RevokeReason::Superseded).await {
+            if let Err(e) = self
+                .keys
+                .revoke(&old.kmip_uid, RevokeReason::Superseded)
+                .await
+            {
                 tracing::warn!(
                     cluster = %cluster.id, key = %old.kmip_uid, error = %e,
                     "rotation committed but the old master key could not be revoked yet; it will be retried at the next start"
@@ -216,7 +244,9 @@ impl Service {
             data_keys.push(DataKeyRecord {
                 id: ObjectId::new(),
                 cluster_id: cluster.id,
-                wrapped: key.wrap(&new_material, &new_ctx).map_err(|e| ServiceError::Internal(e.to_string()))?,
+                wrapped: key
+                    .wrap(&new_material, &new_ctx)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
                 master_key_uid: created.uid.clone(),
                 created: now,
             });
@@ -252,13 +282,20 @@ impl Service {
             }
         }
         let mut audit = crate::audit_event(
-            if current.is_some() { ROTATE_EVENT } else { ENABLE_EVENT },
+            if current.is_some() {
+                ROTATE_EVENT
+            } else {
+                ENABLE_EVENT
+            },
             Some(cluster.group_id),
             Some(cluster.id),
             Some(&actor.username),
             actor.remote_address.as_deref(),
             "SUCCESS",
-            Some(&format!("{} master key rotation; KMIP: {}", intent.rotation_type, created.server)),
+            Some(&format!(
+                "{} master key rotation; KMIP: {}",
+                intent.rotation_type, created.server
+            )),
         );
         audit.old_key_uid = current.map(|k| k.kmip_uid.clone());
         audit.new_key_uid = Some(created.uid.clone());
@@ -321,13 +358,20 @@ impl Service {
     /// [`Self::abandon`], remembering the intent if it has to wait for the KMIP server.
     async fn abandon_or_defer(&self, intent: &KeyIntent) {
         if self.abandon(intent).await.is_none() {
-            self.deferred.lock().expect("deferred set poisoned").insert(intent.id);
+            self.deferred
+                .lock()
+                .expect("deferred set poisoned")
+                .insert(intent.id);
         }
     }
 
     async fn audit_failure(&self, actor: &Actor, cluster: &Cluster, intent: &KeyIntent, why: &str) {
         let mut event = crate::audit_event(
-            if intent.previous_uid.is_some() { ROTATE_EVENT } else { ENABLE_EVENT },
+            if intent.previous_uid.is_some() {
+                ROTATE_EVENT
+            } else {
+                ENABLE_EVENT
+            },
             Some(cluster.group_id),
             Some(cluster.id),
             Some(&actor.username),
@@ -355,7 +399,11 @@ impl Service {
             if intent.cluster_id != cluster {
                 continue;
             }
-            let ours = self.deferred.lock().expect("deferred set poisoned").contains(&intent.id);
+            let ours = self
+                .deferred
+                .lock()
+                .expect("deferred set poisoned")
+                .contains(&intent.id);
             if ours || (now - intent.created).whole_seconds() >= Self::STALE_INTENT_SECONDS {
                 let mut report = ReconcileReport::default();
                 self.reconcile_one(&intent, &mut report).await;
@@ -380,7 +428,9 @@ impl Service {
             IntentPhase::Pending | IntentPhase::NewKeyActive => match self.abandon(intent).await {
                 Some(uids) => {
                     report.orphans_revoked.extend(uids.iter().cloned());
-                    Some(format!("key change interrupted before commit; revoked {uids:?}"))
+                    Some(format!(
+                        "key change interrupted before commit; revoked {uids:?}"
+                    ))
                 }
                 None => None,
             },
@@ -408,7 +458,10 @@ impl Service {
         match outcome {
             Some(detail) => {
                 report.resolved += 1;
-                self.deferred.lock().expect("deferred set poisoned").remove(&intent.id);
+                self.deferred
+                    .lock()
+                    .expect("deferred set poisoned")
+                    .remove(&intent.id);
                 let group = match self.store.cluster_any_group(intent.cluster_id).await {
                     Ok(c) => c.map(|c| c.group_id),
                     Err(_) => None,

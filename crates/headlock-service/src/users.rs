@@ -22,11 +22,20 @@ pub const MAX_ACCESS_LIST: usize = 100;
 /// A fresh API key in Ops Manager's form (a random UUID, 122 bits of entropy).
 pub fn generate_api_key() -> Zeroizing<String> {
     let mut b = [0u8; 16];
-    SystemRandom::new().fill(&mut b).expect("system random generator");
+    SystemRandom::new()
+        .fill(&mut b)
+        .expect("system random generator");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = Zeroizing::new(hex::encode(b));
-    let key = Zeroizing::new(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]));
+    let key = Zeroizing::new(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ));
     zeroize::Zeroize::zeroize(&mut b);
     key
 }
@@ -42,7 +51,9 @@ pub struct DigestSecrets {
 fn check_username(username: &str) -> Result<()> {
     if username.is_empty()
         || username.len() > MAX_USERNAME
-        || username.chars().any(|c| c.is_control() || c == ':' || c == '"' || c.is_whitespace())
+        || username
+            .chars()
+            .any(|c| c.is_control() || c == ':' || c == '"' || c.is_whitespace())
     {
         return Err(ServiceError::InvalidInput(format!(
             "A username is 1 to {MAX_USERNAME} bytes, without spaces, ':', '\"' or control characters."
@@ -70,10 +81,14 @@ impl Service {
                 Some(id)
             }
             (true, None) => {
-                return Err(ServiceError::InvalidInput(format!("Role {role} needs a group id (--group).")));
+                return Err(ServiceError::InvalidInput(format!(
+                    "Role {role} needs a group id (--group)."
+                )));
             }
             (false, Some(_)) => {
-                return Err(ServiceError::InvalidInput(format!("Role {role} is global and takes no group.")));
+                return Err(ServiceError::InvalidInput(format!(
+                    "Role {role} is global and takes no group."
+                )));
             }
             (false, None) => None,
         };
@@ -96,7 +111,15 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         }
-        let event = crate::audit_event("USER_CREATED", group_id, None, Some(username), None, "SUCCESS", Some(role.as_str()));
+        let event = crate::audit_event(
+            "USER_CREATED",
+            group_id,
+            None,
+            Some(username),
+            None,
+            "SUCCESS",
+            Some(role.as_str()),
+        );
         self.store.append_audit(&event).await?;
         Ok(user)
     }
@@ -118,10 +141,20 @@ impl Service {
     pub async fn delete_user(&self, username: &str) -> Result<()> {
         match self.store.delete_user(username).await {
             Ok(()) => {}
-            Err(StoreError::NotFound(_)) => return Err(ServiceError::UserNotFound(username.to_string())),
+            Err(StoreError::NotFound(_)) => {
+                return Err(ServiceError::UserNotFound(username.to_string()));
+            }
             Err(e) => return Err(e.into()),
         }
-        let event = crate::audit_event("USER_DELETED", None, None, Some(username), None, "SUCCESS", None);
+        let event = crate::audit_event(
+            "USER_DELETED",
+            None,
+            None,
+            Some(username),
+            None,
+            "SUCCESS",
+            None,
+        );
         self.store.append_audit(&event).await?;
         Ok(())
     }
@@ -136,7 +169,15 @@ impl Service {
         user.ha1_md5 = secrets.ha1_md5;
         user.ha1_sha256 = secrets.ha1_sha256;
         self.store.update_user(&user).await?;
-        let event = crate::audit_event("USER_API_KEY_REGENERATED", None, None, Some(username), None, "SUCCESS", None);
+        let event = crate::audit_event(
+            "USER_API_KEY_REGENERATED",
+            None,
+            None,
+            Some(username),
+            None,
+            "SUCCESS",
+            None,
+        );
         self.store.append_audit(&event).await?;
         Ok(())
     }
@@ -150,10 +191,14 @@ impl Service {
         validate: impl Fn(&str) -> bool,
     ) -> Result<()> {
         if entries.len() > MAX_ACCESS_LIST {
-            return Err(ServiceError::InvalidInput(format!("An access list holds at most {MAX_ACCESS_LIST} entries.")));
+            return Err(ServiceError::InvalidInput(format!(
+                "An access list holds at most {MAX_ACCESS_LIST} entries."
+            )));
         }
         if let Some(bad) = entries.iter().find(|e| !validate(e)) {
-            return Err(ServiceError::InvalidInput(format!("{bad:?} is not an IP address or CIDR block.")));
+            return Err(ServiceError::InvalidInput(format!(
+                "{bad:?} is not an IP address or CIDR block."
+            )));
         }
         let mut user = self
             .store
@@ -162,7 +207,15 @@ impl Service {
             .ok_or_else(|| ServiceError::UserNotFound(username.to_string()))?;
         user.access_list = entries;
         self.store.update_user(&user).await?;
-        let event = crate::audit_event("USER_ACCESS_LIST_CHANGED", None, None, Some(username), None, "SUCCESS", None);
+        let event = crate::audit_event(
+            "USER_ACCESS_LIST_CHANGED",
+            None,
+            None,
+            Some(username),
+            None,
+            "SUCCESS",
+            None,
+        );
         self.store.append_audit(&event).await?;
         Ok(())
     }

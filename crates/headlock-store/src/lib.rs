@@ -929,7 +929,11 @@ impl MetadataStore for SqlStore {
         Ok((events, total))
     }
 
-    async fn audit_event(&self, group: ObjectId, id: ObjectId) -> Result<Option<AuditEvent>, StoreError> {
+    async fn audit_event(
+        &self,
+        group: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<AuditEvent>, StoreError> {
         let found = sqlx::query(q::GET_AUDIT_EVENT)
             .bind(id_text(group))
             .bind(id_text(id))

@@ -1,0 +1,121 @@
+//! Round-trip latency of Create + Activate + Get (one AES-256 key each time) over one
+//! mutual-TLS connection, against the embedded server (in-process, SQLite in a
+//! temporary directory) and against a PyKMIP 0.11 server (a real process, installed
+//! and started through testkit), in the same run; prints p50 / p99 for each and the
+//! ratio.
+//!
+//! ```text
+//! cargo run --release -p kmip --example kmip_latency [-- EMBEDDED_ITERATIONS PYKMIP_ITERATIONS]
+//! ```
+
+use std::time::{Duration, Instant};
+
+use kmip::client::{Client, ClientConfig};
+use kmip::server::KeyStore;
+use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask};
+
+const WARMUP: usize = 5;
+
+async fn measure(client: &Client, iterations: usize) -> Result<Vec<Duration>, kmip::error::Error> {
+    let usage = CryptographicUsageMask::ENCRYPT | CryptographicUsageMask::DECRYPT;
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..WARMUP + iterations {
+        let start = Instant::now();
+        let uid = client
+            .create_symmetric_key(CryptographicAlgorithm::AES, 256, usage, None)
+            .await?;
+        client.activate(&uid).await?;
+        let key = client.get_symmetric_key(&uid).await?;
+        let elapsed = start.elapsed();
+        assert_eq!(key.key.len(), 32);
+        if i >= WARMUP {
+            samples.push(elapsed);
+        }
+    }
+    samples.sort();
+    Ok(samples)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
+    let embedded_n = args.first().copied().unwrap_or(1000);
+    let pykmip_n = args.get(1).copied().unwrap_or(200);
+
+    let dir = tempfile::tempdir()?;
+    let pki = kmip::pki::ensure_pki(&dir.path().join("pki"))?;
+    let config = |server: String| {
+        ClientConfig::new(
+            vec![server],
+            pki.ca_cert.clone(),
+            pki.client_cert.clone(),
+            pki.client_key.clone(),
+        )
+    };
+
+    // Embedded server, in this process.
+    let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key)?;
+    let store = KeyStore::open_in(dir.path()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kmip::server::serve(listener, tls, store, async {
+        let _ = stopped.await;
+    }));
+    let embedded = Client::new(config(addr.to_string()))?;
+    let embedded_samples = measure(&embedded, embedded_n).await?;
+    let version = embedded.negotiated_version().await;
+    let _ = stop.send(());
+    server.await??;
+
+    // PyKMIP server, a real process on loopback.
+    let files = testkit::TlsFiles {
+        ca_cert: pki.ca_cert.clone(),
+        server_cert: pki.server_cert.clone(),
+        server_key: pki.server_key.clone(),
+        client_cert: pki.client_cert.clone(),
+        client_key: pki.client_key.clone(),
+    };
+    let pykmip =
+        tokio::task::spawn_blocking(move || testkit::PyKmipServer::start(&files)).await??;
+    let remote = Client::new(config(pykmip.addr()))?;
+    let pykmip_samples = measure(&remote, pykmip_n).await?;
+    let pykmip_version = remote.negotiated_version().await;
+    drop(pykmip);
+
+    let e50 = percentile(&embedded_samples, 50.0);
+    let e99 = percentile(&embedded_samples, 99.0);
+    let p50 = percentile(&pykmip_samples, 50.0);
+    let p99 = percentile(&pykmip_samples, 99.0);
+    println!("Create + Activate + Get (AES-256), one mutual-TLS connection, loopback");
+    println!(
+        "embedded  (KMIP {}, n={embedded_n}): p50 {:.3} ms  p99 {:.3} ms",
+        version.map_or("?".into(), |v| v.to_string()),
+        ms(e50),
+        ms(e99)
+    );
+    println!(
+        "PyKMIP    (KMIP {}, n={pykmip_n}): p50 {:.3} ms  p99 {:.3} ms",
+        pykmip_version.map_or("?".into(), |v| v.to_string()),
+        ms(p50),
+        ms(p99)
+    );
+    println!(
+        "ratio PyKMIP / embedded: p50 {:.1}x  p99 {:.1}x",
+        ms(p50) / ms(e50),
+        ms(p99) / ms(e99)
+    );
+    Ok(())
+}

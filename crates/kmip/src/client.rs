@@ -1,0 +1,1103 @@
+//! The async KMIP client: mutual TLS (rustls, ring), one connection per server kept
+//! open and reconnected on error, protocol version negotiated with Discover Versions,
+//! servers tried in order with failover, bounded retries for operations that are safe
+//! to repeat, and typed operations for what Headlock needs.
+//!
+//! Behaviour in detail:
+//!
+//! * **Negotiation.** On each new connection the client sends Discover Versions (in a
+//!   1.2 header) listing [`ClientConfig::protocol_versions`] (by default 2.0, 1.4, 1.3,
+//!   1.2, 1.1, 1.0) and uses the highest version the server answers. A server that fails Discover Versions, or answers with no common
+//!   version, is spoken to in KMIP 1.2, as mongod does.
+//! * **Failover.** Servers are tried in the configured order. A server that cannot be
+//!   reached (connect, TLS, negotiation) is skipped for the next one, for every
+//!   operation: nothing was sent to it.
+//! * **Retries.** Only operations that are safe to repeat (Discover Versions, Query,
+//!   Get, Get Attributes, Get Attribute List, Locate, Activate, Revoke, Destroy,
+//!   Encrypt, Decrypt) are retried after a transport failure, up to
+//!   [`ClientConfig::max_retries`] more rounds over the server list with exponential
+//!   back-off. Create, Register and ReKey are never re-sent: if the connection fails
+//!   after one was sent, the error is [`Error::Indeterminate`] and the caller
+//!   reconciles by Locate on the name it gave.
+//! * **Errors** name the server, the operation and, when the server refused, the KMIP
+//!   Result Reason and Result Message ([`Error::ServerReported`]). A server-reported
+//!   failure is an answer, not a transport failure: it is returned at once, not
+//!   retried elsewhere. Key material never appears in errors or logs.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kmip::error::Error> {
+//! use kmip::client::{Client, ClientConfig};
+//! use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask};
+//!
+//! let config = ClientConfig::new(
+//!     vec!["kmip1.example:5696".into(), "kmip2.example".into()],
+//!     "ca.pem".into(), "client.pem".into(), "client-key.pem".into(),
+//! );
+//! let client = Client::new(config)?;
+//! let uid = client
+//!     .create_symmetric_key(
+//!         CryptographicAlgorithm::AES,
+//!         256,
+//!         CryptographicUsageMask::ENCRYPT | CryptographicUsageMask::DECRYPT,
+//!         Some("cluster-42-master"),
+//!     )
+//!     .await?;
+//! client.activate(&uid).await?;
+//! let key = client.get_symmetric_key(&uid).await?;
+//! assert_eq!(key.key.len(), 32);
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use zeroize::Zeroizing;
+
+use crate::attribute::{Attribute, RevocationReason};
+use crate::error::Error;
+use crate::framing;
+use crate::message::{
+    CreateRequest, CryptographicParameters, DecryptRequest, DiscoverVersionsRequest,
+    EncryptRequest, GetAttributesRequest, GetRequest, LocateRequest, ManagedObject, QueryRequest,
+    QueryResponse, ReKeyRequest, RequestBatchItem, RequestMessage, RequestPayload, ResponseMessage,
+    ResponsePayload, RevokeRequest, TemplateAttribute,
+};
+use crate::ttlv::Limits;
+use crate::types::{
+    BlockCipherMode, CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, LinkType,
+    NameType, ObjectType, Operation, ProtocolVersion, QueryFunction, ResultReason, ResultStatus,
+    RevocationReasonCode, State,
+};
+
+/// The IANA-registered KMIP port.
+pub const DEFAULT_PORT: u16 = 5696;
+
+/// Versions offered in Discover Versions, most preferred first.
+pub const CLIENT_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V2_0,
+    ProtocolVersion::V1_4,
+    ProtocolVersion::V1_3,
+    ProtocolVersion::V1_2,
+    ProtocolVersion::V1_1,
+    ProtocolVersion::V1_0,
+];
+
+/// The version used with a server that fails Discover Versions (mongod's default).
+pub const FALLBACK_VERSION: ProtocolVersion = ProtocolVersion::V1_2;
+
+/// A pooled connection idle for longer than this is not reused for an operation that
+/// must not be repeated (Create, Register, ReKey): a server may have closed it, and a
+/// request written into a dead connection would come back as Indeterminate.
+const STALE_FOR_UNREPEATABLE: Duration = Duration::from_secs(5);
+
+/// First back-off between retry rounds; doubled each round, capped at 2 s.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Where and how to reach the KMIP servers.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Servers in order of preference, each `"host"` or `"host:port"` (IPv6 as
+    /// `"[addr]:port"`); the default port is 5696.
+    pub servers: Vec<String>,
+    /// CA certificate(s) (PEM) that server certificates must chain to.
+    pub ca_file: PathBuf,
+    /// Our certificate chain (PEM), presented for client authentication.
+    pub client_cert_file: PathBuf,
+    /// Our private key (PEM).
+    pub client_key_file: PathBuf,
+    /// Name the server certificates must carry; default: each server's host.
+    pub server_name: Option<String>,
+    /// Time allowed for the TCP connection and, again, for the TLS handshake.
+    pub connect_timeout: Duration,
+    /// Time allowed for one request to be written and its response read.
+    pub io_timeout: Duration,
+    /// Extra rounds over the server list for operations safe to repeat.
+    pub max_retries: u32,
+    /// Bounds on response messages.
+    pub limits: Limits,
+    /// Protocol versions offered in Discover Versions, most preferred first (default
+    /// [`CLIENT_VERSIONS`]; e.g. `[1.2]` to speak as mongod does).
+    pub protocol_versions: Vec<ProtocolVersion>,
+}
+
+impl ClientConfig {
+    /// A configuration with default timeouts (connect 5 s, I/O 30 s), 2 retries and
+    /// default limits.
+    pub fn new(
+        servers: Vec<String>,
+        ca_file: PathBuf,
+        client_cert_file: PathBuf,
+        client_key_file: PathBuf,
+    ) -> Self {
+        ClientConfig {
+            servers,
+            ca_file,
+            client_cert_file,
+            client_key_file,
+            server_name: None,
+            connect_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(30),
+            max_retries: 2,
+            limits: Limits::default(),
+            protocol_versions: CLIENT_VERSIONS.to_vec(),
+        }
+    }
+}
+
+/// A symmetric key fetched with Get.
+pub struct SymmetricKeyMaterial {
+    /// The key bytes (zeroized on drop).
+    pub key: Zeroizing<Vec<u8>>,
+    /// Cryptographic Algorithm from the Key Block.
+    pub algorithm: Option<CryptographicAlgorithm>,
+    /// Cryptographic Length (bits) from the Key Block.
+    pub length: Option<i32>,
+}
+
+impl std::fmt::Debug for SymmetricKeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SymmetricKeyMaterial")
+            .field("key", &format_args!("<{} bytes redacted>", self.key.len()))
+            .field("algorithm", &self.algorithm)
+            .field("length", &self.length)
+            .finish()
+    }
+}
+
+/// The result of a server-side AES-GCM Encrypt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcmCiphertext {
+    /// Ciphertext (same length as the plaintext).
+    pub data: Vec<u8>,
+    /// The 12-byte IV the server generated.
+    pub iv: Vec<u8>,
+    /// The 16-byte authentication tag.
+    pub tag: Vec<u8>,
+}
+
+/// An async KMIP client; cheap to clone (clones share connections).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("servers", &self.inner.config.servers)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: ClientConfig,
+    connector: TlsConnector,
+    servers: Vec<Server>,
+}
+
+struct Server {
+    /// As configured, for errors.
+    label: String,
+    host: String,
+    port: u16,
+    conn: Mutex<Option<Connection>>,
+}
+
+struct Connection {
+    stream: TlsStream<TcpStream>,
+    version: ProtocolVersion,
+    last_used: Instant,
+}
+
+/// What to send: a payload built for the negotiated version, or a whole message.
+enum Outgoing<'b> {
+    Build(&'b (dyn Fn(ProtocolVersion) -> RequestPayload + Sync)),
+    Raw(&'b [u8]),
+}
+
+/// Why one attempt on one server failed, and whether the request may have reached it.
+struct AttemptError {
+    error: Error,
+    sent: bool,
+}
+
+fn is_repeatable(op: Operation) -> bool {
+    matches!(
+        op,
+        Operation::DISCOVER_VERSIONS
+            | Operation::QUERY
+            | Operation::GET
+            | Operation::GET_ATTRIBUTES
+            | Operation::GET_ATTRIBUTE_LIST
+            | Operation::LOCATE
+            | Operation::ACTIVATE
+            | Operation::REVOKE
+            | Operation::DESTROY
+            | Operation::ENCRYPT
+            | Operation::DECRYPT
+    )
+}
+
+/// Splits `"host"`, `"host:port"`, `"[v6]:port"` or a bare IPv6 address.
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => DEFAULT_PORT,
+            None => return None,
+        };
+        return Some((host.to_owned(), port));
+    }
+    match s.matches(':').count() {
+        0 => Some((s.to_owned(), DEFAULT_PORT)),
+        1 => {
+            let (host, port) = s.split_once(':')?;
+            if host.is_empty() {
+                return None;
+            }
+            Some((host.to_owned(), port.parse().ok()?))
+        }
+        _ => Some((s.to_owned(), DEFAULT_PORT)),
+    }
+}
+
+fn protocol(server: &str, operation: Operation, reason: impl Into<String>) -> Error {
+    Error::Protocol {
+        server: server.to_owned(),
+        operation,
+        reason: reason.into(),
+    }
+}
+
+impl Client {
+    /// A client for `config`. Reads the certificates now; connects lazily, on the
+    /// first operation.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        let tls = crate::tls::client_config(
+            &config.ca_file,
+            &config.client_cert_file,
+            &config.client_key_file,
+        )?;
+        let mut servers = Vec::with_capacity(config.servers.len());
+        for label in &config.servers {
+            let (host, port) = split_host_port(label).ok_or_else(|| Error::Connect {
+                server: label.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a host or host:port",
+                ),
+            })?;
+            servers.push(Server {
+                label: label.clone(),
+                host,
+                port,
+                conn: Mutex::new(None),
+            });
+        }
+        if servers.is_empty() {
+            return Err(Error::Connect {
+                server: String::new(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "no KMIP server configured",
+                ),
+            });
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                config,
+                connector: TlsConnector::from(tls),
+                servers,
+            }),
+        })
+    }
+
+    /// The configuration this client was built from.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The protocol version negotiated with the first server that has an open
+    /// connection, if any.
+    pub async fn negotiated_version(&self) -> Option<ProtocolVersion> {
+        for server in &self.inner.servers {
+            if let Some(c) = server.conn.lock().await.as_ref() {
+                return Some(c.version);
+            }
+        }
+        None
+    }
+
+    /// Closes every open connection (they are reopened on the next operation).
+    pub async fn disconnect(&self) {
+        for server in &self.inner.servers {
+            server.conn.lock().await.take();
+        }
+    }
+
+    // ----- typed operations -----
+
+    /// Creates a symmetric key (Create, KMIP 1.4 section 4.1) and returns its Unique
+    /// Identifier. Never retried once sent: see [`Error::Indeterminate`].
+    pub async fn create_symmetric_key(
+        &self,
+        algorithm: CryptographicAlgorithm,
+        length_bits: i32,
+        usage_mask: CryptographicUsageMask,
+        name: Option<&str>,
+    ) -> Result<String, Error> {
+        let mut attributes = vec![
+            Attribute::CryptographicAlgorithm(algorithm),
+            Attribute::CryptographicLength(length_bits),
+            Attribute::CryptographicUsageMask(usage_mask),
+        ];
+        if let Some(name) = name {
+            attributes.push(name_attribute(name));
+        }
+        self.create_with(attributes).await
+    }
+
+    async fn create_with(&self, attributes: Vec<Attribute>) -> Result<String, Error> {
+        let payload = RequestPayload::Create(CreateRequest {
+            object_type: ObjectType::SYMMETRIC_KEY,
+            template_attribute: TemplateAttribute::new(attributes),
+        });
+        let (server, response) = self
+            .call(Operation::CREATE, move |_| payload.clone())
+            .await?;
+        match response {
+            ResponsePayload::Create(r) => Ok(r.unique_identifier),
+            _ => Err(protocol(
+                &server,
+                Operation::CREATE,
+                "payload is not a Create response",
+            )),
+        }
+    }
+
+    /// Activates an object (KMIP 1.4 section 4.19). Idempotent: if the server refuses
+    /// because the object is already Active (e.g. a retried request whose first answer
+    /// was lost), this succeeds.
+    pub async fn activate(&self, uid: &str) -> Result<(), Error> {
+        let payload = RequestPayload::Activate {
+            unique_identifier: Some(uid.to_owned()),
+        };
+        match self
+            .call(Operation::ACTIVATE, move |_| payload.clone())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e @ Error::ServerReported { .. })
+                if matches!(
+                    e.result_reason(),
+                    Some(
+                        ResultReason::PERMISSION_DENIED
+                            | ResultReason::WRONG_KEY_LIFECYCLE_STATE
+                            | ResultReason::ILLEGAL_OPERATION
+                    )
+                ) =>
+            {
+                match self.get_state(uid).await {
+                    Ok(State::ACTIVE) => Ok(()),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fetches a symmetric key's material (Get with Key Format Type Raw).
+    pub async fn get_symmetric_key(&self, uid: &str) -> Result<SymmetricKeyMaterial, Error> {
+        let payload = RequestPayload::Get(GetRequest {
+            unique_identifier: Some(uid.to_owned()),
+            key_format_type: Some(KeyFormatType::RAW),
+            ..GetRequest::default()
+        });
+        let (server, response) = self.call(Operation::GET, move |_| payload.clone()).await?;
+        let ResponsePayload::Get(r) = response else {
+            return Err(protocol(
+                &server,
+                Operation::GET,
+                "payload is not a Get response",
+            ));
+        };
+        let ManagedObject::SymmetricKey(key) = r.object else {
+            return Err(protocol(
+                &server,
+                Operation::GET,
+                format!("object {uid} is not a Symmetric Key"),
+            ));
+        };
+        let block = key.key_block;
+        let bytes = block.key_bytes().ok_or_else(|| {
+            protocol(
+                &server,
+                Operation::GET,
+                "key material is wrapped or not Raw/Transparent",
+            )
+        })?;
+        Ok(SymmetricKeyMaterial {
+            key: Zeroizing::new(bytes.to_vec()),
+            algorithm: block.cryptographic_algorithm,
+            length: block.cryptographic_length,
+        })
+    }
+
+    /// Reads attributes by their 1.x names (`"State"`, `"Cryptographic Algorithm"`);
+    /// an empty list asks for all.
+    pub async fn get_attributes(&self, uid: &str, names: &[&str]) -> Result<Vec<Attribute>, Error> {
+        let payload = RequestPayload::GetAttributes(GetAttributesRequest {
+            unique_identifier: Some(uid.to_owned()),
+            attribute_names: names.iter().map(|n| (*n).to_owned()).collect(),
+        });
+        let (server, response) = self
+            .call(Operation::GET_ATTRIBUTES, move |_| payload.clone())
+            .await?;
+        match response {
+            ResponsePayload::GetAttributes(r) => Ok(r.attributes),
+            _ => Err(protocol(
+                &server,
+                Operation::GET_ATTRIBUTES,
+                "payload is not a Get Attributes response",
+            )),
+        }
+    }
+
+    /// An object's State attribute.
+    pub async fn get_state(&self, uid: &str) -> Result<State, Error> {
+        let attributes = self.get_attributes(uid, &["State"]).await?;
+        attributes
+            .iter()
+            .find_map(|a| match a {
+                Attribute::State(s) => Some(*s),
+                _ => None,
+            })
+            .ok_or_else(|| Error::Protocol {
+                server: self.inner.servers[0].label.clone(),
+                operation: Operation::GET_ATTRIBUTES,
+                reason: format!("no State attribute returned for {uid}"),
+            })
+    }
+
+    /// Unique Identifiers of the objects matching every given criterion.
+    pub async fn locate(
+        &self,
+        name: Option<&str>,
+        object_type: Option<ObjectType>,
+        state: Option<State>,
+    ) -> Result<Vec<String>, Error> {
+        let mut attributes = Vec::new();
+        if let Some(t) = object_type {
+            attributes.push(Attribute::ObjectType(t));
+        }
+        if let Some(n) = name {
+            attributes.push(name_attribute(n));
+        }
+        if let Some(s) = state {
+            attributes.push(Attribute::State(s));
+        }
+        let payload = RequestPayload::Locate(LocateRequest {
+            attributes,
+            ..LocateRequest::default()
+        });
+        let (server, response) = self
+            .call(Operation::LOCATE, move |_| payload.clone())
+            .await?;
+        match response {
+            ResponsePayload::Locate(r) => Ok(r.unique_identifiers),
+            _ => Err(protocol(
+                &server,
+                Operation::LOCATE,
+                "payload is not a Locate response",
+            )),
+        }
+    }
+
+    /// Revokes an object (KMIP 1.4 section 4.20).
+    pub async fn revoke(
+        &self,
+        uid: &str,
+        reason: RevocationReasonCode,
+        message: Option<&str>,
+    ) -> Result<(), Error> {
+        let compromise = reason == RevocationReasonCode::KEY_COMPROMISE
+            || reason == RevocationReasonCode::CA_COMPROMISE;
+        let payload = RequestPayload::Revoke(RevokeRequest {
+            unique_identifier: Some(uid.to_owned()),
+            revocation_reason: RevocationReason {
+                code: reason,
+                message: message.map(str::to_owned),
+            },
+            compromise_occurrence_date: compromise
+                .then(|| time::OffsetDateTime::now_utc().unix_timestamp()),
+        });
+        self.call(Operation::REVOKE, move |_| payload.clone())
+            .await
+            .map(|_| ())
+    }
+
+    /// Destroys an object's key material (KMIP 1.4 section 4.21).
+    pub async fn destroy(&self, uid: &str) -> Result<(), Error> {
+        let payload = RequestPayload::Destroy {
+            unique_identifier: Some(uid.to_owned()),
+        };
+        self.call(Operation::DESTROY, move |_| payload.clone())
+            .await
+            .map(|_| ())
+    }
+
+    /// Replaces a key with a new one (ReKey, KMIP 1.4 section 4.4) and returns the new
+    /// key's Unique Identifier. Against a server that answers Operation Not Supported
+    /// (PyKMIP), falls back to: read the old key's algorithm, length, usage mask, names
+    /// and state; Create a key with the same, linked to the old one (Replaced Object
+    /// Link; without the link if the server refuses it); Activate it if the old key is
+    /// Active. Never retried once sent.
+    pub async fn rekey(&self, uid: &str) -> Result<String, Error> {
+        let payload = RequestPayload::ReKey(ReKeyRequest {
+            unique_identifier: Some(uid.to_owned()),
+            ..ReKeyRequest::default()
+        });
+        match self.call(Operation::REKEY, move |_| payload.clone()).await {
+            Ok((_, ResponsePayload::ReKey(r))) => Ok(r.unique_identifier),
+            Ok((server, _)) => Err(protocol(
+                &server,
+                Operation::REKEY,
+                "payload is not a ReKey response",
+            )),
+            Err(e) if e.result_reason() == Some(ResultReason::OPERATION_NOT_SUPPORTED) => {
+                self.rekey_by_create(uid).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn rekey_by_create(&self, uid: &str) -> Result<String, Error> {
+        let old = self.get_attributes(uid, &[]).await?;
+        let mut base = Vec::new();
+        let mut active = false;
+        for a in &old {
+            match a {
+                Attribute::CryptographicAlgorithm(_)
+                | Attribute::CryptographicLength(_)
+                | Attribute::CryptographicUsageMask(_)
+                | Attribute::Name { .. } => base.push(a.clone()),
+                Attribute::State(s) => active = *s == State::ACTIVE,
+                _ => {}
+            }
+        }
+        let mut linked = base.clone();
+        linked.push(Attribute::Link {
+            link_type: LinkType::REPLACED_OBJECT_LINK,
+            linked_object_id: uid.to_owned(),
+        });
+        let new_uid = match self.create_with(linked).await {
+            Ok(u) => u,
+            // A refused Create created nothing: try again without the link.
+            Err(Error::ServerReported { .. }) => self.create_with(base).await?,
+            Err(e) => return Err(e),
+        };
+        if active {
+            self.activate(&new_uid).await?;
+        }
+        Ok(new_uid)
+    }
+
+    /// Encrypts with an AES key held by the server (AES-GCM, server-generated IV, 16-byte
+    /// tag; KMIP 1.2 section 4.29).
+    pub async fn encrypt(
+        &self,
+        uid: &str,
+        plaintext: &[u8],
+        aad: Option<&[u8]>,
+    ) -> Result<GcmCiphertext, Error> {
+        let payload = RequestPayload::Encrypt(EncryptRequest {
+            unique_identifier: Some(uid.to_owned()),
+            cryptographic_parameters: Some(gcm_parameters()),
+            data: Some(Zeroizing::new(plaintext.to_vec())),
+            additional_data: aad.map(<[u8]>::to_vec),
+            ..EncryptRequest::default()
+        });
+        let (server, response) = self
+            .call(Operation::ENCRYPT, move |_| payload.clone())
+            .await?;
+        let ResponsePayload::Encrypt(r) = response else {
+            return Err(protocol(
+                &server,
+                Operation::ENCRYPT,
+                "payload is not an Encrypt response",
+            ));
+        };
+        match (r.data, r.iv_counter_nonce, r.tag) {
+            (Some(data), Some(iv), Some(tag)) => Ok(GcmCiphertext { data, iv, tag }),
+            _ => Err(protocol(
+                &server,
+                Operation::ENCRYPT,
+                "response lacks Data, IV/Counter/Nonce or Authenticated Encryption Tag",
+            )),
+        }
+    }
+
+    /// Decrypts AES-GCM data with a key held by the server.
+    pub async fn decrypt(
+        &self,
+        uid: &str,
+        ciphertext: &GcmCiphertext,
+        aad: Option<&[u8]>,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let payload = RequestPayload::Decrypt(DecryptRequest {
+            unique_identifier: Some(uid.to_owned()),
+            cryptographic_parameters: Some(gcm_parameters()),
+            data: Some(ciphertext.data.clone()),
+            iv_counter_nonce: Some(ciphertext.iv.clone()),
+            additional_data: aad.map(<[u8]>::to_vec),
+            tag: Some(ciphertext.tag.clone()),
+            ..DecryptRequest::default()
+        });
+        let (server, response) = self
+            .call(Operation::DECRYPT, move |_| payload.clone())
+            .await?;
+        match response {
+            ResponsePayload::Decrypt(r) => r
+                .data
+                .ok_or_else(|| protocol(&server, Operation::DECRYPT, "response lacks Data")),
+            _ => Err(protocol(
+                &server,
+                Operation::DECRYPT,
+                "payload is not a Decrypt response",
+            )),
+        }
+    }
+
+    /// The protocol versions the (first reachable) server supports, its preference first.
+    pub async fn discover_versions(&self) -> Result<Vec<ProtocolVersion>, Error> {
+        let payload = RequestPayload::DiscoverVersions(DiscoverVersionsRequest::default());
+        let (server, response) = self
+            .call(Operation::DISCOVER_VERSIONS, move |_| payload.clone())
+            .await?;
+        match response {
+            ResponsePayload::DiscoverVersions(r) => Ok(r.versions),
+            _ => Err(protocol(
+                &server,
+                Operation::DISCOVER_VERSIONS,
+                "payload is not a Discover Versions response",
+            )),
+        }
+    }
+
+    /// Query: operations, object types and server information.
+    pub async fn query(&self) -> Result<QueryResponse, Error> {
+        let payload = RequestPayload::Query(QueryRequest {
+            functions: vec![
+                QueryFunction::QUERY_OPERATIONS,
+                QueryFunction::QUERY_OBJECTS,
+                QueryFunction::QUERY_SERVER_INFORMATION,
+            ],
+        });
+        let (server, response) = self
+            .call(Operation::QUERY, move |_| payload.clone())
+            .await?;
+        match response {
+            ResponsePayload::Query(r) => Ok(r),
+            _ => Err(protocol(
+                &server,
+                Operation::QUERY,
+                "payload is not a Query response",
+            )),
+        }
+    }
+
+    /// Sends a request message as given (its own protocol version and batch) and
+    /// returns the response message as received, failed batch items included. Failover
+    /// as for typed operations; retried only if every batch item is safe to repeat.
+    pub async fn send(&self, request: RequestMessage) -> Result<ResponseMessage, Error> {
+        let operation = request
+            .items
+            .first()
+            .map_or(Operation::QUERY, |i| i.operation);
+        let repeatable = request.items.iter().all(|i| is_repeatable(i.operation));
+        let bytes = request.encode();
+        self.with_failover(operation, repeatable, Outgoing::Raw(&bytes))
+            .await
+            .map(|(_, r)| r)
+    }
+
+    // ----- machinery -----
+
+    /// Sends one operation, building its payload for the negotiated version, and
+    /// returns the serving server's label and the success payload.
+    async fn call(
+        &self,
+        operation: Operation,
+        build: impl Fn(ProtocolVersion) -> RequestPayload + Sync,
+    ) -> Result<(String, ResponsePayload), Error> {
+        let (server, response) = self
+            .with_failover(operation, is_repeatable(operation), Outgoing::Build(&build))
+            .await?;
+        let item = match <[_; 1]>::try_from(response.items) {
+            Ok([item]) => item,
+            Err(items) => {
+                return Err(protocol(
+                    &server,
+                    operation,
+                    format!("{} batch items in the response, expected 1", items.len()),
+                ));
+            }
+        };
+        if item.result_status != ResultStatus::SUCCESS {
+            return Err(Error::ServerReported {
+                server,
+                operation,
+                reason: item.result_reason.unwrap_or(ResultReason::GENERAL_FAILURE),
+                message: item.result_message,
+            });
+        }
+        if item.operation.is_some_and(|o| o != operation) {
+            return Err(protocol(
+                &server,
+                operation,
+                format!("response is for {:?}", item.operation),
+            ));
+        }
+        match item.payload {
+            Some(p) => Ok((server, p)),
+            None => Err(protocol(
+                &server,
+                operation,
+                "successful response without a payload",
+            )),
+        }
+    }
+
+    /// Sends `outgoing` on a connection to each server in order (rounds of retries for
+    /// repeatable operations), returning the first response received.
+    async fn with_failover(
+        &self,
+        operation: Operation,
+        repeatable: bool,
+        outgoing: Outgoing<'_>,
+    ) -> Result<(String, ResponseMessage), Error> {
+        let rounds = if repeatable {
+            self.inner.config.max_retries + 1
+        } else {
+            1
+        };
+        let mut attempts: Vec<(String, String)> = Vec::new();
+        let mut backoff = BACKOFF_START;
+        for round in 0..rounds {
+            if round > 0 {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            for server in &self.inner.servers {
+                match self
+                    .attempt_on(server, operation, repeatable, &outgoing)
+                    .await
+                {
+                    Ok(response) => return Ok((server.label.clone(), response)),
+                    Err(AttemptError { error, sent }) => {
+                        if sent && !repeatable {
+                            return Err(Error::Indeterminate {
+                                server: server.label.clone(),
+                                operation,
+                                source: Box::new(error),
+                            });
+                        }
+                        tracing::debug!(
+                            server = %server.label,
+                            %operation,
+                            error = %error,
+                            "kmip client: attempt failed"
+                        );
+                        attempts.push((server.label.clone(), error.to_string()));
+                    }
+                }
+            }
+        }
+        Err(Error::AllServersFailed {
+            operation,
+            attempts,
+        })
+    }
+
+    /// One attempt on one server: reuse or open its connection and exchange one
+    /// message; a repeatable operation that fails on a reused connection is tried once
+    /// more on a fresh one (the server may have closed an idle connection).
+    async fn attempt_on(
+        &self,
+        server: &Server,
+        operation: Operation,
+        repeatable: bool,
+        outgoing: &Outgoing<'_>,
+    ) -> Result<ResponseMessage, AttemptError> {
+        let mut guard = server.conn.lock().await;
+        let mut reused = match guard.as_ref() {
+            Some(c) => repeatable || c.last_used.elapsed() < STALE_FOR_UNREPEATABLE,
+            None => false,
+        };
+        if !reused {
+            guard.take();
+        }
+        loop {
+            let conn = match guard.as_mut() {
+                Some(conn) => conn,
+                None => {
+                    let conn = self
+                        .connect(server, operation)
+                        .await
+                        .map_err(|error| AttemptError { error, sent: false })?;
+                    guard.insert(conn)
+                }
+            };
+            let bytes = match outgoing {
+                Outgoing::Build(build) => RequestMessage::new(
+                    conn.version,
+                    vec![RequestBatchItem::new(operation, build(conn.version))],
+                )
+                .encode(),
+                Outgoing::Raw(bytes) => bytes.to_vec(),
+            };
+            match exchange(conn, &server.label, operation, &bytes, &self.inner.config).await {
+                Ok(response) => {
+                    conn.last_used = Instant::now();
+                    return Ok(response);
+                }
+                Err(e) => {
+                    guard.take();
+                    if reused && repeatable && e.error.is_retryable() {
+                        reused = false;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn connect(&self, server: &Server, operation: Operation) -> Result<Connection, Error> {
+        let config = &self.inner.config;
+        let addr = (server.host.as_str(), server.port);
+        let tcp = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await
+        {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(source)) => {
+                return Err(Error::Connect {
+                    server: server.label.clone(),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(Error::Connect {
+                    server: server.label.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {:?}", config.connect_timeout),
+                    ),
+                });
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let name = config.server_name.as_deref().unwrap_or(&server.host);
+        let server_name = ServerName::try_from(name.to_owned()).map_err(|e| Error::Tls {
+            server: server.label.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        })?;
+        let stream = match tokio::time::timeout(
+            config.connect_timeout,
+            self.inner.connector.connect(server_name, tcp),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => {
+                return Err(Error::Tls {
+                    server: server.label.clone(),
+                    source,
+                });
+            }
+            Err(_) => {
+                return Err(Error::Tls {
+                    server: server.label.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no TLS handshake within {:?}", config.connect_timeout),
+                    ),
+                });
+            }
+        };
+        let mut conn = Connection {
+            stream,
+            version: FALLBACK_VERSION,
+            last_used: Instant::now(),
+        };
+        conn.version = negotiate(&mut conn, &server.label, config).await?;
+        tracing::debug!(
+            server = %server.label,
+            version = %conn.version,
+            %operation,
+            "kmip client: connected"
+        );
+        Ok(conn)
+    }
+}
+
+/// Discover Versions on a fresh connection: the highest common version, or
+/// [`FALLBACK_VERSION`] if the server refuses or shares none.
+async fn negotiate(
+    conn: &mut Connection,
+    server: &str,
+    config: &ClientConfig,
+) -> Result<ProtocolVersion, Error> {
+    let request = RequestMessage::new(
+        FALLBACK_VERSION,
+        vec![RequestBatchItem::new(
+            Operation::DISCOVER_VERSIONS,
+            RequestPayload::DiscoverVersions(DiscoverVersionsRequest {
+                versions: config.protocol_versions.clone(),
+            }),
+        )],
+    );
+    let response = exchange(
+        conn,
+        server,
+        Operation::DISCOVER_VERSIONS,
+        &request.encode(),
+        config,
+    )
+    .await
+    .map_err(|e| e.error)?;
+    let offered = response.items.into_iter().next().and_then(|item| {
+        match (item.result_status, item.payload) {
+            (ResultStatus::SUCCESS, Some(ResponsePayload::DiscoverVersions(r))) => Some(r.versions),
+            _ => None,
+        }
+    });
+    Ok(offered
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| config.protocol_versions.contains(v) && CLIENT_VERSIONS.contains(v))
+        .max()
+        .unwrap_or(FALLBACK_VERSION))
+}
+
+/// Writes one request and reads one response within the I/O timeout.
+async fn exchange(
+    conn: &mut Connection,
+    server: &str,
+    operation: Operation,
+    request: &[u8],
+    config: &ClientConfig,
+) -> Result<ResponseMessage, AttemptError> {
+    let io = async {
+        framing::write_message(&mut conn.stream, request)
+            .await
+            .map_err(|e| with_server(e, server, operation))?;
+        let bytes = framing::read_message(&mut conn.stream, config.limits.max_message_bytes)
+            .await
+            .map_err(|e| with_server(e, server, operation))?
+            .ok_or_else(|| {
+                Error::io(
+                    format!("reading the {operation} response from {server}"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "connection closed before a response",
+                    ),
+                )
+            })?;
+        ResponseMessage::decode(&bytes, &config.limits)
+    };
+    match tokio::time::timeout(config.io_timeout, io).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(error)) => Err(AttemptError { error, sent: true }),
+        Err(_) => Err(AttemptError {
+            error: Error::Timeout {
+                server: server.to_owned(),
+                operation,
+                after: config.io_timeout,
+            },
+            sent: true,
+        }),
+    }
+}
+
+/// Adds the server and operation to an I/O error's context.
+fn with_server(e: Error, server: &str, operation: Operation) -> Error {
+    match e {
+        Error::Io { context, source } => Error::Io {
+            context: format!("{context} ({operation} with {server})"),
+            source,
+        },
+        other => other,
+    }
+}
+
+fn name_attribute(name: &str) -> Attribute {
+    Attribute::Name {
+        value: name.to_owned(),
+        name_type: NameType::UNINTERPRETED_TEXT_STRING,
+    }
+}
+
+fn gcm_parameters() -> CryptographicParameters {
+    CryptographicParameters {
+        block_cipher_mode: Some(BlockCipherMode::GCM),
+        cryptographic_algorithm: Some(CryptographicAlgorithm::AES),
+        tag_length: Some(16),
+        random_iv: Some(true),
+        ..CryptographicParameters::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn accepts_client_futures_on_multithreaded_runtimes() {
+        // Compile-time: the futures of the typed operations are Send (axum needs it).
+        fn check(client: &Client) {
+            assert_send(&client.create_symmetric_key(
+                CryptographicAlgorithm::AES,
+                256,
+                CryptographicUsageMask::ENCRYPT,
+                None,
+            ));
+            assert_send(&client.get_symmetric_key("x"));
+            assert_send(&client.rekey("x"));
+            assert_send(&client.send(RequestMessage::new(ProtocolVersion::V1_2, vec![])));
+        }
+        let _ = check;
+        fn assert_sync<T: Send + Sync + Clone>() {}
+        assert_sync::<Client>();
+    }
+
+    #[test]
+    fn accepts_host_port_forms() {
+        assert_eq!(split_host_port("kmip"), Some(("kmip".into(), 5696)));
+        assert_eq!(split_host_port("kmip:1234"), Some(("kmip".into(), 1234)));
+        assert_eq!(split_host_port("[::1]:99"), Some(("::1".into(), 99)));
+        assert_eq!(split_host_port("[::1]"), Some(("::1".into(), 5696)));
+        assert_eq!(split_host_port("::1"), Some(("::1".into(), 5696)));
+    }
+
+    #[test]
+    fn rejects_malformed_server_addresses() {
+        assert_eq!(split_host_port(""), None);
+        assert_eq!(split_host_port("kmip:port"), None);
+        assert_eq!(split_host_port(":5696"), None);
+        assert_eq!(split_host_port("[::1]x"), None);
+    }
+}

@@ -1,0 +1,1218 @@
+//! The embedded server's operations: bytes of one request message in, bytes of one
+//! response message out, never a panic or an early close for a malformed request
+//! (that gets an Invalid Message answer).
+//!
+//! What a real mongod (and PyKMIP's client) relies on, and this module guarantees:
+//! a Time Stamp in every response header; Result Reason AND Result Message on every
+//! failure; batch items answered in order, each echoing its Unique Batch Item ID; Get
+//! returning Key Format Type Raw with the Key Material as a Byte String plus
+//! Cryptographic Algorithm and Length; an unknown operation answered with Operation
+//! Not Supported; a missing, destroyed or foreign object answered with Item Not Found.
+//!
+//! Lifecycle (KMIP 1.4 section 3.22): Create/Register give Pre-Active (or Active with
+//! an Activation Date not in the future); Activate: Pre-Active -> Active; Revoke with a
+//! compromise reason: Pre-Active/Active/Deactivated -> Compromised, Destroyed ->
+//! Destroyed Compromised; Revoke with another reason: Active -> Deactivated (and a
+//! Deactivated object stays so, so a retried Revoke succeeds); Destroy: Pre-Active,
+//! Deactivated -> Destroyed, Compromised -> Destroyed Compromised, never an Active
+//! object. A refused transition is Permission Denied (the 1.x reason; KMIP 2.0
+//! requests get Wrong Key Lifecycle State). Dates are not acted on by time: an object
+//! with a future Activation Date stays Pre-Active until it is activated.
+//!
+//! ReKey (1.4 section 4.4) makes a new key of the same algorithm, length and usage
+//! mask, moves the Names to it, links old and new (Replacement / Replaced Object Link)
+//! and activates it if the old key was Active. Encrypt and Decrypt are AES-GCM (ring)
+//! with a 12-byte IV (generated when the client gives none) and a 16-byte tag.
+
+use ring::aead;
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+use super::store::{KeyStore, LocateFilter, StoredObject};
+use crate::attribute::{Attribute, RevocationReason};
+use crate::error::Error;
+use crate::message::{
+    CreateResponse, CryptographicParameters, DecryptRequest, DecryptResponse,
+    DiscoverVersionsResponse, EncryptRequest, EncryptResponse, GetAttributeListResponse,
+    GetAttributesResponse, GetRequest, GetResponse, KeyBlock, KeyMaterial, LocateRequest,
+    LocateResponse, ManagedObject, QueryResponse, ReKeyRequest, ReKeyResponse, RegisterRequest,
+    RegisterResponse, RequestBatchItem, RequestMessage, RequestPayload, ResponseBatchItem,
+    ResponseMessage, ResponsePayload, RevokeRequest, SymmetricKey, TemplateAttribute,
+};
+use crate::tag::Tag;
+use crate::ttlv::{self, Limits};
+use crate::types::{
+    BlockCipherMode, CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, LinkType,
+    NameType, ObjectType, Operation, ProtocolVersion, QueryFunction, ResultReason,
+    RevocationReasonCode, State,
+};
+
+/// Protocol versions this server speaks, most preferred first.
+pub const SUPPORTED_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V2_0,
+    ProtocolVersion::V1_4,
+    ProtocolVersion::V1_3,
+    ProtocolVersion::V1_2,
+    ProtocolVersion::V1_1,
+    ProtocolVersion::V1_0,
+];
+
+/// Operations this server implements (answered to Query Operations).
+pub const SUPPORTED_OPERATIONS: &[Operation] = &[
+    Operation::DISCOVER_VERSIONS,
+    Operation::QUERY,
+    Operation::CREATE,
+    Operation::REGISTER,
+    Operation::GET,
+    Operation::GET_ATTRIBUTES,
+    Operation::GET_ATTRIBUTE_LIST,
+    Operation::LOCATE,
+    Operation::ACTIVATE,
+    Operation::REVOKE,
+    Operation::DESTROY,
+    Operation::REKEY,
+    Operation::ENCRYPT,
+    Operation::DECRYPT,
+];
+
+/// Vendor Identification answered to Query Server Information.
+pub const VENDOR_IDENTIFICATION: &str =
+    "Headlock embedded KMIP server (development use; not an HSM)";
+
+/// Batch Error Continuation Option values (KMIP 1.4 section 9.1.3.2.30).
+const BATCH_CONTINUE: u32 = 0x3;
+
+/// Largest batch a request may carry.
+const MAX_BATCH_ITEMS: usize = 64;
+
+/// A failed operation: the Result Reason and Result Message to answer.
+#[derive(Debug)]
+struct Failure {
+    reason: ResultReason,
+    message: String,
+}
+
+fn fail(reason: ResultReason, message: impl Into<String>) -> Failure {
+    Failure {
+        reason,
+        message: message.into(),
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        // Store failures are ours, not the client's: log the detail, answer generically.
+        tracing::error!(error = %e, "kmip server: internal error");
+        fail(
+            ResultReason::GENERAL_FAILURE,
+            "internal server error (see the server log)",
+        )
+    }
+}
+
+type OpResult = Result<ResponsePayload, Failure>;
+
+/// Answers requests against one [`KeyStore`]; shared by all connections.
+pub struct Handler {
+    store: KeyStore,
+    rng: SystemRandom,
+}
+
+/// Per-message context.
+struct Ctx<'a> {
+    owner: &'a str,
+    version: ProtocolVersion,
+    /// The ID Placeholder (KMIP 1.4 section 4): the identifier a previous batch item
+    /// produced, used by later items that omit theirs.
+    placeholder: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn uid(&self, given: &Option<String>) -> Result<String, Failure> {
+        given
+            .clone()
+            .or_else(|| self.placeholder.clone())
+            .ok_or_else(|| {
+                fail(
+                    ResultReason::MISSING_DATA,
+                    "no Unique Identifier and no ID Placeholder from an earlier batch item",
+                )
+            })
+    }
+
+    fn lifecycle_reason(&self) -> ResultReason {
+        if self.version.uses_v2_attributes() {
+            ResultReason::WRONG_KEY_LIFECYCLE_STATE
+        } else {
+            ResultReason::PERMISSION_DENIED
+        }
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn not_found(uid: &str) -> Failure {
+    fail(
+        ResultReason::ITEM_NOT_FOUND,
+        format!("no object with Unique Identifier {uid}"),
+    )
+}
+
+fn is_destroyed(state: State) -> bool {
+    state == State::DESTROYED || state == State::DESTROYED_COMPROMISED
+}
+
+impl Handler {
+    /// A handler over `store`.
+    pub fn new(store: KeyStore) -> Self {
+        Handler {
+            store,
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// The response to a byte stream that could not be framed as a message (it is
+    /// sent once, then the connection is closed).
+    pub fn framing_error(&self, e: &Error) -> Vec<u8> {
+        error_response(ProtocolVersion::V1_0, None, e.to_string())
+    }
+
+    /// Answers one encoded request message from the client whose certificate CN is
+    /// `owner`.
+    pub async fn handle(&self, bytes: &[u8], owner: &str, limits: &Limits) -> Vec<u8> {
+        let request = match RequestMessage::decode(bytes, limits) {
+            Ok(r) => r,
+            Err(e) => {
+                let version = version_of_undecodable(bytes, limits);
+                return error_response(version, None, e.to_string());
+            }
+        };
+        let requested = request.header.protocol_version;
+        if !SUPPORTED_VERSIONS.contains(&requested) {
+            let answer = SUPPORTED_VERSIONS
+                .iter()
+                .copied()
+                .find(|v| v.major == requested.major)
+                .unwrap_or(ProtocolVersion::V1_0);
+            return error_response(
+                answer,
+                Some(ResultReason::INVALID_MESSAGE),
+                format!("protocol version {requested} is not supported"),
+            );
+        }
+        if request.items.len() > MAX_BATCH_ITEMS {
+            return error_response(
+                requested,
+                Some(ResultReason::INVALID_MESSAGE),
+                format!(
+                    "{} batch items exceed the limit of {MAX_BATCH_ITEMS}",
+                    request.items.len()
+                ),
+            );
+        }
+        let continue_on_error =
+            request.header.batch_error_continuation_option == Some(BATCH_CONTINUE);
+        let mut ctx = Ctx {
+            owner,
+            version: requested,
+            placeholder: None,
+        };
+        let mut items = Vec::with_capacity(request.items.len());
+        for item in &request.items {
+            let (mut answer, failed) = match self.operation(&mut ctx, item).await {
+                Ok(payload) => (ResponseBatchItem::success(item.operation, payload), false),
+                Err(f) => {
+                    tracing::debug!(
+                        operation = %item.operation,
+                        reason = %f.reason,
+                        message = %f.message,
+                        "kmip server: operation failed"
+                    );
+                    (
+                        ResponseBatchItem::failure(Some(item.operation), f.reason, f.message),
+                        true,
+                    )
+                }
+            };
+            answer.unique_batch_item_id = item.unique_batch_item_id.clone();
+            items.push(answer);
+            // Batch Error Continuation Option Stop (the default; Undo is treated the
+            // same): later items are not processed and not answered.
+            if failed && !continue_on_error {
+                break;
+            }
+        }
+        let response = ResponseMessage::new(requested, now(), items);
+        let bytes = response.encode();
+        match request.header.maximum_response_size {
+            Some(max) if usize::try_from(max).is_ok_and(|m| bytes.len() > m) => error_response(
+                requested,
+                Some(ResultReason::RESPONSE_TOO_LARGE),
+                format!(
+                    "response of {} bytes exceeds Maximum Response Size {max}",
+                    bytes.len()
+                ),
+            ),
+            _ => bytes,
+        }
+    }
+
+    async fn operation(&self, ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> OpResult {
+        let result = match &item.payload {
+            RequestPayload::DiscoverVersions(p) => Ok(discover_versions(&p.versions)),
+            RequestPayload::Query(p) => Ok(query(&p.functions)),
+            RequestPayload::Create(p) => {
+                self.create(ctx, p.object_type, &p.template_attribute).await
+            }
+            RequestPayload::Register(p) => self.register(ctx, p).await,
+            RequestPayload::Get(p) => self.get(ctx, p).await,
+            RequestPayload::GetAttributes(p) => {
+                let uid = ctx.uid(&p.unique_identifier)?;
+                let obj = self.load(ctx, &uid).await?;
+                let attributes = attributes_of(&obj)
+                    .into_iter()
+                    .filter(|a| {
+                        p.attribute_names.is_empty()
+                            || p.attribute_names.iter().any(|n| n == a.name())
+                    })
+                    .collect();
+                Ok(ResponsePayload::GetAttributes(GetAttributesResponse {
+                    unique_identifier: uid,
+                    attributes,
+                }))
+            }
+            RequestPayload::GetAttributeList(p) => {
+                let uid = ctx.uid(&p.unique_identifier)?;
+                let obj = self.load(ctx, &uid).await?;
+                let mut attribute_names: Vec<String> = Vec::new();
+                for a in attributes_of(&obj) {
+                    if !attribute_names.iter().any(|n| n == a.name()) {
+                        attribute_names.push(a.name().to_owned());
+                    }
+                }
+                Ok(ResponsePayload::GetAttributeList(
+                    GetAttributeListResponse {
+                        unique_identifier: uid,
+                        attribute_names,
+                    },
+                ))
+            }
+            RequestPayload::Locate(p) => self.locate(ctx, p).await,
+            RequestPayload::Activate { unique_identifier } => {
+                let uid = ctx.uid(unique_identifier)?;
+                self.activate(ctx, &uid).await
+            }
+            RequestPayload::Revoke(p) => self.revoke(ctx, p).await,
+            RequestPayload::Destroy { unique_identifier } => {
+                let uid = ctx.uid(unique_identifier)?;
+                self.destroy(ctx, &uid).await
+            }
+            RequestPayload::ReKey(p) => self.rekey(ctx, p).await,
+            RequestPayload::Encrypt(p) => self.encrypt(ctx, p).await,
+            RequestPayload::Decrypt(p) => self.decrypt(ctx, p).await,
+            RequestPayload::Other(_) => Err(fail(
+                ResultReason::OPERATION_NOT_SUPPORTED,
+                format!(
+                    "operation {} is not supported by this server",
+                    item.operation
+                ),
+            )),
+        }?;
+        // Operations that name an object set the ID Placeholder for later items.
+        let produced = match &result {
+            ResponsePayload::Create(r) => Some(r.unique_identifier.clone()),
+            ResponsePayload::Register(r) => Some(r.unique_identifier.clone()),
+            ResponsePayload::ReKey(r) => Some(r.unique_identifier.clone()),
+            ResponsePayload::Locate(r) if r.unique_identifiers.len() == 1 => {
+                Some(r.unique_identifiers[0].clone())
+            }
+            ResponsePayload::Get(r) => Some(r.unique_identifier.clone()),
+            ResponsePayload::GetAttributes(r) => Some(r.unique_identifier.clone()),
+            ResponsePayload::Activate { unique_identifier }
+            | ResponsePayload::Revoke { unique_identifier } => Some(unique_identifier.clone()),
+            _ => None,
+        };
+        if produced.is_some() {
+            ctx.placeholder = produced;
+        }
+        Ok(result)
+    }
+
+    /// The caller's object `uid`, or Item Not Found.
+    async fn load(&self, ctx: &Ctx<'_>, uid: &str) -> Result<StoredObject, Failure> {
+        self.store
+            .get(uid, ctx.owner)
+            .await?
+            .ok_or_else(|| not_found(uid))
+    }
+
+    fn new_uid(&self) -> Result<String, Failure> {
+        let mut b = [0u8; 16];
+        self.rng
+            .fill(&mut b)
+            .map_err(|_| fail(ResultReason::GENERAL_FAILURE, "random generator failed"))?;
+        b[6] = (b[6] & 0x0f) | 0x40; // UUID version 4
+        b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+        let h = hex::encode(b);
+        Ok(format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        ))
+    }
+
+    async fn create(
+        &self,
+        ctx: &Ctx<'_>,
+        object_type: ObjectType,
+        template: &TemplateAttribute,
+    ) -> OpResult {
+        if object_type != ObjectType::SYMMETRIC_KEY {
+            return Err(fail(
+                ResultReason::INVALID_FIELD,
+                format!("Create of {object_type} is not supported (only SymmetricKey)"),
+            ));
+        }
+        if !template.template_names.is_empty() {
+            return Err(fail(
+                ResultReason::ITEM_NOT_FOUND,
+                "templates are not supported: no template of that name",
+            ));
+        }
+        let attrs = ClientAttributes::read(&template.attributes)?;
+        let algorithm = attrs.algorithm.ok_or_else(|| {
+            fail(
+                ResultReason::INVALID_FIELD,
+                "Cryptographic Algorithm is required",
+            )
+        })?;
+        let length = attrs.length.ok_or_else(|| {
+            fail(
+                ResultReason::INVALID_FIELD,
+                "Cryptographic Length is required",
+            )
+        })?;
+        check_key_size(algorithm, length)?;
+        let mut key = Zeroizing::new(vec![0u8; (length / 8) as usize]);
+        self.rng
+            .fill(&mut key)
+            .map_err(|_| fail(ResultReason::GENERAL_FAILURE, "random generator failed"))?;
+        let uid = self.new_uid()?;
+        let obj = attrs.into_object(uid.clone(), object_type, algorithm, length, key, ctx.owner);
+        self.store.insert(&obj).await?;
+        Ok(ResponsePayload::Create(CreateResponse {
+            object_type,
+            unique_identifier: uid,
+            template_attribute: None,
+        }))
+    }
+
+    async fn register(&self, ctx: &Ctx<'_>, p: &RegisterRequest) -> OpResult {
+        let ManagedObject::SymmetricKey(SymmetricKey { key_block }) = &p.object else {
+            return Err(fail(
+                ResultReason::INVALID_FIELD,
+                format!(
+                    "Register of {} is not supported (only SymmetricKey)",
+                    p.object_type
+                ),
+            ));
+        };
+        if p.object_type != ObjectType::SYMMETRIC_KEY {
+            return Err(fail(
+                ResultReason::INVALID_FIELD,
+                "Object Type does not match the object",
+            ));
+        }
+        if key_block.key_wrapping_data.is_some() {
+            return Err(fail(
+                ResultReason::FEATURE_NOT_SUPPORTED,
+                "wrapped keys cannot be registered",
+            ));
+        }
+        let key = match &key_block.key_material {
+            KeyMaterial::Raw(k) if key_block.key_format_type == KeyFormatType::RAW => k.clone(),
+            KeyMaterial::TransparentSymmetric(k) => k.clone(),
+            _ => {
+                return Err(fail(
+                    ResultReason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                    format!(
+                        "Key Format Type {} is not supported (Raw or TransparentSymmetricKey)",
+                        key_block.key_format_type
+                    ),
+                ));
+            }
+        };
+        let mut attrs = ClientAttributes::read(&p.template_attribute.attributes)?;
+        attrs.absorb(&ClientAttributes::read(&key_block.key_value_attributes)?);
+        let algorithm = attrs
+            .algorithm
+            .or(key_block.cryptographic_algorithm)
+            .ok_or_else(|| {
+                fail(
+                    ResultReason::INVALID_FIELD,
+                    "Cryptographic Algorithm is required",
+                )
+            })?;
+        let length = i32::try_from(key.len() * 8)
+            .map_err(|_| fail(ResultReason::INVALID_FIELD, "key too long"))?;
+        for stated in [attrs.length, key_block.cryptographic_length]
+            .into_iter()
+            .flatten()
+        {
+            if stated != length {
+                return Err(fail(
+                    ResultReason::INVALID_FIELD,
+                    format!(
+                        "Cryptographic Length {stated} does not match the {length}-bit key material"
+                    ),
+                ));
+            }
+        }
+        check_key_size(algorithm, length)?;
+        let uid = self.new_uid()?;
+        let obj = attrs.into_object(
+            uid.clone(),
+            ObjectType::SYMMETRIC_KEY,
+            algorithm,
+            length,
+            key,
+            ctx.owner,
+        );
+        self.store.insert(&obj).await?;
+        Ok(ResponsePayload::Register(RegisterResponse {
+            unique_identifier: uid,
+            template_attribute: None,
+        }))
+    }
+
+    async fn get(&self, ctx: &Ctx<'_>, p: &GetRequest) -> OpResult {
+        let uid = ctx.uid(&p.unique_identifier)?;
+        if p.key_wrapping_specification.is_some() || p.key_wrap_type.is_some() {
+            return Err(fail(
+                ResultReason::FEATURE_NOT_SUPPORTED,
+                "key wrapping on Get is not supported",
+            ));
+        }
+        if p.key_compression_type.is_some() {
+            return Err(fail(
+                ResultReason::KEY_COMPRESSION_TYPE_NOT_SUPPORTED,
+                "key compression is not supported",
+            ));
+        }
+        let obj = self.load(ctx, &uid).await?;
+        let key = match (&obj.key_material, is_destroyed(obj.state)) {
+            (Some(k), false) => k.clone(),
+            _ => {
+                return Err(fail(
+                    ResultReason::ITEM_NOT_FOUND,
+                    format!("object {uid} has been destroyed"),
+                ));
+            }
+        };
+        let format = p.key_format_type.unwrap_or(KeyFormatType::RAW);
+        let key_material = match format {
+            KeyFormatType::RAW => KeyMaterial::Raw(key),
+            KeyFormatType::TRANSPARENT_SYMMETRIC_KEY => KeyMaterial::TransparentSymmetric(key),
+            other => {
+                return Err(fail(
+                    ResultReason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                    format!(
+                        "Key Format Type {other} is not supported (Raw or TransparentSymmetricKey)"
+                    ),
+                ));
+            }
+        };
+        let key_block = KeyBlock {
+            key_format_type: format,
+            key_compression_type: None,
+            key_material,
+            key_value_attributes: Vec::new(),
+            cryptographic_algorithm: obj.algorithm,
+            cryptographic_length: obj.length,
+            key_wrapping_data: None,
+        };
+        Ok(ResponsePayload::Get(GetResponse {
+            object_type: obj.object_type,
+            unique_identifier: uid,
+            object: ManagedObject::SymmetricKey(SymmetricKey { key_block }),
+        }))
+    }
+
+    async fn locate(&self, ctx: &Ctx<'_>, p: &LocateRequest) -> OpResult {
+        let mut filter = LocateFilter::default();
+        for attribute in &p.attributes {
+            match attribute {
+                Attribute::Name { value, .. } => filter.name = Some(value.clone()),
+                Attribute::ObjectType(t) => filter.object_type = Some(*t),
+                Attribute::State(s) => filter.state = Some(*s),
+                Attribute::CryptographicAlgorithm(a) => filter.algorithm = Some(*a),
+                Attribute::CryptographicLength(l) => filter.length = Some(*l),
+                other => {
+                    return Err(fail(
+                        ResultReason::FEATURE_NOT_SUPPORTED,
+                        format!(
+                            "Locate by {} is not supported (Name, Object Type, State, \
+                             Cryptographic Algorithm, Cryptographic Length)",
+                            other.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        let all = self.store.locate(ctx.owner, &filter).await?;
+        let located = all.len();
+        let offset = p
+            .offset_items
+            .map_or(0, |o| usize::try_from(o).unwrap_or(0));
+        let max = p
+            .maximum_items
+            .and_then(|m| usize::try_from(m).ok())
+            .filter(|m| *m > 0)
+            .unwrap_or(usize::MAX);
+        let unique_identifiers = all.into_iter().skip(offset).take(max).collect();
+        let reports_count = ctx.version >= ProtocolVersion::V1_3;
+        Ok(ResponsePayload::Locate(LocateResponse {
+            located_items: reports_count.then(|| i32::try_from(located).unwrap_or(i32::MAX)),
+            unique_identifiers,
+        }))
+    }
+
+    async fn activate(&self, ctx: &Ctx<'_>, uid: &str) -> OpResult {
+        let _guard = self.store.lock_writes().await;
+        let mut obj = self.load(ctx, uid).await?;
+        if is_destroyed(obj.state) {
+            return Err(not_found(uid));
+        }
+        if obj.state != State::PRE_ACTIVE {
+            return Err(fail(
+                ctx.lifecycle_reason(),
+                format!(
+                    "object {uid} is {} and cannot be activated (only PreActive can)",
+                    obj.state
+                ),
+            ));
+        }
+        let t = now();
+        obj.state = State::ACTIVE;
+        obj.activation_date = Some(t);
+        obj.last_change_date = t;
+        self.store.update(&obj).await?;
+        Ok(ResponsePayload::Activate {
+            unique_identifier: uid.to_owned(),
+        })
+    }
+
+    async fn revoke(&self, ctx: &Ctx<'_>, p: &RevokeRequest) -> OpResult {
+        let uid = ctx.uid(&p.unique_identifier)?;
+        let _guard = self.store.lock_writes().await;
+        let mut obj = self.load(ctx, &uid).await?;
+        let code = p.revocation_reason.code;
+        let t = now();
+        let compromise = code == RevocationReasonCode::KEY_COMPROMISE
+            || code == RevocationReasonCode::CA_COMPROMISE;
+        if code.name().is_none() {
+            return Err(fail(
+                ResultReason::INVALID_FIELD,
+                format!("Revocation Reason Code {code} is not recognised"),
+            ));
+        }
+        let new_state = match (compromise, obj.state) {
+            (true, State::PRE_ACTIVE | State::ACTIVE | State::DEACTIVATED | State::COMPROMISED) => {
+                State::COMPROMISED
+            }
+            (true, _) => State::DESTROYED_COMPROMISED,
+            (false, State::ACTIVE | State::DEACTIVATED) => State::DEACTIVATED,
+            (false, state) if is_destroyed(state) => return Err(not_found(&uid)),
+            (false, state) => {
+                return Err(fail(
+                    ctx.lifecycle_reason(),
+                    format!(
+                        "object {uid} is {state}: only an Active object can be revoked \
+                         for a reason other than compromise"
+                    ),
+                ));
+            }
+        };
+        if compromise {
+            if obj.compromise_date.is_none() {
+                obj.compromise_date = Some(t);
+            }
+            obj.compromise_occurrence_date = Some(p.compromise_occurrence_date.unwrap_or(t));
+        }
+        if new_state == State::DEACTIVATED && obj.state == State::ACTIVE {
+            obj.deactivation_date = Some(t);
+        }
+        obj.state = new_state;
+        obj.revocation_reason = Some(code);
+        obj.revocation_message = p.revocation_reason.message.clone();
+        obj.last_change_date = t;
+        self.store.update(&obj).await?;
+        Ok(ResponsePayload::Revoke {
+            unique_identifier: uid,
+        })
+    }
+
+    async fn destroy(&self, ctx: &Ctx<'_>, uid: &str) -> OpResult {
+        let _guard = self.store.lock_writes().await;
+        let mut obj = self.load(ctx, uid).await?;
+        let new_state = match obj.state {
+            State::PRE_ACTIVE | State::DEACTIVATED => State::DESTROYED,
+            State::COMPROMISED => State::DESTROYED_COMPROMISED,
+            state if is_destroyed(state) => return Err(not_found(uid)),
+            state => {
+                return Err(fail(
+                    ctx.lifecycle_reason(),
+                    format!("object {uid} is {state} and cannot be destroyed; revoke it first"),
+                ));
+            }
+        };
+        let t = now();
+        obj.state = new_state;
+        obj.key_material = None;
+        obj.destroy_date = Some(t);
+        obj.last_change_date = t;
+        self.store.update(&obj).await?;
+        Ok(ResponsePayload::Destroy {
+            unique_identifier: uid.to_owned(),
+        })
+    }
+
+    async fn rekey(&self, ctx: &Ctx<'_>, p: &ReKeyRequest) -> OpResult {
+        let uid = ctx.uid(&p.unique_identifier)?;
+        let _guard = self.store.lock_writes().await;
+        let mut old = self.load(ctx, &uid).await?;
+        if is_destroyed(old.state) || old.key_material.is_none() {
+            return Err(not_found(&uid));
+        }
+        if old.state == State::COMPROMISED {
+            return Err(fail(
+                ctx.lifecycle_reason(),
+                format!("object {uid} is Compromised and cannot be re-keyed"),
+            ));
+        }
+        let (algorithm, length) = match (old.algorithm, old.length) {
+            (Some(a), Some(l)) => (a, l),
+            _ => {
+                return Err(fail(
+                    ResultReason::INVALID_FIELD,
+                    "object has no algorithm or length",
+                ));
+            }
+        };
+        let mut key = Zeroizing::new(vec![0u8; (length / 8).max(0) as usize]);
+        self.rng
+            .fill(&mut key)
+            .map_err(|_| fail(ResultReason::GENERAL_FAILURE, "random generator failed"))?;
+        let t = now();
+        let new_uid = self.new_uid()?;
+        let activate = old.state == State::ACTIVE;
+        let mut names = std::mem::take(&mut old.names);
+        if let Some(tpl) = &p.template_attribute {
+            for a in &tpl.attributes {
+                if let Attribute::Name { value, .. } = a {
+                    if !names.contains(value) {
+                        names.push(value.clone());
+                    }
+                }
+            }
+        }
+        let new = StoredObject {
+            uid: new_uid.clone(),
+            object_type: old.object_type,
+            algorithm: Some(algorithm),
+            length: Some(length),
+            usage_mask: old.usage_mask,
+            key_material: Some(key),
+            names,
+            state: if activate {
+                State::ACTIVE
+            } else {
+                State::PRE_ACTIVE
+            },
+            initial_date: t,
+            activation_date: activate.then_some(t),
+            deactivation_date: None,
+            destroy_date: None,
+            compromise_date: None,
+            compromise_occurrence_date: None,
+            last_change_date: t,
+            revocation_reason: None,
+            revocation_message: None,
+            links: vec![(LinkType::REPLACED_OBJECT_LINK, uid.clone())],
+            owner: ctx.owner.to_owned(),
+        };
+        old.links
+            .push((LinkType::REPLACEMENT_OBJECT_LINK, new_uid.clone()));
+        old.last_change_date = t;
+        self.store.insert(&new).await?;
+        self.store.update(&old).await?;
+        Ok(ResponsePayload::ReKey(ReKeyResponse {
+            unique_identifier: new_uid,
+            template_attribute: None,
+        }))
+    }
+
+    /// The AES-GCM key of `uid` for `operation`, with the checks both directions share.
+    async fn gcm_key(
+        &self,
+        ctx: &Ctx<'_>,
+        uid: &str,
+        params: &Option<CryptographicParameters>,
+        encrypt: bool,
+    ) -> Result<(aead::LessSafeKey, StoredObject), Failure> {
+        let obj = self.load(ctx, uid).await?;
+        let key = match (&obj.key_material, is_destroyed(obj.state)) {
+            (Some(k), false) => k,
+            _ => return Err(not_found(uid)),
+        };
+        let usable = if encrypt {
+            obj.state == State::ACTIVE
+        } else {
+            obj.state == State::ACTIVE
+                || obj.state == State::DEACTIVATED
+                || obj.state == State::COMPROMISED
+        };
+        if !usable {
+            return Err(fail(
+                ctx.lifecycle_reason(),
+                format!(
+                    "object {uid} is {} and cannot be used to {}",
+                    obj.state,
+                    if encrypt { "encrypt" } else { "decrypt" }
+                ),
+            ));
+        }
+        let needed = if encrypt {
+            CryptographicUsageMask::ENCRYPT
+        } else {
+            CryptographicUsageMask::DECRYPT
+        };
+        if let Some(mask) = obj.usage_mask {
+            if !mask.contains(needed) {
+                return Err(fail(
+                    ResultReason::PERMISSION_DENIED,
+                    format!("object {uid}'s Cryptographic Usage Mask does not allow this"),
+                ));
+            }
+        }
+        if obj.algorithm != Some(CryptographicAlgorithm::AES) {
+            return Err(fail(
+                ResultReason::FEATURE_NOT_SUPPORTED,
+                "only AES keys can encrypt or decrypt",
+            ));
+        }
+        if let Some(p) = params {
+            if p.block_cipher_mode
+                .is_some_and(|m| m != BlockCipherMode::GCM)
+            {
+                return Err(fail(
+                    ResultReason::FEATURE_NOT_SUPPORTED,
+                    "only Block Cipher Mode GCM is supported",
+                ));
+            }
+            if p.tag_length.is_some_and(|t| t != 16) {
+                return Err(fail(
+                    ResultReason::FEATURE_NOT_SUPPORTED,
+                    "only a 16-byte GCM tag is supported",
+                ));
+            }
+            if p.cryptographic_algorithm
+                .is_some_and(|a| a != CryptographicAlgorithm::AES)
+            {
+                return Err(fail(
+                    ResultReason::FEATURE_NOT_SUPPORTED,
+                    "only AES is supported",
+                ));
+            }
+        }
+        let algorithm = match key.len() {
+            16 => &aead::AES_128_GCM,
+            32 => &aead::AES_256_GCM,
+            n => {
+                return Err(fail(
+                    ResultReason::FEATURE_NOT_SUPPORTED,
+                    format!("AES-GCM with a {}-bit key is not supported", n * 8),
+                ));
+            }
+        };
+        let unbound = aead::UnboundKey::new(algorithm, key)
+            .map_err(|_| fail(ResultReason::CRYPTOGRAPHIC_FAILURE, "invalid AES key"))?;
+        Ok((aead::LessSafeKey::new(unbound), obj))
+    }
+
+    async fn encrypt(&self, ctx: &Ctx<'_>, p: &EncryptRequest) -> OpResult {
+        let uid = ctx.uid(&p.unique_identifier)?;
+        reject_streaming(p.init_indicator, p.final_indicator, &p.correlation_value)?;
+        let (key, _) = self
+            .gcm_key(ctx, &uid, &p.cryptographic_parameters, true)
+            .await?;
+        let data = p
+            .data
+            .as_ref()
+            .ok_or_else(|| fail(ResultReason::MISSING_DATA, "Data is required"))?;
+        let (nonce_bytes, generated) = match &p.iv_counter_nonce {
+            Some(iv) => (iv.clone(), false),
+            None => {
+                let mut iv = vec![0u8; aead::NONCE_LEN];
+                self.rng
+                    .fill(&mut iv)
+                    .map_err(|_| fail(ResultReason::GENERAL_FAILURE, "random generator failed"))?;
+                (iv, true)
+            }
+        };
+        let nonce = aead::Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| {
+            fail(
+                ResultReason::INVALID_FIELD,
+                "IV/Counter/Nonce must be 12 bytes for AES-GCM",
+            )
+        })?;
+        let mut buffer = data.to_vec();
+        let aad = aead::Aad::from(p.additional_data.as_deref().unwrap_or_default());
+        let tag = key
+            .seal_in_place_separate_tag(nonce, aad, &mut buffer)
+            .map_err(|_| fail(ResultReason::CRYPTOGRAPHIC_FAILURE, "encryption failed"))?;
+        Ok(ResponsePayload::Encrypt(EncryptResponse {
+            unique_identifier: uid,
+            data: Some(buffer),
+            iv_counter_nonce: generated.then_some(nonce_bytes),
+            correlation_value: None,
+            tag: Some(tag.as_ref().to_vec()),
+        }))
+    }
+
+    async fn decrypt(&self, ctx: &Ctx<'_>, p: &DecryptRequest) -> OpResult {
+        let uid = ctx.uid(&p.unique_identifier)?;
+        reject_streaming(p.init_indicator, p.final_indicator, &p.correlation_value)?;
+        let (key, _) = self
+            .gcm_key(ctx, &uid, &p.cryptographic_parameters, false)
+            .await?;
+        let data = p
+            .data
+            .as_ref()
+            .ok_or_else(|| fail(ResultReason::MISSING_DATA, "Data is required"))?;
+        let iv = p.iv_counter_nonce.as_ref().ok_or_else(|| {
+            fail(
+                ResultReason::MISSING_DATA,
+                "IV/Counter/Nonce is required to decrypt",
+            )
+        })?;
+        let tag = p.tag.as_ref().ok_or_else(|| {
+            fail(
+                ResultReason::MISSING_DATA,
+                "Authenticated Encryption Tag is required to decrypt",
+            )
+        })?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(iv).map_err(|_| {
+            fail(
+                ResultReason::INVALID_FIELD,
+                "IV/Counter/Nonce must be 12 bytes for AES-GCM",
+            )
+        })?;
+        if tag.len() != aead::AES_256_GCM.tag_len() {
+            return Err(fail(
+                ResultReason::INVALID_FIELD,
+                "Authenticated Encryption Tag must be 16 bytes",
+            ));
+        }
+        let mut buffer = Zeroizing::new(Vec::with_capacity(data.len() + tag.len()));
+        buffer.extend_from_slice(data);
+        buffer.extend_from_slice(tag);
+        let aad = aead::Aad::from(p.additional_data.as_deref().unwrap_or_default());
+        let plain_len = key
+            .open_in_place(nonce, aad, &mut buffer)
+            .map_err(|_| {
+                fail(
+                    ResultReason::CRYPTOGRAPHIC_FAILURE,
+                    "authentication failed: wrong key, IV, tag or additional data",
+                )
+            })?
+            .len();
+        buffer.truncate(plain_len);
+        Ok(ResponsePayload::Decrypt(DecryptResponse {
+            unique_identifier: uid,
+            data: Some(buffer),
+            correlation_value: None,
+        }))
+    }
+}
+
+fn reject_streaming(
+    init: Option<bool>,
+    fin: Option<bool>,
+    correlation: &Option<Vec<u8>>,
+) -> Result<(), Failure> {
+    if init == Some(true) || fin == Some(false) || correlation.is_some() {
+        return Err(fail(
+            ResultReason::FEATURE_NOT_SUPPORTED,
+            "streaming (multi-part) cryptographic operations are not supported",
+        ));
+    }
+    Ok(())
+}
+
+/// Key sizes the server creates or accepts, per algorithm.
+fn check_key_size(algorithm: CryptographicAlgorithm, length: i32) -> Result<(), Failure> {
+    let ok = match algorithm {
+        CryptographicAlgorithm::AES => matches!(length, 128 | 192 | 256),
+        CryptographicAlgorithm::CHACHA20 | CryptographicAlgorithm::CHACHA20_POLY1305 => {
+            length == 256
+        }
+        CryptographicAlgorithm::HMAC_SHA1
+        | CryptographicAlgorithm::HMAC_SHA224
+        | CryptographicAlgorithm::HMAC_SHA256
+        | CryptographicAlgorithm::HMAC_SHA384
+        | CryptographicAlgorithm::HMAC_SHA512 => (128..=4096).contains(&length) && length % 8 == 0,
+        other => {
+            return Err(fail(
+                ResultReason::INVALID_FIELD,
+                format!("Cryptographic Algorithm {other} is not supported for symmetric keys"),
+            ));
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(fail(
+            ResultReason::INVALID_FIELD,
+            format!("Cryptographic Length {length} is not valid for {algorithm}"),
+        ))
+    }
+}
+
+/// The attributes a client may set on Create / Register.
+#[derive(Default)]
+struct ClientAttributes {
+    algorithm: Option<CryptographicAlgorithm>,
+    length: Option<i32>,
+    usage_mask: Option<CryptographicUsageMask>,
+    names: Vec<String>,
+    activation_date: Option<i64>,
+    links: Vec<(LinkType, String)>,
+}
+
+impl ClientAttributes {
+    fn read(attributes: &[Attribute]) -> Result<Self, Failure> {
+        let mut out = ClientAttributes::default();
+        for a in attributes {
+            match a {
+                Attribute::CryptographicAlgorithm(v) => out.algorithm = Some(*v),
+                Attribute::CryptographicLength(v) => out.length = Some(*v),
+                Attribute::CryptographicUsageMask(v) => out.usage_mask = Some(*v),
+                Attribute::Name { value, name_type } => {
+                    if *name_type != NameType::UNINTERPRETED_TEXT_STRING
+                        && *name_type != NameType::URI
+                    {
+                        return Err(fail(
+                            ResultReason::INVALID_FIELD,
+                            format!("Name Type {name_type} is not recognised"),
+                        ));
+                    }
+                    if value.is_empty() || value.len() > 1024 {
+                        return Err(fail(
+                            ResultReason::INVALID_FIELD,
+                            "a Name must have 1 to 1024 bytes",
+                        ));
+                    }
+                    if !out.names.contains(value) {
+                        out.names.push(value.clone());
+                    }
+                }
+                Attribute::ActivationDate(v) => out.activation_date = Some(*v),
+                Attribute::Link {
+                    link_type,
+                    linked_object_id,
+                } => out.links.push((*link_type, linked_object_id.clone())),
+                Attribute::UniqueIdentifier(_)
+                | Attribute::State(_)
+                | Attribute::InitialDate(_)
+                | Attribute::DestroyDate(_)
+                | Attribute::CompromiseDate(_)
+                | Attribute::CompromiseOccurrenceDate(_)
+                | Attribute::RevocationReason(_)
+                | Attribute::LastChangeDate(_)
+                | Attribute::DeactivationDate(_) => {
+                    return Err(fail(
+                        ResultReason::INVALID_FIELD,
+                        format!("attribute {} is set by the server only", a.name()),
+                    ));
+                }
+                // Object Type repeats the request's; other attributes (Object Group,
+                // Contact Information, vendor attributes...) are accepted and not kept.
+                _ => {}
+            }
+            if out.names.len() > 16 || out.links.len() > 16 {
+                return Err(fail(
+                    ResultReason::INVALID_FIELD,
+                    "too many Name or Link attributes (at most 16)",
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fills what `self` lacks from `other`.
+    fn absorb(&mut self, other: &ClientAttributes) {
+        self.algorithm = self.algorithm.or(other.algorithm);
+        self.length = self.length.or(other.length);
+        self.usage_mask = self.usage_mask.or(other.usage_mask);
+        self.activation_date = self.activation_date.or(other.activation_date);
+        for n in &other.names {
+            if !self.names.contains(n) {
+                self.names.push(n.clone());
+            }
+        }
+        self.links.extend(other.links.iter().cloned());
+    }
+
+    fn into_object(
+        self,
+        uid: String,
+        object_type: ObjectType,
+        algorithm: CryptographicAlgorithm,
+        length: i32,
+        key: Zeroizing<Vec<u8>>,
+        owner: &str,
+    ) -> StoredObject {
+        let t = now();
+        let active = self.activation_date.is_some_and(|d| d <= t);
+        StoredObject {
+            uid,
+            object_type,
+            algorithm: Some(algorithm),
+            length: Some(length),
+            usage_mask: self.usage_mask,
+            key_material: Some(key),
+            names: self.names,
+            state: if active {
+                State::ACTIVE
+            } else {
+                State::PRE_ACTIVE
+            },
+            initial_date: t,
+            activation_date: self.activation_date,
+            deactivation_date: None,
+            destroy_date: None,
+            compromise_date: None,
+            compromise_occurrence_date: None,
+            last_change_date: t,
+            revocation_reason: None,
+            revocation_message: None,
+            links: self.links,
+            owner: owner.to_owned(),
+        }
+    }
+}
+
+/// Every attribute the server keeps for `obj`, in the order of KMIP 1.4 section 3.
+fn attributes_of(obj: &StoredObject) -> Vec<Attribute> {
+    let mut v = vec![Attribute::UniqueIdentifier(obj.uid.clone())];
+    for name in &obj.names {
+        v.push(Attribute::Name {
+            value: name.clone(),
+            name_type: NameType::UNINTERPRETED_TEXT_STRING,
+        });
+    }
+    v.push(Attribute::ObjectType(obj.object_type));
+    if let Some(a) = obj.algorithm {
+        v.push(Attribute::CryptographicAlgorithm(a));
+    }
+    if let Some(l) = obj.length {
+        v.push(Attribute::CryptographicLength(l));
+    }
+    if let Some(m) = obj.usage_mask {
+        v.push(Attribute::CryptographicUsageMask(m));
+    }
+    v.push(Attribute::State(obj.state));
+    v.push(Attribute::InitialDate(obj.initial_date));
+    let dates = [
+        (
+            obj.activation_date,
+            Attribute::ActivationDate as fn(i64) -> Attribute,
+        ),
+        (obj.deactivation_date, Attribute::DeactivationDate),
+        (obj.destroy_date, Attribute::DestroyDate),
+        (
+            obj.compromise_occurrence_date,
+            Attribute::CompromiseOccurrenceDate,
+        ),
+        (obj.compromise_date, Attribute::CompromiseDate),
+    ];
+    for (date, make) in dates {
+        if let Some(d) = date {
+            v.push(make(d));
+        }
+    }
+    if let Some(code) = obj.revocation_reason {
+        v.push(Attribute::RevocationReason(RevocationReason {
+            code,
+            message: obj.revocation_message.clone(),
+        }));
+    }
+    for (link_type, linked) in &obj.links {
+        v.push(Attribute::Link {
+            link_type: *link_type,
+            linked_object_id: linked.clone(),
+        });
+    }
+    v.push(Attribute::LastChangeDate(obj.last_change_date));
+    v
+}
+
+fn discover_versions(client: &[ProtocolVersion]) -> ResponsePayload {
+    let versions = if client.is_empty() {
+        SUPPORTED_VERSIONS.to_vec()
+    } else {
+        client
+            .iter()
+            .copied()
+            .filter(|v| SUPPORTED_VERSIONS.contains(v))
+            .collect()
+    };
+    ResponsePayload::DiscoverVersions(DiscoverVersionsResponse { versions })
+}
+
+fn query(functions: &[QueryFunction]) -> ResponsePayload {
+    let mut response = QueryResponse::default();
+    if functions.contains(&QueryFunction::QUERY_OPERATIONS) {
+        response.operations = SUPPORTED_OPERATIONS.to_vec();
+    }
+    if functions.contains(&QueryFunction::QUERY_OBJECTS) {
+        response.object_types = vec![ObjectType::SYMMETRIC_KEY];
+    }
+    if functions.contains(&QueryFunction::QUERY_SERVER_INFORMATION) {
+        response.vendor_identification = Some(VENDOR_IDENTIFICATION.to_owned());
+    }
+    ResponsePayload::Query(response)
+}
+
+/// The protocol version a request that failed to decode asked for, if its header can
+/// be read; KMIP 1.0 otherwise.
+fn version_of_undecodable(bytes: &[u8], limits: &Limits) -> ProtocolVersion {
+    ttlv::decode(bytes, limits)
+        .ok()
+        .and_then(|item| {
+            let header = item.find(Tag::REQUEST_HEADER)?;
+            ProtocolVersion::from_ttlv(header.find(Tag::PROTOCOL_VERSION)?).ok()
+        })
+        .filter(|v| SUPPORTED_VERSIONS.contains(v))
+        .unwrap_or(ProtocolVersion::V1_0)
+}
+
+/// A one-item failure response (Invalid Message unless `reason` says otherwise).
+fn error_response(
+    version: ProtocolVersion,
+    reason: Option<ResultReason>,
+    message: String,
+) -> Vec<u8> {
+    let item = ResponseBatchItem::failure(
+        None,
+        reason.unwrap_or(ResultReason::INVALID_MESSAGE),
+        message,
+    );
+    ResponseMessage::new(version, now(), vec![item]).encode()
+}

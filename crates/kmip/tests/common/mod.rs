@@ -1,0 +1,140 @@
+//! Helpers shared by the transport tests: an embedded KMIP server started in-process
+//! on its own loopback port, temporary directory and PKI, and client configurations
+//! pointing at it.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kmip::client::{Client, ClientConfig};
+use kmip::pki::PkiPaths;
+use kmip::server::{KeyStore, ServerOptions};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// An embedded server running in this process.
+pub struct Embedded {
+    pub addr: SocketAddr,
+    pub pki: PkiPaths,
+    pub data_dir: PathBuf,
+    dir: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Embedded {
+    /// A server with a fresh PKI and store in a new temporary directory.
+    pub async fn start() -> Embedded {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Embedded::start_in(dir.path(), "127.0.0.1:0").await;
+        server.dir = Some(dir);
+        server
+    }
+
+    /// A server on `bind` with PKI and store in `data_dir` (reused if present).
+    pub async fn start_in(data_dir: &Path, bind: &str) -> Embedded {
+        let pki = kmip::pki::ensure_pki(&data_dir.join("pki")).unwrap();
+        let tls =
+            kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
+        let store = KeyStore::open_in(data_dir).await.unwrap();
+        let listener = TcpListener::bind(bind).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = ServerOptions {
+            read_timeout: Duration::from_secs(20),
+            ..ServerOptions::default()
+        };
+        let task = tokio::spawn(kmip::server::serve_with(
+            listener,
+            tls,
+            store,
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Embedded {
+            addr,
+            pki,
+            data_dir: data_dir.to_path_buf(),
+            dir: None,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn server(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// A client configuration with the default client certificate, this server only.
+    pub fn client_config(&self) -> ClientConfig {
+        client_config(&self.pki, vec![self.server()])
+    }
+
+    /// A client of this server with the default client certificate.
+    pub fn client(&self) -> Client {
+        Client::new(self.client_config()).unwrap()
+    }
+
+    /// Stops the server and waits until it has returned (the store stays on disk).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Takes the temporary directory so it outlives this server (for a restart).
+    pub fn keep_dir(&mut self) -> Option<tempfile::TempDir> {
+        self.dir.take()
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A client configuration with short timeouts for `servers`, using the PKI's client
+/// certificate.
+pub fn client_config(pki: &PkiPaths, servers: Vec<String>) -> ClientConfig {
+    let mut config = ClientConfig::new(
+        servers,
+        pki.ca_cert.clone(),
+        pki.client_cert.clone(),
+        pki.client_key.clone(),
+    );
+    config.connect_timeout = Duration::from_secs(5);
+    config.io_timeout = Duration::from_secs(20);
+    config.max_retries = 1;
+    config
+}
+
+/// A loopback address where nothing listens (a port bound, then released).
+pub fn refused_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr.to_string()
+}
+
+/// testkit's view of a PKI set.
+pub fn tls_files(pki: &PkiPaths) -> testkit::TlsFiles {
+    testkit::TlsFiles {
+        ca_cert: pki.ca_cert.clone(),
+        server_cert: pki.server_cert.clone(),
+        server_key: pki.server_key.clone(),
+        client_cert: pki.client_cert.clone(),
+        client_key: pki.client_key.clone(),
+    }
+}

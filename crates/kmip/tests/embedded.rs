@@ -1,0 +1,796 @@
+//! Our client against our embedded server, over real loopback sockets and mutual TLS:
+//! every operation, the lifecycle rules, batches, ownership, persistence across a
+//! restart, malformed input, failover, retries and the Indeterminate outcome.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Embedded, client_config, refused_address};
+use kmip::attribute::Attribute;
+use kmip::client::Client;
+use kmip::error::Error;
+use kmip::framing;
+use kmip::message::{
+    CreateRequest, GetRequest, KeyBlock, KeyMaterial, ManagedObject, RegisterRequest,
+    RequestBatchItem, RequestMessage, RequestPayload, ResponseMessage, ResponsePayload,
+    SymmetricKey, TemplateAttribute,
+};
+use kmip::tag::Tag;
+use kmip::ttlv::{Item, Limits};
+use kmip::types::{
+    CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, LinkType, NameType, ObjectType,
+    Operation, ProtocolVersion, ResultReason, ResultStatus, RevocationReasonCode, State,
+};
+use rustls::pki_types::ServerName;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use zeroize::Zeroizing;
+
+const AES_USAGE: CryptographicUsageMask =
+    CryptographicUsageMask(CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0);
+
+fn reason(e: &Error) -> Option<ResultReason> {
+    e.result_reason()
+}
+
+fn find_state(attrs: &[Attribute]) -> Option<State> {
+    attrs.iter().find_map(|a| match a {
+        Attribute::State(s) => Some(*s),
+        _ => None,
+    })
+}
+
+/// A raw mutual-TLS connection to `server` (for requests the typed client never sends).
+async fn raw_connection(server: &Embedded) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let config = kmip::tls::client_config(
+        &server.pki.ca_cert,
+        &server.pki.client_cert,
+        &server.pki.client_key,
+    )
+    .unwrap();
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+async fn roundtrip(
+    stream: &mut tokio_rustls::client::TlsStream<TcpStream>,
+    bytes: &[u8],
+) -> Option<ResponseMessage> {
+    framing::write_message(stream, bytes).await.unwrap();
+    let response = framing::read_message(stream, 1 << 20).await.ok()??;
+    Some(ResponseMessage::decode(&response, &Limits::default()).unwrap())
+}
+
+fn create_item(name: &str) -> RequestBatchItem {
+    RequestBatchItem::new(
+        Operation::CREATE,
+        RequestPayload::Create(CreateRequest {
+            object_type: ObjectType::SYMMETRIC_KEY,
+            template_attribute: TemplateAttribute::new(vec![
+                Attribute::CryptographicAlgorithm(CryptographicAlgorithm::AES),
+                Attribute::CryptographicLength(256),
+                Attribute::CryptographicUsageMask(AES_USAGE),
+                Attribute::Name {
+                    value: name.into(),
+                    name_type: NameType::UNINTERPRETED_TEXT_STRING,
+                },
+            ]),
+        }),
+    )
+}
+
+#[tokio::test]
+async fn accepts_full_lifecycle_of_a_master_key() {
+    let server = Embedded::start().await;
+    let client = server.client();
+
+    let versions = client.discover_versions().await.unwrap();
+    assert_eq!(versions.first(), Some(&ProtocolVersion::V2_0));
+    assert!(versions.contains(&ProtocolVersion::V1_0));
+    assert_eq!(
+        client.negotiated_version().await,
+        Some(ProtocolVersion::V2_0)
+    );
+    let query = client.query().await.unwrap();
+    assert!(query.operations.contains(&Operation::CREATE));
+    assert!(query.operations.contains(&Operation::DISCOVER_VERSIONS));
+    assert!(query.vendor_identification.unwrap().contains("not an HSM"));
+
+    let uid = client
+        .create_symmetric_key(
+            CryptographicAlgorithm::AES,
+            256,
+            AES_USAGE,
+            Some("cluster-a"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.get_state(&uid).await.unwrap(), State::PRE_ACTIVE);
+    client.activate(&uid).await.unwrap();
+    // Activating again is idempotent from the client's point of view.
+    client.activate(&uid).await.unwrap();
+
+    let key = client.get_symmetric_key(&uid).await.unwrap();
+    assert_eq!(key.key.len(), 32);
+    assert_eq!(key.algorithm, Some(CryptographicAlgorithm::AES));
+    assert_eq!(key.length, Some(256));
+    assert!(!format!("{key:?}").contains(&format!("{:?}", &key.key[..4])));
+
+    let attrs = client
+        .get_attributes(
+            &uid,
+            &["State", "Cryptographic Algorithm", "Cryptographic Length"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(find_state(&attrs), Some(State::ACTIVE));
+    assert!(attrs.contains(&Attribute::CryptographicAlgorithm(
+        CryptographicAlgorithm::AES
+    )));
+    assert!(attrs.contains(&Attribute::CryptographicLength(256)));
+    assert_eq!(attrs.len(), 3);
+
+    assert_eq!(
+        client.locate(Some("cluster-a"), None, None).await.unwrap(),
+        vec![uid.clone()]
+    );
+    assert_eq!(
+        client
+            .locate(None, Some(ObjectType::SYMMETRIC_KEY), Some(State::ACTIVE))
+            .await
+            .unwrap(),
+        vec![uid.clone()]
+    );
+    assert!(
+        client
+            .locate(Some("nope"), None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Server-side AES-GCM.
+    let sealed = client
+        .encrypt(&uid, b"data key bytes", Some(b"aad"))
+        .await
+        .unwrap();
+    assert_eq!(sealed.iv.len(), 12);
+    assert_eq!(sealed.tag.len(), 16);
+    assert_ne!(sealed.data, b"data key bytes");
+    let opened = client.decrypt(&uid, &sealed, Some(b"aad")).await.unwrap();
+    assert_eq!(opened.as_slice(), b"data key bytes");
+    let err = client
+        .decrypt(&uid, &sealed, Some(b"other"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&err),
+        Some(ResultReason::CRYPTOGRAPHIC_FAILURE),
+        "{err}"
+    );
+
+    // An Active key cannot be destroyed.
+    let err = client.destroy(&uid).await.unwrap_err();
+    assert_eq!(
+        reason(&err),
+        Some(ResultReason::WRONG_KEY_LIFECYCLE_STATE),
+        "{err}"
+    );
+    assert!(err.to_string().contains("revoke it first"), "{err}");
+
+    client
+        .revoke(
+            &uid,
+            RevocationReasonCode::CESSATION_OF_OPERATION,
+            Some("rotated"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.get_state(&uid).await.unwrap(), State::DEACTIVATED);
+    // Deactivated keys still decrypt, no longer encrypt.
+    client.decrypt(&uid, &sealed, Some(b"aad")).await.unwrap();
+    assert!(client.encrypt(&uid, b"x", None).await.is_err());
+
+    client.destroy(&uid).await.unwrap();
+    let err = client.get_symmetric_key(&uid).await.unwrap_err();
+    match &err {
+        Error::ServerReported {
+            server: s,
+            operation,
+            reason,
+            message,
+        } => {
+            assert_eq!(s, &server.server());
+            assert_eq!(*operation, Operation::GET);
+            assert_eq!(*reason, ResultReason::ITEM_NOT_FOUND);
+            assert!(message.as_deref().unwrap_or("").contains(&uid));
+        }
+        other => panic!("expected ServerReported, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("Get") && text.contains("ItemNotFound"),
+        "{text}"
+    );
+    // Metadata survives destruction.
+    let attrs = client.get_attributes(&uid, &[]).await.unwrap();
+    assert_eq!(find_state(&attrs), Some(State::DESTROYED));
+    assert!(attrs.iter().any(|a| matches!(a, Attribute::DestroyDate(_))));
+    assert!(attrs.iter().any(|a| matches!(
+        a,
+        Attribute::RevocationReason(r) if r.code == RevocationReasonCode::CESSATION_OF_OPERATION
+    )));
+}
+
+#[tokio::test]
+async fn accepts_every_protocol_version_with_batches_in_order() {
+    let server = Embedded::start().await;
+    let mut stream = raw_connection(&server).await;
+    for version in [
+        ProtocolVersion::V1_0,
+        ProtocolVersion::V1_1,
+        ProtocolVersion::V1_2,
+        ProtocolVersion::V1_3,
+        ProtocolVersion::V1_4,
+        ProtocolVersion::V2_0,
+    ] {
+        // Create, then Activate and Get through the ID Placeholder.
+        let mut items = vec![
+            create_item(&format!("batch-{version}")),
+            RequestBatchItem::new(
+                Operation::ACTIVATE,
+                RequestPayload::Activate {
+                    unique_identifier: None,
+                },
+            ),
+            RequestBatchItem::new(Operation::GET, RequestPayload::Get(GetRequest::default())),
+        ];
+        for (i, item) in items.iter_mut().enumerate() {
+            item.unique_batch_item_id = Some(vec![i as u8 + 1]);
+        }
+        let request = RequestMessage::new(version, items);
+        let before = time::OffsetDateTime::now_utc().unix_timestamp();
+        let response = roundtrip(&mut stream, &request.encode()).await.unwrap();
+        assert_eq!(response.header.protocol_version, version);
+        assert!(response.header.time_stamp >= before - 1);
+        let ops: Vec<_> = response.items.iter().map(|i| i.operation).collect();
+        assert_eq!(
+            ops,
+            vec![
+                Some(Operation::CREATE),
+                Some(Operation::ACTIVATE),
+                Some(Operation::GET)
+            ],
+            "{version}"
+        );
+        for (i, item) in response.items.iter().enumerate() {
+            assert_eq!(
+                item.result_status,
+                ResultStatus::SUCCESS,
+                "{version}: {item:?}"
+            );
+            assert_eq!(item.unique_batch_item_id, Some(vec![i as u8 + 1]));
+        }
+        let Some(ResponsePayload::Get(get)) = &response.items[2].payload else {
+            panic!("no Get payload")
+        };
+        let ManagedObject::SymmetricKey(SymmetricKey { key_block }) = &get.object else {
+            panic!("not a symmetric key")
+        };
+        // What mongod expects: Raw, a Byte String of key material, algorithm and length.
+        assert_eq!(key_block.key_format_type, KeyFormatType::RAW);
+        assert!(matches!(&key_block.key_material, KeyMaterial::Raw(k) if k.len() == 32));
+        assert_eq!(
+            key_block.cryptographic_algorithm,
+            Some(CryptographicAlgorithm::AES)
+        );
+        assert_eq!(key_block.cryptographic_length, Some(256));
+    }
+}
+
+#[tokio::test]
+async fn rejects_rest_of_batch_after_failure_unless_continue() {
+    let server = Embedded::start().await;
+    let mut stream = raw_connection(&server).await;
+    let failing = RequestBatchItem::new(
+        Operation::GET,
+        RequestPayload::Get(GetRequest {
+            unique_identifier: Some("missing".into()),
+            ..GetRequest::default()
+        }),
+    );
+    let items = vec![create_item("stop"), failing.clone(), create_item("stop-2")];
+    let response = roundtrip(
+        &mut stream,
+        &RequestMessage::new(ProtocolVersion::V1_4, items.clone()).encode(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.items.len(), 2);
+    assert_eq!(
+        response.items[1].result_reason,
+        Some(ResultReason::ITEM_NOT_FOUND)
+    );
+    assert!(response.items[1].result_message.is_some());
+
+    let mut request = RequestMessage::new(ProtocolVersion::V1_4, items);
+    request.header.batch_error_continuation_option = Some(3); // Continue
+    let response = roundtrip(&mut stream, &request.encode()).await.unwrap();
+    assert_eq!(response.items.len(), 3);
+    assert_eq!(response.items[2].result_status, ResultStatus::SUCCESS);
+}
+
+#[tokio::test]
+async fn rejects_unknown_operation_with_operation_not_supported() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let payload = Item::structure(
+        Tag::REQUEST_PAYLOAD,
+        vec![Item::text(Tag::UNIQUE_IDENTIFIER, "1")],
+    );
+    let request = RequestMessage::new(
+        ProtocolVersion::V1_2,
+        vec![RequestBatchItem::new(
+            Operation::CHECK,
+            RequestPayload::Other(payload),
+        )],
+    );
+    let response = client.send(request).await.unwrap();
+    let item = &response.items[0];
+    assert_eq!(item.result_status, ResultStatus::OPERATION_FAILED);
+    assert_eq!(
+        item.result_reason,
+        Some(ResultReason::OPERATION_NOT_SUPPORTED)
+    );
+    assert!(item.result_message.as_deref().unwrap().contains("Check"));
+}
+
+#[tokio::test]
+async fn rejects_malformed_request_with_invalid_message_and_keeps_connection() {
+    let server = Embedded::start().await;
+    let mut stream = raw_connection(&server).await;
+    // Well-framed TTLV that is not a Request Message.
+    let bogus = kmip::ttlv::encode(&Item::structure(
+        Tag::REQUEST_MESSAGE,
+        vec![Item::integer(Tag::BATCH_COUNT, 1)],
+    ));
+    let response = roundtrip(&mut stream, &bogus).await.unwrap();
+    assert_eq!(
+        response.items[0].result_reason,
+        Some(ResultReason::INVALID_MESSAGE)
+    );
+    assert!(
+        response.items[0]
+            .result_message
+            .as_deref()
+            .unwrap()
+            .contains("RequestHeader")
+    );
+    // The connection still serves a valid request.
+    let ok = RequestMessage::new(ProtocolVersion::V1_2, vec![create_item("after-bogus")]);
+    let response = roundtrip(&mut stream, &ok.encode()).await.unwrap();
+    assert_eq!(response.items[0].result_status, ResultStatus::SUCCESS);
+}
+
+#[tokio::test]
+async fn rejects_oversized_message_before_reading_it() {
+    let server = Embedded::start().await;
+    let mut stream = raw_connection(&server).await;
+    // A header announcing 64 MiB, and nothing after it.
+    let mut header = vec![0x42, 0x00, 0x78, 0x01];
+    header.extend_from_slice(&(64u32 << 20).to_be_bytes());
+    stream.write_all(&header).await.unwrap();
+    stream.flush().await.unwrap();
+    let response = framing::read_message(&mut stream, 1 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    let response = ResponseMessage::decode(&response, &Limits::default()).unwrap();
+    assert_eq!(
+        response.items[0].result_reason,
+        Some(ResultReason::INVALID_MESSAGE)
+    );
+    assert!(
+        response.items[0]
+            .result_message
+            .as_deref()
+            .unwrap()
+            .contains("exceeds")
+    );
+    // Then the server closes the connection.
+    assert!(matches!(
+        framing::read_message(&mut stream, 1 << 20).await,
+        Ok(None) | Err(_)
+    ));
+}
+
+#[tokio::test]
+async fn accepts_rekey_with_links_and_names_moved() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let old = client
+        .create_symmetric_key(
+            CryptographicAlgorithm::AES,
+            256,
+            AES_USAGE,
+            Some("rotating"),
+        )
+        .await
+        .unwrap();
+    client.activate(&old).await.unwrap();
+    let new = client.rekey(&old).await.unwrap();
+    assert_ne!(old, new);
+    assert_eq!(client.get_state(&new).await.unwrap(), State::ACTIVE);
+    assert_ne!(
+        client.get_symmetric_key(&old).await.unwrap().key,
+        client.get_symmetric_key(&new).await.unwrap().key
+    );
+    let old_attrs = client.get_attributes(&old, &["Link"]).await.unwrap();
+    assert_eq!(
+        old_attrs,
+        vec![Attribute::Link {
+            link_type: LinkType::REPLACEMENT_OBJECT_LINK,
+            linked_object_id: new.clone()
+        }]
+    );
+    let new_attrs = client.get_attributes(&new, &["Link"]).await.unwrap();
+    assert_eq!(
+        new_attrs,
+        vec![Attribute::Link {
+            link_type: LinkType::REPLACED_OBJECT_LINK,
+            linked_object_id: old.clone()
+        }]
+    );
+    assert_eq!(
+        client.locate(Some("rotating"), None, None).await.unwrap(),
+        vec![new]
+    );
+}
+
+#[tokio::test]
+async fn accepts_register_and_transparent_get() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let material = Zeroizing::new((0u8..32).collect::<Vec<u8>>());
+    let request = RequestMessage::new(
+        ProtocolVersion::V1_4,
+        vec![
+            RequestBatchItem::new(
+                Operation::REGISTER,
+                RequestPayload::Register(RegisterRequest {
+                    object_type: ObjectType::SYMMETRIC_KEY,
+                    template_attribute: TemplateAttribute::new(vec![
+                        Attribute::CryptographicUsageMask(AES_USAGE),
+                    ]),
+                    object: ManagedObject::SymmetricKey(SymmetricKey {
+                        key_block: KeyBlock::raw_symmetric(
+                            CryptographicAlgorithm::AES,
+                            material.clone(),
+                        ),
+                    }),
+                }),
+            ),
+            RequestBatchItem::new(
+                Operation::GET,
+                RequestPayload::Get(GetRequest {
+                    key_format_type: Some(KeyFormatType::TRANSPARENT_SYMMETRIC_KEY),
+                    ..GetRequest::default()
+                }),
+            ),
+        ],
+    );
+    let response = client.send(request).await.unwrap();
+    let Some(ResponsePayload::Get(get)) = &response.items[1].payload else {
+        panic!("{response:?}")
+    };
+    let ManagedObject::SymmetricKey(SymmetricKey { key_block }) = &get.object else {
+        panic!("not a symmetric key")
+    };
+    assert_eq!(
+        key_block.key_format_type,
+        KeyFormatType::TRANSPARENT_SYMMETRIC_KEY
+    );
+    assert_eq!(
+        key_block.key_material,
+        KeyMaterial::TransparentSymmetric(material.clone())
+    );
+    let uid = &get.unique_identifier;
+    assert_eq!(client.get_symmetric_key(uid).await.unwrap().key, material);
+    let list = client
+        .send(RequestMessage::new(
+            ProtocolVersion::V1_4,
+            vec![RequestBatchItem::new(
+                Operation::GET_ATTRIBUTE_LIST,
+                RequestPayload::GetAttributeList(kmip::message::GetAttributeListRequest {
+                    unique_identifier: Some(uid.clone()),
+                }),
+            )],
+        ))
+        .await
+        .unwrap();
+    let Some(ResponsePayload::GetAttributeList(list)) = &list.items[0].payload else {
+        panic!("{list:?}")
+    };
+    for name in [
+        "Unique Identifier",
+        "State",
+        "Cryptographic Algorithm",
+        "Initial Date",
+    ] {
+        assert!(list.attribute_names.iter().any(|n| n == name), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn rejects_access_to_another_owners_objects() {
+    let server = Embedded::start().await;
+    let alice = server.client();
+    let uid = alice
+        .create_symmetric_key(
+            CryptographicAlgorithm::AES,
+            256,
+            AES_USAGE,
+            Some("alice-key"),
+        )
+        .await
+        .unwrap();
+    // Bob: same CA, another Common Name.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("bob.pem"), dir.path().join("bob-key.pem"));
+    kmip::pki::issue_client_certificate(&server.data_dir.join("pki"), "bob", &cert, &key).unwrap();
+    let mut config = server.client_config();
+    config.client_cert_file = cert;
+    config.client_key_file = key;
+    let bob = Client::new(config).unwrap();
+    let err = bob.get_symmetric_key(&uid).await.unwrap_err();
+    assert_eq!(reason(&err), Some(ResultReason::ITEM_NOT_FOUND), "{err}");
+    assert!(
+        bob.locate(Some("alice-key"), None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(bob.destroy(&uid).await.is_err());
+    // Alice still has it.
+    assert_eq!(alice.get_symmetric_key(&uid).await.unwrap().key.len(), 32);
+}
+
+#[tokio::test]
+async fn accepts_keys_after_server_restart() {
+    let mut first = Embedded::start().await;
+    let dir = first.keep_dir().unwrap();
+    let client = first.client();
+    let uid = client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, Some("durable"))
+        .await
+        .unwrap();
+    client.activate(&uid).await.unwrap();
+    let key = client.get_symmetric_key(&uid).await.unwrap().key;
+    let addr = first.server();
+    first.stop().await;
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let store = dir.path().join(kmip::server::store::FILE_NAME);
+        let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    let second = Embedded::start_in(dir.path(), &addr).await;
+    // The same client reconnects (its pooled connection died with the first server).
+    assert_eq!(client.get_symmetric_key(&uid).await.unwrap().key, key);
+    assert_eq!(client.get_state(&uid).await.unwrap(), State::ACTIVE);
+    drop(second);
+}
+
+#[tokio::test]
+async fn accepts_failover_when_first_server_refuses() {
+    let server = Embedded::start().await;
+    let config = client_config(&server.pki, vec![refused_address(), server.server()]);
+    let client = Client::new(config).unwrap();
+    // Create is never retried, but a server that refused the connection got nothing:
+    // failing over to the next one is safe.
+    let uid = client
+        .create_symmetric_key(
+            CryptographicAlgorithm::AES,
+            256,
+            AES_USAGE,
+            Some("failover"),
+        )
+        .await
+        .unwrap();
+    client.activate(&uid).await.unwrap();
+    assert_eq!(client.get_symmetric_key(&uid).await.unwrap().key.len(), 32);
+}
+
+#[tokio::test]
+async fn rejects_when_every_server_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = kmip::pki::ensure_pki(dir.path()).unwrap();
+    let servers = vec![refused_address(), refused_address()];
+    let client = Client::new(client_config(&pki, servers.clone())).unwrap();
+    let err = client.get_symmetric_key("x").await.unwrap_err();
+    match &err {
+        Error::AllServersFailed {
+            operation,
+            attempts,
+        } => {
+            assert_eq!(*operation, Operation::GET);
+            // Two servers, max_retries = 1: two rounds.
+            assert_eq!(attempts.len(), 4);
+            assert_eq!(attempts[0].0, servers[0]);
+            assert_eq!(attempts[1].0, servers[1]);
+            assert!(
+                attempts[0].1.contains("cannot connect"),
+                "{}",
+                attempts[0].1
+            );
+        }
+        other => panic!("expected AllServersFailed, got {other:?}"),
+    }
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains(&servers[1]));
+}
+
+/// A server that negotiates (answers Discover Versions) and then drops the connection
+/// on any other request: the one fault that cannot be caused with a real server, a
+/// connection lost after the request was sent.
+async fn start_black_hole(server: &Embedded) -> String {
+    let tls = kmip::tls::server_config(
+        &server.pki.ca_cert,
+        &server.pki.server_cert,
+        &server.pki.server_key,
+    )
+    .unwrap();
+    let store = kmip::server::KeyStore::open_in(&server.data_dir.join("black-hole"))
+        .await
+        .unwrap();
+    let handler = Arc::new(kmip::server::ops::Handler::new(store));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                while let Ok(Some(message)) = framing::read_message(&mut tls, 1 << 20).await {
+                    let request = RequestMessage::decode(&message, &Limits::default()).unwrap();
+                    if request.items[0].operation != Operation::DISCOVER_VERSIONS {
+                        return; // drop the connection, unanswered
+                    }
+                    let response = handler.handle(&message, "hole", &Limits::default()).await;
+                    framing::write_message(&mut tls, &response).await.unwrap();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn rejects_create_lost_in_transit_as_indeterminate_without_retry() {
+    let server = Embedded::start().await;
+    let hole = start_black_hole(&server).await;
+    // The good server comes second: an Indeterminate Create must NOT fail over to it.
+    let client = Client::new(client_config(
+        &server.pki,
+        vec![hole.clone(), server.server()],
+    ))
+    .unwrap();
+    let err = client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, Some("lost"))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Indeterminate {
+            server: s,
+            operation,
+            ..
+        } => {
+            assert_eq!(s, &hole);
+            assert_eq!(*operation, Operation::CREATE);
+        }
+        other => panic!("expected Indeterminate, got {other:?}"),
+    }
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("Locate"), "{err}");
+    let good = server.client();
+    assert!(
+        good.locate(Some("lost"), None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A Get, safe to repeat, fails over to the good server instead.
+    let uid = good
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, None)
+        .await
+        .unwrap();
+    assert_eq!(client.get_symmetric_key(&uid).await.unwrap().key.len(), 32);
+}
+
+#[tokio::test]
+async fn rejects_repeatable_operation_after_bounded_retries() {
+    let server = Embedded::start().await;
+    let hole = start_black_hole(&server).await;
+    let mut config = client_config(&server.pki, vec![hole.clone()]);
+    config.max_retries = 2;
+    config.io_timeout = Duration::from_secs(5);
+    let client = Client::new(config).unwrap();
+    let err = client.get_state("anything").await.unwrap_err();
+    match &err {
+        Error::AllServersFailed { attempts, .. } => {
+            assert_eq!(attempts.len(), 3, "{attempts:?}");
+            assert!(attempts.iter().all(|(s, _)| s == &hole));
+        }
+        other => panic!("expected AllServersFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rejects_connections_beyond_the_limit_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = kmip::pki::ensure_pki(dir.path()).unwrap();
+    let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
+    let store = kmip::server::KeyStore::open_in(dir.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = kmip::server::ServerOptions {
+        max_connections: 1,
+        ..kmip::server::ServerOptions::default()
+    };
+    let task = tokio::spawn(kmip::server::serve_with(
+        listener,
+        tls,
+        store,
+        options,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let first = Client::new(client_config(&pki, vec![addr.clone()])).unwrap();
+    first.query().await.unwrap(); // holds the only slot while its connection is open
+    let mut config = client_config(&pki, vec![addr.clone()]);
+    config.connect_timeout = Duration::from_millis(500);
+    config.max_retries = 0;
+    let second = Client::new(config).unwrap();
+    let err = second.query().await.unwrap_err();
+    let Error::AllServersFailed { attempts, .. } = &err else {
+        panic!("expected AllServersFailed, got {err:?}")
+    };
+    assert!(attempts[0].1.contains("TLS handshake"), "{}", attempts[0].1);
+
+    first.disconnect().await;
+    // The slot is free again (the server notices the close and releases it).
+    let mut answered = false;
+    for _ in 0..50 {
+        if second.query().await.is_ok() {
+            answered = true;
+            break;
+        }
+    }
+    assert!(
+        answered,
+        "second client never served after the first closed"
+    );
+
+    // Shutdown returns although a client still holds an idle connection.
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
