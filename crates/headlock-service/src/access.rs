@@ -83,6 +83,26 @@ impl Actor {
         }
     }
 
+    /// An audit event of something this actor did, stamped now.
+    pub(crate) fn event(
+        &self,
+        event_type: &str,
+        group: Option<ObjectId>,
+        cluster: Option<ObjectId>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> headlock_core::model::AuditEvent {
+        crate::audit_event(
+            event_type,
+            group,
+            cluster,
+            Some(&self.username),
+            self.remote_address.as_deref(),
+            outcome,
+            detail,
+        )
+    }
+
     /// Checks that the actor is a global owner.
     pub fn require_global_owner(&self) -> Result<()> {
         if self.has(|r| r.role == Role::GlobalOwner) {

@@ -235,12 +235,10 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         }
-        let event = crate::audit_event(
+        let event = actor.event(
             "CLUSTER_REGISTERED",
             Some(group.id),
             Some(clusters[0].id),
-            Some(&actor.username),
-            actor.remote_address.as_deref(),
             "SUCCESS",
             Some(&format!(
                 "{} {}",
@@ -324,12 +322,10 @@ impl Service {
             }
         }
         self.store.delete_cluster(group.id, cluster.id).await?;
-        let event = crate::audit_event(
+        let event = actor.event(
             "CLUSTER_DELETED",
             Some(group.id),
             Some(cluster.id),
-            Some(&actor.username),
-            actor.remote_address.as_deref(),
             "SUCCESS",
             Some(&cluster.cluster_name),
         );
@@ -448,22 +444,18 @@ impl Service {
             }
             configs.push(c);
         }
-        let mut audit = vec![crate::audit_event(
+        let mut audit = vec![actor.event(
             "BACKUP_CONFIG_CHANGED",
             Some(group.id),
             Some(cluster.id),
-            Some(&actor.username),
-            actor.remote_address.as_deref(),
             "SUCCESS",
             Some(&format!("statusName {}", updated.status)),
         )];
         if disable {
-            audit.push(crate::audit_event(
+            audit.push(actor.event(
                 "BACKUP_ENCRYPTION_DISABLED",
                 Some(group.id),
                 Some(cluster.id),
-                Some(&actor.username),
-                actor.remote_address.as_deref(),
                 "SUCCESS",
                 None,
             ));
@@ -480,12 +472,10 @@ impl Service {
             if cluster.is_sharded_whole() {
                 let mut c = self.config_of(&cluster).await?;
                 c.encryption_enabled = true;
-                let event = crate::audit_event(
+                let event = actor.event(
                     "BACKUP_ENCRYPTION_ENABLED",
                     Some(group.id),
                     Some(cluster.id),
-                    Some(&actor.username),
-                    actor.remote_address.as_deref(),
                     "SUCCESS",
                     Some("every shard and the config server replica set"),
                 );

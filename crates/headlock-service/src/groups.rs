@@ -61,15 +61,7 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         }
-        let event = crate::audit_event(
-            "GROUP_CREATED",
-            Some(group.id),
-            None,
-            Some(&actor.username),
-            actor.remote_address.as_deref(),
-            "SUCCESS",
-            None,
-        );
+        let event = actor.event("GROUP_CREATED", Some(group.id), None, "SUCCESS", None);
         self.store.append_audit(&event).await?;
         Ok(GroupView {
             group,

@@ -84,12 +84,10 @@ impl Service {
         let mut config = self.config_of(cluster).await?;
         config.encryption_enabled = true;
         if self.store.current_master_key(cluster.id).await?.is_some() {
-            let event = crate::audit_event(
+            let event = actor.event(
                 ENABLE_EVENT,
                 Some(cluster.group_id),
                 Some(cluster.id),
-                Some(&actor.username),
-                actor.remote_address.as_deref(),
                 "SUCCESS",
                 Some("re-enabled with the existing master key"),
             );
@@ -281,7 +279,7 @@ impl Service {
                 });
             }
         }
-        let mut audit = crate::audit_event(
+        let mut audit = actor.event(
             if current.is_some() {
                 ROTATE_EVENT
             } else {
@@ -289,8 +287,6 @@ impl Service {
             },
             Some(cluster.group_id),
             Some(cluster.id),
-            Some(&actor.username),
-            actor.remote_address.as_deref(),
             "SUCCESS",
             Some(&format!(
                 "{} master key rotation; KMIP: {}",
@@ -366,7 +362,7 @@ impl Service {
     }
 
     async fn audit_failure(&self, actor: &Actor, cluster: &Cluster, intent: &KeyIntent, why: &str) {
-        let mut event = crate::audit_event(
+        let mut event = actor.event(
             if intent.previous_uid.is_some() {
                 ROTATE_EVENT
             } else {
@@ -374,8 +370,6 @@ impl Service {
             },
             Some(cluster.group_id),
             Some(cluster.id),
-            Some(&actor.username),
-            actor.remote_address.as_deref(),
             "FAILURE",
             Some(why),
         );
