@@ -40,19 +40,38 @@ pub use error::ApiError;
 /// their own limit).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach: one `Arc`, so that the per-request clones axum makes
+/// of the state cost one atomic increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
     /// The service.
     pub service: Service,
     /// Digest authentication.
-    pub auth: Arc<auth::DigestAuthenticator>,
+    pub auth: auth::DigestAuthenticator,
     /// Failed-attempt throttling.
-    pub throttle: Arc<auth::Throttle>,
+    pub throttle: auth::Throttle,
     /// `scheme://host[:port]` for links, when configured; otherwise from `Host`.
     pub public_origin: Option<String>,
     /// `http` or `https`, for links built from `Host`.
     pub scheme: &'static str,
+}
+
+impl AppState {
+    /// Shares `shared` between all requests.
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// The peer's address, as `ConnectInfo<PeerAddr>`: works for any listener whose

@@ -322,6 +322,7 @@ impl Service {
             }
         }
         self.store.delete_cluster(group.id, cluster.id).await?;
+        self.cache.invalidate();
         let event = actor.event(
             "CLUSTER_DELETED",
             Some(group.id),
@@ -461,6 +462,7 @@ impl Service {
             ));
         }
         self.store.update_backup_configs(&configs, &audit).await?;
+        self.cache.invalidate();
 
         if enable {
             // Each data-bearing part gets its first master key (or keeps the one it has,
@@ -480,6 +482,7 @@ impl Service {
                     Some("every shard and the config server replica set"),
                 );
                 self.store.update_backup_configs(&[c], &[event]).await?;
+                self.cache.invalidate();
             }
         }
         self.config_of(&cluster).await
@@ -488,6 +491,27 @@ impl Service {
     /// The current master key of a cluster (`GET .../encryptionKey`). Reads only the
     /// service's own records: no KMIP round trip.
     pub async fn encryption_key(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+    ) -> Result<EncryptionKeyView> {
+        let g = crate::groups::parse_group_id(group_id)?;
+        actor.require_read(g)?;
+        if let Ok(c) = parse_cluster_id(cluster_id)
+            && let Some(view) = self.cache.key(g, c)
+        {
+            return Ok(view);
+        }
+        let ticket = self.cache.ticket();
+        let view = self
+            .encryption_key_uncached(actor, group_id, cluster_id)
+            .await?;
+        self.cache.put_key(ticket, view.clone());
+        Ok(view)
+    }
+
+    async fn encryption_key_uncached(
         &self,
         actor: &Actor,
         group_id: &str,

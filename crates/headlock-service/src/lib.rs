@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod cache;
 pub mod clusters;
 pub mod error;
 pub mod events;
@@ -42,6 +43,8 @@ pub struct Service {
     /// Intents this process left unfinished because the KMIP server could not be
     /// reached; they are reconciled at the next key change of their cluster.
     deferred: Arc<std::sync::Mutex<std::collections::HashSet<ObjectId>>>,
+    /// Users and current keys, served from memory (see [`cache`]).
+    cache: Arc<cache::ReadCache>,
 }
 
 impl Service {
@@ -52,6 +55,7 @@ impl Service {
             keys,
             locks: rotation::ClusterLocks::default(),
             deferred: Arc::default(),
+            cache: Arc::new(cache::ReadCache::new()),
         }
     }
 

@@ -94,6 +94,7 @@ impl Service {
             self.store
                 .update_backup_configs(&[config], &[event])
                 .await?;
+            self.cache.invalidate();
             return Ok(());
         }
         self.change_key(actor, cluster, None, kind, vec![config])
@@ -314,6 +315,7 @@ impl Service {
             audit,
         };
         self.store.commit_key_change(&change).await?;
+        self.cache.invalidate();
         Ok(())
     }
 

@@ -6,6 +6,8 @@
 //! SHA-256); the API key itself is shown once, when it is made, and never again. The
 //! digest functions belong to the API layer, so callers pass the derived values in.
 
+use std::sync::Arc;
+
 use headlock_core::ObjectId;
 use headlock_core::StoreError;
 use headlock_core::model::{Role, RoleAssignment, User};
@@ -102,7 +104,7 @@ impl Service {
             created: crate::now(),
         };
         match self.store.insert_user(&user).await {
-            Ok(()) => {}
+            Ok(()) => self.cache.invalidate(),
             Err(StoreError::Conflict(_)) => {
                 return Err(ServiceError::Duplicate {
                     code: "DUPLICATE_USERNAME",
@@ -129,18 +131,24 @@ impl Service {
         Ok(self.store.list_users().await?)
     }
 
-    /// A user by name (for authentication).
-    pub async fn user(&self, username: &str) -> Result<Option<User>> {
+    /// A user by name (for authentication), from the cache when fresh.
+    pub async fn user(&self, username: &str) -> Result<Option<Arc<User>>> {
         if username.len() > MAX_USERNAME {
             return Ok(None);
         }
-        Ok(self.store.user_by_name(username).await?)
+        if let Some(cached) = self.cache.user(username) {
+            return Ok(cached);
+        }
+        let ticket = self.cache.ticket();
+        let user = self.store.user_by_name(username).await?.map(Arc::new);
+        self.cache.put_user(ticket, username, user.clone());
+        Ok(user)
     }
 
     /// Deletes a user.
     pub async fn delete_user(&self, username: &str) -> Result<()> {
         match self.store.delete_user(username).await {
-            Ok(()) => {}
+            Ok(()) => self.cache.invalidate(),
             Err(StoreError::NotFound(_)) => {
                 return Err(ServiceError::UserNotFound(username.to_string()));
             }
@@ -159,7 +167,8 @@ impl Service {
         Ok(())
     }
 
-    /// Replaces a user's API key (the old one stops working at once).
+    /// Replaces a user's API key (a running server stops accepting the old one within
+    /// [`crate::cache::TTL`]).
     pub async fn replace_user_key(&self, username: &str, secrets: DigestSecrets) -> Result<()> {
         let mut user = self
             .store
@@ -169,6 +178,7 @@ impl Service {
         user.ha1_md5 = secrets.ha1_md5;
         user.ha1_sha256 = secrets.ha1_sha256;
         self.store.update_user(&user).await?;
+        self.cache.invalidate();
         let event = crate::audit_event(
             "USER_API_KEY_REGENERATED",
             None,
@@ -207,6 +217,7 @@ impl Service {
             .ok_or_else(|| ServiceError::UserNotFound(username.to_string()))?;
         user.access_list = entries;
         self.store.update_user(&user).await?;
+        self.cache.invalidate();
         let event = crate::audit_event(
             "USER_ACCESS_LIST_CHANGED",
             None,

@@ -144,7 +144,8 @@ pub enum UsersCommand {
         #[arg(long)]
         username: String,
     },
-    /// Replace a user's API key and print the new one, once; the old key stops working.
+    /// Replace a user's API key and print the new one, once; a running server stops
+    /// accepting the old key within a second.
     RegenerateKey {
         #[command(flatten)]
         data: DataArgs,

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use headlock_api::AppState;
 use headlock_api::auth::{DigestAuthenticator, Throttle, ThrottleConfig};
+use headlock_api::{AppState, Shared};
 use headlock_service::Service;
 use headlock_service::kmip_keys::KmipKeyManager;
 use headlock_store::SqlStore;
@@ -100,20 +100,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let state = AppState {
+    let state = AppState::new(Shared {
         service,
-        auth: Arc::new(DigestAuthenticator::new(
-            nonce_secret(&config.data_dir)?,
-            NONCE_TTL,
-        )),
-        throttle: Arc::new(Throttle::new(ThrottleConfig::default())),
+        auth: DigestAuthenticator::new(nonce_secret(&config.data_dir)?, NONCE_TTL),
+        throttle: Throttle::new(ThrottleConfig::default()),
         public_origin: config.public_url.clone(),
         scheme: if config.tls.is_some() {
             "https"
         } else {
             "http"
         },
-    };
+    });
     let app =
         headlock_api::app(state).into_make_service_with_connect_info::<headlock_api::PeerAddr>();
     let listener = TcpListener::bind(config.listen)

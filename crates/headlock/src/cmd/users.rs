@@ -95,7 +95,7 @@ pub async fn run(cmd: UsersCommand) -> anyhow::Result<ExitCode> {
                 .replace_user_key(&username, secrets(&username, &key))
                 .await?;
             eprintln!(
-                "headlock: new API key for {username} follows (shown only this once; the old key no longer works):"
+                "headlock: new API key for {username} follows (shown only this once; a running server stops accepting the old key within a second):"
             );
             println!("{}", &*key);
         }

@@ -1,0 +1,32 @@
+//! Headlock's benchmarks: programs that measure Headlock and a peer side by side in
+//! one run and print both figures and their ratio (never timed tests).
+//!
+//! The binaries live in `src/bin/`; this library holds what they share:
+//!
+//! - [`http`]: a minimal HTTP/1.1 keep-alive client over one tokio `TcpStream`, so the
+//!   load generator costs the same per request whichever server it measures;
+//! - [`digest`]: the client side of HTTP Digest (MD5, `qop=auth`) the way curl does
+//!   it on one connection: one 401 round trip for the nonce, then the nonce reused with
+//!   an increasing `nc`, and a new 401 round trip when answered `stale=true`;
+//! - [`stats`]: percentiles of latency samples;
+//! - [`process`]: the `headlock` binary run as a child process, killed on drop.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bench::http::HttpError> {
+//! use bench::http::Connection;
+//!
+//! let mut conn = Connection::connect("127.0.0.1:8080".parse().unwrap()).await?;
+//! let resp = conn.send("GET", "/api/public/v1.0/groups", &[], b"").await?;
+//! println!("{} ({} bytes)", resp.status, resp.body.len());
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod digest;
+pub mod http;
+pub mod process;
+pub mod stats;
