@@ -6,6 +6,7 @@
 //! | [`model`] | groups, clusters, backup configs, master and data key records, users, audit events |
 //! | [`store`] | [`MetadataStore`], the persistence the service needs (SQL lives in `headlock-store`) |
 //! | [`keys`] | [`KeyManager`], what the service needs of a KMIP server (the `kmip` crate implements the wire side) |
+//! | [`blob`] | [`BlobStore`](blob::BlobStore), where packs and manifests live |
 //! | [`envelope`] | data keys and their wrapping under a master key (AES-256-GCM, `ring`) |
 //!
 //! Nothing here does I/O. The crate sits at the bottom of the layering described in
@@ -22,6 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod blob;
 pub mod envelope;
 pub mod id;
 pub mod keys;
@@ -30,4 +32,5 @@ pub mod store;
 
 pub use id::ObjectId;
 pub use keys::{KeyManager, KeyManagerError};
+pub use blob::{BlobError, BlobStore};
 pub use store::{MetadataStore, StoreError};

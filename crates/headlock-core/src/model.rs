@@ -372,3 +372,129 @@ impl Default for Page {
         Page { num: 1, size: 100 }
     }
 }
+
+/// The id of a chunk: the keyed BLAKE3 hash of its plaintext (see docs/design.md,
+/// "Chunking and chunk ids"). Printed as 64 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkId(pub [u8; 32]);
+
+impl std::fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for ChunkId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChunkId({self})")
+    }
+}
+
+impl std::str::FromStr for ChunkId {
+    type Err = crate::id::InvalidObjectId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(s, &mut b).map_err(|_| crate::id::InvalidObjectId(s.chars().take(80).collect()))?;
+        Ok(ChunkId(b))
+    }
+}
+
+/// What a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotKind {
+    /// A directory tree (uploaded as a tar stream).
+    Tree,
+    /// One byte stream (e.g. `mongodump --archive`).
+    Stream,
+}
+
+impl SnapshotKind {
+    /// Storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotKind::Tree => "tree",
+            SnapshotKind::Stream => "stream",
+        }
+    }
+
+    /// Parses the storage spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tree" => Some(SnapshotKind::Tree),
+            "stream" => Some(SnapshotKind::Stream),
+            _ => None,
+        }
+    }
+}
+
+/// A snapshot of one cluster (a replica set, a shard or a config server replica set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// Snapshot id.
+    pub id: ObjectId,
+    /// Group.
+    pub group_id: ObjectId,
+    /// Cluster.
+    pub cluster_id: ObjectId,
+    /// When the backup started.
+    pub created: OffsetDateTime,
+    /// Tree or stream.
+    pub kind: SnapshotKind,
+    /// Plaintext bytes in the snapshot (`dataSizeBytes`).
+    pub data_size_bytes: u64,
+    /// Sealed bytes this snapshot added to storage (`storageSizeBytes`): new chunks only.
+    pub stored_size_bytes: u64,
+    /// Sealed bytes of every chunk the snapshot uses (`fileSizeBytes`).
+    pub file_size_bytes: u64,
+    /// When it may be deleted by retention (None: never).
+    pub expires: Option<OffsetDateTime>,
+    /// `doNotDelete`.
+    pub do_not_delete: bool,
+    /// The data key that encrypts its chunks and manifest.
+    pub data_key_id: ObjectId,
+}
+
+/// Where one sealed chunk record lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkLocation {
+    /// Cluster.
+    pub cluster_id: ObjectId,
+    /// Chunk id.
+    pub chunk_id: ChunkId,
+    /// Pack object id (`packs/<cluster>/<pack id>`).
+    pub pack_id: ObjectId,
+    /// Offset of the record (its length prefix) in the pack.
+    pub offset: u64,
+    /// Length of the whole record, length prefix included.
+    pub length: u32,
+    /// Plaintext length of the chunk.
+    pub plaintext_length: u32,
+    /// The snapshot that stored it (bound into the record's associated data).
+    pub stored_by: ObjectId,
+}
+
+/// A restore job: a one-time download of a snapshot's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreJob {
+    /// Job id.
+    pub id: ObjectId,
+    /// Group.
+    pub group_id: ObjectId,
+    /// Cluster.
+    pub cluster_id: ObjectId,
+    /// Snapshot to restore.
+    pub snapshot_id: ObjectId,
+    /// Creation time.
+    pub created: OffsetDateTime,
+    /// When the download link stops working.
+    pub expires: OffsetDateTime,
+    /// SHA-256 of the download token (the token itself is only in the link).
+    pub token_sha256: Vec<u8>,
+    /// Downloads allowed.
+    pub max_downloads: u32,
+    /// Downloads started.
+    pub downloads: u32,
+    /// Who asked.
+    pub requested_by: String,
+}

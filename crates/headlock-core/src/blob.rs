@@ -1,0 +1,52 @@
+//! [`BlobStore`]: where packs and manifests live (a local directory by default, S3
+//! later), as plain named blobs. `headlock-store` implements it on the `object_store`
+//! crate.
+
+use async_trait::async_trait;
+
+/// Blob store failures, saying which object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// No such object.
+    #[error("object {0} does not exist")]
+    NotFound(String),
+    /// The disk (or bucket quota) is full; nothing already stored was changed.
+    #[error("no space left to store {0}")]
+    NoSpace(String),
+    /// Any other failure of the backend.
+    #[error("blob store failed on {path}: {reason}")]
+    Backend {
+        /// The object.
+        path: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// One stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// Its path (e.g. `packs/<cluster>/<pack>`).
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written (seconds since the epoch).
+    pub modified_unix: i64,
+}
+
+/// Named, immutable blobs.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores `bytes` at `path`, atomically (readers never see a partial object) and
+    /// durably (it survives a crash once this returns).
+    async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), BlobError>;
+    /// The whole object.
+    async fn get(&self, path: &str) -> Result<Vec<u8>, BlobError>;
+    /// Bytes `start..end` of the object.
+    async fn get_range(&self, path: &str, start: u64, end: u64) -> Result<Vec<u8>, BlobError>;
+    /// Every object whose path starts with `prefix` (a directory-like prefix ending in `/`).
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError>;
+    /// Deletes an object; deleting a missing object succeeds.
+    async fn delete(&self, path: &str) -> Result<(), BlobError>;
+}
