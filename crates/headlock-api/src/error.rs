@@ -85,7 +85,14 @@ fn status_of(e: &ServiceError) -> StatusCode {
         | InvalidStatusTransition { .. }
         | KeyChangeInProgress(_)
         | CannotDelete(_) => StatusCode::CONFLICT,
-        KeyManager(_) => StatusCode::SERVICE_UNAVAILABLE,
+        KeyManager(_) | Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SnapshotNotFound(_) | RestoreJobNotFound(_) => StatusCode::NOT_FOUND,
+        RestoreLinkGone => StatusCode::GONE,
+        EncryptionDisabledBackup(_) | EncryptionHasSnapshots(_) | SnapshotProtected(_) => {
+            StatusCode::CONFLICT
+        }
+        UploadInterrupted(_) => StatusCode::BAD_REQUEST,
+        StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -93,7 +100,8 @@ fn status_of(e: &ServiceError) -> StatusCode {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         let status = status_of(&e);
-        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        let internal = matches!(e, ServiceError::Store(_) | ServiceError::Internal(_));
+        let detail = if internal {
             tracing::error!(error = %e, "internal error");
             "Unexpected error.".to_string()
         } else {
@@ -102,9 +110,11 @@ impl From<ServiceError> for ApiError {
         let mut out = ApiError::new(status, e.code(), detail);
         out.parameters = e.parameters();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(error = %e, "key manager failure");
+            tracing::warn!(error = %e, "a dependency failed");
             out.headers
                 .push((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        } else if status == StatusCode::INTERNAL_SERVER_ERROR && !internal {
+            tracing::error!(error = %e, "stored data failed its checks");
         }
         out
     }

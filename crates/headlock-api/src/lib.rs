@@ -12,7 +12,7 @@
 //! | [`json`] | links, lists and paging, `pretty`, `envelope`, the JSON body extractor |
 //! | [`error`] | [`ApiError`], Ops Manager's error body |
 //! | [`tls_listener`] | HTTPS on the API port (rustls, handshakes off the accept path) |
-//! | [`groups`], [`clusters`], [`backup_configs`], [`events`] | one module per resource, each with its `router()` |
+//! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`restore_jobs`] | one module per resource, each with its `router()` |
 //!
 //! [`app`] builds the router, so tests can drive it without a socket; the binary serves
 //! it over TCP or TLS.
@@ -26,6 +26,8 @@ pub mod events;
 pub mod groups;
 pub mod json;
 pub mod middleware;
+pub mod restore_jobs;
+pub mod snapshots;
 pub mod tls_listener;
 
 use std::sync::Arc;
@@ -113,12 +115,15 @@ pub fn app(state: AppState) -> Router {
         .merge(clusters::router())
         .merge(backup_configs::router())
         .merge(events::router())
+        .merge(snapshots::router())
+        .merge(restore_jobs::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,
         ));
     Router::new()
         .nest(json::BASE, api)
+        .merge(restore_jobs::download_router())
         .fallback(|uri: axum::http::Uri| async move { ApiError::no_route(uri.path()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(

@@ -310,6 +310,15 @@ impl Service {
         }
         let mut parts = vec![cluster.clone()];
         parts.extend(self.store.cluster_parts(cluster.id).await?);
+        for part in &parts {
+            let n = self.store.snapshot_count(part.id).await?;
+            if n > 0 {
+                return Err(ServiceError::CannotDelete(format!(
+                    "Cluster {} has {n} snapshots; delete them before the cluster.",
+                    part.id
+                )));
+            }
+        }
         let mut guards = Vec::new();
         for part in &parts {
             guards.push(self.locks.lock(part.id).await);
@@ -429,6 +438,13 @@ impl Service {
         }
         let enable = patch.encryption_enabled == Some(true) && !current.encryption_enabled;
         let disable = patch.encryption_enabled == Some(false) && current.encryption_enabled;
+        if disable {
+            for part in &parts {
+                if self.store.snapshot_count(part.id).await? > 0 {
+                    return Err(ServiceError::EncryptionHasSnapshots(part.id.to_string()));
+                }
+            }
+        }
 
         // Everything but encryption first, for every part, in one transaction.
         let mut configs = Vec::with_capacity(parts.len());

@@ -37,6 +37,36 @@ pub enum ServiceError {
     /// `EVENT_NOT_FOUND` (404).
     #[error("No event with ID {0} exists in this group.")]
     EventNotFound(String),
+    /// `SNAPSHOT_NOT_FOUND` (404).
+    #[error("No snapshot with ID {0} exists for this cluster.")]
+    SnapshotNotFound(String),
+    /// `RESTORE_JOB_NOT_FOUND` (404).
+    #[error("No restore job with ID {0} exists for this cluster.")]
+    RestoreJobNotFound(String),
+    /// `RESTORE_LINK_EXPIRED` (410): the download link is unknown, used or expired.
+    #[error("This restore link is unknown, expired, or already used; create a new restore job.")]
+    RestoreLinkGone,
+    /// `CANNOT_BACKUP_ENCRYPTION_DISABLED` (409).
+    #[error("Cluster {0} does not have backup encryption enabled; enable it before backing up.")]
+    EncryptionDisabledBackup(String),
+    /// `CANNOT_DISABLE_ENCRYPTION_SNAPSHOTS_EXIST` (409).
+    #[error("Cluster {0} has encrypted snapshots; encryption cannot be disabled while they exist.")]
+    EncryptionHasSnapshots(String),
+    /// `CANNOT_DELETE_SNAPSHOT_DO_NOT_DELETE` (409).
+    #[error("Snapshot {0} is marked doNotDelete.")]
+    SnapshotProtected(String),
+    /// `SNAPSHOT_DAMAGED` (500-class, 409 here): stored data failed its checks.
+    #[error("Stored data is damaged: {0}")]
+    SnapshotDamaged(String),
+    /// `UPLOAD_INTERRUPTED` (400): the body ended early or could not be read.
+    #[error("The upload was interrupted: {0}")]
+    UploadInterrupted(String),
+    /// `STORAGE_FULL` (507): no space left; nothing already stored was harmed.
+    #[error("The backup storage is full (writing {0}); nothing already stored was changed.")]
+    StorageFull(String),
+    /// `STORAGE_UNAVAILABLE` (503).
+    #[error("The backup storage failed: {0}")]
+    Storage(String),
     /// `USER_NOT_FOUND` (404).
     #[error("No user with username {0} exists.")]
     UserNotFound(String),
@@ -116,6 +146,16 @@ impl ServiceError {
             BackupConfigNotFound { .. } => "BACKUP_CONFIG_NOT_FOUND",
             UserNotFound(_) => "USER_NOT_FOUND",
             EventNotFound(_) => "EVENT_NOT_FOUND",
+            SnapshotNotFound(_) => "SNAPSHOT_NOT_FOUND",
+            RestoreJobNotFound(_) => "RESTORE_JOB_NOT_FOUND",
+            RestoreLinkGone => "RESTORE_LINK_EXPIRED",
+            EncryptionDisabledBackup(_) => "CANNOT_BACKUP_ENCRYPTION_DISABLED",
+            EncryptionHasSnapshots(_) => "CANNOT_DISABLE_ENCRYPTION_SNAPSHOTS_EXIST",
+            SnapshotProtected(_) => "CANNOT_DELETE_SNAPSHOT_DO_NOT_DELETE",
+            SnapshotDamaged(_) => "SNAPSHOT_DAMAGED",
+            UploadInterrupted(_) => "UPLOAD_INTERRUPTED",
+            StorageFull(_) => "STORAGE_FULL",
+            Storage(_) => "STORAGE_UNAVAILABLE",
             NotInGroup => "NOT_IN_GROUP",
             Forbidden => "USER_UNAUTHORIZED",
             InvalidInput(_) => "INVALID_ATTRIBUTE",
@@ -149,7 +189,14 @@ impl ServiceError {
             EncryptionDisabledRotate(c) | EncryptionDisabledGet(c) | KeyChangeInProgress(c) => {
                 vec![c.clone()]
             }
-            UserNotFound(u) | EventNotFound(u) => vec![u.clone()],
+            UserNotFound(u)
+            | EventNotFound(u)
+            | SnapshotNotFound(u)
+            | RestoreJobNotFound(u)
+            | SnapshotProtected(u) => {
+                vec![u.clone()]
+            }
+            EncryptionDisabledBackup(c) | EncryptionHasSnapshots(c) => vec![c.clone()],
             _ => Vec::new(),
         }
     }

@@ -4,7 +4,8 @@
 //! who may do what ([`access`]), how clusters and their backup configs are registered and
 //! changed ([`clusters`]), how master keys are created and rotated ([`rotation`]: a
 //! persisted intent before every KMIP call, one atomic commit, reconciliation of whatever a
-//! crash left), users and their API keys ([`users`]), and the audit trail. It talks to the
+//! crash left), snapshots ([`snapshots`]: backup, restore, verify, garbage collection),
+//! users and their API keys ([`users`]), and the audit trail ([`events`]). It talks to the
 //! world through two traits of `headlock-core`: a [`MetadataStore`] and a [`KeyManager`];
 //! [`kmip_keys::KmipKeyManager`] is the key manager on a real KMIP server.
 //!
@@ -21,6 +22,7 @@ pub mod events;
 pub mod groups;
 pub mod kmip_keys;
 pub mod rotation;
+pub mod snapshots;
 pub mod users;
 
 use std::sync::Arc;
@@ -45,6 +47,10 @@ pub struct Service {
     deferred: Arc<std::sync::Mutex<std::collections::HashSet<ObjectId>>>,
     /// Users and current keys, served from memory (see [`cache`]).
     cache: Arc<cache::ReadCache>,
+    /// Where packs and manifests go (absent for offline commands).
+    blobs: Option<Arc<dyn headlock_core::BlobStore>>,
+    /// Backups of a cluster share its lock; garbage collection takes it alone.
+    snapshot_locks: rotation::ClusterRwLocks,
 }
 
 impl Service {
@@ -56,6 +62,8 @@ impl Service {
             locks: rotation::ClusterLocks::default(),
             deferred: Arc::default(),
             cache: Arc::new(cache::ReadCache::new()),
+            blobs: None,
+            snapshot_locks: rotation::ClusterRwLocks::default(),
         }
     }
 

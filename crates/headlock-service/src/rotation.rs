@@ -58,6 +58,29 @@ impl ClusterLocks {
     }
 }
 
+/// One async read-write lock per cluster: backups share it, garbage collection takes it
+/// alone.
+#[derive(Clone, Default)]
+pub(crate) struct ClusterRwLocks(Arc<Mutex<HashMap<ObjectId, Arc<tokio::sync::RwLock<()>>>>>);
+
+impl ClusterRwLocks {
+    fn get(&self, cluster: ObjectId) -> Arc<tokio::sync::RwLock<()>> {
+        let mut map = self.0.lock().expect("cluster lock map poisoned");
+        if map.len() > 1024 {
+            map.retain(|_, m| Arc::strong_count(m) > 1);
+        }
+        map.entry(cluster).or_default().clone()
+    }
+
+    pub(crate) async fn read(&self, cluster: ObjectId) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.get(cluster).read_owned().await
+    }
+
+    pub(crate) async fn write(&self, cluster: ObjectId) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.get(cluster).write_owned().await
+    }
+}
+
 /// What [`Service::reconcile`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReconcileReport {

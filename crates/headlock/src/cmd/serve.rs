@@ -88,7 +88,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let service = Service::new(Arc::new(store), Arc::new(keys));
+    let chunks_dir = config.data_dir.join("chunks");
+    let blobs = headlock_store::blob::ObjectBlobStore::local(&chunks_dir)
+        .with_context(|| format!("opening the chunk store in {}", chunks_dir.display()))?;
+    let service = Service::new(Arc::new(store), Arc::new(keys)).with_blobs(Arc::new(blobs));
     let report = service
         .reconcile()
         .await

@@ -1,0 +1,143 @@
+//! Restore jobs (Ops Manager): `POST /groups/{G}/clusters/{C}/restoreJobs` with
+//! `{"snapshotId"}`, `GET .../restoreJobs` and `.../restoreJobs/{J}`; and the HTTP
+//! delivery link, `GET /backup/restore/{C}/{J}/{token}`, which needs no digest
+//! authentication: the one-time token is the credential, as in Ops Manager's HTTP
+//! restores. Only the token's SHA-256 is stored, so the link (with its token) appears
+//! once, in the answer to the POST.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use headlock_core::model::{RestoreJob, SnapshotKind};
+use headlock_service::Actor;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::clusters::rfc3339;
+use crate::json::{Body as JsonBody, Render};
+use crate::{ApiError, AppState};
+
+/// The routes under the API base.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/groups/{group_id}/clusters/{cluster_id}/restoreJobs",
+            get(list).post(create),
+        )
+        .route(
+            "/groups/{group_id}/clusters/{cluster_id}/restoreJobs/{job_id}",
+            get(one),
+        )
+}
+
+/// The delivery route (outside the API base, no digest authentication).
+pub fn download_router() -> Router<AppState> {
+    Router::new().route(
+        "/backup/restore/{cluster_id}/{job_id}/{token}",
+        get(download),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewJob {
+    snapshot_id: String,
+}
+
+fn job_json(r: &Render, j: &RestoreJob, token: Option<&str>) -> Value {
+    let (g, c) = (j.group_id, j.cluster_id);
+    let expired = time::OffsetDateTime::now_utc() > j.expires;
+    let used = j.downloads >= j.max_downloads;
+    let mut delivery = json!({
+        "methodName": "HTTP",
+        "expires": rfc3339(j.expires),
+        "expirationHours": headlock_service::snapshots::RESTORE_LINK_HOURS,
+        "maxDownloads": j.max_downloads,
+        "statusName": if used { "DOWNLOADED" } else if expired { "EXPIRED" } else { "READY" },
+    });
+    if let Some(t) = token {
+        delivery["url"] = json!(format!("{}/backup/restore/{c}/{}/{t}", r.origin, j.id));
+    }
+    json!({
+        "id": j.id,
+        "groupId": g,
+        "clusterId": c,
+        "snapshotId": j.snapshot_id,
+        "created": rfc3339(j.created),
+        "statusName": "FINISHED",
+        "delivery": delivery,
+        "links": [
+            r.link(&format!("/groups/{g}/clusters/{c}/restoreJobs/{}", j.id), "self"),
+            r.link(&format!("/groups/{g}/clusters/{c}"), "cluster"),
+            r.link(&format!("/groups/{g}/clusters/{c}/snapshots/{}", j.snapshot_id), "snapshot"),
+        ],
+    })
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<NewJob>,
+) -> Result<Response, ApiError> {
+    let (job, token) = s
+        .service
+        .create_restore_job(&actor, &group_id, &cluster_id, &body.snapshot_id)
+        .await?;
+    Ok(r.list(vec![job_json(&r, &job, Some(&token))], 1))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (jobs, total) = s
+        .service
+        .list_restore_jobs(&actor, &group_id, &cluster_id, r.page)
+        .await?;
+    Ok(r.list(jobs.iter().map(|j| job_json(&r, j, None)).collect(), total))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id, job_id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let job = s
+        .service
+        .restore_job(&actor, &group_id, &cluster_id, &job_id)
+        .await?;
+    Ok(r.entity(StatusCode::OK, job_json(&r, &job, None)))
+}
+
+async fn download(
+    State(s): State<AppState>,
+    Path((cluster_id, job_id, token)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let d = s.service.download(&cluster_id, &job_id, &token).await?;
+    let mut resp = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        d.reader,
+        256 * 1024,
+    ))
+    .into_response();
+    let headers = resp.headers_mut();
+    let (ctype, name) = match d.kind {
+        SnapshotKind::Tree => ("application/x-tar", "snapshot.tar"),
+        SnapshotKind::Stream => ("application/octet-stream", "snapshot.bin"),
+    };
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(len) = d.content_length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    Ok(resp)
+}
