@@ -6,8 +6,9 @@
 //! | [`model`] | groups, clusters, backup configs, master and data key records, users, audit events |
 //! | [`store`] | [`MetadataStore`], the persistence the service needs (SQL lives in `headlock-store`) |
 //! | [`keys`] | [`KeyManager`], what the service needs of a KMIP server (the `kmip` crate implements the wire side) |
-//! | [`blob`] | [`BlobStore`](blob::BlobStore), where packs and manifests live |
+//! | [`blob`] | [`BlobStore`], where packs and manifests live |
 //! | [`envelope`] | data keys and their wrapping under a master key (AES-256-GCM, `ring`) |
+//! | [`snapshot`] | the snapshot format: chunk ids, sealed chunk records, packs, manifests (`docs/design.md`) |
 //!
 //! Nothing here does I/O. The crate sits at the bottom of the layering described in
 //! `docs/design.md`: `api -> service -> core`, `store -> core`.
@@ -28,6 +29,7 @@ pub mod envelope;
 pub mod id;
 pub mod keys;
 pub mod model;
+pub mod snapshot;
 pub mod store;
 
 pub use id::ObjectId;

@@ -147,82 +147,40 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// key is not `expected_current`.
     async fn commit_key_change(&self, change: &KeyChange) -> Result<(), StoreError>;
 
-    // ----- snapshots (defaults are placeholders until the SQL store implements them)
+    // ----- snapshots
     /// Every chunk id stored for a cluster (the deduplication set).
-    async fn chunk_ids(&self, cluster: ObjectId) -> Result<Vec<ChunkId>, StoreError> {
-        let _ = cluster;
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn chunk_ids(&self, cluster: ObjectId) -> Result<Vec<ChunkId>, StoreError>;
     /// The locations of every chunk a snapshot uses.
-    async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError> {
-        let _ = snapshot;
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError>;
     /// Records a finished backup (see [`SnapshotCommit`]); `Conflict` if a new chunk is
     /// already recorded for the cluster.
-    async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<(), StoreError> {
-        let _ = commit;
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<(), StoreError>;
     /// A snapshot of a cluster.
-    async fn snapshot(&self, cluster: ObjectId, id: ObjectId) -> Result<Option<SnapshotRecord>, StoreError> {
-        let _ = (cluster, id);
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn snapshot(&self, cluster: ObjectId, id: ObjectId) -> Result<Option<SnapshotRecord>, StoreError>;
     /// A page of a cluster's snapshots, newest first.
-    async fn list_snapshots(&self, cluster: ObjectId, page: Page) -> Result<(Vec<SnapshotRecord>, u64), StoreError> {
-        let _ = (cluster, page);
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn list_snapshots(&self, cluster: ObjectId, page: Page) -> Result<(Vec<SnapshotRecord>, u64), StoreError>;
     /// Number of snapshots of a cluster.
-    async fn snapshot_count(&self, cluster: ObjectId) -> Result<u64, StoreError> {
-        let _ = cluster;
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn snapshot_count(&self, cluster: ObjectId) -> Result<u64, StoreError>;
     /// Writes `expires` and `do_not_delete` of a snapshot.
-    async fn update_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError> {
-        let _ = snapshot;
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn update_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError>;
     /// Deletes a snapshot and its chunk references (not the chunks).
-    async fn delete_snapshot(&self, cluster: ObjectId, id: ObjectId) -> Result<(), StoreError> {
-        let _ = (cluster, id);
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn delete_snapshot(&self, cluster: ObjectId, id: ObjectId) -> Result<(), StoreError>;
     /// Deletes the cluster's chunks that no snapshot uses and returns the ids of the packs
     /// that no chunk is left in (the caller deletes those objects).
-    async fn collect_garbage(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
-        let _ = cluster;
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn collect_garbage(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError>;
     /// Ids of every pack that holds at least one recorded chunk of the cluster.
-    async fn packs_in_use(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
-        let _ = cluster;
-        Err(StoreError::Backend("snapshots are not supported by this store".into()))
-    }
+    async fn packs_in_use(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError>;
 
     // ----- restore jobs
     /// Records a restore job.
-    async fn insert_restore_job(&self, job: &RestoreJob) -> Result<(), StoreError> {
-        let _ = job;
-        Err(StoreError::Backend("restore jobs are not supported by this store".into()))
-    }
+    async fn insert_restore_job(&self, job: &RestoreJob) -> Result<(), StoreError>;
     /// A restore job of a cluster.
-    async fn restore_job(&self, cluster: ObjectId, id: ObjectId) -> Result<Option<RestoreJob>, StoreError> {
-        let _ = (cluster, id);
-        Err(StoreError::Backend("restore jobs are not supported by this store".into()))
-    }
+    async fn restore_job(&self, cluster: ObjectId, id: ObjectId) -> Result<Option<RestoreJob>, StoreError>;
     /// A page of a cluster's restore jobs, newest first.
-    async fn list_restore_jobs(&self, cluster: ObjectId, page: Page) -> Result<(Vec<RestoreJob>, u64), StoreError> {
-        let _ = (cluster, page);
-        Err(StoreError::Backend("restore jobs are not supported by this store".into()))
-    }
+    async fn list_restore_jobs(&self, cluster: ObjectId, page: Page) -> Result<(Vec<RestoreJob>, u64), StoreError>;
     /// Counts one download of a job, atomically, if it has downloads left; the job (after
     /// counting) or None if it has none left. Expiry is the caller's check.
-    async fn take_restore_download(&self, id: ObjectId) -> Result<Option<RestoreJob>, StoreError> {
-        let _ = id;
-        Err(StoreError::Backend("restore jobs are not supported by this store".into()))
-    }
+    async fn take_restore_download(&self, id: ObjectId) -> Result<Option<RestoreJob>, StoreError>;
 
     // ----- users
     /// Inserts a user; `Conflict` if the username is taken.
