@@ -91,6 +91,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let chunks_dir = config.data_dir.join("chunks");
     let blobs = headlock_store::blob::ObjectBlobStore::local(&chunks_dir)
         .with_context(|| format!("opening the chunk store in {}", chunks_dir.display()))?;
+    // Before serving, nothing is being written: what looks like a write in progress is
+    // what a crash left.
+    let staged = blobs
+        .remove_staging_files()
+        .await
+        .context("removing partial files left in the chunk store")?;
+    if staged > 0 {
+        tracing::info!(
+            files = staged,
+            "removed partial chunk store files left by a previous stop"
+        );
+    }
     let service = Service::new(Arc::new(store), Arc::new(keys)).with_blobs(Arc::new(blobs));
     let report = service
         .reconcile()
@@ -100,6 +112,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(
             ?report,
             "reconciled key changes interrupted by a previous stop"
+        );
+    }
+    let gc = service
+        .collect_garbage_everywhere()
+        .await
+        .context("collecting what interrupted backups left")?;
+    if gc.packs_deleted > 0 || gc.manifests_deleted > 0 {
+        tracing::info!(
+            ?gc,
+            "removed objects of backups interrupted by a previous stop"
         );
     }
 
