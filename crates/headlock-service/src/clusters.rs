@@ -319,6 +319,13 @@ impl Service {
                 )));
             }
         }
+        // Whatever no snapshot uses must be gone before the records can be, and before
+        // the keys that could still read it are revoked.
+        if self.blobs.is_some() {
+            for part in parts.iter().filter(|p| !p.is_sharded_whole()) {
+                self.collect_garbage(part.id).await?;
+            }
+        }
         let mut guards = Vec::new();
         for part in &parts {
             guards.push(self.locks.lock(part.id).await);

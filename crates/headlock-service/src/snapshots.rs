@@ -1278,3 +1278,38 @@ impl Service {
         })
     }
 }
+
+impl Service {
+    /// Collects the garbage of every cluster: run at start, before serving, to remove
+    /// what backups interrupted by a crash left. (With several service nodes this must
+    /// become a job that knows which backups other nodes are running.)
+    pub async fn collect_garbage_everywhere(&self) -> Result<GcReport> {
+        let mut total = GcReport::default();
+        if self.blobs.is_none() {
+            return Ok(total);
+        }
+        let mut gpage = Page { num: 1, size: 500 };
+        loop {
+            let (groups, gtotal) = self.store.list_groups(gpage).await?;
+            for group in &groups {
+                let mut cpage = Page { num: 1, size: 500 };
+                loop {
+                    let (clusters, ctotal) = self.store.list_clusters(group.id, None, cpage).await?;
+                    for cluster in clusters.iter().filter(|c| !c.is_sharded_whole()) {
+                        let r = self.collect_garbage(cluster.id).await?;
+                        total.packs_deleted += r.packs_deleted;
+                        total.manifests_deleted += r.manifests_deleted;
+                    }
+                    if u64::from(cpage.num) * u64::from(cpage.size) >= ctotal || clusters.is_empty() {
+                        break;
+                    }
+                    cpage.num += 1;
+                }
+            }
+            if u64::from(gpage.num) * u64::from(gpage.size) >= gtotal || groups.is_empty() {
+                return Ok(total);
+            }
+            gpage.num += 1;
+        }
+    }
+}

@@ -31,3 +31,9 @@ pub(crate) fn classify(op: &str, e: sqlx::Error) -> StoreError {
 pub(crate) fn ctx(op: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
     move |e| classify(op, e)
 }
+
+/// Whether `e` is the database refusing a statement for `kind` (a unique or foreign key
+/// violation), so a caller can say which record was at fault.
+pub(crate) fn is_violation(e: &sqlx::Error, kind: ErrorKind) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == kind)
+}

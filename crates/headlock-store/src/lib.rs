@@ -1,7 +1,9 @@
-//! Headlock's metadata store: [`MetadataStore`] on SQL, with embedded migrations.
+//! Headlock's stores: [`MetadataStore`] on SQL, with embedded migrations, and
+//! [`BlobStore`](headlock_core::BlobStore) on `object_store` ([`blob`]).
 //!
 //! [`SqlStore`] keeps groups, clusters, backup configs, master and data key records,
-//! key-change intents, users and the hash-chained audit log in SQLite today; the schema
+//! key-change intents, users, the hash-chained audit log, snapshots with their chunk
+//! locations and references, and restore jobs in SQLite today; the schema
 //! and the statements are written in the SQL that SQLite and PostgreSQL share, and all
 //! of the SQL is in one module (`queries.rs`), so PostgreSQL is a second pool type and a
 //! handful of `DIALECT:` statements away.
@@ -12,6 +14,7 @@
 //! | `rows` | records to rows and back: ids, times, enums, JSON lists, hex bytes |
 //! | `audit` | the audit hash chain and its canonical event encoding |
 //! | `migrations` | the embedded migrations, run through sqlx's `Migrator` |
+//! | [`blob`] | [`ObjectBlobStore`]: packs and manifests in a local directory (S3 next) |
 //! | `error` | sqlx errors to [`StoreError`] |
 //!
 //! Storage choices, fixed by `migrations/0001_initial.sql`:
@@ -20,7 +23,13 @@
 //!   time reads back as);
 //! * ids are 24-hex-digit `TEXT`; byte strings are hex `TEXT` (no binary columns);
 //! * every rule of uniqueness is a (partial) unique index, and breaking one is
-//!   [`StoreError::Conflict`].
+//!   [`StoreError::Conflict`];
+//! * snapshot references are a foreign key to the chunks they use
+//!   (`migrations/0002_snapshots.sql`), so no commit can refer to a chunk garbage
+//!   collection removed, and no collection can remove a chunk in use.
+//!
+//! A cluster with snapshots, or with chunks not yet collected, cannot be deleted
+//! ([`StoreError::Precondition`]); its restore jobs go with it.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -47,6 +56,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+pub mod blob;
 mod error;
 mod migrations;
 mod queries;
@@ -58,11 +68,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use headlock_core::model::{
-    AuditEvent, BackupConfig, Cluster, DataKeyRecord, Group, IntentPhase, KeyIntent,
-    MasterKeyRecord, Page, User,
+    AuditEvent, BackupConfig, ChunkId, ChunkLocation, Cluster, DataKeyRecord, Group, IntentPhase,
+    KeyIntent, MasterKeyRecord, Page, RestoreJob, SnapshotRecord, User,
 };
-use headlock_core::store::KeyChange;
+use headlock_core::store::{KeyChange, SnapshotCommit};
 use headlock_core::{MetadataStore, ObjectId, StoreError};
+use sqlx::error::ErrorKind;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -70,10 +81,11 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 use time::OffsetDateTime;
 
-use crate::error::{classify, ctx};
+use crate::error::{classify, ctx, is_violation};
 use crate::queries as q;
-use crate::rows::{id_text, json_list, micros, opt_id_text, roles_json, secret_hex};
+use crate::rows::{bigint, id_text, json_list, micros, opt_id_text, roles_json, secret_hex};
 
+pub use crate::blob::{LocalBlobStore, ObjectBlobStore};
 pub use crate::migrations::LATEST_SCHEMA_VERSION;
 pub use crate::rows::truncate_to_micros;
 
@@ -314,6 +326,45 @@ async fn update_config_in(
     Ok(())
 }
 
+/// Which of `ids` are stored for the cluster, sorted; read inside the caller's
+/// transaction to name the chunk a failed commit was about.
+async fn stored_ids(
+    conn: &mut SqliteConnection,
+    cluster_text: &str,
+    ids: &[ChunkId],
+    op: &str,
+) -> Result<Vec<ChunkId>, StoreError> {
+    let sql = q::stored_chunk_ids(ids.len());
+    let mut query = sqlx::query_scalar::<_, String>(&sql)
+        .persistent(false)
+        .bind(cluster_text);
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    let found = query.fetch_all(&mut *conn).await.map_err(ctx(op))?;
+    let mut stored = found
+        .iter()
+        .map(|text| {
+            text.parse().map_err(|_| {
+                StoreError::Backend(format!(
+                    "{op}: table chunks holds a chunk id that is not 64 hex digits"
+                ))
+            })
+        })
+        .collect::<Result<Vec<ChunkId>, _>>()?;
+    stored.sort_unstable();
+    Ok(stored)
+}
+
+/// A pack id read from the chunks table.
+fn parse_pack_id(text: &str, op: &str) -> Result<ObjectId, StoreError> {
+    text.parse().map_err(|_| {
+        StoreError::Backend(format!(
+            "{op}: table chunks holds a pack id that is not 24 hex digits"
+        ))
+    })
+}
+
 #[async_trait]
 impl MetadataStore for SqlStore {
     // ----- groups
@@ -529,7 +580,28 @@ impl MetadataStore for SqlStore {
                 "{op}: no such cluster in the group"
             )));
         }
+        // Snapshots and chunks are backups: never dropped with their cluster. (The schema
+        // refuses it too; this says why.)
+        for (count, what) in [
+            (q::COUNT_TREE_SNAPSHOTS, "snapshots: delete them first"),
+            (
+                q::COUNT_TREE_CHUNKS,
+                "stored chunks no snapshot uses: collect garbage first",
+            ),
+        ] {
+            let n: i64 = sqlx::query_scalar(count)
+                .bind(id_text(id))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(ctx(&op))?;
+            if n > 0 {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: the cluster (or a part of it) has {n} {what}"
+                )));
+            }
+        }
         for statement in [
+            q::DELETE_TREE_RESTORE_JOBS,
             q::DELETE_TREE_DATA_KEYS,
             q::DELETE_TREE_MASTER_KEYS,
             q::DELETE_TREE_INTENTS,
@@ -815,6 +887,393 @@ impl MetadataStore for SqlStore {
 
         append_audit_in(&mut tx, &change.audit).await?;
         tx.commit().await.map_err(ctx(&op))
+    }
+
+    // ----- snapshots
+
+    async fn chunk_ids(&self, cluster: ObjectId) -> Result<Vec<ChunkId>, StoreError> {
+        let op = format!("reading chunk ids of cluster {cluster}");
+        let found: Vec<String> = sqlx::query_scalar(q::CHUNK_IDS)
+            .bind(id_text(cluster))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        found
+            .iter()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    StoreError::Backend(format!(
+                        "{op}: table chunks holds a chunk id that is not 64 hex digits"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError> {
+        let op = format!("reading chunk locations of snapshot {snapshot}");
+        let found = sqlx::query(q::SNAPSHOT_CHUNKS)
+            .bind(id_text(snapshot))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        if found.is_empty() {
+            // An empty snapshot (an empty stream) has no chunks; a missing one is an error.
+            let exists = sqlx::query(q::SNAPSHOT_EXISTS)
+                .bind(id_text(snapshot))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(ctx(&op))?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("{op}: no such snapshot")));
+            }
+        }
+        found.iter().map(rows::chunk_location).collect()
+    }
+
+    /// Records a finished backup in one write transaction: the snapshot, its new chunks
+    /// (multi-row inserts of 500 rows) and its references (of 1,000 rows).
+    ///
+    /// Refused before anything is written (`Precondition`): a new chunk of another cluster
+    /// or stored by another snapshot, or one the snapshot does not use. Then, rolling
+    /// everything back: `NotFound` if the cluster is not in the snapshot's group;
+    /// `Conflict` if the snapshot id or a new chunk is already recorded (naming the
+    /// chunk); `Precondition` if a used chunk is not stored for the cluster (garbage
+    /// collection removed it; naming it). Duplicate ids in `uses` count once.
+    async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<(), StoreError> {
+        let snap = &commit.snapshot;
+        let cluster = snap.cluster_id;
+        let op = format!("committing snapshot {} of cluster {cluster}", snap.id);
+
+        let mut uses: Vec<ChunkId> = commit.uses.clone();
+        uses.sort_unstable();
+        uses.dedup();
+        for chunk in &commit.new_chunks {
+            if chunk.cluster_id != cluster || chunk.stored_by != snap.id {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: new chunk {} is of cluster {}, stored by snapshot {}",
+                    chunk.chunk_id, chunk.cluster_id, chunk.stored_by
+                )));
+            }
+            if uses.binary_search(&chunk.chunk_id).is_err() {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: new chunk {} is not among the chunks the snapshot uses",
+                    chunk.chunk_id
+                )));
+            }
+        }
+        let sizes = [
+            bigint(snap.data_size_bytes, "dataSizeBytes")?,
+            bigint(snap.stored_size_bytes, "storageSizeBytes")?,
+            bigint(snap.file_size_bytes, "fileSizeBytes")?,
+        ];
+        let cluster_text = id_text(cluster);
+        let snapshot_text = id_text(snap.id);
+
+        let mut tx = self.begin_write(&op).await?;
+        let in_group = sqlx::query(q::CLUSTER_IN_GROUP)
+            .bind(id_text(snap.group_id))
+            .bind(&cluster_text)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        if in_group.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "{op}: no such cluster in group {}",
+                snap.group_id
+            )));
+        }
+        sqlx::query(q::INSERT_SNAPSHOT)
+            .bind(&snapshot_text)
+            .bind(id_text(snap.group_id))
+            .bind(&cluster_text)
+            .bind(micros(snap.created))
+            .bind(snap.kind.as_str())
+            .bind(sizes[0])
+            .bind(sizes[1])
+            .bind(sizes[2])
+            .bind(snap.expires.map(micros))
+            .bind(snap.do_not_delete)
+            .bind(id_text(snap.data_key_id))
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+
+        for batch in commit.new_chunks.chunks(q::CHUNK_BATCH) {
+            let sql = q::insert_chunks(batch.len());
+            let mut insert = sqlx::query(&sql).persistent(batch.len() == q::CHUNK_BATCH);
+            for chunk in batch {
+                insert = insert
+                    .bind(&cluster_text)
+                    .bind(chunk.chunk_id.to_string())
+                    .bind(id_text(chunk.pack_id))
+                    .bind(bigint(chunk.offset, "a chunk offset")?)
+                    .bind(i64::from(chunk.length))
+                    .bind(i64::from(chunk.plaintext_length))
+                    .bind(&snapshot_text);
+            }
+            if let Err(e) = insert.execute(&mut *tx).await {
+                if is_violation(&e, ErrorKind::UniqueViolation) {
+                    let ids: Vec<ChunkId> = batch.iter().map(|c| c.chunk_id).collect();
+                    let stored = stored_ids(&mut tx, &cluster_text, &ids, &op).await?;
+                    let which = ids.iter().find(|id| stored.binary_search(id).is_ok());
+                    return Err(StoreError::Conflict(match which {
+                        Some(id) => format!("{op}: chunk {id} is already stored for the cluster"),
+                        None => format!("{op}: a new chunk is listed twice"),
+                    }));
+                }
+                return Err(classify(&op, e));
+            }
+        }
+
+        for batch in uses.chunks(q::REFERENCE_BATCH) {
+            let sql = q::insert_references(batch.len());
+            let mut insert = sqlx::query(&sql).persistent(batch.len() == q::REFERENCE_BATCH);
+            for id in batch {
+                insert = insert
+                    .bind(&snapshot_text)
+                    .bind(&cluster_text)
+                    .bind(id.to_string());
+            }
+            if let Err(e) = insert.execute(&mut *tx).await {
+                if is_violation(&e, ErrorKind::ForeignKeyViolation) {
+                    let stored = stored_ids(&mut tx, &cluster_text, batch, &op).await?;
+                    let missing = batch
+                        .iter()
+                        .find(|id| stored.binary_search(id).is_err())
+                        .map_or_else(|| "a chunk".to_owned(), |id| format!("chunk {id}"));
+                    return Err(StoreError::Precondition(format!(
+                        "{op}: the snapshot uses {missing}, which is not stored for the cluster \
+                         (garbage collection removed it)"
+                    )));
+                }
+                return Err(classify(&op, e));
+            }
+        }
+        tx.commit().await.map_err(ctx(&op))
+    }
+
+    async fn snapshot(
+        &self,
+        cluster: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<SnapshotRecord>, StoreError> {
+        let row = sqlx::query(q::SNAPSHOT)
+            .bind(id_text(cluster))
+            .bind(id_text(id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading snapshot {id} of cluster {cluster}"), e))?;
+        row.as_ref().map(rows::snapshot).transpose()
+    }
+
+    async fn list_snapshots(
+        &self,
+        cluster: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<SnapshotRecord>, u64), StoreError> {
+        let (limit, offset) = limit_offset(page);
+        let op = format!("listing snapshots of cluster {cluster}");
+        let found = sqlx::query(q::LIST_SNAPSHOTS)
+            .bind(id_text(cluster))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        let snapshots = found
+            .iter()
+            .map(rows::snapshot)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            snapshots,
+            self.count(q::COUNT_SNAPSHOTS, Some(cluster), &op).await?,
+        ))
+    }
+
+    async fn snapshot_count(&self, cluster: ObjectId) -> Result<u64, StoreError> {
+        self.count(
+            q::COUNT_SNAPSHOTS,
+            Some(cluster),
+            &format!("counting snapshots of cluster {cluster}"),
+        )
+        .await
+    }
+
+    /// Writes `expires` and `do_not_delete` of the snapshot with `snapshot.id` in
+    /// `snapshot.cluster_id`; `NotFound` if there is none.
+    async fn update_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError> {
+        let op = format!(
+            "updating snapshot {} of cluster {}",
+            snapshot.id, snapshot.cluster_id
+        );
+        let done = sqlx::query(q::UPDATE_SNAPSHOT)
+            .bind(id_text(snapshot.id))
+            .bind(id_text(snapshot.cluster_id))
+            .bind(snapshot.expires.map(micros))
+            .bind(snapshot.do_not_delete)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("{op}: no such snapshot")));
+        }
+        Ok(())
+    }
+
+    async fn delete_snapshot(&self, cluster: ObjectId, id: ObjectId) -> Result<(), StoreError> {
+        let op = format!("deleting snapshot {id} of cluster {cluster}");
+        let mut tx = self.begin_write(&op).await?;
+        let exists = sqlx::query(q::SNAPSHOT)
+            .bind(id_text(cluster))
+            .bind(id_text(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("{op}: no such snapshot")));
+        }
+        sqlx::query(q::DELETE_SNAPSHOT_CHUNKS)
+            .bind(id_text(id))
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        sqlx::query(q::DELETE_SNAPSHOT)
+            .bind(id_text(id))
+            .bind(id_text(cluster))
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        tx.commit().await.map_err(ctx(&op))
+    }
+
+    /// One write transaction: finds the packs that hold unused chunks, deletes the unused
+    /// chunks, and returns (sorted) those of the packs that no chunk is left in. A pack
+    /// that never held a recorded chunk (a backup that died before its commit) is not
+    /// returned: compare [`MetadataStore::packs_in_use`] with a listing for those.
+    async fn collect_garbage(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
+        let op = format!("collecting garbage of cluster {cluster}");
+        let cluster_text = id_text(cluster);
+        let mut tx = self.begin_write(&op).await?;
+        let candidates: Vec<String> = sqlx::query_scalar(q::GARBAGE_PACKS)
+            .bind(&cluster_text)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        if candidates.is_empty() {
+            tx.rollback().await.map_err(ctx(&op))?;
+            return Ok(Vec::new());
+        }
+        sqlx::query(q::DELETE_GARBAGE)
+            .bind(&cluster_text)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(&op))?;
+        let mut emptied = Vec::new();
+        for pack in candidates {
+            let left = sqlx::query(q::PACK_HAS_CHUNK)
+                .bind(&cluster_text)
+                .bind(&pack)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(ctx(&op))?;
+            if left.is_none() {
+                emptied.push(parse_pack_id(&pack, &op)?);
+            }
+        }
+        tx.commit().await.map_err(ctx(&op))?;
+        emptied.sort_unstable();
+        Ok(emptied)
+    }
+
+    async fn packs_in_use(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
+        let op = format!("reading packs in use by cluster {cluster}");
+        let found: Vec<String> = sqlx::query_scalar(q::PACKS_IN_USE)
+            .bind(id_text(cluster))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        found.iter().map(|p| parse_pack_id(p, &op)).collect()
+    }
+
+    // ----- restore jobs
+
+    /// Records a restore job; `NotFound` unless its snapshot exists in its cluster and
+    /// group, `Conflict` if the id is taken.
+    async fn insert_restore_job(&self, job: &RestoreJob) -> Result<(), StoreError> {
+        let op = format!(
+            "inserting restore job {} of snapshot {} in cluster {}",
+            job.id, job.snapshot_id, job.cluster_id
+        );
+        let done = sqlx::query(q::INSERT_RESTORE_JOB)
+            .bind(id_text(job.id))
+            .bind(id_text(job.group_id))
+            .bind(id_text(job.cluster_id))
+            .bind(id_text(job.snapshot_id))
+            .bind(micros(job.created))
+            .bind(micros(job.expires))
+            .bind(hex::encode(&job.token_sha256))
+            .bind(i64::from(job.max_downloads))
+            .bind(i64::from(job.downloads))
+            .bind(&job.requested_by)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "{op}: no such snapshot in the cluster and group {}",
+                job.group_id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn restore_job(
+        &self,
+        cluster: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<RestoreJob>, StoreError> {
+        let row = sqlx::query(q::RESTORE_JOB)
+            .bind(id_text(cluster))
+            .bind(id_text(id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("reading restore job {id} of cluster {cluster}"), e))?;
+        row.as_ref().map(rows::restore_job).transpose()
+    }
+
+    async fn list_restore_jobs(
+        &self,
+        cluster: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<RestoreJob>, u64), StoreError> {
+        let (limit, offset) = limit_offset(page);
+        let op = format!("listing restore jobs of cluster {cluster}");
+        let found = sqlx::query(q::LIST_RESTORE_JOBS)
+            .bind(id_text(cluster))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        let jobs = found
+            .iter()
+            .map(rows::restore_job)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            jobs,
+            self.count(q::COUNT_RESTORE_JOBS, Some(cluster), &op)
+                .await?,
+        ))
+    }
+
+    async fn take_restore_download(&self, id: ObjectId) -> Result<Option<RestoreJob>, StoreError> {
+        let row = sqlx::query(q::TAKE_RESTORE_DOWNLOAD)
+            .bind(id_text(id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&format!("counting a download of restore job {id}"), e))?;
+        row.as_ref().map(rows::restore_job).transpose()
     }
 
     // ----- users

@@ -12,6 +12,14 @@
 //!   `FOR UPDATE`, so that under READ COMMITTED two key changes of one cluster (or two
 //!   audit appends) queue on a row lock instead of both reading the same state.
 //! * [`SCHEMA_VERSION`] reads sqlx's own `_sqlx_migrations` table, which exists on both.
+//!
+//! Snapshots need no dialect statement: a snapshot commit and a garbage collection of the
+//! same cluster are kept apart by the foreign key from `snapshot_chunks` to `chunks`
+//! (SQLite: one writer at a time; PostgreSQL: inserting a reference takes a `KEY SHARE`
+//! lock on the chunk row, which the collection's `DELETE` waits for and then fails on,
+//! or the reference insert finds the row gone). [`TAKE_RESTORE_DOWNLOAD`] is one
+//! `UPDATE ... RETURNING`, atomic on both. Multi-row inserts are built by
+//! [`insert_chunks`] and [`insert_references`] with `$N` placeholders.
 
 // ----- transactions
 
@@ -369,4 +377,217 @@ pub const AUDIT_CHAIN_BATCH: &str = concat!(
     "SELECT ",
     audit_columns!(),
     " FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+);
+
+// ----- snapshots
+
+macro_rules! snapshot_columns {
+    () => {
+        "id, group_id, cluster_id, created_us, kind, data_size_bytes, stored_size_bytes, \
+     file_size_bytes, expires_us, do_not_delete, data_key_id"
+    };
+}
+
+/// Inserts a snapshot.
+pub const INSERT_SNAPSHOT: &str = concat!(
+    "INSERT INTO snapshots (",
+    snapshot_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+);
+
+/// A snapshot of a cluster. `$1` cluster, `$2` snapshot.
+pub const SNAPSHOT: &str = concat!(
+    "SELECT ",
+    snapshot_columns!(),
+    " FROM snapshots WHERE cluster_id = $1 AND id = $2"
+);
+
+/// Whether a snapshot exists (any cluster).
+pub const SNAPSHOT_EXISTS: &str = "SELECT id FROM snapshots WHERE id = $1";
+
+/// A page of a cluster's snapshots, newest first. `$1` cluster, `$2` limit, `$3` offset.
+pub const LIST_SNAPSHOTS: &str = concat!(
+    "SELECT ",
+    snapshot_columns!(),
+    " FROM snapshots WHERE cluster_id = $1 ORDER BY created_us DESC, id DESC LIMIT $2 OFFSET $3"
+);
+
+/// Number of a cluster's snapshots.
+pub const COUNT_SNAPSHOTS: &str = "SELECT COUNT(*) FROM snapshots WHERE cluster_id = $1";
+
+/// Number of snapshots of a cluster and its parts (`$1` the cluster).
+pub const COUNT_TREE_SNAPSHOTS: &str = concat!(
+    "SELECT COUNT(*) FROM snapshots WHERE cluster_id IN ",
+    cluster_and_parts!()
+);
+
+/// Number of chunks recorded for a cluster and its parts (`$1` the cluster).
+pub const COUNT_TREE_CHUNKS: &str = concat!(
+    "SELECT COUNT(*) FROM chunks WHERE cluster_id IN ",
+    cluster_and_parts!()
+);
+
+/// Writes the mutable fields of a snapshot. `$1` id, `$2` cluster, `$3` expires, `$4` do
+/// not delete.
+pub const UPDATE_SNAPSHOT: &str =
+    "UPDATE snapshots SET expires_us = $3, do_not_delete = $4 WHERE id = $1 AND cluster_id = $2";
+
+/// Deletes the chunk references of a snapshot.
+pub const DELETE_SNAPSHOT_CHUNKS: &str = "DELETE FROM snapshot_chunks WHERE snapshot_id = $1";
+
+/// Deletes a snapshot. `$1` id, `$2` cluster.
+pub const DELETE_SNAPSHOT: &str = "DELETE FROM snapshots WHERE id = $1 AND cluster_id = $2";
+
+// ----- chunks
+
+/// Rows per multi-row `INSERT INTO chunks` (7 parameters each: 3,500 per statement, far
+/// below SQLite's 32,766 and PostgreSQL's 65,535).
+pub const CHUNK_BATCH: usize = 500;
+
+/// Rows per multi-row `INSERT INTO snapshot_chunks` (3 parameters each).
+pub const REFERENCE_BATCH: usize = 1000;
+
+/// `INSERT INTO chunks` of `rows` rows: `(cluster_id, chunk_id, pack_id, record_offset,
+/// record_length, plaintext_length, stored_by)` each.
+pub fn insert_chunks(rows: usize) -> String {
+    multi_row_insert(
+        "INSERT INTO chunks (cluster_id, chunk_id, pack_id, record_offset, record_length, \
+         plaintext_length, stored_by) VALUES ",
+        7,
+        rows,
+    )
+}
+
+/// `INSERT INTO snapshot_chunks` of `rows` rows: `(snapshot_id, cluster_id, chunk_id)` each.
+pub fn insert_references(rows: usize) -> String {
+    multi_row_insert(
+        "INSERT INTO snapshot_chunks (snapshot_id, cluster_id, chunk_id) VALUES ",
+        3,
+        rows,
+    )
+}
+
+/// `head` followed by `rows` tuples of `columns` numbered placeholders.
+fn multi_row_insert(head: &str, columns: usize, rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(head.len() + rows * columns * 6);
+    sql.push_str(head);
+    let mut n = 0usize;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            // Writing to a String cannot fail.
+            let _ = write!(sql, "${n}");
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Which of a list of chunk ids a cluster has: `$1` cluster, then `ids` placeholders.
+pub fn stored_chunk_ids(ids: usize) -> String {
+    let mut sql =
+        String::from("SELECT chunk_id FROM chunks WHERE cluster_id = $1 AND chunk_id IN (");
+    for i in 0..ids {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('$');
+        sql.push_str(&(i + 2).to_string());
+    }
+    sql.push(')');
+    sql
+}
+
+/// Every chunk id of a cluster.
+pub const CHUNK_IDS: &str = "SELECT chunk_id FROM chunks WHERE cluster_id = $1";
+
+/// The locations of every chunk a snapshot uses (in no particular order).
+pub const SNAPSHOT_CHUNKS: &str = "SELECT c.cluster_id, c.chunk_id, c.pack_id, c.record_offset, \
+     c.record_length, c.plaintext_length, c.stored_by \
+     FROM snapshot_chunks r JOIN chunks c ON c.cluster_id = r.cluster_id AND c.chunk_id = r.chunk_id \
+     WHERE r.snapshot_id = $1";
+
+/// The condition "chunk `c` is used by no snapshot".
+macro_rules! unreferenced {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM snapshot_chunks r \
+         WHERE r.cluster_id = c.cluster_id AND r.chunk_id = c.chunk_id)"
+    };
+}
+
+/// The packs that hold garbage chunks of a cluster (`$1`).
+pub const GARBAGE_PACKS: &str = concat!(
+    "SELECT DISTINCT c.pack_id FROM chunks c WHERE c.cluster_id = $1 AND ",
+    unreferenced!()
+);
+
+/// Deletes the garbage chunks of a cluster (`$1`).
+pub const DELETE_GARBAGE: &str = "DELETE FROM chunks WHERE cluster_id = $1 AND NOT EXISTS \
+     (SELECT 1 FROM snapshot_chunks r \
+      WHERE r.cluster_id = chunks.cluster_id AND r.chunk_id = chunks.chunk_id)";
+
+/// Whether a pack still holds a chunk. `$1` cluster, `$2` pack.
+pub const PACK_HAS_CHUNK: &str =
+    "SELECT pack_id FROM chunks WHERE cluster_id = $1 AND pack_id = $2 LIMIT 1";
+
+/// Every pack that holds a chunk of a cluster.
+pub const PACKS_IN_USE: &str =
+    "SELECT DISTINCT pack_id FROM chunks WHERE cluster_id = $1 ORDER BY pack_id";
+
+// ----- restore jobs
+
+macro_rules! restore_job_columns {
+    () => {
+        "id, group_id, cluster_id, snapshot_id, created_us, expires_us, token_sha256, \
+     max_downloads, downloads, requested_by"
+    };
+}
+
+/// Inserts a restore job if its snapshot exists in its cluster and group (`$2` group, `$3`
+/// cluster, `$4` snapshot); no row is inserted otherwise.
+pub const INSERT_RESTORE_JOB: &str = concat!(
+    "INSERT INTO restore_jobs (",
+    restore_job_columns!(),
+    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+     WHERE EXISTS (SELECT 1 FROM snapshots WHERE id = $4 AND cluster_id = $3 AND group_id = $2)"
+);
+
+/// A restore job of a cluster. `$1` cluster, `$2` job.
+pub const RESTORE_JOB: &str = concat!(
+    "SELECT ",
+    restore_job_columns!(),
+    " FROM restore_jobs WHERE cluster_id = $1 AND id = $2"
+);
+
+/// A page of a cluster's restore jobs, newest first. `$1` cluster, `$2` limit, `$3` offset.
+pub const LIST_RESTORE_JOBS: &str = concat!(
+    "SELECT ",
+    restore_job_columns!(),
+    " FROM restore_jobs WHERE cluster_id = $1 ORDER BY created_us DESC, id DESC LIMIT $2 OFFSET $3"
+);
+
+/// Number of a cluster's restore jobs.
+pub const COUNT_RESTORE_JOBS: &str = "SELECT COUNT(*) FROM restore_jobs WHERE cluster_id = $1";
+
+/// Counts one download if the job has one left, and returns the job as counted: one
+/// statement, so two takes can never both get the last download (`RETURNING` is in
+/// SQLite 3.35+ and PostgreSQL).
+pub const TAKE_RESTORE_DOWNLOAD: &str = concat!(
+    "UPDATE restore_jobs SET downloads = downloads + 1 WHERE id = $1 AND downloads < max_downloads \
+     RETURNING ",
+    restore_job_columns!()
+);
+
+/// Deletes the restore jobs of a cluster and its parts.
+pub const DELETE_TREE_RESTORE_JOBS: &str = concat!(
+    "DELETE FROM restore_jobs WHERE cluster_id IN ",
+    cluster_and_parts!()
 );

@@ -8,8 +8,9 @@
 use headlock_core::ObjectId;
 use headlock_core::StoreError;
 use headlock_core::model::{
-    AuditEvent, AuthMechanism, BackupConfig, BackupStatus, Cluster, ClusterType, DataKeyRecord,
-    Group, IntentPhase, KeyIntent, MasterKeyRecord, Role, RoleAssignment, RotationType, User,
+    AuditEvent, AuthMechanism, BackupConfig, BackupStatus, ChunkId, ChunkLocation, Cluster,
+    ClusterType, DataKeyRecord, Group, IntentPhase, KeyIntent, MasterKeyRecord, RestoreJob, Role,
+    RoleAssignment, RotationType, SnapshotKind, SnapshotRecord, User,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -115,6 +116,19 @@ impl<'r> RowReader<'r> {
         self.row
             .try_get::<i64, _>(column)
             .map_err(|e| self.corrupt(column, &e.to_string()))
+    }
+
+    /// A count or size: a non-negative integer that fits `T`.
+    pub(crate) fn unsigned<T: TryFrom<i64>>(&self, column: &'static str) -> Result<T, StoreError> {
+        let n = self.int(column)?;
+        T::try_from(n).map_err(|_| self.corrupt(column, &format!("{n} is out of range")))
+    }
+
+    /// A chunk id stored as 64 hex digits.
+    pub(crate) fn chunk_id(&self, column: &'static str) -> Result<ChunkId, StoreError> {
+        let text = self.text(column)?;
+        text.parse()
+            .map_err(|_| self.corrupt(column, "not a chunk id of 64 hex digits"))
     }
 
     pub(crate) fn boolean(&self, column: &'static str) -> Result<bool, StoreError> {
@@ -285,6 +299,63 @@ pub(crate) fn user(row: &SqliteRow) -> Result<User, StoreError> {
         roles: r.roles("roles_json")?,
         access_list: r.string_list("access_list_json")?,
         created: r.time("created_us")?,
+    })
+}
+
+/// An unsigned count or size as a `BIGINT` parameter; `Precondition` (naming `what`) if it
+/// does not fit, which no real size does.
+pub(crate) fn bigint<T: Copy + std::fmt::Display + TryInto<i64>>(
+    n: T,
+    what: &str,
+) -> Result<i64, StoreError> {
+    n.try_into().map_err(|_| {
+        StoreError::Precondition(format!("{what} is {n}, more than a database integer holds"))
+    })
+}
+
+pub(crate) fn snapshot(row: &SqliteRow) -> Result<SnapshotRecord, StoreError> {
+    let r = RowReader::new(row, "snapshots", "id");
+    Ok(SnapshotRecord {
+        id: r.id("id")?,
+        group_id: r.id("group_id")?,
+        cluster_id: r.id("cluster_id")?,
+        created: r.time("created_us")?,
+        kind: r.spelled("kind", SnapshotKind::parse)?,
+        data_size_bytes: r.unsigned("data_size_bytes")?,
+        stored_size_bytes: r.unsigned("stored_size_bytes")?,
+        file_size_bytes: r.unsigned("file_size_bytes")?,
+        expires: r.opt_time("expires_us")?,
+        do_not_delete: r.boolean("do_not_delete")?,
+        data_key_id: r.id("data_key_id")?,
+    })
+}
+
+pub(crate) fn chunk_location(row: &SqliteRow) -> Result<ChunkLocation, StoreError> {
+    let r = RowReader::new(row, "chunks", "chunk_id");
+    Ok(ChunkLocation {
+        cluster_id: r.id("cluster_id")?,
+        chunk_id: r.chunk_id("chunk_id")?,
+        pack_id: r.id("pack_id")?,
+        offset: r.unsigned("record_offset")?,
+        length: r.unsigned("record_length")?,
+        plaintext_length: r.unsigned("plaintext_length")?,
+        stored_by: r.id("stored_by")?,
+    })
+}
+
+pub(crate) fn restore_job(row: &SqliteRow) -> Result<RestoreJob, StoreError> {
+    let r = RowReader::new(row, "restore_jobs", "id");
+    Ok(RestoreJob {
+        id: r.id("id")?,
+        group_id: r.id("group_id")?,
+        cluster_id: r.id("cluster_id")?,
+        snapshot_id: r.id("snapshot_id")?,
+        created: r.time("created_us")?,
+        expires: r.time("expires_us")?,
+        token_sha256: r.hex_bytes("token_sha256")?,
+        max_downloads: r.unsigned("max_downloads")?,
+        downloads: r.unsigned("downloads")?,
+        requested_by: r.text("requested_by")?,
     })
 }
 

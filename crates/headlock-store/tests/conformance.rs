@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use headlock_core::model::{
-    AuditEvent, AuthMechanism, BackupConfig, BackupStatus, Cluster, ClusterType, DataKeyRecord,
-    Group, IntentPhase, KeyIntent, MasterKeyRecord, Page, Role, RoleAssignment, RotationType, User,
+    AuditEvent, AuthMechanism, BackupConfig, BackupStatus, ChunkId, ChunkLocation, Cluster,
+    ClusterType, DataKeyRecord, Group, IntentPhase, KeyIntent, MasterKeyRecord, Page, RestoreJob,
+    Role, RoleAssignment, RotationType, SnapshotKind, SnapshotRecord, User,
 };
-use headlock_core::store::KeyChange;
+use headlock_core::store::{KeyChange, SnapshotCommit};
 use headlock_core::{MetadataStore, ObjectId, StoreError};
 use headlock_store::{SqlStore, truncate_to_micros};
 use sqlx::Connection;
@@ -134,6 +135,27 @@ conformance!(sqlite: SqliteBackend, [
     audit_chain_detects_removed_tail,
     rejects_duplicate_audit_event_id,
     state_survives_reopen,
+    accepts_snapshot_commit_round_trip,
+    accepts_empty_snapshot,
+    commit_snapshot_reuses_stored_chunks,
+    commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back,
+    commit_snapshot_rejects_reference_to_missing_chunk_and_rolls_back,
+    commit_snapshot_rejects_records_that_do_not_belong,
+    commit_snapshot_of_many_chunks_crosses_batches,
+    lists_snapshots_newest_first_in_pages,
+    update_snapshot_writes_expiry_and_do_not_delete_only,
+    hides_snapshot_behind_another_cluster,
+    delete_snapshot_keeps_chunks_until_collected,
+    collect_garbage_leaves_other_clusters_alone,
+    rejects_commit_using_collected_chunk,
+    concurrent_commits_of_one_new_chunk_let_exactly_one_win,
+    collection_racing_commits_never_leaves_a_dangling_reference,
+    rejects_delete_cluster_with_snapshots_or_uncollected_chunks,
+    accepts_restore_job_round_trip,
+    rejects_restore_job_of_missing_snapshot,
+    take_restore_download_counts_to_the_limit,
+    concurrent_downloads_never_exceed_the_limit,
+    snapshots_survive_reopen,
 ]);
 
 /// Records to store, with times already at the store's precision.
@@ -342,6 +364,111 @@ mod fixtures {
             .unwrap();
         s.delete_intent(i.id).await.unwrap();
         (g, c)
+    }
+
+    // ----- snapshots
+
+    /// A chunk id made from a number (distinct numbers, distinct ids).
+    pub fn chunk_id(n: u32) -> ChunkId {
+        let mut b = [0xa5u8; 32];
+        b[..4].copy_from_slice(&n.to_be_bytes());
+        ChunkId(b)
+    }
+
+    /// A complete stream snapshot of `cluster`, with sizes past 32 bits.
+    pub fn snapshot(cluster: &Cluster) -> SnapshotRecord {
+        SnapshotRecord {
+            id: ObjectId::new(),
+            group_id: cluster.group_id,
+            cluster_id: cluster.id,
+            created: now(),
+            kind: SnapshotKind::Stream,
+            data_size_bytes: 5 << 32,
+            stored_size_bytes: 3 << 32,
+            file_size_bytes: 4 << 32,
+            expires: Some(now() + time::Duration::days(7)),
+            do_not_delete: false,
+            data_key_id: ObjectId::new(),
+        }
+    }
+
+    /// Where chunk `n` lives when `snap` stores it in `pack` (offsets past 32 bits).
+    pub fn location(snap: &SnapshotRecord, pack: ObjectId, n: u32) -> ChunkLocation {
+        ChunkLocation {
+            cluster_id: snap.cluster_id,
+            chunk_id: chunk_id(n),
+            pack_id: pack,
+            offset: (1 << 33) + 8 + u64::from(n) * 1000,
+            length: 900 + n,
+            plaintext_length: 1_048_576 + n,
+            stored_by: snap.id,
+        }
+    }
+
+    /// `snap` storing chunks `new` in `pack` and using them and `reused`.
+    pub fn commit(
+        snap: &SnapshotRecord,
+        pack: ObjectId,
+        new: std::ops::Range<u32>,
+        reused: &[u32],
+    ) -> SnapshotCommit {
+        SnapshotCommit {
+            snapshot: snap.clone(),
+            new_chunks: new.clone().map(|n| location(snap, pack, n)).collect(),
+            uses: new.chain(reused.iter().copied()).map(chunk_id).collect(),
+        }
+    }
+
+    /// A snapshot of `cluster` committed with [`commit`].
+    pub async fn committed(
+        s: &dyn MetadataStore,
+        cluster: &Cluster,
+        pack: ObjectId,
+        new: std::ops::Range<u32>,
+        reused: &[u32],
+    ) -> SnapshotRecord {
+        let snap = snapshot(cluster);
+        s.commit_snapshot(&commit(&snap, pack, new, reused))
+            .await
+            .unwrap();
+        snap
+    }
+
+    /// A snapshot's chunk locations, in chunk id order.
+    pub async fn locations(s: &dyn MetadataStore, snap: &SnapshotRecord) -> Vec<ChunkLocation> {
+        let mut found = s.snapshot_chunks(snap.id).await.unwrap();
+        found.sort_by_key(|l| l.chunk_id);
+        found
+    }
+
+    /// A cluster's chunk ids, sorted.
+    pub async fn stored(s: &dyn MetadataStore, cluster: &Cluster) -> Vec<ChunkId> {
+        let mut ids = s.chunk_ids(cluster.id).await.unwrap();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Chunk ids of numbers, sorted.
+    pub fn ids(numbers: impl IntoIterator<Item = u32>) -> Vec<ChunkId> {
+        let mut ids: Vec<ChunkId> = numbers.into_iter().map(chunk_id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A restore job of `snap` allowing `max` downloads.
+    pub fn restore_job(snap: &SnapshotRecord, max: u32) -> RestoreJob {
+        RestoreJob {
+            id: ObjectId::new(),
+            group_id: snap.group_id,
+            cluster_id: snap.cluster_id,
+            snapshot_id: snap.id,
+            created: now(),
+            expires: now() + time::Duration::hours(1),
+            token_sha256: vec![0x5a; 32],
+            max_downloads: max,
+            downloads: 0,
+            requested_by: "alice".into(),
+        }
     }
 }
 
@@ -1152,5 +1279,581 @@ mod suite {
             .await
             .unwrap();
         assert_eq!(s.verify_audit_chain().await.unwrap(), 2);
+    }
+
+    // ----- snapshots
+
+    fn is_precondition<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> bool {
+        matches!(r, Err(StoreError::Precondition(_)))
+    }
+
+    fn message<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+        match r {
+            Err(e) => e.to_string(),
+            Ok(v) => panic!("expected an error, got {v:?}"),
+        }
+    }
+
+    pub async fn accepts_snapshot_commit_round_trip(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let pack = ObjectId::new();
+        let snap = snapshot(&c);
+        let commit = commit(&snap, pack, 0..3, &[]);
+        s.commit_snapshot(&commit).await.unwrap();
+        assert_eq!(s.snapshot(c.id, snap.id).await.unwrap(), Some(snap.clone()));
+        assert_eq!(
+            s.list_snapshots(c.id, Page::default()).await.unwrap(),
+            (vec![snap.clone()], 1)
+        );
+        assert_eq!(s.snapshot_count(c.id).await.unwrap(), 1);
+        assert_eq!(locations(s, &snap).await, commit.new_chunks);
+        assert_eq!(stored(s, &c).await, ids(0..3));
+        assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![pack]);
+    }
+
+    pub async fn accepts_empty_snapshot(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let snap = committed(s, &c, ObjectId::new(), 0..0, &[]).await;
+        assert_eq!(s.snapshot_chunks(snap.id).await.unwrap(), vec![]);
+        assert!(is_not_found(s.snapshot_chunks(ObjectId::new()).await));
+        assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![]);
+    }
+
+    pub async fn commit_snapshot_reuses_stored_chunks(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let (p1, p2) = (ObjectId::new(), ObjectId::new());
+        let first = committed(s, &c, p1, 0..3, &[]).await;
+        // Reused ids listed twice and a new one listed among them count once.
+        let second = snapshot(&c);
+        let mut commit = commit(&second, p2, 3..5, &[0, 1, 0, 3]);
+        commit.uses.push(chunk_id(1));
+        s.commit_snapshot(&commit).await.unwrap();
+        let found = locations(s, &second).await;
+        let expected = vec![
+            location(&first, p1, 0),
+            location(&first, p1, 1),
+            location(&second, p2, 3),
+            location(&second, p2, 4),
+        ];
+        assert_eq!(found, expected);
+        assert_eq!(stored(s, &c).await, ids(0..5));
+        let mut packs = vec![p1, p2];
+        packs.sort_unstable();
+        assert_eq!(s.packs_in_use(c.id).await.unwrap(), packs);
+    }
+
+    pub async fn commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let first = committed(s, &c, ObjectId::new(), 0..3, &[]).await;
+        let second = snapshot(&c);
+        let result = s
+            .commit_snapshot(&commit(&second, ObjectId::new(), 2..6, &[]))
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::Conflict(ref m)) if m.contains(&chunk_id(2).to_string())),
+            "{result:?}"
+        );
+        assert_eq!(s.snapshot(c.id, second.id).await.unwrap(), None);
+        assert!(is_not_found(s.snapshot_chunks(second.id).await));
+        assert_eq!(s.snapshot_count(c.id).await.unwrap(), 1);
+        assert_eq!(stored(s, &c).await, ids(0..3));
+        assert_eq!(locations(s, &first).await.len(), 3);
+        // The same snapshot id twice is a conflict too.
+        assert!(is_conflict(
+            s.commit_snapshot(&commit(&first, ObjectId::new(), 10..11, &[]))
+                .await
+        ));
+        assert_eq!(stored(s, &c).await, ids(0..3));
+    }
+
+    pub async fn commit_snapshot_rejects_reference_to_missing_chunk_and_rolls_back(
+        b: impl Backend,
+    ) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let snap = snapshot(&c);
+        let result = s
+            .commit_snapshot(&commit(&snap, ObjectId::new(), 0..2, &[7]))
+            .await;
+        assert!(is_precondition(&result), "{result:?}");
+        assert!(message(result).contains(&chunk_id(7).to_string()));
+        assert_eq!(s.snapshot_count(c.id).await.unwrap(), 0);
+        assert_eq!(s.chunk_ids(c.id).await.unwrap(), vec![]);
+        assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![]);
+    }
+
+    pub async fn commit_snapshot_rejects_records_that_do_not_belong(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let other = replica_set(&g, "rs1");
+        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
+            .await
+            .unwrap();
+        let snap = snapshot(&c);
+        let pack = ObjectId::new();
+
+        let mut foreign = commit(&snap, pack, 0..2, &[]);
+        foreign.new_chunks[1].cluster_id = other.id;
+        assert!(is_precondition(&s.commit_snapshot(&foreign).await));
+
+        let mut stored_by_other = commit(&snap, pack, 0..2, &[]);
+        stored_by_other.new_chunks[0].stored_by = ObjectId::new();
+        assert!(is_precondition(&s.commit_snapshot(&stored_by_other).await));
+
+        let mut unused = commit(&snap, pack, 0..2, &[]);
+        unused.uses.retain(|id| *id != chunk_id(1));
+        assert!(is_precondition(&s.commit_snapshot(&unused).await));
+
+        let other_group = group("other");
+        s.insert_group(&other_group).await.unwrap();
+        let mut wrong_group = snap.clone();
+        wrong_group.group_id = other_group.id;
+        assert!(is_not_found(
+            s.commit_snapshot(&commit(&wrong_group, pack, 0..2, &[]))
+                .await
+        ));
+        let ghost = replica_set(&g, "ghost");
+        assert!(is_not_found(
+            s.commit_snapshot(&commit(&snapshot(&ghost), pack, 0..2, &[]))
+                .await
+        ));
+
+        assert_eq!(s.snapshot_count(c.id).await.unwrap(), 0);
+        assert_eq!(s.chunk_ids(c.id).await.unwrap(), vec![]);
+        assert_eq!(s.chunk_ids(other.id).await.unwrap(), vec![]);
+    }
+
+    pub async fn commit_snapshot_of_many_chunks_crosses_batches(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let pack = ObjectId::new();
+        let first = committed(s, &c, pack, 0..2345, &[]).await;
+        let found = locations(s, &first).await;
+        let mut expected: Vec<ChunkLocation> =
+            (0..2345).map(|n| location(&first, pack, n)).collect();
+        expected.sort_by_key(|l| l.chunk_id);
+        assert_eq!(found, expected);
+        // A conflict in a late batch is named, and nothing of the commit stays.
+        let second = snapshot(&c);
+        let mut late = commit(&second, ObjectId::new(), 5000..6700, &[]);
+        late.new_chunks.push(location(&second, pack, 1700));
+        late.uses.push(chunk_id(1700));
+        let result = s.commit_snapshot(&late).await;
+        assert!(is_conflict(result.clone()), "{result:?}");
+        assert!(message(result).contains(&chunk_id(1700).to_string()));
+        // A missing chunk in a late batch of references is named too.
+        let third = snapshot(&c);
+        let mut missing = commit(&third, ObjectId::new(), 0..0, &[]);
+        missing.uses = (0..2345).chain([9999]).map(chunk_id).collect();
+        let result = s.commit_snapshot(&missing).await;
+        assert!(is_precondition(&result), "{result:?}");
+        assert!(message(result).contains(&chunk_id(9999).to_string()));
+        assert_eq!(s.snapshot_count(c.id).await.unwrap(), 1);
+        assert_eq!(s.chunk_ids(c.id).await.unwrap().len(), 2345);
+    }
+
+    pub async fn lists_snapshots_newest_first_in_pages(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let other = replica_set(&g, "rs1");
+        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
+            .await
+            .unwrap();
+        let base = now();
+        let mut snaps = Vec::new();
+        // Committed oldest last, so commit order cannot pass for creation order.
+        for i in (0..5u32).rev() {
+            let mut snap = snapshot(&c);
+            snap.created = base + time::Duration::seconds(i64::from(i));
+            s.commit_snapshot(&commit(&snap, ObjectId::new(), i * 10..i * 10 + 1, &[]))
+                .await
+                .unwrap();
+            snaps.push(snap);
+        }
+        committed(s, &other, ObjectId::new(), 0..1, &[]).await;
+        assert_eq!(
+            s.list_snapshots(c.id, page(1, 2)).await.unwrap(),
+            (snaps[0..2].to_vec(), 5)
+        );
+        assert_eq!(
+            s.list_snapshots(c.id, page(3, 2)).await.unwrap(),
+            (snaps[4..5].to_vec(), 5)
+        );
+        assert_eq!(s.snapshot_count(other.id).await.unwrap(), 1);
+    }
+
+    pub async fn update_snapshot_writes_expiry_and_do_not_delete_only(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
+        let mut changed = snap.clone();
+        changed.expires = None;
+        changed.do_not_delete = true;
+        changed.data_size_bytes = 1;
+        s.update_snapshot(&changed).await.unwrap();
+        let read = s.snapshot(c.id, snap.id).await.unwrap().unwrap();
+        assert_eq!(read.expires, None);
+        assert!(read.do_not_delete);
+        assert_eq!(read.data_size_bytes, snap.data_size_bytes);
+        assert!(is_not_found(s.update_snapshot(&snapshot(&c)).await));
+        let mut elsewhere = changed.clone();
+        elsewhere.cluster_id = replica_set(&g, "ghost").id;
+        assert!(is_not_found(s.update_snapshot(&elsewhere).await));
+    }
+
+    pub async fn hides_snapshot_behind_another_cluster(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let other = replica_set(&g, "rs1");
+        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
+            .await
+            .unwrap();
+        let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
+        assert_eq!(s.snapshot(other.id, snap.id).await.unwrap(), None);
+        assert!(is_not_found(s.delete_snapshot(other.id, snap.id).await));
+        assert_eq!(s.snapshot(c.id, snap.id).await.unwrap(), Some(snap));
+    }
+
+    pub async fn delete_snapshot_keeps_chunks_until_collected(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let (p1, p2) = (ObjectId::new(), ObjectId::new());
+        let first = committed(s, &c, p1, 0..3, &[]).await;
+        let second = committed(s, &c, p2, 3..4, &[0]).await;
+        assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![]);
+
+        s.delete_snapshot(c.id, first.id).await.unwrap();
+        assert!(is_not_found(s.delete_snapshot(c.id, first.id).await));
+        assert_eq!(s.snapshot(c.id, first.id).await.unwrap(), None);
+        assert_eq!(stored(s, &c).await, ids(0..4));
+        // Chunks 1 and 2 are garbage; p1 still holds chunk 0, which the second uses.
+        assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![]);
+        assert_eq!(stored(s, &c).await, ids([0, 3]));
+        let mut both = vec![p1, p2];
+        both.sort_unstable();
+        assert_eq!(s.packs_in_use(c.id).await.unwrap(), both);
+        assert_eq!(locations(s, &second).await.len(), 2);
+
+        s.delete_snapshot(c.id, second.id).await.unwrap();
+        assert_eq!(s.collect_garbage(c.id).await.unwrap(), both);
+        assert_eq!(s.chunk_ids(c.id).await.unwrap(), vec![]);
+        assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![]);
+        assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![]);
+    }
+
+    pub async fn collect_garbage_leaves_other_clusters_alone(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, a) = stored_cluster(s, "g").await;
+        let bc = replica_set(&g, "rs1");
+        s.insert_clusters(std::slice::from_ref(&bc), &[config(&bc)])
+            .await
+            .unwrap();
+        let (pa, pb) = (ObjectId::new(), ObjectId::new());
+        // The same chunk ids in both clusters.
+        let sa = committed(s, &a, pa, 0..2, &[]).await;
+        let sb = committed(s, &bc, pb, 0..2, &[]).await;
+        s.delete_snapshot(a.id, sa.id).await.unwrap();
+        assert_eq!(s.collect_garbage(bc.id).await.unwrap(), vec![]);
+        assert_eq!(stored(s, &a).await, ids(0..2));
+        assert_eq!(s.collect_garbage(a.id).await.unwrap(), vec![pa]);
+        assert_eq!(stored(s, &bc).await, ids(0..2));
+        assert_eq!(locations(s, &sb).await.len(), 2);
+    }
+
+    pub async fn rejects_commit_using_collected_chunk(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let p1 = ObjectId::new();
+        let first = committed(s, &c, p1, 0..2, &[]).await;
+        s.delete_snapshot(c.id, first.id).await.unwrap();
+        assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![p1]);
+        // A backup that deduplicated against chunk 0 before the collection.
+        let second = snapshot(&c);
+        let result = s
+            .commit_snapshot(&commit(&second, ObjectId::new(), 5..6, &[0]))
+            .await;
+        assert!(is_precondition(&result), "{result:?}");
+        assert!(message(result).contains(&chunk_id(0).to_string()));
+        assert_eq!(s.snapshot(c.id, second.id).await.unwrap(), None);
+        assert_eq!(s.chunk_ids(c.id).await.unwrap(), vec![]);
+    }
+
+    pub async fn concurrent_commits_of_one_new_chunk_let_exactly_one_win(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let mut tasks = Vec::new();
+        for n in 0..8u32 {
+            let store = store.clone();
+            let snap = snapshot(&c);
+            // Chunk 42 is new to every one of them; chunk 100 + n only to this one.
+            let mut ch = commit(&snap, ObjectId::new(), 100 + n..101 + n, &[]);
+            ch.new_chunks.push(location(&snap, ObjectId::new(), 42));
+            ch.uses.push(chunk_id(42));
+            tasks.push(tokio::spawn(async move {
+                (n, store.commit_snapshot(&ch).await)
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (n, result) = task.await.unwrap();
+            match result {
+                Ok(()) => winners.push(n),
+                Err(StoreError::Conflict(m)) => assert!(m.contains(&chunk_id(42).to_string())),
+                Err(other) => panic!("{n}: expected success or Conflict, got {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        assert_eq!(s.snapshot_count(c.id).await.unwrap(), 1);
+        assert_eq!(stored(s, &c).await, ids([42, 100 + winners[0]]));
+    }
+
+    /// Commits that reuse garbage chunks race one collection. Whatever the interleaving,
+    /// a commit succeeds exactly when the chunk it reuses is still stored at the end, and
+    /// a failed commit leaves nothing.
+    pub async fn collection_racing_commits_never_leaves_a_dangling_reference(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let p0 = ObjectId::new();
+        let old = committed(s, &c, p0, 0..10, &[]).await;
+        s.delete_snapshot(c.id, old.id).await.unwrap();
+
+        let mut commits = Vec::new();
+        let mut collection = None;
+        for n in 0..10u32 {
+            let committer = store.clone();
+            let snap = snapshot(&c);
+            let ch = commit(&snap, ObjectId::new(), 100 + n..101 + n, &[n]);
+            commits.push(tokio::spawn(async move {
+                let result = committer.commit_snapshot(&ch).await;
+                (n, snap, result)
+            }));
+            if n == 4 {
+                let store = store.clone();
+                let cluster = c.id;
+                collection = Some(tokio::spawn(
+                    async move { store.collect_garbage(cluster).await },
+                ));
+            }
+        }
+        let emptied = collection.unwrap().await.unwrap().unwrap();
+        let left = stored(s, &c).await;
+        let mut succeeded = 0u64;
+        for task in commits {
+            let (n, snap, result) = task.await.unwrap();
+            let kept = left.binary_search(&chunk_id(n)).is_ok();
+            match result {
+                Ok(()) => {
+                    succeeded += 1;
+                    assert!(kept, "chunk {n} was collected under a committed snapshot");
+                    assert_eq!(locations(s, &snap).await.len(), 2);
+                }
+                Err(StoreError::Precondition(_)) => {
+                    assert!(!kept, "commit {n} failed although its chunk is stored");
+                    assert_eq!(s.snapshot(c.id, snap.id).await.unwrap(), None);
+                    assert!(left.binary_search(&chunk_id(100 + n)).is_err());
+                }
+                Err(other) => panic!("{n}: expected success or Precondition, got {other:?}"),
+            }
+        }
+        // The old pack is reported empty exactly when no commit kept a chunk of it.
+        assert_eq!(emptied == vec![p0], succeeded == 0);
+        assert_eq!(s.snapshot_count(c.id).await.unwrap(), succeeded);
+    }
+
+    pub async fn rejects_delete_cluster_with_snapshots_or_uncollected_chunks(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let g = group("g");
+        s.insert_group(&g).await.unwrap();
+        let all = sharded(&g, "shop", 1);
+        s.insert_clusters(&all, &configs(&all)).await.unwrap();
+        let (whole, shard) = (&all[0], &all[1]);
+        let pack = ObjectId::new();
+        let snap = committed(s, shard, pack, 0..2, &[]).await;
+        let job = restore_job(&snap, 1);
+        s.insert_restore_job(&job).await.unwrap();
+
+        let result = s.delete_cluster(g.id, whole.id).await;
+        assert!(is_precondition(&result), "{result:?}");
+        assert!(message(result).contains("snapshots"));
+        s.delete_snapshot(shard.id, snap.id).await.unwrap();
+        let result = s.delete_cluster(g.id, whole.id).await;
+        assert!(is_precondition(&result), "{result:?}");
+        assert!(message(result).contains("collect garbage"));
+        assert_eq!(
+            s.cluster(g.id, shard.id).await.unwrap(),
+            Some(shard.clone())
+        );
+
+        assert_eq!(s.collect_garbage(shard.id).await.unwrap(), vec![pack]);
+        s.delete_cluster(g.id, whole.id).await.unwrap();
+        assert_eq!(s.cluster_any_group(shard.id).await.unwrap(), None);
+        assert_eq!(s.restore_job(shard.id, job.id).await.unwrap(), None);
+    }
+
+    // ----- restore jobs
+
+    pub async fn accepts_restore_job_round_trip(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
+        let base = now();
+        let mut jobs = Vec::new();
+        for i in (0..3i64).rev() {
+            let mut job = restore_job(&snap, 2);
+            job.created = base + time::Duration::seconds(i);
+            s.insert_restore_job(&job).await.unwrap();
+            jobs.push(job);
+        }
+        assert_eq!(
+            s.restore_job(c.id, jobs[0].id).await.unwrap(),
+            Some(jobs[0].clone())
+        );
+        assert_eq!(
+            s.list_restore_jobs(c.id, page(1, 2)).await.unwrap(),
+            (jobs[0..2].to_vec(), 3)
+        );
+        assert!(is_conflict(s.insert_restore_job(&jobs[1]).await));
+        let other = replica_set(&g, "rs1");
+        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
+            .await
+            .unwrap();
+        assert_eq!(s.restore_job(other.id, jobs[0].id).await.unwrap(), None);
+        assert_eq!(
+            s.list_restore_jobs(other.id, Page::default())
+                .await
+                .unwrap(),
+            (vec![], 0)
+        );
+    }
+
+    pub async fn rejects_restore_job_of_missing_snapshot(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (g, c) = stored_cluster(s, "g").await;
+        let other = replica_set(&g, "rs1");
+        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
+            .await
+            .unwrap();
+        let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
+        assert!(is_not_found(
+            s.insert_restore_job(&restore_job(&snapshot(&c), 1)).await
+        ));
+        let mut elsewhere = restore_job(&snap, 1);
+        elsewhere.cluster_id = other.id;
+        assert!(is_not_found(s.insert_restore_job(&elsewhere).await));
+        let mut wrong_group = restore_job(&snap, 1);
+        wrong_group.group_id = ObjectId::new();
+        assert!(is_not_found(s.insert_restore_job(&wrong_group).await));
+        assert_eq!(
+            s.list_restore_jobs(c.id, Page::default()).await.unwrap().1,
+            0
+        );
+    }
+
+    pub async fn take_restore_download_counts_to_the_limit(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
+        let job = restore_job(&snap, 2);
+        s.insert_restore_job(&job).await.unwrap();
+        let first = s.take_restore_download(job.id).await.unwrap().unwrap();
+        assert_eq!(first.downloads, 1);
+        assert_eq!(
+            first,
+            RestoreJob {
+                downloads: 1,
+                ..job.clone()
+            }
+        );
+        let second = s.take_restore_download(job.id).await.unwrap().unwrap();
+        assert_eq!(second.downloads, 2);
+        assert_eq!(s.take_restore_download(job.id).await.unwrap(), None);
+        assert_eq!(
+            s.restore_job(c.id, job.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .downloads,
+            2
+        );
+        assert_eq!(
+            s.take_restore_download(ObjectId::new()).await.unwrap(),
+            None
+        );
+        // The record outlives its snapshot.
+        s.delete_snapshot(c.id, snap.id).await.unwrap();
+        assert_eq!(
+            s.restore_job(c.id, job.id).await.unwrap().map(|j| j.id),
+            Some(job.id)
+        );
+    }
+
+    pub async fn concurrent_downloads_never_exceed_the_limit(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let (_, c) = stored_cluster(s, "g").await;
+        let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
+        let job = restore_job(&snap, 3);
+        s.insert_restore_job(&job).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let store = store.clone();
+            let id = job.id;
+            tasks.push(tokio::spawn(async move {
+                store.take_restore_download(id).await
+            }));
+        }
+        let mut counts = Vec::new();
+        for task in tasks {
+            if let Some(taken) = task.await.unwrap().unwrap() {
+                counts.push(taken.downloads);
+            }
+        }
+        counts.sort_unstable();
+        assert_eq!(counts, vec![1, 2, 3]);
+    }
+
+    pub async fn snapshots_survive_reopen<B: Backend>(b: B) {
+        let (c, snap, job) = {
+            let store = b.store();
+            let s: &dyn MetadataStore = &*store;
+            let (_, c) = stored_cluster(s, "g").await;
+            let snap = committed(s, &c, ObjectId::new(), 0..3, &[]).await;
+            let job = restore_job(&snap, 1);
+            s.insert_restore_job(&job).await.unwrap();
+            (c, snap, job)
+        };
+        let b = b.reopen().await;
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        assert_eq!(s.snapshot(c.id, snap.id).await.unwrap(), Some(snap.clone()));
+        assert_eq!(locations(s, &snap).await.len(), 3);
+        assert_eq!(s.restore_job(c.id, job.id).await.unwrap(), Some(job));
+        assert!(is_conflict(
+            s.commit_snapshot(&commit(&snapshot(&c), ObjectId::new(), 2..3, &[]))
+                .await
+        ));
     }
 }

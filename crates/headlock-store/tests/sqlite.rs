@@ -254,3 +254,132 @@ async fn rejects_corrupt_enum_naming_row_and_column() {
     );
     store.close().await;
 }
+
+fn is_foreign_key_violation(r: &Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>) -> bool {
+    matches!(r, Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
+/// A snapshot of `cluster` using one chunk, with raw SQL; returns (snapshot, chunk) ids.
+async fn raw_snapshot(conn: &mut SqliteConnection, cluster: &str) -> (String, String) {
+    let group: String = sqlx::query_scalar("SELECT group_id FROM clusters WHERE id = $1")
+        .bind(cluster)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let snapshot = ObjectId::new().to_string();
+    let chunk = "ab".repeat(32);
+    sqlx::query(
+        "INSERT INTO snapshots (id, group_id, cluster_id, created_us, kind, data_size_bytes, \
+         stored_size_bytes, file_size_bytes, expires_us, do_not_delete, data_key_id) \
+         VALUES ($1, $2, $3, 0, 'stream', 1, 1, 1, NULL, FALSE, $1)",
+    )
+    .bind(&snapshot)
+    .bind(&group)
+    .bind(cluster)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO chunks (cluster_id, chunk_id, pack_id, record_offset, record_length, \
+         plaintext_length, stored_by) VALUES ($1, $2, $3, 8, 100, 90, $3)",
+    )
+    .bind(cluster)
+    .bind(&chunk)
+    .bind(&snapshot)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO snapshot_chunks (snapshot_id, cluster_id, chunk_id) VALUES ($1, $2, $3)",
+    )
+    .bind(&snapshot)
+    .bind(cluster)
+    .bind(&chunk)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    (snapshot, chunk)
+}
+
+/// The guarantees garbage collection and cluster deletion rest on hold in the schema
+/// itself, whatever statement runs.
+#[tokio::test]
+async fn schema_protects_snapshots_and_their_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headlock.db");
+    SqlStore::open_sqlite(&path).await.unwrap().close().await;
+    let mut conn = raw(&path).await;
+    let cluster = raw_cluster(&mut conn).await;
+    let (snapshot, chunk) = raw_snapshot(&mut conn, &cluster).await;
+
+    let delete_cluster = sqlx::query("DELETE FROM clusters WHERE id = $1")
+        .bind(&cluster)
+        .execute(&mut conn)
+        .await;
+    assert!(
+        is_foreign_key_violation(&delete_cluster),
+        "{delete_cluster:?}"
+    );
+    let delete_used_chunk = sqlx::query("DELETE FROM chunks WHERE chunk_id = $1")
+        .bind(&chunk)
+        .execute(&mut conn)
+        .await;
+    assert!(
+        is_foreign_key_violation(&delete_used_chunk),
+        "{delete_used_chunk:?}"
+    );
+    let dangling = sqlx::query(
+        "INSERT INTO snapshot_chunks (snapshot_id, cluster_id, chunk_id) VALUES ($1, $2, $3)",
+    )
+    .bind(&snapshot)
+    .bind(&cluster)
+    .bind("cd".repeat(32))
+    .execute(&mut conn)
+    .await;
+    assert!(is_foreign_key_violation(&dangling), "{dangling:?}");
+    let twice = sqlx::query(
+        "INSERT INTO chunks (cluster_id, chunk_id, pack_id, record_offset, record_length, \
+         plaintext_length, stored_by) VALUES ($1, $2, $3, 8, 100, 90, $3)",
+    )
+    .bind(&cluster)
+    .bind(&chunk)
+    .bind(&snapshot)
+    .execute(&mut conn)
+    .await;
+    assert!(is_unique_violation(twice));
+}
+
+/// A database at schema version 1 (before snapshots) is brought to the latest version
+/// on open, keeping its records.
+#[tokio::test]
+async fn upgrades_a_version_1_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("headlock.db");
+    let store = SqlStore::open_sqlite(&path).await.unwrap();
+    let group = Group {
+        id: ObjectId::new(),
+        name: "kept".into(),
+        org_id: ObjectId::new(),
+        created: now(),
+    };
+    store.insert_group(&group).await.unwrap();
+    store.close().await;
+    // Back to version 1: what an older Headlock left.
+    let mut conn = raw(&path).await;
+    for statement in [
+        "DROP TABLE restore_jobs",
+        "DROP TABLE snapshot_chunks",
+        "DROP TABLE chunks",
+        "DROP TABLE snapshots",
+        "DELETE FROM _sqlx_migrations WHERE version > 1",
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = SqlStore::open_sqlite(&path).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), LATEST_SCHEMA_VERSION);
+    assert_eq!(store.group(group.id).await.unwrap(), Some(group));
+    assert_eq!(store.snapshot_count(ObjectId::new()).await.unwrap(), 0);
+    store.close().await;
+}
