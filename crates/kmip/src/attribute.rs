@@ -71,10 +71,10 @@ pub enum Attribute {
     LastChangeDate(i64),
     /// Original Creation Date (1.4 section 3.43).
     OriginalCreationDate(i64),
-    /// Any other attribute, as on the wire: `name` is the 1.x Attribute Name (for a
-    /// 2.0 attribute, the 1.x name of its tag, or the tag in hex); `value` is the value
-    /// item, tagged `AttributeValue` when it came from 1.x and with the attribute's own
-    /// tag when it came from 2.0.
+    /// Any other attribute: `name` is the 1.x Attribute Name (for a 2.0 attribute
+    /// without one, its tag in hex, `"0x540010"`); `value` is the value item, always
+    /// tagged `AttributeValue` (the encoders supply the 2.0 tag from the name, so one
+    /// attribute has one representation whichever version it arrived in).
     Other {
         /// Attribute Name.
         name: String,
@@ -202,11 +202,14 @@ fn name_for_tag(tag: Tag) -> String {
     attribute_name(tag).map_or_else(|| format!("0x{:06X}", tag.0), str::to_owned)
 }
 
-/// The 2.0 tag for a 1.x attribute name, also reading back [`name_for_tag`]'s hex.
+/// The 2.0 tag for a 1.x attribute name, also reading back [`name_for_tag`]'s hex
+/// (exactly as it writes it, and only for tags without a 1.x name, so that the
+/// mapping is one-to-one both ways).
 fn tag_for_name(name: &str) -> Option<Tag> {
     attribute_tag(name).or_else(|| {
         let hex = name.strip_prefix("0x")?;
-        u32::from_str_radix(hex, 16).ok().map(Tag)
+        let tag = Tag(u32::from_str_radix(hex, 16).ok()?);
+        (tag.0 <= 0xFF_FFFF && name_for_tag(tag) == name).then_some(tag)
     })
 }
 
@@ -238,10 +241,7 @@ impl Attribute {
 
     /// The attribute's KMIP 2.0 tag, if it has one.
     pub fn tag(&self) -> Option<Tag> {
-        match self {
-            Attribute::Other { value, .. } if value.tag != Tag::ATTRIBUTE_VALUE => Some(value.tag),
-            other => tag_for_name(other.name()),
-        }
+        tag_for_name(self.name())
     }
 
     /// The value alone, under `tag`.
@@ -398,7 +398,7 @@ impl Attribute {
             }
             _ => Attribute::Other {
                 name: name.to_owned(),
-                value: value.clone(),
+                value: Item::new(Tag::ATTRIBUTE_VALUE, value.value.clone()),
             },
         })
     }

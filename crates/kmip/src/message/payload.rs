@@ -302,7 +302,8 @@ pub struct QueryResponse {
     pub other: Vec<Item>,
 }
 
-/// Create request (KMIP 1.4 section 4.1; 2.0 section 6.1.8).
+/// Create request (KMIP 1.4 section 4.1; 2.0 section 6.1.8). A 2.0 Protection Storage
+/// Masks field is accepted and dropped (also for Register and Re-key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateRequest {
     /// Object Type (Symmetric Key for Headlock).

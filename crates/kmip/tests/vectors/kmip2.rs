@@ -129,11 +129,11 @@ fn get_attributes_response_round_trips_in_2_0_with_unknown_attributes() {
         },
         Attribute::Other {
             name: "Contact Information".into(),
-            value: Item::text(Tag::CONTACT_INFORMATION, "ops@example.com"),
+            value: Item::text(Tag::ATTRIBUTE_VALUE, "ops@example.com"),
         },
         Attribute::Other {
             name: "0x540010".into(),
-            value: Item::integer(Tag(0x54_0010), 7),
+            value: Item::integer(Tag::ATTRIBUTE_VALUE, 7),
         },
     ];
     let response = ResponseMessage::new(
@@ -156,6 +156,8 @@ fn get_attributes_response_round_trips_in_2_0_with_unknown_attributes() {
         .clone();
     let list = payload.find(Tag::ATTRIBUTES).unwrap();
     assert_eq!(list.children()[1].tag, Tag::STATE);
+    assert_eq!(list.children()[4].tag, Tag::CONTACT_INFORMATION);
+    assert_eq!(list.children()[5], Item::integer(Tag(0x54_0010), 7));
     assert_eq!(attributes_from_v2(list).unwrap(), attributes);
 }
 

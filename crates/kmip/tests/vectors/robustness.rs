@@ -497,3 +497,48 @@ fn accepts_unknown_operation_as_other_payload() {
     );
     assert_eq!(request.to_ttlv(), item);
 }
+
+/// Found by `fuzz/decode_message`: a KMIP 2.0 `Attributes` holding a 1.x-form
+/// `Attribute` named "Random Number Generator" decoded to a different value than its
+/// re-encoding (which uses the 2.0 tag). Untyped attributes now have one representation.
+#[test]
+fn regression_fuzz_v1_form_attribute_inside_v2_attributes_is_stable() {
+    let bytes = hex::decode(
+        "42007801000001504200770100000038420069010000002042006a020000000400003a01000000004200\
+         6b0200000004000000000000000042000d0200000004000000010000000042000f010000010842005c05\
+         00000004000000010000000042007901000000f04200570500000004000000020000000042012501000000\
+         d84200530100000028420055070000000954656d706c61746532000000000000004200540500000004000000\
+         0100000000420008010000003042000a070000001743727930746f6772617068696320416c676f72697468\
+         6d0042000b05000000040000000300000000420008010000003042000a070000001752616e646f6d204e75\
+         6d6265722047656e657261746f720042000b05000000040000000300000000420008010000003042000a07\
+         0000001443727970746f67726170686963204c656e6764680000000042000b020000000400000080000000\
+         00",
+    )
+    .unwrap();
+    let limits = Limits::default();
+    let request = RequestMessage::decode(&bytes, &limits).unwrap();
+    let again = RequestMessage::decode(&request.encode(), &limits).unwrap();
+    assert_eq!(again, request);
+}
+
+#[test]
+fn untyped_attribute_names_and_2_0_tags_map_one_to_one() {
+    use kmip::attribute::Attribute;
+    // A 1.x name that looks like the hex of a known 2.0 tag stays a 1.x name.
+    let odd = Attribute::Other {
+        name: "0x420094".into(),
+        value: Item::text(Tag::ATTRIBUTE_VALUE, "x"),
+    };
+    assert_eq!(odd.tag(), None);
+    assert_eq!(Attribute::from_v2(&odd.to_v2()).unwrap(), odd);
+    // Non-canonical hex is not a tag either.
+    let odd = Attribute::Other {
+        name: "0x54001".into(),
+        value: Item::text(Tag::ATTRIBUTE_VALUE, "x"),
+    };
+    assert_eq!(odd.tag(), None);
+    // An unknown 2.0 tag round-trips through its hex name.
+    let vendor = Attribute::from_v2(&Item::integer(Tag(0x54_0001), 1)).unwrap();
+    assert_eq!(vendor.name(), "0x540001");
+    assert_eq!(vendor.to_v2(), Item::integer(Tag(0x54_0001), 1));
+}
