@@ -59,10 +59,13 @@ pub struct Render {
     pub path: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Render {
+impl FromRequestParts<crate::AppState> for Render {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::AppState,
+    ) -> Result<Self, ApiError> {
         let common: Common = serde_urlencoded_lenient(parts.uri.query().unwrap_or(""));
         let page_num = parse_bounded(common.page_num.as_deref(), "pageNum", 1, 1, u32::MAX)?;
         let size = parse_bounded(
@@ -72,11 +75,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Render {
             1,
             MAX_ITEMS_PER_PAGE,
         )?;
-        let origin = parts
-            .extensions
-            .get::<crate::Origin>()
-            .map(|o| o.0.clone())
-            .unwrap_or_else(|| origin_from_host(parts));
+        let origin = match &state.public_origin {
+            Some(o) => o.clone(),
+            None => origin_from_host(parts, state.scheme),
+        };
         Ok(Render {
             pretty: flag(&common.pretty),
             envelope: flag(&common.envelope),
@@ -90,7 +92,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Render {
     }
 }
 
-fn origin_from_host(parts: &Parts) -> String {
+fn origin_from_host(parts: &Parts, scheme: &str) -> String {
     let host = parts
         .headers
         .get(header::HOST)
@@ -101,11 +103,6 @@ fn origin_from_host(parts: &Parts) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         })
         .unwrap_or("localhost");
-    let scheme = parts
-        .extensions
-        .get::<crate::Scheme>()
-        .map(|s| s.0)
-        .unwrap_or("http");
     format!("{scheme}://{host}")
 }
 

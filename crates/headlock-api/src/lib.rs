@@ -100,14 +100,6 @@ impl
     }
 }
 
-/// Request extension: the origin links point at.
-#[derive(Clone, Debug)]
-pub struct Origin(pub String);
-
-/// Request extension: the scheme the request came in on.
-#[derive(Clone, Copy, Debug)]
-pub struct Scheme(pub &'static str);
-
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -126,9 +118,8 @@ pub fn app(state: AppState) -> Router {
         .merge(restore_jobs::download_router())
         .fallback(|uri: axum::http::Uri| async move { ApiError::no_route(uri.path()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::decorate,
+        .layer(axum::middleware::map_response(
+            middleware::add_version_header,
         ))
         .with_state(state)
 }

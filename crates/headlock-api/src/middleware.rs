@@ -78,30 +78,24 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         return e.into_response();
     }
-    let target = req
-        .extensions()
-        .get::<axum::extract::OriginalUri>()
-        .map(|u| u.0.to_string())
-        .unwrap_or_else(|| req.uri().to_string());
-    let method = req.method().as_str().to_string();
     let user = match state.service.user(&resp.username).await {
         Ok(u) => u,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let outcome = match &user {
-        Some(u) => match secrets_of(u) {
-            Some(secrets) => {
-                state
-                    .auth
-                    .verify(&method, &target, &resp, &secrets, SystemTime::now())
-            }
-            None => Err(state
-                .auth
-                .verify_unknown_user(&method, &target, &resp, SystemTime::now())),
-        },
-        None => Err(state
-            .auth
-            .verify_unknown_user(&method, &target, &resp, SystemTime::now())),
+    let outcome = {
+        // The target as received (before `nest` stripped the base), borrowed, not copied.
+        let target = req
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .and_then(|u| u.0.path_and_query())
+            .or_else(|| req.uri().path_and_query())
+            .map_or("/", |pq| pq.as_str());
+        let method = req.method().as_str();
+        let now = SystemTime::now();
+        match user.as_deref().and_then(secrets_of) {
+            Some(secrets) => state.auth.verify(method, target, &resp, &secrets, now),
+            None => Err(state.auth.verify_unknown_user(method, target, &resp, now)),
+        }
     };
     if let Err(e) = outcome {
         if e.counts_as_failure() {
@@ -152,13 +146,8 @@ fn secrets_of(user: &headlock_core::model::User) -> Option<UserDigestSecrets> {
     })
 }
 
-/// Adds `X-MongoDB-Service-Version` and the origin used for links.
-pub async fn decorate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if let Some(origin) = &state.public_origin {
-        req.extensions_mut().insert(crate::Origin(origin.clone()));
-    }
-    req.extensions_mut().insert(crate::Scheme(state.scheme));
-    let mut resp = next.run(req).await;
+/// Adds `X-MongoDB-Service-Version` to every response.
+pub async fn add_version_header(mut resp: Response) -> Response {
     resp.headers_mut().insert(
         "x-mongodb-service-version",
         HeaderValue::from_static(SERVICE_VERSION),
