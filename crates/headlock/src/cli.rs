@@ -49,6 +49,18 @@ pub enum Command {
     /// A group's audit events (newest first), through the API.
     #[command(after_long_help = EVENTS_EXAMPLES)]
     Events(EventsArgs),
+    /// Back up a directory, a file or standard input as a new encrypted snapshot of a
+    /// cluster, through the API; prints the snapshot's id.
+    #[command(after_long_help = BACKUP_EXAMPLES)]
+    Backup(BackupArgs),
+    /// Restore a snapshot into a directory or onto standard output, through a restore
+    /// job of the API.
+    #[command(after_long_help = RESTORE_EXAMPLES)]
+    Restore(RestoreArgs),
+    /// Check that snapshots can be restored: every chunk's authentication tag and the
+    /// manifest, read back by the service. Exit status 5 if damage is found.
+    #[command(after_long_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
 }
 
 /// Where the data lives.
@@ -669,3 +681,138 @@ pub enum EventsCommand {
         page: PageArgs,
     },
 }
+
+// ---------------------------------------------------------------------------------
+// Snapshot commands: `backup`, `restore`, `verify`.
+
+/// The part of the snapshot commands' long help about connection and exit status.
+macro_rules! snapshot_help {
+    () => {
+        "
+Connection and credentials: as every API command (--url, --username, HEADLOCK_API_KEY
+or --api-key-file, --ca-file). --timeout is the longest time without progress, not
+the length of the transfer.
+
+Progress goes to standard error: a bar on a terminal, a line every 5 s elsewhere,
+nothing with --quiet. Standard output carries only the result (the snapshot id, or
+the data with --target -).
+Exit status: 0 success; 1 local problem (unreadable input, target not empty, bad
+key file); 2 usage error; 3 the API refused the request (4xx, e.g.
+CANNOT_BACKUP_ENCRYPTION_DISABLED, an unknown snapshot, a used download link); 4 the
+API failed (5xx) or could not be reached, or the transfer broke off."
+    };
+}
+
+/// `headlock backup`.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Group id.
+    #[arg(long, value_name = "GROUP-ID")]
+    pub group: String,
+    /// Cluster id (a replica set, or one shard or config server replica set of a
+    /// sharded cluster); its backup configuration must have encryption on.
+    #[arg(long, value_name = "CLUSTER-ID")]
+    pub cluster: String,
+    /// What to back up: a directory (sent as a tar stream of its files, directories
+    /// and symbolic links, with modes and modification times), a file, or - for
+    /// standard input.
+    #[arg(value_name = "PATH|-")]
+    pub path: PathBuf,
+    /// No progress display on standard error.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+const BACKUP_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock backup --group $G --cluster $C /backups/rs0-dbpath     # a stopped secondary's dbpath
+  mongodump --archive | headlock backup --group $G --cluster $C -
+  S=$(headlock backup --quiet --group $G --cluster $C ./dump)     # only the id on stdout
+
+The data streams to the service as it is read (memory stays bounded whatever its
+size); the service chunks, deduplicates, compresses and encrypts it under the
+cluster's data keys. A directory is read depth first without following symbolic
+links; sockets, FIFOs and devices are skipped with a warning; a file that shrinks
+while it is read fails the backup (copy from a stopped or fsync-locked member).
+If the backup fails, nothing of it is kept.
+",
+    snapshot_help!()
+);
+
+/// `headlock restore`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Group id.
+    #[arg(long, value_name = "GROUP-ID")]
+    pub group: String,
+    /// Cluster id.
+    #[arg(long, value_name = "CLUSTER-ID")]
+    pub cluster: String,
+    /// Snapshot id (as printed by `headlock backup`).
+    #[arg(long, value_name = "SNAPSHOT-ID")]
+    pub snapshot: String,
+    /// Where to: a directory (created if missing, and refused if not empty, unless
+    /// --force), or - for standard output (a directory snapshot comes as a tar
+    /// stream, a stream snapshot as its bytes).
+    #[arg(long, value_name = "DIR|-")]
+    pub target: PathBuf,
+    /// Restore into a directory that is not empty, replacing files of the same names.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress display on standard error.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+const RESTORE_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock restore --group $G --cluster $C --snapshot $S --target /restore/rs0
+  headlock restore --group $G --cluster $C --snapshot $S --target - | mongorestore --archive
+  headlock restore --group $G --cluster $C --snapshot $S --target - | tar -t   # list a tree
+
+This creates a restore job (POST .../restoreJobs) and downloads its one-time HTTP
+link. A directory snapshot comes back with its files, sizes, modes (without set-user-ID
+and set-group-ID bits) and modification times, and its symbolic links as links;
+entries with absolute paths or `..` are refused, and nothing is written through a
+symbolic link. A stream snapshot restored into a directory is written to
+DIR/snapshot-<SNAPSHOT-ID>.bin.
+",
+    snapshot_help!()
+);
+
+/// `headlock verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Group id.
+    #[arg(long, value_name = "GROUP-ID")]
+    pub group: String,
+    /// Cluster id.
+    #[arg(long, value_name = "CLUSTER-ID")]
+    pub cluster: String,
+    /// Only this snapshot [default: every snapshot of the cluster].
+    #[arg(long, value_name = "SNAPSHOT-ID")]
+    pub snapshot: Option<String>,
+}
+
+const VERIFY_EXAMPLES: &str = "Examples:
+  headlock verify --group $G --cluster $C
+  5f0c0ffee0c0ffee0c0ffee1 ok
+  5f0c0ffee0c0ffee0c0ffee0 DAMAGED: chunk 9a3c... in pack 6b0c... (authentication failed), used by snapshots 5f0c...e0, 5f0c...d7
+  headlock verify --group $G --cluster $C --snapshot $S
+
+The service reads every chunk of each snapshot back, checks its authentication tag and
+the snapshot's manifest, and names each damaged chunk, its pack, and every snapshot
+that uses it. One line per snapshot on standard output. Each check may take up to
+an hour, or --timeout if longer: the service reads the whole snapshot.
+
+Connection and credentials: as every API command.
+Exit status: 0 every snapshot checked is intact; 5 damage was found (the lines say
+where); 1 local problem; 2 usage error; 3 the API refused a request (4xx); 4 the API
+failed (5xx) or could not be reached. When some checks fail and others find damage,
+the status is 5.";

@@ -25,6 +25,14 @@
 //! the new nonce, without failing; a `401` without it means the credentials are
 //! wrong, and the response goes back to the caller as it is.
 //!
+//! Streams, for snapshots (`headlock backup` / `restore`): [`ApiClient::send_stream`]
+//! sends a request body of any length with `Transfer-Encoding: chunked`, and
+//! [`ApiClient::get_stream`] hands a response body over frame by frame
+//! ([`StreamResponse::chunk`]); neither holds more than a frame in memory. Each uses a
+//! connection of its own, closed when the call (or the [`StreamResponse`]) is done. For
+//! them the timeout bounds the time without progress, not the whole transfer: a 10 GiB
+//! upload takes as long as it takes, a stalled one fails after `timeout`.
+//!
 //! Hand-written on purpose, in the sense of the design's rule: the HTTP part is
 //! hyper's; only the Digest client (challenge parser, response hash) is ours, because
 //! the maintained Rust Digest crates either pull in a second HTTP stack or do not
@@ -34,11 +42,14 @@
 use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
+use http_body_util::{BodyExt, Empty, Full, Limited};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Uri};
@@ -54,6 +65,11 @@ use zeroize::Zeroizing;
 pub const API_BASE: &str = "/api/public/v1.0";
 /// Largest response body read; a longer one fails with [`ClientError::TooLarge`].
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest error body read from a [`StreamResponse`] (an Ops Manager error is a few
+/// hundred bytes).
+pub const MAX_ERROR_BODY_BYTES: usize = 1024 * 1024;
+/// How often a streaming call checks whether it still makes progress.
+const STALL_CHECK: Duration = Duration::from_millis(250);
 /// Longest `WWW-Authenticate` value parsed.
 const MAX_CHALLENGE_LEN: usize = 8 * 1024;
 /// Most auth-params read from one `WWW-Authenticate` value.
@@ -179,6 +195,15 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// A link the server gave (e.g. a restore job's download URL) is not usable. The
+    /// link itself is not shown: it may carry a one-time token.
+    #[error("the {what} the server gave is not usable: {reason}")]
+    InvalidLink {
+        /// What the link is for, e.g. `restore download link`.
+        what: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The server asked for authentication in a way this client does not speak.
     #[error("the server at {addr} asks for authentication this client cannot give: {reason}")]
     Challenge {
@@ -284,6 +309,7 @@ pub struct ApiClient {
     username: String,
     api_key: Zeroizing<String>,
     tls: Option<tokio_rustls::TlsConnector>,
+    ca_file: Option<PathBuf>,
     timeout: Duration,
     sender: Option<SendRequest<Full<Bytes>>>,
     digest: Option<DigestSession>,
@@ -305,6 +331,7 @@ impl ApiClient {
             username: config.username,
             api_key: config.api_key,
             tls,
+            ca_file: config.ca_file,
             timeout: config.timeout,
             sender: None,
             digest: None,
@@ -315,6 +342,12 @@ impl ApiClient {
     /// The URL as configured.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Changes the deadline of later calls (for calls the server takes long to answer,
+    /// such as a snapshot's verification).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Sends `method` to `path_and_query` under the API base (e.g. `/groups?pageNum=2`;
@@ -504,23 +537,240 @@ impl ApiClient {
         Ok(self.sender.insert(sender))
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+    /// Sends `method` to `path_and_query` under the API base with `body` as the request
+    /// body, streamed with `Transfer-Encoding: chunked` as `body` yields it, and reads
+    /// the (JSON) answer whole. Memory does not grow with the body: `body` is polled
+    /// only as fast as the connection takes it.
+    ///
+    /// A body that streams cannot be sent twice, so Digest cannot start with a `401`
+    /// round trip on it: a `GET` of the same path goes first, which gets (or renews) the
+    /// nonce, and checks the credentials and the resource before any data is read. A
+    /// `4xx` answer to it (other than `405`) comes back as the answer, and `body` is
+    /// dropped unsent.
+    ///
+    /// The call fails with [`ClientError::Timeout`] when the connection makes no
+    /// progress for the client's timeout while `body` has data to give (a `body` that
+    /// waits for its own source, such as a slow pipe, is not a stall), or when the
+    /// server takes longer than that to answer after the last byte. An error from
+    /// `body` aborts the request: the server sees a body cut short and stores nothing
+    /// of it.
+    pub async fn send_stream<B>(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        content_type: &str,
+        body: B,
+    ) -> Result<ApiResponse, ClientError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let preflight = self.send(Method::GET, path_and_query, None).await?;
+        if (400..500).contains(&preflight.status) && preflight.status != 405 {
+            return Ok(preflight);
+        }
+        let uri = format!("{}{API_BASE}{path_and_query}", self.target.prefix);
         let addr = self.target.addr();
-        let limit = CONNECT_TIMEOUT.min(self.timeout);
-        let connect = async {
-            let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
+        let what = format!("{method} {uri}");
+        let request_error = |reason: String| ClientError::Request {
+            method: method.clone(),
+            path: path_and_query.to_string(),
+            reason,
+        };
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(&uri)
+            .header(header::HOST, &self.target.authority)
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("headlock/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::TRANSFER_ENCODING, "chunked");
+        if let Some(d) = self.digest.as_mut() {
+            let authorization = d
+                .authorization(&self.username, &method, &uri)
+                .map_err(&request_error)?;
+            builder = builder.header(header::AUTHORIZATION, authorization);
+        }
+        let activity = Arc::new(Activity::new());
+        let request = builder
+            .body(Watched {
+                inner: body,
+                activity: activity.clone(),
+            })
+            .map_err(|e| request_error(e.to_string()))?;
+
+        let (mut sender, conn) =
+            open::<Watched<B>>(&self.target, self.tls.as_ref(), self.timeout, &self.url).await?;
+        // Whatever happens below, the connection (and with it `body`) goes when this
+        // call returns: a producer blocked on a full body learns that nobody reads.
+        let _conn = AbortOnDrop(conn);
+        let idle = self.timeout;
+        let stalled = |activity: &Activity| ClientError::Timeout {
+            addr: addr.clone(),
+            what: format!("{what} (no progress)"),
+            after: activity.stalled_for().unwrap_or(idle),
+        };
+        // A connection just made is ready at once.
+        sender.ready().await.map_err(|source| ClientError::Http {
+            addr: addr.clone(),
+            what: what.clone(),
+            source,
+        })?;
+        let send = sender.send_request(request);
+        tokio::pin!(send);
+        let resp = loop {
+            tokio::select! {
+                r = &mut send => break r.map_err(|source| ClientError::Http {
+                    addr: addr.clone(),
+                    what: what.clone(),
+                    source,
+                })?,
+                _ = tokio::time::sleep(STALL_CHECK.min(idle)) => {
+                    if activity.stalled_for().is_some_and(|d| d >= idle) {
+                        return Err(stalled(&activity));
+                    }
+                }
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let body = tokio::time::timeout(
+            idle,
+            read_limited(&parts.headers, body, MAX_RESPONSE_BYTES, &addr, &what),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout {
+            addr: addr.clone(),
+            what: what.clone(),
+            after: idle,
+        })??;
+        let refused = parts.status == hyper::StatusCode::UNAUTHORIZED
+            && self.digest.is_some()
+            && !matches!(pick_challenge(&parts.headers), Ok(Some(c)) if c.stale);
+        Ok(ApiResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+            // Not stale, as a Digest answer is refused for good; a stale nonce here
+            // (it aged out between the GET and this request) is reported as the 401 it
+            // is: the body is gone and cannot be sent again.
+            credentials_refused: refused,
+        })
+    }
+
+    /// `GET`s a link the server gave, such as a restore job's download URL (absolute,
+    /// or a path on the API's origin), WITHOUT Digest credentials (the link carries
+    /// its own one-time token), on a connection of its own, and returns as soon as the
+    /// response headers are in: the body is read with [`StreamResponse::chunk`].
+    ///
+    /// `what` names the link in errors (`restore download link`); the link itself
+    /// never appears in an error, since it is a credential. `https` links are verified
+    /// with the client's CA certificates.
+    pub async fn get_stream(
+        &mut self,
+        link: &str,
+        what: &str,
+    ) -> Result<StreamResponse, ClientError> {
+        let (target, path_and_query) = parse_link(&self.target, link, what)?;
+        let tls = match (target.tls, &self.tls) {
+            (false, _) => None,
+            (true, Some(c)) => Some(c.clone()),
+            (true, None) => Some(tls_connector(&self.url, self.ca_file.as_deref())?),
+        };
+        let addr = target.addr();
+        let what = format!("GET of the {what}");
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(&path_and_query)
+            .header(header::HOST, &target.authority)
+            .header(header::ACCEPT, "*/*")
+            .header(
+                header::USER_AGENT,
+                concat!("headlock/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| ClientError::InvalidLink {
+                what: what.clone(),
+                reason: "it cannot go in a request",
+            })?;
+        let (mut sender, conn) =
+            open::<Empty<Bytes>>(&target, tls.as_ref(), self.timeout, &addr).await?;
+        let conn = AbortOnDrop(conn);
+        let idle = self.timeout;
+        let resp = tokio::time::timeout(idle, async {
+            sender.ready().await.map_err(|source| ClientError::Http {
+                addr: addr.clone(),
+                what: what.clone(),
+                source,
+            })?;
+            sender
+                .send_request(request)
+                .await
+                .map_err(|source| ClientError::Http {
+                    addr: addr.clone(),
+                    what: what.clone(),
+                    source,
+                })
+        })
+        .await
+        .map_err(|_| ClientError::Timeout {
+            addr: addr.clone(),
+            what: what.clone(),
+            after: idle,
+        })??;
+        let (parts, body) = resp.into_parts();
+        Ok(StreamResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+            _conn: conn,
+            idle,
+            addr,
+            what,
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        // The connection task is detached: it ends when the server closes the
+        // connection or the sender is dropped.
+        let (sender, _conn) =
+            open(&self.target, self.tls.as_ref(), self.timeout, &self.url).await?;
+        Ok(sender)
+    }
+}
+
+/// A new HTTP/1.1 connection to `target` (TCP, then TLS when `tls` is given), within
+/// [`CONNECT_TIMEOUT`] or `timeout` if shorter. `url` names the target in errors.
+async fn open<B>(
+    target: &Target,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    timeout: Duration,
+    url: &str,
+) -> Result<(SendRequest<B>, tokio::task::JoinHandle<()>), ClientError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let addr = target.addr();
+    let limit = CONNECT_TIMEOUT.min(timeout);
+    let connect =
+        async {
+            let tcp = TcpStream::connect((target.host.as_str(), target.port))
                 .await
                 .map_err(|source| ClientError::Connect {
                     addr: addr.clone(),
                     source,
                 })?;
             let _ = tcp.set_nodelay(true);
-            match &self.tls {
+            match tls {
                 None => handshake(tcp, &addr).await,
                 Some(connector) => {
-                    let name = rustls::pki_types::ServerName::try_from(self.target.host.clone())
+                    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
                         .map_err(|_| ClientError::InvalidUrl {
-                            url: self.url.clone(),
+                            url: url.to_string(),
                             reason: "the host is not a valid TLS server name",
                         })?;
                     let tls =
@@ -535,22 +785,293 @@ impl ApiClient {
                 }
             }
         };
-        match tokio::time::timeout(limit, connect).await {
-            Ok(r) => r,
-            Err(_) => Err(ClientError::Timeout {
-                addr,
-                what: "connecting".into(),
-                after: limit,
-            }),
+    match tokio::time::timeout(limit, connect).await {
+        Ok(r) => r,
+        Err(_) => Err(ClientError::Timeout {
+            addr,
+            what: "connecting".into(),
+            after: limit,
+        }),
+    }
+}
+
+/// Reads a response body whole, refusing more than `limit` bytes (declared or sent).
+async fn read_limited(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+    addr: &str,
+    what: &str,
+) -> Result<Bytes, ClientError> {
+    let too_large = || ClientError::TooLarge {
+        addr: addr.to_string(),
+        what: what.to_string(),
+        limit,
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(too_large());
+    }
+    Limited::new(body, limit)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ClientError::Body {
+                    addr: addr.to_string(),
+                    what: what.to_string(),
+                    reason: e.to_string(),
+                }
+            }
+        })
+}
+
+/// Where a link the server gave points: its target (scheme, host, port) and the
+/// request target (path and query). A path alone is on the API's origin.
+fn parse_link(api: &Target, link: &str, what: &str) -> Result<(Target, String), ClientError> {
+    let bad = |reason| ClientError::InvalidLink {
+        what: what.to_string(),
+        reason,
+    };
+    if link.starts_with('/') && !link.starts_with("//") {
+        let mut target = api.clone();
+        target.prefix = String::new();
+        return Ok((target, link.to_string()));
+    }
+    let uri: Uri = link.parse().map_err(|_| bad("not a URL"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(bad("the scheme is not http:// or https://")),
+    };
+    let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(bad("it carries credentials in the host part"));
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or_else(|| "/".to_string());
+    Ok((
+        Target {
+            tls,
+            host: host.to_string(),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            authority: authority.as_str().to_string(),
+            prefix: String::new(),
+        },
+        path_and_query,
+    ))
+}
+
+/// Aborts a connection task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// When a streamed request body last moved, for [`ApiClient::send_stream`]'s stall
+/// detection.
+struct Activity {
+    start: Instant,
+    /// Milliseconds after `start` of the last frame handed to hyper (or of the end).
+    last_ms: AtomicU64,
+    /// The body is waiting for its own source: not the connection's fault.
+    waiting_for_source: AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            waiting_for_source: AtomicBool::new(false),
         }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// How long the transfer has been stuck on the connection or the server; `None`
+    /// while the body waits for its source.
+    fn stalled_for(&self) -> Option<Duration> {
+        if self.waiting_for_source.load(Ordering::Relaxed) {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Some(self.start.elapsed().saturating_sub(last))
+    }
+}
+
+/// A request body that records its progress in an [`Activity`].
+struct Watched<B> {
+    inner: B,
+    activity: Arc<Activity>,
+}
+
+impl<B: Body + Unpin> Body for Watched<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Pending => this
+                .activity
+                .waiting_for_source
+                .store(true, Ordering::Relaxed),
+            Poll::Ready(_) => {
+                this.activity.touch();
+                this.activity
+                    .waiting_for_source
+                    .store(false, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response whose body is read as it arrives ([`ApiClient::get_stream`]). Dropping
+/// it closes the connection.
+pub struct StreamResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    body: Incoming,
+    _conn: AbortOnDrop,
+    idle: Duration,
+    addr: String,
+    what: String,
+}
+
+impl StreamResponse {
+    /// The media type of `Content-Type`, lowercased, without parameters.
+    pub fn content_type(&self) -> Option<String> {
+        let v = self.headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+        let media = v.split(';').next().unwrap_or("").trim();
+        (!media.is_empty()).then(|| media.to_ascii_lowercase())
+    }
+
+    /// `Content-Length`, when the server sent one.
+    pub fn content_length(&self) -> Option<u64> {
+        self.headers
+            .get(header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    /// The next piece of the body (`None` at its end, which hyper has checked against
+    /// `Content-Length` or the chunked encoding's last chunk: a body cut short is an
+    /// error, not an end). Fails with [`ClientError::Timeout`] when nothing arrives
+    /// for the client's timeout.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        loop {
+            let frame = tokio::time::timeout(self.idle, self.body.frame())
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    addr: self.addr.clone(),
+                    what: format!("{} (no data)", self.what),
+                    after: self.idle,
+                })?;
+            match frame {
+                None => return Ok(None),
+                Some(Err(source)) => {
+                    return Err(ClientError::Http {
+                        addr: self.addr.clone(),
+                        what: self.what.clone(),
+                        source,
+                    });
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Ok(Some(data));
+                    }
+                    // Trailers and empty frames: nothing to hand over.
+                }
+            }
+        }
+    }
+
+    /// Reads the rest of the body whole (at most [`MAX_ERROR_BODY_BYTES`]), e.g. to
+    /// report an error answer.
+    pub async fn into_response(self) -> Result<ApiResponse, ClientError> {
+        let StreamResponse {
+            status,
+            headers,
+            body,
+            _conn,
+            idle,
+            addr,
+            what,
+        } = self;
+        let body = tokio::time::timeout(
+            idle,
+            read_limited(&headers, body, MAX_ERROR_BODY_BYTES, &addr, &what),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout {
+            addr: addr.clone(),
+            what: what.clone(),
+            after: idle,
+        })??;
+        Ok(ApiResponse {
+            status,
+            headers,
+            body,
+            credentials_refused: false,
+        })
     }
 }
 
 /// HTTP/1.1 over an established stream; the connection is driven by its own task,
-/// which ends when the stream closes or the sender is dropped.
-async fn handshake<S>(stream: S, addr: &str) -> Result<SendRequest<Full<Bytes>>, ClientError>
+/// which ends when the stream closes or the sender is dropped (or when the returned
+/// handle aborts it).
+async fn handshake<S, B>(
+    stream: S,
+    addr: &str,
+) -> Result<(SendRequest<B>, tokio::task::JoinHandle<()>), ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -559,10 +1080,10 @@ where
             what: "HTTP/1.1 handshake".into(),
             source,
         })?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok(sender)
+    Ok((sender, task))
 }
 
 /// rustls with the ring provider, trusting the CA file or the system bundle.
@@ -905,5 +1426,7 @@ fn response_hex(
     alg.hex(&[ha1, nonce, nc, cnonce, "auth", &ha2])
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

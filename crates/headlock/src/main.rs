@@ -1,10 +1,13 @@
 //! `headlock`: the binary. `main` parses the command line, runs the command and maps
 //! errors to exit codes; each command lives in its own module under `cmd/`.
 
+mod archive;
 mod cli;
 mod client;
 mod cmd;
 mod config;
+mod pipe;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+mod backup;
 mod backup_configs;
 mod clusters;
 mod encryption_key;
@@ -7,8 +8,10 @@ mod events;
 mod groups;
 mod kmip_server;
 mod remote;
+mod restore;
 mod serve;
 mod users;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -29,6 +32,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::BackupConfigs(args) => backup_configs::run(args).await,
             Command::EncryptionKey(args) => encryption_key::run(args).await,
             Command::Events(args) => events::run(args).await,
+            Command::Backup(args) => backup::run(args).await,
+            Command::Restore(args) => restore::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
         }
     })
 }

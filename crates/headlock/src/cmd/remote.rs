@@ -49,6 +49,11 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// A failure with its exit status and message (the snapshot commands' own).
+    pub(crate) fn new(code: u8, message: String) -> Failure {
+        Failure { code, message }
+    }
+
     /// Prints `headlock: error: ...` on standard error and returns the exit status.
     pub(crate) fn report(self) -> ExitCode {
         eprintln!("headlock: error: {}", self.message);
@@ -167,6 +172,11 @@ pub(crate) fn page_query(page: &PageArgs) -> Vec<(&'static str, String)> {
 }
 
 impl Remote {
+    /// The client itself, for the streaming calls of `backup` and `restore`.
+    pub(crate) fn client(&mut self) -> &mut ApiClient {
+        &mut self.client
+    }
+
     /// Calls the API; `Ok(None)` for a success with an empty body.
     pub(crate) async fn call(
         &mut self,
@@ -205,7 +215,7 @@ impl Remote {
         Ok(())
     }
 
-    fn unreachable(&self, e: ClientError) -> Failure {
+    pub(crate) fn unreachable(&self, e: ClientError) -> Failure {
         if e.is_local() {
             Failure {
                 code: EXIT_LOCAL,
@@ -219,7 +229,11 @@ impl Remote {
         }
     }
 
-    fn interpret(&self, what: &str, resp: ApiResponse) -> Result<Option<Value>, Failure> {
+    pub(crate) fn interpret(
+        &self,
+        what: &str,
+        resp: ApiResponse,
+    ) -> Result<Option<Value>, Failure> {
         let status = resp.status;
         if (200..300).contains(&status) {
             if resp.body.iter().all(u8::is_ascii_whitespace) {
@@ -284,7 +298,7 @@ impl Remote {
 
 /// Text from the server made safe for a terminal: control characters replaced, length
 /// bounded.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(MAX_DETAIL_CHARS)

@@ -1,0 +1,573 @@
+//! `headlock backup`, `restore` and `verify` as a user runs them: the real binary as a
+//! subprocess against a real `headlock serve` (embedded KMIP server) in its own
+//! temporary directory and on its own port; data compared byte for byte and
+//! metadata (kind, mode, modification time, link target) entry by entry.
+
+mod common;
+
+use std::fs::{self, File, FileTimes, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use common::{BIN, World};
+
+/// What one `headlock ...` run left behind.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "headlock failed: {}", self.stderr);
+        self
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.stdout.clone()).expect("UTF-8 stdout")
+    }
+
+    /// The one line of standard output.
+    fn line(&self) -> String {
+        self.ok();
+        let text = self.text();
+        assert_eq!(text.lines().count(), 1, "one line expected: {text:?}");
+        text.trim_end().to_string()
+    }
+}
+
+/// How a test calls the CLI: environment only (URL, user, key), standard error not a
+/// terminal (plain progress lines).
+struct Cli {
+    env: Vec<(String, String)>,
+}
+
+impl Cli {
+    fn of(world: &World) -> Cli {
+        Cli {
+            env: vec![
+                ("HEADLOCK_URL".into(), world.server.url.clone()),
+                ("HEADLOCK_USERNAME".into(), world.admin.user.clone()),
+                ("HEADLOCK_API_KEY".into(), world.admin.key.clone()),
+            ],
+        }
+    }
+
+    fn run_with_input(&self, args: &[&str], input: Option<&[u8]>) -> Run {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run headlock");
+        let writer = input.map(|data| {
+            let mut stdin = child.stdin.take().unwrap();
+            let data = data.to_vec();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            })
+        });
+        let out = child.wait_with_output().expect("wait for headlock");
+        if let Some(w) = writer {
+            w.join().unwrap();
+        }
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with_input(args, None)
+    }
+}
+
+/// A group and an encrypted replica set.
+fn encrypted_cluster(world: &World) -> (String, String) {
+    let g = world.group("snapshots");
+    let c = world.replica_set(&g, "rs0");
+    world.enable_encryption(&g, &c);
+    (g, c)
+}
+
+/// Deterministic bytes that do not compress (xorshift).
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
+fn set_mtime(path: &Path, secs: u64) {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    File::open(path)
+        .unwrap()
+        .set_times(FileTimes::new().set_modified(t).set_accessed(t))
+        .unwrap();
+}
+
+/// A dbpath-like tree: nested directories, a symbolic link, an empty file, a few MiB
+/// of random bytes, modes 0600 and 0755, modification times years old.
+fn sample_tree(root: &Path) {
+    fs::create_dir_all(root.join("journal")).unwrap();
+    fs::create_dir_all(root.join("diagnostic.data/nested/deeper")).unwrap();
+    fs::write(
+        root.join("collection-0.wt"),
+        noise(3 * 1024 * 1024 + 123, 42),
+    )
+    .unwrap();
+    fs::write(
+        root.join("journal/WiredTigerLog.0000000001"),
+        "{\"op\":\"i\",\"ns\":\"shop.orders\"}\n".repeat(20_000),
+    )
+    .unwrap();
+    fs::write(root.join("mongod.lock"), "").unwrap();
+    fs::write(
+        root.join("diagnostic.data/nested/deeper/metrics"),
+        noise(5000, 7),
+    )
+    .unwrap();
+    fs::write(root.join("WiredTiger.turtle"), "turtle\n").unwrap();
+    fs::set_permissions(
+        root.join("WiredTiger.turtle"),
+        Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    fs::write(root.join("run.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    fs::set_permissions(root.join("run.sh"), Permissions::from_mode(0o755)).unwrap();
+    symlink("journal/WiredTigerLog.0000000001", root.join("current-log")).unwrap();
+    symlink("/nonexistent/absolute/target", root.join("dangling")).unwrap();
+    fs::set_permissions(root.join("journal"), Permissions::from_mode(0o700)).unwrap();
+    let old = [
+        ("collection-0.wt", 1_300_000_000),
+        ("journal/WiredTigerLog.0000000001", 1_400_000_000),
+        ("mongod.lock", 1_000_000_000),
+        ("diagnostic.data/nested/deeper/metrics", 1_200_000_000),
+        ("WiredTiger.turtle", 1_100_000_000),
+        ("run.sh", 1_500_000_000),
+        ("diagnostic.data/nested/deeper", 1_210_000_000),
+        ("diagnostic.data/nested", 1_220_000_000),
+        ("diagnostic.data", 1_230_000_000),
+        ("journal", 1_410_000_000),
+    ];
+    for (p, t) in old {
+        set_mtime(&root.join(p), t);
+    }
+}
+
+/// Every entry under `root`, sorted: path, kind, size, mode and modification time
+/// (files and directories), link target (links).
+fn describe(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(rel) = pending.pop() {
+        for entry in fs::read_dir(root.join(&rel)).unwrap() {
+            let name = entry.unwrap().file_name();
+            let r = rel.join(&name);
+            let p = root.join(&r);
+            let m = fs::symlink_metadata(&p).unwrap();
+            let what = if m.file_type().is_symlink() {
+                format!("link -> {}", fs::read_link(&p).unwrap().display())
+            } else if m.is_dir() {
+                pending.push(r.clone());
+                format!("dir mode {:o} mtime {}", m.mode() & 0o7777, m.mtime())
+            } else {
+                format!(
+                    "file size {} mode {:o} mtime {}",
+                    m.len(),
+                    m.mode() & 0o7777,
+                    m.mtime()
+                )
+            };
+            out.push(format!("{}: {what}", r.display()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Asserts the same entries with the same metadata, and the same bytes in every file.
+fn assert_same_tree(expected: &Path, got: &Path) {
+    assert_eq!(describe(got), describe(expected));
+    let mut pending = vec![PathBuf::new()];
+    while let Some(rel) = pending.pop() {
+        for entry in fs::read_dir(expected.join(&rel)).unwrap() {
+            let r = rel.join(entry.unwrap().file_name());
+            let m = fs::symlink_metadata(expected.join(&r)).unwrap();
+            if m.is_dir() {
+                pending.push(r);
+            } else if m.is_file() {
+                assert!(
+                    fs::read(expected.join(&r)).unwrap() == fs::read(got.join(&r)).unwrap(),
+                    "{} differs",
+                    r.display()
+                );
+            }
+        }
+    }
+}
+
+fn is_snapshot_id(s: &str) -> bool {
+    s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[test]
+fn accepts_a_tree_round_trip_with_sizes_modes_times_and_links() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("dbpath");
+    fs::create_dir(&src).unwrap();
+    sample_tree(&src);
+
+    let backup = cli.run(&[
+        "backup",
+        "--group",
+        &g,
+        "--cluster",
+        &c,
+        src.to_str().unwrap(),
+    ]);
+    let id = backup.line();
+    assert!(is_snapshot_id(&id), "{id:?}");
+    // Plain progress lines (standard error is not a terminal), with the summary.
+    assert!(
+        backup.stderr.contains("headlock: backup: "),
+        "{}",
+        backup.stderr
+    );
+    assert!(backup.stderr.contains("new stored"), "{}", backup.stderr);
+
+    // The service lists it, complete and encrypted.
+    let listed = world.admin.expect(
+        world
+            .admin
+            .get(&format!("/groups/{g}/clusters/{c}/snapshots/{id}")),
+        200,
+    );
+    assert_eq!(listed["complete"], true, "{listed}");
+
+    let dst = work.path().join("restored/rs0"); // missing: created
+    cli.run(&[
+        "restore",
+        "--group",
+        &g,
+        "--cluster",
+        &c,
+        "--snapshot",
+        &id,
+        "--target",
+        dst.to_str().unwrap(),
+    ])
+    .ok();
+    assert_same_tree(&src, &dst);
+
+    let verify = cli.run(&["verify", "--group", &g, "--cluster", &c, "--snapshot", &id]);
+    assert_eq!(verify.line(), format!("{id} ok"));
+}
+
+#[test]
+fn accepts_a_stream_round_trip_through_stdin_and_stdout() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let mut data = noise(2 * 1024 * 1024 + 17, 9);
+    data.extend(
+        "{\"_id\":1,\"name\":\"a document\"}\n"
+            .repeat(30_000)
+            .bytes(),
+    );
+
+    let id = cli
+        .run_with_input(
+            &["backup", "--group", &g, "--cluster", &c, "-"],
+            Some(&data),
+        )
+        .line();
+    assert!(is_snapshot_id(&id), "{id:?}");
+
+    let restored = cli.run(&[
+        "restore",
+        "--group",
+        &g,
+        "--cluster",
+        &c,
+        "--snapshot",
+        &id,
+        "--target",
+        "-",
+    ]);
+    restored.ok();
+    assert_eq!(restored.stdout.len(), data.len());
+    assert!(restored.stdout == data, "the bytes differ");
+
+    // Into a directory: one file, named after the snapshot.
+    let dir = tempfile::tempdir().unwrap();
+    let r = cli.run(&[
+        "restore",
+        "--group",
+        &g,
+        "--cluster",
+        &c,
+        "--snapshot",
+        &id,
+        "--target",
+        dir.path().to_str().unwrap(),
+    ]);
+    r.ok();
+    assert!(r.stdout.is_empty());
+    let file = dir.path().join(format!("snapshot-{id}.bin"));
+    assert!(fs::read(&file).unwrap() == data);
+    assert!(
+        r.stderr.contains(&file.display().to_string()),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn accepts_verify_of_every_snapshot_of_a_cluster() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    fs::write(work.path().join("a"), noise(100_000, 1)).unwrap();
+    let file = work.path().join("a");
+    let mut ids: Vec<String> = (0..3)
+        .map(|_| {
+            cli.run(&[
+                "backup",
+                "-q",
+                "--group",
+                &g,
+                "--cluster",
+                &c,
+                file.to_str().unwrap(),
+            ])
+            .line()
+        })
+        .collect();
+    let verify = cli.run(&["verify", "--group", &g, "--cluster", &c]);
+    verify.ok();
+    let mut lines: Vec<String> = verify.text().lines().map(str::to_string).collect();
+    lines.sort();
+    ids.sort();
+    assert_eq!(
+        lines,
+        ids.iter().map(|id| format!("{id} ok")).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn accepts_quiet_backups_that_print_only_the_id() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let r = cli.run_with_input(
+        &["backup", "--quiet", "--group", &g, "--cluster", &c, "-"],
+        Some(b"small"),
+    );
+    assert!(is_snapshot_id(&r.line()));
+    assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn rejects_backups_of_clusters_without_encryption() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let g = world.group("plain");
+    let c = world.replica_set(&g, "rs-plain");
+    let r = cli.run_with_input(
+        &["backup", "--group", &g, "--cluster", &c, "-"],
+        Some(&noise(1024 * 1024, 3)),
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("CANNOT_BACKUP_ENCRYPTION_DISABLED"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    let list = world.admin.expect(
+        world
+            .admin
+            .get(&format!("/groups/{g}/clusters/{c}/snapshots")),
+        200,
+    );
+    assert_eq!(list["totalCount"], 0, "{list}");
+}
+
+#[test]
+fn rejects_restores_into_a_non_empty_directory_without_force() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fs::create_dir(&src).unwrap();
+    sample_tree(&src);
+    let id = cli
+        .run(&[
+            "backup",
+            "-q",
+            "--group",
+            &g,
+            "--cluster",
+            &c,
+            src.to_str().unwrap(),
+        ])
+        .line();
+
+    let dst = work.path().join("dst");
+    fs::create_dir(&dst).unwrap();
+    fs::write(dst.join("WiredTiger.turtle"), "stale").unwrap();
+    let args = |force: bool| {
+        let mut a = vec![
+            "restore",
+            "-q",
+            "--group",
+            &g,
+            "--cluster",
+            &c,
+            "--snapshot",
+            &id,
+            "--target",
+            dst.to_str().unwrap(),
+        ];
+        if force {
+            a.push("--force");
+        }
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let refused = cli.run(&args(false).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("not empty"), "{}", refused.stderr);
+    assert_eq!(fs::read(dst.join("WiredTiger.turtle")).unwrap(), b"stale");
+
+    cli.run(&args(true).iter().map(String::as_str).collect::<Vec<_>>())
+        .ok();
+    assert_same_tree(&src, &dst);
+}
+
+#[test]
+fn rejects_unknown_snapshots_with_the_apis_error() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let dir = tempfile::tempdir().unwrap();
+    let r = cli.run(&[
+        "restore",
+        "--group",
+        &g,
+        "--cluster",
+        &c,
+        "--snapshot",
+        "5f0c0ffee0c0ffee0c0ffee0",
+        "--target",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("(404 Not Found)"), "{}", r.stderr);
+    let r = cli.run(&[
+        "verify",
+        "--group",
+        &g,
+        "--cluster",
+        &c,
+        "--snapshot",
+        "5f0c0ffee0c0ffee0c0ffee0",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.text(), "5f0c0ffee0c0ffee0c0ffee0 NOT CHECKED\n");
+}
+
+/// Every pack file of the server, for tampering.
+fn pack_files(data_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![data_dir.join("chunks")];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                pending.push(p);
+            } else if p.components().any(|c| c.as_os_str() == "packs") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rejects_damaged_snapshots_in_verify_and_restore() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let data = noise(3 * 1024 * 1024, 11);
+    let id = cli
+        .run_with_input(
+            &["backup", "-q", "--group", &g, "--cluster", &c, "-"],
+            Some(&data),
+        )
+        .line();
+    let packs = pack_files(&world.server.data_dir);
+    assert!(
+        !packs.is_empty(),
+        "no pack under {}",
+        world.server.data_dir.display()
+    );
+    for p in &packs {
+        let mut bytes = fs::read(p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        fs::write(p, bytes).unwrap();
+    }
+
+    let verify = cli.run(&["verify", "--group", &g, "--cluster", &c]);
+    assert_eq!(verify.code, 5, "{verify:?}");
+    let line = verify.text();
+    assert!(line.starts_with(&format!("{id} DAMAGED: chunk ")), "{line}");
+    assert!(line.contains(" in pack ") && line.contains(&id), "{line}");
+
+    let restored = cli.run(&[
+        "restore",
+        "-q",
+        "--group",
+        &g,
+        "--cluster",
+        &c,
+        "--snapshot",
+        &id,
+        "--target",
+        "-",
+    ]);
+    assert_ne!(
+        restored.code, 0,
+        "a damaged snapshot restored: {restored:?}"
+    );
+    assert!(
+        restored.stdout != data,
+        "the damaged snapshot came back whole"
+    );
+}
