@@ -32,7 +32,7 @@ pub mod model;
 pub mod snapshot;
 pub mod store;
 
+pub use blob::{BlobError, BlobStore};
 pub use id::ObjectId;
 pub use keys::{KeyManager, KeyManagerError};
-pub use blob::{BlobError, BlobStore};
 pub use store::{MetadataStore, StoreError};

@@ -395,7 +395,8 @@ impl std::str::FromStr for ChunkId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut b = [0u8; 32];
-        hex::decode_to_slice(s, &mut b).map_err(|_| crate::id::InvalidObjectId(s.chars().take(80).collect()))?;
+        hex::decode_to_slice(s, &mut b)
+            .map_err(|_| crate::id::InvalidObjectId(s.chars().take(80).collect()))?;
         Ok(ChunkId(b))
     }
 }

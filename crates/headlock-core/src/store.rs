@@ -156,9 +156,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// already recorded for the cluster.
     async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<(), StoreError>;
     /// A snapshot of a cluster.
-    async fn snapshot(&self, cluster: ObjectId, id: ObjectId) -> Result<Option<SnapshotRecord>, StoreError>;
+    async fn snapshot(
+        &self,
+        cluster: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<SnapshotRecord>, StoreError>;
     /// A page of a cluster's snapshots, newest first.
-    async fn list_snapshots(&self, cluster: ObjectId, page: Page) -> Result<(Vec<SnapshotRecord>, u64), StoreError>;
+    async fn list_snapshots(
+        &self,
+        cluster: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<SnapshotRecord>, u64), StoreError>;
     /// Number of snapshots of a cluster.
     async fn snapshot_count(&self, cluster: ObjectId) -> Result<u64, StoreError>;
     /// Writes `expires` and `do_not_delete` of a snapshot.
@@ -175,9 +183,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Records a restore job.
     async fn insert_restore_job(&self, job: &RestoreJob) -> Result<(), StoreError>;
     /// A restore job of a cluster.
-    async fn restore_job(&self, cluster: ObjectId, id: ObjectId) -> Result<Option<RestoreJob>, StoreError>;
+    async fn restore_job(
+        &self,
+        cluster: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<RestoreJob>, StoreError>;
     /// A page of a cluster's restore jobs, newest first.
-    async fn list_restore_jobs(&self, cluster: ObjectId, page: Page) -> Result<(Vec<RestoreJob>, u64), StoreError>;
+    async fn list_restore_jobs(
+        &self,
+        cluster: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<RestoreJob>, u64), StoreError>;
     /// Counts one download of a job, atomically, if it has downloads left; the job (after
     /// counting) or None if it has none left. Expiry is the caller's check.
     async fn take_restore_download(&self, id: ObjectId) -> Result<Option<RestoreJob>, StoreError>;

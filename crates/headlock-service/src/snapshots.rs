@@ -1294,13 +1294,15 @@ impl Service {
             for group in &groups {
                 let mut cpage = Page { num: 1, size: 500 };
                 loop {
-                    let (clusters, ctotal) = self.store.list_clusters(group.id, None, cpage).await?;
+                    let (clusters, ctotal) =
+                        self.store.list_clusters(group.id, None, cpage).await?;
                     for cluster in clusters.iter().filter(|c| !c.is_sharded_whole()) {
                         let r = self.collect_garbage(cluster.id).await?;
                         total.packs_deleted += r.packs_deleted;
                         total.manifests_deleted += r.manifests_deleted;
                     }
-                    if u64::from(cpage.num) * u64::from(cpage.size) >= ctotal || clusters.is_empty() {
+                    if u64::from(cpage.num) * u64::from(cpage.size) >= ctotal || clusters.is_empty()
+                    {
                         break;
                     }
                     cpage.num += 1;
