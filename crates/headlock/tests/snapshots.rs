@@ -62,6 +62,34 @@ fn upload(api: &Api, g: &str, c: &str, file: &Path, tar: bool) -> Result<Value, 
     }
 }
 
+/// Starts a rate-limited curl upload of `file` as a stream snapshot.
+fn spawn_upload(
+    api: &Api,
+    g: &str,
+    c: &str,
+    file: &Path,
+    rate: &str,
+    stdout: Stdio,
+) -> std::process::Child {
+    Command::new("curl")
+        .args(["-s", "--digest", "-u"])
+        .arg(format!("{}:{}", api.user, api.key))
+        .args([
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-X",
+            "POST",
+            "--limit-rate",
+            rate,
+            "-T",
+        ])
+        .arg(file)
+        .arg(format!("{}/groups/{g}/clusters/{c}/snapshots", api.base))
+        .stdout(stdout)
+        .spawn()
+        .unwrap()
+}
+
 /// Creates a restore job and downloads it; the HTTP status and the bytes.
 fn restore(api: &Api, g: &str, c: &str, snapshot: &str) -> (u16, Vec<u8>) {
     let job = api.expect(
@@ -299,23 +327,7 @@ fn snapshots_taken_before_during_and_after_rotations_all_restore() {
     let big = f.path("during");
     let content = noise(6_000_000, 99);
     std::fs::write(&big, &content).unwrap();
-    let slow = Command::new("curl")
-        .args(["-s", "--digest", "-u"])
-        .arg(format!("{}:{}", api.user, api.key))
-        .args([
-            "-H",
-            "Content-Type: application/octet-stream",
-            "-X",
-            "POST",
-            "--limit-rate",
-            "3M",
-            "-T",
-        ])
-        .arg(&big)
-        .arg(format!("{}/groups/{g}/clusters/{c}/snapshots", api.base))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let slow = spawn_upload(api, g, c, &big, "3M", Stdio::piped());
     for _ in 0..3 {
         assert_eq!(api.put(&key_path).status, 201);
     }
@@ -454,23 +466,7 @@ fn an_interrupted_upload_leaves_no_snapshot_and_no_storage() {
 
     let big = f.path("big");
     std::fs::write(&big, noise(80_000_000, 8)).unwrap();
-    let mut client = Command::new("curl")
-        .args(["-s", "--digest", "-u"])
-        .arg(format!("{}:{}", api.user, api.key))
-        .args([
-            "-H",
-            "Content-Type: application/octet-stream",
-            "-X",
-            "POST",
-            "--limit-rate",
-            "40M",
-            "-T",
-        ])
-        .arg(&big)
-        .arg(format!("{}/groups/{g}/clusters/{c}/snapshots", api.base))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = spawn_upload(api, g, c, &big, "40M", Stdio::null());
     // Let it get past the first pack (32 MiB), then kill it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while f.packs().len() == packs_before.len() && std::time::Instant::now() < deadline {
@@ -509,23 +505,7 @@ fn a_server_killed_mid_upload_restarts_with_earlier_snapshots_intact() {
     let big = f.path("big");
     std::fs::write(&big, noise(80_000_000, 6)).unwrap();
     let api = f.w.admin.clone();
-    let mut client = Command::new("curl")
-        .args(["-s", "--digest", "-u"])
-        .arg(format!("{}:{}", api.user, api.key))
-        .args([
-            "-H",
-            "Content-Type: application/octet-stream",
-            "-X",
-            "POST",
-            "--limit-rate",
-            "40M",
-            "-T",
-        ])
-        .arg(&big)
-        .arg(format!("{}/groups/{g}/clusters/{c}/snapshots", api.base))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = spawn_upload(&api, &g, &c, &big, "40M", Stdio::null());
     let before = f.packs().len();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while f.packs().len() == before && std::time::Instant::now() < deadline {
