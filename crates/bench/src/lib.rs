@@ -9,7 +9,11 @@
 //!   it on one connection: one 401 round trip for the nonce, then the nonce reused with
 //!   an increasing `nc`, and a new 401 round trip when answered `stale=true`;
 //! - [`stats`]: percentiles of latency samples;
-//! - [`process`]: the `headlock` binary run as a child process, killed on drop.
+//! - [`process`]: the `headlock` binary run as a child process, killed on drop;
+//! - [`dataset`]: the backup benchmark's input (a `dbpath`-like tree, half random,
+//!   half JSON, from a seed) and a byte-for-byte comparison of two trees;
+//! - [`measure`]: one command's wall time, peak memory and CPU time (through a
+//!   wrapper process), and a server's memory and CPU from `/proc`.
 //!
 //! # Example
 //!
@@ -26,7 +30,9 @@
 
 #![deny(missing_docs)]
 
+pub mod dataset;
 pub mod digest;
 pub mod http;
+pub mod measure;
 pub mod process;
 pub mod stats;
