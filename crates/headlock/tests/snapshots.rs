@@ -467,7 +467,7 @@ fn an_interrupted_upload_leaves_no_snapshot_and_no_storage() {
     let big = f.path("big");
     std::fs::write(&big, noise(80_000_000, 8)).unwrap();
     let mut client = spawn_upload(api, g, c, &big, "40M", Stdio::null());
-    // Let it get past the first pack (32 MiB), then kill it.
+    // Let it get past the first pack (24 MiB), then kill it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while f.packs().len() == packs_before.len() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
