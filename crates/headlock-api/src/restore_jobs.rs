@@ -2,8 +2,9 @@
 //! `{"snapshotId"}`, `GET .../restoreJobs` and `.../restoreJobs/{J}`; and the HTTP
 //! delivery link, `GET /backup/restore/{C}/{J}/{token}`, which needs no digest
 //! authentication: the one-time token is the credential, as in Ops Manager's HTTP
-//! restores. Only the token's SHA-256 is stored, so the link (with its token) appears
-//! once, in the answer to the POST.
+//! restores. The token is derived from the job id under a server secret (only its
+//! SHA-256 is stored), so the job shows its link, as Ops Manager does, until it is
+//! used or expires.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -101,7 +102,12 @@ async fn list(
         .service
         .list_restore_jobs(&actor, &group_id, &cluster_id, r.page)
         .await?;
-    Ok(r.list(jobs.iter().map(|j| job_json(&r, j, None)).collect(), total))
+    Ok(r.list(
+        jobs.iter()
+            .map(|(j, token)| job_json(&r, j, token.as_deref()))
+            .collect(),
+        total,
+    ))
 }
 
 async fn one(
@@ -110,11 +116,11 @@ async fn one(
     r: Render,
     Path((group_id, cluster_id, job_id)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let job = s
+    let (job, token) = s
         .service
         .restore_job(&actor, &group_id, &cluster_id, &job_id)
         .await?;
-    Ok(r.entity(StatusCode::OK, job_json(&r, &job, None)))
+    Ok(r.entity(StatusCode::OK, job_json(&r, &job, token.as_deref())))
 }
 
 async fn download(

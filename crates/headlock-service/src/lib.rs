@@ -51,6 +51,9 @@ pub struct Service {
     blobs: Option<Arc<dyn headlock_core::BlobStore>>,
     /// Backups of a cluster share its lock; garbage collection takes it alone.
     snapshot_locks: rotation::ClusterRwLocks,
+    /// The secret restore download tokens are derived from (see
+    /// [`Service::with_link_secret`]).
+    link_secret: Arc<zeroize::Zeroizing<[u8; 32]>>,
 }
 
 impl Service {
@@ -64,7 +67,16 @@ impl Service {
             cache: Arc::new(cache::ReadCache::new()),
             blobs: None,
             snapshot_locks: rotation::ClusterRwLocks::default(),
+            link_secret: Arc::new(zeroize::Zeroizing::new(random_secret())),
         }
+    }
+
+    /// Sets the secret that restore download tokens are derived from. `serve` keeps it
+    /// in the data directory so that links survive a restart; without it a random one
+    /// is used (links then die with the process).
+    pub fn with_link_secret(mut self, secret: [u8; 32]) -> Self {
+        self.link_secret = Arc::new(zeroize::Zeroizing::new(secret));
+        self
     }
 
     /// The metadata store (for the CLI's offline commands).
@@ -130,4 +142,12 @@ pub(crate) fn now() -> time::OffsetDateTime {
     let t = time::OffsetDateTime::now_utc();
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
         .unwrap_or(t)
+}
+
+/// 32 bytes from the operating system's generator.
+fn random_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+        .expect("the system random generator failed");
+    secret
 }

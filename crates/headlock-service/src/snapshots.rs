@@ -1243,13 +1243,11 @@ impl Service {
             .snapshot_cluster(actor, group_id, cluster_id, true)
             .await?;
         let record = self.snapshot_record(&cluster, snapshot_id).await?;
-        let mut token = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut token)
-            .map_err(|_| ServiceError::Internal("the system random generator failed".into()))?;
-        let token = hex::encode(token);
+        let id = ObjectId::new();
+        let token = self.link_token(id);
         let now = crate::now();
         let job = RestoreJob {
-            id: ObjectId::new(),
+            id,
             group_id: cluster.group_id,
             cluster_id: cluster.id,
             snapshot_id: record.id,
@@ -1274,42 +1272,69 @@ impl Service {
         Ok((job, token))
     }
 
-    /// One restore job.
+    /// One restore job, with its download token while the link can still be used (Ops
+    /// Manager shows a job's delivery URL until it is used or expires).
     pub async fn restore_job(
         &self,
         actor: &Actor,
         group_id: &str,
         cluster_id: &str,
         job_id: &str,
-    ) -> Result<RestoreJob> {
+    ) -> Result<(RestoreJob, Option<String>)> {
         let cluster = self
             .snapshot_cluster(actor, group_id, cluster_id, false)
             .await?;
         let id: ObjectId = job_id
             .parse()
             .map_err(|_| ServiceError::RestoreJobNotFound(crate::groups::truncate(job_id)))?;
-        self.store
+        let job = self
+            .store
             .restore_job(cluster.id, id)
             .await?
-            .ok_or_else(|| ServiceError::RestoreJobNotFound(id.to_string()))
+            .ok_or_else(|| ServiceError::RestoreJobNotFound(id.to_string()))?;
+        let token = self.usable_link(&job);
+        Ok((job, token))
     }
 
-    /// A page of a cluster's restore jobs.
+    /// A page of a cluster's restore jobs, each with its token while usable.
     pub async fn list_restore_jobs(
         &self,
         actor: &Actor,
         group_id: &str,
         cluster_id: &str,
         page: Page,
-    ) -> Result<(Vec<RestoreJob>, u64)> {
+    ) -> Result<(Vec<(RestoreJob, Option<String>)>, u64)> {
         let cluster = self
             .snapshot_cluster(actor, group_id, cluster_id, false)
             .await?;
-        Ok(self.store.list_restore_jobs(cluster.id, page).await?)
+        let (jobs, total) = self.store.list_restore_jobs(cluster.id, page).await?;
+        let jobs = jobs
+            .into_iter()
+            .map(|j| {
+                let token = self.usable_link(&j);
+                (j, token)
+            })
+            .collect();
+        Ok((jobs, total))
+    }
+
+    /// The download token of a job: HMAC-SHA256 of its id under the service's link
+    /// secret, so that the link can be shown again while it is usable without the token
+    /// being stored anywhere.
+    fn link_token(&self, job: ObjectId) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.link_secret[..]);
+        let mut msg = b"headlock restore link v1 ".to_vec();
+        msg.extend_from_slice(&job.bytes());
+        hex::encode(ring::hmac::sign(&key, &msg).as_ref())
+    }
+
+    fn usable_link(&self, job: &RestoreJob) -> Option<String> {
+        (job.downloads < job.max_downloads && crate::now() <= job.expires)
+            .then(|| self.link_token(job.id))
     }
 
     /// Starts the download of a restore job. The token is the credential: it is checked
-    /// in constant time against the stored hash, the link must not have expired, and the
+    /// in constant time against the one derived from the job id and the stored hash, the link must not have expired, and the
     /// download is counted before any byte is sent. Every pack the snapshot needs must
     /// exist, or nothing is sent and the error names the missing pack.
     pub async fn download(
@@ -1326,8 +1351,13 @@ impl Service {
             .restore_job(cluster_id, job_id)
             .await?
             .ok_or_else(gone)?;
+        let expected = self.link_token(job.id);
         let presented = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         if token.len() > 128
+            || !bool::from(subtle::ConstantTimeEq::ct_eq(
+                token.as_bytes(),
+                expected.as_bytes(),
+            ))
             || !bool::from(subtle::ConstantTimeEq::ct_eq(
                 presented.as_ref(),
                 job.token_sha256.as_slice(),

@@ -286,6 +286,14 @@ fn a_tree_and_a_stream_restore_byte_for_byte_and_unchanged_data_is_not_stored_tw
         200,
     );
     let url = job["results"][0]["delivery"]["url"].as_str().unwrap();
+    // The job shows its link while it can be used, as Ops Manager's jobs do ...
+    let job_path = format!(
+        "/groups/{g}/clusters/{c}/restoreJobs/{}",
+        job["results"][0]["id"].as_str().unwrap()
+    );
+    let shown = api.expect(api.get(&job_path), 200);
+    assert_eq!(shown["delivery"]["url"], url);
+    assert_eq!(shown["delivery"]["statusName"], "READY");
     let once = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
         .output()
@@ -296,6 +304,10 @@ fn a_tree_and_a_stream_restore_byte_for_byte_and_unchanged_data_is_not_stored_tw
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&twice.stdout), "410");
+    // ... and not once it has been used.
+    let used = api.expect(api.get(&job_path), 200);
+    assert_eq!(used["delivery"]["statusName"], "DOWNLOADED");
+    assert!(used["delivery"].get("url").is_none(), "{used}");
     let forged = format!("{}0", &url[..url.len() - 1]);
     let bad = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &forged])

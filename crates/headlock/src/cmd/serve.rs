@@ -25,6 +25,8 @@ use crate::config::ServeConfig;
 pub const METADATA_FILE: &str = "headlock.db";
 /// The file holding the secret that signs digest nonces.
 const NONCE_SECRET_FILE: &str = "api-nonce.key";
+/// The file holding the secret restore download tokens are derived from.
+const LINK_SECRET_FILE: &str = "restore-link.key";
 /// How long a digest nonce is good for.
 const NONCE_TTL: Duration = Duration::from_secs(300);
 
@@ -103,7 +105,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "removed partial chunk store files left by a previous stop"
         );
     }
-    let service = Service::new(Arc::new(store), Arc::new(keys)).with_blobs(Arc::new(blobs));
+    let service = Service::new(Arc::new(store), Arc::new(keys))
+        .with_blobs(Arc::new(blobs))
+        .with_link_secret(secret_file(&config.data_dir, LINK_SECRET_FILE)?);
     let report = service
         .reconcile()
         .await
@@ -127,7 +131,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let state = AppState::new(Shared {
         service,
-        auth: DigestAuthenticator::new(nonce_secret(&config.data_dir)?, NONCE_TTL),
+        auth: DigestAuthenticator::new(
+            secret_file(&config.data_dir, NONCE_SECRET_FILE)?,
+            NONCE_TTL,
+        ),
         throttle: Throttle::new(ThrottleConfig::default()),
         public_origin: config.public_url.clone(),
         scheme: if config.tls.is_some() {
@@ -176,12 +183,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The secret that signs digest nonces: made once, kept in the data directory (mode
-/// 0600) so nonces stay valid across a restart.
-fn nonce_secret(dir: &Path) -> anyhow::Result<[u8; 32]> {
+/// A 32-byte secret made once and kept in the data directory (mode 0600), so that what
+/// it signs (digest nonces, restore links) stays valid across a restart.
+fn secret_file(dir: &Path, name: &str) -> anyhow::Result<[u8; 32]> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(NONCE_SECRET_FILE);
+    let path = dir.join(name);
     match std::fs::read(&path) {
         Ok(bytes) if bytes.len() == 32 => return Ok(bytes.try_into().expect("32 bytes")),
         Ok(_) => anyhow::bail!(
@@ -194,7 +201,7 @@ fn nonce_secret(dir: &Path) -> anyhow::Result<[u8; 32]> {
     let mut secret = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let tmp = dir.join(format!("{NONCE_SECRET_FILE}.tmp"));
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
