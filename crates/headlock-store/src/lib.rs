@@ -204,6 +204,31 @@ impl SqlStore {
         let n = query.fetch_one(&self.pool).await.map_err(ctx(op))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+
+    /// One page of `list` (bound: the owner's id when given, then LIMIT and OFFSET),
+    /// decoded, and the total from `count` (bound: the same id).
+    async fn list_page<T>(
+        &self,
+        (list, count): (&'static str, &'static str),
+        owner: Option<ObjectId>,
+        page: Page,
+        op: &str,
+        decode: impl Fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<(Vec<T>, u64), StoreError> {
+        let (limit, offset) = limit_offset(page);
+        let mut query = sqlx::query(list);
+        if let Some(id) = owner {
+            query = query.bind(id_text(id));
+        }
+        let found = query
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(op))?;
+        let items = found.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        Ok((items, self.count(count, owner, op).await?))
+    }
 }
 
 /// Creates the parent directory (0700) and the file (0600) when missing; warns when an
@@ -405,21 +430,14 @@ impl MetadataStore for SqlStore {
     }
 
     async fn list_groups(&self, page: Page) -> Result<(Vec<Group>, u64), StoreError> {
-        let (limit, offset) = limit_offset(page);
-        let found = sqlx::query(q::LIST_GROUPS)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(ctx("listing groups"))?;
-        let groups = found
-            .iter()
-            .map(rows::group)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((
-            groups,
-            self.count(q::COUNT_GROUPS, None, "counting groups").await?,
-        ))
+        self.list_page(
+            (q::LIST_GROUPS, q::COUNT_GROUPS),
+            None,
+            page,
+            "listing groups",
+            rows::group,
+        )
+        .await
     }
 
     async fn cluster_count(&self, group: ObjectId) -> Result<u64, StoreError> {
@@ -637,23 +655,15 @@ impl MetadataStore for SqlStore {
         group: ObjectId,
         page: Page,
     ) -> Result<(Vec<BackupConfig>, u64), StoreError> {
-        let (limit, offset) = limit_offset(page);
         let op = format!("listing backup configs of group {group}");
-        let found = sqlx::query(q::LIST_CONFIGS)
-            .bind(id_text(group))
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(ctx(&op))?;
-        let configs = found
-            .iter()
-            .map(rows::backup_config)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((
-            configs,
-            self.count(q::COUNT_CONFIGS, Some(group), &op).await?,
-        ))
+        self.list_page(
+            (q::LIST_CONFIGS, q::COUNT_CONFIGS),
+            Some(group),
+            page,
+            &op,
+            rows::backup_config,
+        )
+        .await
     }
 
     async fn update_backup_configs(
@@ -1072,23 +1082,15 @@ impl MetadataStore for SqlStore {
         cluster: ObjectId,
         page: Page,
     ) -> Result<(Vec<SnapshotRecord>, u64), StoreError> {
-        let (limit, offset) = limit_offset(page);
         let op = format!("listing snapshots of cluster {cluster}");
-        let found = sqlx::query(q::LIST_SNAPSHOTS)
-            .bind(id_text(cluster))
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(ctx(&op))?;
-        let snapshots = found
-            .iter()
-            .map(rows::snapshot)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((
-            snapshots,
-            self.count(q::COUNT_SNAPSHOTS, Some(cluster), &op).await?,
-        ))
+        self.list_page(
+            (q::LIST_SNAPSHOTS, q::COUNT_SNAPSHOTS),
+            Some(cluster),
+            page,
+            &op,
+            rows::snapshot,
+        )
+        .await
     }
 
     async fn snapshot_count(&self, cluster: ObjectId) -> Result<u64, StoreError> {
@@ -1247,24 +1249,10 @@ impl MetadataStore for SqlStore {
         cluster: ObjectId,
         page: Page,
     ) -> Result<(Vec<RestoreJob>, u64), StoreError> {
-        let (limit, offset) = limit_offset(page);
         let op = format!("listing restore jobs of cluster {cluster}");
-        let found = sqlx::query(q::LIST_RESTORE_JOBS)
-            .bind(id_text(cluster))
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
+        let queries = (q::LIST_RESTORE_JOBS, q::COUNT_RESTORE_JOBS);
+        self.list_page(queries, Some(cluster), page, &op, rows::restore_job)
             .await
-            .map_err(ctx(&op))?;
-        let jobs = found
-            .iter()
-            .map(rows::restore_job)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((
-            jobs,
-            self.count(q::COUNT_RESTORE_JOBS, Some(cluster), &op)
-                .await?,
-        ))
     }
 
     async fn take_restore_download(&self, id: ObjectId) -> Result<Option<RestoreJob>, StoreError> {
