@@ -33,6 +33,10 @@ pub fn router() -> Router<AppState> {
             "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKey",
             get(get_key).put(rotate_key),
         )
+        .route(
+            "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKeys",
+            get(key_history),
+        )
 }
 
 /// `PATCH` body. Clients in the wild send every field, with zero values and `null`
@@ -232,4 +236,52 @@ async fn rotate_key(
         .rotate_encryption_key(&actor, &group_id, &cluster_id)
         .await?;
     Ok(r.empty(StatusCode::CREATED))
+}
+
+async fn key_history(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let history = s
+        .service
+        .key_history(&actor, &group_id, &cluster_id)
+        .await?;
+    let total = history.len() as u64;
+    let start = (r.page.offset() as usize).min(history.len());
+    let end = (start + r.page.size as usize).min(history.len());
+    let rfc = crate::clusters::rfc3339;
+    let results = history[start..end]
+        .iter()
+        .map(|h| {
+            let k = &h.key;
+            let mut v = json!({
+                "encryptionKeyUUID": k.kmip_uid,
+                "kmipServer": k.kmip_server,
+                "created": rfc(k.created),
+                "activated": rfc(k.created),
+                "retired": k.retired.map(rfc),
+                "destroyed": null,
+                "state": h.state.map(|st| st.as_str()),
+                "rotationType": k.rotation_type.as_str(),
+                "requestedBy": k.requested_by,
+                "dataKeyCount": h.data_keys,
+                "snapshotCount": h.snapshots,
+                "links": [r.link(
+                    &format!(
+                        "/groups/{}/backupConfigs/{}/encryptionKeys",
+                        group_id.to_ascii_lowercase(),
+                        k.cluster_id
+                    ),
+                    "self",
+                )],
+            });
+            if let Some(e) = &h.state_error {
+                v["stateError"] = json!(e);
+            }
+            v
+        })
+        .collect();
+    Ok(r.list(results, total))
 }

@@ -617,3 +617,60 @@ mod tests {
         assert!(next_status(Started, Inactive).is_err());
     }
 }
+
+/// One master key a cluster has had, as `GET .../encryptionKeys` shows it.
+#[derive(Debug, Clone)]
+pub struct KeyHistoryEntry {
+    /// The record.
+    pub key: headlock_core::model::MasterKeyRecord,
+    /// The key's state as the KMIP server reports it now (None if it could not be asked).
+    pub state: Option<headlock_core::keys::KeyState>,
+    /// Why the KMIP server could not be asked, when it could not.
+    pub state_error: Option<String>,
+    /// Data keys the key wraps now.
+    pub data_keys: u64,
+    /// Snapshots whose data key the key wraps now.
+    pub snapshots: u64,
+}
+
+impl Service {
+    /// Every master key a cluster has had, newest first, with its KMIP state and what it
+    /// protects now (after a rotation, nothing for every key but the current one).
+    pub async fn key_history(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+    ) -> Result<Vec<KeyHistoryEntry>> {
+        let group = self.readable_group(actor, group_id).await?;
+        let cluster = self.cluster_in(&group, cluster_id).await?;
+        if cluster.is_sharded_whole() {
+            return Err(ServiceError::InvalidInput(format!(
+                "Cluster {} is a whole sharded cluster: ask for the history of each shard and of the config server replica set.",
+                cluster.id
+            )));
+        }
+        let keys = self.store.master_keys(cluster.id).await?;
+        let data_keys = self.store.data_keys(cluster.id).await?;
+        let snapshots = self.store.snapshot_count(cluster.id).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (state, state_error) = match self.keys.key_state(&key.kmip_uid).await {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            let wraps = data_keys
+                .iter()
+                .filter(|d| d.master_key_uid == key.kmip_uid)
+                .count() as u64;
+            out.push(KeyHistoryEntry {
+                snapshots: if wraps > 0 { snapshots } else { 0 },
+                data_keys: wraps,
+                state,
+                state_error,
+                key,
+            });
+        }
+        Ok(out)
+    }
+}

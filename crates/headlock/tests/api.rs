@@ -630,3 +630,59 @@ fn groups_and_clusters_follow_ops_manager() {
         "STARTED"
     );
 }
+
+#[test]
+fn key_history_lists_every_master_key_newest_first_with_its_kmip_state() {
+    let w = World::new();
+    let g = w.group("history");
+    let c = w.replica_set(&g, "rs0");
+    w.enable_encryption(&g, &c);
+    let first = w.key_of(&g, &c);
+    for _ in 0..2 {
+        assert_eq!(
+            w.admin
+                .put(&format!("/groups/{g}/backupConfigs/{c}/encryptionKey"))
+                .status,
+            201
+        );
+    }
+    let current = w.key_of(&g, &c);
+    let h = w.admin.expect(
+        w.admin
+            .get(&format!("/groups/{g}/backupConfigs/{c}/encryptionKeys")),
+        200,
+    );
+    assert_eq!(h["totalCount"], 3, "{h}");
+    let keys = h["results"].as_array().unwrap();
+    assert_eq!(keys[0]["encryptionKeyUUID"], current.as_str());
+    assert_eq!(keys[0]["state"], "Active");
+    assert_eq!(keys[0]["rotationType"], "MANUAL");
+    assert_eq!(keys[0]["dataKeyCount"], 1);
+    assert!(keys[0]["retired"].is_null());
+    assert_eq!(keys[0]["requestedBy"], "admin");
+    for old in &keys[1..] {
+        assert_eq!(old["state"], "Deactivated", "{old}");
+        assert_eq!(
+            old["dataKeyCount"], 0,
+            "after a rotation an old key protects nothing"
+        );
+        assert!(old["retired"].is_string());
+    }
+    assert_eq!(keys[2]["encryptionKeyUUID"], first.as_str());
+    assert_eq!(keys[2]["rotationType"], "INITIAL");
+    // Paging like every list.
+    let page = w.admin.expect(
+        w.admin.get(&format!(
+            "/groups/{g}/backupConfigs/{c}/encryptionKeys?itemsPerPage=1&pageNum=3"
+        )),
+        200,
+    );
+    assert_eq!(page["results"][0]["encryptionKeyUUID"], first.as_str());
+    let reader = w.user("historian", "GROUP_READ_ONLY", Some(&g));
+    assert_eq!(
+        reader
+            .get(&format!("/groups/{g}/backupConfigs/{c}/encryptionKeys"))
+            .status,
+        200
+    );
+}

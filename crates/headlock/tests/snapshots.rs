@@ -350,6 +350,20 @@ fn snapshots_taken_before_during_and_after_rotations_all_restore() {
     assert_eq!(api.put(&key_path).status, 201);
 
     let current = f.w.key_of(g, c);
+    // The key history says which key protects the snapshots now: only the current one.
+    let history = api.expect(
+        api.get(&format!("/groups/{g}/backupConfigs/{c}/encryptionKeys")),
+        200,
+    );
+    let keys = history["results"].as_array().unwrap();
+    assert_eq!(keys[0]["encryptionKeyUUID"], current.as_str());
+    assert_eq!(keys[0]["snapshotCount"], snaps.len());
+    assert!(
+        keys[1..]
+            .iter()
+            .all(|k| k["snapshotCount"] == 0 && k["state"] == "Deactivated"),
+        "{history}"
+    );
     for (id, content) in &snaps {
         let s = api.expect(
             api.get(&format!("/groups/{g}/clusters/{c}/snapshots/{id}")),
