@@ -1408,7 +1408,13 @@ impl Service {
             );
             if let Err(e) = write_snapshot(&source, &manifest, out) {
                 // The stream ends early: the client sees a short body, never wrong bytes.
-                tracing::error!(%snapshot, error = %e, "restore stopped: stored data is damaged or unreadable");
+                // Either the client went away (the pipe broke) or stored data failed its
+                // checks (the error names the chunk and its pack).
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    tracing::info!(%snapshot, "restore download ended early: the client went away");
+                } else {
+                    tracing::error!(%snapshot, error = %e, "restore stopped: stored data is damaged or unreadable");
+                }
             }
         });
         Ok(RestoreDownload {
