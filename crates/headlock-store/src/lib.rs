@@ -205,6 +205,26 @@ impl SqlStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The row `query` finds for `ids` (bound in order), decoded; `what` names the
+    /// read for the error, and is only built when there is one.
+    async fn find<T>(
+        &self,
+        query: &'static str,
+        ids: &[ObjectId],
+        what: impl FnOnce() -> String,
+        decode: impl Fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut q = sqlx::query(query);
+        for id in ids {
+            q = q.bind(id_text(*id));
+        }
+        let row = q
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(&what(), e))?;
+        row.as_ref().map(decode).transpose()
+    }
+
     /// One page of `list` (bound: the owner's id when given, then LIMIT and OFFSET),
     /// decoded, and the total from `count` (bound: the same id).
     async fn list_page<T>(
@@ -412,12 +432,13 @@ impl MetadataStore for SqlStore {
     }
 
     async fn group(&self, id: ObjectId) -> Result<Option<Group>, StoreError> {
-        let row = sqlx::query(q::GROUP_BY_ID)
-            .bind(id_text(id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| classify(&format!("reading group {id}"), e))?;
-        row.as_ref().map(rows::group).transpose()
+        self.find(
+            q::GROUP_BY_ID,
+            &[id],
+            || format!("reading group {id}"),
+            rows::group,
+        )
+        .await
     }
 
     async fn group_by_name(&self, name: &str) -> Result<Option<Group>, StoreError> {
@@ -510,22 +531,19 @@ impl MetadataStore for SqlStore {
     }
 
     async fn cluster(&self, group: ObjectId, id: ObjectId) -> Result<Option<Cluster>, StoreError> {
-        let row = sqlx::query(q::CLUSTER_IN_GROUP)
-            .bind(id_text(group))
-            .bind(id_text(id))
-            .fetch_optional(&self.pool)
+        let what = || format!("reading cluster {id} of group {group}");
+        self.find(q::CLUSTER_IN_GROUP, &[group, id], what, rows::cluster)
             .await
-            .map_err(|e| classify(&format!("reading cluster {id} of group {group}"), e))?;
-        row.as_ref().map(rows::cluster).transpose()
     }
 
     async fn cluster_any_group(&self, id: ObjectId) -> Result<Option<Cluster>, StoreError> {
-        let row = sqlx::query(q::CLUSTER_BY_ID)
-            .bind(id_text(id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| classify(&format!("reading cluster {id}"), e))?;
-        row.as_ref().map(rows::cluster).transpose()
+        self.find(
+            q::CLUSTER_BY_ID,
+            &[id],
+            || format!("reading cluster {id}"),
+            rows::cluster,
+        )
+        .await
     }
 
     async fn list_clusters(
@@ -641,13 +659,9 @@ impl MetadataStore for SqlStore {
         group: ObjectId,
         cluster: ObjectId,
     ) -> Result<Option<BackupConfig>, StoreError> {
-        let row = sqlx::query(q::CONFIG)
-            .bind(id_text(group))
-            .bind(id_text(cluster))
-            .fetch_optional(&self.pool)
+        let what = || format!("reading backup config of cluster {cluster}");
+        self.find(q::CONFIG, &[group, cluster], what, rows::backup_config)
             .await
-            .map_err(|e| classify(&format!("reading backup config of cluster {cluster}"), e))?;
-        row.as_ref().map(rows::backup_config).transpose()
     }
 
     async fn list_backup_configs(
@@ -687,17 +701,9 @@ impl MetadataStore for SqlStore {
         &self,
         cluster: ObjectId,
     ) -> Result<Option<MasterKeyRecord>, StoreError> {
-        let row = sqlx::query(q::CURRENT_KEY)
-            .bind(id_text(cluster))
-            .fetch_optional(&self.pool)
+        let what = || format!("reading the current master key of cluster {cluster}");
+        self.find(q::CURRENT_KEY, &[cluster], what, rows::master_key)
             .await
-            .map_err(|e| {
-                classify(
-                    &format!("reading the current master key of cluster {cluster}"),
-                    e,
-                )
-            })?;
-        row.as_ref().map(rows::master_key).transpose()
     }
 
     async fn master_keys(&self, cluster: ObjectId) -> Result<Vec<MasterKeyRecord>, StoreError> {
@@ -1068,13 +1074,9 @@ impl MetadataStore for SqlStore {
         cluster: ObjectId,
         id: ObjectId,
     ) -> Result<Option<SnapshotRecord>, StoreError> {
-        let row = sqlx::query(q::SNAPSHOT)
-            .bind(id_text(cluster))
-            .bind(id_text(id))
-            .fetch_optional(&self.pool)
+        let what = || format!("reading snapshot {id} of cluster {cluster}");
+        self.find(q::SNAPSHOT, &[cluster, id], what, rows::snapshot)
             .await
-            .map_err(|e| classify(&format!("reading snapshot {id} of cluster {cluster}"), e))?;
-        row.as_ref().map(rows::snapshot).transpose()
     }
 
     async fn list_snapshots(
@@ -1235,13 +1237,9 @@ impl MetadataStore for SqlStore {
         cluster: ObjectId,
         id: ObjectId,
     ) -> Result<Option<RestoreJob>, StoreError> {
-        let row = sqlx::query(q::RESTORE_JOB)
-            .bind(id_text(cluster))
-            .bind(id_text(id))
-            .fetch_optional(&self.pool)
+        let what = || format!("reading restore job {id} of cluster {cluster}");
+        self.find(q::RESTORE_JOB, &[cluster, id], what, rows::restore_job)
             .await
-            .map_err(|e| classify(&format!("reading restore job {id} of cluster {cluster}"), e))?;
-        row.as_ref().map(rows::restore_job).transpose()
     }
 
     async fn list_restore_jobs(
@@ -1256,12 +1254,9 @@ impl MetadataStore for SqlStore {
     }
 
     async fn take_restore_download(&self, id: ObjectId) -> Result<Option<RestoreJob>, StoreError> {
-        let row = sqlx::query(q::TAKE_RESTORE_DOWNLOAD)
-            .bind(id_text(id))
-            .fetch_optional(&self.pool)
+        let what = || format!("counting a download of restore job {id}");
+        self.find(q::TAKE_RESTORE_DOWNLOAD, &[id], what, rows::restore_job)
             .await
-            .map_err(|e| classify(&format!("counting a download of restore job {id}"), e))?;
-        row.as_ref().map(rows::restore_job).transpose()
     }
 
     // ----- users
@@ -1384,13 +1379,11 @@ impl MetadataStore for SqlStore {
         group: ObjectId,
         id: ObjectId,
     ) -> Result<Option<AuditEvent>, StoreError> {
-        let found = sqlx::query(q::GET_AUDIT_EVENT)
-            .bind(id_text(group))
-            .bind(id_text(id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(ctx("reading an audit event"))?;
-        found.map(|r| rows::audit(&r).map(|a| a.event)).transpose()
+        let what = || "reading an audit event".to_string();
+        self.find(q::GET_AUDIT_EVENT, &[group, id], what, |r| {
+            rows::audit(r).map(|a| a.event)
+        })
+        .await
     }
 
     async fn verify_audit_chain(&self) -> Result<u64, StoreError> {
