@@ -124,6 +124,29 @@ fn manifest_path(cluster: ObjectId, snapshot: ObjectId) -> String {
     format!("manifests/{cluster}/{snapshot}")
 }
 
+/// The id an object is named by (the last segment of its path).
+fn object_id_of(path: &str) -> Option<ObjectId> {
+    path.rsplit('/').next().and_then(|s| s.parse().ok())
+}
+
+/// Every item of a paged store listing, 500 at a time.
+async fn all_pages<T, Fut>(mut fetch: impl FnMut(Page) -> Fut) -> Result<Vec<T>>
+where
+    Fut: std::future::Future<Output = std::result::Result<(Vec<T>, u64), StoreError>>,
+{
+    let mut page = Page { num: 1, size: 500 };
+    let mut out = Vec::new();
+    loop {
+        let (items, total) = fetch(page).await?;
+        let last = items.is_empty() || u64::from(page.num) * u64::from(page.size) >= total;
+        out.extend(items);
+        if last {
+            return Ok(out);
+        }
+        page.num += 1;
+    }
+}
+
 fn blob_err(e: BlobError) -> ServiceError {
     match e {
         BlobError::NoSpace(path) => ServiceError::StorageFull(path),
@@ -1030,43 +1053,31 @@ impl Service {
         let blobs = self.blobs()?.clone();
         let _exclusive = self.snapshot_locks.write(cluster).await;
         let mut report = GcReport::default();
-        let emptied = self.store.collect_garbage(cluster).await?;
+        // Deletes the chunk records no snapshot uses; the packs they emptied are then
+        // not in use, and the listing below finds them with every other orphan.
+        self.store.collect_garbage(cluster).await?;
         let in_use: HashSet<ObjectId> = self
             .store
             .packs_in_use(cluster)
             .await?
             .into_iter()
             .collect();
-        let mut doomed: HashSet<String> = emptied.iter().map(|p| pack_path(cluster, *p)).collect();
         for blob in blobs
             .list(&format!("packs/{cluster}/"))
             .await
             .map_err(blob_err)?
         {
-            let id = blob
-                .path
-                .rsplit('/')
-                .next()
-                .and_then(|s| s.parse::<ObjectId>().ok());
-            if id.is_none_or(|id| !in_use.contains(&id)) {
-                doomed.insert(blob.path);
+            if object_id_of(&blob.path).is_none_or(|id| !in_use.contains(&id)) {
+                blobs.delete(&blob.path).await.map_err(blob_err)?;
+                report.packs_deleted += 1;
             }
-        }
-        for path in doomed {
-            blobs.delete(&path).await.map_err(blob_err)?;
-            report.packs_deleted += 1;
         }
         for blob in blobs
             .list(&format!("manifests/{cluster}/"))
             .await
             .map_err(blob_err)?
         {
-            let id = blob
-                .path
-                .rsplit('/')
-                .next()
-                .and_then(|s| s.parse::<ObjectId>().ok());
-            let committed = match id {
+            let committed = match object_id_of(&blob.path) {
                 Some(id) => self.store.snapshot(cluster, id).await?.is_some(),
                 None => false,
             };
@@ -1213,25 +1224,18 @@ impl Service {
         chunks: HashSet<ChunkId>,
     ) -> Result<HashMap<ChunkId, Vec<ObjectId>>> {
         let mut out: HashMap<ChunkId, Vec<ObjectId>> = HashMap::new();
-        let mut page = Page { num: 1, size: 500 };
-        loop {
-            let (snaps, total) = self.store.list_snapshots(cluster.id, page).await?;
-            for s in &snaps {
-                for loc in self.store.snapshot_chunks(s.id).await? {
-                    if chunks.contains(&loc.chunk_id) {
-                        out.entry(loc.chunk_id).or_default().push(s.id);
-                    }
+        for s in all_pages(|p| self.store.list_snapshots(cluster.id, p)).await? {
+            for loc in self.store.snapshot_chunks(s.id).await? {
+                if chunks.contains(&loc.chunk_id) {
+                    out.entry(loc.chunk_id).or_default().push(s.id);
                 }
             }
-            if u64::from(page.num) * u64::from(page.size) >= total || snaps.is_empty() {
-                return Ok(out);
-            }
-            page.num += 1;
         }
+        Ok(out)
     }
 
-    /// Creates a restore job for a snapshot; returns it and the one-time download token
-    /// (only its SHA-256 is stored).
+    /// Creates a restore job for a snapshot; returns it and its one-time download token
+    /// (an HMAC of the job id under the link secret; only its SHA-256 is stored).
     pub async fn create_restore_job(
         &self,
         actor: &Actor,
@@ -1434,30 +1438,14 @@ impl Service {
         if self.blobs.is_none() {
             return Ok(total);
         }
-        let mut gpage = Page { num: 1, size: 500 };
-        loop {
-            let (groups, gtotal) = self.store.list_groups(gpage).await?;
-            for group in &groups {
-                let mut cpage = Page { num: 1, size: 500 };
-                loop {
-                    let (clusters, ctotal) =
-                        self.store.list_clusters(group.id, None, cpage).await?;
-                    for cluster in clusters.iter().filter(|c| !c.is_sharded_whole()) {
-                        let r = self.collect_garbage(cluster.id).await?;
-                        total.packs_deleted += r.packs_deleted;
-                        total.manifests_deleted += r.manifests_deleted;
-                    }
-                    if u64::from(cpage.num) * u64::from(cpage.size) >= ctotal || clusters.is_empty()
-                    {
-                        break;
-                    }
-                    cpage.num += 1;
-                }
+        for group in all_pages(|p| self.store.list_groups(p)).await? {
+            let clusters = all_pages(|p| self.store.list_clusters(group.id, None, p)).await?;
+            for cluster in clusters.iter().filter(|c| !c.is_sharded_whole()) {
+                let r = self.collect_garbage(cluster.id).await?;
+                total.packs_deleted += r.packs_deleted;
+                total.manifests_deleted += r.manifests_deleted;
             }
-            if u64::from(gpage.num) * u64::from(gpage.size) >= gtotal || groups.is_empty() {
-                return Ok(total);
-            }
-            gpage.num += 1;
         }
+        Ok(total)
     }
 }
