@@ -39,7 +39,10 @@ pub struct BlobMeta {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores `bytes` at `path`, atomically (readers never see a partial object) and
-    /// durably (it survives a crash once this returns).
+    /// durably (it survives a crash once this returns). Objects are created, never
+    /// replaced: a put of a name that already holds the same bytes succeeds and changes
+    /// nothing (a retry is harmless); a put of a name that holds other bytes fails with
+    /// [`BlobError::Backend`] and leaves the stored object as it was.
     async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), BlobError>;
     /// The whole object.
     async fn get(&self, path: &str) -> Result<Vec<u8>, BlobError>;

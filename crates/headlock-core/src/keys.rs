@@ -127,4 +127,23 @@ pub trait KeyManager: Send + Sync + 'static {
 
     /// The key's KMIP State (Get Attributes).
     async fn key_state(&self, uid: &str) -> Result<KeyState, KeyManagerError>;
+
+    /// Probes every configured server once (a round trip each, in configuration
+    /// order), for the health endpoint. The default has no servers to probe.
+    async fn probe_servers(&self) -> Vec<ServerProbe> {
+        Vec::new()
+    }
+}
+
+/// One server's answer to [`KeyManager::probe_servers`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerProbe {
+    /// `host:port`, as configured.
+    pub server: String,
+    /// Whether a full round trip (TLS handshake and a request) succeeded.
+    pub reachable: bool,
+    /// How long the round trip took, when it succeeded.
+    pub latency: Option<std::time::Duration>,
+    /// Why it failed (no secrets: server, operation, reason).
+    pub error: Option<String>,
 }

@@ -1,12 +1,14 @@
 //! Prints how long the store takes to commit a key change (the database half of a
-//! rotation) and to verify the audit chain, on a real file with `synchronous=FULL`.
+//! rotation) and to verify the audit chain, on a real SQLite file with
+//! `synchronous=FULL`, or on PostgreSQL.
 //!
 //! ```text
-//! cargo run --release -p headlock-store --example commit_latency -- [DIR] [ROTATIONS]
+//! cargo run --release -p headlock-store --example commit_latency -- [DIR | URL] [ROTATIONS]
 //! ```
 //!
 //! DIR defaults to a fresh temporary directory (mind that /tmp may be tmpfs, where
-//! fsync is free); ROTATIONS defaults to 500.
+//! fsync is free); a `postgres://` URL names a database to write into instead (e.g.
+//! `$(scripts/postgres.sh url)`: the rows stay there). ROTATIONS defaults to 500.
 
 use std::time::{Duration, Instant};
 
@@ -28,18 +30,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let tmp = tempfile::tempdir()?;
-    let dir = args
-        .next()
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let place = args.next();
     let rotations: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(500);
-    let path = dir.join(format!("bench-{}.db", ObjectId::new()));
-    let store = SqlStore::open_sqlite(&path).await?;
+    let (store, path) = match place {
+        Some(url) if url.contains("://") => (SqlStore::open(&url).await?, None),
+        place => {
+            let dir = place.map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
+            let path = dir.join(format!("bench-{}.db", ObjectId::new()));
+            (SqlStore::open_sqlite(&path).await?, Some(path))
+        }
+    };
 
     let now = OffsetDateTime::now_utc;
     let group = Group {
         id: ObjectId::new(),
-        name: "bench".into(),
+        name: format!("bench-{}", ObjectId::new()),
         org_id: ObjectId::new(),
         created: now(),
     };
@@ -123,8 +128,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     times.sort();
     println!(
-        "commit_key_change x{rotations} on {}: p50 {:?}, p99 {:?}, max {:?}",
-        dir.display(),
+        "commit_key_change x{rotations} on {} {}: p50 {:?}, p99 {:?}, max {:?}",
+        store.backend(),
+        store.location(),
         percentile(&times, 0.50),
         percentile(&times, 0.99),
         times[times.len() - 1]
@@ -137,7 +143,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     store.close().await;
     for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        if let Some(path) = &path {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //!
 //! Only the database's own message goes into the text (SQLite: "UNIQUE constraint
 //! failed: users.username"; PostgreSQL: "duplicate key value violates unique constraint
-//! ..."), never bound values, so no secret can reach a log through an error.
+//! ..." without its DETAIL line, which quotes the key), never bound values, so no secret
+//! can reach a log through an error.
 
 use headlock_core::StoreError;
 use sqlx::error::ErrorKind;
@@ -36,4 +37,21 @@ pub(crate) fn ctx(op: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
 /// violation), so a caller can say which record was at fault.
 pub(crate) fn is_violation(e: &sqlx::Error, kind: ErrorKind) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == kind)
+}
+
+/// SQLSTATE of PostgreSQL's `serialization_failure`.
+const SERIALIZATION_FAILURE: &str = "40001";
+
+/// SQLSTATE of PostgreSQL's `deadlock_detected`.
+const DEADLOCK_DETECTED: &str = "40P01";
+
+/// Whether PostgreSQL aborted the transaction as a deadlock victim or a serialization
+/// failure: it rolled the whole transaction back, and running it again may succeed.
+/// (SQLite's codes are numbers, never these.)
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some(SERIALIZATION_FAILURE | DEADLOCK_DETECTED))
+    )
 }

@@ -3,18 +3,34 @@
 //!
 //! [`SqlStore`] keeps groups, clusters, backup configs, master and data key records,
 //! key-change intents, users, the hash-chained audit log, snapshots with their chunk
-//! locations and references, and restore jobs in SQLite today; the schema
-//! and the statements are written in the SQL that SQLite and PostgreSQL share, and all
-//! of the SQL is in one module (`queries.rs`), so PostgreSQL is a second pool type and a
-//! handful of `DIALECT:` statements away.
+//! locations and references, restore jobs, and what several nodes share (leases and
+//! shared secrets), on one of two databases chosen at run time:
+//!
+//! * **SQLite** ([`SqlStore::open_sqlite`]), the embedded default: one file, created
+//!   0600 in a 0700 directory, WAL journal, `synchronous=FULL`; one writer at a time
+//!   (`BEGIN IMMEDIATE`), so one node only.
+//! * **PostgreSQL** ([`SqlStore::open_postgres`]), for several nodes on one database:
+//!   READ COMMITTED with row locks where a read decides a write, a pool of 10
+//!   connections per node, and a transaction PostgreSQL aborts as a deadlock victim or
+//!   serialization failure run again (up to 5 times) before its error is returned.
+//!
+//! [`SqlStore::open`] takes either as a URL. A PostgreSQL URL's password never appears
+//! in `Debug`, logs or errors ([`SqlStore::location`] is the URL with it hidden).
+//!
+//! The schema (`migrations/`) and the statements (`queries.rs`) are written once, in the
+//! SQL the two share; the few statements that differ are marked `DIALECT:` in
+//! `queries.rs`, which also says how each kind of conflict is kept apart on each
+//! database. Both backends run one conformance suite (`tests/conformance.rs`).
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `queries` | every SQL statement |
+//! | `queries` | every SQL statement, and the dialect differences |
+//! | `db` | the two sqlx drivers behind one interface (and why not sqlx's `Any`) |
+//! | `connect` | opening either database; URLs and their redaction |
 //! | `rows` | records to rows and back: ids, times, enums, JSON lists, hex bytes |
 //! | `audit` | the audit hash chain and its canonical event encoding |
 //! | `migrations` | the embedded migrations, run through sqlx's `Migrator` |
-//! | [`blob`] | [`ObjectBlobStore`]: packs and manifests in a local directory (S3 next) |
+//! | [`blob`] | [`ObjectBlobStore`]: packs and manifests in a local directory or S3 |
 //! | `error` | sqlx errors to [`StoreError`] |
 //!
 //! Storage choices, fixed by `migrations/0001_initial.sql`:
@@ -39,7 +55,10 @@
 //! use headlock_store::SqlStore;
 //!
 //! let dir = tempfile::tempdir()?;
-//! let store = SqlStore::open_sqlite(&dir.path().join("meta/headlock.db")).await?;
+//! // Or SqlStore::open("postgres://headlock:...@db.internal/headlock").
+//! let url = format!("sqlite://{}", dir.path().join("meta/headlock.db").display());
+//! let store = SqlStore::open(&url).await?;
+//! assert_eq!(store.backend(), "sqlite");
 //! let group = Group {
 //!     id: ObjectId::new(),
 //!     name: "payments".into(),
@@ -57,13 +76,17 @@
 
 mod audit;
 pub mod blob;
+mod connect;
+mod db;
 mod error;
 mod migrations;
 mod queries;
 mod rows;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -71,53 +94,65 @@ use headlock_core::model::{
     AuditEvent, BackupConfig, ChunkId, ChunkLocation, Cluster, DataKeyRecord, Group, IntentPhase,
     KeyIntent, MasterKeyRecord, Page, RestoreJob, SnapshotRecord, User,
 };
-use headlock_core::store::{KeyChange, SnapshotCommit};
+use headlock_core::store::{KeyChange, Lease, SnapshotCommit};
 use headlock_core::{MetadataStore, ObjectId, StoreError};
 use sqlx::error::ErrorKind;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{Connection, Row};
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
+use crate::db::{Attempt, Pool, Row, Sql, Tx, stmt};
 use crate::error::{classify, ctx, is_violation};
 use crate::queries as q;
 use crate::rows::{bigint, id_text, json_list, micros, opt_id_text, roles_json, secret_hex};
 
+pub use crate::blob::S3Config;
 pub use crate::blob::{LocalBlobStore, ObjectBlobStore};
 pub use crate::migrations::LATEST_SCHEMA_VERSION;
 pub use crate::rows::truncate_to_micros;
 
-/// How long a statement waits for another connection's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Connections per pool. SQLite has one writer at a time whatever the pool size; a few
-/// connections let reads proceed beside it (WAL).
-const POOL_SIZE: u32 = 4;
-
-/// How long a caller waits for a free connection.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Audit events read per query while verifying the chain (bounds memory).
 const VERIFY_BATCH: i64 = 512;
+
+/// Runs of one write transaction when PostgreSQL aborts it as a deadlock victim or a
+/// serialization failure (it rolled the whole transaction back, so another run cannot
+/// apply anything twice); the last failure is returned.
+const TRANSACTION_ATTEMPTS: u32 = 5;
+
+/// The longest lease or shared-secret name, lease holder or lease prefix, in bytes.
+const MAX_NAME: usize = 512;
+
+/// The longest shared secret, in bytes.
+const MAX_SECRET: usize = 4096;
 
 /// The metadata store on SQL. Cheap to clone (the clones share one pool).
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: SqlitePool,
-    location: PathBuf,
+    pool: Pool,
+    /// The file, or the URL with its password hidden.
+    location: String,
 }
 
 impl fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqlStore")
-            .field("sqlite", &self.location)
+            .field(self.backend(), &self.location)
             .finish_non_exhaustive()
     }
 }
 
 impl SqlStore {
+    /// Opens the database `database_url` names and brings its schema up to date:
+    /// `postgres://...` or `postgresql://...` is [`SqlStore::open_postgres`];
+    /// `sqlite://PATH`, `sqlite:PATH` or a plain path is [`SqlStore::open_sqlite`] (the
+    /// path as written: no percent-decoding, no options). Any other scheme is refused.
+    /// Errors never quote the URL's password.
+    pub async fn open(database_url: &str) -> Result<SqlStore, StoreError> {
+        match connect::target(database_url)? {
+            connect::Target::Postgres(url) => SqlStore::open_postgres(url).await,
+            connect::Target::Sqlite(path) => SqlStore::open_sqlite(&path).await,
+        }
+    }
+
     /// Opens (creating if missing) the SQLite database at `path` and brings its schema up
     /// to date.
     ///
@@ -126,69 +161,106 @@ impl SqlStore {
     /// `synchronous=FULL` (a committed transaction survives power loss), foreign keys on,
     /// and a busy timeout, so concurrent writers queue instead of failing.
     pub async fn open_sqlite(path: &Path) -> Result<SqlStore, StoreError> {
-        let where_ = path.display().to_string();
-        prepare_file(path)
-            .await
-            .map_err(|e| StoreError::Backend(format!("creating {where_}: {e}")))?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(POOL_SIZE)
-            // A local file needs no liveness ping before every acquire; the ping was a
-            // measurable share of each request (docs/benchmarks.md).
-            .test_before_acquire(false)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Backend(format!("opening {where_}: {e}")))?;
         let store = SqlStore {
-            pool,
-            location: path.to_path_buf(),
+            pool: connect::sqlite(path).await?,
+            location: path.display().to_string(),
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/db`,
+    /// with libpq's parameters such as `sslmode`) and brings its schema up to date.
+    ///
+    /// The pool holds up to 10 connections; opening waits at most 10 s for the first,
+    /// a statement at most 30 s for a free one. Several nodes may open one database at
+    /// once: migrations run under sqlx's advisory lock. The password is kept only inside
+    /// the driver's options.
+    pub async fn open_postgres(url: &str) -> Result<SqlStore, StoreError> {
+        let location = connect::redact(url);
+        let store = SqlStore {
+            pool: connect::postgres(url, &location).await?,
+            location,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// `"sqlite"` or `"postgresql"`.
+    pub fn backend(&self) -> &'static str {
+        self.pool.backend().name()
+    }
+
+    /// Where the data is: the SQLite file, or the PostgreSQL URL with its password
+    /// replaced by `***` (safe to log).
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Applies the migrations this build has and the database lacks. Idempotent; fails
     /// if an applied migration was edited or the database has one this build does not
     /// know (written by a newer version).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let op = format!("migrating {}", self.location.display());
+        let op = format!("migrating {}", self.location);
         let migrator = migrations::migrator()
             .await
             .map_err(|e| StoreError::Backend(format!("{op}: {e}")))?;
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("{op}: {e}")))
+        match &self.pool {
+            Pool::Sqlite(pool) => migrator.run(pool).await,
+            Pool::Postgres(pool) => migrator.run(pool).await,
+        }
+        .map_err(|e| StoreError::Backend(format!("{op}: {e}")))
     }
 
     /// The highest migration applied (0 for a database never migrated).
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar::<_, i64>(q::SCHEMA_VERSION)
-            .fetch_one(&self.pool)
+        stmt(q::SCHEMA_VERSION)
+            .fetch_i64(&self.pool)
             .await
             .map_err(ctx("schema version"))
     }
 
-    /// Closes every connection (waiting for those in use), checkpointing the WAL.
+    /// Closes every connection (waiting for those in use); on SQLite this checkpoints
+    /// the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
     /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE`, which waits for the write
     /// lock up front, so that concurrent writers serialise instead of failing with
-    /// `SQLITE_BUSY` half-way).
-    async fn begin_write(
-        &self,
-        op: &str,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.pool.begin_with(q::BEGIN_WRITE).await.map_err(ctx(op))
+    /// `SQLITE_BUSY` half-way; PostgreSQL: `BEGIN`).
+    async fn begin_write(&self, op: &str, attempt: &Arc<Attempt>) -> Result<Tx, StoreError> {
+        self.pool
+            .begin(q::BEGIN_WRITE, Some(attempt))
+            .await
+            .map_err(ctx(op))
+    }
+
+    /// Runs the write transaction `run` makes, again (after a short, jittered pause)
+    /// while PostgreSQL aborts it as a deadlock victim or a serialization failure, up to
+    /// [`TRANSACTION_ATTEMPTS`] runs. `what` names it in the debug log.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut run: F) -> Result<T, StoreError>
+    where
+        F: FnMut(Arc<Attempt>) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut runs = 1;
+        loop {
+            let attempt = Arc::new(Attempt::default());
+            match run(Arc::clone(&attempt)).await {
+                Err(e) if attempt.was_transient() && runs < TRANSACTION_ATTEMPTS => {
+                    tracing::debug!(
+                        transaction = what,
+                        run = runs,
+                        error = %e,
+                        "the database aborted the transaction; running it again"
+                    );
+                    tokio::time::sleep(retry_pause(runs)).await;
+                    runs += 1;
+                }
+                done => return done,
+            }
+        }
     }
 
     async fn count(
@@ -197,12 +269,12 @@ impl SqlStore {
         group: Option<ObjectId>,
         op: &str,
     ) -> Result<u64, StoreError> {
-        let mut query = sqlx::query_scalar::<_, i64>(query);
+        let mut query = stmt(query);
         if let Some(group) = group {
             query = query.bind(id_text(group));
         }
-        let n = query.fetch_one(&self.pool).await.map_err(ctx(op))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let n = query.fetch_i64(&self.pool).await.map_err(ctx(op))?;
+        Ok(to_u64(n))
     }
 
     /// The row `query` finds for `ids` (bound in order), decoded; `what` names the
@@ -212,9 +284,9 @@ impl SqlStore {
         query: &'static str,
         ids: &[ObjectId],
         what: impl FnOnce() -> String,
-        decode: impl Fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
+        decode: impl Fn(&Row) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let mut q = sqlx::query(query);
+        let mut q = stmt(query);
         for id in ids {
             q = q.bind(id_text(*id));
         }
@@ -233,10 +305,10 @@ impl SqlStore {
         owner: Option<ObjectId>,
         page: Page,
         op: &str,
-        decode: impl Fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
+        decode: impl Fn(&Row) -> Result<T, StoreError>,
     ) -> Result<(Vec<T>, u64), StoreError> {
         let (limit, offset) = limit_offset(page);
-        let mut query = sqlx::query(list);
+        let mut query = stmt(list);
         if let Some(id) = owner {
             query = query.bind(id_text(id));
         }
@@ -249,37 +321,32 @@ impl SqlStore {
         let items = found.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok((items, self.count(count, owner, op).await?))
     }
+
+    /// Takes the row lock `lock` (a `DIALECT:` read of `queries.rs`) on `cluster`
+    /// inside `tx`; whether the cluster exists.
+    async fn lock_cluster(
+        tx: &mut Tx,
+        lock: Sql,
+        cluster: ObjectId,
+        op: &str,
+    ) -> Result<bool, StoreError> {
+        let found = stmt(lock)
+            .bind(id_text(cluster))
+            .fetch_all(tx)
+            .await
+            .map_err(ctx(op))?;
+        Ok(!found.is_empty())
+    }
 }
 
-/// Creates the parent directory (0700) and the file (0600) when missing; warns when an
-/// existing file is readable by others.
-async fn prepare_file(path: &Path) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let mut dir = tokio::fs::DirBuilder::new();
-        dir.recursive(true);
-        #[cfg(unix)]
-        dir.mode(0o700);
-        dir.create(parent).await?;
-    }
-    let mut file = tokio::fs::OpenOptions::new();
-    file.write(true).create(true);
-    #[cfg(unix)]
-    file.mode(0o600);
-    let file = file.open(path).await?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = file.metadata().await?.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format_args!("{:o}", mode & 0o777),
-                "the metadata database is accessible to other users; it holds digest secrets (chmod 600)"
-            );
-        }
-    }
-    drop(file);
-    Ok(())
+/// The pause before run `runs + 1` of a transaction: 10 ms doubled per run, plus up to
+/// as much again at random, so that two victims of one deadlock do not meet again.
+fn retry_pause(runs: u32) -> Duration {
+    let base = 10u64 << runs.min(6);
+    let mut jitter = [0u8; 2];
+    // Without randomness the pause is just not jittered.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut jitter);
+    Duration::from_millis(base + u64::from(u16::from_le_bytes(jitter)) % base)
 }
 
 /// `LIMIT` and `OFFSET` of a page.
@@ -294,14 +361,22 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// Refuses an empty name, or one longer than [`MAX_NAME`] bytes.
+fn check_name(what: &str, name: &str, op: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(StoreError::Precondition(format!(
+            "{op}: the {what} must be 1 to {MAX_NAME} bytes long, not {}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Appends `event` to the audit chain inside the caller's write transaction.
-async fn append_audit_in(
-    conn: &mut SqliteConnection,
-    event: &AuditEvent,
-) -> Result<(), StoreError> {
+async fn append_audit_in(tx: &mut Tx, event: &AuditEvent) -> Result<(), StoreError> {
     let op = || format!("appending audit event {}", event.id);
-    let head = sqlx::query(q::AUDIT_HEAD)
-        .fetch_one(&mut *conn)
+    let head = stmt(q::AUDIT_HEAD_FOR_UPDATE)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| classify(&op(), e))?;
     let seq: i64 = head.try_get("seq").map_err(|e| classify(&op(), e))?;
@@ -313,7 +388,7 @@ async fn append_audit_in(
         .checked_add(1)
         .ok_or_else(|| StoreError::Backend(format!("{}: audit sequence exhausted", op())))?;
     let hash = hex::encode(audit::chain_hash(&prev, seq, event));
-    sqlx::query(q::INSERT_AUDIT)
+    stmt(q::INSERT_AUDIT)
         .bind(seq)
         .bind(id_text(event.id))
         .bind(micros(event.created))
@@ -328,26 +403,36 @@ async fn append_audit_in(
         .bind(&event.detail)
         .bind(&prev_text)
         .bind(&hash)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .map_err(|e| classify(&op(), e))?;
-    sqlx::query(q::SET_AUDIT_HEAD)
+    stmt(q::SET_AUDIT_HEAD)
         .bind(seq)
         .bind(&hash)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .map_err(|e| classify(&op(), e))?;
     Ok(())
 }
 
+/// Rewrites backup configs inside the caller's transaction, in cluster id order (so that
+/// two transactions that rewrite the same configs on PostgreSQL lock their rows in one
+/// order, and cannot deadlock on them); `NotFound` if a cluster has no config in that
+/// group. A config listed twice is written twice, in the order given.
+async fn update_configs_in(tx: &mut Tx, configs: &[BackupConfig]) -> Result<(), StoreError> {
+    let mut ordered: Vec<&BackupConfig> = configs.iter().collect();
+    ordered.sort_by_key(|c| c.cluster_id);
+    for config in ordered {
+        update_config_in(tx, config).await?;
+    }
+    Ok(())
+}
+
 /// Rewrites one backup config inside the caller's transaction; `NotFound` if the cluster
 /// has no config in that group.
-async fn update_config_in(
-    conn: &mut SqliteConnection,
-    config: &BackupConfig,
-) -> Result<(), StoreError> {
+async fn update_config_in(tx: &mut Tx, config: &BackupConfig) -> Result<(), StoreError> {
     let op = || format!("updating backup config of cluster {}", config.cluster_id);
-    let done = sqlx::query(q::UPDATE_CONFIG)
+    let done = stmt(q::UPDATE_CONFIG)
         .bind(id_text(config.cluster_id))
         .bind(id_text(config.group_id))
         .bind(config.status.as_str())
@@ -357,10 +442,10 @@ async fn update_config_in(
         .bind(json_list(&config.excluded_namespaces))
         .bind(json_list(&config.included_namespaces))
         .bind(config.auth_mechanism.as_str())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .map_err(|e| classify(&op(), e))?;
-    if done.rows_affected() == 0 {
+    if done == 0 {
         return Err(StoreError::NotFound(format!(
             "{}: no backup config for cluster {} in group {}",
             op(),
@@ -371,22 +456,21 @@ async fn update_config_in(
     Ok(())
 }
 
-/// Which of `ids` are stored for the cluster, sorted; read inside the caller's
-/// transaction to name the chunk a failed commit was about.
+/// Which of `ids` are stored for the cluster, sorted; read (after a failed commit was
+/// rolled back, so PostgreSQL can run statements again) to name the chunk the commit
+/// failed on.
 async fn stored_ids(
-    conn: &mut SqliteConnection,
+    pool: &Pool,
     cluster_text: &str,
     ids: &[ChunkId],
     op: &str,
 ) -> Result<Vec<ChunkId>, StoreError> {
     let sql = q::stored_chunk_ids(ids.len());
-    let mut query = sqlx::query_scalar::<_, String>(&sql)
-        .persistent(false)
-        .bind(cluster_text);
+    let mut query = stmt(&sql).persistent(false).bind(cluster_text);
     for id in ids {
         query = query.bind(id.to_string());
     }
-    let found = query.fetch_all(&mut *conn).await.map_err(ctx(op))?;
+    let found = query.fetch_texts(pool).await.map_err(ctx(op))?;
     let mut stored = found
         .iter()
         .map(|text| {
@@ -410,12 +494,488 @@ fn parse_pack_id(text: &str, op: &str) -> Result<ObjectId, StoreError> {
     })
 }
 
+/// The write transactions, each run by [`SqlStore::retrying`] from its trait method.
+impl SqlStore {
+    async fn insert_clusters_once(
+        &self,
+        clusters: &[Cluster],
+        configs: &[BackupConfig],
+        attempt: Arc<Attempt>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write("inserting clusters", &attempt).await?;
+        // Whole clusters before their parts, so that parent references resolve.
+        let ordered = clusters
+            .iter()
+            .filter(|c| c.parent_cluster_id.is_none())
+            .chain(clusters.iter().filter(|c| c.parent_cluster_id.is_some()));
+        for c in ordered {
+            stmt(q::INSERT_CLUSTER)
+                .bind(id_text(c.id))
+                .bind(id_text(c.group_id))
+                .bind(&c.cluster_name)
+                .bind(c.type_name.as_str())
+                .bind(&c.replica_set_name)
+                .bind(&c.shard_name)
+                .bind(opt_id_text(c.parent_cluster_id))
+                .bind(micros(c.created))
+                .execute(&mut tx)
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!(
+                            "inserting cluster {} named {:?} in group {}",
+                            c.id, c.cluster_name, c.group_id
+                        ),
+                        e,
+                    )
+                })?;
+        }
+        for b in configs {
+            stmt(q::INSERT_CONFIG)
+                .bind(id_text(b.cluster_id))
+                .bind(id_text(b.group_id))
+                .bind(b.status.as_str())
+                .bind(b.encryption_enabled)
+                .bind(&b.storage_engine_name)
+                .bind(b.ssl_enabled)
+                .bind(json_list(&b.excluded_namespaces))
+                .bind(json_list(&b.included_namespaces))
+                .bind(b.auth_mechanism.as_str())
+                .execute(&mut tx)
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!("inserting backup config of cluster {}", b.cluster_id),
+                        e,
+                    )
+                })?;
+        }
+        tx.commit()
+            .await
+            .map_err(ctx("committing inserted clusters"))
+    }
+
+    async fn delete_cluster_once(
+        &self,
+        group: ObjectId,
+        id: ObjectId,
+        attempt: Arc<Attempt>,
+    ) -> Result<(), StoreError> {
+        let op = format!("deleting cluster {id} of group {group}");
+        let mut tx = self.begin_write(&op, &attempt).await?;
+        // PostgreSQL: waits for (and then holds off) writes that refer to the cluster or
+        // a part, e.g. a snapshot commit in flight, so the counts below see them.
+        SqlStore::lock_cluster(&mut tx, q::CLUSTER_TREE_LOCK, id, &op).await?;
+        let exists = stmt(q::CLUSTER_IN_GROUP)
+            .bind(id_text(group))
+            .bind(id_text(id))
+            .fetch_optional(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "{op}: no such cluster in the group"
+            )));
+        }
+        // Snapshots and chunks are backups: never dropped with their cluster. (The schema
+        // refuses it too; this says why.)
+        for (count, what) in [
+            (q::COUNT_TREE_SNAPSHOTS, "snapshots: delete them first"),
+            (
+                q::COUNT_TREE_CHUNKS,
+                "stored chunks no snapshot uses: collect garbage first",
+            ),
+        ] {
+            let n = stmt(count)
+                .bind(id_text(id))
+                .fetch_i64(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+            if n > 0 {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: the cluster (or a part of it) has {n} {what}"
+                )));
+            }
+        }
+        for statement in [
+            q::DELETE_TREE_RESTORE_JOBS,
+            q::DELETE_TREE_DATA_KEYS,
+            q::DELETE_TREE_MASTER_KEYS,
+            q::DELETE_TREE_INTENTS,
+            q::DELETE_TREE_CONFIGS,
+            q::DELETE_CLUSTER_PARTS,
+            q::DELETE_CLUSTER,
+        ] {
+            stmt(statement)
+                .bind(id_text(id))
+                .execute(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+        }
+        tx.commit().await.map_err(ctx(&op))
+    }
+
+    async fn update_backup_configs_once(
+        &self,
+        configs: &[BackupConfig],
+        audit: &[AuditEvent],
+        attempt: Arc<Attempt>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .begin_write("updating backup configs", &attempt)
+            .await?;
+        update_configs_in(&mut tx, configs).await?;
+        for event in audit {
+            append_audit_in(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(ctx("committing backup configs"))
+    }
+
+    async fn commit_key_change_once(
+        &self,
+        change: &KeyChange,
+        attempt: Arc<Attempt>,
+    ) -> Result<(), StoreError> {
+        let cluster = change.cluster_id;
+        let new_uid = &change.new_key.kmip_uid;
+        let op = format!("committing master key {new_uid:?} for cluster {cluster}");
+        // The records must all be about this cluster and this key; refuse before writing.
+        if change.new_key.cluster_id != cluster {
+            return Err(StoreError::Precondition(format!(
+                "{op}: the new key record is for cluster {}",
+                change.new_key.cluster_id
+            )));
+        }
+        if let Some(dk) = change
+            .data_keys
+            .iter()
+            .find(|dk| dk.cluster_id != cluster || &dk.master_key_uid != new_uid)
+        {
+            return Err(StoreError::Precondition(format!(
+                "{op}: data key {} is for cluster {} under master key {:?}",
+                dk.id, dk.cluster_id, dk.master_key_uid
+            )));
+        }
+
+        let mut tx = self.begin_write(&op, &attempt).await?;
+        if !SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await? {
+            return Err(StoreError::NotFound(format!("{op}: no such cluster")));
+        }
+
+        // The precondition: the current key is the one the change started from.
+        let current = stmt(q::CURRENT_KEY_FOR_UPDATE)
+            .bind(id_text(cluster))
+            .fetch_optional(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        let current = match &current {
+            Some(row) => {
+                let uid: String = row.try_get("kmip_uid").map_err(ctx(&op))?;
+                let generation: i64 = row.try_get("generation").map_err(ctx(&op))?;
+                Some((uid, generation))
+            }
+            None => None,
+        };
+        let current_uid = current.as_ref().map(|(uid, _)| uid.as_str());
+        if current_uid != change.expected_current.as_deref() {
+            return Err(StoreError::Precondition(format!(
+                "{op}: the current master key is {current_uid:?}, not the expected {:?}",
+                change.expected_current
+            )));
+        }
+
+        if let Some((_, generation)) = &current {
+            stmt(q::RETIRE_KEY)
+                .bind(id_text(cluster))
+                .bind(*generation)
+                .bind(micros(OffsetDateTime::now_utc()))
+                .execute(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+        }
+        let generation = stmt(q::NEXT_GENERATION)
+            .bind(id_text(cluster))
+            .fetch_i64(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        let key = &change.new_key;
+        stmt(q::INSERT_KEY)
+            .bind(id_text(cluster))
+            .bind(generation)
+            .bind(&key.kmip_uid)
+            .bind(&key.kmip_server)
+            .bind(&key.kmip_name)
+            .bind(micros(key.created))
+            .bind(key.rotation_type.as_str())
+            .bind(&key.requested_by)
+            .execute(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+
+        stmt(q::DELETE_DATA_KEYS)
+            .bind(id_text(cluster))
+            .execute(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        for dk in &change.data_keys {
+            stmt(q::INSERT_DATA_KEY)
+                .bind(id_text(dk.id))
+                .bind(id_text(dk.cluster_id))
+                .bind(hex::encode(&dk.wrapped))
+                .bind(&dk.master_key_uid)
+                .bind(micros(dk.created))
+                .execute(&mut tx)
+                .await
+                .map_err(|e| classify(&format!("{op}: data key {}", dk.id), e))?;
+        }
+
+        update_configs_in(&mut tx, &change.configs).await?;
+
+        let done = stmt(q::COMMIT_INTENT)
+            .bind(id_text(change.intent_id))
+            .bind(id_text(cluster))
+            .bind(IntentPhase::Committed.as_str())
+            .bind(new_uid)
+            .execute(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        if done == 0 {
+            return Err(StoreError::NotFound(format!(
+                "{op}: no intent {} for the cluster",
+                change.intent_id
+            )));
+        }
+
+        append_audit_in(&mut tx, &change.audit).await?;
+        tx.commit().await.map_err(ctx(&op))
+    }
+
+    async fn commit_snapshot_once(
+        &self,
+        commit: &SnapshotCommit,
+        attempt: Arc<Attempt>,
+    ) -> Result<(), StoreError> {
+        let snap = &commit.snapshot;
+        let cluster = snap.cluster_id;
+        let op = format!("committing snapshot {} of cluster {cluster}", snap.id);
+
+        let mut uses: Vec<ChunkId> = commit.uses.clone();
+        uses.sort_unstable();
+        uses.dedup();
+        for chunk in &commit.new_chunks {
+            if chunk.cluster_id != cluster || chunk.stored_by != snap.id {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: new chunk {} is of cluster {}, stored by snapshot {}",
+                    chunk.chunk_id, chunk.cluster_id, chunk.stored_by
+                )));
+            }
+            if uses.binary_search(&chunk.chunk_id).is_err() {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: new chunk {} is not among the chunks the snapshot uses",
+                    chunk.chunk_id
+                )));
+            }
+        }
+        let sizes = [
+            bigint(snap.data_size_bytes, "dataSizeBytes")?,
+            bigint(snap.stored_size_bytes, "storageSizeBytes")?,
+            bigint(snap.file_size_bytes, "fileSizeBytes")?,
+        ];
+        let cluster_text = id_text(cluster);
+        let snapshot_text = id_text(snap.id);
+        // Inserted in chunk id order: two commits that store some of the same new chunks
+        // (on PostgreSQL) then wait on the first shared one instead of deadlocking.
+        let mut new_chunks: Vec<&ChunkLocation> = commit.new_chunks.iter().collect();
+        new_chunks.sort_by_key(|c| c.chunk_id);
+
+        let mut tx = self.begin_write(&op, &attempt).await?;
+        let in_group = stmt(q::CLUSTER_IN_GROUP)
+            .bind(id_text(snap.group_id))
+            .bind(&cluster_text)
+            .fetch_optional(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        if in_group.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "{op}: no such cluster in group {}",
+                snap.group_id
+            )));
+        }
+        stmt(q::INSERT_SNAPSHOT)
+            .bind(&snapshot_text)
+            .bind(id_text(snap.group_id))
+            .bind(&cluster_text)
+            .bind(micros(snap.created))
+            .bind(snap.kind.as_str())
+            .bind(sizes[0])
+            .bind(sizes[1])
+            .bind(sizes[2])
+            .bind(snap.expires.map(micros))
+            .bind(snap.do_not_delete)
+            .bind(id_text(snap.data_key_id))
+            .execute(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+
+        for batch in new_chunks.chunks(q::CHUNK_BATCH) {
+            let sql = q::insert_chunks(batch.len());
+            let mut insert = stmt(&sql).persistent(batch.len() == q::CHUNK_BATCH);
+            for chunk in batch {
+                insert = insert
+                    .bind(&cluster_text)
+                    .bind(chunk.chunk_id.to_string())
+                    .bind(id_text(chunk.pack_id))
+                    .bind(bigint(chunk.offset, "a chunk offset")?)
+                    .bind(i64::from(chunk.length))
+                    .bind(i64::from(chunk.plaintext_length))
+                    .bind(&snapshot_text);
+            }
+            if let Err(e) = insert.execute(&mut tx).await {
+                if is_violation(&e, ErrorKind::UniqueViolation) {
+                    // Which chunk, read once this transaction is rolled back (PostgreSQL
+                    // runs nothing more in a failed one): the stored one was stored by
+                    // another commit.
+                    tx.rollback().await.ok();
+                    let ids: Vec<ChunkId> = batch.iter().map(|c| c.chunk_id).collect();
+                    let stored = stored_ids(&self.pool, &cluster_text, &ids, &op).await?;
+                    let which = ids.iter().find(|id| stored.binary_search(id).is_ok());
+                    return Err(StoreError::Conflict(match which {
+                        Some(id) => format!("{op}: chunk {id} is already stored for the cluster"),
+                        None => format!("{op}: a new chunk is listed twice"),
+                    }));
+                }
+                return Err(classify(&op, e));
+            }
+        }
+
+        for batch in uses.chunks(q::REFERENCE_BATCH) {
+            let sql = q::insert_references(batch.len());
+            let mut insert = stmt(&sql).persistent(batch.len() == q::REFERENCE_BATCH);
+            for id in batch {
+                insert = insert
+                    .bind(&snapshot_text)
+                    .bind(&cluster_text)
+                    .bind(id.to_string());
+            }
+            if let Err(e) = insert.execute(&mut tx).await {
+                if is_violation(&e, ErrorKind::ForeignKeyViolation) {
+                    // Read after the rollback too, which took this commit's own new
+                    // chunks away: the missing chunk is one it only reuses.
+                    tx.rollback().await.ok();
+                    let stored = stored_ids(&self.pool, &cluster_text, batch, &op).await?;
+                    let missing = batch
+                        .iter()
+                        .filter(|id| {
+                            new_chunks
+                                .binary_search_by_key(id, |c| &c.chunk_id)
+                                .is_err()
+                        })
+                        .find(|id| stored.binary_search(id).is_err())
+                        .map_or_else(|| "a chunk".to_owned(), |id| format!("chunk {id}"));
+                    return Err(StoreError::Precondition(format!(
+                        "{op}: the snapshot uses {missing}, which is not stored for the cluster \
+                         (garbage collection removed it)"
+                    )));
+                }
+                return Err(classify(&op, e));
+            }
+        }
+        tx.commit().await.map_err(ctx(&op))
+    }
+
+    async fn delete_snapshot_once(
+        &self,
+        cluster: ObjectId,
+        id: ObjectId,
+        attempt: Arc<Attempt>,
+    ) -> Result<(), StoreError> {
+        let op = format!("deleting snapshot {id} of cluster {cluster}");
+        let mut tx = self.begin_write(&op, &attempt).await?;
+        // PostgreSQL: queues with garbage collections of the cluster.
+        SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await?;
+        let exists = stmt(q::SNAPSHOT)
+            .bind(id_text(cluster))
+            .bind(id_text(id))
+            .fetch_optional(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("{op}: no such snapshot")));
+        }
+        stmt(q::DELETE_SNAPSHOT_CHUNKS)
+            .bind(id_text(id))
+            .execute(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        stmt(q::DELETE_SNAPSHOT)
+            .bind(id_text(id))
+            .bind(id_text(cluster))
+            .execute(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        tx.commit().await.map_err(ctx(&op))
+    }
+
+    async fn collect_garbage_once(
+        &self,
+        cluster: ObjectId,
+        attempt: Arc<Attempt>,
+    ) -> Result<Vec<ObjectId>, StoreError> {
+        let op = format!("collecting garbage of cluster {cluster}");
+        let cluster_text = id_text(cluster);
+        let mut tx = self.begin_write(&op, &attempt).await?;
+        // PostgreSQL: waits for the snapshot commits of the cluster in flight, and holds
+        // off new ones until this is done (see queries.rs).
+        SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await?;
+        let candidates = stmt(q::GARBAGE_PACKS)
+            .bind(&cluster_text)
+            .fetch_texts(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        if candidates.is_empty() {
+            tx.rollback().await.map_err(ctx(&op))?;
+            return Ok(Vec::new());
+        }
+        stmt(q::DELETE_GARBAGE)
+            .bind(&cluster_text)
+            .execute(&mut tx)
+            .await
+            .map_err(ctx(&op))?;
+        let mut emptied = Vec::new();
+        for pack in candidates {
+            let left = stmt(q::PACK_HAS_CHUNK)
+                .bind(&cluster_text)
+                .bind(&pack)
+                .fetch_optional(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+            if left.is_none() {
+                emptied.push(parse_pack_id(&pack, &op)?);
+            }
+        }
+        tx.commit().await.map_err(ctx(&op))?;
+        emptied.sort_unstable();
+        Ok(emptied)
+    }
+
+    async fn append_audit_once(
+        &self,
+        event: &AuditEvent,
+        attempt: Arc<Attempt>,
+    ) -> Result<(), StoreError> {
+        let op = format!("appending audit event {}", event.id);
+        let mut tx = self.begin_write(&op, &attempt).await?;
+        append_audit_in(&mut tx, event).await?;
+        tx.commit().await.map_err(ctx(&op))
+    }
+}
+
 #[async_trait]
 impl MetadataStore for SqlStore {
     // ----- groups
 
     async fn insert_group(&self, group: &Group) -> Result<(), StoreError> {
-        sqlx::query(q::INSERT_GROUP)
+        stmt(q::INSERT_GROUP)
             .bind(id_text(group.id))
             .bind(&group.name)
             .bind(id_text(group.org_id))
@@ -442,7 +1002,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn group_by_name(&self, name: &str) -> Result<Option<Group>, StoreError> {
-        let row = sqlx::query(q::GROUP_BY_NAME)
+        let row = stmt(q::GROUP_BY_NAME)
             .bind(name)
             .fetch_optional(&self.pool)
             .await
@@ -477,57 +1037,10 @@ impl MetadataStore for SqlStore {
         clusters: &[Cluster],
         configs: &[BackupConfig],
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write("inserting clusters").await?;
-        // Whole clusters before their parts, so that parent references resolve.
-        let ordered = clusters
-            .iter()
-            .filter(|c| c.parent_cluster_id.is_none())
-            .chain(clusters.iter().filter(|c| c.parent_cluster_id.is_some()));
-        for c in ordered {
-            sqlx::query(q::INSERT_CLUSTER)
-                .bind(id_text(c.id))
-                .bind(id_text(c.group_id))
-                .bind(&c.cluster_name)
-                .bind(c.type_name.as_str())
-                .bind(&c.replica_set_name)
-                .bind(&c.shard_name)
-                .bind(opt_id_text(c.parent_cluster_id))
-                .bind(micros(c.created))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    classify(
-                        &format!(
-                            "inserting cluster {} named {:?} in group {}",
-                            c.id, c.cluster_name, c.group_id
-                        ),
-                        e,
-                    )
-                })?;
-        }
-        for b in configs {
-            sqlx::query(q::INSERT_CONFIG)
-                .bind(id_text(b.cluster_id))
-                .bind(id_text(b.group_id))
-                .bind(b.status.as_str())
-                .bind(b.encryption_enabled)
-                .bind(&b.storage_engine_name)
-                .bind(b.ssl_enabled)
-                .bind(json_list(&b.excluded_namespaces))
-                .bind(json_list(&b.included_namespaces))
-                .bind(b.auth_mechanism.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    classify(
-                        &format!("inserting backup config of cluster {}", b.cluster_id),
-                        e,
-                    )
-                })?;
-        }
-        tx.commit()
-            .await
-            .map_err(ctx("committing inserted clusters"))
+        self.retrying("insert_clusters", |attempt| {
+            self.insert_clusters_once(clusters, configs, attempt)
+        })
+        .await
     }
 
     async fn cluster(&self, group: ObjectId, id: ObjectId) -> Result<Option<Cluster>, StoreError> {
@@ -556,7 +1069,7 @@ impl MetadataStore for SqlStore {
         let op = format!("listing clusters of group {group}");
         let (found, total) = match parent {
             None => {
-                let found = sqlx::query(q::LIST_CLUSTERS)
+                let found = stmt(q::LIST_CLUSTERS)
                     .bind(id_text(group))
                     .bind(limit)
                     .bind(offset)
@@ -569,7 +1082,7 @@ impl MetadataStore for SqlStore {
                 )
             }
             Some(parent) => {
-                let found = sqlx::query(q::LIST_CLUSTER_PARTS_PAGE)
+                let found = stmt(q::LIST_CLUSTER_PARTS_PAGE)
                     .bind(id_text(group))
                     .bind(id_text(parent))
                     .bind(limit)
@@ -577,10 +1090,10 @@ impl MetadataStore for SqlStore {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(ctx(&op))?;
-                let total = sqlx::query_scalar::<_, i64>(q::COUNT_CLUSTER_PARTS)
+                let total = stmt(q::COUNT_CLUSTER_PARTS)
                     .bind(id_text(group))
                     .bind(id_text(parent))
-                    .fetch_one(&self.pool)
+                    .fetch_i64(&self.pool)
                     .await
                     .map_err(ctx(&op))?;
                 (found, to_u64(total))
@@ -594,7 +1107,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn cluster_parts(&self, parent: ObjectId) -> Result<Vec<Cluster>, StoreError> {
-        let found = sqlx::query(q::CLUSTER_PARTS)
+        let found = stmt(q::CLUSTER_PARTS)
             .bind(id_text(parent))
             .fetch_all(&self.pool)
             .await
@@ -603,55 +1116,10 @@ impl MetadataStore for SqlStore {
     }
 
     async fn delete_cluster(&self, group: ObjectId, id: ObjectId) -> Result<(), StoreError> {
-        let op = format!("deleting cluster {id} of group {group}");
-        let mut tx = self.begin_write(&op).await?;
-        let exists = sqlx::query(q::CLUSTER_IN_GROUP)
-            .bind(id_text(group))
-            .bind(id_text(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "{op}: no such cluster in the group"
-            )));
-        }
-        // Snapshots and chunks are backups: never dropped with their cluster. (The schema
-        // refuses it too; this says why.)
-        for (count, what) in [
-            (q::COUNT_TREE_SNAPSHOTS, "snapshots: delete them first"),
-            (
-                q::COUNT_TREE_CHUNKS,
-                "stored chunks no snapshot uses: collect garbage first",
-            ),
-        ] {
-            let n: i64 = sqlx::query_scalar(count)
-                .bind(id_text(id))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(ctx(&op))?;
-            if n > 0 {
-                return Err(StoreError::Precondition(format!(
-                    "{op}: the cluster (or a part of it) has {n} {what}"
-                )));
-            }
-        }
-        for statement in [
-            q::DELETE_TREE_RESTORE_JOBS,
-            q::DELETE_TREE_DATA_KEYS,
-            q::DELETE_TREE_MASTER_KEYS,
-            q::DELETE_TREE_INTENTS,
-            q::DELETE_TREE_CONFIGS,
-            q::DELETE_CLUSTER_PARTS,
-            q::DELETE_CLUSTER,
-        ] {
-            sqlx::query(statement)
-                .bind(id_text(id))
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx(&op))?;
-        }
-        tx.commit().await.map_err(ctx(&op))
+        self.retrying("delete_cluster", |attempt| {
+            self.delete_cluster_once(group, id, attempt)
+        })
+        .await
     }
 
     async fn backup_config(
@@ -685,14 +1153,10 @@ impl MetadataStore for SqlStore {
         configs: &[BackupConfig],
         audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write("updating backup configs").await?;
-        for config in configs {
-            update_config_in(&mut tx, config).await?;
-        }
-        for event in audit {
-            append_audit_in(&mut tx, event).await?;
-        }
-        tx.commit().await.map_err(ctx("committing backup configs"))
+        self.retrying("update_backup_configs", |attempt| {
+            self.update_backup_configs_once(configs, audit, attempt)
+        })
+        .await
     }
 
     // ----- keys
@@ -707,7 +1171,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn master_keys(&self, cluster: ObjectId) -> Result<Vec<MasterKeyRecord>, StoreError> {
-        let found = sqlx::query(q::MASTER_KEYS)
+        let found = stmt(q::MASTER_KEYS)
             .bind(id_text(cluster))
             .fetch_all(&self.pool)
             .await
@@ -716,7 +1180,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn data_keys(&self, cluster: ObjectId) -> Result<Vec<DataKeyRecord>, StoreError> {
-        let found = sqlx::query(q::DATA_KEYS)
+        let found = stmt(q::DATA_KEYS)
             .bind(id_text(cluster))
             .fetch_all(&self.pool)
             .await
@@ -725,7 +1189,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn insert_intent(&self, intent: &KeyIntent) -> Result<(), StoreError> {
-        sqlx::query(q::INSERT_INTENT)
+        stmt(q::INSERT_INTENT)
             .bind(id_text(intent.id))
             .bind(id_text(intent.cluster_id))
             .bind(&intent.key_name)
@@ -751,14 +1215,14 @@ impl MetadataStore for SqlStore {
 
     async fn update_intent(&self, intent: &KeyIntent) -> Result<(), StoreError> {
         let op = format!("updating intent {}", intent.id);
-        let done = sqlx::query(q::UPDATE_INTENT)
+        let done = stmt(q::UPDATE_INTENT)
             .bind(id_text(intent.id))
             .bind(intent.phase.as_str())
             .bind(&intent.new_uid)
             .execute(&self.pool)
             .await
             .map_err(ctx(&op))?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(StoreError::NotFound(format!("{op}: no such intent")));
         }
         Ok(())
@@ -767,7 +1231,7 @@ impl MetadataStore for SqlStore {
     /// Removes an intent. Removing one that is already gone is not an error, so that
     /// reconciliation can repeat itself after a crash.
     async fn delete_intent(&self, id: ObjectId) -> Result<(), StoreError> {
-        sqlx::query(q::DELETE_INTENT)
+        stmt(q::DELETE_INTENT)
             .bind(id_text(id))
             .execute(&self.pool)
             .await
@@ -776,7 +1240,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn intents(&self) -> Result<Vec<KeyIntent>, StoreError> {
-        let found = sqlx::query(q::INTENTS)
+        let found = stmt(q::INTENTS)
             .fetch_all(&self.pool)
             .await
             .map_err(ctx("reading intents"))?;
@@ -784,134 +1248,19 @@ impl MetadataStore for SqlStore {
     }
 
     async fn commit_key_change(&self, change: &KeyChange) -> Result<(), StoreError> {
-        let cluster = change.cluster_id;
-        let new_uid = &change.new_key.kmip_uid;
-        let op = format!("committing master key {new_uid:?} for cluster {cluster}");
-        // The records must all be about this cluster and this key; refuse before writing.
-        if change.new_key.cluster_id != cluster {
-            return Err(StoreError::Precondition(format!(
-                "{op}: the new key record is for cluster {}",
-                change.new_key.cluster_id
-            )));
-        }
-        if let Some(dk) = change
-            .data_keys
-            .iter()
-            .find(|dk| dk.cluster_id != cluster || &dk.master_key_uid != new_uid)
-        {
-            return Err(StoreError::Precondition(format!(
-                "{op}: data key {} is for cluster {} under master key {:?}",
-                dk.id, dk.cluster_id, dk.master_key_uid
-            )));
-        }
-
-        let mut tx = self.begin_write(&op).await?;
-        let exists = sqlx::query(q::CLUSTER_LOCK)
-            .bind(id_text(cluster))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(format!("{op}: no such cluster")));
-        }
-
-        // The precondition: the current key is the one the change started from.
-        let current = sqlx::query(q::CURRENT_KEY_FOR_UPDATE)
-            .bind(id_text(cluster))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        let current = match &current {
-            Some(row) => {
-                let uid: String = row.try_get("kmip_uid").map_err(ctx(&op))?;
-                let generation: i64 = row.try_get("generation").map_err(ctx(&op))?;
-                Some((uid, generation))
-            }
-            None => None,
-        };
-        let current_uid = current.as_ref().map(|(uid, _)| uid.as_str());
-        if current_uid != change.expected_current.as_deref() {
-            return Err(StoreError::Precondition(format!(
-                "{op}: the current master key is {current_uid:?}, not the expected {:?}",
-                change.expected_current
-            )));
-        }
-
-        if let Some((_, generation)) = &current {
-            sqlx::query(q::RETIRE_KEY)
-                .bind(id_text(cluster))
-                .bind(*generation)
-                .bind(micros(OffsetDateTime::now_utc()))
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx(&op))?;
-        }
-        let generation: i64 = sqlx::query_scalar(q::NEXT_GENERATION)
-            .bind(id_text(cluster))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        let key = &change.new_key;
-        sqlx::query(q::INSERT_KEY)
-            .bind(id_text(cluster))
-            .bind(generation)
-            .bind(&key.kmip_uid)
-            .bind(&key.kmip_server)
-            .bind(&key.kmip_name)
-            .bind(micros(key.created))
-            .bind(key.rotation_type.as_str())
-            .bind(&key.requested_by)
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-
-        sqlx::query(q::DELETE_DATA_KEYS)
-            .bind(id_text(cluster))
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        for dk in &change.data_keys {
-            sqlx::query(q::INSERT_DATA_KEY)
-                .bind(id_text(dk.id))
-                .bind(id_text(dk.cluster_id))
-                .bind(hex::encode(&dk.wrapped))
-                .bind(&dk.master_key_uid)
-                .bind(micros(dk.created))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| classify(&format!("{op}: data key {}", dk.id), e))?;
-        }
-
-        for config in &change.configs {
-            update_config_in(&mut tx, config).await?;
-        }
-
-        let done = sqlx::query(q::COMMIT_INTENT)
-            .bind(id_text(change.intent_id))
-            .bind(id_text(cluster))
-            .bind(IntentPhase::Committed.as_str())
-            .bind(new_uid)
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "{op}: no intent {} for the cluster",
-                change.intent_id
-            )));
-        }
-
-        append_audit_in(&mut tx, &change.audit).await?;
-        tx.commit().await.map_err(ctx(&op))
+        self.retrying("commit_key_change", |attempt| {
+            self.commit_key_change_once(change, attempt)
+        })
+        .await
     }
 
     // ----- snapshots
 
     async fn chunk_ids(&self, cluster: ObjectId) -> Result<Vec<ChunkId>, StoreError> {
         let op = format!("reading chunk ids of cluster {cluster}");
-        let found: Vec<String> = sqlx::query_scalar(q::CHUNK_IDS)
+        let found = stmt(q::CHUNK_IDS)
             .bind(id_text(cluster))
-            .fetch_all(&self.pool)
+            .fetch_texts(&self.pool)
             .await
             .map_err(ctx(&op))?;
         found
@@ -928,14 +1277,14 @@ impl MetadataStore for SqlStore {
 
     async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError> {
         let op = format!("reading chunk locations of snapshot {snapshot}");
-        let found = sqlx::query(q::SNAPSHOT_CHUNKS)
+        let found = stmt(q::SNAPSHOT_CHUNKS)
             .bind(id_text(snapshot))
             .fetch_all(&self.pool)
             .await
             .map_err(ctx(&op))?;
         if found.is_empty() {
             // An empty snapshot (an empty stream) has no chunks; a missing one is an error.
-            let exists = sqlx::query(q::SNAPSHOT_EXISTS)
+            let exists = stmt(q::SNAPSHOT_EXISTS)
                 .bind(id_text(snapshot))
                 .fetch_optional(&self.pool)
                 .await
@@ -957,116 +1306,10 @@ impl MetadataStore for SqlStore {
     /// chunk); `Precondition` if a used chunk is not stored for the cluster (garbage
     /// collection removed it; naming it). Duplicate ids in `uses` count once.
     async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<(), StoreError> {
-        let snap = &commit.snapshot;
-        let cluster = snap.cluster_id;
-        let op = format!("committing snapshot {} of cluster {cluster}", snap.id);
-
-        let mut uses: Vec<ChunkId> = commit.uses.clone();
-        uses.sort_unstable();
-        uses.dedup();
-        for chunk in &commit.new_chunks {
-            if chunk.cluster_id != cluster || chunk.stored_by != snap.id {
-                return Err(StoreError::Precondition(format!(
-                    "{op}: new chunk {} is of cluster {}, stored by snapshot {}",
-                    chunk.chunk_id, chunk.cluster_id, chunk.stored_by
-                )));
-            }
-            if uses.binary_search(&chunk.chunk_id).is_err() {
-                return Err(StoreError::Precondition(format!(
-                    "{op}: new chunk {} is not among the chunks the snapshot uses",
-                    chunk.chunk_id
-                )));
-            }
-        }
-        let sizes = [
-            bigint(snap.data_size_bytes, "dataSizeBytes")?,
-            bigint(snap.stored_size_bytes, "storageSizeBytes")?,
-            bigint(snap.file_size_bytes, "fileSizeBytes")?,
-        ];
-        let cluster_text = id_text(cluster);
-        let snapshot_text = id_text(snap.id);
-
-        let mut tx = self.begin_write(&op).await?;
-        let in_group = sqlx::query(q::CLUSTER_IN_GROUP)
-            .bind(id_text(snap.group_id))
-            .bind(&cluster_text)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        if in_group.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "{op}: no such cluster in group {}",
-                snap.group_id
-            )));
-        }
-        sqlx::query(q::INSERT_SNAPSHOT)
-            .bind(&snapshot_text)
-            .bind(id_text(snap.group_id))
-            .bind(&cluster_text)
-            .bind(micros(snap.created))
-            .bind(snap.kind.as_str())
-            .bind(sizes[0])
-            .bind(sizes[1])
-            .bind(sizes[2])
-            .bind(snap.expires.map(micros))
-            .bind(snap.do_not_delete)
-            .bind(id_text(snap.data_key_id))
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-
-        for batch in commit.new_chunks.chunks(q::CHUNK_BATCH) {
-            let sql = q::insert_chunks(batch.len());
-            let mut insert = sqlx::query(&sql).persistent(batch.len() == q::CHUNK_BATCH);
-            for chunk in batch {
-                insert = insert
-                    .bind(&cluster_text)
-                    .bind(chunk.chunk_id.to_string())
-                    .bind(id_text(chunk.pack_id))
-                    .bind(bigint(chunk.offset, "a chunk offset")?)
-                    .bind(i64::from(chunk.length))
-                    .bind(i64::from(chunk.plaintext_length))
-                    .bind(&snapshot_text);
-            }
-            if let Err(e) = insert.execute(&mut *tx).await {
-                if is_violation(&e, ErrorKind::UniqueViolation) {
-                    let ids: Vec<ChunkId> = batch.iter().map(|c| c.chunk_id).collect();
-                    let stored = stored_ids(&mut tx, &cluster_text, &ids, &op).await?;
-                    let which = ids.iter().find(|id| stored.binary_search(id).is_ok());
-                    return Err(StoreError::Conflict(match which {
-                        Some(id) => format!("{op}: chunk {id} is already stored for the cluster"),
-                        None => format!("{op}: a new chunk is listed twice"),
-                    }));
-                }
-                return Err(classify(&op, e));
-            }
-        }
-
-        for batch in uses.chunks(q::REFERENCE_BATCH) {
-            let sql = q::insert_references(batch.len());
-            let mut insert = sqlx::query(&sql).persistent(batch.len() == q::REFERENCE_BATCH);
-            for id in batch {
-                insert = insert
-                    .bind(&snapshot_text)
-                    .bind(&cluster_text)
-                    .bind(id.to_string());
-            }
-            if let Err(e) = insert.execute(&mut *tx).await {
-                if is_violation(&e, ErrorKind::ForeignKeyViolation) {
-                    let stored = stored_ids(&mut tx, &cluster_text, batch, &op).await?;
-                    let missing = batch
-                        .iter()
-                        .find(|id| stored.binary_search(id).is_err())
-                        .map_or_else(|| "a chunk".to_owned(), |id| format!("chunk {id}"));
-                    return Err(StoreError::Precondition(format!(
-                        "{op}: the snapshot uses {missing}, which is not stored for the cluster \
-                         (garbage collection removed it)"
-                    )));
-                }
-                return Err(classify(&op, e));
-            }
-        }
-        tx.commit().await.map_err(ctx(&op))
+        self.retrying("commit_snapshot", |attempt| {
+            self.commit_snapshot_once(commit, attempt)
+        })
+        .await
     }
 
     async fn snapshot(
@@ -1111,7 +1354,7 @@ impl MetadataStore for SqlStore {
             "updating snapshot {} of cluster {}",
             snapshot.id, snapshot.cluster_id
         );
-        let done = sqlx::query(q::UPDATE_SNAPSHOT)
+        let done = stmt(q::UPDATE_SNAPSHOT)
             .bind(id_text(snapshot.id))
             .bind(id_text(snapshot.cluster_id))
             .bind(snapshot.expires.map(micros))
@@ -1119,36 +1362,17 @@ impl MetadataStore for SqlStore {
             .execute(&self.pool)
             .await
             .map_err(ctx(&op))?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(StoreError::NotFound(format!("{op}: no such snapshot")));
         }
         Ok(())
     }
 
     async fn delete_snapshot(&self, cluster: ObjectId, id: ObjectId) -> Result<(), StoreError> {
-        let op = format!("deleting snapshot {id} of cluster {cluster}");
-        let mut tx = self.begin_write(&op).await?;
-        let exists = sqlx::query(q::SNAPSHOT)
-            .bind(id_text(cluster))
-            .bind(id_text(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(format!("{op}: no such snapshot")));
-        }
-        sqlx::query(q::DELETE_SNAPSHOT_CHUNKS)
-            .bind(id_text(id))
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        sqlx::query(q::DELETE_SNAPSHOT)
-            .bind(id_text(id))
-            .bind(id_text(cluster))
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        tx.commit().await.map_err(ctx(&op))
+        self.retrying("delete_snapshot", |attempt| {
+            self.delete_snapshot_once(cluster, id, attempt)
+        })
+        .await
     }
 
     /// One write transaction: finds the packs that hold unused chunks, deletes the unused
@@ -1156,45 +1380,17 @@ impl MetadataStore for SqlStore {
     /// that never held a recorded chunk (a backup that died before its commit) is not
     /// returned: compare [`MetadataStore::packs_in_use`] with a listing for those.
     async fn collect_garbage(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
-        let op = format!("collecting garbage of cluster {cluster}");
-        let cluster_text = id_text(cluster);
-        let mut tx = self.begin_write(&op).await?;
-        let candidates: Vec<String> = sqlx::query_scalar(q::GARBAGE_PACKS)
-            .bind(&cluster_text)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        if candidates.is_empty() {
-            tx.rollback().await.map_err(ctx(&op))?;
-            return Ok(Vec::new());
-        }
-        sqlx::query(q::DELETE_GARBAGE)
-            .bind(&cluster_text)
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx(&op))?;
-        let mut emptied = Vec::new();
-        for pack in candidates {
-            let left = sqlx::query(q::PACK_HAS_CHUNK)
-                .bind(&cluster_text)
-                .bind(&pack)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(ctx(&op))?;
-            if left.is_none() {
-                emptied.push(parse_pack_id(&pack, &op)?);
-            }
-        }
-        tx.commit().await.map_err(ctx(&op))?;
-        emptied.sort_unstable();
-        Ok(emptied)
+        self.retrying("collect_garbage", |attempt| {
+            self.collect_garbage_once(cluster, attempt)
+        })
+        .await
     }
 
     async fn packs_in_use(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
         let op = format!("reading packs in use by cluster {cluster}");
-        let found: Vec<String> = sqlx::query_scalar(q::PACKS_IN_USE)
+        let found = stmt(q::PACKS_IN_USE)
             .bind(id_text(cluster))
-            .fetch_all(&self.pool)
+            .fetch_texts(&self.pool)
             .await
             .map_err(ctx(&op))?;
         found.iter().map(|p| parse_pack_id(p, &op)).collect()
@@ -1209,7 +1405,7 @@ impl MetadataStore for SqlStore {
             "inserting restore job {} of snapshot {} in cluster {}",
             job.id, job.snapshot_id, job.cluster_id
         );
-        let done = sqlx::query(q::INSERT_RESTORE_JOB)
+        let done = stmt(q::INSERT_RESTORE_JOB)
             .bind(id_text(job.id))
             .bind(id_text(job.group_id))
             .bind(id_text(job.cluster_id))
@@ -1223,7 +1419,7 @@ impl MetadataStore for SqlStore {
             .execute(&self.pool)
             .await
             .map_err(ctx(&op))?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(StoreError::NotFound(format!(
                 "{op}: no such snapshot in the cluster and group {}",
                 job.group_id
@@ -1264,7 +1460,7 @@ impl MetadataStore for SqlStore {
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
         let md5 = secret_hex(&user.ha1_md5);
         let sha256 = secret_hex(&user.ha1_sha256);
-        sqlx::query(q::INSERT_USER)
+        stmt(q::INSERT_USER)
             .bind(id_text(user.id))
             .bind(&user.username)
             .bind(md5.as_str())
@@ -1279,7 +1475,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(q::USER_BY_NAME)
+        let row = stmt(q::USER_BY_NAME)
             .bind(username)
             .fetch_optional(&self.pool)
             .await
@@ -1288,7 +1484,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let found = sqlx::query(q::LIST_USERS)
+        let found = stmt(q::LIST_USERS)
             .fetch_all(&self.pool)
             .await
             .map_err(ctx("listing users"))?;
@@ -1301,7 +1497,7 @@ impl MetadataStore for SqlStore {
         let op = format!("updating user {:?}", user.username);
         let md5 = secret_hex(&user.ha1_md5);
         let sha256 = secret_hex(&user.ha1_sha256);
-        let done = sqlx::query(q::UPDATE_USER)
+        let done = stmt(q::UPDATE_USER)
             .bind(&user.username)
             .bind(md5.as_str())
             .bind(sha256.as_str())
@@ -1310,7 +1506,7 @@ impl MetadataStore for SqlStore {
             .execute(&self.pool)
             .await
             .map_err(ctx(&op))?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(StoreError::NotFound(format!("{op}: no such user")));
         }
         Ok(())
@@ -1318,12 +1514,12 @@ impl MetadataStore for SqlStore {
 
     async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
         let op = format!("deleting user {username:?}");
-        let done = sqlx::query(q::DELETE_USER)
+        let done = stmt(q::DELETE_USER)
             .bind(username)
             .execute(&self.pool)
             .await
             .map_err(ctx(&op))?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(StoreError::NotFound(format!("{op}: no such user")));
         }
         Ok(())
@@ -1332,10 +1528,10 @@ impl MetadataStore for SqlStore {
     // ----- audit
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let op = format!("appending audit event {}", event.id);
-        let mut tx = self.begin_write(&op).await?;
-        append_audit_in(&mut tx, event).await?;
-        tx.commit().await.map_err(ctx(&op))
+        self.retrying("append_audit", |attempt| {
+            self.append_audit_once(event, attempt)
+        })
+        .await
     }
 
     async fn list_audit(
@@ -1347,14 +1543,14 @@ impl MetadataStore for SqlStore {
         let op = "listing audit events";
         let found = match group {
             None => {
-                sqlx::query(q::LIST_AUDIT)
+                stmt(q::LIST_AUDIT)
                     .bind(limit)
                     .bind(offset)
                     .fetch_all(&self.pool)
                     .await
             }
             Some(g) => {
-                sqlx::query(q::LIST_AUDIT_GROUP)
+                stmt(q::LIST_AUDIT_GROUP)
                     .bind(id_text(g))
                     .bind(limit)
                     .bind(offset)
@@ -1389,11 +1585,14 @@ impl MetadataStore for SqlStore {
     async fn verify_audit_chain(&self) -> Result<u64, StoreError> {
         let op = "verifying the audit chain";
         // One read transaction: a consistent snapshot of the chain and its head while
-        // appends carry on (WAL).
-        let mut conn = self.pool.acquire().await.map_err(ctx(op))?;
-        let mut tx = conn.begin().await.map_err(ctx(op))?;
-        let head = sqlx::query(q::AUDIT_HEAD)
-            .fetch_one(&mut *tx)
+        // appends carry on (SQLite: WAL; PostgreSQL: REPEATABLE READ).
+        let mut tx = self
+            .pool
+            .begin(q::BEGIN_SNAPSHOT, None)
+            .await
+            .map_err(ctx(op))?;
+        let head = stmt(q::AUDIT_HEAD)
+            .fetch_one(&mut tx)
             .await
             .map_err(ctx(op))?;
         let head_seq: i64 = head.try_get("seq").map_err(ctx(op))?;
@@ -1403,10 +1602,10 @@ impl MetadataStore for SqlStore {
         let mut last_seq = 0i64;
         let mut last_id: Option<ObjectId> = None;
         loop {
-            let batch = sqlx::query(q::AUDIT_CHAIN_BATCH)
+            let batch = stmt(q::AUDIT_CHAIN_BATCH)
                 .bind(last_seq)
                 .bind(VERIFY_BATCH)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut tx)
                 .await
                 .map_err(ctx(op))?;
             if batch.is_empty() {
@@ -1450,6 +1649,117 @@ impl MetadataStore for SqlStore {
         tx.rollback().await.map_err(ctx(op))?;
         Ok(to_u64(last_seq))
     }
+
+    // ----- several nodes on one database
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        stmt(q::PING)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx("pinging the database"))?;
+        Ok(())
+    }
+
+    /// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE` ([`q::ACQUIRE_LEASE`]): it
+    /// changes a row exactly when the lease is free, expired or already `holder`'s.
+    /// Names and holders are 1 to 512 bytes (`Precondition` otherwise); the expiry
+    /// saturates at the largest time a row holds.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let op = format!("acquiring lease {name:?} for {holder:?}");
+        check_name("lease name", name, &op)?;
+        check_name("lease holder", holder, &op)?;
+        let now_us = micros(now);
+        let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+        let changed = stmt(q::ACQUIRE_LEASE)
+            .bind(name)
+            .bind(holder)
+            .bind(now_us.saturating_add(ttl_us))
+            .bind(now_us)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        Ok(changed == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let op = format!("releasing lease {name:?} of {holder:?}");
+        check_name("lease name", name, &op)?;
+        check_name("lease holder", holder, &op)?;
+        stmt(q::RELEASE_LEASE)
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        Ok(())
+    }
+
+    /// Sorted by name (bytewise, whatever the database's collation). An empty prefix
+    /// lists every live lease; a prefix is at most 512 bytes.
+    async fn live_leases(
+        &self,
+        prefix: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let op = format!("listing leases named {prefix:?}...");
+        if prefix.len() > MAX_NAME {
+            return Err(StoreError::Precondition(format!(
+                "{op}: a prefix is at most {MAX_NAME} bytes"
+            )));
+        }
+        let found = stmt(q::LIVE_LEASES)
+            .bind(prefix)
+            .bind(micros(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        let mut leases = found
+            .iter()
+            .map(rows::lease)
+            .collect::<Result<Vec<_>, _>>()?;
+        leases.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(leases)
+    }
+
+    /// Two statements, each atomic: `INSERT ... ON CONFLICT DO NOTHING`, then a read of
+    /// the row (on PostgreSQL a second writer's insert waits for the first to commit,
+    /// then does nothing, so the read finds the first value). The candidate is 1 to
+    /// 4,096 bytes (`Precondition` otherwise); the value is never quoted in an error.
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let op = format!("reading shared secret {name:?}");
+        check_name("shared secret name", name, &op)?;
+        if candidate.is_empty() || candidate.len() > MAX_SECRET {
+            return Err(StoreError::Precondition(format!(
+                "{op}: a shared secret is 1 to {MAX_SECRET} bytes, not {}",
+                candidate.len()
+            )));
+        }
+        let candidate_hex = secret_hex(candidate);
+        stmt(q::INSERT_SHARED_SECRET)
+            .bind(name)
+            .bind(candidate_hex.as_str())
+            .bind(micros(OffsetDateTime::now_utc()))
+            .execute(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        let row = stmt(q::SHARED_SECRET)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        let stored = Zeroizing::new(row.try_get::<String>("value_hex").map_err(ctx(&op))?);
+        hex::decode(stored.as_bytes()).map_err(|_| {
+            StoreError::Backend(format!(
+                "{op}: column value_hex of table shared_secrets is not hexadecimal"
+            ))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1464,8 +1774,11 @@ mod tests {
             .await
             .unwrap();
         let mut conns = Vec::new();
-        for _ in 0..POOL_SIZE {
-            conns.push(store.pool.acquire().await.unwrap());
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("not a SQLite pool");
+        };
+        for _ in 0..connect::SQLITE_POOL_SIZE {
+            conns.push(pool.acquire().await.unwrap());
         }
         for conn in &mut conns {
             let pragma = |name: &'static str| sqlx::query_scalar::<_, i64>(name);
@@ -1488,7 +1801,10 @@ mod tests {
                 .fetch_one(&mut **conn)
                 .await
                 .unwrap();
-            assert_eq!(busy, i64::try_from(BUSY_TIMEOUT.as_millis()).unwrap());
+            assert_eq!(
+                busy,
+                i64::try_from(connect::BUSY_TIMEOUT.as_millis()).unwrap()
+            );
             let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
                 .fetch_one(&mut **conn)
                 .await

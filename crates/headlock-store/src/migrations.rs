@@ -7,6 +7,10 @@
 //! migration is refused), and an error when the database has a migration this binary
 //! does not know (a newer Headlock wrote it).
 //!
+//! Every file runs unchanged on SQLite and on PostgreSQL (so one checksum serves both),
+//! each in a transaction of its own. On PostgreSQL sqlx holds an advisory lock while it
+//! migrates, so nodes that start together against one database do not race.
+//!
 //! To add a migration: write `migrations/NNNN_what.sql` in the SQL that SQLite and
 //! PostgreSQL share, and append it to [`MIGRATIONS`].
 
@@ -25,6 +29,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "snapshots",
         include_str!("../migrations/0002_snapshots.sql"),
     ),
+    (3, "leases", include_str!("../migrations/0003_leases.sql")),
 ];
 
 /// The schema version this build writes: the last migration's version.

@@ -1,30 +1,71 @@
-//! Every SQL statement the store runs, in one place, so that the PostgreSQL port is one
-//! module.
+//! Every SQL statement the store runs, in one place.
 //!
 //! The statements use only what SQLite and PostgreSQL share: `$N` placeholders (SQLite
-//! reads `$1` as parameter 1), `LIMIT ... OFFSET ...`, `COALESCE`, plain joins. What
-//! differs between the dialects is marked `DIALECT:` and listed here:
+//! reads `$1` as parameter 1), `LIMIT ... OFFSET ...`, `COALESCE`, `substr`/`length`,
+//! plain joins, `INSERT ... ON CONFLICT` (SQLite 3.24+), `UPDATE ... RETURNING` (SQLite
+//! 3.35+). No statement depends on a collation: text is only compared for equality, and
+//! what is sorted by text is ids in hex (digits before letters in every collation),
+//! usernames only as a tie-break of equal creation times, or is sorted again in Rust. What differs between the dialects is a [`Sql::Dialect`], marked
+//! `DIALECT:` and listed here:
 //!
 //! * [`BEGIN_WRITE`]: SQLite needs `BEGIN IMMEDIATE` so that a write transaction takes
 //!   the write lock at its start (and waits on the busy timeout) instead of failing with
-//!   `SQLITE_BUSY` when it first writes. PostgreSQL spells it `BEGIN`, and the reads that
-//!   decide a write ([`CLUSTER_LOCK`], [`CURRENT_KEY_FOR_UPDATE`], [`AUDIT_HEAD`]) get
-//!   `FOR UPDATE`, so that under READ COMMITTED two key changes of one cluster (or two
-//!   audit appends) queue on a row lock instead of both reading the same state.
-//! * [`SCHEMA_VERSION`] reads sqlx's own `_sqlx_migrations` table, which exists on both.
+//!   `SQLITE_BUSY` when it first writes; so on SQLite write transactions run one at a
+//!   time. PostgreSQL spells it `BEGIN` (READ COMMITTED), and the reads that decide a
+//!   write take row locks instead, so that two writers that could conflict queue on a
+//!   lock and the second then reads what the first committed:
+//!   - [`CLUSTER_LOCK`] (`FOR UPDATE`): a key change, a garbage collection and a snapshot
+//!     deletion of one cluster queue on the cluster's row;
+//!   - [`CLUSTER_TREE_LOCK`]: a cluster deletion locks the cluster and its parts;
+//!   - [`CURRENT_KEY_FOR_UPDATE`]: the current key a key change replaces;
+//!   - [`AUDIT_HEAD_FOR_UPDATE`]: every audit append queues on the one head row.
+//! * [`BEGIN_SNAPSHOT`]: audit verification reads the head and the whole chain from one
+//!   snapshot: SQLite's deferred `BEGIN` (WAL), PostgreSQL's `REPEATABLE READ, READ
+//!   ONLY` (under READ COMMITTED each batch would see appends made since the head was
+//!   read).
 //!
-//! Snapshots need no dialect statement: a snapshot commit and a garbage collection of the
-//! same cluster are kept apart by the foreign key from `snapshot_chunks` to `chunks`
-//! (SQLite: one writer at a time; PostgreSQL: inserting a reference takes a `KEY SHARE`
-//! lock on the chunk row, which the collection's `DELETE` waits for and then fails on,
-//! or the reference insert finds the row gone). [`TAKE_RESTORE_DOWNLOAD`] is one
-//! `UPDATE ... RETURNING`, atomic on both. Multi-row inserts are built by
-//! [`insert_chunks`] and [`insert_references`] with `$N` placeholders.
+//! Snapshots and garbage collection: a snapshot commit holds a `KEY SHARE` lock on its
+//! cluster's row from its `INSERT INTO snapshots` on (PostgreSQL's foreign key check),
+//! and a lock on every chunk row it references. A collection takes [`CLUSTER_LOCK`]
+//! first, which conflicts with `KEY SHARE`: it waits for the commits in flight and holds
+//! off new ones until it is done, then reads the references as committed. Without that
+//! lock a collection could miss a reference being committed, try to delete the chunk,
+//! and fail on the foreign key from `snapshot_chunks` once the commit went through.
+//! So, as on SQLite, a commit and a collection of one cluster never interleave: a commit
+//! that reuses a collected chunk fails on the foreign key (the store says which chunk),
+//! and a collection never fails because of a commit. Concurrent commits of one cluster
+//! do run side by side; two that store the same new chunk queue on its unique index
+//! entry and the second gets a conflict. [`TAKE_RESTORE_DOWNLOAD`] and
+//! [`ACQUIRE_LEASE`] are single statements whose condition PostgreSQL re-checks on the
+//! locked row, atomic on both. Multi-row inserts are built by [`insert_chunks`] and
+//! [`insert_references`] with `$N` placeholders.
+
+use crate::db::Sql;
+
+/// `sql` on SQLite, `sql FOR UPDATE` on PostgreSQL (SQLite has no row locks: its write
+/// transactions are serial).
+macro_rules! for_update {
+    ($($sql:tt)*) => {
+        Sql::Dialect {
+            sqlite: concat!($($sql)*),
+            postgres: concat!($($sql)*, " FOR UPDATE"),
+        }
+    };
+}
 
 // ----- transactions
 
-/// DIALECT: starts a write transaction (PostgreSQL: `BEGIN`).
-pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// DIALECT: starts a write transaction.
+pub const BEGIN_WRITE: Sql = Sql::Dialect {
+    sqlite: "BEGIN IMMEDIATE",
+    postgres: "BEGIN",
+};
+
+/// DIALECT: starts a read-only transaction that reads from one snapshot throughout.
+pub const BEGIN_SNAPSHOT: Sql = Sql::Dialect {
+    sqlite: "BEGIN",
+    postgres: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+};
 
 // ----- schema
 
@@ -100,9 +141,15 @@ pub const CLUSTER_BY_ID: &str = concat!(
     " FROM clusters WHERE id = $1"
 );
 
-/// DIALECT: a cluster's id, read first in a key change; on PostgreSQL append
-/// `FOR UPDATE` so that concurrent changes of one cluster, first keys included, queue.
-pub const CLUSTER_LOCK: &str = "SELECT id FROM clusters WHERE id = $1";
+/// DIALECT: a cluster's id, read first in a key change, a garbage collection and a
+/// snapshot deletion; on PostgreSQL `FOR UPDATE`, so that they queue (first keys
+/// included), and a collection waits for snapshot commits in flight.
+pub const CLUSTER_LOCK: Sql = for_update!("SELECT id FROM clusters WHERE id = $1");
+
+/// DIALECT: the ids of a cluster and its parts, read first in a cluster deletion
+/// (PostgreSQL: `FOR UPDATE`, which waits for writes that refer to any of them).
+pub const CLUSTER_TREE_LOCK: Sql =
+    for_update!("SELECT id FROM clusters WHERE id = $1 OR parent_cluster_id = $1");
 
 /// A page of a group's clusters. `$1` group, `$2` limit, `$3` offset.
 pub const LIST_CLUSTERS: &str = concat!(
@@ -225,8 +272,12 @@ pub const CURRENT_KEY: &str = concat!(
     " FROM master_keys WHERE cluster_id = $1 AND retired_us IS NULL"
 );
 
-/// DIALECT: the current key, read to decide a commit (PostgreSQL: append `FOR UPDATE`).
-pub const CURRENT_KEY_FOR_UPDATE: &str = CURRENT_KEY;
+/// DIALECT: the current key, read to decide a commit (PostgreSQL: `FOR UPDATE`).
+pub const CURRENT_KEY_FOR_UPDATE: Sql = for_update!(
+    "SELECT ",
+    key_columns!(),
+    " FROM master_keys WHERE cluster_id = $1 AND retired_us IS NULL"
+);
 
 /// Every master key of a cluster, newest first.
 pub const MASTER_KEYS: &str = concat!(
@@ -333,8 +384,12 @@ macro_rules! audit_columns {
     };
 }
 
-/// DIALECT: the end of the chain, read to append (PostgreSQL: append `FOR UPDATE`).
+/// The end of the chain, read to verify it.
 pub const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+
+/// DIALECT: the end of the chain, read to append (PostgreSQL: `FOR UPDATE`, so appends
+/// queue on the head row).
+pub const AUDIT_HEAD_FOR_UPDATE: Sql = for_update!("SELECT seq, hash FROM audit_head WHERE id = 1");
 
 /// Moves the end of the chain. `$1` seq, `$2` hash.
 pub const SET_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
@@ -591,3 +646,34 @@ pub const DELETE_TREE_RESTORE_JOBS: &str = concat!(
     "DELETE FROM restore_jobs WHERE cluster_id IN ",
     cluster_and_parts!()
 );
+
+// ----- several nodes: leases and shared secrets
+
+/// Takes or renews a lease in one statement. `$1` name, `$2` holder, `$3` new expiry,
+/// `$4` now. It changes one row (inserted, or taken over) if nobody holds the lease, if
+/// it expired, or if `$2` holds it; none otherwise. On PostgreSQL a conflicting insert
+/// waits for the other transaction and then evaluates the `WHERE` on the row as
+/// committed, so two callers can never both change a row.
+pub const ACQUIRE_LEASE: &str = "INSERT INTO leases (name, holder, expires_us) VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_us = excluded.expires_us \
+     WHERE leases.expires_us <= $4 OR leases.holder = $2";
+
+/// Gives a lease back. `$1` name, `$2` holder.
+pub const RELEASE_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+
+/// The leases whose name starts with `$1` and that have not expired at `$2`. A prefix
+/// test by `substr`, not `LIKE`: SQLite's `LIKE` ignores ASCII case and PostgreSQL's does
+/// not, and `_` and `%` would need escaping. Unordered: the store sorts by name.
+pub const LIVE_LEASES: &str = "SELECT name, holder, expires_us FROM leases \
+     WHERE substr(name, 1, length($1)) = $1 AND expires_us > $2";
+
+/// Stores a shared secret unless one of that name exists. `$1` name, `$2` value (hex),
+/// `$3` time.
+pub const INSERT_SHARED_SECRET: &str = "INSERT INTO shared_secrets (name, value_hex, created_us) \
+     VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING";
+
+/// A shared secret by name.
+pub const SHARED_SECRET: &str = "SELECT value_hex FROM shared_secrets WHERE name = $1";
+
+/// A trivial statement, for readiness probes.
+pub const PING: &str = "SELECT 1";

@@ -5,6 +5,7 @@
 //! is reported as [`StoreError::Backend`] naming the table, column and row, never with
 //! the value when the column holds a secret.
 
+use crate::db::Row;
 use headlock_core::ObjectId;
 use headlock_core::StoreError;
 use headlock_core::model::{
@@ -12,8 +13,7 @@ use headlock_core::model::{
     ClusterType, DataKeyRecord, Group, IntentPhase, KeyIntent, MasterKeyRecord, RestoreJob, Role,
     RoleAssignment, RotationType, SnapshotKind, SnapshotRecord, User,
 };
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use headlock_core::store::Lease;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -77,16 +77,16 @@ pub(crate) fn secret_hex(bytes: &[u8]) -> Zeroizing<String> {
 
 /// Reads the columns of one row, naming the table and row in every error.
 pub(crate) struct RowReader<'r> {
-    row: &'r SqliteRow,
+    row: &'r Row,
     table: &'static str,
     key: String,
 }
 
 impl<'r> RowReader<'r> {
     /// A reader for a row of `table`; `key_column` names the row in errors.
-    pub(crate) fn new(row: &'r SqliteRow, table: &'static str, key_column: &'static str) -> Self {
-        let key = row.try_get::<String, _>(key_column).unwrap_or_else(|_| {
-            row.try_get::<i64, _>(key_column)
+    pub(crate) fn new(row: &'r Row, table: &'static str, key_column: &'static str) -> Self {
+        let key = row.try_get::<String>(key_column).unwrap_or_else(|_| {
+            row.try_get::<i64>(key_column)
                 .map(|n| n.to_string())
                 .unwrap_or_default()
         });
@@ -102,19 +102,19 @@ impl<'r> RowReader<'r> {
 
     pub(crate) fn text(&self, column: &'static str) -> Result<String, StoreError> {
         self.row
-            .try_get::<String, _>(column)
+            .try_get::<String>(column)
             .map_err(|e| self.corrupt(column, &e.to_string()))
     }
 
     pub(crate) fn opt_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
         self.row
-            .try_get::<Option<String>, _>(column)
+            .try_get::<Option<String>>(column)
             .map_err(|e| self.corrupt(column, &e.to_string()))
     }
 
     pub(crate) fn int(&self, column: &'static str) -> Result<i64, StoreError> {
         self.row
-            .try_get::<i64, _>(column)
+            .try_get::<i64>(column)
             .map_err(|e| self.corrupt(column, &e.to_string()))
     }
 
@@ -133,7 +133,7 @@ impl<'r> RowReader<'r> {
 
     pub(crate) fn boolean(&self, column: &'static str) -> Result<bool, StoreError> {
         self.row
-            .try_get::<bool, _>(column)
+            .try_get::<bool>(column)
             .map_err(|e| self.corrupt(column, &e.to_string()))
     }
 
@@ -164,7 +164,7 @@ impl<'r> RowReader<'r> {
     ) -> Result<Option<OffsetDateTime>, StoreError> {
         let us = self
             .row
-            .try_get::<Option<i64>, _>(column)
+            .try_get::<Option<i64>>(column)
             .map_err(|e| self.corrupt(column, &e.to_string()))?;
         us.map(|us| from_micros_lossy(us).ok_or_else(|| self.corrupt(column, "time out of range")))
             .transpose()
@@ -210,7 +210,7 @@ impl<'r> RowReader<'r> {
     }
 }
 
-pub(crate) fn group(row: &SqliteRow) -> Result<Group, StoreError> {
+pub(crate) fn group(row: &Row) -> Result<Group, StoreError> {
     let r = RowReader::new(row, "project_groups", "id");
     Ok(Group {
         id: r.id("id")?,
@@ -220,7 +220,7 @@ pub(crate) fn group(row: &SqliteRow) -> Result<Group, StoreError> {
     })
 }
 
-pub(crate) fn cluster(row: &SqliteRow) -> Result<Cluster, StoreError> {
+pub(crate) fn cluster(row: &Row) -> Result<Cluster, StoreError> {
     let r = RowReader::new(row, "clusters", "id");
     Ok(Cluster {
         id: r.id("id")?,
@@ -234,7 +234,7 @@ pub(crate) fn cluster(row: &SqliteRow) -> Result<Cluster, StoreError> {
     })
 }
 
-pub(crate) fn backup_config(row: &SqliteRow) -> Result<BackupConfig, StoreError> {
+pub(crate) fn backup_config(row: &Row) -> Result<BackupConfig, StoreError> {
     let r = RowReader::new(row, "backup_configs", "cluster_id");
     Ok(BackupConfig {
         group_id: r.id("group_id")?,
@@ -249,7 +249,7 @@ pub(crate) fn backup_config(row: &SqliteRow) -> Result<BackupConfig, StoreError>
     })
 }
 
-pub(crate) fn master_key(row: &SqliteRow) -> Result<MasterKeyRecord, StoreError> {
+pub(crate) fn master_key(row: &Row) -> Result<MasterKeyRecord, StoreError> {
     let r = RowReader::new(row, "master_keys", "kmip_uid");
     Ok(MasterKeyRecord {
         cluster_id: r.id("cluster_id")?,
@@ -263,7 +263,7 @@ pub(crate) fn master_key(row: &SqliteRow) -> Result<MasterKeyRecord, StoreError>
     })
 }
 
-pub(crate) fn data_key(row: &SqliteRow) -> Result<DataKeyRecord, StoreError> {
+pub(crate) fn data_key(row: &Row) -> Result<DataKeyRecord, StoreError> {
     let r = RowReader::new(row, "data_keys", "id");
     Ok(DataKeyRecord {
         id: r.id("id")?,
@@ -274,7 +274,7 @@ pub(crate) fn data_key(row: &SqliteRow) -> Result<DataKeyRecord, StoreError> {
     })
 }
 
-pub(crate) fn intent(row: &SqliteRow) -> Result<KeyIntent, StoreError> {
+pub(crate) fn intent(row: &Row) -> Result<KeyIntent, StoreError> {
     let r = RowReader::new(row, "key_intents", "id");
     Ok(KeyIntent {
         id: r.id("id")?,
@@ -289,7 +289,7 @@ pub(crate) fn intent(row: &SqliteRow) -> Result<KeyIntent, StoreError> {
     })
 }
 
-pub(crate) fn user(row: &SqliteRow) -> Result<User, StoreError> {
+pub(crate) fn user(row: &Row) -> Result<User, StoreError> {
     let r = RowReader::new(row, "users", "username");
     Ok(User {
         id: r.id("id")?,
@@ -313,7 +313,7 @@ pub(crate) fn bigint<T: Copy + std::fmt::Display + TryInto<i64>>(
     })
 }
 
-pub(crate) fn snapshot(row: &SqliteRow) -> Result<SnapshotRecord, StoreError> {
+pub(crate) fn snapshot(row: &Row) -> Result<SnapshotRecord, StoreError> {
     let r = RowReader::new(row, "snapshots", "id");
     Ok(SnapshotRecord {
         id: r.id("id")?,
@@ -330,7 +330,7 @@ pub(crate) fn snapshot(row: &SqliteRow) -> Result<SnapshotRecord, StoreError> {
     })
 }
 
-pub(crate) fn chunk_location(row: &SqliteRow) -> Result<ChunkLocation, StoreError> {
+pub(crate) fn chunk_location(row: &Row) -> Result<ChunkLocation, StoreError> {
     let r = RowReader::new(row, "chunks", "chunk_id");
     Ok(ChunkLocation {
         cluster_id: r.id("cluster_id")?,
@@ -343,7 +343,7 @@ pub(crate) fn chunk_location(row: &SqliteRow) -> Result<ChunkLocation, StoreErro
     })
 }
 
-pub(crate) fn restore_job(row: &SqliteRow) -> Result<RestoreJob, StoreError> {
+pub(crate) fn restore_job(row: &Row) -> Result<RestoreJob, StoreError> {
     let r = RowReader::new(row, "restore_jobs", "id");
     Ok(RestoreJob {
         id: r.id("id")?,
@@ -359,6 +359,15 @@ pub(crate) fn restore_job(row: &SqliteRow) -> Result<RestoreJob, StoreError> {
     })
 }
 
+pub(crate) fn lease(row: &Row) -> Result<Lease, StoreError> {
+    let r = RowReader::new(row, "leases", "name");
+    Ok(Lease {
+        name: r.text("name")?,
+        holder: r.text("holder")?,
+        expires: r.time("expires_us")?,
+    })
+}
+
 /// An audit row: the event and its place in the chain.
 pub(crate) struct AuditRow {
     pub(crate) seq: i64,
@@ -367,7 +376,7 @@ pub(crate) struct AuditRow {
     pub(crate) hash: String,
 }
 
-pub(crate) fn audit(row: &SqliteRow) -> Result<AuditRow, StoreError> {
+pub(crate) fn audit(row: &Row) -> Result<AuditRow, StoreError> {
     let r = RowReader::new(row, "audit_events", "id");
     Ok(AuditRow {
         seq: r.int("seq")?,

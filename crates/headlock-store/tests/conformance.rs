@@ -1,162 +1,103 @@
 //! The [`MetadataStore`] conformance suite: what every store backend must do, written
 //! once against `&dyn MetadataStore` and stamped out per backend by `conformance!`.
 //!
-//! A backend supplies a [`Backend`] harness (a fresh store in its own place, a way to
-//! reopen it, and a raw connection for tampering behind the store's back); adding
-//! PostgreSQL is one more `conformance!(postgres: PgBackend, ...)` line.
+//! A backend supplies a [`Backend`] harness (`common/mod.rs`: a fresh store in its own
+//! place, a way to reopen it, and a raw connection for tampering behind the store's
+//! back). SQLite runs in a temporary directory; PostgreSQL in a database of its own on
+//! the test server (`HEADLOCK_TEST_POSTGRES_URL`, or the one `scripts/postgres.sh`
+//! starts).
 
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use headlock_core::model::{
     AuditEvent, AuthMechanism, BackupConfig, BackupStatus, ChunkId, ChunkLocation, Cluster,
     ClusterType, DataKeyRecord, Group, IntentPhase, KeyIntent, MasterKeyRecord, Page, RestoreJob,
     Role, RoleAssignment, RotationType, SnapshotKind, SnapshotRecord, User,
 };
-use headlock_core::store::{KeyChange, SnapshotCommit};
+use headlock_core::store::{KeyChange, Lease, SnapshotCommit};
 use headlock_core::{MetadataStore, ObjectId, StoreError};
-use headlock_store::{SqlStore, truncate_to_micros};
-use sqlx::Connection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use headlock_store::truncate_to_micros;
 use time::OffsetDateTime;
 
-/// What the suite needs of a backend beyond the trait.
-trait Backend: Sized {
-    /// A fresh, empty store in its own place (directory, database).
-    async fn start() -> Self;
-    /// The store under test.
-    fn store(&self) -> Arc<dyn MetadataStore>;
-    /// Closes the store and opens the same database again.
-    async fn reopen(self) -> Self;
-    /// Runs one statement on a separate raw connection, binding `args` as text to `$1`,
-    /// `$2`, ...; the number of rows it changed.
-    async fn raw_execute(&self, sql: &str, args: &[&str]) -> u64;
-}
+#[macro_use]
+mod common;
+use common::{Backend, PgBackend, SqliteBackend};
 
-/// SQLite: a database file in a fresh temporary directory.
-struct SqliteBackend {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    store: Arc<SqlStore>,
-}
-
-impl Backend for SqliteBackend {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("data").join("headlock.db");
-        let store = Arc::new(SqlStore::open_sqlite(&path).await.expect("open sqlite"));
-        SqliteBackend {
-            _dir: dir,
-            path,
-            store,
-        }
-    }
-
-    fn store(&self) -> Arc<dyn MetadataStore> {
-        self.store.clone()
-    }
-
-    async fn reopen(self) -> Self {
-        self.store.close().await;
-        let store = Arc::new(
-            SqlStore::open_sqlite(&self.path)
-                .await
-                .expect("reopen sqlite"),
-        );
-        SqliteBackend {
-            _dir: self._dir,
-            path: self.path,
-            store,
-        }
-    }
-
-    async fn raw_execute(&self, sql: &str, args: &[&str]) -> u64 {
-        let options = SqliteConnectOptions::new().filename(&self.path);
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .expect("raw connection");
-        let mut query = sqlx::query(sql);
-        for arg in args {
-            query = query.bind(*arg);
-        }
-        let done = query.execute(&mut conn).await.expect("raw statement");
-        conn.close().await.expect("close raw connection");
-        done.rows_affected()
-    }
-}
-
-/// Stamps out one `#[tokio::test]` per suite function for a backend, in a module named
-/// after it.
+/// The whole suite for one backend: a module named `$backend` with one test per suite
+/// function.
 macro_rules! conformance {
-    ($backend:ident: $harness:ty, [$($name:ident),* $(,)?]) => {
-        mod $backend {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    suite::$name(<$harness as Backend>::start().await).await;
-                }
-            )*
-        }
+    ($backend:ident: $harness:ty) => {
+        stamp!($backend: $harness, [
+            accepts_group_round_trip_by_id_and_name,
+            rejects_duplicate_group_name,
+            lists_groups_oldest_first_in_pages,
+            accepts_cluster_and_config_round_trip,
+            rejects_duplicate_cluster_name_in_group,
+            accepts_sharded_cluster_parts_sharing_its_name,
+            rejects_cluster_of_missing_group,
+            hides_cluster_behind_another_group,
+            lists_clusters_in_pages_with_total,
+            delete_cluster_removes_parts_configs_keys_and_intents,
+            rejects_delete_cluster_through_another_group,
+            update_backup_configs_writes_configs_and_audit,
+            rejects_update_of_missing_config_and_changes_nothing,
+            lists_backup_configs_in_pages,
+            one_intent_per_cluster,
+            accepts_intent_update_and_delete,
+            commit_key_change_installs_first_key,
+            commit_key_change_rotates_and_keeps_history,
+            commit_key_change_rejects_stale_expected_key,
+            commit_key_change_rejects_first_key_when_one_exists,
+            commit_key_change_rejects_unknown_intent_and_rolls_back,
+            commit_key_change_rejects_records_of_another_cluster,
+            concurrent_commits_from_one_key_let_exactly_one_win,
+            accepts_user_round_trip,
+            rejects_duplicate_username,
+            update_and_delete_user_report_missing_users,
+            lists_audit_newest_first_in_pages_and_by_group,
+            audit_chain_verifies_and_counts,
+            audit_chain_detects_tampering,
+            audit_chain_detects_removed_event,
+            audit_chain_detects_removed_tail,
+            rejects_duplicate_audit_event_id,
+            state_survives_reopen,
+            accepts_snapshot_commit_round_trip,
+            accepts_empty_snapshot,
+            commit_snapshot_reuses_stored_chunks,
+            commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back,
+            commit_snapshot_rejects_reference_to_missing_chunk_and_rolls_back,
+            commit_snapshot_rejects_records_that_do_not_belong,
+            commit_snapshot_of_many_chunks_crosses_batches,
+            lists_snapshots_newest_first_in_pages,
+            update_snapshot_writes_expiry_and_do_not_delete_only,
+            hides_snapshot_behind_another_cluster,
+            delete_snapshot_keeps_chunks_until_collected,
+            collect_garbage_leaves_other_clusters_alone,
+            rejects_commit_using_collected_chunk,
+            concurrent_commits_of_one_new_chunk_let_exactly_one_win,
+            collection_racing_commits_never_leaves_a_dangling_reference,
+            rejects_delete_cluster_with_snapshots_or_uncollected_chunks,
+            accepts_restore_job_round_trip,
+            rejects_restore_job_of_missing_snapshot,
+            take_restore_download_counts_to_the_limit,
+            concurrent_downloads_never_exceed_the_limit,
+            snapshots_survive_reopen,
+            accepts_ping,
+            lease_goes_to_exactly_one_of_racing_holders,
+            expired_lease_can_be_taken_by_another_holder,
+            holder_renews_its_lease,
+            release_frees_only_the_holders_lease,
+            live_leases_lists_unexpired_leases_by_exact_prefix,
+            rejects_unbounded_lease_and_secret_input,
+            shared_secret_returns_the_first_value_to_every_caller,
+            shared_secret_agrees_among_concurrent_callers,
+        ]);
     };
 }
 
-conformance!(sqlite: SqliteBackend, [
-    accepts_group_round_trip_by_id_and_name,
-    rejects_duplicate_group_name,
-    lists_groups_oldest_first_in_pages,
-    accepts_cluster_and_config_round_trip,
-    rejects_duplicate_cluster_name_in_group,
-    accepts_sharded_cluster_parts_sharing_its_name,
-    rejects_cluster_of_missing_group,
-    hides_cluster_behind_another_group,
-    lists_clusters_in_pages_with_total,
-    delete_cluster_removes_parts_configs_keys_and_intents,
-    rejects_delete_cluster_through_another_group,
-    update_backup_configs_writes_configs_and_audit,
-    rejects_update_of_missing_config_and_changes_nothing,
-    lists_backup_configs_in_pages,
-    one_intent_per_cluster,
-    accepts_intent_update_and_delete,
-    commit_key_change_installs_first_key,
-    commit_key_change_rotates_and_keeps_history,
-    commit_key_change_rejects_stale_expected_key,
-    commit_key_change_rejects_first_key_when_one_exists,
-    commit_key_change_rejects_unknown_intent_and_rolls_back,
-    commit_key_change_rejects_records_of_another_cluster,
-    concurrent_commits_from_one_key_let_exactly_one_win,
-    accepts_user_round_trip,
-    rejects_duplicate_username,
-    update_and_delete_user_report_missing_users,
-    lists_audit_newest_first_in_pages_and_by_group,
-    audit_chain_verifies_and_counts,
-    audit_chain_detects_tampering,
-    audit_chain_detects_removed_event,
-    audit_chain_detects_removed_tail,
-    rejects_duplicate_audit_event_id,
-    state_survives_reopen,
-    accepts_snapshot_commit_round_trip,
-    accepts_empty_snapshot,
-    commit_snapshot_reuses_stored_chunks,
-    commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back,
-    commit_snapshot_rejects_reference_to_missing_chunk_and_rolls_back,
-    commit_snapshot_rejects_records_that_do_not_belong,
-    commit_snapshot_of_many_chunks_crosses_batches,
-    lists_snapshots_newest_first_in_pages,
-    update_snapshot_writes_expiry_and_do_not_delete_only,
-    hides_snapshot_behind_another_cluster,
-    delete_snapshot_keeps_chunks_until_collected,
-    collect_garbage_leaves_other_clusters_alone,
-    rejects_commit_using_collected_chunk,
-    concurrent_commits_of_one_new_chunk_let_exactly_one_win,
-    collection_racing_commits_never_leaves_a_dangling_reference,
-    rejects_delete_cluster_with_snapshots_or_uncollected_chunks,
-    accepts_restore_job_round_trip,
-    rejects_restore_job_of_missing_snapshot,
-    take_restore_download_counts_to_the_limit,
-    concurrent_downloads_never_exceed_the_limit,
-    snapshots_survive_reopen,
-]);
+conformance!(sqlite: SqliteBackend);
+conformance!(postgres: PgBackend);
 
 /// Records to store, with times already at the store's precision.
 mod fixtures {
@@ -1855,5 +1796,245 @@ mod suite {
             s.commit_snapshot(&commit(&snapshot(&c), ObjectId::new(), 2..3, &[]))
                 .await
         ));
+    }
+
+    // ----- several nodes: ping, leases, shared secrets
+
+    pub async fn accepts_ping(b: impl Backend) {
+        b.store().ping().await.unwrap();
+    }
+
+    const TTL: Duration = Duration::from_secs(30);
+
+    fn after(t: OffsetDateTime, seconds: i64) -> OffsetDateTime {
+        t + time::Duration::seconds(seconds)
+    }
+
+    /// Eight holders on two stores (two nodes) take one free lease at once.
+    pub async fn lease_goes_to_exactly_one_of_racing_holders<B: Backend>(b: B) {
+        let stores: [Arc<dyn MetadataStore>; 2] = [b.store(), Arc::new(b.open_again().await)];
+        let t = now();
+        let mut tasks = Vec::new();
+        for n in 0..8 {
+            let store = stores[n % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                let holder = format!("node-{n}");
+                let won = store
+                    .acquire_lease("job:gc", &holder, t, TTL)
+                    .await
+                    .unwrap();
+                (holder, won)
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (holder, won) = task.await.unwrap();
+            if won {
+                winners.push(holder);
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        let live = stores[1].live_leases("job:", t).await.unwrap();
+        assert_eq!(
+            live,
+            vec![Lease {
+                name: "job:gc".into(),
+                holder: winners[0].clone(),
+                expires: after(t, 30),
+            }]
+        );
+    }
+
+    pub async fn expired_lease_can_be_taken_by_another_holder(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let t = now();
+        assert!(s.acquire_lease("intent:1", "a", t, TTL).await.unwrap());
+        assert!(
+            !s.acquire_lease("intent:1", "b", after(t, 10), TTL)
+                .await
+                .unwrap()
+        );
+        // It lapses at t + 30 s exactly (expires <= now).
+        assert!(
+            s.acquire_lease("intent:1", "b", after(t, 30), TTL)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.acquire_lease("intent:1", "a", after(t, 31), TTL)
+                .await
+                .unwrap()
+        );
+        let live = s.live_leases("intent:", after(t, 31)).await.unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(
+            (live[0].holder.as_str(), live[0].expires),
+            ("b", after(t, 60))
+        );
+    }
+
+    pub async fn holder_renews_its_lease(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let t = now();
+        assert!(s.acquire_lease("backup:c:s", "a", t, TTL).await.unwrap());
+        assert!(
+            s.acquire_lease("backup:c:s", "a", after(t, 20), TTL)
+                .await
+                .unwrap()
+        );
+        // Without the renewal it would have lapsed at t + 30 s.
+        assert!(
+            !s.acquire_lease("backup:c:s", "b", after(t, 40), TTL)
+                .await
+                .unwrap()
+        );
+        let live = s.live_leases("backup:", after(t, 40)).await.unwrap();
+        assert_eq!(live[0].expires, after(t, 50));
+        assert_eq!(
+            s.live_leases("backup:", after(t, 50)).await.unwrap(),
+            vec![]
+        );
+    }
+
+    pub async fn release_frees_only_the_holders_lease(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let t = now();
+        assert!(s.acquire_lease("job:rotate", "a", t, TTL).await.unwrap());
+        s.release_lease("job:rotate", "b").await.unwrap();
+        assert!(!s.acquire_lease("job:rotate", "b", t, TTL).await.unwrap());
+        s.release_lease("job:rotate", "a").await.unwrap();
+        assert_eq!(s.live_leases("", t).await.unwrap(), vec![]);
+        assert!(s.acquire_lease("job:rotate", "b", t, TTL).await.unwrap());
+        s.release_lease("job:never-taken", "a").await.unwrap();
+    }
+
+    /// The prefix is matched exactly: not as a pattern (`_`, `%`) and with case.
+    pub async fn live_leases_lists_unexpired_leases_by_exact_prefix(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let t = now();
+        for (name, ttl) in [
+            ("backup:c2:s1", TTL),
+            ("backup:c1:s2", TTL),
+            ("backup:c1:s1", TTL),
+            ("backup:c1:old", Duration::from_secs(1)),
+            ("Backup:c1:s3", TTL),
+            ("backupXc1:s4", TTL),
+            ("intent:x", TTL),
+            ("50%:a", TTL),
+            ("50:b", TTL),
+        ] {
+            assert!(
+                s.acquire_lease(name, "node", t, ttl).await.unwrap(),
+                "{name}"
+            );
+        }
+        let names = |leases: Vec<Lease>| leases.into_iter().map(|l| l.name).collect::<Vec<_>>();
+        let later = after(t, 5);
+        assert_eq!(
+            names(s.live_leases("backup:", later).await.unwrap()),
+            ["backup:c1:s1", "backup:c1:s2", "backup:c2:s1"]
+        );
+        assert_eq!(
+            names(s.live_leases("backup_", later).await.unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(names(s.live_leases("50%", later).await.unwrap()), ["50%:a"]);
+        assert_eq!(
+            names(s.live_leases("", later).await.unwrap()),
+            [
+                "50%:a",
+                "50:b",
+                "Backup:c1:s3",
+                "backup:c1:s1",
+                "backup:c1:s2",
+                "backup:c2:s1",
+                "backupXc1:s4",
+                "intent:x"
+            ]
+        );
+        assert_eq!(
+            names(s.live_leases("backup:c1:", t).await.unwrap()),
+            ["backup:c1:old", "backup:c1:s1", "backup:c1:s2"]
+        );
+    }
+
+    pub async fn rejects_unbounded_lease_and_secret_input(b: impl Backend) {
+        let store = b.store();
+        let s: &dyn MetadataStore = &*store;
+        let long = "x".repeat(513);
+        let t = now();
+        for result in [
+            s.acquire_lease(&long, "a", t, TTL).await,
+            s.acquire_lease("job:x", &long, t, TTL).await,
+            s.acquire_lease("", "a", t, TTL).await,
+        ] {
+            assert!(
+                matches!(result, Err(StoreError::Precondition(_))),
+                "{result:?}"
+            );
+        }
+        assert!(matches!(
+            s.live_leases(&long, t).await,
+            Err(StoreError::Precondition(_))
+        ));
+        assert!(
+            s.acquire_lease(&"y".repeat(512), "a", t, TTL)
+                .await
+                .unwrap()
+        );
+        assert!(matches!(
+            s.shared_secret("empty", &[]).await,
+            Err(StoreError::Precondition(_))
+        ));
+        assert!(matches!(
+            s.shared_secret("huge", &[1; 4097]).await,
+            Err(StoreError::Precondition(_))
+        ));
+    }
+
+    pub async fn shared_secret_returns_the_first_value_to_every_caller<B: Backend>(b: B) {
+        let first = {
+            let store = b.store();
+            let s: &dyn MetadataStore = &*store;
+            let first = s.shared_secret("nonce-key", &[1; 32]).await.unwrap();
+            assert_eq!(first, vec![1; 32]);
+            assert_eq!(s.shared_secret("nonce-key", &[2; 32]).await.unwrap(), first);
+            assert_eq!(
+                s.shared_secret("link-key", &[3; 16]).await.unwrap(),
+                vec![3; 16]
+            );
+            first
+        };
+        let b = b.reopen().await;
+        assert_eq!(
+            b.store()
+                .shared_secret("nonce-key", &[4; 32])
+                .await
+                .unwrap(),
+            first
+        );
+    }
+
+    /// Twenty callers on two stores (two nodes), each with its own candidate.
+    pub async fn shared_secret_agrees_among_concurrent_callers<B: Backend>(b: B) {
+        let stores: [Arc<dyn MetadataStore>; 2] = [b.store(), Arc::new(b.open_again().await)];
+        let mut tasks = Vec::new();
+        for n in 0..20u8 {
+            let store = stores[usize::from(n % 2)].clone();
+            tasks.push(tokio::spawn(async move {
+                store.shared_secret("shared", &[n; 32]).await.unwrap()
+            }));
+        }
+        let mut seen = Vec::new();
+        for task in tasks {
+            seen.push(task.await.unwrap());
+        }
+        seen.dedup();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].len() == 32 && seen[0].iter().all(|&x| x == seen[0][0] && x < 20));
     }
 }

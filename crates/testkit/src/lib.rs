@@ -35,6 +35,11 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+mod moto;
+pub use moto::*;
+mod postgres;
+pub use postgres::*;
+
 /// How long a PyKMIP server may take to accept TLS after it is spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
