@@ -1,28 +1,46 @@
 //! [`BlobStore`] on the `object_store` crate: packs and manifests as named objects, in a
-//! local directory today (`./headlock-data/chunks` by default) and behind S3 later, with
-//! the same type ([`ObjectBlobStore`]) and the same conformance suite
-//! (`tests/blob_conformance.rs`).
+//! local directory (`./headlock-data/chunks` by default) or in an S3 bucket ([`s3`]
+//! module: [`ObjectBlobStore::s3`], [`S3Config`]), with the same type
+//! ([`ObjectBlobStore`]) and the same conformance suite (`tests/blob_conformance.rs`),
+//! which every backend runs.
+//!
+//! # Objects are written once
+//!
+//! The service never writes a name twice: packs and manifests are named after fresh ids.
+//! Every put is therefore a *create* (object_store's `PutMode::Create`: `If-None-Match:
+//! *` on S3, a hard link that fails on an existing name in a directory), so a second
+//! write of one name, which can only be a bug or a retry, never silently replaces an
+//! object that a snapshot may already refer to:
+//!
+//! * a put of a name that holds the very same bytes succeeds and changes nothing (so a
+//!   retry of a put whose first answer was lost is harmless);
+//! * a put of a name that holds other bytes fails with [`BlobError::Backend`] ("already
+//!   exists with other contents") and leaves the stored object as it was;
+//! * of two puts of one name racing each other with different bytes, one succeeds and
+//!   the other fails as above; a reader sees no object or the winner's whole object.
 //!
 //! # What a successful `put` guarantees (local directory)
 //!
 //! The local backend is `object_store`'s `LocalFileSystem` built with `with_fsync(true)`.
 //! Reading its source (version 0.14.2, `src/local.rs`: `put_opts`, `new_staged_upload`,
-//! `finish_staged_rename`, `create_parent_dirs`), a put
+//! `finish_staged_hard_link`, `hard_link`), a put
 //!
 //! 1. writes the bytes to a staging file `<object>#<n>` in the object's directory (created
-//!    with `O_CREAT | O_EXCL`, so two writers never share one);
+//!    with `O_CREAT | O_EXCL`, so two writers never share one; missing directories are
+//!    created and `fsync`ed up to the first one that already existed);
 //! 2. `fsync`s the staging file, closes it and checks the close;
-//! 3. `rename`s it over `<object>` (atomic on POSIX: a reader sees the old object or the
-//!    new one, never a mixture or a prefix);
-//! 4. `fsync`s the object's directory, so the rename itself is on disk; directories the
-//!    put had to create are `fsync`ed up to the first one that already existed.
+//! 3. hard-links it as `<object>` (atomic, and refused with `EEXIST` when the name
+//!    exists: a reader sees no object or the whole object, never a prefix);
+//! 4. `fsync`s the object's directory, so the new name is on disk; then removes the
+//!    staging name.
 //!
 //! So once `put` returns, the object's bytes and its name survive a crash or a power
-//! loss; if the process dies before that, the object is either absent or the previous
-//! version, and at worst a staging file is left behind. Staging files are invisible to
-//! `get` and `list` (object_store skips names ending in `#<digits>`, and this module never
-//! accepts a `#` in an object name), and [`ObjectBlobStore::remove_staging_files`]
-//! removes them; the service calls it at start, before any backup runs.
+//! loss; if the process dies before that, the object is absent, and at worst a staging
+//! file is left behind. Staging files are invisible to `get` and `list` (object_store
+//! skips names ending in `#<digits>`, and this module never accepts a `#` in an object
+//! name), and [`ObjectBlobStore::remove_staging_files`] removes them; the service calls it
+//! at start, before any backup runs. The directory must support hard links (every Unix
+//! file system a data directory lives on does; a put on one that does not fails loudly).
 //!
 //! That is enough for the write protocol of docs/design.md ("Writing a snapshot"): packs
 //! and the manifest are put, and so durable, *before* the one metadata transaction that
@@ -47,20 +65,28 @@
 //!
 //! A full disk (or quota), found anywhere in the error's source chain as `ENOSPC` or
 //! `EDQUOT`, is [`BlobError::NoSpace`]; a missing object is [`BlobError::NotFound`];
-//! everything else is [`BlobError::Backend`] with the operation, the object and the
-//! backend's reason. A failed put removes its staging file, so nothing already stored is
-//! harmed and the space is given back.
+//! everything else is [`BlobError::Backend`] with the object, and a reason naming the
+//! operation, where the store is (directory, or bucket and endpoint) and what the backend
+//! said, cut to [`MAX_REASON_LEN`] bytes. No error carries credentials (object_store
+//! never prints them, and nothing here does). A failed put removes its staging file (or
+//! aborts its multipart upload), so nothing already stored is harmed.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::TryStreamExt;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 use headlock_core::blob::{BlobError, BlobMeta, BlobStore};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+pub mod s3;
+
+pub use s3::S3Config;
 
 /// The local directory the service uses when none is configured.
 pub const DEFAULT_LOCAL_DIR: &str = "headlock-data/chunks";
@@ -68,8 +94,28 @@ pub const DEFAULT_LOCAL_DIR: &str = "headlock-data/chunks";
 /// The longest object name accepted, in bytes (S3 allows 1024).
 pub const MAX_PATH_LEN: usize = 1024;
 
+/// The longest [`BlobError::Backend`] reason, in bytes: a backend's error body (S3 sends
+/// XML) is cut there.
+pub const MAX_REASON_LEN: usize = 2048;
+
+/// How often a put that met an existing name which then turned out to be absent is tried
+/// again. S3 answers `409 ConflictingOperation` to a conditional write while another one
+/// of the same name is in flight; if that one then fails, the name is free again.
+const CONFLICT_RETRIES: u32 = 3;
+
 /// The name the service uses for the local default; the same type serves any backend.
 pub type LocalBlobStore = ObjectBlobStore;
+
+/// How objects above a size go up in parts (S3).
+#[derive(Debug, Clone, Copy)]
+struct Multipart {
+    /// Objects larger than this go up as a multipart upload; smaller ones in one request.
+    threshold: usize,
+    /// Every part but the last has this size (S3 wants at least 5 MiB).
+    part_size: usize,
+    /// Parts in flight at once, per object.
+    parallel: usize,
+}
 
 /// A [`BlobStore`] on any `object_store` backend. Cheap to clone.
 #[derive(Clone)]
@@ -77,8 +123,10 @@ pub struct ObjectBlobStore {
     inner: Arc<dyn ObjectStore>,
     /// The directory of a local store: for [`ObjectBlobStore::remove_staging_files`].
     local_root: Option<PathBuf>,
-    /// Where the objects are, for logs and `Debug`.
+    /// Where the objects are, for logs, errors and `Debug` (never credentials).
     description: String,
+    /// None: every object goes up in one request.
+    multipart: Option<Multipart>,
 }
 
 impl fmt::Debug for ObjectBlobStore {
@@ -142,12 +190,14 @@ impl ObjectBlobStore {
             inner: Arc::new(fs),
             description: format!("local directory {}", root.display()),
             local_root: Some(root),
+            multipart: None,
         })
     }
 
-    /// A store on any other `object_store` backend (S3, in-memory for tests);
-    /// `description` says where, for logs. The backend must make a successful put atomic
-    /// and durable, as S3's PUT is.
+    /// A store on any other `object_store` backend (in-memory for tests, say);
+    /// `description` says where, for logs and errors. The backend must make a successful
+    /// put atomic and durable, as S3's PUT is, and support `PutMode::Create`. Every
+    /// object goes up in one request; [`ObjectBlobStore::s3`] is the way to S3.
     pub fn from_object_store(
         inner: Arc<dyn ObjectStore>,
         description: impl Into<String>,
@@ -156,12 +206,19 @@ impl ObjectBlobStore {
             inner,
             local_root: None,
             description: description.into(),
+            multipart: None,
         }
     }
 
     /// The directory of a local store, None for other backends.
     pub fn local_root(&self) -> Option<&Path> {
         self.local_root.as_deref()
+    }
+
+    /// Where the objects are (a directory, or a bucket and endpoint), as errors and logs
+    /// name it.
+    pub fn description(&self) -> &str {
+        &self.description
     }
 
     /// Removes the staging files a crash left behind in a local store (files named
@@ -185,17 +242,163 @@ impl ObjectBlobStore {
                 reason: format!("removing staging files: {e}"),
             })
     }
+
+    /// Maps an object_store error met while doing `op` on `path` (see the module docs).
+    fn fail(&self, op: &str, path: &str, e: object_store::Error) -> BlobError {
+        classify(op, path, &self.description, e)
+    }
+
+    /// One attempt at creating `location` with `bytes`: one conditional PUT, or a
+    /// multipart upload whose completion is conditional (see [`s3`]).
+    async fn create(&self, location: &ObjectPath, bytes: &Bytes) -> object_store::Result<()> {
+        match self.multipart {
+            Some(m) if bytes.len() > m.threshold => self.create_multipart(location, bytes, m).await,
+            _ => {
+                let options = PutOptions {
+                    mode: PutMode::Create,
+                    ..PutOptions::default()
+                };
+                self.inner
+                    .put_opts(location, PutPayload::from(bytes.clone()), options)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
+    /// A multipart upload of `bytes` in parts of `m.part_size`, `m.parallel` at a time;
+    /// aborted (best effort) when any part or the completion fails.
+    async fn create_multipart(
+        &self,
+        location: &ObjectPath,
+        bytes: &Bytes,
+        m: Multipart,
+    ) -> object_store::Result<()> {
+        let mut upload = self.inner.put_multipart(location).await?;
+        // Parts are numbered in the order put_part is called; the futures run later.
+        let parts: Vec<_> = (0..bytes.len())
+            .step_by(m.part_size)
+            .map(|start| {
+                let end = bytes.len().min(start + m.part_size);
+                upload.put_part(PutPayload::from(bytes.slice(start..end)))
+            })
+            .collect();
+        let uploaded: object_store::Result<()> = futures_util::stream::iter(parts)
+            .buffer_unordered(m.parallel)
+            .try_collect()
+            .await;
+        let done = match uploaded {
+            Ok(()) => upload.complete().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            // NotFound: the upload is gone already (a completion that succeeded but whose
+            // answer was lost, found out by its retry).
+            if let Err(abort) = upload.abort().await
+                && !matches!(abort, object_store::Error::NotFound { .. })
+            {
+                // The parts stay billed until a lifecycle rule removes them (see s3).
+                tracing::warn!(
+                    object = %location,
+                    at = %self.description,
+                    error = %abort,
+                    "could not abort a failed multipart upload"
+                );
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// After a create found `path` taken: whether it holds exactly `wanted`.
+    async fn existing(
+        &self,
+        location: &ObjectPath,
+        path: &str,
+        wanted: &Bytes,
+    ) -> Result<Existing, BlobError> {
+        let op = "writing (checking the object already there)";
+        let meta = match self.inner.head(location).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Existing::Missing),
+            Err(e) => return Err(self.fail(op, path, e)),
+        };
+        if usize::try_from(meta.size).ok() != Some(wanted.len()) {
+            return Ok(Existing::Different(meta.size));
+        }
+        let found = match self.inner.get(location).await {
+            Ok(found) => found.bytes().await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(found) if found == *wanted => Ok(Existing::Same),
+            Ok(found) => Ok(Existing::Different(found.len() as u64)),
+            Err(object_store::Error::NotFound { .. }) => Ok(Existing::Missing),
+            Err(e) => Err(self.fail(op, path, e)),
+        }
+    }
+}
+
+/// What a name that a create found taken holds.
+enum Existing {
+    /// The bytes the create wanted to write.
+    Same,
+    /// Other bytes (this many).
+    Different(u64),
+    /// Nothing any more (deleted, or a conflicting write that did not complete).
+    Missing,
+}
+
+/// Whether a create failed because the name is taken (or, on S3, being written).
+fn is_taken(e: &object_store::Error) -> bool {
+    matches!(
+        e,
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
+    )
 }
 
 #[async_trait]
 impl BlobStore for ObjectBlobStore {
+    /// Creates the object (see the module docs: a name is written once; the same bytes
+    /// again succeed, other bytes are refused).
     async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
         let location = object_path(path)?;
-        self.inner
-            .put(&location, PutPayload::from(bytes))
-            .await
-            .map_err(|e| classify("writing", path, e))?;
-        Ok(())
+        let bytes = Bytes::from(bytes);
+        let mut attempt = 0;
+        loop {
+            let e = match self.create(&location, &bytes).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_taken(&e) => e,
+                Err(e) => return Err(self.fail("writing", path, e)),
+            };
+            match self.existing(&location, path, &bytes).await? {
+                Existing::Same => {
+                    tracing::info!(
+                        object = path,
+                        at = %self.description,
+                        "the object was already stored with the same bytes (a repeated put)"
+                    );
+                    return Ok(());
+                }
+                Existing::Different(size) => {
+                    return Err(BlobError::Backend {
+                        path: path.to_owned(),
+                        reason: format!(
+                            "writing ({}): the object already exists with other contents \
+                             ({size} bytes; {} were to be written), and objects are never \
+                             replaced",
+                            self.description,
+                            bytes.len()
+                        ),
+                    });
+                }
+                Existing::Missing if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                Existing::Missing => return Err(self.fail("writing", path, e)),
+            }
+        }
     }
 
     async fn get(&self, path: &str) -> Result<Vec<u8>, BlobError> {
@@ -204,14 +407,15 @@ impl BlobStore for ObjectBlobStore {
             .inner
             .get(&location)
             .await
-            .map_err(|e| classify("reading", path, e))?;
+            .map_err(|e| self.fail("reading", path, e))?;
         let bytes = found
             .bytes()
             .await
-            .map_err(|e| classify("reading", path, e))?;
+            .map_err(|e| self.fail("reading", path, e))?;
         Ok(Vec::from(bytes))
     }
 
+    /// A ranged read (one ranged GET on S3).
     async fn get_range(&self, path: &str, start: u64, end: u64) -> Result<Vec<u8>, BlobError> {
         let location = object_path(path)?;
         let op = format!("reading bytes {start}..{end}");
@@ -226,14 +430,14 @@ impl BlobStore for ObjectBlobStore {
             self.inner
                 .head(&location)
                 .await
-                .map_err(|e| classify(&op, path, e))?;
+                .map_err(|e| self.fail(&op, path, e))?;
             return Ok(Vec::new());
         }
         let bytes = self
             .inner
             .get_range(&location, start..end)
             .await
-            .map_err(|e| classify(&op, path, e))?;
+            .map_err(|e| self.fail(&op, path, e))?;
         // object_store shortens a range that runs past the end; a caller asking for a
         // record wants all of it or an error (a truncated pack).
         let got = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
@@ -249,6 +453,7 @@ impl BlobStore for ObjectBlobStore {
         Ok(Vec::from(bytes))
     }
 
+    /// Every object under `prefix`, sorted by name (S3 listings are paged by object_store).
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError> {
         let location = if prefix.is_empty() {
             None
@@ -271,7 +476,7 @@ impl BlobStore for ObjectBlobStore {
             })
             .try_collect()
             .await
-            .map_err(|e| classify("listing", prefix, e))?;
+            .map_err(|e| self.fail("listing", prefix, e))?;
         found.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(found)
     }
@@ -280,7 +485,7 @@ impl BlobStore for ObjectBlobStore {
         let location = object_path(path)?;
         match self.inner.delete(&location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(classify("deleting", path, e)),
+            Err(e) => Err(self.fail("deleting", path, e)),
         }
     }
 }
@@ -292,33 +497,39 @@ fn object_path(path: &str) -> Result<ObjectPath, BlobError> {
         path: path.chars().take(120).collect(),
         reason: format!("invalid object name: {why}"),
     };
+    check_name(path).map_err(|why| bad(&why))?;
+    ObjectPath::parse(path).map_err(|e| bad(&e.to_string()))
+}
+
+/// Why `path` is not an acceptable object name (or prefix), if it is not.
+fn check_name(path: &str) -> Result<(), String> {
     if path.is_empty() {
-        return Err(bad("empty"));
+        return Err("empty".into());
     }
     if path.len() > MAX_PATH_LEN {
-        return Err(bad(&format!("longer than {MAX_PATH_LEN} bytes")));
+        return Err(format!("longer than {MAX_PATH_LEN} bytes"));
     }
     for segment in path.split('/') {
         if segment.is_empty() {
-            return Err(bad("empty segment (leading, trailing or double '/')"));
+            return Err("empty segment (leading, trailing or double '/')".into());
         }
         if segment == "." || segment == ".." {
-            return Err(bad("'.' or '..' segment"));
+            return Err("'.' or '..' segment".into());
         }
         if let Some(c) = segment
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
         {
-            return Err(bad(&format!(
+            return Err(format!(
                 "character {c:?} (only ASCII letters, digits, '.', '_', '-' and '/')"
-            )));
+            ));
         }
     }
-    ObjectPath::parse(path).map_err(|e| bad(&e.to_string()))
+    Ok(())
 }
 
-/// Maps an object_store error met while doing `op` on `path`.
-fn classify(op: &str, path: &str, e: object_store::Error) -> BlobError {
+/// Maps an object_store error met while doing `op` on `path` in the store at `at`.
+fn classify(op: &str, path: &str, at: &str, e: object_store::Error) -> BlobError {
     if matches!(e, object_store::Error::NotFound { .. }) {
         return BlobError::NotFound(path.to_owned());
     }
@@ -327,8 +538,40 @@ fn classify(op: &str, path: &str, e: object_store::Error) -> BlobError {
     }
     BlobError::Backend {
         path: path.to_owned(),
-        reason: format!("{op}: {e}"),
+        reason: bounded(format!("{op} ({at}): {}", with_causes(&e))),
     }
+}
+
+/// An error and its causes, `: `-separated, each said once: object_store's "error
+/// sending request" alone would hide "Connection refused" or a TLS failure.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        if text.len() > MAX_REASON_LEN {
+            break;
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// `reason` cut to at most [`MAX_REASON_LEN`] bytes, on a character boundary.
+fn bounded(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_LEN {
+        let mut cut = MAX_REASON_LEN - 3;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push_str("...");
+    }
+    reason
 }
 
 /// Whether a full disk or quota is anywhere in the error's source chain.
@@ -459,7 +702,7 @@ mod tests {
             source: Box::new(full),
         };
         assert_eq!(
-            classify("writing", "packs/a/b", wrapped),
+            classify("writing", "packs/a/b", "here", wrapped),
             BlobError::NoSpace("packs/a/b".into())
         );
         let other = object_store::Error::Generic {
@@ -467,7 +710,7 @@ mod tests {
             source: Box::new(std::io::Error::from_raw_os_error(5)), // EIO
         };
         assert!(matches!(
-            classify("writing", "packs/a/b", other),
+            classify("writing", "packs/a/b", "here", other),
             BlobError::Backend { .. }
         ));
     }

@@ -1,13 +1,16 @@
 //! The [`BlobStore`] conformance suite: what every blob backend must do, written once
-//! against `&dyn BlobStore` and stamped out per backend by `conformance!` (S3 will be one
-//! more line), followed by what is particular to the local directory (its mode, its
-//! staging files, a full disk).
+//! against `&dyn BlobStore` and stamped out per backend by `conformance!`: a local
+//! directory, and S3 (a real moto server over real HTTP, started by `scripts/moto.sh`
+//! through testkit, a fresh bucket per test). What is particular to one backend follows
+//! the suite: for S3, an unreachable endpoint and prefixes; for the local directory, its
+//! mode, its staging files and a full disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use headlock_core::blob::{BlobError, BlobStore};
-use headlock_store::ObjectBlobStore;
+use headlock_store::{ObjectBlobStore, S3Config};
 
 /// What the suite needs of a backend.
 trait Backend: Sized {
@@ -15,6 +18,11 @@ trait Backend: Sized {
     async fn start() -> Self;
     /// The store under test.
     fn store(&self) -> Arc<dyn BlobStore>;
+    /// Gives back what the test used (run only when the test passed).
+    async fn finish(self) {}
+    /// Whether two multipart uploads of one name racing to complete leave exactly one
+    /// winner (AWS S3, MinIO and a local directory do; see `S3Backend`).
+    const ATOMIC_MULTIPART_CREATE: bool = true;
 }
 
 /// A local directory in a fresh temporary directory.
@@ -38,6 +46,60 @@ impl Backend for LocalBackend {
     }
 }
 
+/// A fresh bucket on the shared moto server.
+struct S3Backend {
+    store: Arc<ObjectBlobStore>,
+}
+
+/// The S3 configuration of a fresh moto bucket.
+async fn moto_config() -> S3Config {
+    let target = tokio::task::spawn_blocking(testkit::moto_bucket)
+        .await
+        .expect("moto_bucket task")
+        .expect("a moto bucket (scripts/moto.sh start)");
+    S3Config {
+        bucket: target.bucket,
+        prefix: None,
+        endpoint: Some(target.endpoint),
+        region: Some(target.region),
+        access_key_id: Some(target.access_key_id),
+        secret_access_key: Some(target.secret_access_key.into()),
+        allow_http: true,
+    }
+}
+
+impl Backend for S3Backend {
+    // moto checks `If-None-Match` on CompleteMultipartUpload and stores the object in two
+    // steps without a lock (moto/s3/responses.py and models.py, 5.2.5), so two completions
+    // that overlap both succeed there: measured, 7 runs in 8 with two 24 MiB puts. AWS S3
+    // and MinIO decide atomically. Single PUTs, sequential puts and moto's answer to a
+    // completion over an existing object (412) are checked strictly all the same.
+    const ATOMIC_MULTIPART_CREATE: bool = false;
+
+    async fn start() -> Self {
+        let store = ObjectBlobStore::s3(&moto_config().await).expect("S3 store");
+        S3Backend {
+            store: Arc::new(store),
+        }
+    }
+
+    fn store(&self) -> Arc<dyn BlobStore> {
+        self.store.clone()
+    }
+
+    /// Empties the bucket: the moto server is shared and keeps objects in memory.
+    async fn finish(self) {
+        let s = self.store();
+        let listed = s.list("").await.expect("listing to clean up");
+        futures_util::stream::iter(listed)
+            .for_each_concurrent(16, |m| {
+                let s = s.clone();
+                async move { s.delete(&m.path).await.expect("cleaning up") }
+            })
+            .await;
+    }
+}
+
 macro_rules! conformance {
     ($backend:ident: $harness:ty, [$($name:ident),* $(,)?]) => {
         mod $backend {
@@ -45,27 +107,40 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    suite::$name(<$harness as Backend>::start().await).await;
+                    let b = <$harness as Backend>::start().await;
+                    suite::$name(&b).await;
+                    b.finish().await;
                 }
             )*
         }
     };
 }
 
-conformance!(local: LocalBackend, [
-    accepts_put_get_round_trip,
-    accepts_empty_object,
-    get_range_returns_exactly_the_range,
-    rejects_range_past_the_end_or_inverted,
-    rejects_missing_object_with_not_found,
-    delete_removes_and_tolerates_missing_objects,
-    overwrite_replaces_the_whole_object,
-    list_returns_objects_under_a_prefix_only,
-    rejects_invalid_names_and_prefixes,
-    accepts_large_object,
-    accepts_concurrent_puts_of_different_objects,
-    readers_never_see_a_partial_overwrite,
-]);
+macro_rules! every_backend {
+    ($($backend:ident: $harness:ty),* $(,)?) => {
+        $(
+            conformance!($backend: $harness, [
+                accepts_put_get_round_trip,
+                accepts_empty_object,
+                get_range_returns_exactly_the_range,
+                rejects_range_past_the_end_or_inverted,
+                rejects_missing_object_with_not_found,
+                delete_removes_and_tolerates_missing_objects,
+                accepts_repeated_put_of_identical_bytes,
+                rejects_overwrite_with_other_bytes,
+                concurrent_puts_of_one_name_leave_one_whole_object,
+                list_returns_objects_under_a_prefix_only,
+                list_returns_every_object_past_one_page,
+                rejects_invalid_names_and_prefixes,
+                accepts_large_object,
+                accepts_concurrent_puts_of_different_objects,
+                readers_never_see_a_partial_object,
+            ]);
+        )*
+    };
+}
+
+every_backend!(local: LocalBackend, s3: S3Backend);
 
 /// Bytes that differ at every offset a test is likely to look at.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -73,6 +148,10 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 8) as u8))
         .collect()
 }
+
+/// A full pack (24 MiB) and the overshoot of its last chunk: a multipart upload on S3
+/// whose last part is short.
+const PACK_SIZE: usize = (24 << 20) + 4099;
 
 mod suite {
     use super::*;
@@ -91,7 +170,13 @@ mod suite {
         }
     }
 
-    pub async fn accepts_put_get_round_trip(b: impl Backend) {
+    /// Whether `r` is the refusal of a put over an object with other contents.
+    fn refused_overwrite(r: &Result<(), BlobError>) -> bool {
+        matches!(r, Err(BlobError::Backend { reason, .. })
+            if reason.contains("already exists with other contents"))
+    }
+
+    pub async fn accepts_put_get_round_trip(b: &impl Backend) {
         let s = b.store();
         let bytes = pattern(100_000, 1);
         s.put("packs/c1/p1", bytes.clone()).await.unwrap();
@@ -102,7 +187,7 @@ mod suite {
         assert_eq!(s.get("manifests/c1/s1").await.unwrap(), b"manifest");
     }
 
-    pub async fn accepts_empty_object(b: impl Backend) {
+    pub async fn accepts_empty_object(b: &impl Backend) {
         let s = b.store();
         s.put("packs/c1/empty", Vec::new()).await.unwrap();
         assert_eq!(s.get("packs/c1/empty").await.unwrap(), Vec::<u8>::new());
@@ -118,7 +203,7 @@ mod suite {
         );
     }
 
-    pub async fn get_range_returns_exactly_the_range(b: impl Backend) {
+    pub async fn get_range_returns_exactly_the_range(b: &impl Backend) {
         let s = b.store();
         let bytes = pattern(70_000, 2);
         s.put("packs/c1/p1", bytes.clone()).await.unwrap();
@@ -135,7 +220,7 @@ mod suite {
         );
     }
 
-    pub async fn rejects_range_past_the_end_or_inverted(b: impl Backend) {
+    pub async fn rejects_range_past_the_end_or_inverted(b: &impl Backend) {
         let s = b.store();
         s.put("packs/c1/p1", pattern(1000, 3)).await.unwrap();
         // A record that runs past the end of its pack (a truncated pack) is an error,
@@ -147,7 +232,7 @@ mod suite {
         backend_error(s.get_range("packs/c1/p1", 10, 5).await);
     }
 
-    pub async fn rejects_missing_object_with_not_found(b: impl Backend) {
+    pub async fn rejects_missing_object_with_not_found(b: &impl Backend) {
         let s = b.store();
         not_found(s.get("packs/c1/none").await, "packs/c1/none");
         not_found(s.get_range("packs/c1/none", 0, 10).await, "packs/c1/none");
@@ -155,7 +240,7 @@ mod suite {
         assert_eq!(s.list("packs/c1/").await.unwrap(), vec![]);
     }
 
-    pub async fn delete_removes_and_tolerates_missing_objects(b: impl Backend) {
+    pub async fn delete_removes_and_tolerates_missing_objects(b: &impl Backend) {
         let s = b.store();
         s.put("packs/c1/p1", pattern(10, 4)).await.unwrap();
         s.put("packs/c1/p2", pattern(10, 5)).await.unwrap();
@@ -172,19 +257,85 @@ mod suite {
             .map(|m| m.path)
             .collect();
         assert_eq!(listed, ["packs/c1/p2"]);
+        // A deleted name can be written again.
+        s.put("packs/c1/p1", pattern(20, 6)).await.unwrap();
+        assert_eq!(s.get("packs/c1/p1").await.unwrap(), pattern(20, 6));
     }
 
-    pub async fn overwrite_replaces_the_whole_object(b: impl Backend) {
+    /// A put repeated with the same bytes (a retry whose first answer was lost)
+    /// succeeds and leaves one object.
+    pub async fn accepts_repeated_put_of_identical_bytes(b: &impl Backend) {
         let s = b.store();
-        s.put("manifests/c1/s1", pattern(5000, 6)).await.unwrap();
-        s.put("manifests/c1/s1", pattern(100, 7)).await.unwrap();
-        assert_eq!(s.get("manifests/c1/s1").await.unwrap(), pattern(100, 7));
-        let listed = s.list("manifests/c1/").await.unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].size, 100);
+        for (path, len) in [("manifests/c1/s1", 5000), ("packs/c1/large", PACK_SIZE)] {
+            let bytes = pattern(len, 6);
+            s.put(path, bytes.clone()).await.unwrap();
+            s.put(path, bytes.clone()).await.unwrap();
+            assert!(s.get(path).await.unwrap() == bytes, "{path}");
+        }
+        let listed = s.list("").await.unwrap();
+        assert_eq!(listed.len(), 2);
     }
 
-    pub async fn list_returns_objects_under_a_prefix_only(b: impl Backend) {
+    /// Objects are written once: a second put of a name with other bytes is refused and
+    /// the stored object stays as it was.
+    pub async fn rejects_overwrite_with_other_bytes(b: &impl Backend) {
+        let s = b.store();
+        for (path, first, second) in [
+            ("manifests/c1/s1", 5000, 100),
+            ("manifests/c1/s2", 5000, 5000),
+            ("packs/c1/large", PACK_SIZE, PACK_SIZE),
+        ] {
+            s.put(path, pattern(first, 6)).await.unwrap();
+            let r = s.put(path, pattern(second, 7)).await;
+            assert!(refused_overwrite(&r), "{path}: {r:?}");
+            let msg = backend_error(r);
+            assert!(msg.contains(path), "{msg}");
+            assert!(s.get(path).await.unwrap() == pattern(first, 6), "{path}");
+        }
+        let sizes: Vec<u64> = s.list("").await.unwrap().iter().map(|m| m.size).collect();
+        assert_eq!(sizes, [5000, 5000, PACK_SIZE as u64]);
+    }
+
+    /// Two puts of one name with different bytes at once: exactly one wins, the other
+    /// is refused, and readers find the winner's bytes whole.
+    pub async fn concurrent_puts_of_one_name_leave_one_whole_object<B: Backend>(b: &B) {
+        let s = b.store();
+        for (path, len) in [("packs/c1/small", 1 << 20), ("packs/c1/large", PACK_SIZE)] {
+            let versions = [pattern(len, 8), pattern(len, 9)];
+            let tasks: Vec<_> = versions
+                .iter()
+                .map(|v| {
+                    let (s, v, path) = (s.clone(), v.clone(), path.to_owned());
+                    tokio::spawn(async move { s.put(&path, v).await })
+                })
+                .collect();
+            let mut results = Vec::new();
+            for task in tasks {
+                results.push(task.await.unwrap());
+            }
+            let won: Vec<usize> = (0..2).filter(|&i| results[i].is_ok()).collect();
+            let stored = s.get(path).await.unwrap();
+            if len > 8 << 20 && !B::ATOMIC_MULTIPART_CREATE {
+                // Both may win here; still no other error, and one whole version.
+                assert!(!won.is_empty(), "{path}: {results:?}");
+                assert!(
+                    results.iter().all(|r| r.is_ok() || refused_overwrite(r)),
+                    "{path}: {results:?}"
+                );
+                assert!(
+                    stored == versions[0] || stored == versions[1],
+                    "{path}: a mixture"
+                );
+                continue;
+            }
+            assert_eq!(won.len(), 1, "{path}: {results:?}");
+            let lost = 1 - won[0];
+            assert!(refused_overwrite(&results[lost]), "{path}: {results:?}");
+            assert!(stored == versions[won[0]], "{path}");
+        }
+    }
+
+    pub async fn list_returns_objects_under_a_prefix_only(b: &impl Backend) {
         let s = b.store();
         let before = time::OffsetDateTime::now_utc().unix_timestamp();
         for (path, len) in [
@@ -201,7 +352,7 @@ mod suite {
         // Sorted by path; "packs/c10/" is not under "packs/c1/".
         assert_eq!(shown, [("packs/c1/p1", 10), ("packs/c1/p2", 20)]);
         for m in &c1 {
-            // File times have second precision at worst; allow for it.
+            // File and S3 times have second precision at worst; allow for it.
             assert!(
                 (before - 1..=after + 1).contains(&m.modified_unix),
                 "{m:?} not within {before}..={after}"
@@ -212,7 +363,29 @@ mod suite {
         assert_eq!(s.list("packs/c2/").await.unwrap(), vec![]);
     }
 
-    pub async fn rejects_invalid_names_and_prefixes(b: impl Backend) {
+    /// More objects than one page of an S3 listing (1000): all of them, once each.
+    pub async fn list_returns_every_object_past_one_page(b: &impl Backend) {
+        let s = b.store();
+        let count = 1005;
+        futures_util::stream::iter(0..count)
+            .for_each_concurrent(16, |n| {
+                let s = s.clone();
+                async move {
+                    s.put(&format!("packs/c1/p{n:05}"), vec![n as u8])
+                        .await
+                        .unwrap()
+                }
+            })
+            .await;
+        s.put("manifests/c1/s1", vec![1]).await.unwrap();
+        let listed = s.list("packs/c1/").await.unwrap();
+        let names: Vec<String> = listed.iter().map(|m| m.path.clone()).collect();
+        let expected: Vec<String> = (0..count).map(|n| format!("packs/c1/p{n:05}")).collect();
+        assert_eq!(names, expected);
+        assert!(listed.iter().all(|m| m.size == 1));
+    }
+
+    pub async fn rejects_invalid_names_and_prefixes(b: &impl Backend) {
         let s = b.store();
         for name in [
             "",
@@ -221,9 +394,12 @@ mod suite {
             "packs//p",
             "/packs/p",
             "packs/p#1",
+            "packs/p?x=1",
+            "packs/p%2F",
         ] {
             backend_error(s.put(name, vec![1]).await);
             backend_error(s.get(name).await);
+            backend_error(s.get_range(name, 0, 1).await);
             backend_error(s.delete(name).await);
         }
         // A prefix is directory-like: empty or ending in '/'.
@@ -232,21 +408,29 @@ mod suite {
         assert_eq!(s.list("").await.unwrap(), vec![]);
     }
 
-    pub async fn accepts_large_object(b: impl Backend) {
+    /// A pack-sized object (a multipart upload on S3) reads back byte for byte, whole
+    /// and in ranges across part boundaries.
+    pub async fn accepts_large_object(b: &impl Backend) {
         let s = b.store();
-        let bytes = pattern(40 << 20, 9);
+        let bytes = pattern(PACK_SIZE, 9);
         s.put("packs/c1/large", bytes.clone()).await.unwrap();
         let back = s.get("packs/c1/large").await.unwrap();
-        assert!(back == bytes, "40 MiB object did not read back equal");
-        let tail = s
-            .get_range("packs/c1/large", (40 << 20) - 4096, 40 << 20)
-            .await
-            .unwrap();
-        assert_eq!(tail, bytes[(40 << 20) - 4096..]);
-        assert_eq!(s.list("packs/c1/").await.unwrap()[0].size, 40 << 20);
+        assert!(
+            back == bytes,
+            "the {PACK_SIZE}-byte object did not read back equal"
+        );
+        let boundary = 8u64 << 20;
+        for (start, end) in [
+            (boundary - 10, boundary + 10),
+            (PACK_SIZE as u64 - 4096, PACK_SIZE as u64),
+        ] {
+            let got = s.get_range("packs/c1/large", start, end).await.unwrap();
+            assert_eq!(got, bytes[start as usize..end as usize], "{start}..{end}");
+        }
+        assert_eq!(s.list("packs/c1/").await.unwrap()[0].size, PACK_SIZE as u64);
     }
 
-    pub async fn accepts_concurrent_puts_of_different_objects(b: impl Backend) {
+    pub async fn accepts_concurrent_puts_of_different_objects(b: &impl Backend) {
         let s = b.store();
         let mut tasks = Vec::new();
         for n in 0..16u8 {
@@ -273,36 +457,143 @@ mod suite {
         assert_eq!(s.list("packs/").await.unwrap().len(), 16);
     }
 
-    /// While one task overwrites an object again and again, every read sees one whole
-    /// version, never a mixture or a prefix.
-    pub async fn readers_never_see_a_partial_overwrite(b: impl Backend) {
+    /// While a task writes large objects (multipart on S3), every read of them finds
+    /// nothing or a whole object, never a part or a prefix.
+    pub async fn readers_never_see_a_partial_object(b: &impl Backend) {
         let s = b.store();
-        let versions = [pattern(3 << 20, 10), pattern(2 << 20, 11)];
-        s.put("packs/c1/hot", versions[0].clone()).await.unwrap();
+        let names: Vec<String> = (0..3).map(|n| format!("packs/c1/hot{n}")).collect();
+        let bytes = pattern(10 << 20, 10);
+        for name in &names {
+            not_found(s.get(name).await, name);
+        }
+        let (go, ready) = tokio::sync::oneshot::channel::<()>();
         let writer = {
-            let s = s.clone();
-            let versions = versions.clone();
+            let (s, names, bytes) = (s.clone(), names.clone(), bytes.clone());
             tokio::spawn(async move {
-                for round in 0..12 {
-                    s.put("packs/c1/hot", versions[round % 2].clone())
-                        .await
-                        .unwrap();
+                ready.await.unwrap();
+                for name in &names {
+                    s.put(name, bytes.clone()).await.unwrap();
                 }
             })
         };
-        let mut reads = 0;
-        while !writer.is_finished() || reads == 0 {
-            let got = s.get("packs/c1/hot").await.unwrap();
-            assert!(
-                got == versions[0] || got == versions[1],
-                "read {} bytes matching neither version",
-                got.len()
-            );
-            reads += 1;
+        go.send(()).unwrap();
+        while !writer.is_finished() {
+            for name in &names {
+                match s.get(name).await {
+                    Err(BlobError::NotFound(_)) => {}
+                    Ok(got) => assert!(
+                        got == bytes,
+                        "read {} bytes of {name}, not the object",
+                        got.len()
+                    ),
+                    Err(e) => panic!("{name}: {e}"),
+                }
+            }
         }
         writer.await.unwrap();
-        assert_eq!(s.get("packs/c1/hot").await.unwrap(), versions[1]);
+        for name in &names {
+            assert!(s.get(name).await.unwrap() == bytes, "{name}");
+        }
     }
+}
+
+// ----- S3
+
+/// An endpoint nothing listens on: every operation fails, in bounded time, with a
+/// backend error that names the operation, the object and the endpoint.
+#[tokio::test]
+async fn s3_rejects_unreachable_endpoint_naming_it() {
+    let port = testkit::free_port().unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let store = ObjectBlobStore::s3(&S3Config {
+        bucket: "unreachable".into(),
+        endpoint: Some(endpoint.clone()),
+        access_key_id: Some("AKIDTEST".into()),
+        secret_access_key: Some("s3cr3t-never-shown".to_owned().into()),
+        allow_http: true,
+        ..S3Config::default()
+    })
+    .unwrap();
+    let checks: [(&str, Result<(), BlobError>); 4] = [
+        ("writing", store.put("packs/c1/p1", vec![1; 10]).await),
+        ("reading", store.get("packs/c1/p1").await.map(|_| ())),
+        ("listing", store.list("packs/").await.map(|_| ())),
+        ("deleting", store.delete("packs/c1/p1").await),
+    ];
+    for (op, r) in checks {
+        match r {
+            Err(BlobError::Backend { path, reason }) => {
+                assert!(path.starts_with("packs/"), "{op}: {path}");
+                assert!(reason.starts_with(op), "{op}: {reason}");
+                assert!(
+                    reason.contains(&format!("127.0.0.1:{port}")),
+                    "{op}: {reason}"
+                );
+                assert!(reason.contains("Connection refused"), "{op}: {reason}");
+                assert!(!reason.contains("s3cr3t"), "{op}: {reason}");
+            }
+            other => panic!("{op}: expected a backend error, got {other:?}"),
+        }
+    }
+}
+
+/// A prefix keeps every object under it: another store on the same bucket without
+/// the prefix sees them there, and the prefixed store lists names without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_keeps_objects_under_the_prefix() {
+    let config = moto_config().await;
+    let prefixed = ObjectBlobStore::s3(&S3Config {
+        prefix: Some("tenants/a/".into()),
+        ..config.clone()
+    })
+    .unwrap();
+    let whole = ObjectBlobStore::s3(&config).unwrap();
+    prefixed.put("packs/c1/p1", pattern(100, 1)).await.unwrap();
+    whole.put("packs/c1/p2", pattern(100, 2)).await.unwrap();
+    let names = |v: Vec<headlock_core::blob::BlobMeta>| -> Vec<String> {
+        v.into_iter().map(|m| m.path).collect()
+    };
+    assert_eq!(names(prefixed.list("").await.unwrap()), ["packs/c1/p1"]);
+    assert_eq!(
+        names(whole.list("").await.unwrap()),
+        ["packs/c1/p2", "tenants/a/packs/c1/p1"]
+    );
+    assert_eq!(
+        whole.get("tenants/a/packs/c1/p1").await.unwrap(),
+        pattern(100, 1)
+    );
+    for path in ["packs/c1/p2", "tenants/a/packs/c1/p1"] {
+        whole.delete(path).await.unwrap();
+    }
+}
+
+/// Not a test but a measurement: pack-sized puts and gets against moto on loopback,
+/// printed as MB/s (`cargo test -p headlock-store --test blob_conformance
+/// s3_pack_throughput -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn s3_pack_throughput() {
+    let store = ObjectBlobStore::s3(&moto_config().await).unwrap();
+    let bytes = pattern(24 << 20, 1);
+    let rounds = 5;
+    let (mut put, mut get) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    for n in 0..rounds {
+        let path = format!("packs/c1/p{n}");
+        let start = std::time::Instant::now();
+        store.put(&path, bytes.clone()).await.unwrap();
+        put += start.elapsed();
+        let start = std::time::Instant::now();
+        let back = store.get(&path).await.unwrap();
+        get += start.elapsed();
+        assert!(back == bytes);
+        store.delete(&path).await.unwrap();
+    }
+    let mb = (rounds * bytes.len()) as f64 / 1e6;
+    println!(
+        "24 MiB objects to moto on loopback: put {:.0} MB/s, get {:.0} MB/s ({rounds} of each)",
+        mb / put.as_secs_f64(),
+        mb / get.as_secs_f64()
+    );
 }
 
 // ----- the local directory
@@ -347,12 +638,13 @@ async fn local_store_keeps_objects_as_files_and_leaves_no_staging_file() {
     let root = dir.path().join("chunks");
     let store = ObjectBlobStore::local(&root).unwrap();
     store.put("packs/c1/p1", pattern(1000, 1)).await.unwrap();
-    store.put("packs/c1/p1", pattern(500, 2)).await.unwrap();
+    store.put("packs/c1/p1", pattern(1000, 1)).await.unwrap();
+    assert!(store.put("packs/c1/p1", pattern(500, 2)).await.is_err());
     store.put("manifests/c1/s1", pattern(10, 3)).await.unwrap();
     assert_eq!(files_under(&root), ["manifests/c1/s1", "packs/c1/p1"]);
     assert_eq!(
         std::fs::read(root.join("packs/c1/p1")).unwrap(),
-        pattern(500, 2)
+        pattern(1000, 1)
     );
     // Objects written before are found again by a new store on the same directory.
     let again = ObjectBlobStore::local(&root).unwrap();
