@@ -9,13 +9,16 @@
 //! |---|---|
 //! | [`auth`] | HTTP Digest (realm `MMS Public API`), throttling, access lists |
 //! | [`middleware`] | authentication of every request, service-version header |
+//! | [`metrics`] | Prometheus recorder, per-route request metrics, `GET /metrics` |
+//! | [`health`] | `GET /health` and `GET /ready` from the service's health monitor |
 //! | [`json`] | links, lists and paging, `pretty`, `envelope`, the JSON body extractor |
 //! | [`error`] | [`ApiError`], Ops Manager's error body |
 //! | [`tls_listener`] | HTTPS on the API port (rustls, handshakes off the accept path) |
 //! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`restore_jobs`] | one module per resource, each with its `router()` |
 //!
 //! [`app`] builds the router, so tests can drive it without a socket; the binary serves
-//! it over TCP or TLS.
+//! it over TCP or TLS. [`app_with`] adds the unauthenticated operations endpoints
+//! (`/health`, `/ready`, `/metrics`) given in [`Ops`].
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -24,7 +27,9 @@ pub mod clusters;
 pub mod error;
 pub mod events;
 pub mod groups;
+pub mod health;
 pub mod json;
+pub mod metrics;
 pub mod middleware;
 pub mod restore_jobs;
 pub mod snapshots;
@@ -34,6 +39,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use headlock_service::Service;
 
 pub use error::ApiError;
@@ -100,8 +106,24 @@ impl
     }
 }
 
-/// The whole API.
+/// What the unauthenticated operations endpoints serve; each is mounted only when given.
+#[derive(Clone, Debug, Default)]
+pub struct Ops {
+    /// `GET /health` and `GET /ready` report this monitor's latest check.
+    pub health: Option<headlock_service::health::HealthMonitor>,
+    /// `GET /metrics` renders this recorder.
+    pub metrics: Option<metrics::Metrics>,
+}
+
+/// The whole API, without the operations endpoints (see [`app_with`]).
 pub fn app(state: AppState) -> Router {
+    app_with(state, Ops::default())
+}
+
+/// The whole API, with `/health`, `/ready` and `/metrics` as given in `ops` (no
+/// authentication on those three). Every request is counted and timed under its
+/// route's template (see [`metrics`]), whether or not `/metrics` is mounted.
+pub fn app_with(state: AppState, ops: Ops) -> Router {
     let api = Router::new()
         .merge(groups::router())
         .merge(clusters::router())
@@ -113,13 +135,44 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             middleware::authenticate,
         ));
-    Router::new()
+    let mut router = Router::new()
         .nest(json::BASE, api)
-        .merge(restore_jobs::download_router())
+        .merge(restore_jobs::download_router());
+    if let Some(monitor) = ops.health {
+        let ready = monitor.clone();
+        router = router
+            .route(
+                "/health",
+                get(move || {
+                    let monitor = monitor.clone();
+                    async move { health::health(&monitor) }
+                }),
+            )
+            .route(
+                "/ready",
+                get(move || {
+                    let monitor = ready.clone();
+                    async move { health::ready(&monitor) }
+                }),
+            );
+    }
+    if let Some(recorder) = ops.metrics {
+        router = router.route(
+            "/metrics",
+            get(move || {
+                let recorder = recorder.clone();
+                async move { metrics::render_response(&recorder) }
+            }),
+        );
+    }
+    router
         .fallback(|uri: axum::http::Uri| async move { ApiError::no_route(uri.path()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(
             middleware::add_version_header,
         ))
+        // Outermost, so it sees every answer (401s, 404s, body-limit 413s) with its
+        // final status; `Router::layer` runs after routing, so the route is known.
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -7,16 +7,28 @@
 //! KMIP errors become [`KeyManagerError`]s that say which server, which operation and
 //! what the server said; transport failures are `Unavailable` (nothing happened), and a
 //! Create whose answer was lost is `Indeterminate`.
+//!
+//! [`KeyManager::probe_servers`] checks each configured server on its own (no failover),
+//! all at once, each within [`PROBE_TIMEOUT`]: a fresh mutual-TLS connection and a
+//! Discover Versions round trip.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use headlock_core::envelope::MasterKeyMaterial;
 use headlock_core::keys::{CreatedKey, KeyState, RevokeReason};
-use headlock_core::{KeyManager, KeyManagerError};
+use headlock_core::{KeyManager, KeyManagerError, ServerProbe};
 use kmip::client::Client;
 use kmip::error::Error as KmipError;
 use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, ObjectType, RevocationReasonCode, State,
 };
+
+/// Time allowed to one server's probe (connection, TLS handshake, Discover Versions).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest failure text kept in a [`ServerProbe`] (it is shown on `/health`).
+const MAX_PROBE_ERROR: usize = 300;
 
 /// A key manager backed by one or more KMIP servers (tried in order by the client).
 pub struct KmipKeyManager {
@@ -108,10 +120,11 @@ impl KeyManager for KmipKeyManager {
     }
 
     async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError> {
-        let server = self.first_server();
-        let uid = self
+        let first = self.first_server();
+        // The server that created the key, which after a failover is not the first one.
+        let kmip::client::Served { server, value: uid } = self
             .client
-            .create_symmetric_key(
+            .create_symmetric_key_served(
                 CryptographicAlgorithm::AES,
                 256,
                 CryptographicUsageMask(
@@ -120,7 +133,7 @@ impl KeyManager for KmipKeyManager {
                 Some(name),
             )
             .await
-            .map_err(|e| map_err(e, &server, "Create"))?;
+            .map_err(|e| map_err(e, &first, "Create"))?;
         if let Err(e) = self.client.activate(&uid).await {
             // The key exists but is not usable: say so, so the caller revokes it by name.
             return Err(match map_err(e, &server, "Activate") {
@@ -208,4 +221,56 @@ impl KeyManager for KmipKeyManager {
             }
         })
     }
+
+    async fn probe_servers(&self) -> Vec<ServerProbe> {
+        let mut probes = tokio::task::JoinSet::new();
+        for (index, server) in self.client.servers().enumerate() {
+            let client = self.client.clone();
+            let server = server.to_string();
+            probes.spawn(async move {
+                let result = client.probe(index, PROBE_TIMEOUT).await;
+                (index, server, result)
+            });
+        }
+        let mut results = Vec::with_capacity(probes.len());
+        while let Some(joined) = probes.join_next().await {
+            match joined {
+                Ok(r) => results.push(r),
+                // A probe task cannot panic short of a bug; its server is then missing
+                // from the answer rather than the whole probe failing.
+                Err(e) => tracing::error!(error = %e, "KMIP probe task failed"),
+            }
+        }
+        results.sort_by_key(|(index, _, _)| *index);
+        results
+            .into_iter()
+            .map(|(_, server, result)| match result {
+                Ok(latency) => ServerProbe {
+                    server,
+                    reachable: true,
+                    latency: Some(latency),
+                    error: None,
+                },
+                Err(e) => ServerProbe {
+                    server,
+                    reachable: false,
+                    latency: None,
+                    error: Some(truncate(e.to_string(), MAX_PROBE_ERROR)),
+                },
+            })
+            .collect()
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }

@@ -23,6 +23,16 @@
 //!   Result Reason and Result Message ([`Error::ServerReported`]). A server-reported
 //!   failure is an answer, not a transport failure: it is returned at once, not
 //!   retried elsewhere. Key material never appears in errors or logs.
+//! * **Which server answered.** [`Client::create_symmetric_key_served`] returns the
+//!   server that created the key (after failover, not the first configured one).
+//! * **Probes.** [`Client::probe`] checks one server alone (no failover) on a fresh
+//!   connection: TCP, TLS and a Discover Versions round trip, within a time limit.
+//! * **Metrics**, through the `metrics` facade (nothing is recorded unless the program
+//!   installs a recorder): every attempt on a server counts in
+//!   `kmip_requests_total{server,operation,outcome}` and
+//!   `kmip_request_duration_seconds{server,operation}` (connection set-up included).
+//!   `server` is the server as configured, `operation` the KMIP name (`Create`), and
+//!   `outcome` one of [`OUTCOMES`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kmip::error::Error> {
@@ -53,6 +63,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_rustls::TlsConnector;
@@ -99,6 +110,29 @@ const STALE_FOR_UNREPEATABLE: Duration = Duration::from_secs(5);
 /// First back-off between retry rounds; doubled each round, capped at 2 s.
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Time allowed to close a probe's connection politely.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Counter of attempts on a server: labels `server`, `operation`, `outcome`.
+pub const METRIC_REQUESTS: &str = "kmip_requests_total";
+/// Histogram of attempt durations in seconds: labels `server`, `operation`.
+pub const METRIC_DURATION: &str = "kmip_request_duration_seconds";
+
+/// The values of the `outcome` label: an answer (`ok`; `server_error` when a batch item
+/// failed), or why no usable answer came (`connect_error`, `tls_error`, `timeout`,
+/// `io_error`, `protocol_error` for bytes that are not the expected KMIP message,
+/// `error` for anything else).
+pub const OUTCOMES: &[&str] = &[
+    "ok",
+    "server_error",
+    "connect_error",
+    "tls_error",
+    "timeout",
+    "io_error",
+    "protocol_error",
+    "error",
+];
 
 /// Where and how to reach the KMIP servers.
 #[derive(Debug, Clone)]
@@ -182,6 +216,31 @@ pub struct GcmCiphertext {
     pub tag: Vec<u8>,
 }
 
+/// Gives the client's metrics their help text and unit. Call once after installing a
+/// `metrics` recorder (descriptions given before are lost).
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        METRIC_REQUESTS,
+        metrics::Unit::Count,
+        "KMIP requests, one per attempt on a server, by server, operation and outcome."
+    );
+    metrics::describe_histogram!(
+        METRIC_DURATION,
+        metrics::Unit::Seconds,
+        "Time of KMIP requests on one server, connection set-up included."
+    );
+}
+
+/// A result and the server that produced it (`host:port` as configured): after
+/// failover, not necessarily the first server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served<T> {
+    /// The server that answered.
+    pub server: String,
+    /// What it answered.
+    pub value: T,
+}
+
 /// An async KMIP client; cheap to clone (clones share connections).
 #[derive(Clone)]
 pub struct Client {
@@ -214,6 +273,21 @@ struct Connection {
     stream: TlsStream<TcpStream>,
     version: ProtocolVersion,
     last_used: Instant,
+}
+
+impl Connection {
+    /// Whether the idle connection can no longer carry a request: the server closed it
+    /// (or sent something unasked, which a KMIP server never does between requests).
+    /// Looked at without blocking before every reuse, so that a request that must not
+    /// be repeated is not written into a connection the server already dropped (it
+    /// would come back Indeterminate although it never reached the server).
+    fn closed_by_peer(&self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.stream.get_ref().0.try_read(&mut byte) {
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            Ok(_) => true,
+        }
+    }
 }
 
 /// What to send: a payload built for the negotiated version, or a whole message.
@@ -329,6 +403,56 @@ impl Client {
         &self.inner.config
     }
 
+    /// The configured servers, in order (as given, e.g. `host:port`).
+    pub fn servers(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.inner.servers.iter().map(|s| s.label.as_str())
+    }
+
+    /// Checks the server at `index` (in configuration order) alone: a fresh TCP
+    /// connection, the TLS handshake and a Discover Versions round trip, all within
+    /// `limit` (and within the configured connect and I/O timeouts). No other server is
+    /// tried and the pooled connection is neither used nor disturbed; the probe's
+    /// connection is closed afterwards. Returns how long it took.
+    pub async fn probe(&self, index: usize, limit: Duration) -> Result<Duration, Error> {
+        let server = self
+            .inner
+            .servers
+            .get(index)
+            .ok_or_else(|| Error::Connect {
+                server: format!("#{index}"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "no KMIP server at index {index} ({} configured)",
+                        self.inner.servers.len()
+                    ),
+                ),
+            })?;
+        let operation = Operation::DISCOVER_VERSIONS;
+        let started = Instant::now();
+        let result = match tokio::time::timeout(limit, self.connect(server, operation)).await {
+            Ok(Ok(mut conn)) => {
+                let took = started.elapsed();
+                // Close politely (TLS close_notify), so the server logs no broken
+                // connection every few seconds; a server slow to take it is left.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.stream.shutdown()).await;
+                Ok(took)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Timeout {
+                server: server.label.clone(),
+                operation,
+                after: limit,
+            }),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => outcome_of(e),
+        };
+        record_attempt(&server.label, operation, outcome, started.elapsed());
+        result
+    }
+
     /// The protocol version negotiated with the first server that has an open
     /// connection, if any.
     pub async fn negotiated_version(&self) -> Option<ProtocolVersion> {
@@ -358,6 +482,20 @@ impl Client {
         usage_mask: CryptographicUsageMask,
         name: Option<&str>,
     ) -> Result<String, Error> {
+        self.create_symmetric_key_served(algorithm, length_bits, usage_mask, name)
+            .await
+            .map(|s| s.value)
+    }
+
+    /// As [`Client::create_symmetric_key`], and says which server created the key:
+    /// after a failover it is not the first configured server.
+    pub async fn create_symmetric_key_served(
+        &self,
+        algorithm: CryptographicAlgorithm,
+        length_bits: i32,
+        usage_mask: CryptographicUsageMask,
+        name: Option<&str>,
+    ) -> Result<Served<String>, Error> {
         let mut attributes = vec![
             Attribute::CryptographicAlgorithm(algorithm),
             Attribute::CryptographicLength(length_bits),
@@ -369,7 +507,7 @@ impl Client {
         self.create_with(attributes).await
     }
 
-    async fn create_with(&self, attributes: Vec<Attribute>) -> Result<String, Error> {
+    async fn create_with(&self, attributes: Vec<Attribute>) -> Result<Served<String>, Error> {
         let payload = RequestPayload::Create(CreateRequest {
             object_type: ObjectType::SYMMETRIC_KEY,
             template_attribute: TemplateAttribute::new(attributes),
@@ -378,7 +516,10 @@ impl Client {
             .call(Operation::CREATE, move |_| payload.clone())
             .await?;
         match response {
-            ResponsePayload::Create(r) => Ok(r.unique_identifier),
+            ResponsePayload::Create(r) => Ok(Served {
+                server,
+                value: r.unique_identifier,
+            }),
             _ => Err(protocol(
                 &server,
                 Operation::CREATE,
@@ -603,9 +744,9 @@ impl Client {
             linked_object_id: uid.to_owned(),
         });
         let new_uid = match self.create_with(linked).await {
-            Ok(u) => u,
+            Ok(u) => u.value,
             // A refused Create created nothing: try again without the link.
-            Err(Error::ServerReported { .. }) => self.create_with(base).await?,
+            Err(Error::ServerReported { .. }) => self.create_with(base).await?.value,
             Err(e) => return Err(e),
         };
         if active {
@@ -801,10 +942,26 @@ impl Client {
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
             for server in &self.inner.servers {
-                match self
+                let started = Instant::now();
+                let result = self
                     .attempt_on(server, operation, repeatable, &outgoing)
-                    .await
-                {
+                    .await;
+                let outcome = match &result {
+                    Ok(response) => {
+                        if response
+                            .items
+                            .iter()
+                            .all(|i| i.result_status == ResultStatus::SUCCESS)
+                        {
+                            "ok"
+                        } else {
+                            "server_error"
+                        }
+                    }
+                    Err(e) => outcome_of(&e.error),
+                };
+                record_attempt(&server.label, operation, outcome, started.elapsed());
+                match result {
                     Ok(response) => return Ok((server.label.clone(), response)),
                     Err(AttemptError { error, sent }) => {
                         if sent && !repeatable {
@@ -843,7 +1000,10 @@ impl Client {
     ) -> Result<ResponseMessage, AttemptError> {
         let mut guard = server.conn.lock().await;
         let mut reused = match guard.as_ref() {
-            Some(c) => repeatable || c.last_used.elapsed() < STALE_FOR_UNREPEATABLE,
+            Some(c) => {
+                !c.closed_by_peer()
+                    && (repeatable || c.last_used.elapsed() < STALE_FOR_UNREPEATABLE)
+            }
             None => false,
         };
         if !reused {
@@ -1029,6 +1189,44 @@ async fn exchange(
             sent: true,
         }),
     }
+}
+
+/// The `outcome` label of a failed attempt (one of [`OUTCOMES`]).
+fn outcome_of(e: &Error) -> &'static str {
+    match e {
+        Error::Connect { source, .. } | Error::Tls { source, .. }
+            if source.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            "timeout"
+        }
+        Error::Connect { .. } => "connect_error",
+        Error::Tls { .. } => "tls_error",
+        Error::Timeout { .. } => "timeout",
+        Error::Io { .. } => "io_error",
+        Error::ServerReported { .. } => "server_error",
+        Error::Decode(_) | Error::Message(_) | Error::Frame { .. } | Error::Protocol { .. } => {
+            "protocol_error"
+        }
+        _ => "error",
+    }
+}
+
+/// Records one attempt on one server (see the module documentation).
+fn record_attempt(server: &str, operation: Operation, outcome: &'static str, took: Duration) {
+    let op = operation.name().unwrap_or("unknown");
+    metrics::counter!(
+        METRIC_REQUESTS,
+        "server" => server.to_owned(),
+        "operation" => op,
+        "outcome" => outcome,
+    )
+    .increment(1);
+    metrics::histogram!(
+        METRIC_DURATION,
+        "server" => server.to_owned(),
+        "operation" => op,
+    )
+    .record(took.as_secs_f64());
 }
 
 /// Adds the server and operation to an I/O error's context.
