@@ -2,8 +2,12 @@
 # The whole test suite, as CI runs it: formatting, lints, then every test of the
 # workspace. Tests that need third-party servers (PyKMIP, and Python digest clients)
 # install them into virtual environments under target/ themselves, through
-# scripts/pykmip-env.sh and scripts/http-clients-env.sh, so this script needs only
-# the Rust toolchain, curl and python3 with venv support; it installs the Debian
+# scripts/pykmip-env.sh and scripts/http-clients-env.sh. The multi-node and store tests
+# need PostgreSQL and an S3-compatible server: this script starts a throwaway
+# PostgreSQL (scripts/postgres.sh: Debian's postgresql, installed when missing) and moto
+# (scripts/moto.sh: moto[server] from PyPI in a venv), both on loopback, hands their
+# URLs to the tests, and stops both by PID when it ends, however it ends. So it needs
+# only the Rust toolchain, curl and python3 with venv support; it installs the Debian
 # packages for the last two when they are missing and it runs as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +33,10 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== test services: PostgreSQL and moto (S3)" >&2
+trap 'scripts/postgres.sh stop || true; scripts/moto.sh stop || true' EXIT
+HEADLOCK_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
+HEADLOCK_TEST_S3_ENDPOINT="$(scripts/moto.sh start)"
+export HEADLOCK_TEST_POSTGRES_URL HEADLOCK_TEST_S3_ENDPOINT
 echo "== cargo test" >&2
 cargo test --workspace --locked "$@"

@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use futures_util::TryStreamExt;
 use headlock_core::model::SnapshotKind;
 use headlock_service::Actor;
 use headlock_service::snapshots::{SnapshotView, VerifyReport};
@@ -93,13 +92,64 @@ async fn upload(
     } else {
         SnapshotKind::Stream
     };
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = tokio_util::io::StreamReader::new(stream);
+    let reader = tokio_util::io::StreamReader::new(draining_body(body));
     let view = s
         .service
         .backup(&actor, &group_id, &cluster_id, kind, reader)
         .await?;
     Ok(r.entity(StatusCode::CREATED, snapshot_json(&r, &view)))
+}
+
+/// Most of a refused upload's body read and thrown away so that its client can read the
+/// answer.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+/// Longest time spent doing that.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The request body as a stream, passed through a small channel by a task of its own.
+/// When the service stops reading early (a refused backup: encryption off, unknown
+/// cluster), the task goes on reading and discarding the body, up to [`DRAIN_LIMIT`]
+/// bytes and [`DRAIN_TIME`]: a server that answers and closes while the client is still
+/// sending makes the client's kernel see a reset, and most clients then lose the answer
+/// along with the connection (curl copes; others report "error writing a body").
+fn draining_body(
+    body: Body,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send + Unpin + 'static {
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut stream = body.into_data_stream();
+    tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            let failed = item.is_err();
+            if tx.send(item.map_err(std::io::Error::other)).await.is_err() {
+                // The reader is gone: drain what is left, within bounds.
+                let drained = async {
+                    let mut total = 0u64;
+                    while let Some(Ok(bytes)) = stream.next().await {
+                        total += bytes.len() as u64;
+                        if total > DRAIN_LIMIT {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(DRAIN_TIME, drained).await;
+                return;
+            }
+            if failed {
+                return;
+            }
+        }
+    });
+    tokio_stream_of(rx)
+}
+
+/// A receiver as a stream.
+fn tokio_stream_of<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + Unpin + 'static {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 async fn list(

@@ -20,7 +20,11 @@ pub mod clusters;
 pub mod error;
 pub mod events;
 pub mod groups;
+pub mod health;
 pub mod kmip_keys;
+pub mod lease;
+pub mod maintenance;
+pub mod metrics;
 pub mod rotation;
 pub mod snapshots;
 pub mod users;
@@ -42,9 +46,8 @@ pub struct Service {
     store: Arc<dyn MetadataStore>,
     keys: Arc<dyn KeyManager>,
     locks: rotation::ClusterLocks,
-    /// Intents this process left unfinished because the KMIP server could not be
-    /// reached; they are reconciled at the next key change of their cluster.
-    deferred: Arc<std::sync::Mutex<std::collections::HashSet<ObjectId>>>,
+    /// This node's id: the holder of its leases (see [`lease`]).
+    node_id: Arc<str>,
     /// Users and current keys, served from memory (see [`cache`]).
     cache: Arc<cache::ReadCache>,
     /// Where packs and manifests go (absent for offline commands).
@@ -63,7 +66,7 @@ impl Service {
             store,
             keys,
             locks: rotation::ClusterLocks::default(),
-            deferred: Arc::default(),
+            node_id: Arc::from(format!("node-{}", hex::encode(&random_secret()[..8]))),
             cache: Arc::new(cache::ReadCache::new()),
             blobs: None,
             snapshot_locks: rotation::ClusterRwLocks::default(),

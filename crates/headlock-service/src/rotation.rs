@@ -12,17 +12,23 @@
 //!   (`headlock-<cluster>-<intent>`), so a key created by a call whose answer was lost can
 //!   be found again with Locate: it is never leaked silently.
 //! * At most one intent exists per cluster (a unique index), which serialises rotations
-//!   across service nodes; within one process a per-cluster mutex queues them instead of
-//!   refusing them.
+//!   across service nodes; within one process a per-cluster mutex queues them, and a
+//!   node that finds another node's intent waits for it (up to [`KEY_CHANGE_WAIT`])
+//!   instead of refusing. No database lock is held across a KMIP call.
+//! * Each intent has a lease ([`crate::lease`]), taken before the intent is written and
+//!   renewed while the change runs: an intent whose lease lapsed belongs to a node that
+//!   died (or gave up for a KMIP outage), and any node may reconcile it.
 //! * The commit is conditional on the current key being the one the rotation started
 //!   from: a rotation applies to the key it read or not at all.
 //! * KMIP Create is never retried blindly: an unanswered Create is reconciled by name.
-//! * [`Service::reconcile`] finishes or undoes whatever intents a crash left: a Pending or
-//!   NewKeyActive intent's key (found by name) is revoked as abandoned; a Committed
-//!   intent's old key is revoked as superseded.
+//! * [`Service::reconcile`] finishes or undoes whatever intents nobody works on: a
+//!   Pending or NewKeyActive intent's key (found by name) is revoked as abandoned; a
+//!   Committed intent's old key is revoked as superseded. It runs at start and every
+//!   30 s ([`crate::maintenance`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use headlock_core::envelope::{DataKey, WrapContext};
 use headlock_core::keys::{CreatedKey, RevokeReason};
@@ -33,7 +39,25 @@ use headlock_core::store::KeyChange;
 use headlock_core::{KeyManagerError, ObjectId, StoreError};
 use tokio::sync::OwnedMutexGuard;
 
+use crate::lease::LeaseGuard;
 use crate::{Actor, Result, Service, ServiceError};
+
+/// How long a key change waits for another node's change of the same cluster before
+/// answering 409 `KEY_CHANGE_IN_PROGRESS`.
+pub const KEY_CHANGE_WAIT: Duration = Duration::from_secs(60);
+
+/// A key change about to commit: its intent and lease, the key it replaces, the new key.
+struct ChangeTo<'a> {
+    intent: &'a KeyIntent,
+    lease: &'a LeaseGuard,
+    current: Option<&'a MasterKeyRecord>,
+    created: &'a CreatedKey,
+}
+
+/// The lease of a key-change intent.
+fn intent_lease(intent: ObjectId) -> String {
+    format!("intent:{intent}")
+}
 
 /// Audit event type of a rotation (Ops Manager's name).
 pub const ROTATE_EVENT: &str = "RS_ROTATE_MASTER_KEY_AUDIT";
@@ -107,21 +131,30 @@ impl Service {
         let mut config = self.config_of(cluster).await?;
         config.encryption_enabled = true;
         if self.store.current_master_key(cluster.id).await?.is_some() {
-            let event = actor.event(
-                ENABLE_EVENT,
-                Some(cluster.group_id),
-                Some(cluster.id),
-                "SUCCESS",
-                Some("re-enabled with the existing master key"),
-            );
-            self.store
-                .update_backup_configs(&[config], &[event])
-                .await?;
-            self.cache.invalidate();
-            return Ok(());
+            return self.reenable(actor, cluster, &[config]).await;
         }
-        self.change_key(actor, cluster, None, kind, vec![config])
+        self.change_key(actor, cluster, true, kind, vec![config])
             .await
+    }
+
+    /// Writes `configs` of a cluster that already has a master key, as turning
+    /// encryption (back) on with it.
+    async fn reenable(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        configs: &[BackupConfig],
+    ) -> Result<()> {
+        let event = actor.event(
+            ENABLE_EVENT,
+            Some(cluster.group_id),
+            Some(cluster.id),
+            "SUCCESS",
+            Some("re-enabled with the existing master key"),
+        );
+        self.store.update_backup_configs(configs, &[event]).await?;
+        self.cache.invalidate();
+        Ok(())
     }
 
     /// Rotates one data-bearing cluster's master key.
@@ -131,55 +164,119 @@ impl Service {
         cluster: &Cluster,
         kind: RotationType,
     ) -> Result<()> {
+        let started = std::time::Instant::now();
         let _guard = self.locks.lock(cluster.id).await;
-        let current = self
-            .store
-            .current_master_key(cluster.id)
-            .await?
-            .ok_or_else(|| ServiceError::EncryptionDisabledRotate(cluster.id.to_string()))?;
-        self.change_key(actor, cluster, Some(current), kind, Vec::new())
-            .await
+        let outcome = self
+            .change_key(actor, cluster, false, kind, Vec::new())
+            .await;
+        crate::metrics::rotation_finished(kind.as_str(), outcome.is_ok(), started.elapsed());
+        outcome
+    }
+
+    /// Claims the cluster's one key-change slot across every node: a lease on a fresh
+    /// intent, then the intent row (one per cluster, by a unique index). While another
+    /// node's key change of the cluster is in flight (its intent's lease is live) this
+    /// waits for it, up to [`KEY_CHANGE_WAIT`]; an intent nobody is working on (its node
+    /// died, or this node left it for a KMIP outage) is reconciled first. Returns the
+    /// intent, its lease and the current key read after the claim, so that a change
+    /// committed by another node meanwhile is the starting point. The caller holds the
+    /// cluster's in-process lock.
+    async fn claim_key_change(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        kind: RotationType,
+    ) -> Result<(KeyIntent, LeaseGuard, Option<MasterKeyRecord>)> {
+        let deadline = tokio::time::Instant::now() + KEY_CHANGE_WAIT;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let current = self.store.current_master_key(cluster.id).await?;
+            let intent_id = ObjectId::new();
+            let intent = KeyIntent {
+                id: intent_id,
+                cluster_id: cluster.id,
+                key_name: format!("headlock-{}-{}", cluster.id, intent_id),
+                previous_uid: current.as_ref().map(|k| k.kmip_uid.clone()),
+                new_uid: None,
+                phase: IntentPhase::Pending,
+                rotation_type: kind,
+                requested_by: actor.username.clone(),
+                created: crate::now(),
+            };
+            // The lease comes first, so no node ever sees this intent without it.
+            let lease = self
+                .try_lease(intent_lease(intent.id))
+                .await?
+                .ok_or_else(|| ServiceError::Internal("a fresh intent's lease was taken".into()))?;
+            match self.store.insert_intent(&intent).await {
+                Ok(()) => {
+                    let now_current = self.store.current_master_key(cluster.id).await?;
+                    if now_current.as_ref().map(|k| &k.kmip_uid) == intent.previous_uid.as_ref() {
+                        return Ok((intent, lease, now_current));
+                    }
+                    // Another node committed between the read and the claim: start over
+                    // from its key.
+                    self.store.delete_intent(intent.id).await?;
+                    continue;
+                }
+                Err(StoreError::Conflict(_)) => drop(lease),
+                Err(e) => return Err(e.into()),
+            }
+            let Some(other) = self
+                .store
+                .intents()
+                .await?
+                .into_iter()
+                .find(|i| i.cluster_id == cluster.id)
+            else {
+                continue; // finished meanwhile
+            };
+            match self.try_lease(intent_lease(other.id)).await? {
+                // Nobody is working on it: finish or undo it, then claim again.
+                Some(_taken) => {
+                    let mut report = ReconcileReport::default();
+                    self.reconcile_one(&other, &mut report).await;
+                    if report.resolved == 0 {
+                        // The KMIP server is still out of reach: nothing can change.
+                        return Err(ServiceError::KeyChangeInProgress(cluster.id.to_string()));
+                    }
+                }
+                // Another node is changing this cluster's key: wait for it.
+                None => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(ServiceError::KeyChangeInProgress(cluster.id.to_string()));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
     }
 
     /// The state machine of the module docs. The caller holds the cluster's lock.
+    /// `first` says whether this makes the cluster's first key (else it rotates).
     async fn change_key(
         &self,
         actor: &Actor,
         cluster: &Cluster,
-        current: Option<MasterKeyRecord>,
+        first: bool,
         kind: RotationType,
         configs: Vec<BackupConfig>,
     ) -> Result<()> {
-        let intent_id = ObjectId::new();
-        let mut intent = KeyIntent {
-            id: intent_id,
-            cluster_id: cluster.id,
-            key_name: format!("headlock-{}-{}", cluster.id, intent_id),
-            previous_uid: current.as_ref().map(|k| k.kmip_uid.clone()),
-            new_uid: None,
-            phase: IntentPhase::Pending,
-            rotation_type: kind,
-            requested_by: actor.username.clone(),
-            created: crate::now(),
-        };
-        match self.store.insert_intent(&intent).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                // Another node is changing this cluster's key, or a crash left an intent.
-                if !self.resolve_stale_intent(cluster.id).await? {
-                    return Err(ServiceError::KeyChangeInProgress(cluster.id.to_string()));
-                }
-                self.store
-                    .insert_intent(&intent)
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::Conflict(_) => {
-                            ServiceError::KeyChangeInProgress(cluster.id.to_string())
-                        }
-                        e => e.into(),
-                    })?;
+        let (mut intent, lease, current) = self.claim_key_change(actor, cluster, kind).await?;
+        match (&current, first) {
+            (Some(_), true) => {
+                // Another node made the first key meanwhile: only the configs remain.
+                self.store.delete_intent(intent.id).await?;
+                return self.reenable(actor, cluster, &configs).await;
             }
-            Err(e) => return Err(e.into()),
+            (None, false) => {
+                self.store.delete_intent(intent.id).await?;
+                return Err(ServiceError::EncryptionDisabledRotate(
+                    cluster.id.to_string(),
+                ));
+            }
+            _ => {}
         }
 
         let created = match self.keys.create_master_key(&intent.key_name).await {
@@ -205,7 +302,13 @@ impl Service {
                 if current.is_some() {
                     crash_point("rotation-after-kmip-create");
                 }
-                self.rewrap_and_commit(actor, cluster, &intent, current.as_ref(), &created, configs)
+                let change = ChangeTo {
+                    intent: &intent,
+                    lease: &lease,
+                    current: current.as_ref(),
+                    created: &created,
+                };
+                self.rewrap_and_commit(actor, cluster, change, configs)
                     .await
             }
             Err(e) => Err(e.into()),
@@ -247,11 +350,15 @@ impl Service {
         &self,
         actor: &Actor,
         cluster: &Cluster,
-        intent: &KeyIntent,
-        current: Option<&MasterKeyRecord>,
-        created: &CreatedKey,
+        change: ChangeTo<'_>,
         configs: Vec<BackupConfig>,
     ) -> Result<()> {
+        let ChangeTo {
+            intent,
+            lease,
+            current,
+            created,
+        } = change;
         let cluster_id = cluster.id.to_string();
         let new_material = self.keys.master_key_material(&created.uid).await?;
         let new_ctx = WrapContext {
@@ -337,6 +444,14 @@ impl Service {
             configs,
             audit,
         };
+        // Renewed just now, the intent's lease outlives the commit: no other node can
+        // judge the intent abandoned (and revoke the new key) while it commits.
+        if !lease.confirm().await? {
+            return Err(ServiceError::Internal(
+                "this key change's lease lapsed (the metadata store was out of reach too long)"
+                    .into(),
+            ));
+        }
         self.store.commit_key_change(&change).await?;
         self.cache.invalidate();
         Ok(())
@@ -376,13 +491,12 @@ impl Service {
         Some(uids)
     }
 
-    /// [`Self::abandon`], remembering the intent if it has to wait for the KMIP server.
+    /// [`Self::abandon`]; if the KMIP server cannot be reached the intent stays, and
+    /// since its lease goes with this call, the next key change of the cluster (on any
+    /// node) or the periodic reconciliation finishes it.
     async fn abandon_or_defer(&self, intent: &KeyIntent) {
         if self.abandon(intent).await.is_none() {
-            self.deferred
-                .lock()
-                .expect("deferred set poisoned")
-                .insert(intent.id);
+            tracing::warn!(intent = %intent.id, cluster = %intent.cluster_id, "key change left for reconciliation");
         }
     }
 
@@ -405,39 +519,24 @@ impl Service {
         }
     }
 
-    /// An intent older than this, found while this process holds the cluster's lock,
-    /// belongs to a process that died: it is reconciled instead of refusing the rotation.
-    const STALE_INTENT_SECONDS: i64 = 120;
-
-    /// Reconciles the cluster's existing intent if nobody can be working on it: this
-    /// process left it (it holds the cluster's lock, so nothing of its own is in
-    /// flight), or it is older than any key change takes.
-    async fn resolve_stale_intent(&self, cluster: ObjectId) -> Result<bool> {
-        let now = crate::now();
-        for intent in self.store.intents().await? {
-            if intent.cluster_id != cluster {
-                continue;
-            }
-            let ours = self
-                .deferred
-                .lock()
-                .expect("deferred set poisoned")
-                .contains(&intent.id);
-            if ours || (now - intent.created).whole_seconds() >= Self::STALE_INTENT_SECONDS {
-                let mut report = ReconcileReport::default();
-                self.reconcile_one(&intent, &mut report).await;
-                return Ok(report.resolved == 1);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Finishes or undoes every intent a crash left behind. Run at start, before serving.
+    /// Finishes or undoes every intent nobody is working on: those a crash left (this
+    /// node's previous life, or a node that died: their leases lapsed) and those left for
+    /// a KMIP outage. Run at start, before serving, and periodically
+    /// ([`crate::maintenance`]). Intents whose lease another node holds are in flight
+    /// there and are left alone.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
         for intent in self.store.intents().await? {
             let _guard = self.locks.lock(intent.cluster_id).await;
-            self.reconcile_one(&intent, &mut report).await;
+            let Some(_lease) = self.try_lease(intent_lease(intent.id)).await? else {
+                continue;
+            };
+            // Under both locks: still there (this node's own change may have just
+            // finished it)?
+            let still = self.store.intents().await?;
+            if let Some(intent) = still.iter().find(|i| i.id == intent.id) {
+                self.reconcile_one(intent, &mut report).await;
+            }
         }
         Ok(report)
     }
@@ -477,10 +576,6 @@ impl Service {
         match outcome {
             Some(detail) => {
                 report.resolved += 1;
-                self.deferred
-                    .lock()
-                    .expect("deferred set poisoned")
-                    .remove(&intent.id);
                 let group = match self.store.cluster_any_group(intent.cluster_id).await {
                     Ok(c) => c.map(|c| c.group_id),
                     Err(_) => None,

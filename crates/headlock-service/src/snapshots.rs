@@ -36,6 +36,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
 use crate::groups::parse_cluster_id;
+use crate::lease::LeaseGuard;
 use crate::{Actor, Result, Service, ServiceError};
 
 /// A pack is closed once it holds this many bytes. With the largest chunk on top, a
@@ -114,6 +115,13 @@ pub struct GcReport {
     pub packs_deleted: usize,
     /// Manifests of snapshots that were never committed, deleted.
     pub manifests_deleted: usize,
+    /// Clusters left for a later round because another node was backing them up.
+    pub clusters_skipped: usize,
+}
+
+/// The lease a backup holds from before its first upload until after its commit.
+fn backup_lease(cluster: ObjectId, snapshot: ObjectId) -> String {
+    format!("backup:{cluster}:{snapshot}")
 }
 
 fn pack_path(cluster: ObjectId, pack: ObjectId) -> String {
@@ -445,6 +453,13 @@ impl Service {
         }
         let blobs = self.blobs()?.clone();
         let _shared = self.snapshot_locks.read(cluster.id).await;
+        let snapshot_id = ObjectId::new();
+        // Garbage collection on any node leaves the cluster's orphans alone while this
+        // lease lives: the packs this backup uploads are orphans until its commit.
+        let lease = self
+            .try_lease(backup_lease(cluster.id, snapshot_id))
+            .await?
+            .ok_or_else(|| ServiceError::Internal("a fresh backup lease was taken".into()))?;
         let (data_key_id, data_key) = self.data_key(&cluster).await?;
         let id_key = ChunkIdKey::derive(&data_key);
         let cipher = Arc::new(ChunkCipher::new(&data_key));
@@ -456,7 +471,6 @@ impl Service {
             .await?
             .into_iter()
             .collect();
-        let snapshot_id = ObjectId::new();
         let created = crate::now();
 
         let workers = std::thread::available_parallelism()
@@ -567,7 +581,7 @@ impl Service {
                     locations,
                     stored,
                 };
-                self.finish_backup(&cluster, &manifest_cipher, finished)
+                self.finish_backup(&cluster, &manifest_cipher, finished, &lease)
                     .await
             }
             // The first failure recorded downstream is the cause; the chunker's own
@@ -579,6 +593,7 @@ impl Service {
         };
         match outcome {
             Ok(record) => {
+                crate::metrics::backup_bytes(record.data_size_bytes);
                 let event = actor.event(
                     "SNAPSHOT_CREATED",
                     Some(cluster.group_id),
@@ -712,6 +727,7 @@ impl Service {
         cluster: &Cluster,
         cipher: &ChunkCipher,
         up: FinishedUpload,
+        lease: &LeaseGuard,
     ) -> Result<SnapshotRecord> {
         let blobs = self.blobs()?;
         let sealed = cipher
@@ -739,6 +755,13 @@ impl Service {
             new_chunks: up.locations,
             uses: up.uses,
         };
+        // The lease must still be ours at the commit, renewed just now, so that no
+        // collection can have judged these packs orphans (see `collect_garbage`).
+        if !lease.confirm().await? {
+            return Err(ServiceError::Internal(
+                "this backup's lease lapsed (the metadata store was out of reach too long); retry the backup".into(),
+            ));
+        }
         match self.store.commit_snapshot(&commit).await {
             Ok(()) => Ok(record),
             Err(StoreError::Precondition(why)) => Err(ServiceError::Internal(format!(
@@ -1048,35 +1071,53 @@ impl Service {
 
     /// Removes the cluster's chunks and packs that no snapshot uses, packs and manifests
     /// that no committed snapshot refers to (left by a crash or a disconnected client).
-    /// Waits for the cluster's running backups, and backups wait for it.
+    /// Waits for the cluster's running backups on this node, and backups wait for it.
+    ///
+    /// With several nodes, a backup on another node is kept safe by its lease
+    /// (`backup:<cluster>:<snapshot>`, held from before its first upload until after its
+    /// commit) and by the order of the steps: list the objects, then look for live
+    /// backup leases (if there is one, delete nothing this round), then read which packs
+    /// are in use. A backup that committed before that read has its packs counted in
+    /// use; one that had not committed by then was running at the lease check, which
+    /// saw its lease. Chunk records are only removed while no other node backs the
+    /// cluster up either (its deduplication may count on them).
     pub async fn collect_garbage(&self, cluster: ObjectId) -> Result<GcReport> {
         let blobs = self.blobs()?.clone();
         let _exclusive = self.snapshot_locks.write(cluster).await;
         let mut report = GcReport::default();
+        let backups = format!("backup:{cluster}:");
+        if self.leased_elsewhere(&backups).await? {
+            report.clusters_skipped = 1;
+            return Ok(report);
+        }
         // Deletes the chunk records no snapshot uses; the packs they emptied are then
         // not in use, and the listing below finds them with every other orphan.
         self.store.collect_garbage(cluster).await?;
+        let packs = blobs
+            .list(&format!("packs/{cluster}/"))
+            .await
+            .map_err(blob_err)?;
+        let manifests = blobs
+            .list(&format!("manifests/{cluster}/"))
+            .await
+            .map_err(blob_err)?;
+        if self.leased_elsewhere(&backups).await? {
+            report.clusters_skipped = 1;
+            return Ok(report);
+        }
         let in_use: HashSet<ObjectId> = self
             .store
             .packs_in_use(cluster)
             .await?
             .into_iter()
             .collect();
-        for blob in blobs
-            .list(&format!("packs/{cluster}/"))
-            .await
-            .map_err(blob_err)?
-        {
+        for blob in packs {
             if object_id_of(&blob.path).is_none_or(|id| !in_use.contains(&id)) {
                 blobs.delete(&blob.path).await.map_err(blob_err)?;
                 report.packs_deleted += 1;
             }
         }
-        for blob in blobs
-            .list(&format!("manifests/{cluster}/"))
-            .await
-            .map_err(blob_err)?
-        {
+        for blob in manifests {
             let committed = match object_id_of(&blob.path) {
                 Some(id) => self.store.snapshot(cluster, id).await?.is_some(),
                 None => false,
@@ -1405,12 +1446,17 @@ impl Service {
         let (writer, reader) = tokio::io::duplex(1024 * 1024);
         let kind = record.kind;
         let snapshot = record.id;
+        let record_size = record.data_size_bytes;
         tokio::task::spawn_blocking(move || {
             let out = std::io::BufWriter::with_capacity(
                 1024 * 1024,
                 tokio_util::io::SyncIoBridge::new(writer),
             );
-            if let Err(e) = write_snapshot(&source, &manifest, out) {
+            let written = write_snapshot(&source, &manifest, out);
+            if written.is_ok() {
+                crate::metrics::restore_bytes(record_size);
+            }
+            if let Err(e) = written {
                 // The stream ends early: the client sees a short body, never wrong bytes.
                 // Either the client went away (the pipe broke) or stored data failed its
                 // checks (the error names the chunk and its pack).
@@ -1430,9 +1476,9 @@ impl Service {
 }
 
 impl Service {
-    /// Collects the garbage of every cluster: run at start, before serving, to remove
-    /// what backups interrupted by a crash left. (With several service nodes this must
-    /// become a job that knows which backups other nodes are running.)
+    /// Collects the garbage of every cluster: at start, before serving, to remove what
+    /// backups interrupted by a crash left, and periodically ([`crate::maintenance`]).
+    /// Clusters another node is backing up are skipped (see [`Service::collect_garbage`]).
     pub async fn collect_garbage_everywhere(&self) -> Result<GcReport> {
         let mut total = GcReport::default();
         if self.blobs.is_none() {
@@ -1444,6 +1490,7 @@ impl Service {
                 let r = self.collect_garbage(cluster.id).await?;
                 total.packs_deleted += r.packs_deleted;
                 total.manifests_deleted += r.manifests_deleted;
+                total.clusters_skipped += r.clusters_skipped;
             }
         }
         Ok(total)

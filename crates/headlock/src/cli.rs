@@ -26,6 +26,9 @@ pub enum Command {
     /// With no flags: API on http://127.0.0.1:8080, data under ./headlock-data (SQLite,
     /// the embedded KMIP server's keys and certificates).
     Serve(ServeArgs),
+    /// Bring the metadata store's schema up to date and print its version (`serve` does
+    /// this at start too; run it on its own to upgrade before starting several nodes).
+    Migrate(DataArgs),
     /// Manage API users (works whether or not the service is running).
     #[command(subcommand)]
     Users(UsersCommand),
@@ -72,6 +75,11 @@ pub struct DataArgs {
     /// TOML configuration file (see docs/configuration.md).
     #[arg(long, env = "HEADLOCK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Metadata database: postgres://USER@HOST/DB for several nodes on one PostgreSQL
+    /// [default: SQLite in the data directory]. Prefer the variable to the flag when
+    /// the URL holds a password.
+    #[arg(long, env = "HEADLOCK_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 /// `headlock serve`.
@@ -123,6 +131,16 @@ pub struct ServeArgs {
     /// taken from each request's Host header.
     #[arg(long, env = "HEADLOCK_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Keep chunks in this S3 bucket instead of <data-dir>/chunks (credentials from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the config file).
+    #[arg(long, env = "HEADLOCK_S3_BUCKET", value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 endpoint for S3-compatible stores (MinIO, moto, ...) [default: AWS].
+    #[arg(long, env = "HEADLOCK_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "HEADLOCK_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
 }
 
 /// `headlock users ...`.

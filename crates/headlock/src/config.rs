@@ -10,6 +10,12 @@
 //! cert_file = "/etc/headlock/api.pem"
 //! key_file = "/etc/headlock/api.key"
 //!
+//! database_url = "postgres://headlock@db.example.com/headlock"   # absent: SQLite in data_dir
+//!
+//! [s3]                       # chunk store; absent: data_dir/chunks
+//! bucket = "headlock-chunks"
+//! region = "eu-west-1"
+//!
 //! [kmip]                     # external KMIP servers; absent: the embedded one
 //! servers = ["kmip1.example.com", "kmip2.example.com:5696"]
 //! port = 5696
@@ -23,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+
+use headlock_store::blob::S3Config;
 
 use crate::cli::{DataArgs, ServeArgs};
 
@@ -40,8 +48,10 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
     public_url: Option<String>,
     tls: Option<FileTls>,
+    s3: Option<S3Config>,
     kmip: Option<FileKmip>,
 }
 
@@ -88,7 +98,60 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// External KMIP servers; None: embedded.
     pub kmip: Option<KmipConfig>,
+    /// Where the metadata lives.
+    pub database: Database,
+    /// The chunk store on S3; None: `data_dir/chunks`.
+    pub s3: Option<S3Config>,
 }
+
+/// Where the metadata lives.
+#[derive(Clone)]
+pub enum Database {
+    /// `headlock.db` in the data directory.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (may hold a password: never printed).
+    Url(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Database::Url(_) => f.write_str("Url(..)"),
+        }
+    }
+}
+
+impl Database {
+    /// The database for these arguments: the URL of the flag, variable or file, else
+    /// SQLite in the data directory.
+    fn choose(flag: Option<&String>, file: Option<String>, data_dir: &Path) -> Database {
+        match flag.cloned().or(file).filter(|u| !u.trim().is_empty()) {
+            Some(url) => Database::Url(url),
+            None => Database::Sqlite(data_dir.join(METADATA_FILE)),
+        }
+    }
+
+    /// Opens the store and brings its schema up to date.
+    pub async fn open(&self) -> anyhow::Result<headlock_store::SqlStore> {
+        match self {
+            Database::Sqlite(path) => headlock_store::SqlStore::open_sqlite(path)
+                .await
+                .with_context(|| format!("opening the metadata store {}", path.display())),
+            Database::Url(url) => headlock_store::SqlStore::open(url)
+                .await
+                .context("opening the metadata store (database_url)"),
+        }
+    }
+
+    /// Whether several nodes can share it.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Database::Url(_))
+    }
+}
+
+/// The metadata store's file in the data directory.
+pub const METADATA_FILE: &str = "headlock.db";
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
     let Some(path) = path else {
@@ -107,14 +170,16 @@ fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
 }
 
-/// The data directory for commands that need only it.
-pub fn data_dir(args: &DataArgs) -> anyhow::Result<PathBuf> {
+/// The data directory and the database, for commands that need only those.
+pub fn data(args: &DataArgs) -> anyhow::Result<(PathBuf, Database)> {
     let file = read_file(args.config.as_deref())?;
-    Ok(args
+    let dir = args
         .data_dir
         .clone()
         .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let database = Database::choose(args.database_url.as_ref(), file.database_url, &dir);
+    Ok((dir, database))
 }
 
 impl ServeConfig {
@@ -192,12 +257,43 @@ impl ServeConfig {
         {
             bail!("public URL {u:?} must start with http:// or https://");
         }
+        let database = Database::choose(
+            args.data.database_url.as_ref(),
+            file.database_url,
+            &data_dir,
+        );
+        let s3 = match (&args.s3_bucket, file.s3) {
+            (None, None) => None,
+            (bucket, file_s3) => {
+                let mut s3 = file_s3.unwrap_or_default();
+                if let Some(bucket) = bucket {
+                    s3.bucket = bucket.clone();
+                }
+                if args.s3_endpoint.is_some() {
+                    s3.endpoint = args.s3_endpoint.clone();
+                }
+                if args.s3_region.is_some() {
+                    s3.region = args.s3_region.clone();
+                }
+                if s3.bucket.trim().is_empty() {
+                    bail!("the S3 chunk store needs a bucket (--s3-bucket or s3.bucket)");
+                }
+                if let Some(endpoint) = &s3.endpoint
+                    && endpoint.starts_with("http://")
+                {
+                    s3.allow_http = true;
+                }
+                Some(s3)
+            }
+        };
         Ok(ServeConfig {
             listen,
             data_dir,
             public_url,
             tls,
             kmip,
+            database,
+            s3,
         })
     }
 }

@@ -8,22 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Api, World, assert_error};
+use common::{Api, World, assert_error, noise, restore, upload};
 use serde_json::Value;
-
-/// Deterministic pseudo-random bytes (xorshift), incompressible.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 fn json_lines(n: usize) -> Vec<u8> {
     let mut s = String::new();
@@ -34,32 +20,6 @@ fn json_lines(n: usize) -> Vec<u8> {
         ));
     }
     s.into_bytes()
-}
-
-/// Uploads a file as a snapshot; `tar` says whether it is a tar stream.
-fn upload(api: &Api, g: &str, c: &str, file: &Path, tar: bool) -> Result<Value, (u16, String)> {
-    let ctype = if tar {
-        "application/x-tar"
-    } else {
-        "application/octet-stream"
-    };
-    let out = Command::new("curl")
-        .args(["-s", "--digest", "-u"])
-        .arg(format!("{}:{}", api.user, api.key))
-        .args(["-H", &format!("Content-Type: {ctype}"), "-X", "POST", "-T"])
-        .arg(file)
-        .args(["-w", "\n%{http_code}"])
-        .arg(format!("{}/groups/{g}/clusters/{c}/snapshots", api.base))
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    let code: u16 = code.parse().unwrap_or(0);
-    if code == 201 {
-        Ok(serde_json::from_str(body).unwrap())
-    } else {
-        Err((code, body.to_string()))
-    }
 }
 
 /// Starts a rate-limited curl upload of `file` as a stream snapshot.
@@ -91,35 +51,6 @@ fn spawn_upload(
 }
 
 /// Creates a restore job and downloads it; the HTTP status and the bytes.
-fn restore(api: &Api, g: &str, c: &str, snapshot: &str) -> (u16, Vec<u8>) {
-    let job = api.expect(
-        api.post(
-            &format!("/groups/{g}/clusters/{c}/restoreJobs"),
-            &format!(r#"{{"snapshotId":"{snapshot}"}}"#),
-        ),
-        200,
-    );
-    let url = job["results"][0]["delivery"]["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("out");
-    let out = Command::new("curl")
-        .args(["-s", "-o"])
-        .arg(&file)
-        .args(["-w", "%{http_code}", &url])
-        .output()
-        .unwrap();
-    let code = String::from_utf8(out.stdout).unwrap().parse().unwrap_or(0);
-    let bytes = std::fs::read(&file).unwrap_or_default();
-    if !out.status.success() {
-        // curl failed mid-transfer (the server stopped the stream): no complete data.
-        return (0, bytes);
-    }
-    (code, bytes)
-}
-
 fn make_tree(root: &Path) {
     std::fs::create_dir_all(root.join("db/journal")).unwrap();
     std::fs::write(

@@ -8,7 +8,7 @@ use crate::cli::KmipServerArgs;
 
 pub async fn run(args: KmipServerArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
-    let data_dir = crate::config::data_dir(&args.data)?;
+    let (data_dir, _) = crate::config::data(&args.data)?;
     super::create_data_dir(&data_dir)?;
     let kmip_dir = data_dir.join("kmip");
     let pki = kmip::pki::ensure_pki(&kmip_dir).context("preparing the KMIP certificates")?;

@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Users(cmd) => users::run(cmd).await,
+            Command::Migrate(data) => migrate(data).await,
             Command::KmipServer(args) => kmip_server::run(args).await,
             Command::Groups(args) => groups::run(args).await,
             Command::Clusters(args) => clusters::run(args).await,
@@ -37,6 +38,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Verify(args) => verify::run(args).await,
         }
     })
+}
+
+/// `headlock migrate`: opens the metadata store (which applies the migrations) and says
+/// which schema version it is at.
+async fn migrate(data: crate::cli::DataArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let (dir, database) = crate::config::data(&data)?;
+    if !database.is_shared() {
+        create_data_dir(&dir)?;
+    }
+    let store = database.open().await?;
+    let version = store.schema_version().await?;
+    println!(
+        "{} schema at version {version} (latest {})",
+        store.backend(),
+        headlock_store::LATEST_SCHEMA_VERSION
+    );
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Logs to standard error; `RUST_LOG` (or `HEADLOCK_LOG`) sets the filter, `info` by default.

@@ -14,34 +14,40 @@ use anyhow::Context;
 use headlock_api::auth::{DigestAuthenticator, Throttle, ThrottleConfig};
 use headlock_api::{AppState, Shared};
 use headlock_service::Service;
+use headlock_service::health::{self, HealthMonitor};
 use headlock_service::kmip_keys::KmipKeyManager;
-use headlock_store::SqlStore;
+use headlock_service::maintenance::Maintenance;
+use headlock_service::metrics::MeteredBlobStore;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
 use crate::config::ServeConfig;
 
-/// The metadata store's file in the data directory.
-pub const METADATA_FILE: &str = "headlock.db";
-/// The file holding the secret that signs digest nonces.
-const NONCE_SECRET_FILE: &str = "api-nonce.key";
-/// The file holding the secret restore download tokens are derived from.
-const LINK_SECRET_FILE: &str = "restore-link.key";
+/// The shared secret that signs digest nonces (every node must accept every node's
+/// nonces: a load balancer may send the challenge and the answer to different nodes).
+const NONCE_SECRET: &str = "api-nonce";
+/// The shared secret restore download tokens are derived from.
+const LINK_SECRET: &str = "restore-link";
+/// The file in the data directory that holds this node's id.
+const NODE_ID_FILE: &str = "node-id";
 /// How long a digest nonce is good for.
 const NONCE_TTL: Duration = Duration::from_secs(300);
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
+    let metrics =
+        headlock_api::metrics::Metrics::install().context("installing the metrics recorder")?;
     let config = ServeConfig::load(&args)?;
     super::create_data_dir(&config.data_dir)?;
-    let store = SqlStore::open_sqlite(&config.data_dir.join(METADATA_FILE))
-        .await
-        .with_context(|| {
-            format!(
-                "opening the metadata store in {}",
-                config.data_dir.display()
-            )
-        })?;
+    if config.database.is_shared() && config.kmip.is_none() {
+        anyhow::bail!(
+            "a shared database (database_url) is for several nodes, and they need shared KMIP servers: \
+             configure them (--kmip-servers or [kmip] in the config file); the embedded KMIP server keeps keys on one node's disk"
+        );
+    }
+    let node_id = node_id(&config.data_dir)?;
+    let store = config.database.open().await?;
+    tracing::info!(node = %node_id, database = store.backend(), "metadata store open");
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut embedded = None;
@@ -90,24 +96,50 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let chunks_dir = config.data_dir.join("chunks");
-    let blobs = headlock_store::blob::ObjectBlobStore::local(&chunks_dir)
-        .with_context(|| format!("opening the chunk store in {}", chunks_dir.display()))?;
-    // Before serving, nothing is being written: what looks like a write in progress is
-    // what a crash left.
-    let staged = blobs
-        .remove_staging_files()
-        .await
-        .context("removing partial files left in the chunk store")?;
-    if staged > 0 {
-        tracing::info!(
-            files = staged,
-            "removed partial chunk store files left by a previous stop"
-        );
-    }
-    let service = Service::new(Arc::new(store), Arc::new(keys))
-        .with_blobs(Arc::new(blobs))
-        .with_link_secret(secret_file(&config.data_dir, LINK_SECRET_FILE)?);
+    let blobs = match &config.s3 {
+        Some(s3) => {
+            if s3.allow_http {
+                tracing::warn!(
+                    "the S3 endpoint is plain HTTP: chunks are encrypted, but requests are not"
+                );
+            }
+            let blobs = headlock_store::blob::ObjectBlobStore::s3(s3)
+                .context("configuring the S3 chunk store")?;
+            tracing::info!(chunks = ?blobs, "chunks live in S3");
+            blobs
+        }
+        None => {
+            let chunks_dir = config.data_dir.join("chunks");
+            if config.database.is_shared() {
+                tracing::warn!(
+                    "chunks are kept in {}: with several nodes every node must see the same directory; S3 ([s3]) is the shared store",
+                    chunks_dir.display()
+                );
+            }
+            let blobs = headlock_store::blob::ObjectBlobStore::local(&chunks_dir)
+                .with_context(|| format!("opening the chunk store in {}", chunks_dir.display()))?;
+            // Before serving, nothing of this node is being written: a staging file is
+            // what a crash left.
+            let staged = blobs
+                .remove_staging_files()
+                .await
+                .context("removing partial files left in the chunk store")?;
+            if staged > 0 {
+                tracing::info!(
+                    files = staged,
+                    "removed partial chunk store files left by a previous stop"
+                );
+            }
+            blobs
+        }
+    };
+    let store = Arc::new(store);
+    let link_secret = shared_secret(&*store, LINK_SECRET).await?;
+    let nonce_secret = shared_secret(&*store, NONCE_SECRET).await?;
+    let service = Service::new(store, Arc::new(keys))
+        .with_node_id(node_id)
+        .with_blobs(Arc::new(MeteredBlobStore::new(blobs)))
+        .with_link_secret(link_secret);
     let report = service
         .reconcile()
         .await
@@ -129,12 +161,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let monitor = HealthMonitor::spawn(&service, health::DEFAULT_INTERVAL);
+    let maintenance = {
+        let service = service.clone();
+        let stop = shutdown_rx.clone();
+        tokio::spawn(async move { service.run_maintenance(Maintenance::default(), stop).await })
+    };
+
     let state = AppState::new(Shared {
         service,
-        auth: DigestAuthenticator::new(
-            secret_file(&config.data_dir, NONCE_SECRET_FILE)?,
-            NONCE_TTL,
-        ),
+        auth: DigestAuthenticator::new(nonce_secret, NONCE_TTL),
         throttle: Throttle::new(ThrottleConfig::default()),
         public_origin: config.public_url.clone(),
         scheme: if config.tls.is_some() {
@@ -143,8 +179,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "http"
         },
     });
-    let app =
-        headlock_api::app(state).into_make_service_with_connect_info::<headlock_api::PeerAddr>();
+    let ops = headlock_api::Ops {
+        health: Some(monitor),
+        metrics: Some(metrics),
+    };
+    let app = headlock_api::app_with(state, ops)
+        .into_make_service_with_connect_info::<headlock_api::PeerAddr>();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the API to {}", config.listen))?;
@@ -175,6 +215,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     served.context("serving the API")?;
+    let _ = maintenance.await;
     if let Some(task) = embedded {
         task.await
             .context("embedded KMIP server task")?
@@ -183,25 +224,57 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A 32-byte secret made once and kept in the data directory (mode 0600), so that what
-/// it signs (digest nonces, restore links) stays valid across a restart.
-fn secret_file(dir: &Path, name: &str) -> anyhow::Result<[u8; 32]> {
+/// A 32-byte secret every node shares, kept in the metadata store: the first node to
+/// start makes it, the others read it.
+async fn shared_secret(
+    store: &dyn headlock_core::MetadataStore,
+    name: &str,
+) -> anyhow::Result<[u8; 32]> {
+    let mut candidate = zeroize::Zeroizing::new([0u8; 32]);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut candidate[..])
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let stored = zeroize::Zeroizing::new(
+        store
+            .shared_secret(name, &candidate[..])
+            .await
+            .with_context(|| format!("reading the shared secret {name}"))?,
+    );
+    <[u8; 32]>::try_from(&stored[..]).map_err(|_| {
+        anyhow::anyhow!("the shared secret {name} in the metadata store is damaged (not 32 bytes)")
+    })
+}
+
+/// This node's id, made at its first start and kept in the data directory, so that after
+/// a restart it recognises its own leases (see headlock_service::lease).
+fn node_id(dir: &Path) -> anyhow::Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(name);
-    match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() == 32 => return Ok(bytes.try_into().expect("32 bytes")),
+    let path = dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if is_node_id(id.trim()) => return Ok(id.trim().to_string()),
         Ok(_) => anyhow::bail!(
-            "{} is damaged (not 32 bytes); delete it to make a new one",
+            "{} is damaged; delete it to make a new node id",
             path.display()
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let mut secret = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let tmp = dir.join(format!("{name}.tmp"));
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
+    let id = if host.is_empty() {
+        format!("node-{}", hex::encode(bytes))
+    } else {
+        format!("{host}-{}", hex::encode(bytes))
+    };
+    let tmp = dir.join(format!("{NODE_ID_FILE}.tmp"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -209,10 +282,14 @@ fn secret_file(dir: &Path, name: &str) -> anyhow::Result<[u8; 32]> {
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(&secret)?;
+    writeln!(f, "{id}")?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
-    Ok(secret)
+    Ok(id)
+}
+
+fn is_node_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// The API's rustls configuration from PEM files (ring provider; no client certificates).

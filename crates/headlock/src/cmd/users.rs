@@ -1,5 +1,6 @@
 //! `headlock users ...`: works on the metadata store directly, so it works whether or
-//! not the service is running (SQLite in WAL mode takes both).
+//! not the service is running (SQLite in WAL mode takes both; on PostgreSQL any node's
+//! configuration will do).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,13 +19,12 @@ struct Offline {
 }
 
 async fn open(data: &DataArgs) -> anyhow::Result<Offline> {
-    let dir = crate::config::data_dir(data)?;
-    super::create_data_dir(&dir)?;
-    let store = SqlStore::open_sqlite(&dir.join(super::serve::METADATA_FILE))
-        .await
-        .with_context(|| format!("opening the metadata store in {}", dir.display()))?;
+    let (dir, database) = crate::config::data(data)?;
+    if !database.is_shared() {
+        super::create_data_dir(&dir)?;
+    }
     Ok(Offline {
-        store: Arc::new(store),
+        store: Arc::new(database.open().await?),
     })
 }
 

@@ -151,9 +151,20 @@ impl Drop for Server {
 
 /// Runs `headlock users create` and returns the API key it prints.
 pub fn create_user(data_dir: &Path, username: &str, role: &str, group: Option<&str>) -> String {
+    let dir = data_dir.to_str().unwrap();
+    create_user_in(&["--data-dir", dir], username, role, group)
+}
+
+/// [`create_user`] on the store that `store_args` name (e.g. `--config FILE`).
+pub fn create_user_in(
+    store_args: &[&str],
+    username: &str,
+    role: &str,
+    group: Option<&str>,
+) -> String {
     let mut cmd = Command::new(BIN);
-    cmd.args(["users", "create", "--data-dir"])
-        .arg(data_dir)
+    cmd.args(["users", "create"])
+        .args(store_args)
         .args(["--username", username, "--role", role]);
     if let Some(g) = group {
         cmd.args(["--group", g]);
@@ -349,4 +360,74 @@ impl World {
         let key = create_user(self.dir.path(), name, role, group);
         Api::new(&self.server, name, &key)
     }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), incompressible.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Uploads a file as a snapshot; `tar` says whether it is a tar stream.
+pub fn upload(api: &Api, g: &str, c: &str, file: &Path, tar: bool) -> Result<Value, (u16, String)> {
+    let ctype = if tar {
+        "application/x-tar"
+    } else {
+        "application/octet-stream"
+    };
+    let out = Command::new("curl")
+        .args(["-s", "--digest", "-u"])
+        .arg(format!("{}:{}", api.user, api.key))
+        .args(["-H", &format!("Content-Type: {ctype}"), "-X", "POST", "-T"])
+        .arg(file)
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("{}/groups/{g}/clusters/{c}/snapshots", api.base))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    let code: u16 = code.parse().unwrap_or(0);
+    if code == 201 {
+        Ok(serde_json::from_str(body).unwrap())
+    } else {
+        Err((code, body.to_string()))
+    }
+}
+
+/// Restores a snapshot through a restore job and its one-time link: status and bytes.
+pub fn restore(api: &Api, g: &str, c: &str, snapshot: &str) -> (u16, Vec<u8>) {
+    let job = api.expect(
+        api.post(
+            &format!("/groups/{g}/clusters/{c}/restoreJobs"),
+            &format!(r#"{{"snapshotId":"{snapshot}"}}"#),
+        ),
+        200,
+    );
+    let url = job["results"][0]["delivery"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out");
+    let out = Command::new("curl")
+        .args(["-s", "-o"])
+        .arg(&file)
+        .args(["-w", "%{http_code}", &url])
+        .output()
+        .unwrap();
+    let code = String::from_utf8(out.stdout).unwrap().parse().unwrap_or(0);
+    let bytes = std::fs::read(&file).unwrap_or_default();
+    if !out.status.success() {
+        // curl failed mid-transfer (the server stopped the stream): no complete data.
+        return (0, bytes);
+    }
+    (code, bytes)
 }
