@@ -9,7 +9,12 @@
 //!   it on one connection: one 401 round trip for the nonce, then the nonce reused with
 //!   an increasing `nc`, and a new 401 round trip when answered `stale=true`;
 //! - [`stats`]: percentiles of latency samples;
-//! - [`process`]: the `headlock` binary run as a child process, killed on drop;
+//! - [`process`]: the `headlock` binary run as a child process (`users create`, and
+//!   `serve` and `kmip-server` as [`daemon`]s killed on drop), and its CLI client;
+//! - [`rest`]: API calls that must answer an expected status, and the usual fixture
+//!   (a group, a replica set with encryption on); [`load`]: a closed-loop load of
+//!   such calls over one or more servers;
+//! - [`setup`]: finding the `headlock` binary, `--duration`-like flags, free space;
 //! - [`dataset`]: the backup benchmark's input (a `dbpath`-like tree, half random,
 //!   half JSON, from a seed) and a byte-for-byte comparison of two trees;
 //! - [`measure`]: one command's wall time, peak memory and CPU time (through a
@@ -30,9 +35,14 @@
 
 #![deny(missing_docs)]
 
+pub mod daemon;
 pub mod dataset;
 pub mod digest;
 pub mod http;
+pub mod load;
 pub mod measure;
 pub mod process;
+pub mod proctree;
+pub mod rest;
+pub mod setup;
 pub mod stats;

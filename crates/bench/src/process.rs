@@ -1,24 +1,26 @@
-//! The `headlock` binary as a child process: `users create`, and `serve` killed on drop.
+//! The `headlock` binary as a child process: `users create`, `serve` and
+//! `kmip-server` (as [`Daemon`]s, killed on drop), and the CLI client as a
+//! [`Measured`] command.
 //!
-//! The child gets a clean environment for Headlock (every `HEADLOCK_*` and `RUST_LOG`
-//! variable removed), so a benchmark always measures the defaults: the embedded KMIP
-//! server and the default log level. Its standard error is drained by a thread (a full
-//! pipe would stall the server) and the last lines are kept for error messages.
+//! The child gets a clean environment for Headlock (every `HEADLOCK_*`, `AWS_*` and
+//! `RUST_LOG` variable removed), so a benchmark always measures what its flags and
+//! configuration file say, at the default log level. Where the state lives is a
+//! [`Store`]: `--data-dir DIR` (everything in one directory, the embedded KMIP
+//! server), `--config FILE` (a database, a KMIP server, a bucket), or both.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-/// How long `headlock serve` may take to say it listens.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Lines of the child's standard error kept for error messages.
-const LOG_LINES: usize = 40;
+use crate::daemon::{Daemon, DaemonError};
+use crate::measure::Measured;
+
+/// How long `headlock serve` or `headlock kmip-server` may take to say it listens.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The line `headlock serve` prints on standard error once the API is ready.
-const READY_PREFIX: &str = "headlock: API listening on http://";
+pub const API_READY: &str = "headlock: API listening on http://";
+/// The line `headlock kmip-server` prints on standard error once it accepts connections.
+pub const KMIP_READY: &str = "headlock: KMIP server listening on ";
 
 /// Why the child could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -49,38 +51,82 @@ pub enum ProcessError {
         /// What was wrong.
         detail: String,
     },
-    /// `headlock serve` did not say it listens in time, or exited.
-    #[error(
-        "`headlock serve` did not become ready within {START_TIMEOUT:?}; its log ends with:\n{log}"
-    )]
-    NotReady {
-        /// The end of its standard error.
-        log: String,
-    },
+    /// A daemon (`serve`, `kmip-server`) did not start or did not say it listens.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
 }
 
-fn headlock_command(bin: &Path) -> Command {
+/// Where a `headlock` command keeps its state: the `--config` and `--data-dir` flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Store<'a> {
+    /// `--config FILE`: the file names the database, the KMIP servers and the bucket.
+    pub config: Option<&'a Path>,
+    /// `--data-dir DIR`: the node's own directory (the embedded KMIP server's files,
+    /// and the database and chunks unless the configuration names others).
+    pub data_dir: Option<&'a Path>,
+}
+
+impl<'a> Store<'a> {
+    /// `--data-dir DIR` alone.
+    pub fn data_dir(dir: &'a Path) -> Store<'a> {
+        Store {
+            config: None,
+            data_dir: Some(dir),
+        }
+    }
+
+    /// `--config FILE` alone.
+    pub fn config(file: &'a Path) -> Store<'a> {
+        Store {
+            config: Some(file),
+            data_dir: None,
+        }
+    }
+
+    /// Also `--data-dir DIR`.
+    pub fn with_data_dir(self, dir: &'a Path) -> Store<'a> {
+        Store {
+            data_dir: Some(dir),
+            ..self
+        }
+    }
+
+    fn add_to(&self, cmd: &mut Command) {
+        if let Some(config) = self.config {
+            cmd.arg("--config").arg(config);
+        }
+        if let Some(dir) = self.data_dir {
+            cmd.arg("--data-dir").arg(dir);
+        }
+    }
+}
+
+/// `bin` with standard input from /dev/null and no `HEADLOCK_*`, `AWS_*` or
+/// `RUST_LOG` variable.
+pub fn headlock_command(bin: &Path) -> Command {
     let mut cmd = Command::new(bin);
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("HEADLOCK_") {
+        let text = name.to_string_lossy();
+        if text.starts_with("HEADLOCK_") || text.starts_with("AWS_") || text == "RUST_LOG" {
             cmd.env_remove(&name);
         }
     }
-    cmd.env_remove("RUST_LOG").stdin(Stdio::null());
+    cmd.stdin(Stdio::null());
     cmd
 }
 
-/// Runs `headlock users create --data-dir DIR --username NAME --role ROLE` and
-/// returns the API key it prints (kept by the caller only).
+/// Runs `headlock users create STORE --username NAME --role ROLE` and returns the API
+/// key it prints (kept by the caller only).
 pub fn create_user(
     bin: &Path,
-    data_dir: &Path,
+    store: Store<'_>,
     username: &str,
     role: &str,
 ) -> Result<String, ProcessError> {
-    let out = headlock_command(bin)
-        .args(["users", "create", "--data-dir"])
-        .arg(data_dir)
+    let mut cmd = headlock_command(bin);
+    cmd.args(["users", "create"]);
+    store.add_to(&mut cmd);
+    let out = cmd
         .args(["--username", username, "--role", role])
         .output()
         .map_err(|source| ProcessError::Spawn {
@@ -113,97 +159,108 @@ pub fn create_user(
     Ok(key)
 }
 
-/// A running `headlock serve`, killed (SIGKILL) and reaped on drop, panics included.
-pub struct Served {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<VecDeque<String>>>,
+/// Starts `headlock serve STORE --listen 127.0.0.1:0` and waits for its `headlock: API
+/// listening on http://ADDR` line; `name` is for messages. Killed on drop, panics
+/// included.
+pub fn serve(bin: &Path, store: Store<'_>, name: &str) -> Result<Daemon, ProcessError> {
+    let mut cmd = headlock_command(bin);
+    cmd.arg("serve");
+    store.add_to(&mut cmd);
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    Ok(Daemon::start(&mut cmd, name, API_READY, START_TIMEOUT)?)
 }
 
-impl Served {
-    /// Starts `headlock serve --data-dir DIR --listen 127.0.0.1:0` and waits for its
-    /// `headlock: API listening on http://ADDR` line.
-    pub fn start(bin: &Path, data_dir: &Path) -> Result<Served, ProcessError> {
-        let mut child = headlock_command(bin)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| ProcessError::Spawn {
-                bin: bin.to_path_buf(),
-                source,
-            })?;
-        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES)));
-        let (tx, rx) = std::sync::mpsc::channel();
-        if let Some(stderr) = child.stderr.take() {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                let mut tx = Some(tx);
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(addr) = line.strip_prefix(READY_PREFIX) {
-                        if let (Some(tx), Ok(addr)) = (tx.take(), addr.trim().parse::<SocketAddr>())
-                        {
-                            let _ = tx.send(addr);
-                        }
-                    }
-                    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                    if log.len() == LOG_LINES {
-                        log.pop_front();
-                    }
-                    log.push_back(line);
-                }
-            });
-        }
-        let mut served = Served {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-        };
-        // Disconnected (the child closed stderr: it exited) or timed out: not ready.
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => {
-                served.addr = addr;
-                Ok(served)
-            }
-            Err(_) => {
-                // Kill first so the log is complete; drop would kill again harmlessly.
-                let _ = served.child.kill();
-                let _ = served.child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                Err(ProcessError::NotReady {
-                    log: served.log_tail(),
-                })
-            }
-        }
-    }
-
-    /// The API's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The child's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The last lines of the child's standard error.
-    pub fn log_tail(&self) -> String {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
+/// Starts `headlock kmip-server --data-dir DIR --listen 127.0.0.1:0` and waits for its
+/// `headlock: KMIP server listening on ADDR` line. Killed on drop, panics included.
+pub fn kmip_server(bin: &Path, data_dir: &Path) -> Result<Daemon, ProcessError> {
+    let mut cmd = headlock_command(bin);
+    cmd.arg("kmip-server")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0"]);
+    Ok(Daemon::start(
+        &mut cmd,
+        "headlock kmip-server",
+        KMIP_READY,
+        START_TIMEOUT,
+    )?)
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The CLI client `headlock SUB --group G --cluster C --quiet` against the node at
+/// `addr` as `username`, the credentials in `HEADLOCK_*` variables and no other
+/// `HEADLOCK_*` or `RUST_LOG` variable; the caller adds the subcommand's arguments.
+pub fn cli(
+    bin: &Path,
+    addr: std::net::SocketAddr,
+    username: &str,
+    api_key: &str,
+    sub: &str,
+    group: &str,
+    cluster: &str,
+) -> Measured {
+    Measured::new(bin)
+        .clear_env_prefix("HEADLOCK_")
+        .clear_env_prefix("RUST_LOG")
+        .env("HEADLOCK_URL", format!("http://{addr}"))
+        .env("HEADLOCK_USERNAME", username)
+        .env("HEADLOCK_API_KEY", api_key)
+        .args([sub, "--group", group, "--cluster", cluster, "--quiet"])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A stand-in for `headlock`: answers `users create` with a key and `serve` with
+    /// the ready line only when given exactly the arguments expected for `dir`.
+    fn fake_headlock(dir: &Path) -> PathBuf {
+        let d = dir.display();
+        let script = format!(
+            r#"#!/bin/sh
+case "$*" in
+  "users create --config {d}/c.toml --data-dir {d}/data --username u --role r") echo key123 ;;
+  "users create --data-dir {d}/data --username u --role r") echo "two keys" ;;
+  "serve --config {d}/c.toml --data-dir {d}/data --listen 127.0.0.1:0")
+    echo "headlock: API listening on http://127.0.0.1:4242" >&2; exec sleep 60 ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+"#
+        );
+        let bin = dir.join("headlock");
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    #[test]
+    fn accepts_config_and_data_dir_in_users_create_and_serve() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_headlock(dir.path());
+        let (config, data) = (dir.path().join("c.toml"), dir.path().join("data"));
+        let store = Store::config(&config).with_data_dir(&data);
+        assert_eq!(create_user(&bin, store, "u", "r").unwrap(), "key123");
+        let node = serve(&bin, store, "node").unwrap();
+        assert_eq!(node.addr(), "127.0.0.1:4242".parse().unwrap());
+    }
+
+    #[test]
+    fn rejects_failed_or_unexpected_users_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_headlock(dir.path());
+        let data = dir.path().join("data");
+        let e = create_user(&bin, Store::data_dir(&data), "u", "r").unwrap_err();
+        assert!(matches!(e, ProcessError::Unexpected { .. }), "{e}");
+        let e = create_user(&bin, Store::data_dir(&data), "other", "r").unwrap_err();
+        assert!(
+            matches!(&e, ProcessError::Failed { stderr, .. } if stderr.contains("unexpected")),
+            "{e}"
+        );
+        let e = serve(&bin, Store::data_dir(&data), "node").err().unwrap();
+        assert!(
+            matches!(&e, ProcessError::Daemon(DaemonError::NotReady { log, .. }) if log.contains("unexpected")),
+            "{e}"
+        );
     }
 }

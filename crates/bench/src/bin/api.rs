@@ -25,23 +25,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
-use bench::digest::DigestClient;
-use bench::http::Connection;
-use bench::process::{self, Served};
+use anyhow::{Context, ensure};
+use bench::daemon::Daemon;
+use bench::load::{self, Client, REQUEST_TIMEOUT, Window};
+use bench::process::{self, Store};
+use bench::rest::{Api, encryption_key_uri};
+use bench::setup;
 use bench::stats::{Samples, ms};
 use clap::Parser;
 use serde_json::Value;
-use tokio::task::JoinSet;
 
-/// Most time one request may take before the run is aborted.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The user the benchmark creates.
 const USERNAME: &str = "bench";
 /// Rotations in each of the "first" and "last" windows.
 const WINDOW: usize = 50;
+/// Time the load clients get to connect before the warm-up starts.
+const CONNECT_DELAY: Duration = Duration::from_millis(50);
 
 /// GET encryptionKey requests/s (digest) against bare axum, and rotation latency.
 #[derive(Debug, Parser)]
@@ -51,10 +52,10 @@ struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     connections: u16,
     /// Measured seconds of the GET load, per server (0.1 to 600).
-    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    #[arg(long, default_value_t = 5.0, value_parser = setup::seconds)]
     duration: f64,
     /// Warm-up seconds before each measured GET load (0 to 600).
-    #[arg(long, default_value_t = 1.0, value_parser = seconds)]
+    #[arg(long, default_value_t = 1.0, value_parser = setup::seconds)]
     warmup: f64,
     /// Sequential rotations (PUT encryptionKey) to time (1 to 100000).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -62,14 +63,6 @@ struct Args {
     /// The headlock binary (default: `headlock` next to this executable).
     #[arg(long)]
     headlock: Option<PathBuf>,
-}
-
-fn seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if !(0.0..=600.0).contains(&v) {
-        return Err("must be between 0 and 600 seconds".into());
-    }
-    Ok(v)
 }
 
 fn main() -> ExitCode {
@@ -85,25 +78,15 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.duration >= 0.1, "--duration must be at least 0.1 s");
-    let bin = match &args.headlock {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .context("locating this executable")?
-            .with_file_name("headlock"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "{} not found: build it first with `cargo build --release -p headlock` (or pass --headlock PATH)",
-            bin.display()
-        );
-    }
+    let bin = setup::headlock_bin(args.headlock.as_deref())?;
     let dir = tempfile::Builder::new()
         .prefix("headlock-bench-")
         .tempdir()
         .context("creating a temporary data directory")?;
-    let key = process::create_user(&bin, dir.path(), USERNAME, "GLOBAL_OWNER")?;
+    let store = Store::data_dir(dir.path());
+    let key = process::create_user(&bin, store, USERNAME, "GLOBAL_OWNER")?;
     // Killed on drop: on return, on error and on panic (unwinding).
-    let server = Served::start(&bin, dir.path())?;
+    let server = process::serve(&bin, store, "headlock serve")?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "headlock API benchmark: {} (pid {}, embedded KMIP server) on {}; {cores} cores",
@@ -129,51 +112,16 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 async fn bench(
     args: &Args,
-    server: &Served,
+    server: &Daemon,
     key: &str,
     peer_rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<()> {
     let addr = server.addr();
-    let mut conn = Connection::connect(addr).await?;
-    let mut digest = DigestClient::new(USERNAME, key);
-
-    let group = call(
-        &mut conn,
-        &mut digest,
-        "POST",
-        "/api/public/v1.0/groups",
-        r#"{"name":"bench"}"#,
-        201,
-    )
-    .await?;
-    let group = id_of(&group)?;
-    let cluster = call(
-        &mut conn,
-        &mut digest,
-        "POST",
-        &format!("/api/public/v1.0/groups/{group}/clusters"),
-        r#"{"clusterName":"rs0","typeName":"REPLICA_SET","replicaSetName":"rs0"}"#,
-        201,
-    )
-    .await?;
-    let cluster = id_of(&cluster)?;
-    call(
-        &mut conn,
-        &mut digest,
-        "PATCH",
-        &format!("/api/public/v1.0/groups/{group}/backupConfigs/{cluster}"),
-        r#"{"encryptionEnabled":true}"#,
-        200,
-    )
-    .await?;
-    let uri = format!("/api/public/v1.0/groups/{group}/backupConfigs/{cluster}/encryptionKey");
-    let ex = digest.send(&mut conn, "GET", &uri, &[], b"").await?;
-    ensure!(
-        ex.response.status == 200,
-        "GET {uri}: {}",
-        describe(&ex.response)
-    );
-    let body: Arc<[u8]> = ex.response.body.into();
+    let mut api = Api::connect(addr, USERNAME, key).await?;
+    let group = api.create_group("bench").await?;
+    let cluster = api.encrypted_replica_set(&group, "rs0").await?;
+    let uri = encryption_key_uri(&group, &cluster);
+    let body: Arc<[u8]> = api.raw("GET", &uri, "", 200).await?.body.into();
     let first_key = key_id(&body)?;
 
     let peer = start_bare_axum(peer_rt, body.clone()).await?;
@@ -185,19 +133,23 @@ async fn bench(
         args.warmup,
         args.duration
     );
-    let load = Load {
-        uri: uri.clone(),
-        connections: args.connections.into(),
-        warmup: Duration::from_secs_f64(args.warmup),
-        duration: Duration::from_secs_f64(args.duration),
-        expected: body.clone(),
+    let clients = vec![
+        Client::new(peer, "GET", uri.clone(), 200).with_body(body.clone());
+        args.connections.into()
+    ];
+    let load = |clients: Vec<Client>| async move {
+        let window = Window::after(
+            CONNECT_DELAY,
+            Duration::from_secs_f64(args.warmup),
+            Duration::from_secs_f64(args.duration),
+        );
+        let report = load::run(&clients, USERNAME, key, &window, None).await?;
+        anyhow::Ok((report.per_second(&window), report))
     };
-    let mut bare = load.run(peer, None).await.context("load on bare axum")?;
-    let mut hl = load
-        .run(addr, Some((USERNAME.to_string(), key.to_string())))
-        .await
-        .context("load on headlock")?;
-    let (bare_rps, hl_rps) = (bare.per_second(load.duration), hl.per_second(load.duration));
+    // The bare handler never challenges: the digest client sends no Authorization.
+    let (bare_rps, mut bare) = load(clients.clone()).await.context("load on bare axum")?;
+    let clients = clients.into_iter().map(|c| Client { addr, ..c }).collect();
+    let (hl_rps, mut hl) = load(clients).await.context("load on headlock")?;
     println!(
         "  bare axum (same bytes, no auth)     {:>9.0} req/s  p50 {}  p99 {}  ({} responses, 0 errors)",
         bare_rps,
@@ -228,33 +180,20 @@ async fn bench(
     let mut timeline = Vec::with_capacity(args.rotations as usize);
     let (mut challenges, mut stale) = (0, 0);
     for i in 0..args.rotations {
-        let ex = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            digest.send(&mut conn, "PUT", &uri, &[], b""),
-        )
-        .await
-        .with_context(|| format!("rotation {} took longer than {REQUEST_TIMEOUT:?}", i + 1))??;
-        ensure!(
-            ex.response.status == 201,
-            "rotation {} (PUT {uri}): {}",
-            i + 1,
-            describe(&ex.response)
-        );
+        let ex = tokio::time::timeout(REQUEST_TIMEOUT, api.exchange("PUT", &uri, "", 201))
+            .await
+            .with_context(|| format!("rotation {} took longer than {REQUEST_TIMEOUT:?}", i + 1))?
+            .with_context(|| format!("rotation {}", i + 1))?;
         challenges += ex.challenges;
         stale += ex.stale;
         all.push(ex.elapsed);
         timeline.push(ex.elapsed);
-        if !conn.is_open() {
-            conn = Connection::connect(addr).await?;
-        }
     }
-    let ex = digest.send(&mut conn, "GET", &uri, &[], b"").await?;
-    ensure!(
-        ex.response.status == 200,
-        "GET {uri} after the rotations: {}",
-        describe(&ex.response)
-    );
-    let last_key = key_id(&ex.response.body)?;
+    let response = api
+        .raw("GET", &uri, "", 200)
+        .await
+        .context("after the rotations")?;
+    let last_key = key_id(&response.body)?;
     ensure!(
         last_key != first_key,
         "the key did not change after {} rotations",
@@ -292,53 +231,12 @@ async fn bench(
     Ok(())
 }
 
-/// One digest request that must answer `status`; returns the JSON body.
-async fn call(
-    conn: &mut Connection,
-    digest: &mut DigestClient,
-    method: &str,
-    uri: &str,
-    body: &str,
-    status: u16,
-) -> anyhow::Result<Value> {
-    let ex = digest
-        .send(
-            conn,
-            method,
-            uri,
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-        )
-        .await?;
-    ensure!(
-        ex.response.status == status,
-        "{method} {uri}: {}",
-        describe(&ex.response)
-    );
-    serde_json::from_slice(&ex.response.body)
-        .with_context(|| format!("{method} {uri}: the body is not JSON"))
-}
-
-fn id_of(v: &Value) -> anyhow::Result<String> {
-    v["id"]
-        .as_str()
-        .map(str::to_string)
-        .with_context(|| format!("no \"id\" in {v}"))
-}
-
 fn key_id(body: &[u8]) -> anyhow::Result<String> {
     let v: Value = serde_json::from_slice(body).context("the encryptionKey body is not JSON")?;
     v["encryptionKeyUUID"]
         .as_str()
         .map(str::to_string)
         .with_context(|| format!("no \"encryptionKeyUUID\" in {v}"))
-}
-
-/// `status` and the start of the body, for error messages.
-fn describe(r: &bench::http::Response) -> String {
-    let body = String::from_utf8_lossy(&r.body);
-    let cut: String = body.chars().take(400).collect();
-    format!("answered {} {cut}", r.status)
 }
 
 /// Starts the peer: a bare axum server whose one handler (same route shape as
@@ -366,121 +264,4 @@ async fn start_bare_axum(
         axum::serve(listener, app).await
     });
     Ok(addr)
-}
-
-/// One GET load: the same for both servers.
-struct Load {
-    uri: String,
-    connections: usize,
-    warmup: Duration,
-    duration: Duration,
-    expected: Arc<[u8]>,
-}
-
-/// What one load measured.
-#[derive(Default)]
-struct LoadReport {
-    /// 200s completed inside the measured window.
-    ok: u64,
-    /// Their round-trip times.
-    samples: Samples,
-    /// 401 round trips (first nonce per connection, stale nonces), whole run.
-    challenges: u64,
-    /// How many of them were stale.
-    stale: u64,
-}
-
-impl LoadReport {
-    fn per_second(&self, d: Duration) -> f64 {
-        self.ok as f64 / d.as_secs_f64()
-    }
-}
-
-impl Load {
-    /// Runs `connections` clients on `addr` for warm-up plus duration; with
-    /// `credentials`, each does digest as curl does on one connection.
-    async fn run(
-        &self,
-        addr: SocketAddr,
-        credentials: Option<(String, String)>,
-    ) -> anyhow::Result<LoadReport> {
-        let start = Instant::now() + Duration::from_millis(50);
-        let measure_from = start + self.warmup;
-        let end = measure_from + self.duration;
-        let mut tasks = JoinSet::new();
-        for _ in 0..self.connections {
-            let uri = self.uri.clone();
-            let expected = self.expected.clone();
-            let credentials = credentials.clone();
-            let per_conn = (self.duration.as_secs_f64() * 50_000.0) as usize;
-            tasks.spawn(async move {
-                let mut report = LoadReport {
-                    samples: Samples::with_capacity(per_conn.min(1 << 22)),
-                    ..LoadReport::default()
-                };
-                let mut conn = Connection::connect(addr).await?;
-                let mut digest = credentials.map(|(u, k)| DigestClient::new(&u, &k));
-                tokio::time::sleep_until(start.into()).await;
-                loop {
-                    let sent = Instant::now();
-                    if sent >= end {
-                        break;
-                    }
-                    if !conn.is_open() {
-                        conn = Connection::connect(addr).await?;
-                    }
-                    let one = async {
-                        match digest.as_mut() {
-                            Some(d) => d
-                                .send(&mut conn, "GET", &uri, &[], b"")
-                                .await
-                                .map_err(anyhow::Error::from),
-                            None => {
-                                let t = Instant::now();
-                                let response = conn.send("GET", &uri, &[], b"").await?;
-                                Ok(bench::digest::Exchange {
-                                    response,
-                                    elapsed: t.elapsed(),
-                                    challenges: 0,
-                                    stale: 0,
-                                })
-                            }
-                        }
-                    };
-                    let ex = tokio::time::timeout(REQUEST_TIMEOUT, one)
-                        .await
-                        .with_context(|| {
-                            format!("GET {uri} on {addr} took longer than {REQUEST_TIMEOUT:?}")
-                        })??;
-                    report.challenges += u64::from(ex.challenges);
-                    report.stale += u64::from(ex.stale);
-                    ensure!(
-                        ex.response.status == 200,
-                        "GET {uri} on {addr}: {}",
-                        describe(&ex.response)
-                    );
-                    ensure!(
-                        ex.response.body[..] == expected[..],
-                        "GET {uri} on {addr}: a different body: {}",
-                        describe(&ex.response)
-                    );
-                    if sent >= measure_from && Instant::now() <= end {
-                        report.ok += 1;
-                        report.samples.push(ex.elapsed);
-                    }
-                }
-                anyhow::Ok(report)
-            });
-        }
-        let mut total = LoadReport::default();
-        while let Some(joined) = tasks.join_next().await {
-            // On the first error, dropping `tasks` aborts the other connections.
-            let r = joined.context("a load task panicked")??;
-            total.ok += r.ok;
-            total.challenges += r.challenges;
-            total.stale += r.stale;
-            total.samples.extend(r.samples);
-        }
-        Ok(total)
-    }
 }

@@ -41,11 +41,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use bench::daemon::Daemon;
 use bench::dataset::{self, Spec, Summary};
-use bench::digest::DigestClient;
-use bench::http::Connection;
 use bench::measure::{self, Measured, Outcome, proc_cpu, proc_memory};
-use bench::process::{self, Served};
+use bench::process::{self, Store};
+use bench::rest::Api;
+use bench::setup;
 use clap::Parser;
 use serde_json::Value;
 
@@ -169,16 +170,7 @@ impl Bench {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating this executable")?;
-    let headlock = match &args.headlock {
-        Some(p) => p.clone(),
-        None => exe.with_file_name("headlock"),
-    };
-    if !headlock.is_file() {
-        bail!(
-            "{} not found: build it first with `cargo build --release -p headlock` (or pass --headlock PATH)",
-            headlock.display()
-        );
-    }
+    let headlock = setup::headlock_bin(args.headlock.as_deref())?;
     let restic = if args.no_restic {
         None
     } else {
@@ -195,16 +187,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let bytes = args.size_mib << 20;
-    let vfs = nix::sys::statvfs::statvfs(&parent)
-        .with_context(|| format!("checking the free space of {}", parent.display()))?;
-    let free = vfs.blocks_available() * vfs.fragment_size();
-    ensure!(
-        free >= SPACE_FACTOR * bytes,
-        "{} has {} MiB free; this run needs about {} MiB ({SPACE_FACTOR} times the input)",
-        parent.display(),
-        free >> 20,
-        (SPACE_FACTOR * bytes) >> 20
-    );
+    setup::ensure_free_space(&parent, bytes, SPACE_FACTOR)?;
     // Removed on drop: on return, error and panic.
     let tmp = tempfile::Builder::new()
         .prefix("headlock-bench-backup-")
@@ -460,9 +443,10 @@ fn run_headlock(
     let data = tmp.join("headlock-data");
     let out_dir = tmp.join("headlock-restore");
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
-    let key = process::create_user(bin, &data, USERNAME, "GLOBAL_OWNER")?;
+    let store = Store::data_dir(&data);
+    let key = process::create_user(bin, store, USERNAME, "GLOBAL_OWNER")?;
     // Killed on drop: on return, on error and on panic.
-    let server = Served::start(bin, &data)?;
+    let server = process::serve(bin, store, "headlock serve")?;
     let result = headlock_phases(bench, bin, &server, &key, &data, &out_dir, rt);
     if bench.stop.load(Ordering::SeqCst) {
         return result;
@@ -473,14 +457,17 @@ fn run_headlock(
 fn headlock_phases(
     bench: &Bench,
     bin: &Path,
-    server: &Served,
+    server: &Daemon,
     key: &str,
     data: &Path,
     out_dir: &Path,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<[Row; 3]> {
     let (group, cluster) = rt
-        .block_on(encrypted_cluster(server.addr(), key))
+        .block_on(async {
+            let mut api = Api::connect(server.addr(), USERNAME, key).await?;
+            api.encrypted_cluster("bench-backup", "rs0").await
+        })
         .context("setting up a group and an encrypted replica set through the API")?;
     let pid = server.pid();
     println!(
@@ -488,15 +475,7 @@ fn headlock_phases(
         server.addr(),
         mib(proc_memory(pid)?.rss)
     );
-    let cli = |sub: &str| {
-        Measured::new(bin)
-            .clear_env_prefix("HEADLOCK_")
-            .clear_env_prefix("RUST_LOG")
-            .env("HEADLOCK_URL", format!("http://{}", server.addr()))
-            .env("HEADLOCK_USERNAME", USERNAME)
-            .env("HEADLOCK_API_KEY", key)
-            .args([sub, "--group", &group, "--cluster", &cluster, "--quiet"])
-    };
+    let cli = |sub: &str| process::cli(bin, server.addr(), USERNAME, key, sub, &group, &cluster);
     // One operation with the server sampled: (outcome, row without `stored`).
     let phase = |cmd: Measured| -> anyhow::Result<(Outcome, Row)> {
         let before = proc_memory(pid)?;
@@ -550,63 +529,6 @@ fn headlock_phases(
     let hwm = proc_memory(pid)?.hwm;
     println!("  server VmHWM at the end: {:.1} MiB", mib(hwm));
     Ok([first, second, restore])
-}
-
-/// Creates a group, a replica set `rs0` and turns encryption on; returns their ids.
-async fn encrypted_cluster(
-    addr: std::net::SocketAddr,
-    key: &str,
-) -> anyhow::Result<(String, String)> {
-    let mut conn = Connection::connect(addr).await?;
-    let mut digest = DigestClient::new(USERNAME, key);
-    let mut call = async |method: &str, uri: &str, body: &str, status: u16| {
-        let ex = digest
-            .send(
-                &mut conn,
-                method,
-                uri,
-                &[("Content-Type", "application/json")],
-                body.as_bytes(),
-            )
-            .await?;
-        let text = String::from_utf8_lossy(&ex.response.body).into_owned();
-        ensure!(
-            ex.response.status == status,
-            "{method} {uri} answered {}: {}",
-            ex.response.status,
-            text.chars().take(400).collect::<String>()
-        );
-        serde_json::from_str::<Value>(&text)
-            .with_context(|| format!("{method} {uri}: the body is not JSON"))
-    };
-    let id = |v: &Value| {
-        v["id"]
-            .as_str()
-            .map(str::to_string)
-            .with_context(|| format!("no \"id\" in {v}"))
-    };
-    let group = id(&call(
-        "POST",
-        "/api/public/v1.0/groups",
-        r#"{"name":"bench-backup"}"#,
-        201,
-    )
-    .await?)?;
-    let cluster = id(&call(
-        "POST",
-        &format!("/api/public/v1.0/groups/{group}/clusters"),
-        r#"{"clusterName":"rs0","typeName":"REPLICA_SET","replicaSetName":"rs0"}"#,
-        201,
-    )
-    .await?)?;
-    call(
-        "PATCH",
-        &format!("/api/public/v1.0/groups/{group}/backupConfigs/{cluster}"),
-        r#"{"encryptionEnabled":true}"#,
-        200,
-    )
-    .await?;
-    Ok((group, cluster))
 }
 
 fn print_results(bench: &Bench, restic: Option<&ResticRun>, headlock: &[Row; 3]) {
