@@ -6,6 +6,14 @@
 //!   rotates it and answers 201 with no key id in the body. A PUT on a whole sharded
 //!   cluster rotates every shard and the config server replica set, and a GET on it lists
 //!   each part's key under `parts` (both extensions).
+//! * `GET /groups/{G}/backupConfigs/{C}/encryptionKeys` (extension): the key history,
+//!   with each retired key's destruction schedule and fate;
+//!   `POST .../encryptionKeys/{UUID}/restore` (extension) cancels a retired key's
+//!   destruction for good.
+//! * Key lifecycle fields of a backup config (extension): `encryptionKeyRotationPeriodDays`
+//!   and `retiredKeyDestroyAfterDays` (PATCH-able), `lastEncryptionKeyRotation`,
+//!   `nextEncryptionKeyRotation`, `encryptionKeyStatus` and `encryptionKeyError`
+//!   (read-only).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -37,6 +45,10 @@ pub fn router() -> Router<AppState> {
             "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKeys",
             get(key_history),
         )
+        .route(
+            "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKeys/{key_id}/restore",
+            axum::routing::post(cancel_destruction),
+        )
 }
 
 /// `PATCH` body. Clients in the wild send every field, with zero values and `null`
@@ -64,6 +76,23 @@ struct PatchBody {
     #[serde(default)]
     auth_mechanism_name: Option<String>,
     #[serde(default)]
+    encryption_key_rotation_period_days: Option<i64>,
+    #[serde(default)]
+    retired_key_destroy_after_days: Option<i64>,
+    // Read-only fields a client may echo back: accepted and ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    last_encryption_key_rotation: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    next_encryption_key_rotation: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    encryption_key_status: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    encryption_key_error: Option<Value>,
+    #[serde(default)]
     #[allow(dead_code)]
     links: Option<Value>,
 }
@@ -87,6 +116,24 @@ fn config_json(r: &Render, c: &BackupConfig) -> Value {
     })
 }
 
+/// [`config_json`] with the key lifecycle fields (extension).
+async fn config_full(s: &AppState, r: &Render, c: &BackupConfig) -> Result<Value, ApiError> {
+    let mut v = config_json(r, c);
+    let l = s.service.key_lifecycle_view(c).await?;
+    let rfc = crate::clusters::rfc3339;
+    v["encryptionKeyRotationPeriodDays"] = json!(l.settings.rotation_period_days);
+    v["retiredKeyDestroyAfterDays"] = json!(l.settings.retired_key_destroy_after_days);
+    v["lastEncryptionKeyRotation"] = json!(l.last_rotation.map(rfc));
+    v["nextEncryptionKeyRotation"] = json!(l.next_rotation.map(rfc));
+    v["encryptionKeyStatus"] = match (&l.key_error, l.has_key) {
+        (Some(_), _) => json!("ERROR"),
+        (None, true) => json!("ACTIVE"),
+        (None, false) => Value::Null,
+    };
+    v["encryptionKeyError"] = json!(l.key_error);
+    Ok(v)
+}
+
 async fn list(
     State(s): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -97,7 +144,11 @@ async fn list(
         .service
         .list_backup_configs(&actor, &group_id, r.page)
         .await?;
-    Ok(r.list(configs.iter().map(|c| config_json(&r, c)).collect(), total))
+    let mut results = Vec::with_capacity(configs.len());
+    for c in &configs {
+        results.push(config_full(&s, &r, c).await?);
+    }
+    Ok(r.list(results, total))
 }
 
 async fn one(
@@ -110,7 +161,7 @@ async fn one(
         .service
         .backup_config(&actor, &group_id, &cluster_id)
         .await?;
-    Ok(r.entity(StatusCode::OK, config_json(&r, &c)))
+    Ok(r.entity(StatusCode::OK, config_full(&s, &r, &c).await?))
 }
 
 fn invalid(detail: String) -> ApiError {
@@ -175,12 +226,14 @@ async fn patch(
         excluded_namespaces: body.excluded_namespaces,
         included_namespaces: body.included_namespaces,
         auth_mechanism,
+        rotation_period_days: body.encryption_key_rotation_period_days,
+        retired_key_destroy_after_days: body.retired_key_destroy_after_days,
     };
     let c = s
         .service
         .patch_backup_config(&actor, &group_id, &cluster_id, patch)
         .await?;
-    Ok(r.entity(StatusCode::OK, config_json(&r, &c)))
+    Ok(r.entity(StatusCode::OK, config_full(&s, &r, &c).await?))
 }
 
 async fn get_key(
@@ -251,37 +304,72 @@ async fn key_history(
     let total = history.len() as u64;
     let start = (r.page.offset() as usize).min(history.len());
     let end = (start + r.page.size as usize).min(history.len());
-    let rfc = crate::clusters::rfc3339;
     let results = history[start..end]
         .iter()
-        .map(|h| {
-            let k = &h.key;
-            let mut v = json!({
-                "encryptionKeyUUID": k.kmip_uid,
-                "kmipServer": k.kmip_server,
-                "created": rfc(k.created),
-                "activated": rfc(k.created),
-                "retired": k.retired.map(rfc),
-                "destroyed": null,
-                "state": h.state.map(|st| st.as_str()),
-                "rotationType": k.rotation_type.as_str(),
-                "requestedBy": k.requested_by,
-                "dataKeyCount": h.data_keys,
-                "snapshotCount": h.snapshots,
-                "links": [r.link(
-                    &format!(
-                        "/groups/{}/backupConfigs/{}/encryptionKeys",
-                        group_id.to_ascii_lowercase(),
-                        k.cluster_id
-                    ),
-                    "self",
-                )],
-            });
-            if let Some(e) = &h.state_error {
-                v["stateError"] = json!(e);
-            }
-            v
-        })
+        .map(|h| history_json(&r, &group_id, h))
         .collect();
     Ok(r.list(results, total))
+}
+
+/// One key history entry.
+fn history_json(
+    r: &Render,
+    group_id: &str,
+    h: &headlock_service::clusters::KeyHistoryEntry,
+) -> Value {
+    use headlock_core::model::RetiredKeyFate;
+    let rfc = crate::clusters::rfc3339;
+    let k = &h.key;
+    let destroyed = h
+        .fate
+        .as_ref()
+        .filter(|f| f.fate == RetiredKeyFate::Destroyed)
+        .map(|f| rfc(f.changed));
+    // A destroyed key may be gone from the KMIP server (PyKMIP deletes it): our record
+    // says what its state is.
+    let state = if destroyed.is_some() {
+        Some("Destroyed")
+    } else {
+        h.state.map(|st| st.as_str())
+    };
+    let mut v = json!({
+        "encryptionKeyUUID": k.kmip_uid,
+        "kmipServer": k.kmip_server,
+        "created": rfc(k.created),
+        "activated": rfc(k.created),
+        "retired": k.retired.map(rfc),
+        "destroyed": destroyed,
+        "scheduledDestruction": h.scheduled_destruction.map(rfc),
+        "destructionCancelled": h.fate.as_ref().is_some_and(|f| f.fate == RetiredKeyFate::Kept),
+        "state": state,
+        "rotationType": k.rotation_type.as_str(),
+        "requestedBy": k.requested_by,
+        "dataKeyCount": h.data_keys,
+        "snapshotCount": h.snapshots,
+        "links": [r.link(
+            &format!(
+                "/groups/{}/backupConfigs/{}/encryptionKeys",
+                group_id.to_ascii_lowercase(),
+                k.cluster_id
+            ),
+            "self",
+        )],
+    });
+    if let Some(e) = h.state_error.as_ref().filter(|_| destroyed.is_none()) {
+        v["stateError"] = json!(e);
+    }
+    v
+}
+
+async fn cancel_destruction(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id, key_id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let h = s
+        .service
+        .cancel_key_destruction(&actor, &group_id, &cluster_id, &key_id)
+        .await?;
+    Ok(r.entity(StatusCode::OK, history_json(&r, &group_id, &h)))
 }

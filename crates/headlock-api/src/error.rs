@@ -86,12 +86,16 @@ fn status_of(e: &ServiceError) -> StatusCode {
         | KeyChangeInProgress(_)
         | CannotDelete(_) => StatusCode::CONFLICT,
         KeyManager(_) | Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
-        SnapshotNotFound(_) | RestoreJobNotFound(_) => StatusCode::NOT_FOUND,
+        SnapshotNotFound(_) | RestoreJobNotFound(_) | ReencryptionJobNotFound(_) => {
+            StatusCode::NOT_FOUND
+        }
         RestoreLinkGone => StatusCode::GONE,
         EncryptionDisabledBackup(_) | EncryptionHasSnapshots(_) | SnapshotProtected(_) => {
             StatusCode::CONFLICT
         }
         UploadInterrupted(_) => StatusCode::BAD_REQUEST,
+        EncryptionKeyNotActive { .. } | CannotCancelKeyDestruction(_) => StatusCode::CONFLICT,
+        MasterKeyNotFound(_) => StatusCode::NOT_FOUND,
         StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -106,6 +106,18 @@ pub enum KeyManagerError {
     },
 }
 
+impl KeyManagerError {
+    /// Whether the server answered that the key does not exist (KMIP Result Reason
+    /// Item Not Found): the key is missing, which is not an outage.
+    pub fn is_item_not_found(&self) -> bool {
+        matches!(self, KeyManagerError::Refused { reason, .. } if reason.starts_with(ITEM_NOT_FOUND))
+    }
+}
+
+/// How [`KeyManagerError::Refused`] spells KMIP's Item Not Found reason (first in its
+/// `reason` text).
+pub const ITEM_NOT_FOUND: &str = "ItemNotFound";
+
 /// The operations Headlock needs from a KMIP server.
 #[async_trait]
 pub trait KeyManager: Send + Sync + 'static {
@@ -127,6 +139,17 @@ pub trait KeyManager: Send + Sync + 'static {
 
     /// The key's KMIP State (Get Attributes).
     async fn key_state(&self, uid: &str) -> Result<KeyState, KeyManagerError>;
+
+    /// Destroys a key's material (KMIP Destroy). The key must no longer be Active
+    /// (revoke it first). The default refuses: a key manager that cannot destroy keys
+    /// keeps them.
+    async fn destroy(&self, uid: &str) -> Result<(), KeyManagerError> {
+        Err(KeyManagerError::Refused {
+            server: self.describe(),
+            operation: "Destroy".into(),
+            reason: format!("this key manager cannot destroy keys (key {uid})"),
+        })
+    }
 
     /// Probes every configured server once (a round trip each, in configuration
     /// order), for the health endpoint. The default has no servers to probe.

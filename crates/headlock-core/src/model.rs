@@ -475,6 +475,53 @@ pub struct ChunkLocation {
     pub stored_by: ObjectId,
 }
 
+wire_enum!(
+    /// `statusName` of a re-encryption job (compromise recovery).
+    ReencryptionStatus {
+        /// Snapshots are still being rewritten under the new data key.
+        Running = "RUNNING",
+        /// Every snapshot is under the new data key; the old data keys are deleted.
+        Finished = "FINISHED",
+        /// Stopped for good (a damaged snapshot, or the cluster went away); the old data
+        /// keys are kept.
+        Failed = "FAILED",
+    }
+);
+
+/// A re-encryption job: after a compromise, rewrites every snapshot of a cluster that is
+/// not under `new_data_key_id` under it, one snapshot at a time (see docs/design.md,
+/// "Compromise recovery").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReencryptionJob {
+    /// Job id.
+    pub id: ObjectId,
+    /// Group.
+    pub group_id: ObjectId,
+    /// Cluster (a replica set, a shard or a config server replica set).
+    pub cluster_id: ObjectId,
+    /// The data key every snapshot ends up under.
+    pub new_data_key_id: ObjectId,
+    /// Progress.
+    pub status: ReencryptionStatus,
+    /// When the job was created.
+    pub created: OffsetDateTime,
+    /// When it finished or failed.
+    pub finished: Option<OffsetDateTime>,
+    /// Snapshots to rewrite (at creation; what was done once it finished).
+    pub snapshots_total: u64,
+    /// Snapshots rewritten.
+    pub snapshots_done: u64,
+    /// Plaintext bytes of the snapshots to rewrite (at creation; what was done once it
+    /// finished).
+    pub bytes_total: u64,
+    /// Plaintext bytes of the snapshots rewritten.
+    pub bytes_done: u64,
+    /// Who asked.
+    pub requested_by: String,
+    /// Why it failed (never secrets).
+    pub error: Option<String>,
+}
+
 /// A restore job: a one-time download of a snapshot's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreJob {
@@ -498,4 +545,94 @@ pub struct RestoreJob {
     pub downloads: u32,
     /// Who asked.
     pub requested_by: String,
+}
+
+/// The master key lifecycle settings of a cluster: extension fields of its backup config
+/// (`encryptionKeyRotationPeriodDays`, `retiredKeyDestroyAfterDays`). 0 turns each off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyLifecycleSettings {
+    /// Rotate the master key automatically this many days after the current one was
+    /// made (0: never).
+    pub rotation_period_days: u32,
+    /// Destroy a retired master key in the KMIP server this many days after its
+    /// retirement, once nothing references it (0: never).
+    pub retired_key_destroy_after_days: u32,
+}
+
+/// What the key state watch found wrong with a cluster's current master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStateError {
+    /// The cluster.
+    pub cluster_id: ObjectId,
+    /// The key the finding is about (an error about a key no longer current is stale).
+    pub kmip_uid: String,
+    /// What is wrong, naming the key, its state and the KMIP server.
+    pub message: String,
+    /// When it was first found.
+    pub since: OffsetDateTime,
+}
+
+/// What became of a retired master key (absent: its destruction is still pending, or
+/// off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetiredKeyFate {
+    /// Claimed by the destruction job (found unreferenced); KMIP Destroy under way, or
+    /// interrupted and to be finished.
+    Destroying,
+    /// Destroyed in the KMIP server.
+    Destroyed,
+    /// Its destruction was cancelled for good.
+    Kept,
+}
+
+impl RetiredKeyFate {
+    /// Storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetiredKeyFate::Destroying => "DESTROYING",
+            RetiredKeyFate::Destroyed => "DESTROYED",
+            RetiredKeyFate::Kept => "KEPT",
+        }
+    }
+
+    /// Parses the storage spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "DESTROYING" => RetiredKeyFate::Destroying,
+            "DESTROYED" => RetiredKeyFate::Destroyed,
+            "KEPT" => RetiredKeyFate::Kept,
+            _ => return None,
+        })
+    }
+}
+
+/// A retired master key's fate and when it was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredKeyRecord {
+    /// The cluster.
+    pub cluster_id: ObjectId,
+    /// The key.
+    pub kmip_uid: String,
+    /// Its fate.
+    pub fate: RetiredKeyFate,
+    /// When the fate was recorded (for `Destroyed`: when it was destroyed).
+    pub changed: OffsetDateTime,
+}
+
+/// The answer of [`crate::MetadataStore::claim_key_destruction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestructionClaim {
+    /// The key is retired, unreferenced and not cancelled: now `Destroying`.
+    Claimed,
+    /// Something still references the key: it must not be destroyed.
+    Referenced {
+        /// Data keys it wraps.
+        data_keys: u64,
+        /// Snapshots whose data key it wraps.
+        snapshots: u64,
+    },
+    /// The key already has a fate (cancelled, being destroyed, destroyed).
+    Decided(RetiredKeyFate),
+    /// No such key of the cluster, or it is the current key.
+    NotRetired,
 }

@@ -14,6 +14,10 @@ use crate::model::{
     AuditEvent, BackupConfig, ChunkId, ChunkLocation, Cluster, DataKeyRecord, Group, KeyIntent,
     MasterKeyRecord, Page, RestoreJob, SnapshotRecord, User,
 };
+use crate::model::{
+    DestructionClaim, KeyLifecycleSettings, KeyStateError, RetiredKeyFate, RetiredKeyRecord,
+};
+use crate::model::{ReencryptionJob, ReencryptionStatus};
 
 /// Store failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +73,53 @@ pub struct SnapshotCommit {
     pub new_chunks: Vec<ChunkLocation>,
     /// Every distinct chunk the snapshot uses (new and reused).
     pub uses: Vec<ChunkId>,
+}
+
+/// One snapshot switched to a new data key by a re-encryption job, in one transaction:
+/// the snapshot must still be under `from_data_key_id`; its chunk references are
+/// replaced by `uses` (the chunks under the new key, `new_chunks` among them), its
+/// `data_key_id` becomes `to_data_key_id`, and the job counts one snapshot and `bytes`
+/// more. The chunks under the old key it no longer uses become garbage.
+#[derive(Debug, Clone)]
+pub struct ReencryptCommit {
+    /// The job.
+    pub job_id: ObjectId,
+    /// The cluster.
+    pub cluster_id: ObjectId,
+    /// The snapshot.
+    pub snapshot_id: ObjectId,
+    /// The data key the snapshot must be under now.
+    pub from_data_key_id: ObjectId,
+    /// The data key it is under after the switch.
+    pub to_data_key_id: ObjectId,
+    /// Chunks stored by this rewrite (`stored_by` is the snapshot).
+    pub new_chunks: Vec<ChunkLocation>,
+    /// Every distinct chunk the rewritten snapshot uses.
+    pub uses: Vec<ChunkId>,
+    /// Plaintext bytes of the snapshot, added to the job's `bytes_done`.
+    pub bytes: u64,
+}
+
+/// The end of a re-encryption job, in one transaction: the job's status (and, when
+/// finished, totals set to what was done), the audit events, and for a finished job the
+/// deletion of every data key of the cluster but `keep_data_key_id`.
+#[derive(Debug, Clone)]
+pub struct ReencryptFinish {
+    /// The job.
+    pub job_id: ObjectId,
+    /// The cluster.
+    pub cluster_id: ObjectId,
+    /// `Finished` or `Failed`.
+    pub status: ReencryptionStatus,
+    /// When.
+    pub finished: OffsetDateTime,
+    /// For `Finished`: the one data key left. `Precondition` if a snapshot of the cluster
+    /// is under another key, or if this key does not exist.
+    pub keep_data_key_id: Option<ObjectId>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Audit events (`DATA_KEY_DESTROYED`, the job's end).
+    pub audit: Vec<AuditEvent>,
 }
 
 /// Persistence for the service.
@@ -201,6 +252,36 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// counting) or None if it has none left. Expiry is the caller's check.
     async fn take_restore_download(&self, id: ObjectId) -> Result<Option<RestoreJob>, StoreError>;
 
+    // ----- re-encryption jobs (compromise recovery)
+    /// Records a running job with its audit event; `Conflict` if the cluster already has
+    /// a running job.
+    async fn insert_reencryption_job(
+        &self,
+        job: &ReencryptionJob,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// A re-encryption job of a cluster.
+    async fn reencryption_job(
+        &self,
+        cluster: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<ReencryptionJob>, StoreError>;
+    /// A page of a cluster's re-encryption jobs, newest first.
+    async fn list_reencryption_jobs(
+        &self,
+        cluster: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<ReencryptionJob>, u64), StoreError>;
+    /// Every running re-encryption job, oldest first (for resumption on any node).
+    async fn running_reencryption_jobs(&self) -> Result<Vec<ReencryptionJob>, StoreError>;
+    /// Switches one snapshot to the new data key (see [`ReencryptCommit`]);
+    /// `Precondition` if the snapshot is gone or not under `from_data_key_id`, or if a
+    /// reused chunk is gone; `Conflict` if a new chunk is already stored.
+    async fn commit_reencrypted_snapshot(&self, commit: &ReencryptCommit)
+    -> Result<(), StoreError>;
+    /// Ends a running job (see [`ReencryptFinish`]); `NotFound` if it is not running.
+    async fn finish_reencryption_job(&self, finish: &ReencryptFinish) -> Result<(), StoreError>;
+
     // ----- users
     /// Inserts a user; `Conflict` if the username is taken.
     async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
@@ -257,6 +338,60 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// restore links): stores `candidate` if there is none yet and returns whichever
     /// value is stored, so every node ends up with the first one written.
     async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    // ----- key lifecycle (see docs/design.md, "Key lifecycle")
+    /// The lifecycle settings of a cluster (both off if never set).
+    async fn key_lifecycle(&self, cluster: ObjectId) -> Result<KeyLifecycleSettings, StoreError>;
+    /// Writes the lifecycle settings of each `(cluster, settings)` in one transaction,
+    /// with the audit events; `NotFound` if a cluster does not exist.
+    async fn set_key_lifecycles(
+        &self,
+        settings: &[(ObjectId, KeyLifecycleSettings)],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    /// Every data-bearing cluster (not a whole sharded cluster) whose backup config has
+    /// encryption enabled, with its lifecycle settings, in cluster id order.
+    async fn encrypted_clusters(&self) -> Result<Vec<(Cluster, KeyLifecycleSettings)>, StoreError>;
+    /// Records (or replaces) the key state watch's finding for a cluster's current key;
+    /// `true` if it changed what was recorded (a new key or a new message).
+    async fn set_key_state_error(&self, error: &KeyStateError) -> Result<bool, StoreError>;
+    /// Clears a cluster's key state finding; `true` if there was one.
+    async fn clear_key_state_error(&self, cluster: ObjectId) -> Result<bool, StoreError>;
+    /// The recorded key state finding of a cluster, whatever key it is about (the caller
+    /// compares it with the current key).
+    async fn key_state_error(&self, cluster: ObjectId)
+    -> Result<Option<KeyStateError>, StoreError>;
+    /// The fates recorded for a cluster's retired keys.
+    async fn retired_key_fates(
+        &self,
+        cluster: ObjectId,
+    ) -> Result<Vec<RetiredKeyRecord>, StoreError>;
+    /// In one transaction: checks that `uid` is a retired key of `cluster` with no fate
+    /// yet and that nothing references it (no data key wrapped by it, no snapshot whose
+    /// data key it wraps), and if so records it `Destroying` at `now`.
+    async fn claim_key_destruction(
+        &self,
+        cluster: ObjectId,
+        uid: &str,
+        now: OffsetDateTime,
+    ) -> Result<DestructionClaim, StoreError>;
+    /// Moves a `Destroying` key to `Destroyed` at `at` (KMIP Destroy done), or back to no
+    /// fate (`at` None: the KMIP Destroy failed and is to be tried again).
+    async fn finish_key_destruction(
+        &self,
+        cluster: ObjectId,
+        uid: &str,
+        at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError>;
+    /// Cancels a retired key's destruction for good (`Kept` at `now`): returns the fate
+    /// it ends with (`Kept`, or the `Destroying`/`Destroyed` that came first) or
+    /// `NotFound` if `uid` is not a retired key of the cluster.
+    async fn keep_retired_key(
+        &self,
+        cluster: ObjectId,
+        uid: &str,
+        now: OffsetDateTime,
+    ) -> Result<RetiredKeyFate, StoreError>;
 }
 
 /// A named, time-limited claim of one node on a piece of work (a scheduled job, a

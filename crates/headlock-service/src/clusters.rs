@@ -64,6 +64,10 @@ pub struct BackupConfigPatch {
     pub included_namespaces: Option<Vec<String>>,
     /// `authMechanismName`.
     pub auth_mechanism: Option<AuthMechanism>,
+    /// `encryptionKeyRotationPeriodDays` (extension; 0 off, 1 to 3650).
+    pub rotation_period_days: Option<i64>,
+    /// `retiredKeyDestroyAfterDays` (extension; 0 off, 1 to 3650).
+    pub retired_key_destroy_after_days: Option<i64>,
 }
 
 /// What `GET .../encryptionKey` shows.
@@ -408,6 +412,14 @@ impl Service {
         if let Some(list) = &patch.included_namespaces {
             check_namespaces("includedNamespaces", list)?;
         }
+        let rotation_period = patch
+            .rotation_period_days
+            .map(|d| crate::lifecycle::check_days("encryptionKeyRotationPeriodDays", d))
+            .transpose()?;
+        let destroy_after = patch
+            .retired_key_destroy_after_days
+            .map(|d| crate::lifecycle::check_days("retiredKeyDestroyAfterDays", d))
+            .transpose()?;
         if let Some(name) = &patch.storage_engine_name
             && !matches!(name.as_str(), "WIRED_TIGER" | "MEMORY_MAPPED")
         {
@@ -486,6 +498,8 @@ impl Service {
         }
         self.store.update_backup_configs(&configs, &audit).await?;
         self.cache.invalidate();
+        self.patch_key_lifecycle(actor, &cluster, &parts, rotation_period, destroy_after)
+            .await?;
 
         if enable {
             // Each data-bearing part gets its first master key (or keeps the one it has,
@@ -631,6 +645,10 @@ pub struct KeyHistoryEntry {
     pub data_keys: u64,
     /// Snapshots whose data key the key wraps now.
     pub snapshots: u64,
+    /// What became of the key after its retirement (destroyed, being destroyed, kept).
+    pub fate: Option<headlock_core::model::RetiredKeyRecord>,
+    /// When the destruction job may destroy it (retired, grace set, no fate yet).
+    pub scheduled_destruction: Option<time::OffsetDateTime>,
 }
 
 impl Service {
@@ -653,8 +671,21 @@ impl Service {
         let keys = self.store.master_keys(cluster.id).await?;
         let data_keys = self.store.data_keys(cluster.id).await?;
         let snapshots = self.store.snapshot_count(cluster.id).await?;
+        let fates = self.store.retired_key_fates(cluster.id).await?;
+        let grace = self
+            .store
+            .key_lifecycle(cluster.id)
+            .await?
+            .retired_key_destroy_after_days;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
+            let fate = fates.iter().find(|f| f.kmip_uid == key.kmip_uid).cloned();
+            let scheduled_destruction = match (key.retired, &fate) {
+                (Some(retired), None) if grace > 0 => {
+                    Some(retired + time::Duration::days(i64::from(grace)))
+                }
+                _ => None,
+            };
             let (state, state_error) = match self.keys.key_state(&key.kmip_uid).await {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e.to_string())),
@@ -669,6 +700,8 @@ impl Service {
                 state,
                 state_error,
                 key,
+                fate,
+                scheduled_destruction,
             });
         }
         Ok(out)

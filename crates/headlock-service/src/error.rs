@@ -43,6 +43,9 @@ pub enum ServiceError {
     /// `RESTORE_JOB_NOT_FOUND` (404).
     #[error("No restore job with ID {0} exists for this cluster.")]
     RestoreJobNotFound(String),
+    /// `REENCRYPTION_JOB_NOT_FOUND` (404).
+    #[error("No re-encryption job with ID {0} exists for this cluster.")]
+    ReencryptionJobNotFound(String),
     /// `RESTORE_LINK_EXPIRED` (410): the download link is unknown, used or expired.
     #[error("This restore link is unknown, expired, or already used; create a new restore job.")]
     RestoreLinkGone,
@@ -116,6 +119,23 @@ pub enum ServiceError {
     /// `CANNOT_DELETE_CLUSTER` (409).
     #[error("{0}")]
     CannotDelete(String),
+    /// `ENCRYPTION_KEY_NOT_ACTIVE` (409): the cluster's current master key is not Active
+    /// in the KMIP server (or is missing there); rotate it before backing up.
+    #[error(
+        "Cluster {cluster} cannot be backed up: {detail} Rotate its master key (PUT .../encryptionKey) to clear this."
+    )]
+    EncryptionKeyNotActive {
+        /// The cluster.
+        cluster: String,
+        /// What the key state watch found.
+        detail: String,
+    },
+    /// `MASTER_KEY_NOT_FOUND` (404): no master key with that id in the cluster's history.
+    #[error("No master key with ID {0} exists for this cluster.")]
+    MasterKeyNotFound(String),
+    /// `CANNOT_CANCEL_KEY_DESTRUCTION` (409): the key is current, or already destroyed.
+    #[error("{0}")]
+    CannotCancelKeyDestruction(String),
     /// `KMIP_SERVER_UNAVAILABLE` (503): the KMIP server could not be reached or refused;
     /// nothing was changed.
     #[error("{0}")]
@@ -148,6 +168,7 @@ impl ServiceError {
             EventNotFound(_) => "EVENT_NOT_FOUND",
             SnapshotNotFound(_) => "SNAPSHOT_NOT_FOUND",
             RestoreJobNotFound(_) => "RESTORE_JOB_NOT_FOUND",
+            ReencryptionJobNotFound(_) => "REENCRYPTION_JOB_NOT_FOUND",
             RestoreLinkGone => "RESTORE_LINK_EXPIRED",
             EncryptionDisabledBackup(_) => "CANNOT_BACKUP_ENCRYPTION_DISABLED",
             EncryptionHasSnapshots(_) => "CANNOT_DISABLE_ENCRYPTION_SNAPSHOTS_EXIST",
@@ -171,6 +192,9 @@ impl ServiceError {
             },
             KeyChangeInProgress(_) => "KEY_CHANGE_IN_PROGRESS",
             CannotDelete(_) => "CANNOT_DELETE_CLUSTER",
+            EncryptionKeyNotActive { .. } => "ENCRYPTION_KEY_NOT_ACTIVE",
+            MasterKeyNotFound(_) => "MASTER_KEY_NOT_FOUND",
+            CannotCancelKeyDestruction(_) => "CANNOT_CANCEL_KEY_DESTRUCTION",
             KeyManager(_) => "KMIP_SERVER_UNAVAILABLE",
             Store(_) | Internal(_) => "UNEXPECTED_ERROR",
         }
@@ -193,10 +217,13 @@ impl ServiceError {
             | EventNotFound(u)
             | SnapshotNotFound(u)
             | RestoreJobNotFound(u)
+            | ReencryptionJobNotFound(u)
             | SnapshotProtected(u) => {
                 vec![u.clone()]
             }
             EncryptionDisabledBackup(c) | EncryptionHasSnapshots(c) => vec![c.clone()],
+            EncryptionKeyNotActive { cluster, .. } => vec![cluster.clone()],
+            MasterKeyNotFound(k) => vec![k.clone()],
             _ => Vec::new(),
         }
     }

@@ -222,6 +222,14 @@ impl KeyManager for KmipKeyManager {
         })
     }
 
+    async fn destroy(&self, uid: &str) -> Result<(), KeyManagerError> {
+        let server = self.first_server();
+        self.client
+            .destroy(uid)
+            .await
+            .map_err(|e| map_err(e, &server, "Destroy"))
+    }
+
     async fn probe_servers(&self) -> Vec<ServerProbe> {
         let mut probes = tokio::task::JoinSet::new();
         for (index, server) in self.client.servers().enumerate() {

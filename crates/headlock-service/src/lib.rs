@@ -16,13 +16,16 @@
 
 pub mod access;
 pub mod cache;
+pub mod clock;
 pub mod clusters;
+pub mod compromise;
 pub mod error;
 pub mod events;
 pub mod groups;
 pub mod health;
 pub mod kmip_keys;
 pub mod lease;
+pub mod lifecycle;
 pub mod maintenance;
 pub mod metrics;
 pub mod rotation;
@@ -54,9 +57,15 @@ pub struct Service {
     blobs: Option<Arc<dyn headlock_core::BlobStore>>,
     /// Backups of a cluster share its lock; garbage collection takes it alone.
     snapshot_locks: rotation::ClusterRwLocks,
+    /// Re-encryption jobs this process works on (see [`compromise`]).
+    reencrypting: compromise::RunningJobs,
     /// The secret restore download tokens are derived from (see
     /// [`Service::with_link_secret`]).
     link_secret: Arc<zeroize::Zeroizing<[u8; 32]>>,
+    /// "Now" for the key lifecycle's schedules (see [`clock`]).
+    clock: Arc<dyn clock::Clock>,
+    /// What the key lifecycle jobs keep in memory (see [`lifecycle`]).
+    lifecycle: Arc<lifecycle::LifecycleState>,
 }
 
 impl Service {
@@ -70,8 +79,18 @@ impl Service {
             cache: Arc::new(cache::ReadCache::new()),
             blobs: None,
             snapshot_locks: rotation::ClusterRwLocks::default(),
+            reencrypting: compromise::RunningJobs::default(),
             link_secret: Arc::new(zeroize::Zeroizing::new(random_secret())),
+            clock: Arc::new(clock::SystemClock),
+            lifecycle: Arc::default(),
         }
+    }
+
+    /// Sets where "now" comes from for the key lifecycle (schedules, destruction grace,
+    /// master key creation times); the system clock by default.
+    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sets the secret that restore download tokens are derived from. `serve` keeps it

@@ -26,10 +26,16 @@ pub const ROTATIONS: &str = "headlock_rotations_total";
 pub const ROTATION_DURATION: &str = "headlock_rotation_duration_seconds";
 /// Counter: scheduled rotations that failed (and will be tried again).
 pub const SCHEDULED_ROTATION_FAILURES: &str = "headlock_scheduled_rotation_failures_total";
+/// Gauge: clusters whose current master key the key state watch found not Active (or
+/// missing) in the KMIP server, as of this node's last watch.
+pub const KEY_STATE_ERRORS: &str = "headlock_key_state_errors";
 /// Counter: bytes of backup input received (before compression and encryption).
 pub const BACKUP_BYTES: &str = "headlock_backup_bytes_total";
 /// Counter: bytes of restored data sent (after decryption and decompression).
 pub const RESTORE_BYTES: &str = "headlock_restore_bytes_total";
+/// Counter: chunk bytes re-encrypted under a new data key by compromise recovery
+/// (plaintext bytes of the chunks sealed anew).
+pub const REENCRYPTED_BYTES: &str = "headlock_reencrypted_bytes_total";
 /// Histogram: chunk store calls, in seconds, by `operation` (`put`, `get`,
 /// `get_range`, `list`, `delete`); failures included.
 pub const CHUNK_STORE_DURATION: &str = "headlock_chunk_store_duration_seconds";
@@ -64,6 +70,10 @@ pub fn describe() {
         Unit::Count,
         "Scheduled master key rotations that failed."
     );
+    describe_gauge!(
+        KEY_STATE_ERRORS,
+        "Clusters whose current master key is not Active (or is missing) in the KMIP server."
+    );
     describe_counter!(
         BACKUP_BYTES,
         Unit::Bytes,
@@ -73,6 +83,11 @@ pub fn describe() {
         RESTORE_BYTES,
         Unit::Bytes,
         "Bytes of restored data sent, after decryption and decompression."
+    );
+    describe_counter!(
+        REENCRYPTED_BYTES,
+        Unit::Bytes,
+        "Chunk bytes re-encrypted under a new data key by compromise recovery."
     );
     describe_histogram!(
         CHUNK_STORE_DURATION,
@@ -125,6 +140,11 @@ pub fn scheduled_rotation_failed() {
     ::metrics::counter!(SCHEDULED_ROTATION_FAILURES).increment(1);
 }
 
+/// Sets the number of clusters in the key error state (after a key state watch).
+pub fn key_state_errors(n: usize) {
+    ::metrics::gauge!(KEY_STATE_ERRORS).set(n as f64);
+}
+
 /// Adds `n` bytes of backup input received.
 pub fn backup_bytes(n: u64) {
     ::metrics::counter!(BACKUP_BYTES).increment(n);
@@ -133,6 +153,11 @@ pub fn backup_bytes(n: u64) {
 /// Adds `n` bytes of restored data sent.
 pub fn restore_bytes(n: u64) {
     ::metrics::counter!(RESTORE_BYTES).increment(n);
+}
+
+/// Adds `n` plaintext bytes of chunks re-encrypted under a new data key.
+pub fn reencrypted_bytes(n: u64) {
+    ::metrics::counter!(REENCRYPTED_BYTES).increment(n);
 }
 
 /// A [`BlobStore`] that times every call of the store it wraps and counts its failures

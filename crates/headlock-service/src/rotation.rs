@@ -23,8 +23,9 @@
 //! * KMIP Create is never retried blindly: an unanswered Create is reconciled by name.
 //! * [`Service::reconcile`] finishes or undoes whatever intents nobody works on: a
 //!   Pending or NewKeyActive intent's key (found by name) is revoked as abandoned; a
-//!   Committed intent's old key is revoked as superseded. It runs at start and every
-//!   30 s ([`crate::maintenance`]).
+//!   Committed intent's old key is revoked as superseded (as compromised, and its
+//!   re-encryption job recorded, for a [`RotationType::Compromise`]: see
+//!   [`crate::compromise`]). It runs at start and every 30 s ([`crate::maintenance`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,17 @@ use crate::{Actor, Result, Service, ServiceError};
 /// How long a key change waits for another node's change of the same cluster before
 /// answering 409 `KEY_CHANGE_IN_PROGRESS`.
 pub const KEY_CHANGE_WAIT: Duration = Duration::from_secs(60);
+
+/// Which key a key change replaces.
+#[derive(Debug, Clone, Copy)]
+enum Replace<'a> {
+    /// None: this makes the cluster's first key.
+    Nothing,
+    /// Whichever key is current when the change has claimed the cluster.
+    Current,
+    /// This key only; if another is current by then, nothing is done.
+    Exactly(&'a str),
+}
 
 /// A key change about to commit: its intent and lease, the key it replaces, the new key.
 struct ChangeTo<'a> {
@@ -133,8 +145,9 @@ impl Service {
         if self.store.current_master_key(cluster.id).await?.is_some() {
             return self.reenable(actor, cluster, &[config]).await;
         }
-        self.change_key(actor, cluster, true, kind, vec![config])
+        self.change_key(actor, cluster, Replace::Nothing, kind, vec![config])
             .await
+            .map(|_| ())
     }
 
     /// Writes `configs` of a cluster that already has a master key, as turning
@@ -164,12 +177,40 @@ impl Service {
         cluster: &Cluster,
         kind: RotationType,
     ) -> Result<()> {
+        self.rotate_replacing(actor, cluster, kind, Replace::Current)
+            .await
+            .map(|_| ())
+    }
+
+    /// Rotates the cluster's master key only if `uid` is still the current key when the
+    /// rotation has claimed the cluster: `Ok(false)` if another rotation replaced it
+    /// first. For the schedule, which must not rotate twice for one due date.
+    pub(crate) async fn rotate_if_current(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        kind: RotationType,
+        uid: &str,
+    ) -> Result<bool> {
+        self.rotate_replacing(actor, cluster, kind, Replace::Exactly(uid))
+            .await
+    }
+
+    async fn rotate_replacing(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        kind: RotationType,
+        replace: Replace<'_>,
+    ) -> Result<bool> {
         let started = std::time::Instant::now();
         let _guard = self.locks.lock(cluster.id).await;
         let outcome = self
-            .change_key(actor, cluster, false, kind, Vec::new())
+            .change_key(actor, cluster, replace, kind, Vec::new())
             .await;
-        crate::metrics::rotation_finished(kind.as_str(), outcome.is_ok(), started.elapsed());
+        if !matches!(outcome, Ok(false)) {
+            crate::metrics::rotation_finished(kind.as_str(), outcome.is_ok(), started.elapsed());
+        }
         outcome
     }
 
@@ -254,27 +295,34 @@ impl Service {
     }
 
     /// The state machine of the module docs. The caller holds the cluster's lock.
-    /// `first` says whether this makes the cluster's first key (else it rotates).
+    /// `replace` says which key the change replaces; `Ok(false)` when it found another
+    /// key current (see [`Replace::Exactly`]) and changed nothing.
     async fn change_key(
         &self,
         actor: &Actor,
         cluster: &Cluster,
-        first: bool,
+        replace: Replace<'_>,
         kind: RotationType,
         configs: Vec<BackupConfig>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let (mut intent, lease, current) = self.claim_key_change(actor, cluster, kind).await?;
-        match (&current, first) {
-            (Some(_), true) => {
+        match (&current, replace) {
+            (Some(_), Replace::Nothing) => {
                 // Another node made the first key meanwhile: only the configs remain.
                 self.store.delete_intent(intent.id).await?;
-                return self.reenable(actor, cluster, &configs).await;
+                self.reenable(actor, cluster, &configs).await?;
+                return Ok(true);
             }
-            (None, false) => {
+            (None, Replace::Current | Replace::Exactly(_)) => {
                 self.store.delete_intent(intent.id).await?;
                 return Err(ServiceError::EncryptionDisabledRotate(
                     cluster.id.to_string(),
                 ));
+            }
+            (Some(key), Replace::Exactly(uid)) if key.kmip_uid != uid => {
+                // Rotated meanwhile (a PUT, another node's schedule): nothing is due.
+                self.store.delete_intent(intent.id).await?;
+                return Ok(false);
             }
             _ => {}
         }
@@ -325,23 +373,34 @@ impl Service {
             });
         }
 
+        // A compromise: the job that rewrites the snapshots under the new data key is
+        // recorded before the intent goes (reconciliation records it otherwise).
+        if intent.rotation_type == RotationType::Compromise
+            && let Err(e) = self.ensure_reencryption_job(&actor.username, cluster).await
+        {
+            tracing::warn!(
+                cluster = %cluster.id, error = %e,
+                "compromise rotation committed but its re-encryption job could not be recorded yet; reconciliation will"
+            );
+            return Ok(true);
+        }
         // Committed: the old key protects nothing any more.
         if let Some(old) = &current {
             crash_point("rotation-after-commit");
             if let Err(e) = self
                 .keys
-                .revoke(&old.kmip_uid, RevokeReason::Superseded)
+                .revoke(&old.kmip_uid, revoke_reason(intent.rotation_type))
                 .await
             {
                 tracing::warn!(
                     cluster = %cluster.id, key = %old.kmip_uid, error = %e,
-                    "rotation committed but the old master key could not be revoked yet; it will be retried at the next start"
+                    "rotation committed but the old master key could not be revoked yet; reconciliation will retry"
                 );
-                return Ok(());
+                return Ok(true);
             }
         }
         self.store.delete_intent(intent.id).await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Re-wraps every data key of the cluster under the new key (or makes the first data
@@ -365,7 +424,9 @@ impl Service {
             cluster_id: &cluster_id,
             master_key_uid: &created.uid,
         };
-        let now = crate::now();
+        // The service's clock (see crate::clock): a key's creation anchors its rotation
+        // schedule, so it must be in the same frame as the schedule's "now".
+        let now = self.clock.now();
         let mut data_keys = Vec::new();
         let existing = self.store.data_keys(cluster.id).await?;
         if existing.is_empty() {
@@ -407,6 +468,20 @@ impl Service {
                     wrapped,
                     master_key_uid: created.uid.clone(),
                     ..dk
+                });
+            }
+            if intent.rotation_type == RotationType::Compromise {
+                // The stored data keys may have leaked too: new backups get a new one (the
+                // newest), and a re-encryption job moves every snapshot to it.
+                let key = DataKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
+                data_keys.push(DataKeyRecord {
+                    id: ObjectId::new(),
+                    cluster_id: cluster.id,
+                    wrapped: key
+                        .wrap(&new_material, &new_ctx)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                    master_key_uid: created.uid.clone(),
+                    created: now,
                 });
             }
         }
@@ -553,19 +628,37 @@ impl Service {
                 None => None,
             },
             IntentPhase::Committed => {
-                let revoked = match &intent.previous_uid {
-                    Some(old) => match self.keys.revoke(old, RevokeReason::Superseded).await {
-                        Ok(()) | Err(KeyManagerError::Refused { .. }) => {
-                            report.superseded_revoked.push(old.clone());
-                            true
-                        }
-                        Err(e) => {
-                            tracing::warn!(intent = %intent.id, error = %e, "cannot revoke a superseded master key yet");
-                            false
-                        }
-                    },
-                    None => true,
+                let job = if intent.rotation_type == RotationType::Compromise {
+                    let cluster = self.store.cluster_any_group(intent.cluster_id).await;
+                    match cluster {
+                        Ok(Some(cluster)) => self
+                            .ensure_reencryption_job(&intent.requested_by, &cluster)
+                            .await
+                            .map(|_| ()),
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e.into()),
+                    }
+                } else {
+                    Ok(())
                 };
+                if let Err(e) = &job {
+                    tracing::warn!(intent = %intent.id, error = %e, "cannot record the re-encryption job of a compromise yet");
+                }
+                let reason = revoke_reason(intent.rotation_type);
+                let revoked = job.is_ok()
+                    && match &intent.previous_uid {
+                        Some(old) => match self.keys.revoke(old, reason).await {
+                            Ok(()) | Err(KeyManagerError::Refused { .. }) => {
+                                report.superseded_revoked.push(old.clone());
+                                true
+                            }
+                            Err(e) => {
+                                tracing::warn!(intent = %intent.id, error = %e, "cannot revoke a superseded master key yet");
+                                false
+                            }
+                        },
+                        None => true,
+                    };
                 if revoked && self.store.delete_intent(intent.id).await.is_ok() {
                     Some("rotation committed before a restart; old master key revoked".to_string())
                 } else {
@@ -601,11 +694,20 @@ impl Service {
     }
 }
 
+/// How a rotation's old key is revoked: as compromised after a compromise, else as
+/// superseded.
+fn revoke_reason(kind: RotationType) -> RevokeReason {
+    match kind {
+        RotationType::Compromise => RevokeReason::Compromised,
+        _ => RevokeReason::Superseded,
+    }
+}
+
 /// Crash points for the tests of reconciliation: with `HEADLOCK_TEST_CRASH_AT=<name>` in
 /// its environment the process aborts at that point, as a power cut would stop it. A
 /// crash at an exact step cannot be caused from outside a real process any other way.
 /// Never set it in production.
-fn crash_point(name: &str) {
+pub(crate) fn crash_point(name: &str) {
     if std::env::var_os("HEADLOCK_TEST_CRASH_AT").is_some_and(|v| v == name) {
         eprintln!("headlock: HEADLOCK_TEST_CRASH_AT={name}: aborting");
         std::process::abort();

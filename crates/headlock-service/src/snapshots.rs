@@ -120,7 +120,7 @@ pub struct GcReport {
 }
 
 /// The lease a backup holds from before its first upload until after its commit.
-fn backup_lease(cluster: ObjectId, snapshot: ObjectId) -> String {
+pub(crate) fn backup_lease(cluster: ObjectId, snapshot: ObjectId) -> String {
     format!("backup:{cluster}:{snapshot}")
 }
 
@@ -132,13 +132,34 @@ fn manifest_path(cluster: ObjectId, snapshot: ObjectId) -> String {
     format!("manifests/{cluster}/{snapshot}")
 }
 
+/// Where the manifest of a snapshot rewritten under another data key goes (objects are
+/// create-only, so it cannot take the place of the first one): see docs/design.md,
+/// "Compromise recovery".
+pub(crate) fn rekeyed_manifest_path(
+    cluster: ObjectId,
+    snapshot: ObjectId,
+    data_key: ObjectId,
+) -> String {
+    format!("manifests/{cluster}/{snapshot}.{data_key}")
+}
+
+/// The snapshot id and, for a rewritten manifest, the data key id a manifest object is
+/// named by (`<snapshot>` or `<snapshot>.<data key>`).
+fn manifest_name(path: &str) -> Option<(ObjectId, Option<ObjectId>)> {
+    let name = path.rsplit('/').next()?;
+    match name.split_once('.') {
+        None => Some((name.parse().ok()?, None)),
+        Some((snapshot, key)) => Some((snapshot.parse().ok()?, Some(key.parse().ok()?))),
+    }
+}
+
 /// The id an object is named by (the last segment of its path).
 fn object_id_of(path: &str) -> Option<ObjectId> {
     path.rsplit('/').next().and_then(|s| s.parse().ok())
 }
 
 /// Every item of a paged store listing, 500 at a time.
-async fn all_pages<T, Fut>(mut fetch: impl FnMut(Page) -> Fut) -> Result<Vec<T>>
+pub(crate) async fn all_pages<T, Fut>(mut fetch: impl FnMut(Page) -> Fut) -> Result<Vec<T>>
 where
     Fut: std::future::Future<Output = std::result::Result<(Vec<T>, u64), StoreError>>,
 {
@@ -155,7 +176,7 @@ where
     }
 }
 
-fn blob_err(e: BlobError) -> ServiceError {
+pub(crate) fn blob_err(e: BlobError) -> ServiceError {
     match e {
         BlobError::NoSpace(path) => ServiceError::StorageFull(path),
         other => ServiceError::Storage(other.to_string()),
@@ -163,24 +184,24 @@ fn blob_err(e: BlobError) -> ServiceError {
 }
 
 /// One sealed chunk on its way to a pack.
-struct Sealed {
-    id: ChunkId,
-    plaintext_length: u32,
-    record: Vec<u8>,
+pub(crate) struct Sealed {
+    pub(crate) id: ChunkId,
+    pub(crate) plaintext_length: u32,
+    pub(crate) record: Vec<u8>,
 }
 
 /// The first error of a pipeline wins; later ones are consequences.
 #[derive(Default, Clone)]
-struct FirstError(Arc<Mutex<Option<ServiceError>>>);
+pub(crate) struct FirstError(Arc<Mutex<Option<ServiceError>>>);
 
 impl FirstError {
-    fn set(&self, e: ServiceError) {
+    pub(crate) fn set(&self, e: ServiceError) {
         let mut slot = self.0.lock().expect("error slot poisoned");
         if slot.is_none() {
             *slot = Some(e);
         }
     }
-    fn take(&self) -> Option<ServiceError> {
+    pub(crate) fn take(&self) -> Option<ServiceError> {
         self.0.lock().expect("error slot poisoned").take()
     }
 }
@@ -348,21 +369,45 @@ impl Chunker<'_> {
 
 impl Service {
     /// Where packs and manifests go.
-    fn blobs(&self) -> Result<&Arc<dyn BlobStore>> {
+    pub(crate) fn blobs(&self) -> Result<&Arc<dyn BlobStore>> {
         self.blobs
             .as_ref()
             .ok_or_else(|| ServiceError::Internal("this service has no blob store".into()))
     }
 
-    /// The cluster's data key, unwrapped under its current master key (one KMIP Get).
+    /// The data key new backups of the cluster use (its newest: after a compromise the
+    /// one made then), unwrapped under its current master key (one KMIP Get).
     async fn data_key(&self, cluster: &Cluster) -> Result<(ObjectId, DataKey)> {
         let record = self
             .store
             .data_keys(cluster.id)
             .await?
             .into_iter()
-            .next()
+            .last()
             .ok_or_else(|| ServiceError::EncryptionDisabledBackup(cluster.id.to_string()))?;
+        let key = self.unwrap_data_key(cluster, &record).await?;
+        Ok((record.id, key))
+    }
+
+    /// The cluster's data key `id` (a snapshot's own), unwrapped.
+    pub(crate) async fn data_key_by_id(&self, cluster: &Cluster, id: ObjectId) -> Result<DataKey> {
+        let record = self
+            .store
+            .data_keys(cluster.id)
+            .await?
+            .into_iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| {
+                ServiceError::Internal(format!("cluster {} has no data key {id}", cluster.id))
+            })?;
+        self.unwrap_data_key(cluster, &record).await
+    }
+
+    async fn unwrap_data_key(
+        &self,
+        cluster: &Cluster,
+        record: &headlock_core::model::DataKeyRecord,
+    ) -> Result<DataKey> {
         let material = self
             .keys
             .master_key_material(&record.master_key_uid)
@@ -378,11 +423,11 @@ impl Service {
         )
         .map_err(|e| {
             ServiceError::Internal(format!(
-                "data key of cluster {} does not unwrap: {e}",
-                cluster.id
+                "data key {} of cluster {} does not unwrap: {e}",
+                record.id, cluster.id
             ))
         })?;
-        Ok((record.id, key))
+        Ok(key)
     }
 
     async fn snapshot_cluster(
@@ -451,6 +496,7 @@ impl Service {
                 cluster.id.to_string(),
             ));
         }
+        self.refuse_if_key_not_active(&cluster).await?;
         let blobs = self.blobs()?.clone();
         let _shared = self.snapshot_locks.read(cluster.id).await;
         let snapshot_id = ObjectId::new();
@@ -642,7 +688,7 @@ struct FinishedUpload {
 }
 
 /// Receives sealed chunks, appends them to pack buffers and uploads each full pack.
-async fn assemble_packs(
+pub(crate) async fn assemble_packs(
     blobs: Arc<dyn BlobStore>,
     cluster: ObjectId,
     snapshot: ObjectId,
@@ -773,17 +819,17 @@ impl Service {
 }
 
 /// Reads, decrypts and checks chunks in manifest order (on a blocking thread).
-struct ChunkSource {
+pub(crate) struct ChunkSource {
     blobs: Arc<dyn BlobStore>,
     handle: tokio::runtime::Handle,
     cipher: Arc<ChunkCipher>,
     id_key: Arc<ChunkIdKey>,
     cluster: ObjectId,
-    locations: Arc<HashMap<ChunkId, ChunkLocation>>,
+    pub(crate) locations: Arc<HashMap<ChunkId, ChunkLocation>>,
 }
 
 impl ChunkSource {
-    fn read(&self, id: ChunkId) -> std::result::Result<Vec<u8>, String> {
+    pub(crate) fn read(&self, id: ChunkId) -> std::result::Result<Vec<u8>, String> {
         let loc = self
             .locations
             .get(&id)
@@ -1117,9 +1163,21 @@ impl Service {
                 report.packs_deleted += 1;
             }
         }
+        // A manifest is kept if its snapshot is committed and it is the one that
+        // snapshot is read with: a rewritten one (`<snapshot>.<data key>`) under the
+        // snapshot's data key, or the first one while there is no such rewritten one.
+        let names: HashSet<String> = manifests.iter().map(|b| b.path.clone()).collect();
         for blob in manifests {
-            let committed = match object_id_of(&blob.path) {
-                Some(id) => self.store.snapshot(cluster, id).await?.is_some(),
+            let committed = match manifest_name(&blob.path) {
+                Some((id, key)) => match self.store.snapshot(cluster, id).await? {
+                    Some(record) => match key {
+                        Some(key) => key == record.data_key_id,
+                        None => {
+                            !names.contains(&rekeyed_manifest_path(cluster, id, record.data_key_id))
+                        }
+                    },
+                    None => false,
+                },
                 None => false,
             };
             if !committed {
@@ -1130,12 +1188,14 @@ impl Service {
         Ok(report)
     }
 
-    async fn chunk_source(
+    /// Reads a snapshot's chunks with its own data key (after a compromise, snapshots
+    /// not yet rewritten are under the old one).
+    pub(crate) async fn chunk_source(
         &self,
         cluster: &Cluster,
         record: &SnapshotRecord,
     ) -> Result<(ChunkSource, Arc<ChunkCipher>)> {
-        let (_, data_key) = self.data_key(cluster).await?;
+        let data_key = self.data_key_by_id(cluster, record.data_key_id).await?;
         let cipher = Arc::new(ChunkCipher::new(&data_key));
         let id_key = Arc::new(ChunkIdKey::derive(&data_key));
         drop(data_key);
@@ -1157,19 +1217,34 @@ impl Service {
         Ok((source, cipher))
     }
 
-    async fn open_manifest(
+    /// Opens a snapshot's manifest: the one rewritten under its data key if there is
+    /// one (`<snapshot>.<data key>`), else the one its backup wrote.
+    pub(crate) async fn open_manifest(
         &self,
         cipher: &ChunkCipher,
         cluster: ObjectId,
-        snapshot: ObjectId,
+        record: &SnapshotRecord,
     ) -> Result<Manifest> {
-        let bytes = self
-            .blobs()?
-            .get(&manifest_path(cluster, snapshot))
+        let snapshot = record.id;
+        let blobs = self.blobs()?;
+        let damaged = |e: BlobError| {
+            ServiceError::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}"))
+        };
+        let bytes = match blobs
+            .get(&rekeyed_manifest_path(
+                cluster,
+                snapshot,
+                record.data_key_id,
+            ))
             .await
-            .map_err(|e| {
-                ServiceError::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}"))
-            })?;
+        {
+            Ok(bytes) => bytes,
+            Err(BlobError::NotFound(_)) => blobs
+                .get(&manifest_path(cluster, snapshot))
+                .await
+                .map_err(damaged)?,
+            Err(e) => return Err(damaged(e)),
+        };
         cipher
             .open_manifest(cluster, snapshot, &bytes)
             .map_err(|e| {
@@ -1199,7 +1274,7 @@ impl Service {
             bytes_checked: 0,
             damaged: Vec::new(),
         };
-        let manifest = match self.open_manifest(&cipher, cluster.id, record.id).await {
+        let manifest = match self.open_manifest(&cipher, cluster.id, &record).await {
             Ok(m) => Some(m),
             Err(e) => {
                 report.manifest_ok = false;
@@ -1422,7 +1497,7 @@ impl Service {
             .await?
             .ok_or_else(|| ServiceError::SnapshotNotFound(job.snapshot_id.to_string()))?;
         let (source, cipher) = self.chunk_source(&cluster, &record).await?;
-        let manifest = self.open_manifest(&cipher, cluster.id, record.id).await?;
+        let manifest = self.open_manifest(&cipher, cluster.id, &record).await?;
         let present: HashSet<String> = self
             .blobs()?
             .list(&format!("packs/{}/", cluster.id))

@@ -79,8 +79,10 @@ pub mod blob;
 mod connect;
 mod db;
 mod error;
+mod lifecycle;
 mod migrations;
 mod queries;
+mod reencryption;
 mod rows;
 
 use std::fmt;
@@ -90,11 +92,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use headlock_core::model::ReencryptionJob;
 use headlock_core::model::{
     AuditEvent, BackupConfig, ChunkId, ChunkLocation, Cluster, DataKeyRecord, Group, IntentPhase,
     KeyIntent, MasterKeyRecord, Page, RestoreJob, SnapshotRecord, User,
 };
 use headlock_core::store::{KeyChange, Lease, SnapshotCommit};
+use headlock_core::store::{ReencryptCommit, ReencryptFinish};
 use headlock_core::{MetadataStore, ObjectId, StoreError};
 use sqlx::error::ErrorKind;
 use time::OffsetDateTime;
@@ -602,6 +606,9 @@ impl SqlStore {
             q::DELETE_TREE_DATA_KEYS,
             q::DELETE_TREE_MASTER_KEYS,
             q::DELETE_TREE_INTENTS,
+            lifecycle::DELETE_TREE_LIFECYCLE,
+            lifecycle::DELETE_TREE_KEY_ERRORS,
+            lifecycle::DELETE_TREE_FATES,
             q::DELETE_TREE_CONFIGS,
             q::DELETE_CLUSTER_PARTS,
             q::DELETE_CLUSTER,
@@ -1455,6 +1462,56 @@ impl MetadataStore for SqlStore {
             .await
     }
 
+    // ----- re-encryption jobs (see reencryption.rs)
+
+    async fn insert_reencryption_job(
+        &self,
+        job: &ReencryptionJob,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.retrying("insert_reencryption_job", |attempt| {
+            self.insert_reencryption_job_once(job, audit, attempt)
+        })
+        .await
+    }
+
+    async fn reencryption_job(
+        &self,
+        cluster: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<ReencryptionJob>, StoreError> {
+        self.reencryption_job_impl(cluster, id).await
+    }
+
+    async fn list_reencryption_jobs(
+        &self,
+        cluster: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<ReencryptionJob>, u64), StoreError> {
+        self.list_reencryption_jobs_impl(cluster, page).await
+    }
+
+    async fn running_reencryption_jobs(&self) -> Result<Vec<ReencryptionJob>, StoreError> {
+        self.running_reencryption_jobs_impl().await
+    }
+
+    async fn commit_reencrypted_snapshot(
+        &self,
+        commit: &ReencryptCommit,
+    ) -> Result<(), StoreError> {
+        self.retrying("commit_reencrypted_snapshot", |attempt| {
+            self.commit_reencrypted_snapshot_once(commit, attempt)
+        })
+        .await
+    }
+
+    async fn finish_reencryption_job(&self, finish: &ReencryptFinish) -> Result<(), StoreError> {
+        self.retrying("finish_reencryption_job", |attempt| {
+            self.finish_reencryption_job_once(finish, attempt)
+        })
+        .await
+    }
+
     // ----- users
 
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
@@ -1759,6 +1816,90 @@ impl MetadataStore for SqlStore {
                 "{op}: column value_hex of table shared_secrets is not hexadecimal"
             ))
         })
+    }
+
+    // ----- key lifecycle: statements and transactions in `lifecycle.rs`
+
+    async fn key_lifecycle(
+        &self,
+        cluster: ObjectId,
+    ) -> Result<headlock_core::model::KeyLifecycleSettings, StoreError> {
+        self.key_lifecycle_of(cluster).await
+    }
+
+    async fn set_key_lifecycles(
+        &self,
+        settings: &[(ObjectId, headlock_core::model::KeyLifecycleSettings)],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        self.retrying("set_key_lifecycles", |attempt| {
+            self.set_key_lifecycles_once(settings, audit, attempt)
+        })
+        .await
+    }
+
+    async fn encrypted_clusters(
+        &self,
+    ) -> Result<Vec<(Cluster, headlock_core::model::KeyLifecycleSettings)>, StoreError> {
+        self.encrypted_clusters_all().await
+    }
+
+    async fn set_key_state_error(
+        &self,
+        error: &headlock_core::model::KeyStateError,
+    ) -> Result<bool, StoreError> {
+        self.set_key_state_error_row(error).await
+    }
+
+    async fn clear_key_state_error(&self, cluster: ObjectId) -> Result<bool, StoreError> {
+        self.clear_key_state_error_row(cluster).await
+    }
+
+    async fn key_state_error(
+        &self,
+        cluster: ObjectId,
+    ) -> Result<Option<headlock_core::model::KeyStateError>, StoreError> {
+        self.key_state_error_row(cluster).await
+    }
+
+    async fn retired_key_fates(
+        &self,
+        cluster: ObjectId,
+    ) -> Result<Vec<headlock_core::model::RetiredKeyRecord>, StoreError> {
+        self.retired_key_fates_of(cluster).await
+    }
+
+    async fn claim_key_destruction(
+        &self,
+        cluster: ObjectId,
+        uid: &str,
+        now: OffsetDateTime,
+    ) -> Result<headlock_core::model::DestructionClaim, StoreError> {
+        self.retrying("claim_key_destruction", |attempt| {
+            self.claim_key_destruction_once(cluster, uid, now, attempt)
+        })
+        .await
+    }
+
+    async fn finish_key_destruction(
+        &self,
+        cluster: ObjectId,
+        uid: &str,
+        at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError> {
+        self.finish_key_destruction_row(cluster, uid, at).await
+    }
+
+    async fn keep_retired_key(
+        &self,
+        cluster: ObjectId,
+        uid: &str,
+        now: OffsetDateTime,
+    ) -> Result<headlock_core::model::RetiredKeyFate, StoreError> {
+        self.retrying("keep_retired_key", |attempt| {
+            self.keep_retired_key_once(cluster, uid, now, attempt)
+        })
+        .await
     }
 }
 

@@ -30,6 +30,16 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0002_snapshots.sql"),
     ),
     (3, "leases", include_str!("../migrations/0003_leases.sql")),
+    (
+        4,
+        "key lifecycle",
+        include_str!("../migrations/0004_key_lifecycle.sql"),
+    ),
+    (
+        5,
+        "reencryption",
+        include_str!("../migrations/0005_reencryption.sql"),
+    ),
 ];
 
 /// The schema version this build writes: the last migration's version.

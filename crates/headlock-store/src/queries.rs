@@ -647,6 +647,77 @@ pub const DELETE_TREE_RESTORE_JOBS: &str = concat!(
     cluster_and_parts!()
 );
 
+// ----- re-encryption jobs (compromise recovery)
+
+macro_rules! reencryption_job_columns {
+    () => {
+        "id, group_id, cluster_id, new_data_key_id, status, created_us, finished_us, \
+     snapshots_total, snapshots_done, bytes_total, bytes_done, requested_by, error"
+    };
+}
+
+/// Inserts a re-encryption job (13 columns, in [`reencryption_job_columns`] order).
+pub const INSERT_REENCRYPTION_JOB: &str = concat!(
+    "INSERT INTO reencryption_jobs (",
+    reencryption_job_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+);
+
+/// A re-encryption job of a cluster. `$1` cluster, `$2` job.
+pub const REENCRYPTION_JOB: &str = concat!(
+    "SELECT ",
+    reencryption_job_columns!(),
+    " FROM reencryption_jobs WHERE cluster_id = $1 AND id = $2"
+);
+
+/// A page of a cluster's re-encryption jobs, newest first. `$1` cluster, `$2` limit,
+/// `$3` offset.
+pub const LIST_REENCRYPTION_JOBS: &str = concat!(
+    "SELECT ",
+    reencryption_job_columns!(),
+    " FROM reencryption_jobs WHERE cluster_id = $1 \
+     ORDER BY created_us DESC, id DESC LIMIT $2 OFFSET $3"
+);
+
+/// Number of a cluster's re-encryption jobs.
+pub const COUNT_REENCRYPTION_JOBS: &str =
+    "SELECT COUNT(*) FROM reencryption_jobs WHERE cluster_id = $1";
+
+/// Every running re-encryption job, oldest first.
+pub const RUNNING_REENCRYPTION_JOBS: &str = concat!(
+    "SELECT ",
+    reencryption_job_columns!(),
+    " FROM reencryption_jobs WHERE status = 'RUNNING' ORDER BY created_us, id"
+);
+
+/// Moves a snapshot to another data key if it is under the expected one. `$1` snapshot,
+/// `$2` cluster, `$3` expected data key, `$4` new data key.
+pub const SWITCH_SNAPSHOT_DATA_KEY: &str = "UPDATE snapshots SET data_key_id = $4 \
+     WHERE id = $1 AND cluster_id = $2 AND data_key_id = $3";
+
+/// Counts one rewritten snapshot of a running job. `$1` job, `$2` bytes.
+pub const COUNT_REENCRYPTED_SNAPSHOT: &str = "UPDATE reencryption_jobs \
+     SET snapshots_done = snapshots_done + 1, bytes_done = bytes_done + $2 \
+     WHERE id = $1 AND status = 'RUNNING'";
+
+/// Number of a cluster's snapshots under a data key other than `$2`.
+pub const COUNT_SNAPSHOTS_OFF_KEY: &str =
+    "SELECT COUNT(*) FROM snapshots WHERE cluster_id = $1 AND data_key_id <> $2";
+
+/// A data key of a cluster, by id. `$1` cluster, `$2` key.
+pub const DATA_KEY_EXISTS: &str = "SELECT id FROM data_keys WHERE cluster_id = $1 AND id = $2";
+
+/// Deletes every data key of a cluster but one. `$1` cluster, `$2` the key kept.
+pub const DELETE_OTHER_DATA_KEYS: &str = "DELETE FROM data_keys WHERE cluster_id = $1 AND id <> $2";
+
+/// Ends a running job. `$1` job, `$2` status, `$3` finished, `$4` error, `$5` whether the
+/// totals become what was done.
+pub const END_REENCRYPTION_JOB: &str = "UPDATE reencryption_jobs \
+     SET status = $2, finished_us = $3, error = $4, \
+     snapshots_total = CASE WHEN $5 THEN snapshots_done ELSE snapshots_total END, \
+     bytes_total = CASE WHEN $5 THEN bytes_done ELSE bytes_total END \
+     WHERE id = $1 AND status = 'RUNNING'";
+
 // ----- several nodes: leases and shared secrets
 
 /// Takes or renews a lease in one statement. `$1` name, `$2` holder, `$3` new expiry,

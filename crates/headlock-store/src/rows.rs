@@ -13,6 +13,7 @@ use headlock_core::model::{
     ClusterType, DataKeyRecord, Group, IntentPhase, KeyIntent, MasterKeyRecord, RestoreJob, Role,
     RoleAssignment, RotationType, SnapshotKind, SnapshotRecord, User,
 };
+use headlock_core::model::{ReencryptionJob, ReencryptionStatus};
 use headlock_core::store::Lease;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -356,6 +357,25 @@ pub(crate) fn restore_job(row: &Row) -> Result<RestoreJob, StoreError> {
         max_downloads: r.unsigned("max_downloads")?,
         downloads: r.unsigned("downloads")?,
         requested_by: r.text("requested_by")?,
+    })
+}
+
+pub(crate) fn reencryption_job(row: &Row) -> Result<ReencryptionJob, StoreError> {
+    let r = RowReader::new(row, "reencryption_jobs", "id");
+    Ok(ReencryptionJob {
+        id: r.id("id")?,
+        group_id: r.id("group_id")?,
+        cluster_id: r.id("cluster_id")?,
+        new_data_key_id: r.id("new_data_key_id")?,
+        status: r.spelled("status", ReencryptionStatus::parse)?,
+        created: r.time("created_us")?,
+        finished: r.opt_time("finished_us")?,
+        snapshots_total: r.unsigned("snapshots_total")?,
+        snapshots_done: r.unsigned("snapshots_done")?,
+        bytes_total: r.unsigned("bytes_total")?,
+        bytes_done: r.unsigned("bytes_done")?,
+        requested_by: r.text("requested_by")?,
+        error: r.opt_text("error")?,
     })
 }
 

@@ -339,6 +339,10 @@ mod suite {
         // Back to version 1: what an older Headlock left.
         let mut raw = b.raw().await;
         for statement in [
+            "DROP TABLE reencryption_jobs",
+            "DROP TABLE retired_key_fates",
+            "DROP TABLE key_state_errors",
+            "DROP TABLE key_lifecycle",
             "DROP TABLE shared_secrets",
             "DROP TABLE leases",
             "DROP TABLE restore_jobs",

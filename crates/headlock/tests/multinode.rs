@@ -9,65 +9,20 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Api, BIN, Server, create_user_in, noise, restore, upload};
+use common::{Api, KmipProcess, Server, create_user_in, noise, restore, upload};
 use serde_json::Value;
-
-/// A `headlock kmip-server` process (its keys in a SQLite file of its data directory).
-struct KmipProcess {
-    child: Child,
-    addr: String,
-}
-
-impl KmipProcess {
-    /// Starts one on `dir`; a second one on the same `dir` shares the keys (a KMIP
-    /// cluster of two servers).
-    fn start(dir: &Path) -> KmipProcess {
-        let mut child = Command::new(BIN)
-            .args(["kmip-server", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start headlock kmip-server");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("kmip-server exited").unwrap();
-            if let Some(rest) = line.strip_prefix("headlock: KMIP server listening on ") {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        KmipProcess { child, addr }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for KmipProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// What the nodes share: a database, a bucket and KMIP servers.
 struct Shared {
     dir: tempfile::TempDir,
     config: PathBuf,
     kmip: Vec<KmipProcess>,
-    kmip_dir: PathBuf,
     key: String,
     _database: testkit::PostgresDatabase,
 }
@@ -82,8 +37,7 @@ impl Shared {
         let kmip: Vec<KmipProcess> = (0..kmip_servers)
             .map(|_| KmipProcess::start(&kmip_dir))
             .collect();
-        let pki = kmip::pki::PkiPaths::in_dir(&kmip_dir.join("kmip"));
-        let servers: Vec<String> = kmip.iter().map(|k| format!("{:?}", k.addr)).collect();
+        let all: Vec<&KmipProcess> = kmip.iter().collect();
         let config = dir.path().join("headlock.toml");
         std::fs::write(
             &config,
@@ -98,21 +52,13 @@ access_key_id = "{access}"
 secret_access_key = "{secret}"
 allow_http = true
 
-[kmip]
-servers = [{servers}]
-ca_file = {ca:?}
-client_cert_file = {cert:?}
-client_key_file = {key:?}
-"#,
+{kmip}"#,
                 db = database.url(),
                 bucket = bucket.bucket,
                 endpoint = bucket.endpoint,
                 access = bucket.access_key_id,
                 secret = bucket.secret_access_key,
-                servers = servers.join(", "),
-                ca = pki.ca_cert,
-                cert = pki.client_cert,
-                key = pki.client_key,
+                kmip = kmip[0].config_section(&all),
             ),
         )
         .unwrap();
@@ -122,7 +68,6 @@ client_key_file = {key:?}
             dir,
             config,
             kmip,
-            kmip_dir,
             key,
             _database: database,
         }
@@ -138,70 +83,15 @@ client_key_file = {key:?}
     fn api(&self, node: &Server) -> Api {
         Api::new(node, "admin", &self.key)
     }
-
-    /// A KMIP client of the shared key store, through its first live server.
-    async fn kmip_client(&self, server: &str) -> kmip::client::Client {
-        let pki = kmip::pki::PkiPaths::in_dir(&self.kmip_dir.join("kmip"));
-        kmip::client::Client::new(kmip::client::ClientConfig::new(
-            vec![server.to_string()],
-            pki.ca_cert,
-            pki.client_cert,
-            pki.client_key,
-        ))
-        .unwrap()
-    }
-}
-
-fn create_group(api: &Api, name: &str) -> String {
-    api.expect(api.post("/groups", &format!(r#"{{"name":"{name}"}}"#)), 201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn create_encrypted_replica_set(api: &Api, g: &str, name: &str) -> String {
-    let body =
-        format!(r#"{{"clusterName":"{name}","typeName":"REPLICA_SET","replicaSetName":"{name}"}}"#);
-    let c = api.expect(api.post(&format!("/groups/{g}/clusters"), &body), 201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    api.expect(
-        api.patch(
-            &format!("/groups/{g}/backupConfigs/{c}"),
-            r#"{"encryptionEnabled":true}"#,
-        ),
-        200,
-    );
-    c
-}
-
-fn current_key(api: &Api, g: &str, c: &str) -> String {
-    api.expect(
-        api.get(&format!("/groups/{g}/backupConfigs/{c}/encryptionKey")),
-        200,
-    )["encryptionKeyUUID"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 /// The successful rotations of a cluster in the audit trail, oldest first, checked to
 /// form one unbroken chain from `initial`; returns them (old, new).
 fn rotation_chain(api: &Api, g: &str, c: &str, initial: &str) -> Vec<(String, String)> {
-    let events = api.expect(
-        api.get(&format!("/groups/{g}/events?itemsPerPage=500")),
-        200,
-    );
-    let mut rotations: Vec<(String, String)> = events["results"]
-        .as_array()
-        .unwrap()
+    let mut rotations: Vec<(String, String)> = api
+        .events_of(g, "RS_ROTATE_MASTER_KEY_AUDIT")
         .iter()
-        .filter(|e| {
-            e["eventTypeName"] == "RS_ROTATE_MASTER_KEY_AUDIT"
-                && e["outcome"] == "SUCCESS"
-                && e["clusterId"] == c
-        })
+        .filter(|e| e["outcome"] == "SUCCESS" && e["clusterId"] == c)
         .map(|e| {
             (
                 e["oldEncryptionKeyUUID"].as_str().unwrap().to_string(),
@@ -220,24 +110,11 @@ fn rotation_chain(api: &Api, g: &str, c: &str, initial: &str) -> Vec<(String, St
     rotations
 }
 
-/// The key history of a cluster (newest first), as the API lists it.
-fn history(api: &Api, g: &str, c: &str) -> Vec<Value> {
-    api.expect(
-        api.get(&format!(
-            "/groups/{g}/backupConfigs/{c}/encryptionKeys?itemsPerPage=500"
-        )),
-        200,
-    )["results"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 /// Reads the current key of a cluster from a node once its read cache (1 s) has
 /// caught up with the other node's writes.
 fn settled_key(api: &Api, g: &str, c: &str) -> String {
     std::thread::sleep(Duration::from_millis(1100));
-    current_key(api, g, c)
+    api.current_key(g, c)
 }
 
 #[test]
@@ -246,16 +123,16 @@ fn two_nodes_serve_parallel_rotations_backups_and_restores_as_one() {
     let a = shared.node("a");
     let b = shared.node("b");
     let (api_a, api_b) = (shared.api(&a), shared.api(&b));
-    let g = create_group(&api_a, "two-nodes");
+    let g = api_a.create_group("two-nodes");
     let clusters: Vec<String> = (0..3)
         .map(|i| {
             let api = if i % 2 == 0 { &api_a } else { &api_b };
-            create_encrypted_replica_set(api, &g, &format!("rs{i}"))
+            api.create_encrypted_replica_set(&g, &format!("rs{i}"))
         })
         .collect();
     let initial: HashMap<String, String> = clusters
         .iter()
-        .map(|c| (c.clone(), current_key(&api_a, &g, c)))
+        .map(|c| (c.clone(), api_a.current_key(&g, c)))
         .collect();
 
     // Rotations of every cluster through both nodes at once, with backups beside them.
@@ -314,11 +191,11 @@ fn two_nodes_serve_parallel_rotations_backups_and_restores_as_one() {
             "node a: the last key is current"
         );
         assert_eq!(
-            &current_key(&api_b, &g, c),
+            &api_b.current_key(&g, c),
             last,
             "node b: the last key is current"
         );
-        let keys = history(&api_b, &g, c);
+        let keys = api_b.key_history(&g, c);
         assert_eq!(keys.len(), 1 + 2 * ROTATIONS_PER_NODE);
         assert_eq!(keys[0]["encryptionKeyUUID"], last.as_str());
         assert!(
@@ -354,13 +231,13 @@ fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
     let mut a = shared.node("a");
     let b = shared.node("b");
     let (api_a, api_b) = (shared.api(&a), shared.api(&b));
-    let g = create_group(&api_a, "killed");
+    let g = api_a.create_group("killed");
     let clusters: Vec<String> = (0..2)
-        .map(|i| create_encrypted_replica_set(&api_b, &g, &format!("rs{i}")))
+        .map(|i| api_b.create_encrypted_replica_set(&g, &format!("rs{i}")))
         .collect();
     let initial: HashMap<String, String> = clusters
         .iter()
-        .map(|c| (c.clone(), current_key(&api_b, &g, c)))
+        .map(|c| (c.clone(), api_b.current_key(&g, c)))
         .collect();
 
     let work = tempfile::tempdir().unwrap();
@@ -460,11 +337,8 @@ fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
     // whatever it had in flight; then both agree and nothing is half-done.
     a.start_again();
     let api_a = shared.api(&a);
-    let kmip = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = kmip.block_on(shared.kmip_client(&shared.kmip[0].addr));
+    let state_of =
+        |uid: &str| shared.kmip[0].with_client(async |client| client.get_state(uid).await.unwrap());
     for c in &clusters {
         // A rotation through each node goes through at once: no intent is stuck.
         for api in [&api_a, &api_b] {
@@ -474,7 +348,7 @@ fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
         let chain = rotation_chain(&api_a, &g, c, &initial[c]);
         let last = chain.last().unwrap().1.clone();
         assert_eq!(settled_key(&api_b, &g, c), last);
-        assert_eq!(current_key(&api_a, &g, c), last);
+        assert_eq!(api_a.current_key(&g, c), last);
         // In the KMIP server: the current key is Active; every key it replaced, and
         // every key an interrupted rotation made, is Deactivated (revoked).
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -482,7 +356,7 @@ fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
             let mut active = Vec::new();
             for (old, new) in &chain {
                 for uid in [old, new] {
-                    let state = kmip.block_on(client.get_state(uid)).unwrap();
+                    let state = state_of(uid);
                     if state == kmip::types::State::ACTIVE {
                         active.push(uid.clone());
                     }
@@ -496,17 +370,12 @@ fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        let events = api_a.expect(
-            api_a.get(&format!("/groups/{g}/events?itemsPerPage=500")),
-            200,
-        );
-        for e in events["results"].as_array().unwrap() {
-            if e["eventTypeName"] == "MASTER_KEY_RECONCILED"
-                && e["clusterId"] == c.as_str()
+        for e in api_a.events_of(&g, "MASTER_KEY_RECONCILED") {
+            if e["clusterId"] == c.as_str()
                 && let Some(orphan) = e["newEncryptionKeyUUID"].as_str()
                 && orphan != last
             {
-                let state = kmip.block_on(client.get_state(orphan)).unwrap();
+                let state = state_of(orphan);
                 assert_ne!(state, kmip::types::State::ACTIVE, "orphan {orphan} revoked");
             }
         }
@@ -552,8 +421,8 @@ fn rotations_go_on_on_the_second_kmip_server_when_the_first_stops() {
     let mut shared = Shared::new(2);
     let node = shared.node("solo");
     let api = shared.api(&node);
-    let g = create_group(&api, "failover");
-    let c = create_encrypted_replica_set(&api, &g, "rs0");
+    let g = api.create_group("failover");
+    let c = api.create_encrypted_replica_set(&g, "rs0");
     let path = format!("/groups/{g}/backupConfigs/{c}/encryptionKey");
     let before = noise(400_000, 77);
     let file = node.data_dir.join("before");
@@ -566,7 +435,7 @@ fn rotations_go_on_on_the_second_kmip_server_when_the_first_stops() {
         assert_eq!(api.put(&path).status, 201);
     }
     let (first, second) = (shared.kmip[0].addr.clone(), shared.kmip[1].addr.clone());
-    for key in history(&api, &g, &c) {
+    for key in api.key_history(&g, &c) {
         assert_eq!(key["kmipServer"], first.as_str(), "{key}");
     }
 
@@ -575,7 +444,7 @@ fn rotations_go_on_on_the_second_kmip_server_when_the_first_stops() {
         let r = api.put(&path);
         assert_eq!(r.status, 201, "{}", r.body);
     }
-    let keys = history(&api, &g, &c);
+    let keys = api.key_history(&g, &c);
     assert_eq!(keys.len(), 6);
     for key in &keys[..3] {
         assert_eq!(

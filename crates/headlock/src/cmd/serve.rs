@@ -139,7 +139,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let service = Service::new(store, Arc::new(keys))
         .with_node_id(node_id)
         .with_blobs(Arc::new(MeteredBlobStore::new(blobs)))
-        .with_link_secret(link_secret);
+        .with_link_secret(link_secret)
+        .with_clock(headlock_service::clock::from_env());
     let report = service
         .reconcile()
         .await
@@ -165,7 +166,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let maintenance = {
         let service = service.clone();
         let stop = shutdown_rx.clone();
-        tokio::spawn(async move { service.run_maintenance(Maintenance::default(), stop).await })
+        let schedule = Maintenance::from_env().map_err(anyhow::Error::msg)?;
+        tokio::spawn(async move { service.run_maintenance(schedule, stop).await })
     };
 
     let state = AppState::new(Shared {

@@ -268,6 +268,86 @@ impl Api {
         self.call("DELETE", path, None)
     }
 
+    /// Creates a group; its id.
+    pub fn create_group(&self, name: &str) -> String {
+        self.expect(
+            self.post("/groups", &format!(r#"{{"name":"{name}"}}"#)),
+            201,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Registers a replica set; its id.
+    pub fn create_replica_set(&self, group: &str, name: &str) -> String {
+        let body = format!(
+            r#"{{"clusterName":"{name}","typeName":"REPLICA_SET","replicaSetName":"{name}"}}"#
+        );
+        self.expect(self.post(&format!("/groups/{group}/clusters"), &body), 201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Turns encryption on for a cluster; the config.
+    pub fn enable_encryption(&self, group: &str, cluster: &str) -> Value {
+        self.expect(
+            self.patch(
+                &format!("/groups/{group}/backupConfigs/{cluster}"),
+                r#"{"encryptionEnabled":true}"#,
+            ),
+            200,
+        )
+    }
+
+    /// Registers a replica set with encryption on; its id.
+    pub fn create_encrypted_replica_set(&self, group: &str, name: &str) -> String {
+        let c = self.create_replica_set(group, name);
+        self.enable_encryption(group, &c);
+        c
+    }
+
+    /// The current key id of a cluster (GET encryptionKey).
+    pub fn current_key(&self, group: &str, cluster: &str) -> String {
+        self.expect(
+            self.get(&format!(
+                "/groups/{group}/backupConfigs/{cluster}/encryptionKey"
+            )),
+            200,
+        )["encryptionKeyUUID"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The key history of a cluster, newest first.
+    pub fn key_history(&self, group: &str, cluster: &str) -> Vec<Value> {
+        self.expect(
+            self.get(&format!(
+                "/groups/{group}/backupConfigs/{cluster}/encryptionKeys?itemsPerPage=500"
+            )),
+            200,
+        )["results"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// A group's events of one type, newest first.
+    pub fn events_of(&self, group: &str, kind: &str) -> Vec<Value> {
+        self.expect(
+            self.get(&format!("/groups/{group}/events?itemsPerPage=500")),
+            200,
+        )["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["eventTypeName"] == kind)
+            .cloned()
+            .collect()
+    }
+
     /// Asserts the status and returns the JSON body.
     pub fn expect(&self, r: Resp, status: u16) -> Value {
         assert_eq!(r.status, status, "unexpected status; body: {}", r.body);
@@ -313,46 +393,22 @@ impl World {
 
     /// Creates a group and returns its id.
     pub fn group(&self, name: &str) -> String {
-        let v = self.admin.expect(
-            self.admin
-                .post("/groups", &format!(r#"{{"name":"{name}"}}"#)),
-            201,
-        );
-        v["id"].as_str().unwrap().to_string()
+        self.admin.create_group(name)
     }
 
     /// Registers a replica set and returns its id.
     pub fn replica_set(&self, group: &str, name: &str) -> String {
-        let body = format!(
-            r#"{{"clusterName":"{name}","typeName":"REPLICA_SET","replicaSetName":"{name}"}}"#
-        );
-        let v = self.admin.expect(
-            self.admin.post(&format!("/groups/{group}/clusters"), &body),
-            201,
-        );
-        v["id"].as_str().unwrap().to_string()
+        self.admin.create_replica_set(group, name)
     }
 
     /// Turns encryption on for a cluster.
     pub fn enable_encryption(&self, group: &str, cluster: &str) -> Value {
-        self.admin.expect(
-            self.admin.patch(
-                &format!("/groups/{group}/backupConfigs/{cluster}"),
-                r#"{"encryptionEnabled":true}"#,
-            ),
-            200,
-        )
+        self.admin.enable_encryption(group, cluster)
     }
 
     /// The current key id of a cluster.
     pub fn key_of(&self, group: &str, cluster: &str) -> String {
-        let v = self.admin.expect(
-            self.admin.get(&format!(
-                "/groups/{group}/backupConfigs/{cluster}/encryptionKey"
-            )),
-            200,
-        );
-        v["encryptionKeyUUID"].as_str().unwrap().to_string()
+        self.admin.current_key(group, cluster)
     }
 
     /// Another user.
@@ -430,4 +486,97 @@ pub fn restore(api: &Api, g: &str, c: &str, snapshot: &str) -> (u16, Vec<u8>) {
         return (0, bytes);
     }
     (code, bytes)
+}
+
+/// A `headlock kmip-server` process: a real KMIP server of its own, keys in a SQLite
+/// file of its data directory. A second one started on the same directory shares the
+/// keys (two servers of one KMIP cluster). Killed on drop.
+pub struct KmipProcess {
+    child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+}
+
+impl KmipProcess {
+    pub fn start(dir: &Path) -> KmipProcess {
+        Self::start_on(dir, "127.0.0.1:0")
+    }
+
+    /// Starts it again on the same directory and address, after [`KmipProcess::kill`].
+    pub fn restart(&mut self) {
+        let addr = self.addr.clone();
+        *self = Self::start_on(&self.dir.clone(), &addr);
+    }
+
+    fn start_on(dir: &Path, listen: &str) -> KmipProcess {
+        let mut child = Command::new(BIN)
+            .args(["kmip-server", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", listen])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start headlock kmip-server");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("kmip-server exited").unwrap();
+            if let Some(rest) = line.strip_prefix("headlock: KMIP server listening on ") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        KmipProcess {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Its certificates (made at its first start).
+    pub fn pki(&self) -> kmip::pki::PkiPaths {
+        kmip::pki::PkiPaths::in_dir(&self.dir.join("kmip"))
+    }
+
+    /// The `[kmip]` section of a config file naming `servers` with this server's PKI.
+    pub fn config_section(&self, servers: &[&KmipProcess]) -> String {
+        let pki = self.pki();
+        let servers: Vec<String> = servers.iter().map(|k| format!("{:?}", k.addr)).collect();
+        format!(
+            "[kmip]\nservers = [{}]\nca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}\n",
+            servers.join(", "),
+            pki.ca_cert,
+            pki.client_cert,
+            pki.client_key
+        )
+    }
+
+    /// Runs `f` with a KMIP client of this server, on a runtime of its own.
+    pub fn with_client<T>(&self, f: impl AsyncFnOnce(&kmip::client::Client) -> T) -> T {
+        let pki = self.pki();
+        let client = kmip::client::Client::new(kmip::client::ClientConfig::new(
+            vec![self.addr.clone()],
+            pki.ca_cert,
+            pki.client_cert,
+            pki.client_key,
+        ))
+        .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f(&client))
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for KmipProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -1,0 +1,69 @@
+//! The service's "now" for schedules that run over days (automatic rotation, destruction
+//! of retired keys), so that tests of the real binary can move time forward instead of
+//! waiting for it.
+//!
+//! Leases, nonces and record timestamps keep the real clock, with one exception: the
+//! creation time of a master key, which anchors its rotation schedule, is read from the
+//! [`Clock`] too, so that "made at" and "due at" are in one frame (with a shifted clock
+//! a key made now is not due at once). The decisions "is this due?" read a [`Clock`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+/// Where "now" comes from.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time, UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        crate::now()
+    }
+}
+
+/// The system clock moved forward by the whole number of seconds written in a file,
+/// read at every call (a missing or unreadable file means no shift). For tests only:
+/// `serve` uses it when `HEADLOCK_TEST_CLOCK_SHIFT_FILE` names a file.
+#[derive(Debug, Clone)]
+pub struct ShiftedClock {
+    file: PathBuf,
+}
+
+impl ShiftedClock {
+    /// A clock shifted by the seconds in `file`.
+    pub fn new(file: impl Into<PathBuf>) -> Self {
+        ShiftedClock { file: file.into() }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> OffsetDateTime {
+        let shift = std::fs::read_to_string(&self.file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        crate::now() + time::Duration::seconds(shift)
+    }
+}
+
+/// The clock `serve` uses: [`ShiftedClock`] on the file named by
+/// `HEADLOCK_TEST_CLOCK_SHIFT_FILE` when that is set (tests only), else [`SystemClock`].
+pub fn from_env() -> Arc<dyn Clock> {
+    match std::env::var_os("HEADLOCK_TEST_CLOCK_SHIFT_FILE") {
+        Some(file) if !file.is_empty() => {
+            tracing::warn!(
+                file = %std::path::Path::new(&file).display(),
+                "HEADLOCK_TEST_CLOCK_SHIFT_FILE is set: the key lifecycle runs on a shifted clock (tests only)"
+            );
+            Arc::new(ShiftedClock::new(file))
+        }
+        _ => Arc::new(SystemClock),
+    }
+}
