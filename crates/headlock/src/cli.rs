@@ -78,7 +78,12 @@ pub struct DataArgs {
     /// Metadata database: postgres://USER@HOST/DB for several nodes on one PostgreSQL
     /// [default: SQLite in the data directory]. Prefer the variable to the flag when
     /// the URL holds a password.
-    #[arg(long, env = "HEADLOCK_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "HEADLOCK_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub database_url: Option<String>,
 }
 

@@ -517,3 +517,36 @@ fn accepts_help_with_examples_and_exit_statuses() {
     let run = cli.run(&["groups", "--help"]);
     assert!(run.stdout.contains("Exit status"), "{}", run.stdout);
 }
+
+#[test]
+fn migrate_reports_the_schema_version_and_help_never_shows_the_database_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let (version, latest) = line
+        .trim()
+        .strip_prefix("sqlite schema at version ")
+        .and_then(|rest| rest.split_once(" (latest "))
+        .unwrap_or_else(|| panic!("{line:?}"));
+    assert_eq!(format!("{version})"), latest, "fully migrated: {line:?}");
+    assert!(dir.path().join("headlock.db").exists());
+
+    // A password in HEADLOCK_DATABASE_URL is never echoed by --help.
+    let help = Command::new(BIN)
+        .args(["serve", "--help"])
+        .env("HEADLOCK_DATABASE_URL", "postgres://u:s3cret-pw@db/h")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(text.contains("--database-url"), "{text}");
+    assert!(!text.contains("s3cret-pw"), "{text}");
+}
