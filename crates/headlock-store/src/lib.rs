@@ -29,6 +29,7 @@
 //! | `connect` | opening either database; URLs and their redaction |
 //! | `rows` | records to rows and back: ids, times, enums, JSON lists, hex bytes |
 //! | `audit` | the audit hash chain and its canonical event encoding |
+//! | `chunks` | a snapshot's chunk rows and references, for a commit and a re-encryption |
 //! | `migrations` | the embedded migrations, run through sqlx's `Migrator` |
 //! | [`blob`] | [`ObjectBlobStore`]: packs and manifests in a local directory or S3 |
 //! | `error` | sqlx errors to [`StoreError`] |
@@ -76,6 +77,7 @@
 
 mod audit;
 pub mod blob;
+mod chunks;
 mod connect;
 mod db;
 mod error;
@@ -100,12 +102,12 @@ use headlock_core::model::{
 use headlock_core::store::{KeyChange, Lease, SnapshotCommit};
 use headlock_core::store::{ReencryptCommit, ReencryptFinish};
 use headlock_core::{MetadataStore, ObjectId, StoreError};
-use sqlx::error::ErrorKind;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::chunks::SnapshotChunks;
 use crate::db::{Attempt, Pool, Row, Sql, Tx, stmt};
-use crate::error::{classify, ctx, is_violation};
+use crate::error::{classify, ctx};
 use crate::queries as q;
 use crate::rows::{bigint, id_text, json_list, micros, opt_id_text, roles_json, secret_hex};
 
@@ -460,35 +462,6 @@ async fn update_config_in(tx: &mut Tx, config: &BackupConfig) -> Result<(), Stor
     Ok(())
 }
 
-/// Which of `ids` are stored for the cluster, sorted; read (after a failed commit was
-/// rolled back, so PostgreSQL can run statements again) to name the chunk the commit
-/// failed on.
-async fn stored_ids(
-    pool: &Pool,
-    cluster_text: &str,
-    ids: &[ChunkId],
-    op: &str,
-) -> Result<Vec<ChunkId>, StoreError> {
-    let sql = q::stored_chunk_ids(ids.len());
-    let mut query = stmt(&sql).persistent(false).bind(cluster_text);
-    for id in ids {
-        query = query.bind(id.to_string());
-    }
-    let found = query.fetch_texts(pool).await.map_err(ctx(op))?;
-    let mut stored = found
-        .iter()
-        .map(|text| {
-            text.parse().map_err(|_| {
-                StoreError::Backend(format!(
-                    "{op}: table chunks holds a chunk id that is not 64 hex digits"
-                ))
-            })
-        })
-        .collect::<Result<Vec<ChunkId>, _>>()?;
-    stored.sort_unstable();
-    Ok(stored)
-}
-
 /// A pack id read from the chunks table.
 fn parse_pack_id(text: &str, op: &str) -> Result<ObjectId, StoreError> {
     text.parse().map_err(|_| {
@@ -766,23 +739,8 @@ impl SqlStore {
         let cluster = snap.cluster_id;
         let op = format!("committing snapshot {} of cluster {cluster}", snap.id);
 
-        let mut uses: Vec<ChunkId> = commit.uses.clone();
-        uses.sort_unstable();
-        uses.dedup();
-        for chunk in &commit.new_chunks {
-            if chunk.cluster_id != cluster || chunk.stored_by != snap.id {
-                return Err(StoreError::Precondition(format!(
-                    "{op}: new chunk {} is of cluster {}, stored by snapshot {}",
-                    chunk.chunk_id, chunk.cluster_id, chunk.stored_by
-                )));
-            }
-            if uses.binary_search(&chunk.chunk_id).is_err() {
-                return Err(StoreError::Precondition(format!(
-                    "{op}: new chunk {} is not among the chunks the snapshot uses",
-                    chunk.chunk_id
-                )));
-            }
-        }
+        let chunks =
+            SnapshotChunks::check(&op, cluster, snap.id, &commit.uses, &commit.new_chunks)?;
         let sizes = [
             bigint(snap.data_size_bytes, "dataSizeBytes")?,
             bigint(snap.stored_size_bytes, "storageSizeBytes")?,
@@ -790,10 +748,6 @@ impl SqlStore {
         ];
         let cluster_text = id_text(cluster);
         let snapshot_text = id_text(snap.id);
-        // Inserted in chunk id order: two commits that store some of the same new chunks
-        // (on PostgreSQL) then wait on the first shared one instead of deadlocking.
-        let mut new_chunks: Vec<&ChunkLocation> = commit.new_chunks.iter().collect();
-        new_chunks.sort_by_key(|c| c.chunk_id);
 
         let mut tx = self.begin_write(&op, &attempt).await?;
         let in_group = stmt(q::CLUSTER_IN_GROUP)
@@ -824,69 +778,8 @@ impl SqlStore {
             .await
             .map_err(ctx(&op))?;
 
-        for batch in new_chunks.chunks(q::CHUNK_BATCH) {
-            let sql = q::insert_chunks(batch.len());
-            let mut insert = stmt(&sql).persistent(batch.len() == q::CHUNK_BATCH);
-            for chunk in batch {
-                insert = insert
-                    .bind(&cluster_text)
-                    .bind(chunk.chunk_id.to_string())
-                    .bind(id_text(chunk.pack_id))
-                    .bind(bigint(chunk.offset, "a chunk offset")?)
-                    .bind(i64::from(chunk.length))
-                    .bind(i64::from(chunk.plaintext_length))
-                    .bind(&snapshot_text);
-            }
-            if let Err(e) = insert.execute(&mut tx).await {
-                if is_violation(&e, ErrorKind::UniqueViolation) {
-                    // Which chunk, read once this transaction is rolled back (PostgreSQL
-                    // runs nothing more in a failed one): the stored one was stored by
-                    // another commit.
-                    tx.rollback().await.ok();
-                    let ids: Vec<ChunkId> = batch.iter().map(|c| c.chunk_id).collect();
-                    let stored = stored_ids(&self.pool, &cluster_text, &ids, &op).await?;
-                    let which = ids.iter().find(|id| stored.binary_search(id).is_ok());
-                    return Err(StoreError::Conflict(match which {
-                        Some(id) => format!("{op}: chunk {id} is already stored for the cluster"),
-                        None => format!("{op}: a new chunk is listed twice"),
-                    }));
-                }
-                return Err(classify(&op, e));
-            }
-        }
-
-        for batch in uses.chunks(q::REFERENCE_BATCH) {
-            let sql = q::insert_references(batch.len());
-            let mut insert = stmt(&sql).persistent(batch.len() == q::REFERENCE_BATCH);
-            for id in batch {
-                insert = insert
-                    .bind(&snapshot_text)
-                    .bind(&cluster_text)
-                    .bind(id.to_string());
-            }
-            if let Err(e) = insert.execute(&mut tx).await {
-                if is_violation(&e, ErrorKind::ForeignKeyViolation) {
-                    // Read after the rollback too, which took this commit's own new
-                    // chunks away: the missing chunk is one it only reuses.
-                    tx.rollback().await.ok();
-                    let stored = stored_ids(&self.pool, &cluster_text, batch, &op).await?;
-                    let missing = batch
-                        .iter()
-                        .filter(|id| {
-                            new_chunks
-                                .binary_search_by_key(id, |c| &c.chunk_id)
-                                .is_err()
-                        })
-                        .find(|id| stored.binary_search(id).is_err())
-                        .map_or_else(|| "a chunk".to_owned(), |id| format!("chunk {id}"));
-                    return Err(StoreError::Precondition(format!(
-                        "{op}: the snapshot uses {missing}, which is not stored for the cluster \
-                         (garbage collection removed it)"
-                    )));
-                }
-                return Err(classify(&op, e));
-            }
-        }
+        let tx = chunks.insert_new(tx, &self.pool, &op).await?;
+        let tx = chunks.insert_references(tx, &self.pool, &op).await?;
         tx.commit().await.map_err(ctx(&op))
     }
 

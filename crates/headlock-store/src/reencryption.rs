@@ -1,6 +1,7 @@
 //! Re-encryption jobs (compromise recovery): the job records, the per-snapshot switch
 //! to a new data key and the end of a job, each one transaction. The trait methods in
-//! `lib.rs` call these.
+//! `lib.rs` call these; the switch writes the snapshot's chunk rows as a snapshot
+//! commit does (`chunks.rs`).
 //!
 //! Locking: the switch and the end take [`q::CLUSTER_LOCK`] first, like a key change, a
 //! garbage collection and a snapshot deletion of the cluster, so on PostgreSQL they queue
@@ -9,16 +10,17 @@
 
 use std::sync::Arc;
 
-use headlock_core::model::{ChunkId, ChunkLocation, Page, ReencryptionJob, ReencryptionStatus};
+use headlock_core::model::{Page, ReencryptionJob, ReencryptionStatus};
 use headlock_core::store::{ReencryptCommit, ReencryptFinish};
 use headlock_core::{ObjectId, StoreError};
 use sqlx::error::ErrorKind;
 
+use crate::chunks::SnapshotChunks;
 use crate::db::{Attempt, stmt};
 use crate::error::{classify, ctx, is_violation};
 use crate::queries as q;
 use crate::rows::{self, bigint, id_text, micros};
-use crate::{SqlStore, append_audit_in, stored_ids};
+use crate::{SqlStore, append_audit_in};
 
 impl SqlStore {
     pub(crate) async fn insert_reencryption_job_once(
@@ -107,28 +109,16 @@ impl SqlStore {
             "switching snapshot {} of cluster {cluster} to data key {}",
             commit.snapshot_id, commit.to_data_key_id
         );
-        let mut uses: Vec<ChunkId> = commit.uses.clone();
-        uses.sort_unstable();
-        uses.dedup();
-        for chunk in &commit.new_chunks {
-            if chunk.cluster_id != cluster || chunk.stored_by != commit.snapshot_id {
-                return Err(StoreError::Precondition(format!(
-                    "{op}: new chunk {} is of cluster {}, stored by snapshot {}",
-                    chunk.chunk_id, chunk.cluster_id, chunk.stored_by
-                )));
-            }
-            if uses.binary_search(&chunk.chunk_id).is_err() {
-                return Err(StoreError::Precondition(format!(
-                    "{op}: new chunk {} is not among the chunks the snapshot uses",
-                    chunk.chunk_id
-                )));
-            }
-        }
+        let chunks = SnapshotChunks::check(
+            &op,
+            cluster,
+            commit.snapshot_id,
+            &commit.uses,
+            &commit.new_chunks,
+        )?;
         let bytes = bigint(commit.bytes, "the snapshot's size")?;
         let cluster_text = id_text(cluster);
         let snapshot_text = id_text(commit.snapshot_id);
-        let mut new_chunks: Vec<&ChunkLocation> = commit.new_chunks.iter().collect();
-        new_chunks.sort_by_key(|c| c.chunk_id);
 
         let mut tx = self.begin_write(&op, &attempt).await?;
         if !SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await? {
@@ -160,62 +150,14 @@ impl SqlStore {
                 commit.job_id
             )));
         }
-        for batch in new_chunks.chunks(q::CHUNK_BATCH) {
-            let sql = q::insert_chunks(batch.len());
-            let mut insert = stmt(&sql).persistent(batch.len() == q::CHUNK_BATCH);
-            for chunk in batch {
-                insert = insert
-                    .bind(&cluster_text)
-                    .bind(chunk.chunk_id.to_string())
-                    .bind(id_text(chunk.pack_id))
-                    .bind(bigint(chunk.offset, "a chunk offset")?)
-                    .bind(i64::from(chunk.length))
-                    .bind(i64::from(chunk.plaintext_length))
-                    .bind(&snapshot_text);
-            }
-            if let Err(e) = insert.execute(&mut tx).await {
-                if is_violation(&e, ErrorKind::UniqueViolation) {
-                    return Err(StoreError::Conflict(format!(
-                        "{op}: a new chunk is already stored for the cluster"
-                    )));
-                }
-                return Err(classify(&op, e));
-            }
-        }
+        let mut tx = chunks.insert_new(tx, &self.pool, &op).await?;
+        // The references under the old key's chunks give way to those of `uses`.
         stmt(q::DELETE_SNAPSHOT_CHUNKS)
             .bind(&snapshot_text)
             .execute(&mut tx)
             .await
             .map_err(ctx(&op))?;
-        for batch in uses.chunks(q::REFERENCE_BATCH) {
-            let sql = q::insert_references(batch.len());
-            let mut insert = stmt(&sql).persistent(batch.len() == q::REFERENCE_BATCH);
-            for id in batch {
-                insert = insert
-                    .bind(&snapshot_text)
-                    .bind(&cluster_text)
-                    .bind(id.to_string());
-            }
-            if let Err(e) = insert.execute(&mut tx).await {
-                if is_violation(&e, ErrorKind::ForeignKeyViolation) {
-                    tx.rollback().await.ok();
-                    let stored = stored_ids(&self.pool, &cluster_text, batch, &op).await?;
-                    let missing = batch
-                        .iter()
-                        .filter(|id| {
-                            new_chunks
-                                .binary_search_by_key(id, |c| &c.chunk_id)
-                                .is_err()
-                        })
-                        .find(|id| stored.binary_search(id).is_err())
-                        .map_or_else(|| "a chunk".to_owned(), |id| format!("chunk {id}"));
-                    return Err(StoreError::Precondition(format!(
-                        "{op}: the snapshot uses {missing}, which is not stored for the cluster"
-                    )));
-                }
-                return Err(classify(&op, e));
-            }
-        }
+        let tx = chunks.insert_references(tx, &self.pool, &op).await?;
         tx.commit().await.map_err(ctx(&op))
     }
 

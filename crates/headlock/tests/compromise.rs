@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Api, Server, World, assert_error, create_user, noise, restore, upload};
-use kmip::client::{Client, ClientConfig};
+use common::{Api, Server, World, assert_error, create_user, noise, restore, upload, with_pykmip};
 use kmip::types::State;
 use serde_json::Value;
 
@@ -103,60 +102,11 @@ fn encrypted_replica_set(api: &Api) -> (String, String) {
     (g, c)
 }
 
-struct PyKmip {
-    dir: tempfile::TempDir,
-    _pykmip: testkit::PyKmipServer,
-    server: Server,
-    admin: Api,
-    kmip: Client,
-}
-
-fn with_pykmip() -> PyKmip {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = kmip::pki::generate(&dir.path().join("pki"), "headlock").unwrap();
-    let pykmip = testkit::PyKmipServer::start(&testkit::TlsFiles {
-        ca_cert: pki.ca_cert.clone(),
-        server_cert: pki.server_cert.clone(),
-        server_key: pki.server_key.clone(),
-        client_cert: pki.client_cert.clone(),
-        client_key: pki.client_key.clone(),
-    })
-    .expect("start PyKMIP");
-    let data = dir.path().join("data");
-    let key = create_user(&data, "admin", "GLOBAL_OWNER", None);
-    let server = Server::start(
-        &data,
-        &[
-            "--kmip-servers",
-            &pykmip.addr(),
-            "--kmip-ca-file",
-            pki.ca_cert.to_str().unwrap(),
-            "--kmip-client-cert-file",
-            pki.client_cert.to_str().unwrap(),
-            "--kmip-client-key-file",
-            pki.client_key.to_str().unwrap(),
-        ],
-    );
-    let admin = Api::new(&server, "admin", &key);
-    let kmip = Client::new(ClientConfig::new(
-        vec![pykmip.addr()],
-        pki.ca_cert.clone(),
-        pki.client_cert.clone(),
-        pki.client_key.clone(),
-    ))
-    .unwrap();
-    PyKmip {
-        dir,
-        _pykmip: pykmip,
-        server,
-        admin,
-        kmip,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn compromise_rewrites_every_snapshot_under_a_new_data_key_and_revokes_as_compromised() {
-    let mut s = tokio::task::spawn_blocking(with_pykmip).await.unwrap();
+    let mut s = tokio::task::spawn_blocking(|| with_pykmip(&[]))
+        .await
+        .unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let admin = s.admin.clone();
     let sp = scratch.path().to_path_buf();

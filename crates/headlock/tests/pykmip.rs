@@ -3,71 +3,8 @@
 
 mod common;
 
-use common::{Api, Server, assert_error, create_user};
-use kmip::client::{Client, ClientConfig};
+use common::{Api, WithPyKmip, assert_error, with_pykmip};
 use kmip::types::{CryptographicAlgorithm, State};
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    pykmip: testkit::PyKmipServer,
-    server: Server,
-    admin: Api,
-    kmip: Client,
-}
-
-fn setup() -> Setup {
-    setup_with_env(&[])
-}
-
-fn setup_with_env(env: &[(&str, &str)]) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = kmip::pki::generate(&dir.path().join("pki"), "headlock").unwrap();
-    let pykmip = testkit::PyKmipServer::start(&testkit::TlsFiles {
-        ca_cert: pki.ca_cert.clone(),
-        server_cert: pki.server_cert.clone(),
-        server_key: pki.server_key.clone(),
-        client_cert: pki.client_cert.clone(),
-        client_key: pki.client_key.clone(),
-    })
-    .expect("start PyKMIP");
-    let data = dir.path().join("data");
-    let key = create_user(&data, "admin", "GLOBAL_OWNER", None);
-    let server = Server::start_with_env(
-        &data,
-        &[
-            "--kmip-servers",
-            &pykmip.addr(),
-            "--kmip-ca-file",
-            pki.ca_cert.to_str().unwrap(),
-            "--kmip-client-cert-file",
-            pki.client_cert.to_str().unwrap(),
-            "--kmip-client-key-file",
-            pki.client_key.to_str().unwrap(),
-        ],
-        env,
-    );
-    assert!(
-        !server.log().contains("embedded KMIP server"),
-        "{}",
-        server.log()
-    );
-    let admin = Api::new(&server, "admin", &key);
-    // Our own KMIP client, with the same certificate (PyKMIP shows objects to their owner).
-    let kmip = Client::new(ClientConfig::new(
-        vec![pykmip.addr()],
-        pki.ca_cert.clone(),
-        pki.client_cert.clone(),
-        pki.client_key.clone(),
-    ))
-    .unwrap();
-    Setup {
-        _dir: dir,
-        pykmip,
-        server,
-        admin,
-        kmip,
-    }
-}
 
 fn create_encrypted_cluster(admin: &Api) -> (String, String) {
     let g = admin.expect(admin.post("/groups", r#"{"name":"py"}"#), 201)["id"]
@@ -106,7 +43,9 @@ fn current_key(admin: &Api, g: &str, c: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_creates_real_keys_in_pykmip_and_revokes_the_old_one() {
-    let s = tokio::task::spawn_blocking(setup).await.unwrap();
+    let s = tokio::task::spawn_blocking(|| with_pykmip(&[]))
+        .await
+        .unwrap();
     let admin = s.admin.clone();
     let (first, second) = tokio::task::spawn_blocking(move || {
         let (g, c) = create_encrypted_cluster(&admin);
@@ -136,7 +75,9 @@ async fn rotation_creates_real_keys_in_pykmip_and_revokes_the_old_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kmip_outage_answers_503_changes_nothing_and_recovers() {
-    let mut s = tokio::task::spawn_blocking(setup).await.unwrap();
+    let mut s = tokio::task::spawn_blocking(|| with_pykmip(&[]))
+        .await
+        .unwrap();
     let admin = s.admin.clone();
     let (g, c, before) = tokio::task::spawn_blocking(move || {
         let (g, c) = create_encrypted_cluster(&admin);
@@ -199,7 +140,7 @@ fn reconciled_events(admin: &Api, g: &str) -> Vec<serde_json::Value> {
 
 /// Crashes the server with a PUT at `point`, starts it again without the crash point,
 /// and returns (group, cluster, key before the PUT, the restarted server's admin API).
-fn crash_during_rotation(s: &mut Setup, point: &str) -> (String, String, String) {
+fn crash_during_rotation(s: &mut WithPyKmip, point: &str) -> (String, String, String) {
     let (g, c) = create_encrypted_cluster(&s.admin);
     let before = current_key(&s.admin, &g, &c);
     let r = s.admin.try_call(
@@ -228,7 +169,7 @@ fn crash_during_rotation(s: &mut Setup, point: &str) -> (String, String, String)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_after_the_kmip_create_is_reconciled_at_the_next_start() {
     let mut s = tokio::task::spawn_blocking(|| {
-        setup_with_env(&[("HEADLOCK_TEST_CRASH_AT", "rotation-after-kmip-create")])
+        with_pykmip(&[("HEADLOCK_TEST_CRASH_AT", "rotation-after-kmip-create")])
     })
     .await
     .unwrap();
@@ -275,7 +216,7 @@ async fn a_crash_after_the_kmip_create_is_reconciled_at_the_next_start() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_after_the_commit_revokes_the_old_key_at_the_next_start() {
     let s = tokio::task::spawn_blocking(|| {
-        setup_with_env(&[("HEADLOCK_TEST_CRASH_AT", "rotation-after-commit")])
+        with_pykmip(&[("HEADLOCK_TEST_CRASH_AT", "rotation-after-commit")])
     })
     .await
     .unwrap();

@@ -580,3 +580,67 @@ impl Drop for KmipProcess {
         self.kill();
     }
 }
+
+/// `headlock serve` against a third-party KMIP server: PyKMIP (started by testkit, on
+/// certificates made for the test) as its external KMIP server, a `GLOBAL_OWNER` user
+/// `admin`, and a KMIP client of the test's own with Headlock's client certificate
+/// (PyKMIP shows objects to their owner). Fields drop in order: the server, PyKMIP,
+/// then the directory.
+pub struct WithPyKmip {
+    pub server: Server,
+    pub admin: Api,
+    pub kmip: kmip::client::Client,
+    pub pykmip: testkit::PyKmipServer,
+    /// Holds `pki/` and the server's `data/`.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts PyKMIP and `headlock serve` on it, with `env` set for the server.
+pub fn with_pykmip(env: &[(&str, &str)]) -> WithPyKmip {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = kmip::pki::generate(&dir.path().join("pki"), "headlock").unwrap();
+    let pykmip = testkit::PyKmipServer::start(&testkit::TlsFiles {
+        ca_cert: pki.ca_cert.clone(),
+        server_cert: pki.server_cert.clone(),
+        server_key: pki.server_key.clone(),
+        client_cert: pki.client_cert.clone(),
+        client_key: pki.client_key.clone(),
+    })
+    .expect("start PyKMIP");
+    let data = dir.path().join("data");
+    let key = create_user(&data, "admin", "GLOBAL_OWNER", None);
+    let server = Server::start_with_env(
+        &data,
+        &[
+            "--kmip-servers",
+            &pykmip.addr(),
+            "--kmip-ca-file",
+            pki.ca_cert.to_str().unwrap(),
+            "--kmip-client-cert-file",
+            pki.client_cert.to_str().unwrap(),
+            "--kmip-client-key-file",
+            pki.client_key.to_str().unwrap(),
+        ],
+        env,
+    );
+    assert!(
+        !server.log().contains("embedded KMIP server"),
+        "{}",
+        server.log()
+    );
+    let admin = Api::new(&server, "admin", &key);
+    let kmip = kmip::client::Client::new(kmip::client::ClientConfig::new(
+        vec![pykmip.addr()],
+        pki.ca_cert.clone(),
+        pki.client_cert.clone(),
+        pki.client_key.clone(),
+    ))
+    .unwrap();
+    WithPyKmip {
+        server,
+        admin,
+        kmip,
+        pykmip,
+        dir,
+    }
+}

@@ -1,0 +1,178 @@
+//! A snapshot's chunk rows, written the same way by a snapshot commit (`lib.rs`) and by
+//! the switch of a snapshot to a new data key (`reencryption.rs`): the new chunks
+//! checked against the chunks the snapshot uses, inserted in batches, then the
+//! snapshot's references to every chunk it uses.
+//!
+//! A statement refused for a unique or foreign key violation is diagnosed once its
+//! transaction is rolled back (PostgreSQL runs nothing more in a failed one), so the
+//! error names the chunk at fault; hence the writes take the transaction by value and
+//! give it back when they succeed.
+
+use headlock_core::model::{ChunkId, ChunkLocation};
+use headlock_core::{ObjectId, StoreError};
+use sqlx::error::ErrorKind;
+
+use crate::db::{Pool, Tx, stmt};
+use crate::error::{classify, ctx, is_violation};
+use crate::queries as q;
+use crate::rows::{bigint, id_text};
+
+/// The chunk rows of one snapshot, checked: the chunks it uses (sorted, each once) and
+/// the new chunks it stores (sorted by id).
+pub(crate) struct SnapshotChunks<'a> {
+    cluster_text: String,
+    snapshot_text: String,
+    uses: Vec<ChunkId>,
+    new_chunks: Vec<&'a ChunkLocation>,
+}
+
+impl<'a> SnapshotChunks<'a> {
+    /// Checks that every new chunk is of `cluster`, stored by `snapshot` and among
+    /// `uses` ([`StoreError::Precondition`] naming the chunk if not).
+    pub(crate) fn check(
+        op: &str,
+        cluster: ObjectId,
+        snapshot: ObjectId,
+        uses: &[ChunkId],
+        new_chunks: &'a [ChunkLocation],
+    ) -> Result<Self, StoreError> {
+        let mut uses = uses.to_vec();
+        uses.sort_unstable();
+        uses.dedup();
+        for chunk in new_chunks {
+            if chunk.cluster_id != cluster || chunk.stored_by != snapshot {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: new chunk {} is of cluster {}, stored by snapshot {}",
+                    chunk.chunk_id, chunk.cluster_id, chunk.stored_by
+                )));
+            }
+            if uses.binary_search(&chunk.chunk_id).is_err() {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: new chunk {} is not among the chunks the snapshot uses",
+                    chunk.chunk_id
+                )));
+            }
+        }
+        // Inserted in chunk id order: two commits that store some of the same new chunks
+        // (on PostgreSQL) then wait on the first shared one instead of deadlocking.
+        let mut new_chunks: Vec<&ChunkLocation> = new_chunks.iter().collect();
+        new_chunks.sort_by_key(|c| c.chunk_id);
+        Ok(SnapshotChunks {
+            cluster_text: id_text(cluster),
+            snapshot_text: id_text(snapshot),
+            uses,
+            new_chunks,
+        })
+    }
+
+    /// Inserts the new chunks in `tx`. A chunk already stored for the cluster (by
+    /// another commit) rolls `tx` back and is [`StoreError::Conflict`] naming it.
+    pub(crate) async fn insert_new(
+        &self,
+        mut tx: Tx,
+        pool: &Pool,
+        op: &str,
+    ) -> Result<Tx, StoreError> {
+        for batch in self.new_chunks.chunks(q::CHUNK_BATCH) {
+            let sql = q::insert_chunks(batch.len());
+            let mut insert = stmt(&sql).persistent(batch.len() == q::CHUNK_BATCH);
+            for chunk in batch {
+                insert = insert
+                    .bind(&self.cluster_text)
+                    .bind(chunk.chunk_id.to_string())
+                    .bind(id_text(chunk.pack_id))
+                    .bind(bigint(chunk.offset, "a chunk offset")?)
+                    .bind(i64::from(chunk.length))
+                    .bind(i64::from(chunk.plaintext_length))
+                    .bind(&self.snapshot_text);
+            }
+            if let Err(e) = insert.execute(&mut tx).await {
+                if is_violation(&e, ErrorKind::UniqueViolation) {
+                    tx.rollback().await.ok();
+                    let ids: Vec<ChunkId> = batch.iter().map(|c| c.chunk_id).collect();
+                    let stored = stored_ids(pool, &self.cluster_text, &ids, op).await?;
+                    let which = ids.iter().find(|id| stored.binary_search(id).is_ok());
+                    return Err(StoreError::Conflict(match which {
+                        Some(id) => format!("{op}: chunk {id} is already stored for the cluster"),
+                        None => format!("{op}: a new chunk is listed twice"),
+                    }));
+                }
+                return Err(classify(op, e));
+            }
+        }
+        Ok(tx)
+    }
+
+    /// Inserts the snapshot's references to every chunk it uses in `tx`. A chunk it
+    /// reuses that is not stored for the cluster rolls `tx` back and is
+    /// [`StoreError::Precondition`] naming it.
+    pub(crate) async fn insert_references(
+        &self,
+        mut tx: Tx,
+        pool: &Pool,
+        op: &str,
+    ) -> Result<Tx, StoreError> {
+        for batch in self.uses.chunks(q::REFERENCE_BATCH) {
+            let sql = q::insert_references(batch.len());
+            let mut insert = stmt(&sql).persistent(batch.len() == q::REFERENCE_BATCH);
+            for id in batch {
+                insert = insert
+                    .bind(&self.snapshot_text)
+                    .bind(&self.cluster_text)
+                    .bind(id.to_string());
+            }
+            if let Err(e) = insert.execute(&mut tx).await {
+                if is_violation(&e, ErrorKind::ForeignKeyViolation) {
+                    // The rollback took this transaction's own new chunks away too: the
+                    // missing chunk is one it only reuses.
+                    tx.rollback().await.ok();
+                    let stored = stored_ids(pool, &self.cluster_text, batch, op).await?;
+                    let missing = batch
+                        .iter()
+                        .filter(|id| {
+                            self.new_chunks
+                                .binary_search_by_key(id, |c| &c.chunk_id)
+                                .is_err()
+                        })
+                        .find(|id| stored.binary_search(id).is_err())
+                        .map_or_else(|| "a chunk".to_owned(), |id| format!("chunk {id}"));
+                    return Err(StoreError::Precondition(format!(
+                        "{op}: the snapshot uses {missing}, which is not stored for the cluster \
+                         (garbage collection removed it)"
+                    )));
+                }
+                return Err(classify(op, e));
+            }
+        }
+        Ok(tx)
+    }
+}
+
+/// Which of `ids` are stored for the cluster, sorted; read (after a failed write was
+/// rolled back, so PostgreSQL can run statements again) to name the chunk the write
+/// failed on.
+async fn stored_ids(
+    pool: &Pool,
+    cluster_text: &str,
+    ids: &[ChunkId],
+    op: &str,
+) -> Result<Vec<ChunkId>, StoreError> {
+    let sql = q::stored_chunk_ids(ids.len());
+    let mut query = stmt(&sql).persistent(false).bind(cluster_text);
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    let found = query.fetch_texts(pool).await.map_err(ctx(op))?;
+    let mut stored = found
+        .iter()
+        .map(|text| {
+            text.parse().map_err(|_| {
+                StoreError::Backend(format!(
+                    "{op}: table chunks holds a chunk id that is not 64 hex digits"
+                ))
+            })
+        })
+        .collect::<Result<Vec<ChunkId>, _>>()?;
+    stored.sort_unstable();
+    Ok(stored)
+}
