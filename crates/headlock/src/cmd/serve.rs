@@ -1,8 +1,11 @@
 //! `headlock serve`: the service.
 //!
-//! Start order: data directory, metadata store, key manager (the embedded KMIP server on
-//! a loopback port with mutual TLS, or the configured external servers), reconciliation
-//! of any key change a crash interrupted, then the API. The line
+//! Start order: data directory and node id, metadata store (SQLite, or PostgreSQL shared
+//! by several nodes), key manager (the embedded KMIP server on a loopback port with mutual
+//! TLS, or the configured external servers), chunk store (local directory or S3), the
+//! secrets every node shares, reconciliation of any key change nobody is working on and
+//! garbage collection, then the health monitor, the maintenance jobs
+//! (headlock_service::maintenance) and the API with /health, /ready and /metrics. The line
 //! `headlock: API listening on <url>` on standard error says it is ready.
 
 use std::path::Path;
