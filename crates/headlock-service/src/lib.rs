@@ -5,8 +5,13 @@
 //! changed ([`clusters`]), how master keys are created and rotated ([`rotation`]: a
 //! persisted intent before every KMIP call, one atomic commit, reconciliation of whatever a
 //! crash left), snapshots ([`snapshots`]: backup, restore, verify, garbage collection),
-//! users and their API keys ([`users`]), and the audit trail ([`events`]). It talks to the
-//! world through two traits of `headlock-core`: a [`MetadataStore`] and a [`KeyManager`];
+//! users and their API keys ([`users`]), and the audit trail ([`events`]). Past Ops
+//! Manager: the key lifecycle ([`lifecycle`]: schedule, key state watch, destruction of
+//! retired keys, with "now" from a [`clock`]) and compromise recovery ([`compromise`]: a
+//! resumable re-encryption job). Several nodes share one database through leases
+//! ([`lease`]); the periodic jobs run from [`maintenance`]; [`health`] and [`metrics`]
+//! feed the operator's endpoints. It talks to the world through three traits of
+//! `headlock-core`: a [`MetadataStore`], a [`KeyManager`] and a blob store;
 //! [`kmip_keys::KmipKeyManager`] is the key manager on a real KMIP server.
 //!
 //! Every failure is a [`ServiceError`], which says what went wrong in the API's terms
