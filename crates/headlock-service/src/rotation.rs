@@ -429,7 +429,40 @@ impl Service {
         let now = self.clock.now();
         let mut data_keys = Vec::new();
         let existing = self.store.data_keys(cluster.id).await?;
-        if existing.is_empty() {
+        // A first key gets the cluster's first data key. A compromise gets a new one too,
+        // since the stored data keys may have leaked: it is the newest, so new backups
+        // use it, and a re-encryption job moves every snapshot to it.
+        let new_data_key = existing.is_empty() || intent.rotation_type == RotationType::Compromise;
+        // Normally every data key is wrapped by the current key; fetch whatever others
+        // are named, once each.
+        let mut materials = HashMap::new();
+        for dk in existing {
+            if !materials.contains_key(&dk.master_key_uid) {
+                let m = self.keys.master_key_material(&dk.master_key_uid).await?;
+                materials.insert(dk.master_key_uid.clone(), m);
+            }
+            let old_ctx = WrapContext {
+                cluster_id: &cluster_id,
+                master_key_uid: &dk.master_key_uid,
+            };
+            let wrapped = DataKey::rewrap(
+                &dk.wrapped,
+                (&materials[&dk.master_key_uid], &old_ctx),
+                (&new_material, &new_ctx),
+            )
+            .map_err(|e| {
+                ServiceError::Internal(format!(
+                    "data key {} of cluster {} did not unwrap under master key {}: {e}",
+                    dk.id, cluster.id, dk.master_key_uid
+                ))
+            })?;
+            data_keys.push(DataKeyRecord {
+                wrapped,
+                master_key_uid: created.uid.clone(),
+                ..dk
+            });
+        }
+        if new_data_key {
             let key = DataKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
             data_keys.push(DataKeyRecord {
                 id: ObjectId::new(),
@@ -440,50 +473,6 @@ impl Service {
                 master_key_uid: created.uid.clone(),
                 created: now,
             });
-        } else {
-            // Normally every data key is wrapped by the current key; fetch whatever
-            // others are named, once each.
-            let mut materials = HashMap::new();
-            for dk in existing {
-                if !materials.contains_key(&dk.master_key_uid) {
-                    let m = self.keys.master_key_material(&dk.master_key_uid).await?;
-                    materials.insert(dk.master_key_uid.clone(), m);
-                }
-                let old_ctx = WrapContext {
-                    cluster_id: &cluster_id,
-                    master_key_uid: &dk.master_key_uid,
-                };
-                let wrapped = DataKey::rewrap(
-                    &dk.wrapped,
-                    (&materials[&dk.master_key_uid], &old_ctx),
-                    (&new_material, &new_ctx),
-                )
-                .map_err(|e| {
-                    ServiceError::Internal(format!(
-                        "data key {} of cluster {} did not unwrap under master key {}: {e}",
-                        dk.id, cluster.id, dk.master_key_uid
-                    ))
-                })?;
-                data_keys.push(DataKeyRecord {
-                    wrapped,
-                    master_key_uid: created.uid.clone(),
-                    ..dk
-                });
-            }
-            if intent.rotation_type == RotationType::Compromise {
-                // The stored data keys may have leaked too: new backups get a new one (the
-                // newest), and a re-encryption job moves every snapshot to it.
-                let key = DataKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
-                data_keys.push(DataKeyRecord {
-                    id: ObjectId::new(),
-                    cluster_id: cluster.id,
-                    wrapped: key
-                        .wrap(&new_material, &new_ctx)
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
-                    master_key_uid: created.uid.clone(),
-                    created: now,
-                });
-            }
         }
         let mut audit = actor.event(
             if current.is_some() {

@@ -327,45 +327,35 @@ impl RequestMessage {
     /// The `Request Message` item tree.
     pub fn to_ttlv(&self) -> Item {
         let version = self.header.protocol_version;
-        let mut v = Vec::with_capacity(1 + self.items.len());
-        v.push(self.header.to_ttlv());
-        v.extend(self.items.iter().map(|i| i.to_ttlv(version)));
-        Item::structure(Tag::REQUEST_MESSAGE, v)
+        message_to_ttlv(
+            Tag::REQUEST_MESSAGE,
+            self.header.to_ttlv(),
+            self.items.iter().map(|i| i.to_ttlv(version)),
+        )
     }
 
     /// Reads a `Request Message` item tree.
     pub fn from_ttlv(item: &Item) -> Result<Self, MessageError> {
-        reject_nul_in_text(item)?;
-        let mut r = Reader::top(item, Tag::REQUEST_MESSAGE)?;
-        let header = RequestHeader::read(r.req_struct(Tag::REQUEST_HEADER)?)?;
-        let mut items = Vec::new();
-        while let Some(b) = r.opt_struct(Tag::BATCH_ITEM)? {
-            items.push(RequestBatchItem::read(b, header.protocol_version)?);
-        }
-        if items.is_empty() {
-            return Err(r.error(None, MessageErrorKind::Missing(Tag::BATCH_ITEM)));
-        }
-        check_batch_count(&r, header.batch_count, items.len())?;
-        r.finish()?;
+        let (header, items) = read_message(
+            item,
+            (Tag::REQUEST_MESSAGE, Tag::REQUEST_HEADER),
+            RequestHeader::read,
+            |h| (h.protocol_version, h.batch_count),
+            RequestBatchItem::read,
+        )?;
         Ok(RequestMessage { header, items })
     }
 
     /// The TTLV bytes. The intermediate item tree is zeroized; the bytes returned are
     /// the caller's to protect.
     pub fn encode(&self) -> Vec<u8> {
-        let mut item = self.to_ttlv();
-        let bytes = ttlv::encode(&item);
-        item.zeroize_bytes();
-        bytes
+        encode_zeroized(self.to_ttlv())
     }
 
     /// Decodes TTLV bytes into a typed request. The intermediate item tree is
     /// zeroized.
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Self, Error> {
-        let mut item = ttlv::decode(bytes, limits)?;
-        let message = RequestMessage::from_ttlv(&item);
-        item.zeroize_bytes();
-        Ok(message?)
+        decode_zeroized(bytes, limits, RequestMessage::from_ttlv)
     }
 }
 
@@ -374,6 +364,61 @@ impl RequestMessage {
 /// so that raw items kept as TTLV ([`RequestPayload::Other`], unknown attributes) are
 /// covered too. Iterative: the tree's depth is bounded by the decoder, but this must
 /// not depend on it.
+/// A message's item tree: its header, then its batch items.
+fn message_to_ttlv(tag: Tag, header: Item, items: impl ExactSizeIterator<Item = Item>) -> Item {
+    let mut v = Vec::with_capacity(1 + items.len());
+    v.push(header);
+    v.extend(items);
+    Item::structure(tag, v)
+}
+
+/// Reads a message of tag `tags.0` whose header has tag `tags.1`: the header (`header`
+/// says its protocol version and declared batch count), then one or more batch items,
+/// checked against that count. Text with NUL characters is refused anywhere in it.
+fn read_message<'a, H, B>(
+    item: &'a Item,
+    tags: (Tag, Tag),
+    read_header: impl FnOnce(Reader<'a>) -> Result<H, MessageError>,
+    header: impl Fn(&H) -> (ProtocolVersion, i32),
+    read_item: impl Fn(Reader<'a>, ProtocolVersion) -> Result<B, MessageError>,
+) -> Result<(H, Vec<B>), MessageError> {
+    reject_nul_in_text(item)?;
+    let mut r = Reader::top(item, tags.0)?;
+    let head = read_header(r.req_struct(tags.1)?)?;
+    let (version, declared) = header(&head);
+    let mut items = Vec::new();
+    while let Some(b) = r.opt_struct(Tag::BATCH_ITEM)? {
+        items.push(read_item(b, version)?);
+    }
+    if items.is_empty() {
+        return Err(r.error(None, MessageErrorKind::Missing(Tag::BATCH_ITEM)));
+    }
+    check_batch_count(&r, declared, items.len())?;
+    r.finish()?;
+    Ok((head, items))
+}
+
+/// The TTLV bytes of an item tree, which is zeroized afterwards; the bytes returned are
+/// the caller's to protect.
+fn encode_zeroized(mut item: Item) -> Vec<u8> {
+    let bytes = ttlv::encode(&item);
+    item.zeroize_bytes();
+    bytes
+}
+
+/// Decodes TTLV bytes and reads the item tree with `read`, zeroizing the tree whatever
+/// the outcome.
+fn decode_zeroized<T>(
+    bytes: &[u8],
+    limits: &Limits,
+    read: impl FnOnce(&Item) -> Result<T, MessageError>,
+) -> Result<T, Error> {
+    let mut item = ttlv::decode(bytes, limits)?;
+    let message = read(&item);
+    item.zeroize_bytes();
+    Ok(message?)
+}
+
 fn reject_nul_in_text(item: &Item) -> Result<(), MessageError> {
     let mut stack: Vec<(&Item, usize)> = vec![(item, 0)];
     let mut path: Vec<Tag> = Vec::new();
@@ -620,44 +665,34 @@ impl ResponseMessage {
     /// The `Response Message` item tree.
     pub fn to_ttlv(&self) -> Item {
         let version = self.header.protocol_version;
-        let mut v = Vec::with_capacity(1 + self.items.len());
-        v.push(self.header.to_ttlv());
-        v.extend(self.items.iter().map(|i| i.to_ttlv(version)));
-        Item::structure(Tag::RESPONSE_MESSAGE, v)
+        message_to_ttlv(
+            Tag::RESPONSE_MESSAGE,
+            self.header.to_ttlv(),
+            self.items.iter().map(|i| i.to_ttlv(version)),
+        )
     }
 
     /// Reads a `Response Message` item tree.
     pub fn from_ttlv(item: &Item) -> Result<Self, MessageError> {
-        reject_nul_in_text(item)?;
-        let mut r = Reader::top(item, Tag::RESPONSE_MESSAGE)?;
-        let header = ResponseHeader::read(r.req_struct(Tag::RESPONSE_HEADER)?)?;
-        let mut items = Vec::new();
-        while let Some(b) = r.opt_struct(Tag::BATCH_ITEM)? {
-            items.push(ResponseBatchItem::read(b, header.protocol_version)?);
-        }
-        if items.is_empty() {
-            return Err(r.error(None, MessageErrorKind::Missing(Tag::BATCH_ITEM)));
-        }
-        check_batch_count(&r, header.batch_count, items.len())?;
-        r.finish()?;
+        let (header, items) = read_message(
+            item,
+            (Tag::RESPONSE_MESSAGE, Tag::RESPONSE_HEADER),
+            ResponseHeader::read,
+            |h| (h.protocol_version, h.batch_count),
+            ResponseBatchItem::read,
+        )?;
         Ok(ResponseMessage { header, items })
     }
 
     /// The TTLV bytes. The intermediate item tree is zeroized; the bytes returned are
     /// the caller's to protect.
     pub fn encode(&self) -> Vec<u8> {
-        let mut item = self.to_ttlv();
-        let bytes = ttlv::encode(&item);
-        item.zeroize_bytes();
-        bytes
+        encode_zeroized(self.to_ttlv())
     }
 
     /// Decodes TTLV bytes into a typed response. The intermediate item tree is
     /// zeroized.
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Self, Error> {
-        let mut item = ttlv::decode(bytes, limits)?;
-        let message = ResponseMessage::from_ttlv(&item);
-        item.zeroize_bytes();
-        Ok(message?)
+        decode_zeroized(bytes, limits, ResponseMessage::from_ttlv)
     }
 }
