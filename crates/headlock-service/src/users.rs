@@ -170,26 +170,11 @@ impl Service {
     /// Replaces a user's API key (a running server stops accepting the old one within
     /// [`crate::cache::TTL`]).
     pub async fn replace_user_key(&self, username: &str, secrets: DigestSecrets) -> Result<()> {
-        let mut user = self
-            .store
-            .user_by_name(username)
-            .await?
-            .ok_or_else(|| ServiceError::UserNotFound(username.to_string()))?;
-        user.ha1_md5 = secrets.ha1_md5;
-        user.ha1_sha256 = secrets.ha1_sha256;
-        self.store.update_user(&user).await?;
-        self.cache.invalidate();
-        let event = crate::audit_event(
-            "USER_API_KEY_REGENERATED",
-            None,
-            None,
-            Some(username),
-            None,
-            "SUCCESS",
-            None,
-        );
-        self.store.append_audit(&event).await?;
-        Ok(())
+        self.change_user(username, "USER_API_KEY_REGENERATED", |user| {
+            user.ha1_md5 = secrets.ha1_md5;
+            user.ha1_sha256 = secrets.ha1_sha256;
+        })
+        .await
     }
 
     /// Replaces a user's access list (IPs and CIDR blocks; empty allows any address).
@@ -210,16 +195,30 @@ impl Service {
                 "{bad:?} is not an IP address or CIDR block."
             )));
         }
+        self.change_user(username, "USER_ACCESS_LIST_CHANGED", |user| {
+            user.access_list = entries;
+        })
+        .await
+    }
+
+    /// Reads a user, applies `change`, writes it back, empties the read cache and
+    /// records `event_type` in the audit trail.
+    async fn change_user(
+        &self,
+        username: &str,
+        event_type: &str,
+        change: impl FnOnce(&mut User),
+    ) -> Result<()> {
         let mut user = self
             .store
             .user_by_name(username)
             .await?
             .ok_or_else(|| ServiceError::UserNotFound(username.to_string()))?;
-        user.access_list = entries;
+        change(&mut user);
         self.store.update_user(&user).await?;
         self.cache.invalidate();
         let event = crate::audit_event(
-            "USER_ACCESS_LIST_CHANGED",
+            event_type,
             None,
             None,
             Some(username),

@@ -417,6 +417,20 @@ impl ApiClient {
         }
     }
 
+    /// A request to this API with the headers every request carries (Host, Accept,
+    /// User-Agent).
+    fn request(&self, method: &Method, uri: &str) -> hyper::http::request::Builder {
+        Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header(header::HOST, &self.target.authority)
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("headlock/", env!("CARGO_PKG_VERSION")),
+            )
+    }
+
     /// One request and its response, on the open connection or a new one.
     async fn exchange(
         &mut self,
@@ -432,15 +446,7 @@ impl ApiClient {
             path: uri.to_string(),
             reason,
         };
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(uri)
-            .header(header::HOST, &self.target.authority)
-            .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("headlock/", env!("CARGO_PKG_VERSION")),
-            );
+        let mut builder = self.request(method, uri);
         if let Some(a) = authorization {
             builder = builder.header(header::AUTHORIZATION, a);
         }
@@ -577,15 +583,8 @@ impl ApiClient {
             path: path_and_query.to_string(),
             reason,
         };
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(&uri)
-            .header(header::HOST, &self.target.authority)
-            .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("headlock/", env!("CARGO_PKG_VERSION")),
-            )
+        let mut builder = self
+            .request(&method, &uri)
             .header(header::CONTENT_TYPE, content_type)
             .header(header::TRANSFER_ENCODING, "chunked");
         if let Some(d) = self.digest.as_mut() {
