@@ -103,8 +103,8 @@ fn install_once() -> Result<Metrics, MetricsError> {
     Ok(Metrics { handle })
 }
 
-/// Help texts and units of the metrics of every crate (the service's own call covers
-/// the KMIP client's).
+/// Help texts and units of the metrics of the API and the service (the KMIP client's
+/// are given by `headlock-kmip`, which the binary calls beside this).
 fn describe() {
     metrics::describe_counter!(
         HTTP_REQUESTS,

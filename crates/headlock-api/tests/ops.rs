@@ -1,6 +1,6 @@
 //! The operations endpoints (`/metrics`, `/health`, `/ready`) of the real router, over
-//! real sockets, in front of a real service: SQLite metadata store, the `kmip` crate's
-//! embedded KMIP server over loopback mutual TLS, and the local-directory chunk store.
+//! real sockets, in front of a real service: SQLite metadata store, testkit's embedded KMIP
+//! server (`kmip-server`) over loopback mutual TLS, and the local-directory chunk store.
 //! Each test has its own temporary directory and ports.
 //!
 //! The Prometheus recorder is process-wide and the tests run in parallel, so counters
@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,77 +18,30 @@ use headlock_core::BlobStore;
 use headlock_core::KeyManager;
 use headlock_service::Service;
 use headlock_service::health::HealthMonitor;
-use headlock_service::kmip_keys::KmipKeyManager;
+use headlock_kmip::KmipKeyManager;
 use headlock_service::metrics::MeteredBlobStore;
 use headlock_store::SqlStore;
 use headlock_store::blob::ObjectBlobStore;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use testkit::kmip::{Embedded, client_config, refused_address};
 
-// ---- an embedded KMIP server --------------------------------------------------------
+// ---- the key manager on an embedded KMIP server ------------------------------------
 
-struct Kmip {
-    addr: String,
-    pki: kmip::pki::PkiPaths,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl Kmip {
-    async fn start(dir: &Path) -> Kmip {
-        let pki = kmip::pki::ensure_pki(&dir.join("pki")).unwrap();
-        let tls =
-            kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
-        let store = kmip::server::KeyStore::open_in(dir).await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(kmip::server::serve(listener, tls, store, async move {
-            let _ = stopped.await;
-        }));
-        Kmip {
-            addr,
-            pki,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
-    }
-
-    fn key_manager(&self, servers: Vec<String>) -> KmipKeyManager {
-        let mut config = kmip::client::ClientConfig::new(
-            servers,
-            self.pki.ca_cert.clone(),
-            self.pki.client_cert.clone(),
-            self.pki.client_key.clone(),
-        );
-        config.max_retries = 0;
-        let client = kmip::client::Client::new(config).unwrap();
-        KmipKeyManager::new(client, "test KMIP servers".into())
-    }
-}
-
-/// A loopback address where nothing listens.
-fn refused_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+/// The key manager on `servers` (no retry rounds), with `kmip`'s certificates.
+fn key_manager(kmip: &Embedded, servers: Vec<String>) -> KmipKeyManager {
+    let mut config = client_config(&kmip.pki, servers);
+    config.max_retries = 0;
+    let client = kmip::client::Client::new(config).unwrap();
+    KmipKeyManager::new(client, "test KMIP servers".into())
 }
 
 // ---- the API in front of a real service -----------------------------------------------
 
 struct Stack {
     api: SocketAddr,
-    kmip: Kmip,
+    kmip: Embedded,
     monitor: HealthMonitor,
     keys: Arc<KmipKeyManager>,
     dir: tempfile::TempDir,
@@ -100,10 +52,10 @@ impl Stack {
     /// KMIP server, preceded in the configuration by `down_first` unreachable servers.
     async fn start(down_first: usize) -> Stack {
         let dir = tempfile::tempdir().unwrap();
-        let kmip = Kmip::start(&dir.path().join("kmip")).await;
+        let kmip = Embedded::start_in(&dir.path().join("kmip"), "127.0.0.1:0").await;
         let mut servers: Vec<String> = (0..down_first).map(|_| refused_address()).collect();
-        servers.push(kmip.addr.clone());
-        let keys = Arc::new(kmip.key_manager(servers));
+        servers.push(kmip.server());
+        let keys = Arc::new(key_manager(&kmip, servers));
         let store = SqlStore::open_sqlite(&dir.path().join("headlock.db"))
             .await
             .unwrap();
@@ -499,7 +451,7 @@ async fn accepts_health_and_ready_before_and_after_the_first_check() {
     assert!(body["database"]["latencyMs"].as_f64().unwrap() >= 0.0);
     let servers = body["kmipServers"].as_array().unwrap();
     assert_eq!(servers.len(), 1, "{body}");
-    assert_eq!(servers[0]["server"], s.kmip.addr.as_str());
+    assert_eq!(servers[0]["server"], s.kmip.server().as_str());
     assert_eq!(servers[0]["reachable"], true);
     assert!(servers[0]["latencyMs"].as_f64().unwrap() > 0.0);
     let checked = body["checkedAt"].as_str().unwrap();
@@ -516,7 +468,7 @@ async fn accepts_a_spawned_monitor_that_checks_on_its_own() {
     let store = SqlStore::open_sqlite(&s.dir.path().join("other.db"))
         .await
         .unwrap();
-    let keys = Arc::new(s.kmip.key_manager(vec![s.kmip.addr.clone()]));
+    let keys = Arc::new(key_manager(&s.kmip, vec![s.kmip.server()]));
     let service = Service::new(Arc::new(store), keys);
     let monitor = HealthMonitor::spawn(&service, Duration::from_secs(1));
     // The first check starts at once; wait for it (bounded), without calling it.
@@ -564,10 +516,11 @@ async fn rejects_readiness_when_the_kmip_server_is_down() {
     assert_eq!(server["reachable"], false);
     assert!(server.get("latencyMs").is_none(), "{body}");
     let error = server["error"].as_str().unwrap();
-    assert!(error.contains(&s.kmip.addr), "{error}");
+    assert!(error.contains(&s.kmip.server()), "{error}");
 
     let metrics = parse_exposition(&s.metrics().await);
-    let addr = s.kmip.addr.as_str();
+    let addr = s.kmip.server();
+    let addr = addr.as_str();
     assert_eq!(
         value(&metrics, "headlock_kmip_server_up", &[("server", addr)]),
         0.0
@@ -600,7 +553,7 @@ async fn accepts_readiness_with_one_of_two_kmip_servers_down() {
             .unwrap()
             .contains(&probes[0].server)
     );
-    assert_eq!(probes[1].server, s.kmip.addr);
+    assert_eq!(probes[1].server, s.kmip.server());
     assert!(probes[1].reachable);
     assert!(probes[1].latency.is_some());
 
@@ -616,9 +569,10 @@ async fn accepts_readiness_with_one_of_two_kmip_servers_down() {
 async fn accepts_created_key_naming_the_server_that_answered_after_failover() {
     let s = Stack::start(1).await;
     let created = s.keys.create_master_key("cluster-failover").await.unwrap();
-    assert_eq!(created.server, s.kmip.addr);
+    assert_eq!(created.server, s.kmip.server());
     let metrics = parse_exposition(&s.metrics().await);
-    let addr = s.kmip.addr.as_str();
+    let addr = s.kmip.server();
+    let addr = addr.as_str();
     let ok_create = [("server", addr), ("operation", "Create"), ("outcome", "ok")];
     assert!(value(&metrics, "kmip_requests_total", &ok_create) >= 1.0);
     assert!(
@@ -699,13 +653,13 @@ async fn accepts_service_and_chunk_store_metrics_in_the_exposition() {
 async fn rejects_operations_endpoints_when_not_configured() {
     // `app` without `Ops`: no /health, /ready or /metrics (Ops Manager's 404 body).
     let dir = tempfile::tempdir().unwrap();
-    let kmip = Kmip::start(&dir.path().join("kmip")).await;
+    let kmip = Embedded::start_in(&dir.path().join("kmip"), "127.0.0.1:0").await;
     let store = SqlStore::open_sqlite(&dir.path().join("h.db"))
         .await
         .unwrap();
     let service = Service::new(
         Arc::new(store),
-        Arc::new(kmip.key_manager(vec![kmip.addr.clone()])),
+        Arc::new(key_manager(&kmip, vec![kmip.server()])),
     );
     let state = AppState::new(Shared {
         service,

@@ -2,7 +2,7 @@
 //!
 //! The service never sees KMIP messages: it asks for a new master key, for a key's
 //! material while it re-wraps data keys, for keys by name (to reconcile after a crash),
-//! and to revoke keys it no longer needs. `headlock-service` implements this trait on the
+//! and to revoke keys it no longer needs. `headlock-kmip` implements this trait on the
 //! `kmip` crate's client; tests may implement it on anything that really keeps keys.
 
 use async_trait::async_trait;

@@ -11,8 +11,8 @@
 //! resumable re-encryption job). Several nodes share one database through leases
 //! ([`lease`]); the periodic jobs run from [`maintenance`]; [`health`] and [`metrics`]
 //! feed the operator's endpoints. It talks to the world through three traits of
-//! `headlock-core`: a [`MetadataStore`], a [`KeyManager`] and a blob store;
-//! [`kmip_keys::KmipKeyManager`] is the key manager on a real KMIP server.
+//! `headlock-core`: a [`MetadataStore`], a [`KeyManager`] and a blob store (the key
+//! manager on real KMIP servers is the `headlock-kmip` crate's, handed in by the binary).
 //!
 //! Every failure is a [`ServiceError`], which says what went wrong in the API's terms
 //! (`CLUSTER_NOT_FOUND`, `CANNOT_ROTATE_KEY_ENCRYPTION_DISABLED`, ...) so that the API
@@ -28,7 +28,6 @@ pub mod error;
 pub mod events;
 pub mod groups;
 pub mod health;
-pub mod kmip_keys;
 pub mod lease;
 pub mod lifecycle;
 pub mod maintenance;

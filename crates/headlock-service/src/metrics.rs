@@ -50,11 +50,11 @@ pub const DATABASE_UP: &str = "headlock_database_up";
 /// Gauge: 1 when the last health check reached the KMIP server `server`, else 0.
 pub const KMIP_SERVER_UP: &str = "headlock_kmip_server_up";
 
-/// Gives every metric above, and the KMIP client's, its help text and unit. Call once
-/// after installing a recorder (descriptions given before are lost).
+/// Gives every metric above its help text and unit (the KMIP client's are described by
+/// `headlock-kmip`). Call once after installing a recorder (descriptions given before are
+/// lost).
 pub fn describe() {
     use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    kmip::client::describe_metrics();
     describe_counter!(
         ROTATIONS,
         Unit::Count,

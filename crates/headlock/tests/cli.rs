@@ -465,8 +465,8 @@ fn accepts_api_key_file_and_flags_after_the_subcommand() {
 #[test]
 fn accepts_https_with_its_ca_and_rejects_another() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = kmip::pki::generate(&dir.path().join("tls"), "unused").unwrap();
-    let other = kmip::pki::generate(&dir.path().join("other"), "unused").unwrap();
+    let pki = kmip_server::pki::generate(&dir.path().join("tls"), "unused").unwrap();
+    let other = kmip_server::pki::generate(&dir.path().join("other"), "unused").unwrap();
     let key = create_user(dir.path(), "admin", "GLOBAL_OWNER", None);
     let server = Server::start(
         dir.path(),

@@ -160,14 +160,8 @@ async fn kmip_server_command_serves_clients_with_its_generated_certificates() {
         }
     };
     assert!(log.contains("NOT a hardware security module"), "{log}");
-    let pki = kmip::pki::PkiPaths::in_dir(&dir.path().join("kmip"));
-    let client = kmip::client::Client::new(kmip::client::ClientConfig::new(
-        vec![addr],
-        pki.ca_cert,
-        pki.client_cert,
-        pki.client_key,
-    ))
-    .unwrap();
+    let pki = kmip_server::pki::PkiPaths::in_dir(&dir.path().join("kmip"));
+    let client = kmip::client::Client::new(testkit::kmip::client_config(&pki, vec![addr])).unwrap();
     let uid = client
         .create_symmetric_key(
             kmip::types::CryptographicAlgorithm::AES,

@@ -62,10 +62,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::{ConstantBuilder, ExponentialBuilder, Retryable, RetryableWithContext};
 use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use zeroize::Zeroizing;
@@ -107,7 +108,7 @@ pub const FALLBACK_VERSION: ProtocolVersion = ProtocolVersion::V1_2;
 /// request written into a dead connection would come back as Indeterminate.
 const STALE_FOR_UNREPEATABLE: Duration = Duration::from_secs(5);
 
-/// First back-off between retry rounds; doubled each round, capped at 2 s.
+/// First back-off between retry rounds; doubled each round, capped at 2 s (no jitter).
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -921,64 +922,99 @@ impl Client {
         }
     }
 
-    /// Sends `outgoing` on a connection to each server in order (rounds of retries for
-    /// repeatable operations), returning the first response received.
+    /// Sends `outgoing` on a connection to each server in order, returning the first
+    /// response received. A repeatable operation gets up to
+    /// [`ClientConfig::max_retries`] more rounds over the server list, with exponential
+    /// back-off (backon), as long as the round's failure [`Error::is_transient`]: an
+    /// [`Error::AllServersFailed`] is, an [`Error::Indeterminate`] is not.
     async fn with_failover(
         &self,
         operation: Operation,
         repeatable: bool,
         outgoing: Outgoing<'_>,
     ) -> Result<(String, ResponseMessage), Error> {
-        let rounds = if repeatable {
-            self.inner.config.max_retries + 1
+        let retries = if repeatable {
+            self.inner.config.max_retries as usize
         } else {
-            1
+            0
         };
-        let mut attempts: Vec<(String, String)> = Vec::new();
-        let mut backoff = BACKOFF_START;
-        for round in 0..rounds {
-            if round > 0 {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+        let rounds = ExponentialBuilder::new()
+            .with_min_delay(BACKOFF_START)
+            .with_max_delay(BACKOFF_MAX)
+            .with_max_times(retries);
+        let outgoing = &outgoing;
+        // The attempts of the rounds before the last, for the error of the last one.
+        let mut earlier: Vec<(String, String)> = Vec::new();
+        let result = (|| self.round(operation, repeatable, outgoing))
+            .retry(rounds)
+            .when(Error::is_transient)
+            .notify(|e, _| {
+                if let Error::AllServersFailed { attempts, .. } = e {
+                    earlier.extend(attempts.iter().cloned());
+                }
+            })
+            .await;
+        match result {
+            Err(Error::AllServersFailed {
+                operation,
+                attempts,
+            }) => {
+                earlier.extend(attempts);
+                Err(Error::AllServersFailed {
+                    operation,
+                    attempts: earlier,
+                })
             }
-            for server in &self.inner.servers {
-                let started = Instant::now();
-                let result = self
-                    .attempt_on(server, operation, repeatable, &outgoing)
-                    .await;
-                let outcome = match &result {
-                    Ok(response) => {
-                        if response
-                            .items
-                            .iter()
-                            .all(|i| i.result_status == ResultStatus::SUCCESS)
-                        {
-                            "ok"
-                        } else {
-                            "server_error"
-                        }
+            other => other,
+        }
+    }
+
+    /// One round over the server list: the first response received, else
+    /// [`Error::AllServersFailed`] with each server's failure, or at once
+    /// [`Error::Indeterminate`] when an operation that must not be repeated was sent but
+    /// not answered.
+    async fn round(
+        &self,
+        operation: Operation,
+        repeatable: bool,
+        outgoing: &Outgoing<'_>,
+    ) -> Result<(String, ResponseMessage), Error> {
+        let mut attempts: Vec<(String, String)> = Vec::new();
+        for server in &self.inner.servers {
+            let started = Instant::now();
+            let result = self.attempt_on(server, operation, repeatable, outgoing).await;
+            let outcome = match &result {
+                Ok(response) => {
+                    if response
+                        .items
+                        .iter()
+                        .all(|i| i.result_status == ResultStatus::SUCCESS)
+                    {
+                        "ok"
+                    } else {
+                        "server_error"
                     }
-                    Err(e) => outcome_of(&e.error),
-                };
-                record_attempt(&server.label, operation, outcome, started.elapsed());
-                match result {
-                    Ok(response) => return Ok((server.label.clone(), response)),
-                    Err(AttemptError { error, sent }) => {
-                        if sent && !repeatable {
-                            return Err(Error::Indeterminate {
-                                server: server.label.clone(),
-                                operation,
-                                source: Box::new(error),
-                            });
-                        }
-                        tracing::debug!(
-                            server = %server.label,
-                            %operation,
-                            error = %error,
-                            "kmip client: attempt failed"
-                        );
-                        attempts.push((server.label.clone(), error.to_string()));
+                }
+                Err(e) => outcome_of(&e.error),
+            };
+            record_attempt(&server.label, operation, outcome, started.elapsed());
+            match result {
+                Ok(response) => return Ok((server.label.clone(), response)),
+                Err(AttemptError { error, sent }) => {
+                    if sent && !repeatable {
+                        return Err(Error::Indeterminate {
+                            server: server.label.clone(),
+                            operation,
+                            source: Box::new(error),
+                        });
                     }
+                    tracing::debug!(
+                        server = %server.label,
+                        %operation,
+                        error = %error,
+                        "kmip client: attempt failed"
+                    );
+                    attempts.push((server.label.clone(), error.to_string()));
                 }
             }
         }
@@ -989,17 +1025,20 @@ impl Client {
     }
 
     /// One attempt on one server: reuse or open its connection and exchange one
-    /// message; a repeatable operation that fails on a reused connection is tried once
-    /// more on a fresh one (the server may have closed an idle connection).
-    async fn attempt_on(
+    /// message. A repeatable operation that fails on a reused connection with a
+    /// transient error is tried once more, at once, on a fresh one (the server may have
+    /// closed an idle connection). An operation that must not be repeated is never
+    /// written into a connection idle for [`STALE_FOR_UNREPEATABLE`] or closed by the
+    /// peer: it gets a fresh one.
+    async fn attempt_on<'s>(
         &self,
-        server: &Server,
+        server: &'s Server,
         operation: Operation,
         repeatable: bool,
         outgoing: &Outgoing<'_>,
     ) -> Result<ResponseMessage, AttemptError> {
         let mut guard = server.conn.lock().await;
-        let mut reused = match guard.as_ref() {
+        let reused = match guard.as_ref() {
             Some(c) => {
                 !c.closed_by_peer()
                     && (repeatable || c.last_used.elapsed() < STALE_FOR_UNREPEATABLE)
@@ -1009,38 +1048,57 @@ impl Client {
         if !reused {
             guard.take();
         }
-        loop {
-            let conn = match guard.as_mut() {
-                Some(conn) => conn,
-                None => {
-                    let conn = self
-                        .connect(server, operation)
-                        .await
-                        .map_err(|error| AttemptError { error, sent: false })?;
-                    guard.insert(conn)
-                }
-            };
-            let bytes = match outgoing {
-                Outgoing::Build(build) => RequestMessage::new(
-                    conn.version,
-                    vec![RequestBatchItem::new(operation, build(conn.version))],
-                )
-                .encode(),
-                Outgoing::Raw(bytes) => bytes.to_vec(),
-            };
-            match exchange(conn, &server.label, operation, &bytes, &self.inner.config).await {
-                Ok(response) => {
-                    conn.last_used = Instant::now();
-                    return Ok(response);
-                }
-                Err(e) => {
-                    guard.take();
-                    if reused && repeatable && e.error.is_retryable() {
-                        reused = false;
-                        continue;
-                    }
-                    return Err(e);
-                }
+        let once_more = ConstantBuilder::new()
+            .with_delay(Duration::ZERO)
+            .with_max_times(usize::from(reused && repeatable));
+        let (_, result) = (|mut conn: MutexGuard<'s, Option<Connection>>| async move {
+            let result = self
+                .exchange_on(&mut conn, server, operation, outgoing)
+                .await;
+            (conn, result)
+        })
+        .retry(once_more)
+        .context(guard)
+        .when(|e: &AttemptError| e.error.is_transient())
+        .await;
+        result
+    }
+
+    /// Exchanges one message on the server's connection `slot`, opening one first if it
+    /// is empty; a connection that fails is dropped.
+    async fn exchange_on(
+        &self,
+        slot: &mut Option<Connection>,
+        server: &Server,
+        operation: Operation,
+        outgoing: &Outgoing<'_>,
+    ) -> Result<ResponseMessage, AttemptError> {
+        let conn = match slot {
+            Some(conn) => conn,
+            None => {
+                let conn = self
+                    .connect(server, operation)
+                    .await
+                    .map_err(|error| AttemptError { error, sent: false })?;
+                slot.insert(conn)
+            }
+        };
+        let bytes = match outgoing {
+            Outgoing::Build(build) => RequestMessage::new(
+                conn.version,
+                vec![RequestBatchItem::new(operation, build(conn.version))],
+            )
+            .encode(),
+            Outgoing::Raw(bytes) => bytes.to_vec(),
+        };
+        match exchange(conn, &server.label, operation, &bytes, &self.inner.config).await {
+            Ok(response) => {
+                conn.last_used = Instant::now();
+                Ok(response)
+            }
+            Err(e) => {
+                slot.take();
+                Err(e)
             }
         }
     }

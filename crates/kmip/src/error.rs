@@ -18,7 +18,7 @@ pub enum Error {
     #[error(transparent)]
     Message(#[from] MessageError),
 
-    // ----- transport (client.rs, server/, framing.rs, tls.rs, pki.rs) -----
+    // ----- transport (client.rs, framing.rs, tls.rs) -----
     /// The TCP connection to a KMIP server could not be made (refused, unreachable, or
     /// no answer within the connect timeout).
     #[error("cannot connect to KMIP server {server}: {source}")]
@@ -131,32 +131,6 @@ pub enum Error {
         #[source]
         source: rustls::Error,
     },
-    /// Generating a CA, key or certificate failed.
-    #[error("cannot generate {what}: {reason}")]
-    CertificateGeneration {
-        /// What was being generated.
-        what: &'static str,
-        /// The rcgen error text.
-        reason: String,
-    },
-    /// Writing or reading a PKI file or directory failed.
-    #[error("PKI file {}: {source}", path.display())]
-    PkiIo {
-        /// The file or directory.
-        path: std::path::PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The embedded server's key store (SQLite) failed.
-    #[error("key store {context}: {source}")]
-    Store {
-        /// What was being done.
-        context: String,
-        /// The sqlx error.
-        #[source]
-        source: sqlx::Error,
-    },
 }
 
 fn format_attempts(attempts: &[(String, String)]) -> String {
@@ -181,8 +155,9 @@ impl Error {
     /// describe the server's condition rather than the request (General Failure,
     /// Operation Canceled By Requester). A KMIP error about the request itself (Item
     /// Not Found, Permission Denied, Invalid Field...), a malformed answer, a local
-    /// configuration error and [`Error::Indeterminate`] are not retryable.
-    pub fn is_retryable(&self) -> bool {
+    /// configuration error and [`Error::Indeterminate`] are not. The client's retries
+    /// (backon) ask this.
+    pub fn is_transient(&self) -> bool {
         use crate::types::ResultReason;
         match self {
             Error::Connect { .. }

@@ -1,6 +1,8 @@
 //! KMIP (Key Management Interoperability Protocol, OASIS KMIP 1.0-1.4 and 2.0) for
-//! Headlock: the wire codec, typed messages, an async mutual-TLS client and an embedded
-//! server. It knows nothing of Headlock.
+//! Headlock: the wire codec, typed messages and an async mutual-TLS client. It knows
+//! nothing of Headlock. The embedded server, its SQLite key store and certificate
+//! generation are the `kmip-server` crate, built on this one (as Cosmian KMS splits its
+//! client and server crates), so a client links no server and no SQL.
 //!
 //! Layers, bottom up (each module opens with its own overview):
 //!
@@ -9,8 +11,8 @@
 //!   vocabulary: [`tag::Tag`] and the wire enumerations of [`types`].
 //! * [`message`] and [`attribute`]: typed request and response messages, one payload
 //!   type per operation, in the 1.x or 2.0 encoding picked by the protocol version.
-//! * [`framing`], [`tls`], [`pki`], [`client`], [`server`]: reading one message off a
-//!   stream, mutual TLS, certificate generation, the client and the embedded server.
+//! * [`framing`], [`tls`], [`client`]: reading one message off a stream, the rustls
+//!   configurations of mutual TLS (both sides), and the client.
 //!
 //! All failures are one [`error::Error`], grouped by who is at fault.
 //!
@@ -49,8 +51,6 @@ pub mod client;
 pub mod error;
 pub mod framing;
 pub mod message;
-pub mod pki;
-pub mod server;
 pub mod tag;
 pub mod tls;
 pub mod ttlv;

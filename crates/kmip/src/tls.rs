@@ -5,11 +5,9 @@
 //! the result never depends on which provider some other crate installed as the process
 //! default. Both offer TLS 1.3 and TLS 1.2: PyKMIP 0.11 speaks TLS 1.2 only, with
 //! ECDHE-ECDSA-AES-GCM as its only suites in common with rustls (hence the ECDSA
-//! certificates of [`crate::pki`]).
+//! certificates of `kmip-server`'s `pki`).
 //!
-//! The server requires a client certificate and verifies it against the configured CA;
-//! [`peer_common_name`] extracts the verified certificate's Common Name, which the
-//! embedded server records as the owner of the objects that client creates.
+//! The server requires a client certificate and verifies it against the configured CA.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -119,79 +117,9 @@ fn tls_config(what: &str) -> impl FnOnce(rustls::Error) -> Error + '_ {
     }
 }
 
-/// The Common Name (OID 2.5.4.3) of the subject of a DER certificate, if it has one.
-/// Used on certificates rustls has already verified; a certificate that does not parse
-/// gives `None`.
-///
-/// Parsed with `yasna` (the DER reader rcgen already builds on); only the path to the
-/// subject is walked: `Certificate -> TBSCertificate -> [version], serial, signature,
-/// issuer, validity, subject`.
-pub fn peer_common_name(cert: &CertificateDer<'_>) -> Option<String> {
-    const CN: &[u64] = &[2, 5, 4, 3];
-    yasna::parse_der(cert.as_ref(), |r| {
-        r.read_sequence(|r| {
-            let tbs = r.next().read_der()?;
-            let _sig_alg = r.next().read_der()?;
-            let _sig = r.next().read_der()?;
-            Ok(tbs)
-        })
-    })
-    .ok()
-    .and_then(|tbs| {
-        // The TBS elements as raw DER, picked by position (bounded: a TBSCertificate
-        // has at most 10 elements).
-        let elements: Vec<Vec<u8>> = yasna::parse_der(&tbs, |r| {
-            r.read_sequence(|r| {
-                let mut out = Vec::new();
-                while let Some(e) = r.read_optional(|r| r.read_der())? {
-                    out.push(e);
-                    if out.len() > 16 {
-                        break;
-                    }
-                }
-                Ok(out)
-            })
-        })
-        .ok()?;
-        // [0] EXPLICIT version has tag byte 0xa0.
-        let offset = usize::from(elements.first()?.first() == Some(&0xa0));
-        let subject = elements.get(offset + 4)?;
-        yasna::parse_der(subject, |r| {
-            let mut cn = None;
-            r.read_sequence_of(|r| {
-                r.read_set_of(|r| {
-                    r.read_sequence(|r| {
-                        let oid = r.next().read_oid()?;
-                        let value = r.next().read_tagged_der()?;
-                        if oid.components().as_slice() == CN && cn.is_none() {
-                            cn = String::from_utf8(value.value().to_vec()).ok();
-                        }
-                        Ok(())
-                    })
-                })
-            })?;
-            Ok(cn)
-        })
-        .ok()
-        .flatten()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accepts_generated_certificates_and_reads_client_cn() {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = crate::pki::generate(dir.path(), "owner-cn").unwrap();
-        server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
-        client_config(&pki.ca_cert, &pki.client_cert, &pki.client_key).unwrap();
-        let cert = load_certs(&pki.client_cert).unwrap().remove(0);
-        assert_eq!(peer_common_name(&cert).as_deref(), Some("owner-cn"));
-        let cert = load_certs(&pki.server_cert).unwrap().remove(0);
-        assert_eq!(peer_common_name(&cert).as_deref(), Some("localhost"));
-    }
 
     #[test]
     fn rejects_missing_and_empty_pem_files() {
@@ -203,9 +131,5 @@ mod tests {
             load_key(&dir.path().join("missing.pem")),
             Err(Error::Pem { .. })
         ));
-        assert_eq!(
-            peer_common_name(&CertificateDer::from(vec![0x30, 0x00])),
-            None
-        );
     }
 }

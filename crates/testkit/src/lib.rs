@@ -11,8 +11,12 @@
 //! * [`run_python`] runs a script with the venv's interpreter (PyKMIP's
 //!   `ProxyKmipClient` against our embedded server).
 //!
-//! Everything here is synchronous and blocks for at most a few seconds; call it from
-//! `tokio::task::spawn_blocking` or from a multi-threaded runtime.
+//! * [`kmip::Embedded`] is our own embedded KMIP server (`kmip-server`), started
+//!   in-process on a loopback port with a fresh PKI: the one KMIP harness of every
+//!   crate's tests. It is async (it runs on the test's runtime).
+//!
+//! Everything else here is synchronous and blocks for at most a few seconds; call it
+//! from `tokio::task::spawn_blocking` or from a multi-threaded runtime.
 //!
 //! ```no_run
 //! let tls = testkit::TlsFiles {
@@ -35,6 +39,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+pub mod kmip;
 mod moto;
 pub use moto::*;
 mod postgres;

@@ -379,7 +379,7 @@ impl Bench {
         use std::os::unix::fs::OpenOptionsExt;
         let database =
             testkit::PostgresDatabase::create().context("creating a PostgreSQL database")?;
-        let pki = kmip::pki::PkiPaths::in_dir(&kmip_dir.join("kmip"));
+        let pki = kmip_server::pki::PkiPaths::in_dir(&kmip_dir.join("kmip"));
         let mut text = String::new();
         writeln!(text, "database_url = {}", toml_string(database.url())?)?;
         writeln!(text, "\n[kmip]")?;

@@ -11,9 +11,9 @@ pub async fn run(args: KmipServerArgs) -> anyhow::Result<ExitCode> {
     let (data_dir, _) = crate::config::data(&args.data)?;
     super::create_data_dir(&data_dir)?;
     let kmip_dir = data_dir.join("kmip");
-    let pki = kmip::pki::ensure_pki(&kmip_dir).context("preparing the KMIP certificates")?;
+    let pki = kmip_server::pki::ensure_pki(&kmip_dir).context("preparing the KMIP certificates")?;
     let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key)?;
-    let store = kmip::server::KeyStore::open_in(&kmip_dir).await?;
+    let store = kmip_server::KeyStore::open_in(&kmip_dir).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -29,6 +29,6 @@ pub async fn run(args: KmipServerArgs) -> anyhow::Result<ExitCode> {
         pki.client_cert.display(),
         pki.client_key.display()
     );
-    kmip::server::serve(listener, tls, store, super::shutdown_signal()).await?;
+    kmip_server::serve(listener, tls, store, super::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

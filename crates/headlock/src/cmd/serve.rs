@@ -18,7 +18,7 @@ use headlock_api::auth::{DigestAuthenticator, Throttle, ThrottleConfig};
 use headlock_api::{AppState, Shared};
 use headlock_service::Service;
 use headlock_service::health::{self, HealthMonitor};
-use headlock_service::kmip_keys::KmipKeyManager;
+use headlock_kmip::KmipKeyManager;
 use headlock_service::maintenance::Maintenance;
 use headlock_service::metrics::MeteredBlobStore;
 use tokio::net::TcpListener;
@@ -40,6 +40,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
     let metrics =
         headlock_api::metrics::Metrics::install().context("installing the metrics recorder")?;
+    headlock_kmip::describe_metrics();
     let config = ServeConfig::load(&args)?;
     super::create_data_dir(&config.data_dir)?;
     if config.database.is_shared() && config.kmip.is_none() {
@@ -68,10 +69,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let kmip_dir = config.data_dir.join("kmip");
-            let pki = kmip::pki::ensure_pki(&kmip_dir)
+            let pki = kmip_server::pki::ensure_pki(&kmip_dir)
                 .context("preparing the embedded KMIP server's certificates")?;
             let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key)?;
-            let key_store = kmip::server::KeyStore::open_in(&kmip_dir).await?;
+            let key_store = kmip_server::KeyStore::open_in(&kmip_dir).await?;
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .context("binding the embedded KMIP server")?;
@@ -81,7 +82,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 let stop = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
-                kmip::server::serve(listener, tls, key_store, stop).await
+                kmip_server::serve(listener, tls, key_store, stop).await
             }));
             tracing::warn!(
                 "using the embedded KMIP server: master keys are stored in {} on the same disk as the data they protect. \

@@ -535,8 +535,8 @@ impl KmipProcess {
     }
 
     /// Its certificates (made at its first start).
-    pub fn pki(&self) -> kmip::pki::PkiPaths {
-        kmip::pki::PkiPaths::in_dir(&self.dir.join("kmip"))
+    pub fn pki(&self) -> kmip_server::pki::PkiPaths {
+        kmip_server::pki::PkiPaths::in_dir(&self.dir.join("kmip"))
     }
 
     /// The `[kmip]` section of a config file naming `servers` with this server's PKI.
@@ -555,13 +555,9 @@ impl KmipProcess {
     /// Runs `f` with a KMIP client of this server, on a runtime of its own.
     pub fn with_client<T>(&self, f: impl AsyncFnOnce(&kmip::client::Client) -> T) -> T {
         let pki = self.pki();
-        let client = kmip::client::Client::new(kmip::client::ClientConfig::new(
-            vec![self.addr.clone()],
-            pki.ca_cert,
-            pki.client_cert,
-            pki.client_key,
-        ))
-        .unwrap();
+        let client =
+            kmip::client::Client::new(testkit::kmip::client_config(&pki, vec![self.addr.clone()]))
+                .unwrap();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -598,15 +594,8 @@ pub struct WithPyKmip {
 /// Starts PyKMIP and `headlock serve` on it, with `env` set for the server.
 pub fn with_pykmip(env: &[(&str, &str)]) -> WithPyKmip {
     let dir = tempfile::tempdir().unwrap();
-    let pki = kmip::pki::generate(&dir.path().join("pki"), "headlock").unwrap();
-    let pykmip = testkit::PyKmipServer::start(&testkit::TlsFiles {
-        ca_cert: pki.ca_cert.clone(),
-        server_cert: pki.server_cert.clone(),
-        server_key: pki.server_key.clone(),
-        client_cert: pki.client_cert.clone(),
-        client_key: pki.client_key.clone(),
-    })
-    .expect("start PyKMIP");
+    let pki = kmip_server::pki::generate(&dir.path().join("pki"), "headlock").unwrap();
+    let pykmip = testkit::PyKmipServer::start(&testkit::TlsFiles::from(&pki)).expect("start PyKMIP");
     let data = dir.path().join("data");
     let key = create_user(&data, "admin", "GLOBAL_OWNER", None);
     let server = Server::start_with_env(
@@ -629,13 +618,8 @@ pub fn with_pykmip(env: &[(&str, &str)]) -> WithPyKmip {
         server.log()
     );
     let admin = Api::new(&server, "admin", &key);
-    let kmip = kmip::client::Client::new(kmip::client::ClientConfig::new(
-        vec![pykmip.addr()],
-        pki.ca_cert.clone(),
-        pki.client_cert.clone(),
-        pki.client_key.clone(),
-    ))
-    .unwrap();
+    let kmip = kmip::client::Client::new(testkit::kmip::client_config(&pki, vec![pykmip.addr()]))
+        .unwrap();
     WithPyKmip {
         server,
         admin,

@@ -2,11 +2,9 @@
 //! and a client whose certificate comes from another CA (over TLS 1.2 and 1.3), and our
 //! client refuses a server it cannot verify. Real sockets, real handshakes.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Embedded, client_config};
+use testkit::kmip::{Embedded, client_config};
 use kmip::client::Client;
 use kmip::error::Error;
 use kmip::framing;
@@ -134,7 +132,7 @@ async fn rejects_client_certificate_from_another_ca() {
     let server = Embedded::start().await;
     let other_dir = tempfile::tempdir().unwrap();
     // Same client CN as the real one: only the issuing CA differs.
-    let other = kmip::pki::generate(other_dir.path(), kmip::pki::DEFAULT_CLIENT_CN).unwrap();
+    let other = kmip_server::pki::generate(other_dir.path(), kmip_server::pki::DEFAULT_CLIENT_CN).unwrap();
     for version in VERSIONS {
         let cfg = config(
             &server.pki.ca_cert,
@@ -169,7 +167,7 @@ async fn rejects_client_certificate_from_another_ca() {
 async fn rejects_server_certificate_from_another_ca() {
     let server = Embedded::start().await;
     let other_dir = tempfile::tempdir().unwrap();
-    let other = kmip::pki::generate(other_dir.path(), "headlock").unwrap();
+    let other = kmip_server::pki::generate(other_dir.path(), "headlock").unwrap();
     // The client trusts only the other CA; its own certificate is valid for the server.
     let mut cfg = client_config(&server.pki, vec![server.server()]);
     cfg.ca_file = other.ca_cert.clone();

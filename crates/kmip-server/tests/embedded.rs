@@ -2,12 +2,10 @@
 //! every operation, the lifecycle rules, batches, ownership, persistence across a
 //! restart, malformed input, failover, retries and the Indeterminate outcome.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Embedded, client_config, refused_address};
+use testkit::kmip::{Embedded, client_config, refused_address};
 use kmip::attribute::Attribute;
 use kmip::client::Client;
 use kmip::error::Error;
@@ -542,7 +540,7 @@ async fn rejects_access_to_another_owners_objects() {
     // Bob: same CA, another Common Name.
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("bob.pem"), dir.path().join("bob-key.pem"));
-    kmip::pki::issue_client_certificate(&server.data_dir.join("pki"), "bob", &cert, &key).unwrap();
+    kmip_server::pki::issue_client_certificate(&server.data_dir.join("pki"), "bob", &cert, &key).unwrap();
     let mut config = server.client_config();
     config.client_cert_file = cert;
     config.client_key_file = key;
@@ -577,7 +575,7 @@ async fn accepts_keys_after_server_restart() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let store = dir.path().join(kmip::server::store::FILE_NAME);
+        let store = dir.path().join(kmip_server::store::FILE_NAME);
         let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
@@ -612,7 +610,7 @@ async fn accepts_failover_when_first_server_refuses() {
 #[tokio::test]
 async fn rejects_when_every_server_refuses() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = kmip::pki::ensure_pki(dir.path()).unwrap();
+    let pki = kmip_server::pki::ensure_pki(dir.path()).unwrap();
     let servers = vec![refused_address(), refused_address()];
     let client = Client::new(client_config(&pki, servers.clone())).unwrap();
     let err = client.get_symmetric_key("x").await.unwrap_err();
@@ -634,7 +632,7 @@ async fn rejects_when_every_server_refuses() {
         }
         other => panic!("expected AllServersFailed, got {other:?}"),
     }
-    assert!(err.is_retryable());
+    assert!(err.is_transient());
     assert!(err.to_string().contains(&servers[1]));
 }
 
@@ -648,10 +646,10 @@ async fn start_black_hole(server: &Embedded) -> String {
         &server.pki.server_key,
     )
     .unwrap();
-    let store = kmip::server::KeyStore::open_in(&server.data_dir.join("black-hole"))
+    let store = kmip_server::KeyStore::open_in(&server.data_dir.join("black-hole"))
         .await
         .unwrap();
-    let handler = Arc::new(kmip::server::ops::Handler::new(store));
+    let handler = Arc::new(kmip_server::ops::Handler::new(store));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
@@ -705,7 +703,7 @@ async fn rejects_create_lost_in_transit_as_indeterminate_without_retry() {
         }
         other => panic!("expected Indeterminate, got {other:?}"),
     }
-    assert!(!err.is_retryable());
+    assert!(!err.is_transient());
     assert!(err.to_string().contains("Locate"), "{err}");
     let good = server.client();
     assert!(
@@ -744,17 +742,17 @@ async fn rejects_repeatable_operation_after_bounded_retries() {
 #[tokio::test]
 async fn rejects_connections_beyond_the_limit_until_one_closes() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = kmip::pki::ensure_pki(dir.path()).unwrap();
+    let pki = kmip_server::pki::ensure_pki(dir.path()).unwrap();
     let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
-    let store = kmip::server::KeyStore::open_in(dir.path()).await.unwrap();
+    let store = kmip_server::KeyStore::open_in(dir.path()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = kmip::server::ServerOptions {
+    let options = kmip_server::ServerOptions {
         max_connections: 1,
-        ..kmip::server::ServerOptions::default()
+        ..kmip_server::ServerOptions::default()
     };
-    let task = tokio::spawn(kmip::server::serve_with(
+    let task = tokio::spawn(kmip_server::serve_with(
         listener,
         tls,
         store,

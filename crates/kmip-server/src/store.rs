@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::types::{
+use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, LinkType, ObjectType, RevocationReasonCode,
     State,
 };

@@ -23,9 +23,9 @@
 //! on the client certificate's CN).
 //!
 //! ```no_run
-//! let paths = kmip::pki::ensure_pki(std::path::Path::new("./headlock-data/kmip"))?;
+//! let paths = kmip_server::pki::ensure_pki(std::path::Path::new("./headlock-data/kmip"))?;
 //! println!("CA at {}", paths.ca_cert.display());
-//! # Ok::<(), kmip::error::Error>(())
+//! # Ok::<(), kmip_server::error::Error>(())
 //! ```
 
 use std::fs;

@@ -5,13 +5,12 @@
 //! ratio.
 //!
 //! ```text
-//! cargo run --release -p kmip --example kmip_latency [-- EMBEDDED_ITERATIONS PYKMIP_ITERATIONS]
+//! cargo run --release -p kmip-server --example kmip_latency [-- EMBEDDED_ITERATIONS PYKMIP_ITERATIONS]
 //! ```
 
 use std::time::{Duration, Instant};
 
-use kmip::client::{Client, ClientConfig};
-use kmip::server::KeyStore;
+use kmip::client::Client;
 use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask};
 
 const WARMUP: usize = 5;
@@ -54,43 +53,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let embedded_n = args.first().copied().unwrap_or(1000);
     let pykmip_n = args.get(1).copied().unwrap_or(200);
 
-    let dir = tempfile::tempdir()?;
-    let pki = kmip::pki::ensure_pki(&dir.path().join("pki"))?;
-    let config = |server: String| {
-        ClientConfig::new(
-            vec![server],
-            pki.ca_cert.clone(),
-            pki.client_cert.clone(),
-            pki.client_key.clone(),
-        )
-    };
-
-    // Embedded server, in this process.
-    let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key)?;
-    let store = KeyStore::open_in(dir.path()).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(kmip::server::serve(listener, tls, store, async {
-        let _ = stopped.await;
-    }));
-    let embedded = Client::new(config(addr.to_string()))?;
+    // Embedded server, in this process (testkit's harness: fresh PKI and store).
+    let mut server = testkit::kmip::Embedded::start().await;
+    let pki = server.pki.clone();
+    let embedded = server.client();
     let embedded_samples = measure(&embedded, embedded_n).await?;
     let version = embedded.negotiated_version().await;
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await;
 
-    // PyKMIP server, a real process on loopback.
-    let files = testkit::TlsFiles {
-        ca_cert: pki.ca_cert.clone(),
-        server_cert: pki.server_cert.clone(),
-        server_key: pki.server_key.clone(),
-        client_cert: pki.client_cert.clone(),
-        client_key: pki.client_key.clone(),
-    };
+    // PyKMIP server, a real process on loopback, on the same certificates.
+    let files = testkit::TlsFiles::from(&pki);
     let pykmip =
         tokio::task::spawn_blocking(move || testkit::PyKmipServer::start(&files)).await??;
-    let remote = Client::new(config(pykmip.addr()))?;
+    let remote = Client::new(testkit::kmip::client_config(&pki, vec![pykmip.addr()]))?;
     let pykmip_samples = measure(&remote, pykmip_n).await?;
     let pykmip_version = remote.negotiated_version().await;
     drop(pykmip);

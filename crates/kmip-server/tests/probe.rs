@@ -1,11 +1,9 @@
 //! Probes of one server at a time (for health checks) and the server named by a Create
 //! after failover, against the embedded server over real loopback mutual TLS.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Embedded, client_config, refused_address};
+use testkit::kmip::{Embedded, client_config, refused_address};
 use kmip::client::Client;
 use kmip::error::Error;
 use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask, Operation};

@@ -1,5 +1,6 @@
-//! [`KmipKeyManager`]: the [`KeyManager`] on a real KMIP server, through the `kmip`
-//! crate's mutual-TLS client.
+//! The [`KeyManager`] of `headlock-core` on KMIP servers: [`KmipKeyManager`], through
+//! the `kmip` crate's mutual-TLS client. The service knows only core's trait; the
+//! binary builds this adapter and hands it over, so the service links no KMIP code.
 //!
 //! Master keys are created as mongod creates them (Create with AES, 256 bits, usage
 //! Encrypt|Decrypt, then Activate), with a KMIP Name so that they can be found again.
@@ -11,6 +12,8 @@
 //! [`KeyManager::probe_servers`] checks each configured server on its own (no failover),
 //! all at once, each within [`PROBE_TIMEOUT`]: a fresh mutual-TLS connection and a
 //! Discover Versions round trip.
+
+#![deny(missing_docs)]
 
 use std::time::Duration;
 
@@ -29,6 +32,13 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest failure text kept in a [`ServerProbe`] (it is shown on `/health`).
 const MAX_PROBE_ERROR: usize = 300;
+
+/// Gives the KMIP client's metrics (`kmip_requests_total`,
+/// `kmip_request_duration_seconds`) their help text and unit. Call once after
+/// installing a `metrics` recorder, beside the service's own `describe`.
+pub fn describe_metrics() {
+    kmip::client::describe_metrics();
+}
 
 /// A key manager backed by one or more KMIP servers (tried in order by the client).
 pub struct KmipKeyManager {

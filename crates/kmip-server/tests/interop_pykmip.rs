@@ -3,9 +3,7 @@
 //! virtual environment is created by `scripts/pykmip-env.sh` (through testkit) on first
 //! use, so `cargo test` alone works on a machine with python3 and PyPI access.
 
-mod common;
-
-use common::{Embedded, client_config, tls_files};
+use testkit::kmip::{Embedded, client_config};
 use kmip::attribute::Attribute;
 use kmip::client::Client;
 use kmip::error::Error;
@@ -16,10 +14,10 @@ use kmip::types::{
 use testkit::PyKmipServer;
 
 /// Starts a PyKMIP server with a fresh PKI (blocking work off the runtime).
-async fn start_pykmip() -> (PyKmipServer, kmip::pki::PkiPaths, tempfile::TempDir) {
+async fn start_pykmip() -> (PyKmipServer, kmip_server::pki::PkiPaths, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let pki = kmip::pki::ensure_pki(dir.path()).unwrap();
-    let files = tls_files(&pki);
+    let pki = kmip_server::pki::ensure_pki(dir.path()).unwrap();
+    let files = testkit::TlsFiles::from(&pki);
     let server = tokio::task::spawn_blocking(move || PyKmipServer::start(&files))
         .await
         .unwrap()
@@ -114,7 +112,7 @@ async fn lifecycle_against(server: &PyKmipServer, client: Client, expected: Prot
         }
         other => panic!("expected ServerReported(ItemNotFound), got {other:?}"),
     }
-    assert!(!err.is_retryable());
+    assert!(!err.is_transient());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,10 +28,10 @@ use ring::aead;
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use super::store::{KeyStore, LocateFilter, StoredObject};
-use crate::attribute::{Attribute, RevocationReason};
+use crate::store::{KeyStore, LocateFilter, StoredObject};
+use kmip::attribute::{Attribute, RevocationReason};
 use crate::error::Error;
-use crate::message::{
+use kmip::message::{
     CreateResponse, CryptographicParameters, DecryptRequest, DecryptResponse,
     DiscoverVersionsResponse, EncryptRequest, EncryptResponse, GetAttributeListResponse,
     GetAttributesResponse, GetRequest, GetResponse, KeyBlock, KeyMaterial, LocateRequest,
@@ -39,9 +39,9 @@ use crate::message::{
     RegisterResponse, RequestBatchItem, RequestMessage, RequestPayload, ResponseBatchItem,
     ResponseMessage, ResponsePayload, RevokeRequest, SymmetricKey, TemplateAttribute,
 };
-use crate::tag::Tag;
-use crate::ttlv::{self, Limits};
-use crate::types::{
+use kmip::tag::Tag;
+use kmip::ttlv::{self, Limits};
+use kmip::types::{
     BlockCipherMode, CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, LinkType,
     NameType, ObjectType, Operation, ProtocolVersion, QueryFunction, ResultReason,
     RevocationReasonCode, State,
@@ -175,7 +175,7 @@ impl Handler {
 
     /// The response to a byte stream that could not be framed as a message (it is
     /// sent once, then the connection is closed).
-    pub fn framing_error(&self, e: &Error) -> Vec<u8> {
+    pub fn framing_error(&self, e: &kmip::error::Error) -> Vec<u8> {
         error_response(ProtocolVersion::V1_0, None, e.to_string())
     }
 

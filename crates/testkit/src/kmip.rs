@@ -1,24 +1,43 @@
-//! Helpers shared by the transport tests: an embedded KMIP server started in-process
-//! on its own loopback port, temporary directory and PKI, and client configurations
-//! pointing at it.
-
-#![allow(dead_code)]
+//! The embedded KMIP server (`kmip-server`) started in-process for a test: its own
+//! loopback port, temporary directory and PKI ([`Embedded`]), client configurations
+//! pointing at it ([`client_config`], [`Embedded::client`]), and an address where
+//! nothing listens ([`refused_address`]). The one harness for every crate's tests
+//! (kmip-server's, the API's ops tests, the binary's) and the benchmarks.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let server = testkit::kmip::Embedded::start().await;
+//! let uid = server
+//!     .client()
+//!     .create_symmetric_key(
+//!         kmip::types::CryptographicAlgorithm::AES,
+//!         256,
+//!         kmip::types::CryptographicUsageMask::ENCRYPT,
+//!         None,
+//!     )
+//!     .await
+//!     .unwrap();
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kmip::client::{Client, ClientConfig};
-use kmip::pki::PkiPaths;
-use kmip::server::{KeyStore, ServerOptions};
+use kmip_server::pki::PkiPaths;
+use kmip_server::{KeyStore, ServerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// An embedded server running in this process.
+/// An embedded server running in this process; stopped on drop.
 pub struct Embedded {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// Its certificates (in `data_dir/pki`).
     pub pki: PkiPaths,
+    /// Its key store's directory.
     pub data_dir: PathBuf,
     dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -36,7 +55,7 @@ impl Embedded {
 
     /// A server on `bind` with PKI and store in `data_dir` (reused if present).
     pub async fn start_in(data_dir: &Path, bind: &str) -> Embedded {
-        let pki = kmip::pki::ensure_pki(&data_dir.join("pki")).unwrap();
+        let pki = kmip_server::pki::ensure_pki(&data_dir.join("pki")).unwrap();
         let tls =
             kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
         let store = KeyStore::open_in(data_dir).await.unwrap();
@@ -47,7 +66,7 @@ impl Embedded {
             read_timeout: Duration::from_secs(20),
             ..ServerOptions::default()
         };
-        let task = tokio::spawn(kmip::server::serve_with(
+        let task = tokio::spawn(kmip_server::serve_with(
             listener,
             tls,
             store,
@@ -128,13 +147,15 @@ pub fn refused_address() -> String {
     addr.to_string()
 }
 
-/// testkit's view of a PKI set.
-pub fn tls_files(pki: &PkiPaths) -> testkit::TlsFiles {
-    testkit::TlsFiles {
-        ca_cert: pki.ca_cert.clone(),
-        server_cert: pki.server_cert.clone(),
-        server_key: pki.server_key.clone(),
-        client_cert: pki.client_cert.clone(),
-        client_key: pki.client_key.clone(),
+impl From<&PkiPaths> for crate::TlsFiles {
+    /// The files of a PKI set, as PyKMIP's server configuration names them.
+    fn from(pki: &PkiPaths) -> Self {
+        crate::TlsFiles {
+            ca_cert: pki.ca_cert.clone(),
+            server_cert: pki.server_cert.clone(),
+            server_key: pki.server_key.clone(),
+            client_cert: pki.client_cert.clone(),
+            client_key: pki.client_key.clone(),
+        }
     }
 }
