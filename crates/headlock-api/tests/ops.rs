@@ -16,16 +16,16 @@ use headlock_api::metrics::Metrics;
 use headlock_api::{AppState, Ops, PeerAddr, Shared};
 use headlock_core::BlobStore;
 use headlock_core::KeyManager;
+use headlock_kmip::KmipKeyManager;
 use headlock_service::Service;
 use headlock_service::health::HealthMonitor;
-use headlock_kmip::KmipKeyManager;
 use headlock_service::metrics::MeteredBlobStore;
 use headlock_store::SqlStore;
 use headlock_store::blob::ObjectBlobStore;
 use serde_json::Value;
+use testkit::kmip::{Embedded, client_config, refused_address};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use testkit::kmip::{Embedded, client_config, refused_address};
 
 // ---- the key manager on an embedded KMIP server ------------------------------------
 

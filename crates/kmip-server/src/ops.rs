@@ -28,9 +28,9 @@ use ring::aead;
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
+use crate::error::Error;
 use crate::store::{KeyStore, LocateFilter, StoredObject};
 use kmip::attribute::{Attribute, RevocationReason};
-use crate::error::Error;
 use kmip::message::{
     CreateResponse, CryptographicParameters, DecryptRequest, DecryptResponse,
     DiscoverVersionsResponse, EncryptRequest, EncryptResponse, GetAttributeListResponse,

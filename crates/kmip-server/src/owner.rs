@@ -64,7 +64,8 @@ pub fn peer_common_name(cert: &CertificateDer<'_>) -> Option<String> {
 /// The owner name of a verified client certificate: its Common Name, or
 /// `sha256:<hex>` of the certificate when it has none.
 pub fn owner_of(cert: &CertificateDer<'_>) -> String {
-    peer_common_name(cert).unwrap_or_else(|| format!("sha256:{}", hex::encode(sha256(cert.as_ref()))))
+    peer_common_name(cert)
+        .unwrap_or_else(|| format!("sha256:{}", hex::encode(sha256(cert.as_ref()))))
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {

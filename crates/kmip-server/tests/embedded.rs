@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use testkit::kmip::{Embedded, client_config, refused_address};
 use kmip::attribute::Attribute;
 use kmip::client::Client;
 use kmip::error::Error;
@@ -22,6 +21,7 @@ use kmip::types::{
     Operation, ProtocolVersion, ResultReason, ResultStatus, RevocationReasonCode, State,
 };
 use rustls::pki_types::ServerName;
+use testkit::kmip::{Embedded, client_config, refused_address};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
@@ -540,7 +540,8 @@ async fn rejects_access_to_another_owners_objects() {
     // Bob: same CA, another Common Name.
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("bob.pem"), dir.path().join("bob-key.pem"));
-    kmip_server::pki::issue_client_certificate(&server.data_dir.join("pki"), "bob", &cert, &key).unwrap();
+    kmip_server::pki::issue_client_certificate(&server.data_dir.join("pki"), "bob", &cert, &key)
+        .unwrap();
     let mut config = server.client_config();
     config.client_cert_file = cert;
     config.client_key_file = key;

@@ -3,7 +3,6 @@
 //! virtual environment is created by `scripts/pykmip-env.sh` (through testkit) on first
 //! use, so `cargo test` alone works on a machine with python3 and PyPI access.
 
-use testkit::kmip::{Embedded, client_config};
 use kmip::attribute::Attribute;
 use kmip::client::Client;
 use kmip::error::Error;
@@ -12,6 +11,7 @@ use kmip::types::{
     ResultReason, RevocationReasonCode, State,
 };
 use testkit::PyKmipServer;
+use testkit::kmip::{Embedded, client_config};
 
 /// Starts a PyKMIP server with a fresh PKI (blocking work off the runtime).
 async fn start_pykmip() -> (PyKmipServer, kmip_server::pki::PkiPaths, tempfile::TempDir) {

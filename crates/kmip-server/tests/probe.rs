@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use testkit::kmip::{Embedded, client_config, refused_address};
 use kmip::client::Client;
 use kmip::error::Error;
 use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask, Operation};
+use testkit::kmip::{Embedded, client_config, refused_address};
 
 const LIMIT: Duration = Duration::from_secs(5);
 

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use testkit::kmip::{Embedded, client_config};
 use kmip::client::Client;
 use kmip::error::Error;
 use kmip::framing;
@@ -14,6 +13,7 @@ use kmip::message::{
 use kmip::ttlv::Limits;
 use kmip::types::{Operation, ProtocolVersion};
 use rustls::pki_types::ServerName;
+use testkit::kmip::{Embedded, client_config};
 use tokio::net::TcpStream;
 
 fn discover_versions() -> Vec<u8> {
@@ -132,7 +132,8 @@ async fn rejects_client_certificate_from_another_ca() {
     let server = Embedded::start().await;
     let other_dir = tempfile::tempdir().unwrap();
     // Same client CN as the real one: only the issuing CA differs.
-    let other = kmip_server::pki::generate(other_dir.path(), kmip_server::pki::DEFAULT_CLIENT_CN).unwrap();
+    let other =
+        kmip_server::pki::generate(other_dir.path(), kmip_server::pki::DEFAULT_CLIENT_CN).unwrap();
     for version in VERSIONS {
         let cfg = config(
             &server.pki.ca_cert,

@@ -982,7 +982,9 @@ impl Client {
         let mut attempts: Vec<(String, String)> = Vec::new();
         for server in &self.inner.servers {
             let started = Instant::now();
-            let result = self.attempt_on(server, operation, repeatable, outgoing).await;
+            let result = self
+                .attempt_on(server, operation, repeatable, outgoing)
+                .await;
             let outcome = match &result {
                 Ok(response) => {
                     if response

@@ -595,7 +595,8 @@ pub struct WithPyKmip {
 pub fn with_pykmip(env: &[(&str, &str)]) -> WithPyKmip {
     let dir = tempfile::tempdir().unwrap();
     let pki = kmip_server::pki::generate(&dir.path().join("pki"), "headlock").unwrap();
-    let pykmip = testkit::PyKmipServer::start(&testkit::TlsFiles::from(&pki)).expect("start PyKMIP");
+    let pykmip =
+        testkit::PyKmipServer::start(&testkit::TlsFiles::from(&pki)).expect("start PyKMIP");
     let data = dir.path().join("data");
     let key = create_user(&data, "admin", "GLOBAL_OWNER", None);
     let server = Server::start_with_env(
@@ -618,8 +619,8 @@ pub fn with_pykmip(env: &[(&str, &str)]) -> WithPyKmip {
         server.log()
     );
     let admin = Api::new(&server, "admin", &key);
-    let kmip = kmip::client::Client::new(testkit::kmip::client_config(&pki, vec![pykmip.addr()]))
-        .unwrap();
+    let kmip =
+        kmip::client::Client::new(testkit::kmip::client_config(&pki, vec![pykmip.addr()])).unwrap();
     WithPyKmip {
         server,
         admin,
