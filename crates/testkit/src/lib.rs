@@ -10,10 +10,9 @@
 //!   a test take it away mid-run and bring it back on the same port and database.
 //! * [`run_python`] runs a script with the venv's interpreter (PyKMIP's
 //!   `ProxyKmipClient` against our embedded server).
-//!
-//! * [`kmip::Embedded`] is our own embedded KMIP server (`kmip-server`), started
-//!   in-process on a loopback port with a fresh PKI: the one KMIP harness of every
-//!   crate's tests. It is async (it runs on the test's runtime).
+//! * [`kmip::Embedded`](crate::kmip::Embedded) is our own embedded KMIP server
+//!   (`kmip-server`), started in-process on a loopback port with a fresh PKI: the one
+//!   KMIP harness of every crate's tests. It is async (it runs on the test's runtime).
 //!
 //! Everything else here is synchronous and blocks for at most a few seconds; call it
 //! from `tokio::task::spawn_blocking` or from a multi-threaded runtime.
