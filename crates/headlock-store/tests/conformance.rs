@@ -263,6 +263,7 @@ mod fixtures {
             cluster_id: cluster.id,
             expected_current: expected.map(str::to_owned),
             new_key: key(cluster, uid),
+            retired_at: now(),
             data_keys,
             configs: vec![config],
             audit,
@@ -1987,11 +1988,11 @@ mod suite {
                 .unwrap()
         );
         assert!(matches!(
-            s.shared_secret("empty", &[]).await,
+            s.shared_secret("empty", &[], now()).await,
             Err(StoreError::Precondition(_))
         ));
         assert!(matches!(
-            s.shared_secret("huge", &[1; 4097]).await,
+            s.shared_secret("huge", &[1; 4097], now()).await,
             Err(StoreError::Precondition(_))
         ));
     }
@@ -2000,11 +2001,14 @@ mod suite {
         let first = {
             let store = b.store();
             let s: &dyn MetadataStore = &*store;
-            let first = s.shared_secret("nonce-key", &[1; 32]).await.unwrap();
+            let first = s.shared_secret("nonce-key", &[1; 32], now()).await.unwrap();
             assert_eq!(first, vec![1; 32]);
-            assert_eq!(s.shared_secret("nonce-key", &[2; 32]).await.unwrap(), first);
             assert_eq!(
-                s.shared_secret("link-key", &[3; 16]).await.unwrap(),
+                s.shared_secret("nonce-key", &[2; 32], now()).await.unwrap(),
+                first
+            );
+            assert_eq!(
+                s.shared_secret("link-key", &[3; 16], now()).await.unwrap(),
                 vec![3; 16]
             );
             first
@@ -2012,7 +2016,7 @@ mod suite {
         let b = b.reopen().await;
         assert_eq!(
             b.store()
-                .shared_secret("nonce-key", &[4; 32])
+                .shared_secret("nonce-key", &[4; 32], now())
                 .await
                 .unwrap(),
             first
@@ -2026,7 +2030,10 @@ mod suite {
         for n in 0..20u8 {
             let store = stores[usize::from(n % 2)].clone();
             tasks.push(tokio::spawn(async move {
-                store.shared_secret("shared", &[n; 32]).await.unwrap()
+                store
+                    .shared_secret("shared", &[n; 32], now())
+                    .await
+                    .unwrap()
             }));
         }
         let mut seen = Vec::new();
