@@ -538,7 +538,7 @@ mod suite {
         );
         // The same name in another group is fine.
         let other = stored_group(s, "other").await;
-        let elsewhere = stored_replica_set(s, &other, "rs0").await;
+        stored_replica_set(s, &other, "rs0").await;
     }
 
     pub async fn accepts_sharded_cluster_parts_sharing_its_name(s: &dyn MetadataStore) {
@@ -643,7 +643,7 @@ mod suite {
             (vec![rs], 1)
         );
         // The name is free again.
-        let again = stored_sharded(s, &g, "shop", 1).await;
+        stored_sharded(s, &g, "shop", 1).await;
     }
 
     pub async fn rejects_delete_cluster_through_another_group(s: &dyn MetadataStore) {
