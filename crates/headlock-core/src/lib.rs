@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`id`] | [`ObjectId`], the 24-hex-digit identifiers of the Ops Manager API |
 //! | [`model`] | groups, clusters, backup configs, master and data key records, users, audit events |
-//! | [`store`] | [`MetadataStore`], the persistence the service needs (SQL lives in `headlock-store`) |
+//! | [`store`] | one trait per aggregate the service persists (groups, keys, lifecycle, re-encryption, snapshots, audit, leases, users) and [`MetadataStore`], all of them (SQL lives in `headlock-store`) |
 //! | [`keys`] | [`KeyManager`], what the service needs of a KMIP server (the `kmip` crate implements the wire side) |
 //! | [`blob`] | [`BlobStore`], where packs and manifests live |
 //! | [`envelope`] | data keys and their wrapping under a master key (AES-256-GCM, `ring`) |

@@ -619,7 +619,7 @@ pub struct RetiredKeyRecord {
     pub changed: OffsetDateTime,
 }
 
-/// The answer of [`crate::MetadataStore::claim_key_destruction`].
+/// The answer of [`crate::store::KeyLifecycleStore::claim_key_destruction`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DestructionClaim {
     /// The key is retired, unreferenced and not cancelled: now `Destroying`.

@@ -2,10 +2,12 @@
 //! of retired keys), so that tests of the real binary can move time forward instead of
 //! waiting for it.
 //!
-//! Leases, nonces and record timestamps keep the real clock, with one exception: the
-//! creation time of a master key, which anchors its rotation schedule, is read from the
-//! [`Clock`] too, so that "made at" and "due at" are in one frame (with a shifted clock
-//! a key made now is not due at once). The decisions "is this due?" read a [`Clock`].
+//! Leases, nonces and record timestamps keep the real clock, with two exceptions read
+//! from the [`Clock`] too: the creation time of a master key, which anchors its rotation
+//! schedule, and the retirement time of the key it replaces, which anchors that key's
+//! destruction; so that "made at" or "retired at" and "due at" are in one frame (with a
+//! shifted clock a key made now is not due at once). The decisions "is this due?" read a
+//! [`Clock`]. The store never reads a clock: every time it records is passed in.
 
 use std::path::PathBuf;
 use std::sync::Arc;

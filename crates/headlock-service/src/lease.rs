@@ -1,7 +1,8 @@
 //! Leases: how several service nodes on one database agree on who does a piece of work.
 //!
-//! A lease is a row in the metadata store ([`MetadataStore::acquire_lease`]): a name, a
-//! holder (a node id) and an expiry. Taking one is a single conditional statement, so two
+//! A lease is a row in the metadata store
+//! ([`LeaseStore::acquire_lease`](headlock_core::store::LeaseStore::acquire_lease)): a
+//! name, a holder (a node id) and an expiry. Taking one is a single conditional statement, so two
 //! nodes can never both hold it. A `LeaseGuard` renews its lease in the background
 //! every [`RENEW_EVERY`] while the work goes on, and gives it back when dropped; a node
 //! that dies simply stops renewing, and [`LEASE_TTL`] later anyone may take over.

@@ -504,6 +504,7 @@ impl Service {
                 rotation_type: intent.rotation_type,
                 requested_by: actor.username.clone(),
             },
+            retired_at: now,
             data_keys,
             configs,
             audit,

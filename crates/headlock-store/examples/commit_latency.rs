@@ -12,12 +12,12 @@
 
 use std::time::{Duration, Instant};
 
+use headlock_core::ObjectId;
 use headlock_core::model::{
     AuditEvent, BackupConfig, Cluster, ClusterType, DataKeyRecord, Group, IntentPhase, KeyIntent,
     MasterKeyRecord, RotationType,
 };
-use headlock_core::store::KeyChange;
-use headlock_core::{MetadataStore, ObjectId};
+use headlock_core::store::{AuditStore, GroupStore, KeyChange, KeyStore};
 use headlock_store::SqlStore;
 use time::OffsetDateTime;
 
@@ -96,6 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rotation_type: RotationType::Manual,
                 requested_by: "bench".into(),
             },
+            retired_at: now(),
             data_keys: (0..4)
                 .map(|_| DataKeyRecord {
                     id: ObjectId::new(),

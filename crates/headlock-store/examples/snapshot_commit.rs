@@ -13,11 +13,11 @@
 
 use std::time::{Duration, Instant};
 
+use headlock_core::ObjectId;
 use headlock_core::model::{
     BackupConfig, ChunkId, ChunkLocation, Cluster, ClusterType, Group, SnapshotKind, SnapshotRecord,
 };
-use headlock_core::store::SnapshotCommit;
-use headlock_core::{MetadataStore, ObjectId};
+use headlock_core::store::{GroupStore, SnapshotCommit, SnapshotStore};
 use headlock_store::SqlStore;
 use time::OffsetDateTime;
 

@@ -1,4 +1,4 @@
-//! A snapshot's chunk rows, written the same way by a snapshot commit (`lib.rs`) and by
+//! A snapshot's chunk rows, written the same way by a snapshot commit (`snapshots.rs`) and by
 //! the switch of a snapshot to a new data key (`reencryption.rs`): the new chunks
 //! checked against the chunks the snapshot uses, inserted in batches, then the
 //! snapshot's references to every chunk it uses.

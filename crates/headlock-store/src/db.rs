@@ -31,21 +31,16 @@
 //!   per statement (`Vec<Arg>`, borrowing the caller's strings), which is noise next to
 //!   a round trip.
 //!
-//! A write transaction that PostgreSQL aborts as a deadlock victim or a serialization
-//! failure reports it to its [`Attempt`], so the store can run the whole transaction
-//! again (PostgreSQL rolled all of it back, so running it again cannot apply anything
-//! twice).
+//! Errors are sqlx's own; `error.rs` turns them into [`headlock_core::StoreError`]s
+//! (a transaction PostgreSQL aborted as a deadlock victim or a serialization failure
+//! becomes `Aborted`, which the store runs again).
 
 use std::borrow::Cow;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::database::HasStatementCache;
 use sqlx::postgres::{PgPool, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row as _, Type};
-
-use crate::error::is_transient;
 
 /// Which database a pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,26 +204,14 @@ impl Pool {
         }
     }
 
-    /// Starts a transaction with `begin` (a `BEGIN` statement of `queries.rs`); failures
-    /// PostgreSQL would resolve by a retry are reported to `attempt`.
-    pub(crate) async fn begin(
-        &self,
-        begin: Sql,
-        attempt: Option<&Arc<Attempt>>,
-    ) -> Result<Tx, sqlx::Error> {
+    /// Starts a transaction with `begin` (a `BEGIN` statement of `queries.rs`).
+    pub(crate) async fn begin(&self, begin: Sql) -> Result<Tx, sqlx::Error> {
         let sql = begin.text(self.backend());
         let inner = match self {
             Pool::Sqlite(pool) => pool.begin_with(sql).await.map(TxInner::Sqlite),
             Pool::Postgres(pool) => pool.begin_with(sql).await.map(TxInner::Postgres),
         };
-        let attempt = attempt.cloned();
-        match inner {
-            Ok(inner) => Ok(Tx { inner, attempt }),
-            Err(e) => {
-                note(attempt.as_ref(), &e);
-                Err(e)
-            }
-        }
+        inner.map(|inner| Tx { inner })
     }
 
     /// Closes every connection, waiting for those in use.
@@ -240,31 +223,10 @@ impl Pool {
     }
 }
 
-/// One run of a write transaction, told by its statements whether PostgreSQL aborted it
-/// as a deadlock victim or a serialization failure (SQLSTATE 40P01, 40001).
-#[derive(Debug, Default)]
-pub(crate) struct Attempt {
-    transient: AtomicBool,
-}
-
-impl Attempt {
-    /// Whether a statement failed in a way that running the transaction again may fix.
-    pub(crate) fn was_transient(&self) -> bool {
-        self.transient.load(Ordering::SeqCst)
-    }
-}
-
-fn note(attempt: Option<&Arc<Attempt>>, e: &sqlx::Error) {
-    if let Some(attempt) = attempt.filter(|_| is_transient(e)) {
-        attempt.transient.store(true, Ordering::SeqCst);
-    }
-}
-
 /// An open transaction; rolled back when dropped uncommitted.
 #[derive(Debug)]
 pub(crate) struct Tx {
     inner: TxInner,
-    attempt: Option<Arc<Attempt>>,
 }
 
 #[derive(Debug)]
@@ -275,14 +237,10 @@ enum TxInner {
 
 impl Tx {
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        let done = match self.inner {
+        match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await,
             TxInner::Postgres(tx) => tx.commit().await,
-        };
-        if let Err(e) = &done {
-            note(self.attempt.as_ref(), e);
         }
-        done
     }
 
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
@@ -399,8 +357,7 @@ where
 }
 
 /// Runs `$stmt` on `$on` with the driver's query bound to `$query`, its executor to
-/// `$exec` and its row constructor to `$row`; a failure inside a transaction is noted
-/// in the transaction's attempt.
+/// `$exec` and its row constructor to `$row`.
 macro_rules! dispatch {
     ($stmt:expr, $on:expr, |$query:ident, $exec:ident, $row:ident| $body:expr) => {{
         let Stmt {
@@ -421,27 +378,20 @@ macro_rules! dispatch {
                 let $row = Row::Postgres;
                 $body
             }
-            On::Tx(tx) => {
-                let result = match &mut tx.inner {
-                    TxInner::Sqlite(conn) => {
-                        let $query = build::<Sqlite>(sql.text(Backend::Sqlite), args, persistent);
-                        let $exec = &mut **conn;
-                        let $row = Row::Sqlite;
-                        $body
-                    }
-                    TxInner::Postgres(conn) => {
-                        let $query =
-                            build::<Postgres>(sql.text(Backend::Postgres), args, persistent);
-                        let $exec = &mut **conn;
-                        let $row = Row::Postgres;
-                        $body
-                    }
-                };
-                if let Err(e) = &result {
-                    note(tx.attempt.as_ref(), e);
+            On::Tx(tx) => match &mut tx.inner {
+                TxInner::Sqlite(conn) => {
+                    let $query = build::<Sqlite>(sql.text(Backend::Sqlite), args, persistent);
+                    let $exec = &mut **conn;
+                    let $row = Row::Sqlite;
+                    $body
                 }
-                result
-            }
+                TxInner::Postgres(conn) => {
+                    let $query = build::<Postgres>(sql.text(Backend::Postgres), args, persistent);
+                    let $exec = &mut **conn;
+                    let $row = Row::Postgres;
+                    $body
+                }
+            },
         }
     }};
 }

@@ -9,9 +9,14 @@ use headlock_core::StoreError;
 use sqlx::error::ErrorKind;
 
 /// Maps a database error met while doing `op`: unique violations are `Conflict`, foreign
-/// key violations (a referenced group or cluster is missing) are `NotFound`, anything
-/// else is `Backend`.
+/// key violations (a referenced group or cluster is missing) are `NotFound`, a
+/// transaction PostgreSQL aborted in favour of another is `Aborted` (the one error
+/// [`StoreError::is_transient`] accepts, so the store runs it again), anything else is
+/// `Backend`.
 pub(crate) fn classify(op: &str, e: sqlx::Error) -> StoreError {
+    if is_transient(&e) {
+        return StoreError::Aborted(format!("{op}: {e}"));
+    }
     if let sqlx::Error::Database(db) = &e {
         match db.kind() {
             ErrorKind::UniqueViolation => {
@@ -48,7 +53,7 @@ const DEADLOCK_DETECTED: &str = "40P01";
 /// Whether PostgreSQL aborted the transaction as a deadlock victim or a serialization
 /// failure: it rolled the whole transaction back, and running it again may succeed.
 /// (SQLite's codes are numbers, never these.)
-pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+fn is_transient(e: &sqlx::Error) -> bool {
     matches!(
         e,
         sqlx::Error::Database(db)

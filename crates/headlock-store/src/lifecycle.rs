@@ -4,26 +4,28 @@
 //! and PostgreSQL share); they live here, beside the methods that run them, so that the
 //! lifecycle can be read in one place.
 //!
-//! The one decision that must not race is [`SqlStore::claim_key_destruction_once`]: it
+//! The one decision that must not race is the destruction claim
+//! ([`KeyLifecycleStore::claim_key_destruction`]): it
 //! takes the cluster's row lock (PostgreSQL; on SQLite write transactions are serial),
 //! which key changes and snapshot commits of the cluster also take or conflict with, and
 //! then checks, in the same transaction that records the claim, that the key is retired,
 //! has no fate yet and is referenced by no data key and no snapshot.
 
-use std::sync::Arc;
-
+use async_trait::async_trait;
 use headlock_core::model::{
     AuditEvent, Cluster, DestructionClaim, KeyLifecycleSettings, KeyStateError, RetiredKeyFate,
     RetiredKeyRecord,
 };
+use headlock_core::store::KeyLifecycleStore;
 use headlock_core::{ObjectId, StoreError};
 use time::OffsetDateTime;
 
-use crate::db::{Attempt, Row, Tx, stmt};
+use crate::audit::append_audit_in;
+use crate::db::{Row, Tx, stmt};
 use crate::error::{classify, ctx};
 use crate::queries as q;
 use crate::rows::{self, RowReader, id_text, micros};
-use crate::{SqlStore, append_audit_in, to_u64};
+use crate::{SqlStore, retrying, to_u64};
 
 /// A cluster's settings. `$1` cluster.
 const LIFECYCLE: &str = "SELECT rotation_period_days, retired_key_destroy_after_days \
@@ -190,11 +192,9 @@ async fn fate_in(
     .transpose()
 }
 
-impl SqlStore {
-    pub(crate) async fn key_lifecycle_of(
-        &self,
-        cluster: ObjectId,
-    ) -> Result<KeyLifecycleSettings, StoreError> {
+#[async_trait]
+impl KeyLifecycleStore for SqlStore {
+    async fn key_lifecycle(&self, cluster: ObjectId) -> Result<KeyLifecycleSettings, StoreError> {
         let row = stmt(LIFECYCLE)
             .bind(id_text(cluster))
             .fetch_optional(&self.pool)
@@ -208,35 +208,35 @@ impl SqlStore {
         Ok(row.as_ref().map(settings).transpose()?.unwrap_or_default())
     }
 
-    pub(crate) async fn set_key_lifecycles_once(
+    async fn set_key_lifecycles(
         &self,
         all: &[(ObjectId, KeyLifecycleSettings)],
         audit: &[AuditEvent],
-        attempt: Arc<Attempt>,
     ) -> Result<(), StoreError> {
-        let op = "writing key lifecycle settings";
-        let mut tx = self.begin_write(op, &attempt).await?;
-        let mut ordered: Vec<&(ObjectId, KeyLifecycleSettings)> = all.iter().collect();
-        // One lock order on PostgreSQL, as for backup configs.
-        ordered.sort_by_key(|(c, _)| *c);
-        for (cluster, s) in ordered {
-            stmt(UPSERT_LIFECYCLE)
-                .bind(id_text(*cluster))
-                .bind(i64::from(s.rotation_period_days))
-                .bind(i64::from(s.retired_key_destroy_after_days))
-                .execute(&mut tx)
-                .await
-                .map_err(|e| classify(&format!("{op} of cluster {cluster}"), e))?;
-        }
-        for event in audit {
-            append_audit_in(&mut tx, event).await?;
-        }
-        tx.commit().await.map_err(ctx(op))
+        retrying("set_key_lifecycles", || async move {
+            let op = "writing key lifecycle settings";
+            let mut tx = self.begin_write(op).await?;
+            let mut ordered: Vec<&(ObjectId, KeyLifecycleSettings)> = all.iter().collect();
+            // One lock order on PostgreSQL, as for backup configs.
+            ordered.sort_by_key(|(c, _)| *c);
+            for (cluster, s) in ordered {
+                stmt(UPSERT_LIFECYCLE)
+                    .bind(id_text(*cluster))
+                    .bind(i64::from(s.rotation_period_days))
+                    .bind(i64::from(s.retired_key_destroy_after_days))
+                    .execute(&mut tx)
+                    .await
+                    .map_err(|e| classify(&format!("{op} of cluster {cluster}"), e))?;
+            }
+            for event in audit {
+                append_audit_in(&mut tx, event).await?;
+            }
+            tx.commit().await.map_err(ctx(op))
+        })
+        .await
     }
 
-    pub(crate) async fn encrypted_clusters_all(
-        &self,
-    ) -> Result<Vec<(Cluster, KeyLifecycleSettings)>, StoreError> {
+    async fn encrypted_clusters(&self) -> Result<Vec<(Cluster, KeyLifecycleSettings)>, StoreError> {
         let found = stmt(ENCRYPTED_CLUSTERS)
             .fetch_all(&self.pool)
             .await
@@ -247,10 +247,7 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn set_key_state_error_row(
-        &self,
-        error: &KeyStateError,
-    ) -> Result<bool, StoreError> {
+    async fn set_key_state_error(&self, error: &KeyStateError) -> Result<bool, StoreError> {
         let op = format!(
             "recording a key state error of cluster {}",
             error.cluster_id
@@ -268,10 +265,7 @@ impl SqlStore {
         Ok(n > 0)
     }
 
-    pub(crate) async fn clear_key_state_error_row(
-        &self,
-        cluster: ObjectId,
-    ) -> Result<bool, StoreError> {
+    async fn clear_key_state_error(&self, cluster: ObjectId) -> Result<bool, StoreError> {
         let n = stmt(DELETE_KEY_ERROR)
             .bind(id_text(cluster))
             .execute(&self.pool)
@@ -282,7 +276,7 @@ impl SqlStore {
         Ok(n > 0)
     }
 
-    pub(crate) async fn key_state_error_row(
+    async fn key_state_error(
         &self,
         cluster: ObjectId,
     ) -> Result<Option<KeyStateError>, StoreError> {
@@ -296,7 +290,7 @@ impl SqlStore {
         row.as_ref().map(key_error).transpose()
     }
 
-    pub(crate) async fn retired_key_fates_of(
+    async fn retired_key_fates(
         &self,
         cluster: ObjectId,
     ) -> Result<Vec<RetiredKeyRecord>, StoreError> {
@@ -310,58 +304,60 @@ impl SqlStore {
         found.iter().map(fate).collect()
     }
 
-    pub(crate) async fn claim_key_destruction_once(
+    async fn claim_key_destruction(
         &self,
         cluster: ObjectId,
         uid: &str,
         now: OffsetDateTime,
-        attempt: Arc<Attempt>,
     ) -> Result<DestructionClaim, StoreError> {
-        let op = format!("claiming the destruction of master key {uid:?} of cluster {cluster}");
-        check_text("a KMIP uid", uid, &op)?;
-        let mut tx = self.begin_write(&op, &attempt).await?;
-        // PostgreSQL: queues behind (and holds off) key changes and snapshot commits of
-        // the cluster, so the counts below are the committed truth until this commits.
-        if !SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await? {
-            return Ok(DestructionClaim::NotRetired);
-        }
-        if key_retired(&mut tx, cluster, uid, &op).await? != Some(true) {
-            return Ok(DestructionClaim::NotRetired);
-        }
-        if let Some(f) = fate_in(&mut tx, cluster, uid, &op).await? {
-            return Ok(DestructionClaim::Decided(f));
-        }
-        let data_keys = stmt(COUNT_WRAPPED)
-            .bind(id_text(cluster))
-            .bind(uid)
-            .fetch_i64(&mut tx)
-            .await
-            .map_err(ctx(&op))?;
-        let snapshots = stmt(COUNT_SNAPSHOTS_WRAPPED)
-            .bind(id_text(cluster))
-            .bind(uid)
-            .fetch_i64(&mut tx)
-            .await
-            .map_err(ctx(&op))?;
-        if data_keys > 0 || snapshots > 0 {
-            return Ok(DestructionClaim::Referenced {
-                data_keys: to_u64(data_keys),
-                snapshots: to_u64(snapshots),
-            });
-        }
-        stmt(INSERT_FATE)
-            .bind(id_text(cluster))
-            .bind(uid)
-            .bind(RetiredKeyFate::Destroying.as_str())
-            .bind(micros(now))
-            .execute(&mut tx)
-            .await
-            .map_err(ctx(&op))?;
-        tx.commit().await.map_err(ctx(&op))?;
-        Ok(DestructionClaim::Claimed)
+        retrying("claim_key_destruction", || async move {
+            let op = format!("claiming the destruction of master key {uid:?} of cluster {cluster}");
+            check_text("a KMIP uid", uid, &op)?;
+            let mut tx = self.begin_write(&op).await?;
+            // PostgreSQL: queues behind (and holds off) key changes and snapshot commits of
+            // the cluster, so the counts below are the committed truth until this commits.
+            if !SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await? {
+                return Ok(DestructionClaim::NotRetired);
+            }
+            if key_retired(&mut tx, cluster, uid, &op).await? != Some(true) {
+                return Ok(DestructionClaim::NotRetired);
+            }
+            if let Some(f) = fate_in(&mut tx, cluster, uid, &op).await? {
+                return Ok(DestructionClaim::Decided(f));
+            }
+            let data_keys = stmt(COUNT_WRAPPED)
+                .bind(id_text(cluster))
+                .bind(uid)
+                .fetch_i64(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+            let snapshots = stmt(COUNT_SNAPSHOTS_WRAPPED)
+                .bind(id_text(cluster))
+                .bind(uid)
+                .fetch_i64(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+            if data_keys > 0 || snapshots > 0 {
+                return Ok(DestructionClaim::Referenced {
+                    data_keys: to_u64(data_keys),
+                    snapshots: to_u64(snapshots),
+                });
+            }
+            stmt(INSERT_FATE)
+                .bind(id_text(cluster))
+                .bind(uid)
+                .bind(RetiredKeyFate::Destroying.as_str())
+                .bind(micros(now))
+                .execute(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+            tx.commit().await.map_err(ctx(&op))?;
+            Ok(DestructionClaim::Claimed)
+        })
+        .await
     }
 
-    pub(crate) async fn finish_key_destruction_row(
+    async fn finish_key_destruction(
         &self,
         cluster: ObjectId,
         uid: &str,
@@ -391,38 +387,41 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn keep_retired_key_once(
+    async fn keep_retired_key(
         &self,
         cluster: ObjectId,
         uid: &str,
         now: OffsetDateTime,
-        attempt: Arc<Attempt>,
     ) -> Result<RetiredKeyFate, StoreError> {
-        let op = format!("cancelling the destruction of master key {uid:?} of cluster {cluster}");
-        check_text("a KMIP uid", uid, &op)?;
-        let mut tx = self.begin_write(&op, &attempt).await?;
-        SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await?;
-        match key_retired(&mut tx, cluster, uid, &op).await? {
-            None => return Err(StoreError::NotFound(format!("{op}: no such key"))),
-            Some(false) => {
-                return Err(StoreError::Precondition(format!(
-                    "{op}: it is the current key"
-                )));
+        retrying("keep_retired_key", || async move {
+            let op =
+                format!("cancelling the destruction of master key {uid:?} of cluster {cluster}");
+            check_text("a KMIP uid", uid, &op)?;
+            let mut tx = self.begin_write(&op).await?;
+            SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await?;
+            match key_retired(&mut tx, cluster, uid, &op).await? {
+                None => return Err(StoreError::NotFound(format!("{op}: no such key"))),
+                Some(false) => {
+                    return Err(StoreError::Precondition(format!(
+                        "{op}: it is the current key"
+                    )));
+                }
+                Some(true) => {}
             }
-            Some(true) => {}
-        }
-        stmt(INSERT_FATE)
-            .bind(id_text(cluster))
-            .bind(uid)
-            .bind(RetiredKeyFate::Kept.as_str())
-            .bind(micros(now))
-            .execute(&mut tx)
-            .await
-            .map_err(ctx(&op))?;
-        let fate = fate_in(&mut tx, cluster, uid, &op)
-            .await?
-            .ok_or_else(|| StoreError::Backend(format!("{op}: the fate was not recorded")))?;
-        tx.commit().await.map_err(ctx(&op))?;
-        Ok(fate)
+            stmt(INSERT_FATE)
+                .bind(id_text(cluster))
+                .bind(uid)
+                .bind(RetiredKeyFate::Kept.as_str())
+                .bind(micros(now))
+                .execute(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+            let fate = fate_in(&mut tx, cluster, uid, &op)
+                .await?
+                .ok_or_else(|| StoreError::Backend(format!("{op}: the fate was not recorded")))?;
+            tx.commit().await.map_err(ctx(&op))?;
+            Ok(fate)
+        })
+        .await
     }
 }

@@ -1,4 +1,5 @@
-//! Every SQL statement the store runs, in one place.
+//! The SQL statements the store runs, in one place (but for those of the key lifecycle,
+//! which `lifecycle.rs` keeps beside the methods that run them).
 //!
 //! The statements use only what SQLite and PostgreSQL share: `$N` placeholders (SQLite
 //! reads `$1` as parameter 1), `LIMIT ... OFFSET ...`, `COALESCE`, `substr`/`length`,

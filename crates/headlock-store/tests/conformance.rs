@@ -29,6 +29,20 @@ use common::{Backend, PgBackend, SqliteBackend};
 macro_rules! conformance {
     ($backend:ident: $harness:ty) => {
         stamp!($backend: $harness, [
+            concurrent_commits_from_one_key_let_exactly_one_win,
+            audit_chain_detects_tampering,
+            audit_chain_detects_removed_event,
+            audit_chain_detects_removed_tail,
+            state_survives_reopen,
+            concurrent_commits_of_one_new_chunk_let_exactly_one_win,
+            collection_racing_commits_never_leaves_a_dangling_reference,
+            concurrent_downloads_never_exceed_the_limit,
+            snapshots_survive_reopen,
+            accepts_ping,
+            lease_goes_to_exactly_one_of_racing_holders,
+            shared_secret_returns_the_first_value_to_every_caller,
+            shared_secret_agrees_among_concurrent_callers,
+        ], store: [
             accepts_group_round_trip_by_id_and_name,
             rejects_duplicate_group_name,
             lists_groups_oldest_first_in_pages,
@@ -51,17 +65,12 @@ macro_rules! conformance {
             commit_key_change_rejects_first_key_when_one_exists,
             commit_key_change_rejects_unknown_intent_and_rolls_back,
             commit_key_change_rejects_records_of_another_cluster,
-            concurrent_commits_from_one_key_let_exactly_one_win,
             accepts_user_round_trip,
             rejects_duplicate_username,
             update_and_delete_user_report_missing_users,
             lists_audit_newest_first_in_pages_and_by_group,
             audit_chain_verifies_and_counts,
-            audit_chain_detects_tampering,
-            audit_chain_detects_removed_event,
-            audit_chain_detects_removed_tail,
             rejects_duplicate_audit_event_id,
-            state_survives_reopen,
             accepts_snapshot_commit_round_trip,
             accepts_empty_snapshot,
             commit_snapshot_reuses_stored_chunks,
@@ -75,23 +84,15 @@ macro_rules! conformance {
             delete_snapshot_keeps_chunks_until_collected,
             collect_garbage_leaves_other_clusters_alone,
             rejects_commit_using_collected_chunk,
-            concurrent_commits_of_one_new_chunk_let_exactly_one_win,
-            collection_racing_commits_never_leaves_a_dangling_reference,
             rejects_delete_cluster_with_snapshots_or_uncollected_chunks,
             accepts_restore_job_round_trip,
             rejects_restore_job_of_missing_snapshot,
             take_restore_download_counts_to_the_limit,
-            concurrent_downloads_never_exceed_the_limit,
-            snapshots_survive_reopen,
-            accepts_ping,
-            lease_goes_to_exactly_one_of_racing_holders,
             expired_lease_can_be_taken_by_another_holder,
             holder_renews_its_lease,
             release_frees_only_the_holders_lease,
             live_leases_lists_unexpired_leases_by_exact_prefix,
             rejects_unbounded_lease_and_secret_input,
-            shared_secret_returns_the_first_value_to_every_caller,
-            shared_secret_agrees_among_concurrent_callers,
         ]);
     };
 }
@@ -263,6 +264,7 @@ mod fixtures {
             cluster_id: cluster.id,
             expected_current: expected.map(str::to_owned),
             new_key: key(cluster, uid),
+            retired_at: now(),
             data_keys,
             configs: vec![config],
             audit,
@@ -284,25 +286,56 @@ mod fixtures {
         }
     }
 
-    /// A group with one replica set and its inactive config, stored.
-    pub async fn stored_cluster(s: &dyn MetadataStore, group_name: &str) -> (Group, Cluster) {
-        let g = group(group_name);
+    /// A group, stored.
+    pub async fn stored_group(s: &dyn MetadataStore, name: &str) -> Group {
+        let g = group(name);
         s.insert_group(&g).await.unwrap();
-        let c = replica_set(&g, "rs0");
+        g
+    }
+
+    /// A replica set of `g` and its inactive config, stored.
+    pub async fn stored_replica_set(s: &dyn MetadataStore, g: &Group, name: &str) -> Cluster {
+        let c = replica_set(g, name);
         s.insert_clusters(std::slice::from_ref(&c), &[config(&c)])
             .await
             .unwrap();
+        c
+    }
+
+    /// A [`sharded`] cluster of `g` and the inactive configs of all its parts, stored.
+    pub async fn stored_sharded(
+        s: &dyn MetadataStore,
+        g: &Group,
+        name: &str,
+        shards: usize,
+    ) -> Vec<Cluster> {
+        let all = sharded(g, name, shards);
+        s.insert_clusters(&all, &configs(&all)).await.unwrap();
+        all
+    }
+
+    /// A group with one replica set and its inactive config, stored.
+    pub async fn stored_cluster(s: &dyn MetadataStore, group_name: &str) -> (Group, Cluster) {
+        let g = stored_group(s, group_name).await;
+        let c = stored_replica_set(s, &g, "rs0").await;
         (g, c)
+    }
+
+    /// A first master key `uid` (with one data key) committed for `c`; its intent, left
+    /// in place, is returned.
+    pub async fn first_key(s: &dyn MetadataStore, c: &Cluster, uid: &str) -> KeyIntent {
+        let i = intent(c, None);
+        s.insert_intent(&i).await.unwrap();
+        s.commit_key_change(&change(&i, c, None, uid, vec![data_key(c, uid, 1)]))
+            .await
+            .unwrap();
+        i
     }
 
     /// [`stored_cluster`] with a first master key `uid` committed (intent deleted after).
     pub async fn keyed_cluster(s: &dyn MetadataStore, uid: &str) -> (Group, Cluster) {
         let (g, c) = stored_cluster(s, "keyed").await;
-        let i = intent(&c, None);
-        s.insert_intent(&i).await.unwrap();
-        s.commit_key_change(&change(&i, &c, None, uid, vec![data_key(&c, uid, 1)]))
-            .await
-            .unwrap();
+        let i = first_key(s, &c, uid).await;
         s.delete_intent(i.id).await.unwrap();
         (g, c)
     }
@@ -431,31 +464,23 @@ mod suite {
 
     // ----- groups
 
-    pub async fn accepts_group_round_trip_by_id_and_name(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let g = group("payments");
-        s.insert_group(&g).await.unwrap();
+    pub async fn accepts_group_round_trip_by_id_and_name(s: &dyn MetadataStore) {
+        let g = stored_group(s, "payments").await;
         assert_eq!(s.group(g.id).await.unwrap(), Some(g.clone()));
         assert_eq!(s.group_by_name("payments").await.unwrap(), Some(g));
         assert_eq!(s.group(ObjectId::new()).await.unwrap(), None);
         assert_eq!(s.group_by_name("Payments").await.unwrap(), None);
     }
 
-    pub async fn rejects_duplicate_group_name(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let first = group("payments");
-        s.insert_group(&first).await.unwrap();
+    pub async fn rejects_duplicate_group_name(s: &dyn MetadataStore) {
+        let first = stored_group(s, "payments").await;
         let err = s.insert_group(&group("payments")).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
         let (all, total) = s.list_groups(Page::default()).await.unwrap();
         assert_eq!((all, total), (vec![first], 1));
     }
 
-    pub async fn lists_groups_oldest_first_in_pages(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn lists_groups_oldest_first_in_pages(s: &dyn MetadataStore) {
         let base = now();
         let mut groups = Vec::new();
         // Inserted newest first, so insertion order cannot pass for creation order.
@@ -479,11 +504,8 @@ mod suite {
 
     // ----- clusters and configs
 
-    pub async fn accepts_cluster_and_config_round_trip(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let g = group("g");
-        s.insert_group(&g).await.unwrap();
+    pub async fn accepts_cluster_and_config_round_trip(s: &dyn MetadataStore) {
+        let g = stored_group(s, "g").await;
         let c = replica_set(&g, "rs0");
         let mut cfg = config(&c);
         cfg.excluded_namespaces = vec!["test.tmp".into(), "quoted\"db.c".into()];
@@ -499,9 +521,7 @@ mod suite {
         assert_eq!(s.cluster_count(g.id).await.unwrap(), 1);
     }
 
-    pub async fn rejects_duplicate_cluster_name_in_group(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn rejects_duplicate_cluster_name_in_group(s: &dyn MetadataStore) {
         let (g, first) = stored_cluster(s, "g").await;
         // The same name again, in a batch with a fresh name: nothing of the batch stays.
         let fresh = replica_set(&g, "fresh");
@@ -517,19 +537,12 @@ mod suite {
             (vec![first], 1)
         );
         // The same name in another group is fine.
-        let other = group("other");
-        s.insert_group(&other).await.unwrap();
-        let elsewhere = replica_set(&other, "rs0");
-        s.insert_clusters(std::slice::from_ref(&elsewhere), &[config(&elsewhere)])
-            .await
-            .unwrap();
+        let other = stored_group(s, "other").await;
+        stored_replica_set(s, &other, "rs0").await;
     }
 
-    pub async fn accepts_sharded_cluster_parts_sharing_its_name(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let g = group("g");
-        s.insert_group(&g).await.unwrap();
+    pub async fn accepts_sharded_cluster_parts_sharing_its_name(s: &dyn MetadataStore) {
+        let g = stored_group(s, "g").await;
         let mut all = sharded(&g, "shop", 2);
         let whole = all[0].clone();
         let parts: Vec<Cluster> = all[1..].to_vec();
@@ -558,9 +571,7 @@ mod suite {
         ));
     }
 
-    pub async fn rejects_cluster_of_missing_group(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn rejects_cluster_of_missing_group(s: &dyn MetadataStore) {
         let ghost = group("never-stored");
         let c = replica_set(&ghost, "rs0");
         assert!(is_not_found(
@@ -570,12 +581,9 @@ mod suite {
         assert_eq!(s.cluster_any_group(c.id).await.unwrap(), None);
     }
 
-    pub async fn hides_cluster_behind_another_group(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn hides_cluster_behind_another_group(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
-        let other = group("other");
-        s.insert_group(&other).await.unwrap();
+        let other = stored_group(s, "other").await;
         assert_eq!(s.cluster(other.id, c.id).await.unwrap(), None);
         assert_eq!(s.backup_config(other.id, c.id).await.unwrap(), None);
         assert_eq!(
@@ -584,11 +592,8 @@ mod suite {
         );
     }
 
-    pub async fn lists_clusters_in_pages_with_total(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let g = group("g");
-        s.insert_group(&g).await.unwrap();
+    pub async fn lists_clusters_in_pages_with_total(s: &dyn MetadataStore) {
+        let g = stored_group(s, "g").await;
         let base = now();
         let clusters: Vec<Cluster> = (0..5i64)
             .map(|i| {
@@ -617,30 +622,13 @@ mod suite {
         );
     }
 
-    pub async fn delete_cluster_removes_parts_configs_keys_and_intents(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let g = group("g");
-        s.insert_group(&g).await.unwrap();
-        let all = sharded(&g, "shop", 1);
-        s.insert_clusters(&all, &configs(&all)).await.unwrap();
+    pub async fn delete_cluster_removes_parts_configs_keys_and_intents(s: &dyn MetadataStore) {
+        let g = stored_group(s, "g").await;
+        let all = stored_sharded(s, &g, "shop", 1).await;
         let shard = &all[1];
-        let i = intent(shard, None);
-        s.insert_intent(&i).await.unwrap();
-        s.commit_key_change(&change(
-            &i,
-            shard,
-            None,
-            "k1",
-            vec![data_key(shard, "k1", 1)],
-        ))
-        .await
-        .unwrap();
+        first_key(s, shard, "k1").await;
         // A neighbour that must survive.
-        let rs = replica_set(&g, "neighbour");
-        s.insert_clusters(std::slice::from_ref(&rs), &[config(&rs)])
-            .await
-            .unwrap();
+        let rs = stored_replica_set(s, &g, "neighbour").await;
 
         s.delete_cluster(g.id, all[0].id).await.unwrap();
         for c in &all {
@@ -655,24 +643,18 @@ mod suite {
             (vec![rs], 1)
         );
         // The name is free again.
-        let again = sharded(&g, "shop", 1);
-        s.insert_clusters(&again, &configs(&again)).await.unwrap();
+        stored_sharded(s, &g, "shop", 1).await;
     }
 
-    pub async fn rejects_delete_cluster_through_another_group(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn rejects_delete_cluster_through_another_group(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
-        let other = group("other");
-        s.insert_group(&other).await.unwrap();
+        let other = stored_group(s, "other").await;
         assert!(is_not_found(s.delete_cluster(other.id, c.id).await));
         assert!(is_not_found(s.delete_cluster(g.id, ObjectId::new()).await));
         assert_eq!(s.cluster(g.id, c.id).await.unwrap(), Some(c));
     }
 
-    pub async fn update_backup_configs_writes_configs_and_audit(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn update_backup_configs_writes_configs_and_audit(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
         let mut cfg = config(&c);
         cfg.status = BackupStatus::Started;
@@ -690,9 +672,7 @@ mod suite {
         );
     }
 
-    pub async fn rejects_update_of_missing_config_and_changes_nothing(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn rejects_update_of_missing_config_and_changes_nothing(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
         let mut cfg = config(&c);
         cfg.status = BackupStatus::Started;
@@ -710,13 +690,9 @@ mod suite {
         assert_eq!(s.verify_audit_chain().await.unwrap(), 0);
     }
 
-    pub async fn lists_backup_configs_in_pages(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let g = group("g");
-        s.insert_group(&g).await.unwrap();
-        let all = sharded(&g, "shop", 3);
-        s.insert_clusters(&all, &configs(&all)).await.unwrap();
+    pub async fn lists_backup_configs_in_pages(s: &dyn MetadataStore) {
+        let g = stored_group(s, "g").await;
+        let all = stored_sharded(s, &g, "shop", 3).await;
         let (first, total) = s.list_backup_configs(g.id, page(1, 4)).await.unwrap();
         let (second, _) = s.list_backup_configs(g.id, page(2, 4)).await.unwrap();
         assert_eq!((first.len(), second.len(), total), (4, 1, 5));
@@ -725,8 +701,7 @@ mod suite {
         seen.sort();
         expected.sort();
         assert_eq!(seen, expected);
-        let other = group("other");
-        s.insert_group(&other).await.unwrap();
+        let other = stored_group(s, "other").await;
         assert_eq!(
             s.list_backup_configs(other.id, Page::default())
                 .await
@@ -737,19 +712,14 @@ mod suite {
 
     // ----- intents
 
-    pub async fn one_intent_per_cluster(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn one_intent_per_cluster(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
         let first = intent(&c, None);
         s.insert_intent(&first).await.unwrap();
         assert!(is_conflict(s.insert_intent(&intent(&c, None)).await));
         assert_eq!(s.intents().await.unwrap(), vec![first.clone()]);
         // Another cluster may have its own; once the first is gone, a new one is fine.
-        let other = replica_set(&g, "rs1");
-        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
-            .await
-            .unwrap();
+        let other = stored_replica_set(s, &g, "rs1").await;
         s.insert_intent(&intent(&other, None)).await.unwrap();
         s.delete_intent(first.id).await.unwrap();
         s.insert_intent(&intent(&c, None)).await.unwrap();
@@ -758,14 +728,9 @@ mod suite {
         assert!(is_not_found(s.insert_intent(&intent(&ghost, None)).await));
     }
 
-    pub async fn accepts_intent_update_and_delete(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn accepts_intent_update_and_delete(s: &dyn MetadataStore) {
         let (g, c1) = stored_cluster(s, "g").await;
-        let c2 = replica_set(&g, "rs1");
-        s.insert_clusters(std::slice::from_ref(&c2), &[config(&c2)])
-            .await
-            .unwrap();
+        let c2 = stored_replica_set(s, &g, "rs1").await;
         let mut older = intent(&c2, Some("k0"));
         older.created = now() - time::Duration::minutes(1);
         let mut newer = intent(&c1, None);
@@ -793,9 +758,7 @@ mod suite {
 
     // ----- keys
 
-    pub async fn commit_key_change_installs_first_key(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_key_change_installs_first_key(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
         let i = intent(&c, None);
         s.insert_intent(&i).await.unwrap();
@@ -828,9 +791,7 @@ mod suite {
         assert_eq!(s.verify_audit_chain().await.unwrap(), 1);
     }
 
-    pub async fn commit_key_change_rotates_and_keeps_history(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_key_change_rotates_and_keeps_history(s: &dyn MetadataStore) {
         let (_, c) = keyed_cluster(s, "k1").await;
         let first = s.current_master_key(c.id).await.unwrap().unwrap();
         let mut previous = "k1".to_owned();
@@ -865,9 +826,7 @@ mod suite {
         assert_eq!(s.verify_audit_chain().await.unwrap(), 3);
     }
 
-    pub async fn commit_key_change_rejects_stale_expected_key(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_key_change_rejects_stale_expected_key(s: &dyn MetadataStore) {
         let (g, c) = keyed_cluster(s, "k1").await;
         let keys_before = s.data_keys(c.id).await.unwrap();
         let config_before = s.backup_config(g.id, c.id).await.unwrap();
@@ -899,9 +858,7 @@ mod suite {
         assert_eq!(s.verify_audit_chain().await.unwrap(), 1);
     }
 
-    pub async fn commit_key_change_rejects_first_key_when_one_exists(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_key_change_rejects_first_key_when_one_exists(s: &dyn MetadataStore) {
         let (_, c) = keyed_cluster(s, "k1").await;
         let i = intent(&c, None);
         s.insert_intent(&i).await.unwrap();
@@ -913,9 +870,7 @@ mod suite {
         assert_eq!(s.master_keys(c.id).await.unwrap().len(), 1);
     }
 
-    pub async fn commit_key_change_rejects_unknown_intent_and_rolls_back(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_key_change_rejects_unknown_intent_and_rolls_back(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
         // The intent was never written: the change fails at its last steps, and the
         // writes before them (key, data keys, config) must be rolled back.
@@ -938,14 +893,9 @@ mod suite {
         assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     }
 
-    pub async fn commit_key_change_rejects_records_of_another_cluster(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_key_change_rejects_records_of_another_cluster(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
-        let other = replica_set(&g, "rs1");
-        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
-            .await
-            .unwrap();
+        let other = stored_replica_set(s, &g, "rs1").await;
         let i = intent(&c, None);
         s.insert_intent(&i).await.unwrap();
         let foreign_key = change(&i, &c, None, "k1", vec![data_key(&other, "k1", 1)]);
@@ -997,9 +947,7 @@ mod suite {
 
     // ----- users
 
-    pub async fn accepts_user_round_trip(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn accepts_user_round_trip(s: &dyn MetadataStore) {
         let g = ObjectId::new();
         let mut u = user("alice");
         u.roles = vec![
@@ -1023,9 +971,7 @@ mod suite {
         assert_eq!(all, vec![u, bob]);
     }
 
-    pub async fn rejects_duplicate_username(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn rejects_duplicate_username(s: &dyn MetadataStore) {
         let first = user("alice");
         s.insert_user(&first).await.unwrap();
         let mut second = user("alice");
@@ -1035,9 +981,7 @@ mod suite {
         assert_eq!(s.user_by_name("alice").await.unwrap(), Some(first));
     }
 
-    pub async fn update_and_delete_user_report_missing_users(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn update_and_delete_user_report_missing_users(s: &dyn MetadataStore) {
         let mut u = user("alice");
         s.insert_user(&u).await.unwrap();
         u.ha1_md5 = vec![0x44; 16];
@@ -1058,9 +1002,7 @@ mod suite {
 
     // ----- audit
 
-    pub async fn lists_audit_newest_first_in_pages_and_by_group(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn lists_audit_newest_first_in_pages_and_by_group(s: &dyn MetadataStore) {
         let g1 = group("g1");
         let g2 = group("g2");
         let mut events = Vec::new();
@@ -1100,9 +1042,7 @@ mod suite {
         );
     }
 
-    pub async fn audit_chain_verifies_and_counts(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn audit_chain_verifies_and_counts(s: &dyn MetadataStore) {
         assert_eq!(s.verify_audit_chain().await.unwrap(), 0);
         // More than one verification batch.
         for n in 0..600 {
@@ -1112,6 +1052,9 @@ mod suite {
         }
         assert_eq!(s.verify_audit_chain().await.unwrap(), 600);
     }
+
+    /// Removes one audit event. `$1` its id.
+    const DELETE_EVENT: &str = "DELETE FROM audit_events WHERE id = $1";
 
     /// Appends three events; the middle one is returned.
     async fn three_events(s: &dyn MetadataStore) -> [AuditEvent; 3] {
@@ -1130,56 +1073,33 @@ mod suite {
         }
     }
 
+    /// Runs `sql` behind the store's back (it must change one row); where verification
+    /// then finds the chain broken.
+    async fn broken_after(b: &impl Backend, sql: &str, args: &[&str]) -> String {
+        assert_eq!(b.raw_execute(sql, args).await, 1);
+        broken_at(b.store().verify_audit_chain().await)
+    }
+
     pub async fn audit_chain_detects_tampering(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let [_, two, _] = three_events(s).await;
-        let changed = b
-            .raw_execute(
-                "UPDATE audit_events SET detail = $1 WHERE id = $2",
-                &["nothing happened", &two.id.to_string()],
-            )
-            .await;
-        assert_eq!(changed, 1);
-        let at = broken_at(s.verify_audit_chain().await);
+        let [_, two, _] = three_events(&*b.store()).await;
+        let sql = "UPDATE audit_events SET detail = $1 WHERE id = $2";
+        let at = broken_after(&b, sql, &["nothing happened", &two.id.to_string()]).await;
         assert!(at.starts_with(&two.id.to_string()), "{at}");
     }
 
     pub async fn audit_chain_detects_removed_event(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let [_, two, three] = three_events(s).await;
-        assert_eq!(
-            b.raw_execute(
-                "DELETE FROM audit_events WHERE id = $1",
-                &[&two.id.to_string()]
-            )
-            .await,
-            1
-        );
-        let at = broken_at(s.verify_audit_chain().await);
+        let [_, two, three] = three_events(&*b.store()).await;
+        let at = broken_after(&b, DELETE_EVENT, &[&two.id.to_string()]).await;
         assert!(at.starts_with(&three.id.to_string()), "{at}");
     }
 
     pub async fn audit_chain_detects_removed_tail(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let [_, two, three] = three_events(s).await;
-        assert_eq!(
-            b.raw_execute(
-                "DELETE FROM audit_events WHERE id = $1",
-                &[&three.id.to_string()]
-            )
-            .await,
-            1
-        );
-        let at = broken_at(s.verify_audit_chain().await);
+        let [_, two, three] = three_events(&*b.store()).await;
+        let at = broken_after(&b, DELETE_EVENT, &[&three.id.to_string()]).await;
         assert!(at.starts_with(&two.id.to_string()), "{at}");
     }
 
-    pub async fn rejects_duplicate_audit_event_id(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn rejects_duplicate_audit_event_id(s: &dyn MetadataStore) {
         let e = event(None, "once");
         s.append_audit(&e).await.unwrap();
         assert!(is_conflict(s.append_audit(&e).await));
@@ -1235,9 +1155,7 @@ mod suite {
         }
     }
 
-    pub async fn accepts_snapshot_commit_round_trip(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn accepts_snapshot_commit_round_trip(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let pack = ObjectId::new();
         let snap = snapshot(&c);
@@ -1254,9 +1172,7 @@ mod suite {
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![pack]);
     }
 
-    pub async fn accepts_empty_snapshot(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn accepts_empty_snapshot(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let snap = committed(s, &c, ObjectId::new(), 0..0, &[]).await;
         assert_eq!(s.snapshot_chunks(snap.id).await.unwrap(), vec![]);
@@ -1264,9 +1180,7 @@ mod suite {
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![]);
     }
 
-    pub async fn commit_snapshot_reuses_stored_chunks(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_snapshot_reuses_stored_chunks(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let (p1, p2) = (ObjectId::new(), ObjectId::new());
         let first = committed(s, &c, p1, 0..3, &[]).await;
@@ -1289,9 +1203,7 @@ mod suite {
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), packs);
     }
 
-    pub async fn commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let first = committed(s, &c, ObjectId::new(), 0..3, &[]).await;
         let second = snapshot(&c);
@@ -1316,10 +1228,8 @@ mod suite {
     }
 
     pub async fn commit_snapshot_rejects_reference_to_missing_chunk_and_rolls_back(
-        b: impl Backend,
+        s: &dyn MetadataStore,
     ) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
         let (_, c) = stored_cluster(s, "g").await;
         let snap = snapshot(&c);
         let result = s
@@ -1332,14 +1242,9 @@ mod suite {
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![]);
     }
 
-    pub async fn commit_snapshot_rejects_records_that_do_not_belong(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_snapshot_rejects_records_that_do_not_belong(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
-        let other = replica_set(&g, "rs1");
-        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
-            .await
-            .unwrap();
+        let other = stored_replica_set(s, &g, "rs1").await;
         let snap = snapshot(&c);
         let pack = ObjectId::new();
 
@@ -1355,8 +1260,7 @@ mod suite {
         unused.uses.retain(|id| *id != chunk_id(1));
         assert!(is_precondition(&s.commit_snapshot(&unused).await));
 
-        let other_group = group("other");
-        s.insert_group(&other_group).await.unwrap();
+        let other_group = stored_group(s, "other").await;
         let mut wrong_group = snap.clone();
         wrong_group.group_id = other_group.id;
         assert!(is_not_found(
@@ -1374,9 +1278,7 @@ mod suite {
         assert_eq!(s.chunk_ids(other.id).await.unwrap(), vec![]);
     }
 
-    pub async fn commit_snapshot_of_many_chunks_crosses_batches(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn commit_snapshot_of_many_chunks_crosses_batches(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let pack = ObjectId::new();
         let first = committed(s, &c, pack, 0..2345, &[]).await;
@@ -1404,14 +1306,9 @@ mod suite {
         assert_eq!(s.chunk_ids(c.id).await.unwrap().len(), 2345);
     }
 
-    pub async fn lists_snapshots_newest_first_in_pages(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn lists_snapshots_newest_first_in_pages(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
-        let other = replica_set(&g, "rs1");
-        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
-            .await
-            .unwrap();
+        let other = stored_replica_set(s, &g, "rs1").await;
         let base = now();
         let mut snaps = Vec::new();
         // Committed oldest last, so commit order cannot pass for creation order.
@@ -1435,9 +1332,7 @@ mod suite {
         assert_eq!(s.snapshot_count(other.id).await.unwrap(), 1);
     }
 
-    pub async fn update_snapshot_writes_expiry_and_do_not_delete_only(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn update_snapshot_writes_expiry_and_do_not_delete_only(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
         let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
         let mut changed = snap.clone();
@@ -1455,23 +1350,16 @@ mod suite {
         assert!(is_not_found(s.update_snapshot(&elsewhere).await));
     }
 
-    pub async fn hides_snapshot_behind_another_cluster(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn hides_snapshot_behind_another_cluster(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
-        let other = replica_set(&g, "rs1");
-        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
-            .await
-            .unwrap();
+        let other = stored_replica_set(s, &g, "rs1").await;
         let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
         assert_eq!(s.snapshot(other.id, snap.id).await.unwrap(), None);
         assert!(is_not_found(s.delete_snapshot(other.id, snap.id).await));
         assert_eq!(s.snapshot(c.id, snap.id).await.unwrap(), Some(snap));
     }
 
-    pub async fn delete_snapshot_keeps_chunks_until_collected(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn delete_snapshot_keeps_chunks_until_collected(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let (p1, p2) = (ObjectId::new(), ObjectId::new());
         let first = committed(s, &c, p1, 0..3, &[]).await;
@@ -1497,14 +1385,9 @@ mod suite {
         assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![]);
     }
 
-    pub async fn collect_garbage_leaves_other_clusters_alone(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn collect_garbage_leaves_other_clusters_alone(s: &dyn MetadataStore) {
         let (g, a) = stored_cluster(s, "g").await;
-        let bc = replica_set(&g, "rs1");
-        s.insert_clusters(std::slice::from_ref(&bc), &[config(&bc)])
-            .await
-            .unwrap();
+        let bc = stored_replica_set(s, &g, "rs1").await;
         let (pa, pb) = (ObjectId::new(), ObjectId::new());
         // The same chunk ids in both clusters.
         let sa = committed(s, &a, pa, 0..2, &[]).await;
@@ -1517,9 +1400,7 @@ mod suite {
         assert_eq!(locations(s, &sb).await.len(), 2);
     }
 
-    pub async fn rejects_commit_using_collected_chunk(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn rejects_commit_using_collected_chunk(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let p1 = ObjectId::new();
         let first = committed(s, &c, p1, 0..2, &[]).await;
@@ -1620,13 +1501,11 @@ mod suite {
         assert_eq!(s.snapshot_count(c.id).await.unwrap(), succeeded);
     }
 
-    pub async fn rejects_delete_cluster_with_snapshots_or_uncollected_chunks(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
-        let g = group("g");
-        s.insert_group(&g).await.unwrap();
-        let all = sharded(&g, "shop", 1);
-        s.insert_clusters(&all, &configs(&all)).await.unwrap();
+    pub async fn rejects_delete_cluster_with_snapshots_or_uncollected_chunks(
+        s: &dyn MetadataStore,
+    ) {
+        let g = stored_group(s, "g").await;
+        let all = stored_sharded(s, &g, "shop", 1).await;
         let (whole, shard) = (&all[0], &all[1]);
         let pack = ObjectId::new();
         let snap = committed(s, shard, pack, 0..2, &[]).await;
@@ -1653,9 +1532,7 @@ mod suite {
 
     // ----- restore jobs
 
-    pub async fn accepts_restore_job_round_trip(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn accepts_restore_job_round_trip(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
         let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
         let base = now();
@@ -1675,10 +1552,7 @@ mod suite {
             (jobs[0..2].to_vec(), 3)
         );
         assert!(is_conflict(s.insert_restore_job(&jobs[1]).await));
-        let other = replica_set(&g, "rs1");
-        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
-            .await
-            .unwrap();
+        let other = stored_replica_set(s, &g, "rs1").await;
         assert_eq!(s.restore_job(other.id, jobs[0].id).await.unwrap(), None);
         assert_eq!(
             s.list_restore_jobs(other.id, Page::default())
@@ -1688,14 +1562,9 @@ mod suite {
         );
     }
 
-    pub async fn rejects_restore_job_of_missing_snapshot(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn rejects_restore_job_of_missing_snapshot(s: &dyn MetadataStore) {
         let (g, c) = stored_cluster(s, "g").await;
-        let other = replica_set(&g, "rs1");
-        s.insert_clusters(std::slice::from_ref(&other), &[config(&other)])
-            .await
-            .unwrap();
+        let other = stored_replica_set(s, &g, "rs1").await;
         let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
         assert!(is_not_found(
             s.insert_restore_job(&restore_job(&snapshot(&c), 1)).await
@@ -1712,9 +1581,7 @@ mod suite {
         );
     }
 
-    pub async fn take_restore_download_counts_to_the_limit(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn take_restore_download_counts_to_the_limit(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let snap = committed(s, &c, ObjectId::new(), 0..1, &[]).await;
         let job = restore_job(&snap, 2);
@@ -1845,9 +1712,7 @@ mod suite {
         );
     }
 
-    pub async fn expired_lease_can_be_taken_by_another_holder(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn expired_lease_can_be_taken_by_another_holder(s: &dyn MetadataStore) {
         let t = now();
         assert!(s.acquire_lease("intent:1", "a", t, TTL).await.unwrap());
         assert!(
@@ -1874,9 +1739,7 @@ mod suite {
         );
     }
 
-    pub async fn holder_renews_its_lease(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn holder_renews_its_lease(s: &dyn MetadataStore) {
         let t = now();
         assert!(s.acquire_lease("backup:c:s", "a", t, TTL).await.unwrap());
         assert!(
@@ -1898,9 +1761,7 @@ mod suite {
         );
     }
 
-    pub async fn release_frees_only_the_holders_lease(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn release_frees_only_the_holders_lease(s: &dyn MetadataStore) {
         let t = now();
         assert!(s.acquire_lease("job:rotate", "a", t, TTL).await.unwrap());
         s.release_lease("job:rotate", "b").await.unwrap();
@@ -1912,9 +1773,7 @@ mod suite {
     }
 
     /// The prefix is matched exactly: not as a pattern (`_`, `%`) and with case.
-    pub async fn live_leases_lists_unexpired_leases_by_exact_prefix(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn live_leases_lists_unexpired_leases_by_exact_prefix(s: &dyn MetadataStore) {
         let t = now();
         for (name, ttl) in [
             ("backup:c2:s1", TTL),
@@ -1962,9 +1821,7 @@ mod suite {
         );
     }
 
-    pub async fn rejects_unbounded_lease_and_secret_input(b: impl Backend) {
-        let store = b.store();
-        let s: &dyn MetadataStore = &*store;
+    pub async fn rejects_unbounded_lease_and_secret_input(s: &dyn MetadataStore) {
         let long = "x".repeat(513);
         let t = now();
         for result in [
@@ -1987,11 +1844,11 @@ mod suite {
                 .unwrap()
         );
         assert!(matches!(
-            s.shared_secret("empty", &[]).await,
+            s.shared_secret("empty", &[], now()).await,
             Err(StoreError::Precondition(_))
         ));
         assert!(matches!(
-            s.shared_secret("huge", &[1; 4097]).await,
+            s.shared_secret("huge", &[1; 4097], now()).await,
             Err(StoreError::Precondition(_))
         ));
     }
@@ -2000,11 +1857,14 @@ mod suite {
         let first = {
             let store = b.store();
             let s: &dyn MetadataStore = &*store;
-            let first = s.shared_secret("nonce-key", &[1; 32]).await.unwrap();
+            let first = s.shared_secret("nonce-key", &[1; 32], now()).await.unwrap();
             assert_eq!(first, vec![1; 32]);
-            assert_eq!(s.shared_secret("nonce-key", &[2; 32]).await.unwrap(), first);
             assert_eq!(
-                s.shared_secret("link-key", &[3; 16]).await.unwrap(),
+                s.shared_secret("nonce-key", &[2; 32], now()).await.unwrap(),
+                first
+            );
+            assert_eq!(
+                s.shared_secret("link-key", &[3; 16], now()).await.unwrap(),
                 vec![3; 16]
             );
             first
@@ -2012,7 +1872,7 @@ mod suite {
         let b = b.reopen().await;
         assert_eq!(
             b.store()
-                .shared_secret("nonce-key", &[4; 32])
+                .shared_secret("nonce-key", &[4; 32], now())
                 .await
                 .unwrap(),
             first
@@ -2026,7 +1886,10 @@ mod suite {
         for n in 0..20u8 {
             let store = stores[usize::from(n % 2)].clone();
             tasks.push(tokio::spawn(async move {
-                store.shared_secret("shared", &[n; 32]).await.unwrap()
+                store
+                    .shared_secret("shared", &[n; 32], now())
+                    .await
+                    .unwrap()
             }));
         }
         let mut seen = Vec::new();

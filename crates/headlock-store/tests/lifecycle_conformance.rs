@@ -133,6 +133,7 @@ async fn change_key(s: &dyn MetadataStore, c: &Cluster, from: Option<&str>, uid:
             rotation_type: RotationType::Manual,
             requested_by: "alice".into(),
         },
+        retired_at: now(),
         data_keys: vec![DataKeyRecord {
             id: ObjectId::new(),
             cluster_id: c.id,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use headlock_core::model::{
     BackupConfig, ChunkId, ChunkLocation, Cluster, ClusterType, Group, SnapshotKind, SnapshotRecord,
 };
-use headlock_core::store::SnapshotCommit;
+use headlock_core::store::{LeaseStore, SnapshotCommit};
 use headlock_core::{MetadataStore, ObjectId, StoreError};
 use headlock_store::{SqlStore, truncate_to_micros};
 use time::OffsetDateTime;

@@ -125,6 +125,7 @@ mod suite {
                 rotation_type: RotationType::Compromise,
                 requested_by: "alice".into(),
             },
+            retired_at: now(),
             data_keys: vec![old.clone(), new.clone()],
             configs: vec![config],
             audit: event(&c, "RS_ROTATE_MASTER_KEY_AUDIT"),

@@ -3,7 +3,8 @@
 //! under the store), and how the store reports rows it cannot read.
 
 use headlock_core::model::{Group, User};
-use headlock_core::{MetadataStore, ObjectId, StoreError};
+use headlock_core::store::{GroupStore, LeaseStore, SnapshotStore, UserStore};
+use headlock_core::{ObjectId, StoreError};
 use headlock_store::{LATEST_SCHEMA_VERSION, truncate_to_micros};
 use time::OffsetDateTime;
 

@@ -232,9 +232,11 @@ pub fn is_foreign_key_violation<T>(r: &Result<T, sqlx::Error>) -> bool {
 }
 
 /// Stamps out one `#[tokio::test]` per suite function for a backend, in a module named
-/// after it (`#[macro_use] mod common;`).
+/// after it (`#[macro_use] mod common;`). The functions of the first list take the
+/// [`Backend`]; those of the optional `store:` list need only the store, and take it as
+/// `&dyn MetadataStore`.
 macro_rules! stamp {
-    ($backend:ident: $harness:ty, [$($name:ident),* $(,)?]) => {
+    ($backend:ident: $harness:ty, [$($name:ident),* $(,)?] $(, store: [$($on_store:ident),* $(,)?])?) => {
         mod $backend {
             use super::*;
             $(
@@ -243,6 +245,13 @@ macro_rules! stamp {
                     suite::$name(<$harness as Backend>::start().await).await;
                 }
             )*
+            $($(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $on_store() {
+                    let backend = <$harness as Backend>::start().await;
+                    suite::$on_store(&*backend.store()).await;
+                }
+            )*)?
         }
     };
 }

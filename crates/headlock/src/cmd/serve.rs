@@ -233,7 +233,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// A 32-byte secret every node shares, kept in the metadata store: the first node to
 /// start makes it, the others read it.
 async fn shared_secret(
-    store: &dyn headlock_core::MetadataStore,
+    store: &dyn headlock_core::store::LeaseStore,
     name: &str,
 ) -> anyhow::Result<[u8; 32]> {
     let mut candidate = zeroize::Zeroizing::new([0u8; 32]);
@@ -241,7 +241,7 @@ async fn shared_secret(
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
     let stored = zeroize::Zeroizing::new(
         store
-            .shared_secret(name, &candidate[..])
+            .shared_secret(name, &candidate[..], time::OffsetDateTime::now_utc())
             .await
             .with_context(|| format!("reading the shared secret {name}"))?,
     );

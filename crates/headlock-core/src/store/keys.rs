@@ -1,0 +1,60 @@
+//! [`KeyStore`]: a cluster's master and data key records, the intents of key changes in
+//! flight, and the key change itself ([`KeyChange`]).
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::ObjectId;
+use crate::model::{AuditEvent, BackupConfig, DataKeyRecord, KeyIntent, MasterKeyRecord};
+
+use super::StoreError;
+
+/// The switch from one master key to the next (or to the first), applied atomically:
+/// the previous key (if any) must still be current, and becomes retired at `retired_at`;
+/// the new key becomes current; the cluster's data keys are replaced by the given ones
+/// (re-wrapped); the intent moves to `Committed`; the audit event is appended.
+#[derive(Debug, Clone)]
+pub struct KeyChange {
+    /// The intent being carried out.
+    pub intent_id: ObjectId,
+    /// The cluster.
+    pub cluster_id: ObjectId,
+    /// The key that must be current for the change to apply (None: no key yet).
+    pub expected_current: Option<String>,
+    /// The new current key.
+    pub new_key: MasterKeyRecord,
+    /// When the previous key retires (the caller's clock; the destruction of retired
+    /// keys counts its grace period from it).
+    pub retired_at: OffsetDateTime,
+    /// Every data key of the cluster, wrapped under the new key.
+    pub data_keys: Vec<DataKeyRecord>,
+    /// Configs to write in the same transaction (e.g. `encryptionEnabled: true`).
+    pub configs: Vec<BackupConfig>,
+    /// The audit record.
+    pub audit: AuditEvent,
+}
+
+/// Master keys, data keys, intents and key changes.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// The current master key of a cluster.
+    async fn current_master_key(
+        &self,
+        cluster: ObjectId,
+    ) -> Result<Option<MasterKeyRecord>, StoreError>;
+    /// Every master key a cluster has had, newest first.
+    async fn master_keys(&self, cluster: ObjectId) -> Result<Vec<MasterKeyRecord>, StoreError>;
+    /// The data keys of a cluster.
+    async fn data_keys(&self, cluster: ObjectId) -> Result<Vec<DataKeyRecord>, StoreError>;
+    /// Records an intent; `Conflict` if the cluster already has one (a key change is in flight).
+    async fn insert_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
+    /// Updates an intent's phase and new uid.
+    async fn update_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
+    /// Removes an intent (the change is finished or abandoned).
+    async fn delete_intent(&self, id: ObjectId) -> Result<(), StoreError>;
+    /// Every intent, oldest first (for reconciliation at start).
+    async fn intents(&self) -> Result<Vec<KeyIntent>, StoreError>;
+    /// Applies a key change atomically (see [`KeyChange`]); `Precondition` if the current
+    /// key is not `expected_current`.
+    async fn commit_key_change(&self, change: &KeyChange) -> Result<(), StoreError>;
+}

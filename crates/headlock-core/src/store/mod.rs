@@ -1,0 +1,107 @@
+//! The records the service keeps, as one small trait per aggregate (restic's `Loader` /
+//! `Saver` habit), and [`MetadataStore`], all of them at once.
+//!
+//! `headlock-store` implements every trait on SQL (SQLite by default). Every method is
+//! one transaction; the methods that change keys take everything that must change
+//! together, so that no crash can leave a cluster half-rotated. A method never reads the
+//! clock: every time it records (a key's retirement, a claim, a lease's expiry) comes
+//! from the caller.
+//!
+//! | trait | file | what it keeps |
+//! |---|---|---|
+//! | [`GroupStore`] | `groups.rs` | groups, clusters and their backup configs |
+//! | [`KeyStore`] | `keys.rs` | master and data key records, key-change intents, the key change ([`KeyChange`]) |
+//! | [`KeyLifecycleStore`] | `lifecycle.rs` | rotation and destruction settings, key state findings, retired keys' fates |
+//! | [`ReencryptionStore`] | `reencryption.rs` | re-encryption jobs (compromise recovery), [`ReencryptCommit`], [`ReencryptFinish`] |
+//! | [`SnapshotStore`] | `snapshots.rs` | snapshots, their chunks ([`SnapshotCommit`]), garbage collection, restore jobs |
+//! | [`AuditStore`] | `audit.rs` | the hash-chained audit log |
+//! | [`LeaseStore`] | `leases.rs` | what several nodes on one database share: [`Lease`]s, shared secrets, a ping |
+//! | [`UserStore`] | `users.rs` | API users |
+//!
+//! A caller that needs one aggregate can take just its trait; one that needs several
+//! takes [`MetadataStore`] (e.g. `Arc<dyn MetadataStore>`), which every type that
+//! implements all of them implements.
+
+mod audit;
+mod groups;
+mod keys;
+mod leases;
+mod lifecycle;
+mod reencryption;
+mod snapshots;
+mod users;
+
+pub use audit::AuditStore;
+pub use groups::GroupStore;
+pub use keys::{KeyChange, KeyStore};
+pub use leases::{Lease, LeaseStore};
+pub use lifecycle::KeyLifecycleStore;
+pub use reencryption::{ReencryptCommit, ReencryptFinish, ReencryptionStore};
+pub use snapshots::{SnapshotCommit, SnapshotStore};
+pub use users::UserStore;
+
+/// Store failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness rule would be broken (same group name, a second intent for a cluster,...).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A conditional change found the record changed underneath it (e.g. the current master
+    /// key is no longer the one the rotation started from).
+    #[error("precondition failed: {0}")]
+    Precondition(String),
+    /// The record does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The audit chain does not verify.
+    #[error("audit chain broken at event {0}")]
+    AuditChainBroken(String),
+    /// The database rolled the whole transaction back in favour of a concurrent one
+    /// (PostgreSQL: a deadlock victim or a serialization failure); running it again may
+    /// succeed. The store runs a write transaction again a few times itself, so a caller
+    /// sees this only once those runs are spent. The text is for the log.
+    #[error("transaction aborted by the database: {0}")]
+    Aborted(String),
+    /// The database failed (connection, disk, corruption). The text is for the log.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// Whether running the same operation again may succeed: only [`StoreError::Aborted`].
+    /// Every other failure would repeat (a rule, a missing record) or is not the
+    /// operation's to judge (a database out of reach is the caller's to wait for).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Aborted(_))
+    }
+}
+
+/// Every aggregate of the store at once, for a caller that needs several (the service
+/// holds an `Arc<dyn MetadataStore>`). Implemented for every type that implements all of
+/// them; it has no methods of its own.
+pub trait MetadataStore:
+    GroupStore
+    + KeyStore
+    + KeyLifecycleStore
+    + ReencryptionStore
+    + SnapshotStore
+    + AuditStore
+    + LeaseStore
+    + UserStore
+    + 'static
+{
+}
+
+impl<T> MetadataStore for T where
+    T: GroupStore
+        + KeyStore
+        + KeyLifecycleStore
+        + ReencryptionStore
+        + SnapshotStore
+        + AuditStore
+        + LeaseStore
+        + UserStore
+        + 'static
+{
+}
