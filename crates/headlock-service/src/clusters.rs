@@ -121,7 +121,7 @@ fn next_status(from: BackupStatus, to: BackupStatus) -> Result<BackupStatus> {
         Inactive | Provisioning => false,
     };
     if !ok {
-        return Err(Conflict::InvalidStatusTransition { from: from, to: to }.into());
+        return Err(Conflict::InvalidStatusTransition { from, to }.into());
     }
     Ok(if to == Terminating { Inactive } else { to })
 }
@@ -585,7 +585,7 @@ impl Service {
                 .store
                 .current_master_key(cluster.id)
                 .await?
-                .ok_or_else(|| Conflict::EncryptionDisabledGet(cluster.id))?;
+                .ok_or(Conflict::EncryptionDisabledGet(cluster.id))?;
             view.encryption_key_uuid = Some(key.kmip_uid);
         }
         Ok(view)

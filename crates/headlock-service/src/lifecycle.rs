@@ -194,7 +194,7 @@ impl Service {
             .store
             .cluster(config.group_id, config.cluster_id)
             .await?
-            .ok_or_else(|| NotFound::BackupConfig {
+            .ok_or(NotFound::BackupConfig {
                 cluster: config.cluster_id,
                 group: config.group_id,
             })?;

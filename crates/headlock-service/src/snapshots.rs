@@ -386,7 +386,7 @@ impl Service {
             .await?
             .into_iter()
             .last()
-            .ok_or_else(|| Conflict::EncryptionDisabledBackup(cluster.id))?;
+            .ok_or(Conflict::EncryptionDisabledBackup(cluster.id))?;
         let key = self.unwrap_data_key(cluster, &record).await?;
         Ok((record.id, key))
     }
