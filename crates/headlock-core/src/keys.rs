@@ -5,15 +5,57 @@
 //! and to revoke keys it no longer needs. `headlock-kmip` implements this trait on the
 //! `kmip` crate's client; tests may implement it on anything that really keeps keys.
 
+use std::fmt;
+
 use async_trait::async_trait;
 
 use crate::envelope::MasterKeyMaterial;
+
+/// A KMIP Unique Identifier: the server's name for a key. Any text the server chooses;
+/// Headlock never makes one up, it only keeps and passes back what a server returned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KmipUid(String);
+
+impl KmipUid {
+    /// Wraps the text a KMIP server returned (or a record keeps).
+    pub fn new(uid: impl Into<String>) -> Self {
+        KmipUid(uid.into())
+    }
+
+    /// The text, as the KMIP server spells it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, for records that keep it as a string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for KmipUid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for KmipUid {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<String> for KmipUid {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
 
 /// A key just created (and activated) in the KMIP server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedKey {
     /// KMIP Unique Identifier.
-    pub uid: String,
+    pub uid: KmipUid,
     /// The server that created it (`host:port`).
     pub server: String,
 }
@@ -100,13 +142,26 @@ pub enum KeyManagerError {
     #[error("KMIP key {uid} is not usable as a master key: {reason}")]
     InvalidKey {
         /// The key.
-        uid: String,
+        uid: KmipUid,
         /// Why.
         reason: String,
     },
 }
 
 impl KeyManagerError {
+    /// Whether the same request may succeed if repeated shortly: only when no server
+    /// could be reached, so nothing happened. A refusal stays a refusal; an unusable key
+    /// stays unusable; an indeterminate request may have been applied, so the caller
+    /// reconciles instead (a Create repeated blindly makes a second key).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            KeyManagerError::Unavailable { .. } => true,
+            KeyManagerError::Refused { .. }
+            | KeyManagerError::Indeterminate { .. }
+            | KeyManagerError::InvalidKey { .. } => false,
+        }
+    }
+
     /// Whether the server answered that the key does not exist (KMIP Result Reason
     /// Item Not Found): the key is missing, which is not an outage.
     pub fn is_item_not_found(&self) -> bool {
@@ -129,21 +184,24 @@ pub trait KeyManager: Send + Sync + 'static {
     async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError>;
 
     /// Fetches a master key's material (KMIP Get, Raw format), checking it is 256 bits.
-    async fn master_key_material(&self, uid: &str) -> Result<MasterKeyMaterial, KeyManagerError>;
+    async fn master_key_material(
+        &self,
+        uid: &KmipUid,
+    ) -> Result<MasterKeyMaterial, KeyManagerError>;
 
     /// Finds keys by their KMIP Name.
-    async fn locate_by_name(&self, name: &str) -> Result<Vec<String>, KeyManagerError>;
+    async fn locate_by_name(&self, name: &str) -> Result<Vec<KmipUid>, KeyManagerError>;
 
     /// Revokes a key (KMIP Revoke), after which it can no longer encrypt.
-    async fn revoke(&self, uid: &str, reason: RevokeReason) -> Result<(), KeyManagerError>;
+    async fn revoke(&self, uid: &KmipUid, reason: RevokeReason) -> Result<(), KeyManagerError>;
 
     /// The key's KMIP State (Get Attributes).
-    async fn key_state(&self, uid: &str) -> Result<KeyState, KeyManagerError>;
+    async fn key_state(&self, uid: &KmipUid) -> Result<KeyState, KeyManagerError>;
 
     /// Destroys a key's material (KMIP Destroy). The key must no longer be Active
     /// (revoke it first). The default refuses: a key manager that cannot destroy keys
     /// keeps them.
-    async fn destroy(&self, uid: &str) -> Result<(), KeyManagerError> {
+    async fn destroy(&self, uid: &KmipUid) -> Result<(), KeyManagerError> {
         Err(KeyManagerError::Refused {
             server: self.describe(),
             operation: "Destroy".into(),

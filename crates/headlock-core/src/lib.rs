@@ -34,5 +34,5 @@ pub mod store;
 
 pub use blob::{BlobError, BlobStore};
 pub use id::ObjectId;
-pub use keys::{KeyManager, KeyManagerError, ServerProbe};
+pub use keys::{KeyManager, KeyManagerError, KmipUid, ServerProbe};
 pub use store::{Lease, MetadataStore, StoreError};

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use headlock_core::envelope::MasterKeyMaterial;
-use headlock_core::keys::{CreatedKey, KeyState, RevokeReason};
+use headlock_core::keys::{CreatedKey, KeyState, KmipUid, RevokeReason};
 use headlock_core::{KeyManager, KeyManagerError, ServerProbe};
 use kmip::client::Client;
 use kmip::error::Error as KmipError;
@@ -155,14 +155,20 @@ impl KeyManager for KmipKeyManager {
                 other => other,
             });
         }
-        Ok(CreatedKey { uid, server })
+        Ok(CreatedKey {
+            uid: KmipUid::new(uid),
+            server,
+        })
     }
 
-    async fn master_key_material(&self, uid: &str) -> Result<MasterKeyMaterial, KeyManagerError> {
+    async fn master_key_material(
+        &self,
+        uid: &KmipUid,
+    ) -> Result<MasterKeyMaterial, KeyManagerError> {
         let server = self.first_server();
         let key = self
             .client
-            .get_symmetric_key(uid)
+            .get_symmetric_key(uid.as_str())
             .await
             .map_err(|e| map_err(e, &server, "Get"))?;
         if key
@@ -170,25 +176,26 @@ impl KeyManager for KmipKeyManager {
             .is_some_and(|a| a != CryptographicAlgorithm::AES)
         {
             return Err(KeyManagerError::InvalidKey {
-                uid: uid.to_string(),
+                uid: uid.clone(),
                 reason: format!("algorithm is {:?}, not AES", key.algorithm),
             });
         }
         MasterKeyMaterial::from_slice(&key.key).map_err(|e| KeyManagerError::InvalidKey {
-            uid: uid.to_string(),
+            uid: uid.clone(),
             reason: e.to_string(),
         })
     }
 
-    async fn locate_by_name(&self, name: &str) -> Result<Vec<String>, KeyManagerError> {
+    async fn locate_by_name(&self, name: &str) -> Result<Vec<KmipUid>, KeyManagerError> {
         let server = self.first_server();
         self.client
             .locate(Some(name), Some(ObjectType::SYMMETRIC_KEY), None)
             .await
+            .map(|uids| uids.into_iter().map(KmipUid::new).collect())
             .map_err(|e| map_err(e, &server, "Locate"))
     }
 
-    async fn revoke(&self, uid: &str, reason: RevokeReason) -> Result<(), KeyManagerError> {
+    async fn revoke(&self, uid: &KmipUid, reason: RevokeReason) -> Result<(), KeyManagerError> {
         let server = self.first_server();
         let (code, message) = match reason {
             RevokeReason::Superseded => (
@@ -204,16 +211,16 @@ impl KeyManager for KmipKeyManager {
             ),
         };
         self.client
-            .revoke(uid, code, Some(message))
+            .revoke(uid.as_str(), code, Some(message))
             .await
             .map_err(|e| map_err(e, &server, "Revoke"))
     }
 
-    async fn key_state(&self, uid: &str) -> Result<KeyState, KeyManagerError> {
+    async fn key_state(&self, uid: &KmipUid) -> Result<KeyState, KeyManagerError> {
         let server = self.first_server();
         let state = self
             .client
-            .get_state(uid)
+            .get_state(uid.as_str())
             .await
             .map_err(|e| map_err(e, &server, "Get Attributes"))?;
         Ok(match state {
@@ -225,17 +232,17 @@ impl KeyManager for KmipKeyManager {
             State::DESTROYED_COMPROMISED => KeyState::DestroyedCompromised,
             other => {
                 return Err(KeyManagerError::InvalidKey {
-                    uid: uid.to_string(),
+                    uid: uid.clone(),
                     reason: format!("unknown KMIP state {other:?}"),
                 });
             }
         })
     }
 
-    async fn destroy(&self, uid: &str) -> Result<(), KeyManagerError> {
+    async fn destroy(&self, uid: &KmipUid) -> Result<(), KeyManagerError> {
         let server = self.first_server();
         self.client
-            .destroy(uid)
+            .destroy(uid.as_str())
             .await
             .map_err(|e| map_err(e, &server, "Destroy"))
     }

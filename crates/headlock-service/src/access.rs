@@ -15,7 +15,8 @@
 use headlock_core::ObjectId;
 use headlock_core::model::{Role, RoleAssignment};
 
-use crate::{Result, ServiceError};
+use crate::Result;
+use crate::error::Denied;
 
 /// The authenticated caller of a service operation.
 #[derive(Debug, Clone)]
@@ -69,7 +70,7 @@ impl Actor {
         if self.can_read(group) {
             Ok(())
         } else {
-            Err(ServiceError::NotInGroup)
+            Err(Denied::NotInGroup.into())
         }
     }
 
@@ -79,7 +80,7 @@ impl Actor {
         if self.can_admin_backup(group) {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden)
+            Err(Denied::Forbidden.into())
         }
     }
 
@@ -108,7 +109,7 @@ impl Actor {
         if self.has(|r| r.role == Role::GlobalOwner) {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden)
+            Err(Denied::Forbidden.into())
         }
     }
 }
@@ -116,6 +117,7 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ServiceError;
 
     fn actor(role: Role, group: Option<ObjectId>) -> Actor {
         Actor {
@@ -140,11 +142,11 @@ mod tests {
             assert!(a.can_read(g));
             assert!(matches!(
                 a.require_read(other),
-                Err(ServiceError::NotInGroup)
+                Err(ServiceError::Denied(Denied::NotInGroup))
             ));
             assert!(matches!(
                 a.require_backup_admin(other),
-                Err(ServiceError::NotInGroup)
+                Err(ServiceError::Denied(Denied::NotInGroup))
             ));
         }
     }
@@ -154,11 +156,11 @@ mod tests {
         let g = ObjectId::new();
         assert!(matches!(
             actor(Role::GroupReadOnly, Some(g)).require_backup_admin(g),
-            Err(ServiceError::Forbidden)
+            Err(ServiceError::Denied(Denied::Forbidden))
         ));
         assert!(matches!(
             actor(Role::GlobalReadOnly, None).require_backup_admin(g),
-            Err(ServiceError::Forbidden)
+            Err(ServiceError::Denied(Denied::Forbidden))
         ));
         assert!(
             actor(Role::GroupBackupAdmin, Some(g))

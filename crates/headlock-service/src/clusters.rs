@@ -13,6 +13,7 @@ use headlock_core::model::{
     AuthMechanism, BackupConfig, BackupStatus, Cluster, ClusterType, Group, Page, RotationType,
 };
 
+use crate::error::{Conflict, Duplicated, NotFound};
 use crate::groups::parse_cluster_id;
 use crate::{Actor, Result, Service, ServiceError};
 
@@ -89,7 +90,7 @@ fn check_name(what: &str, name: &str) -> Result<String> {
         || name.chars().count() > MAX_NAME
         || name.chars().any(|c| c.is_control() || c == '/')
     {
-        return Err(ServiceError::InvalidInput(format!(
+        return Err(ServiceError::invalid_input(format!(
             "{what} must be 1 to {MAX_NAME} characters, without '/' or control characters."
         )));
     }
@@ -98,7 +99,7 @@ fn check_name(what: &str, name: &str) -> Result<String> {
 
 fn check_namespaces(what: &str, list: &[String]) -> Result<()> {
     if list.len() > MAX_NAMESPACES || list.iter().any(|n| n.is_empty() || n.len() > 255) {
-        return Err(ServiceError::InvalidInput(format!(
+        return Err(ServiceError::invalid_input(format!(
             "{what} takes at most {MAX_NAMESPACES} namespaces of 1 to 255 bytes."
         )));
     }
@@ -120,10 +121,7 @@ fn next_status(from: BackupStatus, to: BackupStatus) -> Result<BackupStatus> {
         Inactive | Provisioning => false,
     };
     if !ok {
-        return Err(ServiceError::InvalidStatusTransition {
-            from: from.as_str(),
-            to: to.as_str(),
-        });
+        return Err(Conflict::InvalidStatusTransition { from, to }.into());
     }
     Ok(if to == Terminating { Inactive } else { to })
 }
@@ -143,7 +141,7 @@ impl Service {
         match new.type_name {
             ClusterType::ReplicaSet => {
                 if !new.shards.is_empty() || new.config_server_replica_set.is_some() {
-                    return Err(ServiceError::InvalidInput(
+                    return Err(ServiceError::invalid_input(
                         "A REPLICA_SET takes no shards and no configServerReplicaSet.".into(),
                     ));
                 }
@@ -164,12 +162,12 @@ impl Service {
             }
             ClusterType::ShardedReplicaSet => {
                 if new.shards.is_empty() || new.shards.len() > MAX_SHARDS {
-                    return Err(ServiceError::InvalidInput(format!(
+                    return Err(ServiceError::invalid_input(format!(
                         "A SHARDED_REPLICA_SET needs 1 to {MAX_SHARDS} shards."
                     )));
                 }
                 let Some(config_rs) = new.config_server_replica_set.as_deref() else {
-                    return Err(ServiceError::InvalidInput(
+                    return Err(ServiceError::invalid_input(
                         "A SHARDED_REPLICA_SET needs configServerReplicaSet.".into(),
                     ));
                 };
@@ -190,7 +188,7 @@ impl Service {
                     let shard_name = check_name("shardName", &shard.shard_name)?;
                     let rs = check_name("replicaSetName", &shard.replica_set_name)?;
                     if !seen.insert(rs.clone()) || rs == config_rs {
-                        return Err(ServiceError::InvalidInput(format!(
+                        return Err(ServiceError::invalid_input(format!(
                             "Replica set name {rs} appears twice in the cluster."
                         )));
                     }
@@ -217,7 +215,7 @@ impl Service {
                 });
             }
             ClusterType::ConfigServerReplicaSet => {
-                return Err(ServiceError::InvalidInput(
+                return Err(ServiceError::invalid_input(
                     "typeName must be REPLICA_SET or SHARDED_REPLICA_SET; config servers are registered with their sharded cluster.".into(),
                 ));
             }
@@ -229,13 +227,14 @@ impl Service {
         match self.store.insert_clusters(&clusters, &configs).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
-                return Err(ServiceError::Duplicate {
-                    code: "DUPLICATE_CLUSTER_NAME",
+                return Err(Conflict::Duplicate {
+                    what: Duplicated::ClusterName,
                     message: format!(
                         "A cluster named {} already exists in group {}.",
                         clusters[0].cluster_name, group.id
                     ),
-                });
+                }
+                .into());
             }
             Err(e) => return Err(e.into()),
         }
@@ -266,13 +265,13 @@ impl Service {
 
     pub(crate) async fn cluster_in(&self, group: &Group, cluster_id: &str) -> Result<Cluster> {
         let id = parse_cluster_id(cluster_id)?;
-        self.store
-            .cluster(group.id, id)
-            .await?
-            .ok_or_else(|| ServiceError::ClusterNotFound {
-                cluster: id.to_string(),
-                group: group.id.to_string(),
-            })
+        self.store.cluster(group.id, id).await?.ok_or_else(|| {
+            NotFound::Cluster {
+                cluster: id,
+                group: group.id,
+            }
+            .into()
+        })
     }
 
     /// A page of a group's clusters, optionally the parts of one sharded cluster.
@@ -303,24 +302,26 @@ impl Service {
         let group = self.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if cluster.parent_cluster_id.is_some() {
-            return Err(ServiceError::CannotDelete(format!(
+            return Err(Conflict::CannotDeleteCluster(format!(
                 "Cluster {} is part of a sharded cluster; delete the whole cluster {}.",
                 cluster.id,
                 cluster
                     .parent_cluster_id
                     .map(|p| p.to_string())
                     .unwrap_or_default()
-            )));
+            ))
+            .into());
         }
         let mut parts = vec![cluster.clone()];
         parts.extend(self.store.cluster_parts(cluster.id).await?);
         for part in &parts {
             let n = self.store.snapshot_count(part.id).await?;
             if n > 0 {
-                return Err(ServiceError::CannotDelete(format!(
+                return Err(Conflict::CannotDeleteCluster(format!(
                     "Cluster {} has {n} snapshots; delete them before the cluster.",
                     part.id
-                )));
+                ))
+                .into());
             }
         }
         // Whatever no snapshot uses must be gone before the records can be, and before
@@ -337,7 +338,10 @@ impl Service {
         for part in &parts {
             if let Some(key) = self.store.current_master_key(part.id).await? {
                 self.keys
-                    .revoke(&key.kmip_uid, headlock_core::keys::RevokeReason::Abandoned)
+                    .revoke(
+                        &headlock_core::KmipUid::new(&key.kmip_uid),
+                        headlock_core::keys::RevokeReason::Abandoned,
+                    )
                     .await?;
             }
         }
@@ -371,9 +375,12 @@ impl Service {
         self.store
             .backup_config(cluster.group_id, cluster.id)
             .await?
-            .ok_or_else(|| ServiceError::BackupConfigNotFound {
-                cluster: cluster.id.to_string(),
-                group: cluster.group_id.to_string(),
+            .ok_or_else(|| {
+                NotFound::BackupConfig {
+                    cluster: cluster.id,
+                    group: cluster.group_id,
+                }
+                .into()
             })
     }
 
@@ -402,9 +409,10 @@ impl Service {
         let group = self.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if let Some(whole) = cluster.parent_cluster_id {
-            return Err(ServiceError::CannotModifyShardBackupConfig {
-                whole_cluster: whole.to_string(),
-            });
+            return Err(Conflict::CannotModifyShardBackupConfig {
+                whole_cluster: whole,
+            }
+            .into());
         }
         if let Some(list) = &patch.excluded_namespaces {
             check_namespaces("excludedNamespaces", list)?;
@@ -423,7 +431,7 @@ impl Service {
         if let Some(name) = &patch.storage_engine_name
             && !matches!(name.as_str(), "WIRED_TIGER" | "MEMORY_MAPPED")
         {
-            return Err(ServiceError::InvalidInput(
+            return Err(ServiceError::invalid_input(
                 "storageEngineName must be WIRED_TIGER or MEMORY_MAPPED.".into(),
             ));
         }
@@ -451,7 +459,7 @@ impl Service {
             updated.auth_mechanism = v;
         }
         if !updated.excluded_namespaces.is_empty() && !updated.included_namespaces.is_empty() {
-            return Err(ServiceError::InvalidInput(
+            return Err(ServiceError::invalid_input(
                 "Set excludedNamespaces or includedNamespaces, not both.".into(),
             ));
         }
@@ -460,7 +468,7 @@ impl Service {
         if disable {
             for part in &parts {
                 if self.store.snapshot_count(part.id).await? > 0 {
-                    return Err(ServiceError::EncryptionHasSnapshots(part.id.to_string()));
+                    return Err(Conflict::EncryptionHasSnapshots(part.id).into());
                 }
             }
         }
@@ -558,7 +566,7 @@ impl Service {
         let cluster = self.cluster_in(&group, cluster_id).await?;
         let config = self.config_of(&cluster).await?;
         if !config.encryption_enabled {
-            return Err(ServiceError::EncryptionDisabledGet(cluster.id.to_string()));
+            return Err(Conflict::EncryptionDisabledGet(cluster.id).into());
         }
         let mut view = EncryptionKeyView {
             group_id: group.id,
@@ -577,7 +585,7 @@ impl Service {
                 .store
                 .current_master_key(cluster.id)
                 .await?
-                .ok_or_else(|| ServiceError::EncryptionDisabledGet(cluster.id.to_string()))?;
+                .ok_or(Conflict::EncryptionDisabledGet(cluster.id))?;
             view.encryption_key_uuid = Some(key.kmip_uid);
         }
         Ok(view)
@@ -595,9 +603,7 @@ impl Service {
         let cluster = self.cluster_in(&group, cluster_id).await?;
         let config = self.config_of(&cluster).await?;
         if !config.encryption_enabled {
-            return Err(ServiceError::EncryptionDisabledRotate(
-                cluster.id.to_string(),
-            ));
+            return Err(Conflict::EncryptionDisabledRotate(cluster.id).into());
         }
         if cluster.is_sharded_whole() {
             for part in self.store.cluster_parts(cluster.id).await? {
@@ -663,7 +669,7 @@ impl Service {
         let group = self.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if cluster.is_sharded_whole() {
-            return Err(ServiceError::InvalidInput(format!(
+            return Err(ServiceError::invalid_input(format!(
                 "Cluster {} is a whole sharded cluster: ask for the history of each shard and of the config server replica set.",
                 cluster.id
             )));
@@ -686,7 +692,11 @@ impl Service {
                 }
                 _ => None,
             };
-            let (state, state_error) = match self.keys.key_state(&key.kmip_uid).await {
+            let (state, state_error) = match self
+                .keys
+                .key_state(&headlock_core::KmipUid::new(&key.kmip_uid))
+                .await
+            {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e.to_string())),
             };

@@ -40,6 +40,7 @@ use headlock_core::store::{ReencryptCommit, ReencryptFinish};
 use headlock_core::{ObjectId, StoreError};
 use tokio::sync::mpsc;
 
+use crate::error::{Conflict, Internal, NotFound, RequestedId};
 use crate::snapshots::{
     FirstError, Sealed, all_pages, assemble_packs, backup_lease, blob_err, rekeyed_manifest_path,
 };
@@ -82,9 +83,9 @@ impl RunningJobs {
 
 /// A job id from the path; an id that does not parse is a job that does not exist.
 fn parse_job_id(job_id: &str) -> Result<ObjectId> {
-    job_id
-        .parse()
-        .map_err(|_| ServiceError::ReencryptionJobNotFound(crate::groups::truncate(job_id)))
+    job_id.parse().map_err(|_| {
+        NotFound::ReencryptionJob(RequestedId::Invalid(crate::groups::truncate(job_id))).into()
+    })
 }
 
 impl Service {
@@ -101,9 +102,7 @@ impl Service {
         let group = self.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if !self.config_of(&cluster).await?.encryption_enabled {
-            return Err(ServiceError::EncryptionDisabledRotate(
-                cluster.id.to_string(),
-            ));
+            return Err(Conflict::EncryptionDisabledRotate(cluster.id).into());
         }
         let parts = if cluster.is_sharded_whole() {
             self.store.cluster_parts(cluster.id).await?
@@ -112,14 +111,14 @@ impl Service {
         };
         for part in &parts {
             if self.running_job_of(part.id).await?.is_some() {
-                return Err(ServiceError::KeyChangeInProgress(part.id.to_string()));
+                return Err(Conflict::KeyChangeInProgress(part.id).into());
             }
         }
         let mut jobs = Vec::new();
         for part in &parts {
             self.rotate(actor, part, RotationType::Compromise).await?;
             let job = self.running_job_of(part.id).await?.ok_or_else(|| {
-                ServiceError::Internal(format!(
+                ServiceError::unexpected(format!(
                     "the re-encryption job of cluster {} is not recorded yet; it will be by reconciliation",
                     part.id
                 ))
@@ -146,7 +145,7 @@ impl Service {
                 return Ok(job);
             }
         }
-        Err(ServiceError::ReencryptionJobNotFound(id.to_string()))
+        Err(NotFound::ReencryptionJob(id.into()).into())
     }
 
     /// A page of a cluster's re-encryption jobs, newest first (of every part, for a whole
@@ -313,7 +312,7 @@ impl Service {
         };
         loop {
             if !lease.confirm().await? {
-                return Err(ServiceError::Internal(format!(
+                return Err(ServiceError::unexpected(format!(
                     "the lease of re-encryption job {job_id} lapsed"
                 )));
             }
@@ -339,7 +338,9 @@ impl Service {
                     continue;
                 }
                 match self.end_job(&job, Some(&cluster), None).await {
-                    Err(ServiceError::Store(StoreError::Precondition(_))) => continue,
+                    Err(ServiceError::Internal(Internal::Store(StoreError::Precondition(_)))) => {
+                        continue;
+                    }
                     other => return other,
                 }
             }
@@ -347,7 +348,7 @@ impl Service {
             for snapshot in pending {
                 match self.reencrypt_snapshot(&cluster, &job, &snapshot).await {
                     Ok(switched) => switched_any |= switched,
-                    Err(ServiceError::SnapshotDamaged(why)) => {
+                    Err(ServiceError::Internal(Internal::SnapshotDamaged(why))) => {
                         return self.end_job(&job, None, Some(why)).await;
                     }
                     Err(e) => return Err(e),
@@ -434,7 +435,7 @@ impl Service {
             .try_lease(backup_lease(cluster.id, snapshot.id))
             .await?
             .ok_or_else(|| {
-                ServiceError::Internal(format!(
+                ServiceError::unexpected(format!(
                     "snapshot {} is being rewritten by another node",
                     snapshot.id
                 ))
@@ -485,14 +486,16 @@ impl Service {
             let mut sealed_bytes = 0u64;
             for old in order {
                 let plain = source.read(old).map_err(|reason| {
-                    ServiceError::SnapshotDamaged(format!("snapshot {snapshot_id}: {reason}"))
+                    Internal::SnapshotDamaged(format!("snapshot {snapshot_id}: {reason}"))
                 })?;
                 let new = new_ids.id(&plain);
                 map.insert(old, new);
                 if known.insert(new) {
                     let record = new_cipher
                         .seal_chunk(cluster_id, snapshot_id, new, &plain)
-                        .map_err(|e| ServiceError::Internal(format!("sealing chunk {new}: {e}")))?;
+                        .map_err(|e| {
+                            ServiceError::unexpected(format!("sealing chunk {new}: {e}"))
+                        })?;
                     sealed_bytes += plain.len() as u64;
                     let sealed = Sealed {
                         id: new,
@@ -500,7 +503,7 @@ impl Service {
                         record,
                     };
                     if sealed_tx.blocking_send(sealed).is_err() {
-                        return Err(ServiceError::Internal("the pack writer stopped".into()));
+                        return Err(ServiceError::unexpected("the pack writer stopped".into()));
                     }
                 }
             }
@@ -509,11 +512,11 @@ impl Service {
         });
         let rewritten = rewrite
             .await
-            .map_err(|e| ServiceError::Internal(format!("re-encryption thread failed: {e}")))
+            .map_err(|e| ServiceError::unexpected(format!("re-encryption thread failed: {e}")))
             .and_then(|r| r);
         let packed = packer
             .await
-            .map_err(|e| ServiceError::Internal(format!("pack writer failed: {e}")))
+            .map_err(|e| ServiceError::unexpected(format!("pack writer failed: {e}")))
             .and_then(|r| r);
         let manifest_path = rekeyed_manifest_path(cluster.id, record.id, job.new_data_key_id);
         let outcome = match (rewritten, packed, failure.take()) {
@@ -535,7 +538,7 @@ impl Service {
                 };
                 let sealed = new_cipher
                     .seal_manifest(cluster.id, record.id, &manifest)
-                    .map_err(|e| ServiceError::Internal(format!("sealing the manifest: {e}")));
+                    .map_err(|e| ServiceError::unexpected(format!("sealing the manifest: {e}")));
                 match sealed {
                     Ok(sealed) => self
                         .switch(&blobs, &manifest_path, sealed, &commit, &lease)
@@ -547,7 +550,7 @@ impl Service {
             (rewritten, packed, first) => Err(first
                 .or(packed.err())
                 .or(rewritten.err())
-                .unwrap_or_else(|| ServiceError::Internal("re-encryption failed".into()))),
+                .unwrap_or_else(|| ServiceError::unexpected("re-encryption failed".into()))),
         };
         match outcome {
             Ok((true, sealed_bytes)) => {
@@ -585,7 +588,7 @@ impl Service {
         blobs.delete(manifest_path).await.map_err(blob_err)?;
         blobs.put(manifest_path, sealed).await.map_err(blob_err)?;
         if !lease.confirm().await? {
-            return Err(ServiceError::Internal(format!(
+            return Err(ServiceError::unexpected(format!(
                 "the lease of snapshot {} lapsed during its rewrite",
                 commit.snapshot_id
             )));

@@ -3,7 +3,8 @@
 use headlock_core::ObjectId;
 use headlock_core::model::{AuditEvent, Page};
 
-use crate::{Actor, Result, Service, ServiceError};
+use crate::error::{NotFound, RequestedId};
+use crate::{Actor, Result, Service};
 
 impl Service {
     /// A page of audit events of a group, newest first (`GET /groups/{G}/events`).
@@ -20,12 +21,12 @@ impl Service {
     /// One audit event of a group (`GET /groups/{G}/events/{ID}`).
     pub async fn event(&self, actor: &Actor, group_id: &str, event_id: &str) -> Result<AuditEvent> {
         let group = self.readable_group(actor, group_id).await?;
-        let id: ObjectId = event_id
-            .parse()
-            .map_err(|_| ServiceError::EventNotFound(crate::groups::truncate(event_id)))?;
+        let id: ObjectId = event_id.parse().map_err(|_| {
+            NotFound::Event(RequestedId::Invalid(crate::groups::truncate(event_id)))
+        })?;
         self.store
             .audit_event(group.id, id)
             .await?
-            .ok_or_else(|| ServiceError::EventNotFound(id.to_string()))
+            .ok_or_else(|| NotFound::Event(id.into()).into())
     }
 }

@@ -3,6 +3,7 @@
 use headlock_core::model::{Group, Page};
 use headlock_core::{ObjectId, StoreError};
 
+use crate::error::{Conflict, Denied, Duplicated, NotFound};
 use crate::{Actor, Result, Service, ServiceError};
 
 /// A group with the count the API shows beside it.
@@ -19,12 +20,12 @@ pub const MAX_GROUP_NAME: usize = 64;
 
 pub(crate) fn parse_group_id(id: &str) -> Result<ObjectId> {
     id.parse()
-        .map_err(|_| ServiceError::InvalidGroupId(truncate(id)))
+        .map_err(|_| NotFound::InvalidGroupId(truncate(id)).into())
 }
 
 pub(crate) fn parse_cluster_id(id: &str) -> Result<ObjectId> {
     id.parse()
-        .map_err(|_| ServiceError::InvalidClusterId(truncate(id)))
+        .map_err(|_| NotFound::InvalidClusterId(truncate(id)).into())
 }
 
 /// Keeps echoed input short in error bodies.
@@ -41,7 +42,7 @@ impl Service {
             || name.chars().count() > MAX_GROUP_NAME
             || name.chars().any(char::is_control)
         {
-            return Err(ServiceError::InvalidInput(format!(
+            return Err(ServiceError::invalid_input(format!(
                 "Group name must be 1 to {MAX_GROUP_NAME} printable characters."
             )));
         }
@@ -54,10 +55,11 @@ impl Service {
         match self.store.insert_group(&group).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
-                return Err(ServiceError::Duplicate {
-                    code: "DUPLICATE_GROUP_NAME",
+                return Err(Conflict::Duplicate {
+                    what: Duplicated::GroupName,
                     message: format!("A group with name {name} already exists."),
-                });
+                }
+                .into());
             }
             Err(e) => return Err(e.into()),
         }
@@ -115,9 +117,9 @@ impl Service {
     pub async fn group_by_name(&self, actor: &Actor, name: &str) -> Result<GroupView> {
         let Some(group) = self.store.group_by_name(name).await? else {
             return Err(if actor.is_global() {
-                ServiceError::GroupNameNotFound(truncate(name))
+                NotFound::GroupName(truncate(name)).into()
             } else {
-                ServiceError::NotInGroup
+                Denied::NotInGroup.into()
             });
         };
         actor.require_read(group.id)?;
@@ -135,7 +137,7 @@ impl Service {
         self.store
             .group(id)
             .await?
-            .ok_or_else(|| ServiceError::GroupNotFound(id.to_string()))
+            .ok_or_else(|| NotFound::Group(id).into())
     }
 
     /// Resolves a group id the actor may change backups in.

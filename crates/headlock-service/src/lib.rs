@@ -14,9 +14,10 @@
 //! `headlock-core`: a [`MetadataStore`], a [`KeyManager`] and a blob store (the key
 //! manager on real KMIP servers is the `headlock-kmip` crate's, handed in by the binary).
 //!
-//! Every failure is a [`ServiceError`], which says what went wrong in the API's terms
-//! (`CLUSTER_NOT_FOUND`, `CANNOT_ROTATE_KEY_ENCRYPTION_DISABLED`, ...) so that the API
-//! layer only maps it to a status code and a body.
+//! Every failure is a [`ServiceError`], grouped by who is at fault ([`error`]: not found,
+//! bad request, denied, conflict, a dependency unavailable, internal) with one variant per
+//! Ops Manager error code (`CLUSTER_NOT_FOUND`, `CANNOT_ROTATE_KEY_ENCRYPTION_DISABLED`,
+//! ...); the API layer owns the one mapping to a status, code and body.
 #![deny(missing_docs)]
 
 pub mod access;

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use headlock_core::ObjectId;
 use headlock_core::StoreError;
-use headlock_core::keys::{KeyState, RevokeReason};
+use headlock_core::keys::{KeyState, KmipUid, RevokeReason};
 use headlock_core::model::{
     BackupConfig, Cluster, DestructionClaim, KeyLifecycleSettings, KeyStateError, MasterKeyRecord,
     RetiredKeyFate, RotationType,
@@ -47,6 +47,7 @@ use headlock_core::model::{
 use time::OffsetDateTime;
 
 use crate::clusters::KeyHistoryEntry;
+use crate::error::{Conflict, NotFound};
 use crate::{Actor, Result, Service, ServiceError};
 
 /// Who the audit trail names for scheduled rotations.
@@ -175,7 +176,7 @@ pub fn check_days(field: &str, days: i64) -> Result<u32> {
         // In range, so it fits.
         Ok(days as u32)
     } else {
-        Err(ServiceError::InvalidInput(format!(
+        Err(ServiceError::invalid_input(format!(
             "{field} must be 0 (off) or a whole number of days from 1 to {MAX_DAYS}, not {days}."
         )))
     }
@@ -193,9 +194,9 @@ impl Service {
             .store
             .cluster(config.group_id, config.cluster_id)
             .await?
-            .ok_or_else(|| ServiceError::BackupConfigNotFound {
-                cluster: config.cluster_id.to_string(),
-                group: config.group_id.to_string(),
+            .ok_or(NotFound::BackupConfig {
+                cluster: config.cluster_id,
+                group: config.group_id,
             })?;
         let parts = if cluster.is_sharded_whole() {
             self.store.cluster_parts(cluster.id).await?
@@ -305,10 +306,11 @@ impl Service {
         };
         let current = self.store.current_master_key(cluster.id).await?;
         if current.is_some_and(|k| k.kmip_uid == e.kmip_uid) {
-            return Err(ServiceError::EncryptionKeyNotActive {
-                cluster: cluster.id.to_string(),
+            return Err(Conflict::EncryptionKeyNotActive {
+                cluster: cluster.id,
                 detail: e.message,
-            });
+            }
+            .into());
         }
         Ok(())
     }
@@ -370,7 +372,7 @@ impl Service {
                 continue;
             };
             report.checked += 1;
-            let finding = match self.keys.key_state(&key.kmip_uid).await {
+            let finding = match self.keys.key_state(&KmipUid::new(&key.kmip_uid)).await {
                 Ok(KeyState::Active) => None,
                 Ok(state) => Some(format!(
                     "Master key {} of cluster {} is {} in KMIP server {}, not Active.",
@@ -500,12 +502,15 @@ impl Service {
     ) -> Result<()> {
         // KMIP destroys only keys that are not Active: revoke one whose revocation after
         // its rotation never went through.
-        if let Ok(KeyState::Active) = self.keys.key_state(uid).await
-            && let Err(e) = self.keys.revoke(uid, RevokeReason::Superseded).await
+        if let Ok(KeyState::Active) = self.keys.key_state(&KmipUid::new(uid)).await
+            && let Err(e) = self
+                .keys
+                .revoke(&KmipUid::new(uid), RevokeReason::Superseded)
+                .await
         {
             tracing::warn!(cluster = %cluster.id, key = %uid, error = %e, "cannot revoke a retired key before destroying it");
         }
-        match self.keys.destroy(uid).await {
+        match self.keys.destroy(&KmipUid::new(uid)).await {
             // Already gone from the server: destroyed all the same.
             Ok(()) => {}
             Err(e) if e.is_item_not_found() => {}
@@ -549,9 +554,7 @@ impl Service {
         let group = self.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if uid.is_empty() || uid.len() > MAX_UID {
-            return Err(ServiceError::MasterKeyNotFound(crate::groups::truncate(
-                uid,
-            )));
+            return Err(NotFound::MasterKey(KmipUid::new(crate::groups::truncate(uid))).into());
         }
         match self
             .store
@@ -560,19 +563,20 @@ impl Service {
         {
             Ok(RetiredKeyFate::Kept) => {}
             Ok(RetiredKeyFate::Destroying | RetiredKeyFate::Destroyed) => {
-                return Err(ServiceError::CannotCancelKeyDestruction(format!(
+                return Err(Conflict::CannotCancelKeyDestruction(format!(
                     "Master key {uid} of cluster {} is already destroyed.",
                     cluster.id
-                )));
+                ))
+                .into());
             }
             Err(StoreError::NotFound(_)) => {
-                return Err(ServiceError::MasterKeyNotFound(uid.to_string()));
+                return Err(NotFound::MasterKey(KmipUid::new(uid)).into());
             }
             Err(StoreError::Precondition(_)) => {
-                return Err(ServiceError::CannotCancelKeyDestruction(format!(
+                return Err(Conflict::CannotCancelKeyDestruction(format!(
                     "Master key {uid} is the current key of cluster {}; only retired keys are destroyed.",
                     cluster.id
-                )));
+                )).into());
             }
             Err(e) => return Err(e.into()),
         }
@@ -589,7 +593,7 @@ impl Service {
             .await?
             .into_iter()
             .find(|h| h.key.kmip_uid == uid)
-            .ok_or_else(|| ServiceError::MasterKeyNotFound(uid.to_string()))
+            .ok_or_else(|| NotFound::MasterKey(KmipUid::new(uid)).into())
     }
 
     async fn append_audit_logged(&self, event: &headlock_core::model::AuditEvent) {

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use headlock_core::envelope::{DataKey, WrapContext};
-use headlock_core::keys::{CreatedKey, RevokeReason};
+use headlock_core::keys::{CreatedKey, KmipUid, RevokeReason};
 use headlock_core::model::{
     BackupConfig, Cluster, DataKeyRecord, IntentPhase, KeyIntent, MasterKeyRecord, RotationType,
 };
@@ -40,6 +40,7 @@ use headlock_core::store::KeyChange;
 use headlock_core::{KeyManagerError, ObjectId, StoreError};
 use tokio::sync::OwnedMutexGuard;
 
+use crate::error::{Conflict, Internal};
 use crate::lease::LeaseGuard;
 use crate::{Actor, Result, Service, ServiceError};
 
@@ -248,7 +249,9 @@ impl Service {
             let lease = self
                 .try_lease(intent_lease(intent.id))
                 .await?
-                .ok_or_else(|| ServiceError::Internal("a fresh intent's lease was taken".into()))?;
+                .ok_or_else(|| {
+                    ServiceError::unexpected("a fresh intent's lease was taken".into())
+                })?;
             match self.store.insert_intent(&intent).await {
                 Ok(()) => {
                     let now_current = self.store.current_master_key(cluster.id).await?;
@@ -279,13 +282,13 @@ impl Service {
                     self.reconcile_one(&other, &mut report).await;
                     if report.resolved == 0 {
                         // The KMIP server is still out of reach: nothing can change.
-                        return Err(ServiceError::KeyChangeInProgress(cluster.id.to_string()));
+                        return Err(Conflict::KeyChangeInProgress(cluster.id).into());
                     }
                 }
                 // Another node is changing this cluster's key: wait for it.
                 None => {
                     if tokio::time::Instant::now() >= deadline {
-                        return Err(ServiceError::KeyChangeInProgress(cluster.id.to_string()));
+                        return Err(Conflict::KeyChangeInProgress(cluster.id).into());
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
@@ -315,9 +318,7 @@ impl Service {
             }
             (None, Replace::Current | Replace::Exactly(_)) => {
                 self.store.delete_intent(intent.id).await?;
-                return Err(ServiceError::EncryptionDisabledRotate(
-                    cluster.id.to_string(),
-                ));
+                return Err(Conflict::EncryptionDisabledRotate(cluster.id).into());
             }
             (Some(key), Replace::Exactly(uid)) if key.kmip_uid != uid => {
                 // Rotated meanwhile (a PUT, another node's schedule): nothing is due.
@@ -343,7 +344,7 @@ impl Service {
                 return Err(e.into());
             }
         };
-        intent.new_uid = Some(created.uid.clone());
+        intent.new_uid = Some(created.uid.to_string());
         intent.phase = IntentPhase::NewKeyActive;
         let committed = match self.store.update_intent(&intent).await {
             Ok(()) => {
@@ -366,8 +367,8 @@ impl Service {
             self.audit_failure(actor, cluster, &intent, &e.to_string())
                 .await;
             return Err(match e {
-                ServiceError::Store(StoreError::Precondition(_)) => {
-                    ServiceError::KeyChangeInProgress(cluster.id.to_string())
+                ServiceError::Internal(Internal::Store(StoreError::Precondition(_))) => {
+                    Conflict::KeyChangeInProgress(cluster.id).into()
                 }
                 e => e,
             });
@@ -389,7 +390,10 @@ impl Service {
             crash_point("rotation-after-commit");
             if let Err(e) = self
                 .keys
-                .revoke(&old.kmip_uid, revoke_reason(intent.rotation_type))
+                .revoke(
+                    &KmipUid::new(&old.kmip_uid),
+                    revoke_reason(intent.rotation_type),
+                )
                 .await
             {
                 tracing::warn!(
@@ -422,7 +426,7 @@ impl Service {
         let new_material = self.keys.master_key_material(&created.uid).await?;
         let new_ctx = WrapContext {
             cluster_id: &cluster_id,
-            master_key_uid: &created.uid,
+            master_key_uid: created.uid.as_str(),
         };
         // The service's clock (see crate::clock): a key's creation anchors its rotation
         // schedule, so it must be in the same frame as the schedule's "now".
@@ -438,7 +442,10 @@ impl Service {
         let mut materials = HashMap::new();
         for dk in existing {
             if !materials.contains_key(&dk.master_key_uid) {
-                let m = self.keys.master_key_material(&dk.master_key_uid).await?;
+                let m = self
+                    .keys
+                    .master_key_material(&KmipUid::new(&dk.master_key_uid))
+                    .await?;
                 materials.insert(dk.master_key_uid.clone(), m);
             }
             let old_ctx = WrapContext {
@@ -451,26 +458,26 @@ impl Service {
                 (&new_material, &new_ctx),
             )
             .map_err(|e| {
-                ServiceError::Internal(format!(
+                ServiceError::unexpected(format!(
                     "data key {} of cluster {} did not unwrap under master key {}: {e}",
                     dk.id, cluster.id, dk.master_key_uid
                 ))
             })?;
             data_keys.push(DataKeyRecord {
                 wrapped,
-                master_key_uid: created.uid.clone(),
+                master_key_uid: created.uid.to_string(),
                 ..dk
             });
         }
         if new_data_key {
-            let key = DataKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let key = DataKey::generate().map_err(|e| ServiceError::unexpected(e.to_string()))?;
             data_keys.push(DataKeyRecord {
                 id: ObjectId::new(),
                 cluster_id: cluster.id,
                 wrapped: key
                     .wrap(&new_material, &new_ctx)
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
-                master_key_uid: created.uid.clone(),
+                    .map_err(|e| ServiceError::unexpected(e.to_string()))?,
+                master_key_uid: created.uid.to_string(),
                 created: now,
             });
         }
@@ -489,14 +496,14 @@ impl Service {
             )),
         );
         audit.old_key_uid = current.map(|k| k.kmip_uid.clone());
-        audit.new_key_uid = Some(created.uid.clone());
+        audit.new_key_uid = Some(created.uid.to_string());
         let change = KeyChange {
             intent_id: intent.id,
             cluster_id: cluster.id,
             expected_current: current.map(|k| k.kmip_uid.clone()),
             new_key: MasterKeyRecord {
                 cluster_id: cluster.id,
-                kmip_uid: created.uid.clone(),
+                kmip_uid: created.uid.to_string(),
                 kmip_server: created.server.clone(),
                 kmip_name: intent.key_name.clone(),
                 created: now,
@@ -512,7 +519,7 @@ impl Service {
         // Renewed just now, the intent's lease outlives the commit: no other node can
         // judge the intent abandoned (and revoke the new key) while it commits.
         if !lease.confirm().await? {
-            return Err(ServiceError::Internal(
+            return Err(ServiceError::unexpected(
                 "this key change's lease lapsed (the metadata store was out of reach too long)"
                     .into(),
             ));
@@ -527,7 +534,7 @@ impl Service {
     /// [`Service::reconcile`]. Returns the revoked uids, or None if deferred.
     async fn abandon(&self, intent: &KeyIntent) -> Option<Vec<String>> {
         let mut uids = match self.keys.locate_by_name(&intent.key_name).await {
-            Ok(uids) => uids,
+            Ok(uids) => uids.into_iter().map(KmipUid::into_string).collect(),
             Err(e) => {
                 tracing::warn!(intent = %intent.id, error = %e, "cannot look up an abandoned master key yet");
                 // Without the uid there is nothing else to go on: try again later.
@@ -541,7 +548,11 @@ impl Service {
             uids.push(uid.clone());
         }
         for uid in &uids {
-            match self.keys.revoke(uid, RevokeReason::Abandoned).await {
+            match self
+                .keys
+                .revoke(&KmipUid::new(uid), RevokeReason::Abandoned)
+                .await
+            {
                 Ok(()) | Err(KeyManagerError::Refused { .. }) => {}
                 Err(e) => {
                     tracing::warn!(intent = %intent.id, key = %uid, error = %e, "cannot revoke an abandoned master key yet");
@@ -637,7 +648,7 @@ impl Service {
                 let reason = revoke_reason(intent.rotation_type);
                 let revoked = job.is_ok()
                     && match &intent.previous_uid {
-                        Some(old) => match self.keys.revoke(old, reason).await {
+                        Some(old) => match self.keys.revoke(&KmipUid::new(old), reason).await {
                             Ok(()) | Err(KeyManagerError::Refused { .. }) => {
                                 report.superseded_revoked.push(old.clone());
                                 true

@@ -35,6 +35,7 @@ use headlock_core::{BlobError, BlobStore, ObjectId, StoreError};
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
+use crate::error::{BadRequest, Conflict, Internal, NotFound, RequestedId, Unavailable};
 use crate::groups::parse_cluster_id;
 use crate::lease::LeaseGuard;
 use crate::{Actor, Result, Service, ServiceError};
@@ -178,8 +179,8 @@ where
 
 pub(crate) fn blob_err(e: BlobError) -> ServiceError {
     match e {
-        BlobError::NoSpace(path) => ServiceError::StorageFull(path),
-        other => ServiceError::Storage(other.to_string()),
+        BlobError::NoSpace(path) => Unavailable::StorageFull(path).into(),
+        other => Unavailable::Storage(other.to_string()).into(),
     }
 }
 
@@ -215,13 +216,13 @@ fn clean_path(raw: &std::path::Path) -> Result<String> {
             Component::Normal(p) => parts.push(
                 p.to_str()
                     .ok_or_else(|| {
-                        ServiceError::InvalidInput("a path in the archive is not UTF-8".into())
+                        ServiceError::invalid_input("a path in the archive is not UTF-8".into())
                     })?
                     .to_string(),
             ),
             Component::CurDir => {}
             _ => {
-                return Err(ServiceError::InvalidInput(format!(
+                return Err(ServiceError::invalid_input(format!(
                     "path {:?} in the archive is absolute or leaves the tree",
                     raw.display()
                         .to_string()
@@ -234,7 +235,7 @@ fn clean_path(raw: &std::path::Path) -> Result<String> {
     }
     let path = parts.join("/");
     if path.len() > MAX_PATH {
-        return Err(ServiceError::InvalidInput(format!(
+        return Err(ServiceError::invalid_input(format!(
             "a path in the archive is longer than {MAX_PATH} bytes"
         )));
     }
@@ -258,9 +259,9 @@ impl Chunker<'_> {
         for piece in fastcdc::v2020::StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
             let piece = piece.map_err(|e| match e {
                 fastcdc::v2020::Error::IoError(io) => {
-                    ServiceError::UploadInterrupted(io.to_string())
+                    BadRequest::UploadInterrupted(io.to_string()).into()
                 }
-                other => ServiceError::Internal(format!("chunking failed: {other}")),
+                other => ServiceError::unexpected(format!("chunking failed: {other}")),
             })?;
             let id = self.id_key.id(&piece.data);
             let len = piece.data.len() as u32;
@@ -270,7 +271,7 @@ impl Chunker<'_> {
             }
             if self.known.insert(id) && self.jobs.send((id, piece.data)).is_err() {
                 // The workers stopped: the pipeline failed downstream; its error wins.
-                return Err(ServiceError::Internal("backup pipeline stopped".into()));
+                return Err(ServiceError::unexpected("backup pipeline stopped".into()));
             }
             chunks.push((id, len));
         }
@@ -282,21 +283,21 @@ impl Chunker<'_> {
         let mut entries = Vec::new();
         let mut seen = HashSet::new();
         let iter = archive.entries().map_err(|e| {
-            ServiceError::InvalidInput(format!("the body is not a tar stream: {e}"))
+            ServiceError::invalid_input(format!("the body is not a tar stream: {e}"))
         })?;
         for entry in iter {
             let mut entry = entry.map_err(|e| {
-                ServiceError::InvalidInput(format!("the tar stream is damaged: {e}"))
+                ServiceError::invalid_input(format!("the tar stream is damaged: {e}"))
             })?;
             let header = entry.header().clone();
             let path = clean_path(&entry.path().map_err(|e| {
-                ServiceError::InvalidInput(format!("bad path in the tar stream: {e}"))
+                ServiceError::invalid_input(format!("bad path in the tar stream: {e}"))
             })?)?;
             if path.is_empty() {
                 continue; // the archive's root directory ("./")
             }
             if !seen.insert(path.clone()) {
-                return Err(ServiceError::InvalidInput(format!(
+                return Err(ServiceError::invalid_input(format!(
                     "{path} appears twice in the archive"
                 )));
             }
@@ -308,9 +309,10 @@ impl Chunker<'_> {
                 let chunks = self.chunk_file(&mut entry)?;
                 let got: u64 = chunks.iter().map(|(_, l)| u64::from(*l)).sum();
                 if got != size {
-                    return Err(ServiceError::UploadInterrupted(format!(
+                    return Err(BadRequest::UploadInterrupted(format!(
                         "{path}: the archive said {size} bytes, the stream held {got}"
-                    )));
+                    ))
+                    .into());
                 }
                 (EntryType::File, None, chunks, size)
             } else if kind.is_dir() {
@@ -322,11 +324,11 @@ impl Chunker<'_> {
                     .flatten()
                     .and_then(|t| t.to_str().map(str::to_string))
                     .ok_or_else(|| {
-                        ServiceError::InvalidInput(format!("symlink {path} has no UTF-8 target"))
+                        ServiceError::invalid_input(format!("symlink {path} has no UTF-8 target"))
                     })?;
                 (EntryType::Symlink, Some(target), Vec::new(), 0)
             } else {
-                return Err(ServiceError::InvalidInput(format!(
+                return Err(ServiceError::invalid_input(format!(
                     "{path}: unsupported entry type {:?} (regular files, directories and symlinks only)",
                     kind
                 )));
@@ -372,7 +374,7 @@ impl Service {
     pub(crate) fn blobs(&self) -> Result<&Arc<dyn BlobStore>> {
         self.blobs
             .as_ref()
-            .ok_or_else(|| ServiceError::Internal("this service has no blob store".into()))
+            .ok_or_else(|| ServiceError::unexpected("this service has no blob store".into()))
     }
 
     /// The data key new backups of the cluster use (its newest: after a compromise the
@@ -384,7 +386,7 @@ impl Service {
             .await?
             .into_iter()
             .last()
-            .ok_or_else(|| ServiceError::EncryptionDisabledBackup(cluster.id.to_string()))?;
+            .ok_or(Conflict::EncryptionDisabledBackup(cluster.id))?;
         let key = self.unwrap_data_key(cluster, &record).await?;
         Ok((record.id, key))
     }
@@ -398,7 +400,7 @@ impl Service {
             .into_iter()
             .find(|k| k.id == id)
             .ok_or_else(|| {
-                ServiceError::Internal(format!("cluster {} has no data key {id}", cluster.id))
+                ServiceError::unexpected(format!("cluster {} has no data key {id}", cluster.id))
             })?;
         self.unwrap_data_key(cluster, &record).await
     }
@@ -410,7 +412,7 @@ impl Service {
     ) -> Result<DataKey> {
         let material = self
             .keys
-            .master_key_material(&record.master_key_uid)
+            .master_key_material(&headlock_core::KmipUid::new(&record.master_key_uid))
             .await?;
         let cluster_id = cluster.id.to_string();
         let key = DataKey::unwrap(
@@ -422,7 +424,7 @@ impl Service {
             },
         )
         .map_err(|e| {
-            ServiceError::Internal(format!(
+            ServiceError::unexpected(format!(
                 "data key {} of cluster {} does not unwrap: {e}",
                 record.id, cluster.id
             ))
@@ -463,13 +465,13 @@ impl Service {
         cluster: &Cluster,
         snapshot_id: &str,
     ) -> Result<SnapshotRecord> {
-        let id: ObjectId = snapshot_id
-            .parse()
-            .map_err(|_| ServiceError::SnapshotNotFound(crate::groups::truncate(snapshot_id)))?;
+        let id: ObjectId = snapshot_id.parse().map_err(|_| {
+            NotFound::Snapshot(RequestedId::Invalid(crate::groups::truncate(snapshot_id)))
+        })?;
         self.store
             .snapshot(cluster.id, id)
             .await?
-            .ok_or_else(|| ServiceError::SnapshotNotFound(id.to_string()))
+            .ok_or_else(|| NotFound::Snapshot(id.into()).into())
     }
 
     /// Takes a snapshot of `body` (a tar stream for [`SnapshotKind::Tree`], raw bytes for
@@ -486,15 +488,13 @@ impl Service {
             .snapshot_cluster(actor, group_id, cluster_id, true)
             .await?;
         if cluster.is_sharded_whole() {
-            return Err(ServiceError::InvalidInput(format!(
+            return Err(ServiceError::invalid_input(format!(
                 "Cluster {} is a whole sharded cluster: back up each shard and the config server replica set by their own ids.",
                 cluster.id
             )));
         }
         if !self.config_of(&cluster).await?.encryption_enabled {
-            return Err(ServiceError::EncryptionDisabledBackup(
-                cluster.id.to_string(),
-            ));
+            return Err(Conflict::EncryptionDisabledBackup(cluster.id).into());
         }
         self.refuse_if_key_not_active(&cluster).await?;
         let blobs = self.blobs()?.clone();
@@ -505,7 +505,7 @@ impl Service {
         let lease = self
             .try_lease(backup_lease(cluster.id, snapshot_id))
             .await?
-            .ok_or_else(|| ServiceError::Internal("a fresh backup lease was taken".into()))?;
+            .ok_or_else(|| ServiceError::unexpected("a fresh backup lease was taken".into()))?;
         let (data_key_id, data_key) = self.data_key(&cluster).await?;
         let id_key = ChunkIdKey::derive(&data_key);
         let cipher = Arc::new(ChunkCipher::new(&data_key));
@@ -572,7 +572,7 @@ impl Service {
                                     }
                                 }
                                 Err(e) => {
-                                    fail.set(ServiceError::Internal(format!(
+                                    fail.set(ServiceError::unexpected(format!(
                                         "sealing chunk {id}: {e}"
                                     )));
                                     return;
@@ -608,11 +608,11 @@ impl Service {
 
         let chunked = chunking
             .await
-            .map_err(|e| ServiceError::Internal(format!("backup thread failed: {e}")))
+            .map_err(|e| ServiceError::unexpected(format!("backup thread failed: {e}")))
             .and_then(|r| r);
         let packed = packer
             .await
-            .map_err(|e| ServiceError::Internal(format!("pack writer failed: {e}")))
+            .map_err(|e| ServiceError::unexpected(format!("pack writer failed: {e}")))
             .and_then(|r| r);
         let outcome = match (chunked, packed, failure.take()) {
             (Ok((manifest, uses, data_size)), Ok((locations, stored)), None) => {
@@ -635,7 +635,7 @@ impl Service {
             (chunked, packed, first) => Err(first
                 .or(packed.err())
                 .or(chunked.err())
-                .unwrap_or_else(|| ServiceError::Internal("backup failed".into()))),
+                .unwrap_or_else(|| ServiceError::unexpected("backup failed".into()))),
         };
         match outcome {
             Ok(record) => {
@@ -719,7 +719,7 @@ pub(crate) async fn assemble_packs(
         match handle.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e),
-            Err(e) => Err(ServiceError::Internal(format!(
+            Err(e) => Err(ServiceError::unexpected(format!(
                 "pack upload task failed: {e}"
             ))),
         }
@@ -745,7 +745,7 @@ pub(crate) async fn assemble_packs(
                 && let Err(e) = settle(previous).await
             {
                 failure.set(e);
-                return Err(ServiceError::Internal("pack upload failed".into()));
+                return Err(ServiceError::unexpected("pack upload failed".into()));
             }
             in_flight = Some(tokio::spawn(upload(pack_id, std::mem::take(&mut buf))));
             pack_id = ObjectId::new();
@@ -755,13 +755,13 @@ pub(crate) async fn assemble_packs(
         && let Err(e) = settle(previous).await
     {
         failure.set(e);
-        return Err(ServiceError::Internal("pack upload failed".into()));
+        return Err(ServiceError::unexpected("pack upload failed".into()));
     }
     if !buf.is_empty()
         && let Err(e) = upload(pack_id, buf).await
     {
         failure.set(e);
-        return Err(ServiceError::Internal("pack upload failed".into()));
+        return Err(ServiceError::unexpected("pack upload failed".into()));
     }
     Ok((locations, stored))
 }
@@ -778,7 +778,7 @@ impl Service {
         let blobs = self.blobs()?;
         let sealed = cipher
             .seal_manifest(cluster.id, up.snapshot_id, &up.manifest)
-            .map_err(|e| ServiceError::Internal(format!("sealing the manifest: {e}")))?;
+            .map_err(|e| ServiceError::unexpected(format!("sealing the manifest: {e}")))?;
         blobs
             .put(&manifest_path(cluster.id, up.snapshot_id), sealed)
             .await
@@ -804,13 +804,13 @@ impl Service {
         // The lease must still be ours at the commit, renewed just now, so that no
         // collection can have judged these packs orphans (see `collect_garbage`).
         if !lease.confirm().await? {
-            return Err(ServiceError::Internal(
+            return Err(ServiceError::unexpected(
                 "this backup's lease lapsed (the metadata store was out of reach too long); retry the backup".into(),
             ));
         }
         match self.store.commit_snapshot(&commit).await {
             Ok(()) => Ok(record),
-            Err(StoreError::Precondition(why)) => Err(ServiceError::Internal(format!(
+            Err(StoreError::Precondition(why)) => Err(ServiceError::unexpected(format!(
                 "a chunk this backup reused was removed meanwhile ({why}); retry the backup"
             ))),
             Err(e) => Err(e.into()),
@@ -1101,7 +1101,7 @@ impl Service {
             .await?;
         let record = self.snapshot_record(&cluster, snapshot_id).await?;
         if record.do_not_delete {
-            return Err(ServiceError::SnapshotProtected(record.id.to_string()));
+            return Err(Conflict::SnapshotProtected(record.id).into());
         }
         self.store.delete_snapshot(cluster.id, record.id).await?;
         let event = actor.event(
@@ -1228,7 +1228,7 @@ impl Service {
         let snapshot = record.id;
         let blobs = self.blobs()?;
         let damaged = |e: BlobError| {
-            ServiceError::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}"))
+            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
         };
         let bytes = match blobs
             .get(&rekeyed_manifest_path(
@@ -1248,7 +1248,7 @@ impl Service {
         cipher
             .open_manifest(cluster, snapshot, &bytes)
             .map_err(|e| {
-                ServiceError::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}"))
+                Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
             })
     }
 
@@ -1313,7 +1313,7 @@ impl Service {
                 (ids.len() as u64, bytes, bad)
             })
             .await
-            .map_err(|e| ServiceError::Internal(format!("verify thread failed: {e}")))?
+            .map_err(|e| ServiceError::unexpected(format!("verify thread failed: {e}")))?
         };
         report.chunks_checked = checked.0;
         report.bytes_checked = checked.1;
@@ -1404,14 +1404,14 @@ impl Service {
         let cluster = self
             .snapshot_cluster(actor, group_id, cluster_id, false)
             .await?;
-        let id: ObjectId = job_id
-            .parse()
-            .map_err(|_| ServiceError::RestoreJobNotFound(crate::groups::truncate(job_id)))?;
+        let id: ObjectId = job_id.parse().map_err(|_| {
+            NotFound::RestoreJob(RequestedId::Invalid(crate::groups::truncate(job_id)))
+        })?;
         let job = self
             .store
             .restore_job(cluster.id, id)
             .await?
-            .ok_or_else(|| ServiceError::RestoreJobNotFound(id.to_string()))?;
+            .ok_or_else(|| NotFound::RestoreJob(id.into()))?;
         let token = self.usable_link(&job);
         Ok((job, token))
     }
@@ -1463,7 +1463,7 @@ impl Service {
         job_id: &str,
         token: &str,
     ) -> Result<RestoreDownload> {
-        let gone = || ServiceError::RestoreLinkGone;
+        let gone = || NotFound::RestoreLinkGone.into();
         let cluster_id = parse_cluster_id(cluster_id).map_err(|_| gone())?;
         let job_id: ObjectId = job_id.parse().map_err(|_| gone())?;
         let job = self
@@ -1495,7 +1495,7 @@ impl Service {
             .store
             .snapshot(cluster.id, job.snapshot_id)
             .await?
-            .ok_or_else(|| ServiceError::SnapshotNotFound(job.snapshot_id.to_string()))?;
+            .ok_or_else(|| NotFound::Snapshot(job.snapshot_id.into()))?;
         let (source, cipher) = self.chunk_source(&cluster, &record).await?;
         let manifest = self.open_manifest(&cipher, cluster.id, &record).await?;
         let present: HashSet<String> = self
@@ -1509,10 +1509,11 @@ impl Service {
         for loc in source.locations.values() {
             let path = pack_path(cluster.id, loc.pack_id);
             if !present.contains(&path) {
-                return Err(ServiceError::SnapshotDamaged(format!(
+                return Err(Internal::SnapshotDamaged(format!(
                     "pack {} (holding chunk {}) is missing",
                     loc.pack_id, loc.chunk_id
-                )));
+                ))
+                .into());
             }
         }
         if self.store.take_restore_download(job.id).await?.is_none() {

@@ -14,6 +14,7 @@ use headlock_core::model::{Role, RoleAssignment, User};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
+use crate::error::{Conflict, Duplicated, NotFound};
 use crate::{Result, Service, ServiceError};
 
 /// Longest username accepted.
@@ -57,7 +58,7 @@ fn check_username(username: &str) -> Result<()> {
             .chars()
             .any(|c| c.is_control() || c == ':' || c == '"' || c.is_whitespace())
     {
-        return Err(ServiceError::InvalidInput(format!(
+        return Err(ServiceError::invalid_input(format!(
             "A username is 1 to {MAX_USERNAME} bytes, without spaces, ':', '\"' or control characters."
         )));
     }
@@ -78,17 +79,17 @@ impl Service {
             (true, Some(g)) => {
                 let id = crate::groups::parse_group_id(g)?;
                 if self.store.group(id).await?.is_none() {
-                    return Err(ServiceError::GroupNotFound(id.to_string()));
+                    return Err(NotFound::Group(id).into());
                 }
                 Some(id)
             }
             (true, None) => {
-                return Err(ServiceError::InvalidInput(format!(
+                return Err(ServiceError::invalid_input(format!(
                     "Role {role} needs a group id (--group)."
                 )));
             }
             (false, Some(_)) => {
-                return Err(ServiceError::InvalidInput(format!(
+                return Err(ServiceError::invalid_input(format!(
                     "Role {role} is global and takes no group."
                 )));
             }
@@ -106,10 +107,11 @@ impl Service {
         match self.store.insert_user(&user).await {
             Ok(()) => self.cache.invalidate(),
             Err(StoreError::Conflict(_)) => {
-                return Err(ServiceError::Duplicate {
-                    code: "DUPLICATE_USERNAME",
+                return Err(Conflict::Duplicate {
+                    what: Duplicated::Username,
                     message: format!("A user named {username} already exists."),
-                });
+                }
+                .into());
             }
             Err(e) => return Err(e.into()),
         }
@@ -150,7 +152,7 @@ impl Service {
         match self.store.delete_user(username).await {
             Ok(()) => self.cache.invalidate(),
             Err(StoreError::NotFound(_)) => {
-                return Err(ServiceError::UserNotFound(username.to_string()));
+                return Err(NotFound::User(username.to_string()).into());
             }
             Err(e) => return Err(e.into()),
         }
@@ -186,12 +188,12 @@ impl Service {
         validate: impl Fn(&str) -> bool,
     ) -> Result<()> {
         if entries.len() > MAX_ACCESS_LIST {
-            return Err(ServiceError::InvalidInput(format!(
+            return Err(ServiceError::invalid_input(format!(
                 "An access list holds at most {MAX_ACCESS_LIST} entries."
             )));
         }
         if let Some(bad) = entries.iter().find(|e| !validate(e)) {
-            return Err(ServiceError::InvalidInput(format!(
+            return Err(ServiceError::invalid_input(format!(
                 "{bad:?} is not an IP address or CIDR block."
             )));
         }
@@ -213,7 +215,7 @@ impl Service {
             .store
             .user_by_name(username)
             .await?
-            .ok_or_else(|| ServiceError::UserNotFound(username.to_string()))?;
+            .ok_or_else(|| NotFound::User(username.to_string()))?;
         change(&mut user);
         self.store.update_user(&user).await?;
         self.cache.invalidate();

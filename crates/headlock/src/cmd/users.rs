@@ -137,23 +137,26 @@ impl headlock_core::KeyManager for NoKeyManager {
     }
     async fn master_key_material(
         &self,
-        _: &str,
+        _: &headlock_core::KmipUid,
     ) -> Result<headlock_core::envelope::MasterKeyMaterial, headlock_core::KeyManagerError> {
         Err(offline())
     }
-    async fn locate_by_name(&self, _: &str) -> Result<Vec<String>, headlock_core::KeyManagerError> {
+    async fn locate_by_name(
+        &self,
+        _: &str,
+    ) -> Result<Vec<headlock_core::KmipUid>, headlock_core::KeyManagerError> {
         Err(offline())
     }
     async fn revoke(
         &self,
-        _: &str,
+        _: &headlock_core::KmipUid,
         _: headlock_core::keys::RevokeReason,
     ) -> Result<(), headlock_core::KeyManagerError> {
         Err(offline())
     }
     async fn key_state(
         &self,
-        _: &str,
+        _: &headlock_core::KmipUid,
     ) -> Result<headlock_core::keys::KeyState, headlock_core::KeyManagerError> {
         Err(offline())
     }
