@@ -128,7 +128,8 @@ pub fn admin() -> Actor {
     Actor::system("alice")
 }
 
-/// A replica set with encryption on (its first master key and data key made).
+/// A replica set of a group of its own (with encryption on, when made by
+/// [`encrypted_cluster`]).
 pub struct Encrypted {
     /// Group id.
     pub group: String,
@@ -143,10 +144,10 @@ impl Encrypted {
     }
 }
 
-/// Registers a replica set in a new group and turns encryption on.
-pub async fn encrypted_cluster(service: &Service) -> Encrypted {
+/// Registers a replica set (encryption off) in a new group.
+pub async fn replica_set(service: &Service) -> Encrypted {
     let group = service
-        .create_group(&admin(), "crash-tests")
+        .create_group(&admin(), "service-tests")
         .await
         .unwrap()
         .group
@@ -167,19 +168,25 @@ pub async fn encrypted_cluster(service: &Service) -> Encrypted {
         .await
         .unwrap()
         .remove(0);
+    Encrypted { group, cluster }
+}
+
+/// The backup config change that turns encryption on.
+pub fn enable_encryption() -> BackupConfigPatch {
+    BackupConfigPatch {
+        encryption_enabled: Some(true),
+        ..Default::default()
+    }
+}
+
+/// Registers a replica set in a new group and turns encryption on.
+pub async fn encrypted_cluster(service: &Service) -> Encrypted {
+    let c = replica_set(service).await;
     service
-        .patch_backup_config(
-            &admin(),
-            &group,
-            &cluster.id.to_string(),
-            BackupConfigPatch {
-                encryption_enabled: Some(true),
-                ..Default::default()
-            },
-        )
+        .patch_backup_config(&admin(), &c.group, &c.id(), enable_encryption())
         .await
         .unwrap();
-    Encrypted { group, cluster }
+    c
 }
 
 /// `len` bytes that do not compress and do not repeat.

@@ -8,6 +8,7 @@
 //! there (the store is only ever written between key manager calls, so every point
 //! between two store writes is one of these).
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +23,8 @@ use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask};
 use tokio::sync::Notify;
 
 use crate::harness::{
-    Encrypted, World, admin, assert_settled, backup, encrypted_cluster, random_bytes, restore,
+    Encrypted, World, admin, assert_settled, backup, enable_encryption, encrypted_cluster,
+    random_bytes, replica_set, restore,
 };
 
 /// Where a key change stops.
@@ -152,30 +154,22 @@ async fn before() -> Before {
     }
 }
 
-/// Runs a key change of `kind` on a node whose key manager stops at `at`, kills it
-/// there, and returns the intent the store holds afterwards.
-async fn crash(b: &Before, kind: RotationType, at: CrashAt) -> KeyIntent {
+/// Runs `change` on a node whose key manager stops at `at`, kills it there, and returns
+/// the one intent the store holds afterwards.
+async fn crash_during<F, Fut>(world: &World, at: CrashAt, change: F) -> KeyIntent
+where
+    F: FnOnce(Service) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let reached = Arc::new(Notify::new());
     let keys = CrashingKeys {
-        inner: b.world.key_manager(),
+        inner: world.key_manager(),
         at,
         created: Mutex::new(None),
         reached: reached.clone(),
     };
-    let node = b.world.node_with(Arc::new(keys)).await;
-    let (group, cluster) = (b.cluster.group.clone(), b.cluster.id());
-    let task = tokio::spawn({
-        let node = node.clone();
-        async move {
-            match kind {
-                RotationType::Compromise => node
-                    .report_compromise(&admin(), &group, &cluster)
-                    .await
-                    .map(|_| ()),
-                _ => node.rotate_encryption_key(&admin(), &group, &cluster).await,
-            }
-        }
-    });
+    let node = world.node_with(Arc::new(keys)).await;
+    let task = tokio::spawn(change(node.clone()));
     tokio::time::timeout(Duration::from_secs(20), reached.notified())
         .await
         .unwrap_or_else(|_| panic!("the key change never reached {at:?}"));
@@ -184,7 +178,23 @@ async fn crash(b: &Before, kind: RotationType, at: CrashAt) -> KeyIntent {
     let mut intents = node.store().intents().await.unwrap();
     drop(node);
     assert_eq!(intents.len(), 1, "one intent is left: {intents:?}");
-    let intent = intents.remove(0);
+    intents.remove(0)
+}
+
+/// A rotation of `kind` (manual, or a compromise) crashed at `at`.
+async fn crash(b: &Before, kind: RotationType, at: CrashAt) -> KeyIntent {
+    let (group, cluster) = (b.cluster.group.clone(), b.cluster.id());
+    let intent = crash_during(&b.world, at, move |node| async move {
+        // Never finishes: the key manager stops at the crash point.
+        let _ = match kind {
+            RotationType::Compromise => node
+                .report_compromise(&admin(), &group, &cluster)
+                .await
+                .map(|_| ()),
+            _ => node.rotate_encryption_key(&admin(), &group, &cluster).await,
+        };
+    })
+    .await;
     assert_eq!(intent.previous_uid.as_deref(), Some(b.old_key.as_str()));
     intent
 }
@@ -364,4 +374,48 @@ async fn rotation_after_a_crash_finishes_the_left_intent_first() {
     assert_ne!(current, abandoned);
     assert_eq!(b.world.state(&abandoned).await, KeyState::Deactivated);
     assert_eq!(restore(&node, &b.cluster, b.snapshot).await, b.data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_after_crash_before_the_first_key_commits_leaves_encryption_off_until_enabled_again()
+ {
+    let world = World::start().await;
+    let c = replica_set(&world.node().await).await;
+
+    let intent = crash_during(&world, CrashAt::AfterNewKeyRecorded, |node| {
+        let (group, id) = (c.group.clone(), c.id());
+        async move {
+            let _ = node
+                .patch_backup_config(&admin(), &group, &id, enable_encryption())
+                .await;
+        }
+    })
+    .await;
+    assert_eq!(
+        (intent.phase, intent.previous_uid.as_deref()),
+        (IntentPhase::NewKeyActive, None)
+    );
+    let abandoned = intent.new_uid.unwrap();
+
+    let node = world.node().await;
+    let report = node.reconcile().await.unwrap();
+    assert_eq!(report.orphans_revoked, vec![abandoned.clone()]);
+    assert_eq!(world.state(&abandoned).await, KeyState::Deactivated);
+    assert_eq!(
+        node.store().current_master_key(c.cluster.id).await.unwrap(),
+        None
+    );
+    let config = node
+        .backup_config(&admin(), &c.group, &c.id())
+        .await
+        .unwrap();
+    assert!(!config.encryption_enabled, "encryption is on without a key");
+
+    let config = node
+        .patch_backup_config(&admin(), &c.group, &c.id(), enable_encryption())
+        .await
+        .unwrap();
+    assert!(config.encryption_enabled);
+    let current = assert_settled(&world, &node, &c.cluster, KeyState::Deactivated).await;
+    assert_ne!(current, abandoned);
 }
