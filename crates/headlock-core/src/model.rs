@@ -271,8 +271,10 @@ impl IntentPhase {
     }
 }
 
-/// A key change in flight for one cluster. At most one exists per cluster (the store
-/// enforces it), which is what serialises rotations across service nodes.
+/// A key change in flight for one cluster, as the store keeps it (one row). At most one
+/// exists per cluster (the store enforces it), which is what serialises rotations across
+/// service nodes. The service works on typed states that hold exactly what each phase
+/// knows (the new uid only from `NewKeyActive` on) and converts at the store's boundary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyIntent {
     /// Intent id.

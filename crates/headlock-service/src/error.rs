@@ -299,11 +299,10 @@ impl ServiceError {
     }
 }
 
-/// Whether a metadata store failure may clear by itself: a database failure (connection,
-/// disk) may; a broken rule, a lost race or a missing record will not.
-///
-/// The store's own classification (the `StoreError` variants belong to the store) is the
-/// one to follow: this is the single place that asks it.
+/// Whether a metadata store failure may clear by itself, seen from a service call: a
+/// transaction the database aborted ([`StoreError::is_transient`], already retried by the
+/// store) or a database out of reach (connection, disk) may; a broken rule, a lost race or
+/// a missing record will not.
 fn store_error_is_transient(e: &StoreError) -> bool {
-    matches!(e, StoreError::Backend(_))
+    e.is_transient() || matches!(e, StoreError::Backend(_))
 }

@@ -16,8 +16,10 @@
 //!   made that many days ago (by the service's [`crate::clock::Clock`]); it is rotated as
 //!   `SCHEDULED`, requested by [`SCHEDULER`]. A failure is audited
 //!   ([`SCHEDULED_ROTATION_FAILED`]), counted, and tried again after a back-off that
-//!   starts at [`RETRY_FIRST`] and doubles up to [`RETRY_MAX`] (kept in this node's
-//!   memory, keyed by the key it failed to replace, so any rotation resets it).
+//!   starts at [`RETRY_FIRST`] and doubles up to [`RETRY_MAX`] ([`RETRY_BACKOFF`], the
+//!   `backon` policy type every retry of the service uses; the pauses span ticks of the
+//!   schedule, so they are state, kept in this node's memory and keyed by the key it
+//!   failed to replace, so any rotation resets it).
 //! * **Watch** ([`Service::watch_key_states`], lease `job:watch`): every encrypted
 //!   cluster's current key must be Active in the KMIP server. Any other state, or Item
 //!   Not Found, is recorded in the store as the cluster's key error (so every node shows
@@ -37,6 +39,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use headlock_core::ObjectId;
 use headlock_core::StoreError;
 use headlock_core::keys::{KeyState, KmipUid, RevokeReason};
@@ -70,6 +73,13 @@ pub const KEY_DESTROY_CANCELLED: &str = "MASTER_KEY_DESTROY_CANCELLED";
 pub const RETRY_FIRST: Duration = Duration::from_secs(60);
 /// Longest pause between attempts of a failing scheduled rotation.
 pub const RETRY_MAX: Duration = Duration::from_secs(3600);
+/// The pauses between attempts of a failing scheduled rotation: [`RETRY_FIRST`],
+/// doubling up to [`RETRY_MAX`], for as long as it fails.
+pub const RETRY_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(RETRY_FIRST)
+    .with_max_delay(RETRY_MAX)
+    .with_factor(2.0)
+    .without_max_times();
 /// Longest key id accepted in a path.
 const MAX_UID: usize = 256;
 
@@ -79,12 +89,12 @@ pub(crate) struct LifecycleState {
     retries: Mutex<HashMap<ObjectId, Retry>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Retry {
     /// The key the failed rotations tried to replace.
     key: String,
-    /// The pause before the next attempt.
-    pause: Duration,
+    /// The pauses after the next failures.
+    pauses: ExponentialBackoff,
     /// When the next attempt is due.
     at: OffsetDateTime,
 }
@@ -98,19 +108,18 @@ impl LifecycleState {
     /// Records a failure at `now`; when the next attempt is due.
     fn failed(&self, cluster: ObjectId, key: &str, now: OffsetDateTime) -> OffsetDateTime {
         let mut map = self.retries.lock().expect("retry map poisoned");
-        let pause = match map.get(&cluster) {
-            Some(r) if r.key == key => (r.pause * 2).min(RETRY_MAX),
-            _ => RETRY_FIRST,
-        };
-        let at = now + pause;
-        map.insert(
-            cluster,
-            Retry {
+        let mut retry = match map.remove(&cluster) {
+            Some(r) if r.key == key => r,
+            _ => Retry {
                 key: key.to_string(),
-                pause,
-                at,
+                pauses: RETRY_BACKOFF.build(),
+                at: now,
             },
-        );
+        };
+        // Without a limit on attempts the policy never runs out.
+        retry.at = now + retry.pauses.next().unwrap_or(RETRY_MAX);
+        let at = retry.at;
+        map.insert(cluster, retry);
         at
     }
 

@@ -1,6 +1,8 @@
 //! Master keys: the first key of a cluster, rotation, and recovery from a crash.
 //!
-//! A key change is a persisted state machine (the [`KeyIntent`] record):
+//! A key change is a persisted state machine, typed in [`state`] (each state holds what
+//! is known in it, and a transition consumes the state it leaves) and stored as one
+//! [`KeyIntent`](headlock_core::model::KeyIntent) row per cluster:
 //!
 //! ```text
 //!  (none) --write intent--> Pending --KMIP Create+Activate--> NewKeyActive
@@ -13,16 +15,17 @@
 //!   be found again with Locate: it is never leaked silently.
 //! * At most one intent exists per cluster (a unique index), which serialises rotations
 //!   across service nodes; within one process a per-cluster mutex queues them, and a
-//!   node that finds another node's intent waits for it (up to [`KEY_CHANGE_WAIT`])
-//!   instead of refusing. No database lock is held across a KMIP call.
+//!   node that finds another node's intent waits for it (up to [`KEY_CHANGE_WAIT`],
+//!   polling with the back-off of [`CLAIM_BACKOFF`] through `backon`) instead of
+//!   refusing. No database lock is held across a KMIP call.
 //! * Each intent has a lease ([`crate::lease`]), taken before the intent is written and
 //!   renewed while the change runs: an intent whose lease lapsed belongs to a node that
 //!   died (or gave up for a KMIP outage), and any node may reconcile it.
 //! * The commit is conditional on the current key being the one the rotation started
 //!   from: a rotation applies to the key it read or not at all.
 //! * KMIP Create is never retried blindly: an unanswered Create is reconciled by name.
-//! * [`Service::reconcile`] finishes or undoes whatever intents nobody works on: a
-//!   Pending or NewKeyActive intent's key (found by name) is revoked as abandoned; a
+//! * [`Service::reconcile`] finishes or undoes whatever intents nobody works on, from the
+//!   state read back: a Pending or NewKeyActive intent's key (found by name) is revoked as abandoned; a
 //!   Committed intent's old key is revoked as superseded (as compromised, and its
 //!   re-encryption job recorded, for a [`RotationType::Compromise`]: see
 //!   [`crate::compromise`]). It runs at start and every 30 s ([`crate::maintenance`]).
@@ -31,10 +34,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use headlock_core::envelope::{DataKey, WrapContext};
 use headlock_core::keys::{CreatedKey, KmipUid, RevokeReason};
 use headlock_core::model::{
-    BackupConfig, Cluster, DataKeyRecord, IntentPhase, KeyIntent, MasterKeyRecord, RotationType,
+    BackupConfig, Cluster, DataKeyRecord, KeyIntent, MasterKeyRecord, RotationType,
 };
 use headlock_core::store::KeyChange;
 use headlock_core::{KeyManagerError, ObjectId, StoreError};
@@ -44,9 +48,51 @@ use crate::error::{Conflict, Internal};
 use crate::lease::LeaseGuard;
 use crate::{Actor, Result, Service, ServiceError};
 
+pub(crate) mod state;
+
+use state::{Claim, KeyChangeState, NewKeyActive, Pending};
+
 /// How long a key change waits for another node's change of the same cluster before
 /// answering 409 `KEY_CHANGE_IN_PROGRESS`.
 pub const KEY_CHANGE_WAIT: Duration = Duration::from_secs(60);
+
+/// How often a key change looks again while another node's change of the cluster is in
+/// flight: after 20 ms, doubling up to every 500 ms, until [`KEY_CHANGE_WAIT`] is over.
+pub const CLAIM_BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(20))
+    .with_max_delay(Duration::from_millis(500))
+    .with_factor(2.0)
+    .without_max_times();
+
+/// Why an attempt to claim a cluster's key-change slot did not get it.
+#[derive(Debug)]
+enum ClaimFailed {
+    /// The claim raced with a change that finished meanwhile: claim again at once.
+    Raced,
+    /// Another node's change of the cluster is in flight: wait for it.
+    Busy,
+    /// Anything else: give up with this.
+    Error(ServiceError),
+}
+
+impl ClaimFailed {
+    /// Whether claiming again may succeed.
+    fn is_transient(&self) -> bool {
+        matches!(self, ClaimFailed::Raced | ClaimFailed::Busy)
+    }
+}
+
+impl From<ServiceError> for ClaimFailed {
+    fn from(e: ServiceError) -> Self {
+        ClaimFailed::Error(e)
+    }
+}
+
+impl From<StoreError> for ClaimFailed {
+    fn from(e: StoreError) -> Self {
+        ClaimFailed::Error(e.into())
+    }
+}
 
 /// Which key a key change replaces.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +107,7 @@ enum Replace<'a> {
 
 /// A key change about to commit: its intent and lease, the key it replaces, the new key.
 struct ChangeTo<'a> {
-    intent: &'a KeyIntent,
+    intent: &'a NewKeyActive,
     lease: &'a LeaseGuard,
     current: Option<&'a MasterKeyRecord>,
     created: &'a CreatedKey,
@@ -228,72 +274,84 @@ impl Service {
         actor: &Actor,
         cluster: &Cluster,
         kind: RotationType,
-    ) -> Result<(KeyIntent, LeaseGuard, Option<MasterKeyRecord>)> {
+    ) -> Result<(Pending, LeaseGuard, Option<MasterKeyRecord>)> {
         let deadline = tokio::time::Instant::now() + KEY_CHANGE_WAIT;
-        let mut pause = Duration::from_millis(20);
-        loop {
-            let current = self.store.current_master_key(cluster.id).await?;
-            let intent_id = ObjectId::new();
-            let intent = KeyIntent {
-                id: intent_id,
-                cluster_id: cluster.id,
-                key_name: format!("headlock-{}-{}", cluster.id, intent_id),
-                previous_uid: current.as_ref().map(|k| k.kmip_uid.clone()),
-                new_uid: None,
-                phase: IntentPhase::Pending,
-                rotation_type: kind,
-                requested_by: actor.username.clone(),
-                created: crate::now(),
-            };
-            // The lease comes first, so no node ever sees this intent without it.
-            let lease = self
-                .try_lease(intent_lease(intent.id))
-                .await?
-                .ok_or_else(|| {
-                    ServiceError::unexpected("a fresh intent's lease was taken".into())
-                })?;
-            match self.store.insert_intent(&intent).await {
-                Ok(()) => {
-                    let now_current = self.store.current_master_key(cluster.id).await?;
-                    if now_current.as_ref().map(|k| &k.kmip_uid) == intent.previous_uid.as_ref() {
-                        return Ok((intent, lease, now_current));
-                    }
-                    // Another node committed between the read and the claim: start over
-                    // from its key.
-                    self.store.delete_intent(intent.id).await?;
-                    continue;
+        (|| self.try_claim_key_change(actor, cluster, kind))
+            .retry(CLAIM_BACKOFF)
+            .when(ClaimFailed::is_transient)
+            .adjust(|failed, pause| match failed {
+                ClaimFailed::Raced => Some(Duration::ZERO),
+                _ if tokio::time::Instant::now() >= deadline => None,
+                _ => pause,
+            })
+            .await
+            .map_err(|failed| match failed {
+                ClaimFailed::Error(e) => e,
+                ClaimFailed::Raced | ClaimFailed::Busy => {
+                    Conflict::KeyChangeInProgress(cluster.id).into()
                 }
-                Err(StoreError::Conflict(_)) => drop(lease),
-                Err(e) => return Err(e.into()),
+            })
+    }
+
+    /// One attempt of [`Self::claim_key_change`].
+    async fn try_claim_key_change(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        kind: RotationType,
+    ) -> Result<(Pending, LeaseGuard, Option<MasterKeyRecord>), ClaimFailed> {
+        let current = self.store.current_master_key(cluster.id).await?;
+        let intent_id = ObjectId::new();
+        let intent = Pending::new(Claim {
+            id: intent_id,
+            cluster_id: cluster.id,
+            key_name: format!("headlock-{}-{}", cluster.id, intent_id),
+            previous_uid: current.as_ref().map(|k| k.kmip_uid.clone()),
+            rotation_type: kind,
+            requested_by: actor.username.clone(),
+            created: crate::now(),
+        });
+        // The lease comes first, so no node ever sees this intent without it.
+        let lease = self
+            .try_lease(intent_lease(intent.id))
+            .await?
+            .ok_or_else(|| ServiceError::unexpected("a fresh intent's lease was taken".into()))?;
+        match self.store.insert_intent(&intent.record()).await {
+            Ok(()) => {
+                let now_current = self.store.current_master_key(cluster.id).await?;
+                if now_current.as_ref().map(|k| &k.kmip_uid) == intent.previous_uid.as_ref() {
+                    return Ok((intent, lease, now_current));
+                }
+                // Another node committed between the read and the claim: start over
+                // from its key.
+                self.store.delete_intent(intent.id).await?;
+                return Err(ClaimFailed::Raced);
             }
-            let Some(other) = self
-                .store
-                .intents()
-                .await?
-                .into_iter()
-                .find(|i| i.cluster_id == cluster.id)
-            else {
-                continue; // finished meanwhile
-            };
-            match self.try_lease(intent_lease(other.id)).await? {
-                // Nobody is working on it: finish or undo it, then claim again.
-                Some(_taken) => {
-                    let mut report = ReconcileReport::default();
-                    self.reconcile_one(&other, &mut report).await;
-                    if report.resolved == 0 {
-                        // The KMIP server is still out of reach: nothing can change.
-                        return Err(Conflict::KeyChangeInProgress(cluster.id).into());
-                    }
+            Err(StoreError::Conflict(_)) => drop(lease),
+            Err(e) => return Err(e.into()),
+        }
+        let Some(other) = self
+            .store
+            .intents()
+            .await?
+            .into_iter()
+            .find(|i| i.cluster_id == cluster.id)
+        else {
+            return Err(ClaimFailed::Raced); // finished meanwhile
+        };
+        match self.try_lease(intent_lease(other.id)).await? {
+            // Nobody is working on it: finish or undo it, then claim again.
+            Some(_taken) => {
+                let mut report = ReconcileReport::default();
+                self.reconcile_record(other, &mut report).await;
+                if report.resolved == 0 {
+                    // The KMIP server is still out of reach: nothing can change.
+                    return Err(ServiceError::from(Conflict::KeyChangeInProgress(cluster.id)).into());
                 }
-                // Another node is changing this cluster's key: wait for it.
-                None => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(Conflict::KeyChangeInProgress(cluster.id).into());
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(500));
-                }
+                Err(ClaimFailed::Raced)
             }
+            // Another node is changing this cluster's key: wait for it.
+            None => Err(ClaimFailed::Busy),
         }
     }
 
@@ -308,7 +366,7 @@ impl Service {
         kind: RotationType,
         configs: Vec<BackupConfig>,
     ) -> Result<bool> {
-        let (mut intent, lease, current) = self.claim_key_change(actor, cluster, kind).await?;
+        let (intent, lease, current) = self.claim_key_change(actor, cluster, kind).await?;
         match (&current, replace) {
             (Some(_), Replace::Nothing) => {
                 // Another node made the first key meanwhile: only the configs remain.
@@ -334,19 +392,18 @@ impl Service {
                 if matches!(e, KeyManagerError::Indeterminate { .. }) {
                     // The key may exist: find it by name and revoke it, or leave the
                     // intent for reconciliation.
-                    self.abandon_or_defer(&intent).await;
+                    self.abandon_or_defer(&intent, None).await;
                 } else {
                     // Nothing was created: forget the intent.
                     self.store.delete_intent(intent.id).await?;
                 }
-                self.audit_failure(actor, cluster, &intent, &e.to_string())
+                self.audit_failure(actor, cluster, &intent, None, &e.to_string())
                     .await;
                 return Err(e.into());
             }
         };
-        intent.new_uid = Some(created.uid.to_string());
-        intent.phase = IntentPhase::NewKeyActive;
-        let committed = match self.store.update_intent(&intent).await {
+        let intent = intent.key_active(created.uid.to_string());
+        let committed = match self.store.update_intent(&intent.record()).await {
             Ok(()) => {
                 if current.is_some() {
                     crash_point("rotation-after-kmip-create");
@@ -363,8 +420,9 @@ impl Service {
             Err(e) => Err(e.into()),
         };
         if let Err(e) = committed {
-            self.abandon_or_defer(&intent).await;
-            self.audit_failure(actor, cluster, &intent, &e.to_string())
+            let new_uid = Some(intent.new_uid());
+            self.abandon_or_defer(&intent, new_uid).await;
+            self.audit_failure(actor, cluster, &intent, new_uid, &e.to_string())
                 .await;
             return Err(match e {
                 ServiceError::Internal(Internal::Store(StoreError::Precondition(_))) => {
@@ -373,6 +431,7 @@ impl Service {
                 e => e,
             });
         }
+        let intent = intent.committed();
 
         // A compromise: the job that rewrites the snapshots under the new data key is
         // recorded before the intent goes (reconciliation records it otherwise).
@@ -529,23 +588,24 @@ impl Service {
         Ok(())
     }
 
-    /// Undoes an uncommitted intent: revokes the new key (found by uid or by name) and
-    /// deletes the intent. If the KMIP server cannot be reached, the intent stays for
-    /// [`Service::reconcile`]. Returns the revoked uids, or None if deferred.
-    async fn abandon(&self, intent: &KeyIntent) -> Option<Vec<String>> {
+    /// Undoes an uncommitted key change (Pending, or NewKeyActive with `new_uid`):
+    /// revokes the new key (found by uid or by name) and deletes the intent. If the KMIP
+    /// server cannot be reached, the intent stays for [`Service::reconcile`]. Returns the
+    /// revoked uids, or None if deferred.
+    async fn abandon(&self, intent: &Claim, new_uid: Option<&str>) -> Option<Vec<String>> {
         let mut uids = match self.keys.locate_by_name(&intent.key_name).await {
             Ok(uids) => uids.into_iter().map(KmipUid::into_string).collect(),
             Err(e) => {
                 tracing::warn!(intent = %intent.id, error = %e, "cannot look up an abandoned master key yet");
                 // Without the uid there is nothing else to go on: try again later.
-                intent.new_uid.as_ref()?;
+                new_uid?;
                 Vec::new()
             }
         };
-        if let Some(uid) = &intent.new_uid
-            && !uids.contains(uid)
+        if let Some(uid) = new_uid
+            && !uids.iter().any(|u| u == uid)
         {
-            uids.push(uid.clone());
+            uids.push(uid.to_string());
         }
         for uid in &uids {
             match self
@@ -570,13 +630,20 @@ impl Service {
     /// [`Self::abandon`]; if the KMIP server cannot be reached the intent stays, and
     /// since its lease goes with this call, the next key change of the cluster (on any
     /// node) or the periodic reconciliation finishes it.
-    async fn abandon_or_defer(&self, intent: &KeyIntent) {
-        if self.abandon(intent).await.is_none() {
+    async fn abandon_or_defer(&self, intent: &Claim, new_uid: Option<&str>) {
+        if self.abandon(intent, new_uid).await.is_none() {
             tracing::warn!(intent = %intent.id, cluster = %intent.cluster_id, "key change left for reconciliation");
         }
     }
 
-    async fn audit_failure(&self, actor: &Actor, cluster: &Cluster, intent: &KeyIntent, why: &str) {
+    async fn audit_failure(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        intent: &Claim,
+        new_uid: Option<&str>,
+        why: &str,
+    ) {
         let mut event = actor.event(
             if intent.previous_uid.is_some() {
                 ROTATE_EVENT
@@ -589,7 +656,7 @@ impl Service {
             Some(why),
         );
         event.old_key_uid = intent.previous_uid.clone();
-        event.new_key_uid = intent.new_uid.clone();
+        event.new_key_uid = new_uid.map(str::to_string);
         if let Err(e) = self.store.append_audit(&event).await {
             tracing::error!(error = %e, "cannot record a failed key change in the audit trail");
         }
@@ -610,25 +677,41 @@ impl Service {
             // Under both locks: still there (this node's own change may have just
             // finished it)?
             let still = self.store.intents().await?;
-            if let Some(intent) = still.iter().find(|i| i.id == intent.id) {
-                self.reconcile_one(intent, &mut report).await;
+            if let Some(intent) = still.into_iter().find(|i| i.id == intent.id) {
+                self.reconcile_record(intent, &mut report).await;
             }
         }
         Ok(report)
     }
 
-    async fn reconcile_one(&self, intent: &KeyIntent, report: &mut ReconcileReport) {
-        let outcome = match intent.phase {
-            IntentPhase::Pending | IntentPhase::NewKeyActive => match self.abandon(intent).await {
-                Some(uids) => {
-                    report.orphans_revoked.extend(uids.iter().cloned());
-                    Some(format!(
-                        "key change interrupted before commit; revoked {uids:?}"
-                    ))
+    /// [`Self::reconcile_one`] from the store's row. A row no transition writes is left
+    /// alone (and counted as deferred): guessing its state could revoke a current key.
+    async fn reconcile_record(&self, intent: KeyIntent, report: &mut ReconcileReport) {
+        match KeyChangeState::try_from(intent) {
+            Ok(state) => self.reconcile_one(&state, report).await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reconcile a key intent; repair it by hand");
+                report.deferred += 1;
+            }
+        }
+    }
+
+    /// Finishes or undoes one key change from the state it was left in.
+    async fn reconcile_one(&self, state: &KeyChangeState, report: &mut ReconcileReport) {
+        let intent = state.claim();
+        let outcome = match state {
+            KeyChangeState::Pending(_) | KeyChangeState::NewKeyActive(_) => {
+                match self.abandon(intent, state.new_uid()).await {
+                    Some(uids) => {
+                        report.orphans_revoked.extend(uids.iter().cloned());
+                        Some(format!(
+                            "key change interrupted before commit; revoked {uids:?}"
+                        ))
+                    }
+                    None => None,
                 }
-                None => None,
-            },
-            IntentPhase::Committed => {
+            }
+            KeyChangeState::Committed(_) => {
                 let job = if intent.rotation_type == RotationType::Compromise {
                     let cluster = self.store.cluster_any_group(intent.cluster_id).await;
                     match cluster {
@@ -684,7 +767,7 @@ impl Service {
                     Some(&detail),
                 );
                 event.old_key_uid = intent.previous_uid.clone();
-                event.new_key_uid = intent.new_uid.clone();
+                event.new_key_uid = state.new_uid().map(str::to_string);
                 if let Err(e) = self.store.append_audit(&event).await {
                     tracing::error!(error = %e, "cannot record a reconciliation in the audit trail");
                 }

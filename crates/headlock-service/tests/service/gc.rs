@@ -1,0 +1,73 @@
+//! Garbage collection through the service: deleting a snapshot removes the packs only it
+//! used, and keeps every chunk another snapshot shares.
+
+use headlock_core::keys::KeyState;
+
+use crate::harness::{
+    World, admin, assert_settled, backup, encrypted_cluster, random_bytes, restore,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_snapshot_removes_its_own_packs_and_keeps_the_chunks_another_shares() {
+    let world = World::start().await;
+    let node = world.node().await;
+    let c = encrypted_cluster(&node).await;
+    // Several chunks (1 MiB on average, at least 256 KiB), so that all but the last of
+    // `shared` are cut the same way when more data follows it.
+    let shared = random_bytes(3 * 1024 * 1024);
+    let kept = backup(&node, &c, &shared).await;
+    let packs_of_kept = world.packs(c.cluster.id);
+    assert_eq!(packs_of_kept.len(), 1);
+
+    let mut longer = shared.clone();
+    longer.extend(random_bytes(2 * 1024 * 1024));
+    let deleted = backup(&node, &c, &longer).await;
+    let packs = world.packs(c.cluster.id);
+    assert_eq!(
+        packs.len(),
+        2,
+        "the second snapshot's new chunks are in a pack of their own"
+    );
+    let kept_chunks = node.store().snapshot_chunks(kept).await.unwrap();
+    let deleted_chunks = node.store().snapshot_chunks(deleted).await.unwrap();
+    assert!(
+        deleted_chunks
+            .iter()
+            .any(|d| kept_chunks.iter().any(|k| k.chunk_id == d.chunk_id)),
+        "the snapshots share chunks"
+    );
+
+    let report = node
+        .delete_snapshot(&admin(), &c.group, &c.id(), &deleted.to_string())
+        .await
+        .unwrap();
+    assert_eq!(report.packs_deleted, 1);
+    assert_eq!(world.packs(c.cluster.id), packs_of_kept);
+    assert_eq!(restore(&node, &c, kept).await, shared);
+    assert_eq!(
+        node.store().snapshot_chunks(kept).await.unwrap().len(),
+        kept_chunks.len()
+    );
+    assert_settled(&world, &node, &c.cluster, KeyState::Deactivated).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_only_snapshot_of_data_removes_every_pack_of_it() {
+    let world = World::start().await;
+    let node = world.node().await;
+    let c = encrypted_cluster(&node).await;
+    let data = random_bytes(200 * 1024);
+    let snapshot = backup(&node, &c, &data).await;
+    assert_eq!(world.packs(c.cluster.id).len(), 1);
+
+    let report = node
+        .delete_snapshot(&admin(), &c.group, &c.id(), &snapshot.to_string())
+        .await
+        .unwrap();
+    assert_eq!(report.packs_deleted, 1);
+    assert_eq!(world.packs(c.cluster.id), Vec::<String>::new());
+    assert_eq!(
+        node.store().chunk_ids(c.cluster.id).await.unwrap(),
+        Vec::new()
+    );
+}
