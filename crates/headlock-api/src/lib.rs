@@ -45,8 +45,9 @@ use headlock_service::Service;
 
 pub use error::ApiError;
 
-/// Largest request body accepted (JSON bodies are small; snapshot uploads will have
-/// their own limit).
+/// Largest request body accepted on every route but one (JSON bodies are small). The
+/// snapshot upload (`POST .../snapshots`, [`snapshots::router`]) lifts it: that body is
+/// streamed, never held whole, and has no size limit (docs/api.md, "Snapshots").
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What every handler can reach: one `Arc`, so that the per-request clones axum makes

@@ -8,7 +8,7 @@
 //! | [`keys`] | [`KeyManager`], what the service needs of a KMIP server (the `kmip` crate implements the wire side) |
 //! | [`blob`] | [`BlobStore`], where packs and manifests live |
 //! | [`envelope`] | data keys and their wrapping under a master key (AES-256-GCM, `ring`) |
-//! | [`snapshot`] | the snapshot format: chunk ids, sealed chunk records, packs, manifests (`docs/design.md`) |
+//! | [`snapshot`] | the snapshot format: chunk ids, sealed chunk records, packs, manifests (`docs/design.md`); [`snapshot::path`], the path rules of tree snapshots |
 //!
 //! Nothing here does I/O. The crate sits at the bottom of the layering described in
 //! `docs/design.md`: `api -> service -> core`, `store -> core`.

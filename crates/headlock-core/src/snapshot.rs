@@ -31,6 +31,9 @@
 //! [`FormatError::Invalid`], [`FormatError::TooLarge`] or [`FormatError::BadMagic`],
 //! damage anywhere else as [`FormatError::Authentication`].
 //!
+//! The rules for the paths a tree snapshot holds (length, `..`, roots, NUL) are in
+//! [`path`], which the service and the CLI apply too.
+//!
 //! ```
 //! use headlock_core::envelope::DataKey;
 //! use headlock_core::snapshot::{ChunkCipher, ChunkIdKey};
@@ -60,6 +63,9 @@ use zstd::zstd_safe::zstd_sys::ZSTD_ErrorCode;
 use crate::ObjectId;
 use crate::envelope::DataKey;
 use crate::model::ChunkId;
+use path::{check_manifest_path, is_valid_link_target};
+
+pub mod path;
 
 /// Magic bytes at the start of every pack.
 pub const PACK_MAGIC: &[u8; 8] = b"HLPACK01";
@@ -79,8 +85,6 @@ pub const MAX_MANIFEST_JSON: u64 = 512 * 1024 * 1024;
 pub const RECORD_OVERHEAD: usize = 4 + 1 + NONCE_LEN + TAG_LEN;
 /// Largest possible record, length prefix included (an incompressible [`MAX_CHUNK`]).
 pub const MAX_RECORD_LEN: usize = RECORD_OVERHEAD + MAX_CHUNK as usize;
-/// Longest path or symlink target a manifest may hold, in bytes.
-pub const MAX_PATH_LEN: usize = 4096;
 
 /// Record flag bit 0: the ciphertext is of a zstd frame.
 const FLAG_ZSTD: u8 = 0x01;
@@ -194,8 +198,9 @@ impl fmt::Debug for ChunkIdKey {
 /// current contents. Returns whether the frame is smaller than `src` (then `out` holds
 /// it); on `false`, what follows the old contents of `out` is unspecified.
 //
-// A zstd context per call: keeping one per thread measured no faster (1 MiB chunks,
-// examples/seal_bench.rs), so the simpler form stays.
+// A zstd context per call: keeping one per thread was no faster in
+// examples/seal_bench.rs, so the simpler form stays (docs/benchmarks.md, "Backup and
+// restore, beside restic", suggestion 3).
 fn compress_chunk_into(out: &mut Vec<u8>, src: &[u8]) -> bool {
     let start = out.len();
     // Creating a context fails only when out of memory; the chunk is then stored as it
@@ -729,7 +734,7 @@ impl Manifest {
     }
 
     /// Checks the rules a restore relies on: version 1; paths relative, `/`-separated,
-    /// without `.`, `..` or empty components or NUL, at most [`MAX_PATH_LEN`] bytes, and
+    /// without `.`, `..` or empty components or NUL, at most [`MAX_PATH_LEN`](path::MAX_PATH_LEN) bytes, and
     /// unique; no entry below a file or symlink entry (so a restore never writes
     /// through a symlink it created); a file's size is the sum of its chunk lengths,
     /// each in `1..=MAX_CHUNK`, and it has no target; directories and symlinks have no
@@ -755,7 +760,7 @@ impl Manifest {
             let bad = |why: String| {
                 FormatError::Invalid(format!("manifest entry {i} ({}): {why}", shown(&e.path)))
             };
-            check_path(&e.path).map_err(bad)?;
+            check_manifest_path(&e.path).map_err(bad)?;
             if e.mode > 0o177777 {
                 return Err(bad(format!("mode {:#o} is more than 16 bits", e.mode)));
             }
@@ -789,9 +794,7 @@ impl Manifest {
                         (None, EntryType::Symlink) => {
                             return Err(bad("a symlink needs a target".into()));
                         }
-                        (Some(t), _)
-                            if t.is_empty() || t.len() > MAX_PATH_LEN || t.contains('\0') =>
-                        {
+                        (Some(t), _) if !is_valid_link_target(t.as_bytes()) => {
                             return Err(bad(format!(
                                 "symlink target {} is empty, too long or holds NUL",
                                 shown(t)
@@ -840,29 +843,6 @@ fn shown(s: &str) -> String {
         q.push('…');
     }
     q
-}
-
-fn check_path(path: &str) -> Result<(), String> {
-    if path.is_empty() {
-        return Err("empty path".into());
-    }
-    if path.len() > MAX_PATH_LEN {
-        return Err(format!("path of {} bytes is too long", path.len()));
-    }
-    if path.contains('\0') {
-        return Err("path holds a NUL byte".into());
-    }
-    if path.starts_with('/') {
-        return Err("absolute path".into());
-    }
-    for component in path.split('/') {
-        match component {
-            "" => return Err("empty path component".into()),
-            "." | ".." => return Err(format!("path component {component:?}")),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// `Vec<(ChunkId, u32)>` as `[["<hex>", len], ...]` (ChunkId has no serde impls of its

@@ -1,9 +1,10 @@
 //! The read cache behind the two hottest paths: looking up a user on every
 //! authenticated request, and `GET .../encryptionKey`.
 //!
-//! Measured (docs/benchmarks.md): answering a digest-authenticated GET from the
-//! database costs five queries and about 25 thread switches inside sqlx, which capped
-//! the API at 6% of a bare axum handler. From memory it costs a hash lookup.
+//! Why: answering a digest-authenticated GET from the database costs five queries, each
+//! a round trip to a sqlx worker thread, which kept the API far below a bare axum
+//! handler; from memory it costs a hash lookup. The figures, before and after, are in
+//! docs/benchmarks.md, "API: GET encryptionKey with digest auth, against bare axum".
 //!
 //! Consistency:
 //! * Every write this process makes that could change an answer (a key change, a

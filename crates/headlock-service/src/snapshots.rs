@@ -26,6 +26,7 @@ use headlock_core::envelope::{DataKey, WrapContext};
 use headlock_core::model::{
     ChunkId, ChunkLocation, Cluster, Page, RestoreJob, SnapshotKind, SnapshotRecord,
 };
+use headlock_core::snapshot::path as path_rules;
 use headlock_core::snapshot::{
     AVG_CHUNK, ChunkCipher, ChunkIdKey, EntryType, MAX_CHUNK, MIN_CHUNK, Manifest, ManifestEntry,
     ManifestKind,
@@ -45,8 +46,6 @@ use crate::{Actor, Result, Service, ServiceError};
 /// freed pack buffers are reused from the heap instead of being page-faulted in afresh
 /// for every pack (measured: 11% of a first backup's CPU with 32 MiB packs).
 pub const PACK_TARGET: usize = 24 * 1024 * 1024;
-/// Longest path accepted in a tree snapshot.
-pub const MAX_PATH: usize = 4096;
 /// How long a restore link works.
 pub const RESTORE_LINK_HOURS: i64 = 1;
 
@@ -207,21 +206,20 @@ impl FirstError {
     }
 }
 
-/// Normalises a tar path: relative, `/`-separated, no `.`/`..` components.
+/// Normalises a tar path: relative, `/`-separated, no `.`/`..` components (the rules
+/// of `headlock_core::snapshot::path`).
 fn clean_path(raw: &std::path::Path) -> Result<String> {
-    use std::path::Component;
     let mut parts = Vec::new();
-    for c in raw.components() {
+    for c in path_rules::tar_components(raw) {
         match c {
-            Component::Normal(p) => parts.push(
+            Ok(p) => parts.push(
                 p.to_str()
                     .ok_or_else(|| {
                         ServiceError::invalid_input("a path in the archive is not UTF-8".into())
                     })?
                     .to_string(),
             ),
-            Component::CurDir => {}
-            _ => {
+            Err(_) => {
                 return Err(ServiceError::invalid_input(format!(
                     "path {:?} in the archive is absolute or leaves the tree",
                     raw.display()
@@ -234,9 +232,10 @@ fn clean_path(raw: &std::path::Path) -> Result<String> {
         }
     }
     let path = parts.join("/");
-    if path.len() > MAX_PATH {
+    if path_rules::check_len(path.len()).is_err() {
         return Err(ServiceError::invalid_input(format!(
-            "a path in the archive is longer than {MAX_PATH} bytes"
+            "a path in the archive is longer than {} bytes",
+            path_rules::MAX_PATH_LEN
         )));
     }
     Ok(path)

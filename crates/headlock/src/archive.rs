@@ -12,9 +12,10 @@
 //!   file shrinks while it is read rather than padding it with zeros. Names must be
 //!   UTF-8 (the service requires it).
 //! - Unpacking reads the entries raw, so that every length is bounded before anything
-//!   is read into memory (a GNU long name or PAX header over [`MAX_PATH`] or
+//!   is read into memory (a GNU long name or PAX header over [`MAX_PATH_LEN`] or
 //!   [`MAX_PAX`] bytes is refused, where the crate's own unpacking would read any
-//!   length), refuses (rather than skips) absolute paths and `..`, never writes
+//!   length), refuses (rather than skips) absolute paths and `..` (the path rules of
+//!   `headlock_core::snapshot::path`, which the service applies too), never writes
 //!   through a symbolic link (a parent that is not a real directory is refused; files
 //!   are created with `O_EXCL` after removing what was there), drops set-user-ID and
 //!   set-group-ID bits, and gives directories their mode and time after everything in
@@ -34,15 +35,16 @@ use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use headlock_core::snapshot::path::{
+    MAX_PATH_LEN, PathError, check_raw, is_valid_link_target, tar_components,
+};
 use tar::EntryType;
 
 use crate::progress::Counter;
 
-/// Longest path or symbolic link target, in bytes (the service's limit).
-pub const MAX_PATH: usize = 4096;
 /// Largest PAX extended header read.
 pub const MAX_PAX: u64 = 64 * 1024;
 /// Most directories one restore gives their metadata to at the end (their list is
@@ -397,208 +399,380 @@ struct DeferredDir {
 /// Restores the tar stream `input` into `dest` (which must exist). See the module
 /// documentation for what is refused. Reads `input` to its end, so that a stream cut
 /// short after the end-of-archive marker is noticed too.
+///
+/// The steps: each entry in turn ([`Unpacker::entry`]: the names and attributes that
+/// announce the next entry, then the entry's checked place in `dest`, then the file,
+/// directory or symbolic link itself), the end of the stream ([`read_trailer`]), and
+/// last the directories' mode and time ([`Unpacker::finish`]).
 pub fn unpack_tree<R: Read>(input: R, dest: &Path) -> Result<UnpackStats, ArchiveError> {
     let mut archive = tar::Archive::new(input);
-    let mut stats = UnpackStats::default();
-    let mut dirs: Vec<DeferredDir> = Vec::new();
-    {
-        let entries = archive
-            .entries()
-            .map_err(|source| ArchiveError::Stream { offset: 0, source })?
-            .raw(true);
-        let mut pending = Pending::default();
-        let mut checked_parent: Option<PathBuf> = None;
-        let mut next_offset = 0u64;
-        let mut buf = vec![0u8; IO_BUF];
-        for entry in entries {
-            let mut entry = entry.map_err(|source| ArchiveError::Stream {
-                offset: next_offset,
-                source,
-            })?;
-            let offset = entry.raw_header_position();
-            let size = entry.size();
-            next_offset = entry
-                .raw_file_position()
-                .saturating_add(size.div_ceil(512).saturating_mul(512));
-            let header = entry.header().clone();
-            let kind = header.entry_type();
-            let malformed = |reason: String| ArchiveError::Malformed { offset, reason };
-            match kind {
-                EntryType::GNULongName => {
-                    pending.name = Some(read_meta(&mut entry, size, MAX_PATH as u64, offset)?);
-                    continue;
-                }
-                EntryType::GNULongLink => {
-                    pending.link = Some(read_meta(&mut entry, size, MAX_PATH as u64, offset)?);
-                    continue;
-                }
-                EntryType::XHeader => {
-                    let data = read_meta(&mut entry, size, MAX_PAX, offset)?;
-                    apply_pax(&data, &mut pending).map_err(malformed)?;
-                    continue;
-                }
-                EntryType::XGlobalHeader => {
-                    if size > MAX_PAX {
-                        return Err(malformed(format!(
-                            "a global PAX header of {size} bytes (at most {MAX_PAX})"
-                        )));
-                    }
-                    // Global defaults (e.g. a comment) change nothing here.
-                    continue;
-                }
-                _ => {}
+    let mut unpacker = Unpacker::new(dest);
+    let entries = archive
+        .entries()
+        .map_err(|source| ArchiveError::Stream { offset: 0, source })?
+        .raw(true);
+    for entry in entries {
+        let entry = entry.map_err(|source| ArchiveError::Stream {
+            offset: unpacker.next_offset,
+            source,
+        })?;
+        unpacker.entry(entry)?;
+    }
+    unpacker.end_of_entries()?;
+    read_trailer(archive.into_inner())?;
+    unpacker.finish()
+}
+
+/// One restore in progress: what the stream announced for its next entry, the
+/// directories whose metadata waits for the end, and what was restored so far.
+struct Unpacker<'a> {
+    dest: &'a Path,
+    stats: UnpackStats,
+    dirs: Vec<DeferredDir>,
+    pending: Pending,
+    /// The parent directory checked last (entries in a row usually share it).
+    checked_parent: Option<PathBuf>,
+    /// Where the entry after the current one starts, for errors reading it.
+    next_offset: u64,
+    buf: Vec<u8>,
+}
+
+/// An entry's place in the stream and its path as shown, for its errors.
+struct EntryAt {
+    offset: u64,
+    shown: String,
+}
+
+impl EntryAt {
+    fn refused(&self, reason: String) -> ArchiveError {
+        ArchiveError::Refused {
+            offset: self.offset,
+            path: self.shown.clone(),
+            reason,
+        }
+    }
+}
+
+/// An entry about to be restored: where, and with what mode, time and link target
+/// (announced by a long link name or a PAX header, if any).
+struct Placed {
+    at: EntryAt,
+    full: PathBuf,
+    mode: u32,
+    mtime: SystemTime,
+    link: Option<Vec<u8>>,
+}
+
+impl Placed {
+    fn restore_err(&self) -> impl Fn(io::Error) -> ArchiveError + '_ {
+        |source| ArchiveError::Restore {
+            path: self.full.clone(),
+            source,
+        }
+    }
+
+    /// Removes what was at the entry's path, so that the entry is created rather than
+    /// written through it; a directory there refuses the entry.
+    fn clear(&self) -> Result<(), ArchiveError> {
+        clear_non_dir(&self.full).map_err(|e| match e {
+            ClearError::IsDir => self.at.refused("a directory of that name exists".into()),
+            ClearError::Io(source) => self.restore_err()(source),
+        })
+    }
+}
+
+fn malformed(offset: u64, reason: String) -> ArchiveError {
+    ArchiveError::Malformed { offset, reason }
+}
+
+impl<'a> Unpacker<'a> {
+    fn new(dest: &'a Path) -> Self {
+        Unpacker {
+            dest,
+            stats: UnpackStats::default(),
+            dirs: Vec::new(),
+            pending: Pending::default(),
+            checked_parent: None,
+            next_offset: 0,
+            buf: vec![0u8; IO_BUF],
+        }
+    }
+
+    /// Restores one raw entry of the stream (or records what it announces for the
+    /// next one).
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), ArchiveError> {
+        let offset = entry.raw_header_position();
+        let size = entry.size();
+        self.next_offset = entry
+            .raw_file_position()
+            .saturating_add(size.div_ceil(512).saturating_mul(512));
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+        if self.announcement(&mut entry, kind, size, offset)? {
+            return Ok(());
+        }
+        let Some(placed) = self.place(&header, kind, size, offset)? else {
+            return Ok(());
+        };
+        match kind {
+            EntryType::Regular | EntryType::Continuous => {
+                self.write_file(&mut entry, &placed, size)
             }
-            let raw_path = pending
-                .name
-                .take()
-                .unwrap_or_else(|| header.path_bytes().into_owned());
-            let shown = String::from_utf8_lossy(&raw_path[..raw_path.len().min(300)]).into_owned();
-            let refused = |reason: String| ArchiveError::Refused {
+            EntryType::Directory => self.make_dir(placed),
+            EntryType::Symlink => self.make_symlink(&header, placed),
+            other => Err(placed.at.refused(format!(
+                "entry type {:?}: only regular files, directories and symbolic links are restored",
+                other
+            ))),
+        }
+    }
+
+    /// Reads a GNU long name or long link, or a PAX header, into [`Pending`] for the
+    /// entry that follows; skips a global PAX header. True if `kind` was one of them.
+    fn announcement<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        kind: EntryType,
+        size: u64,
+        offset: u64,
+    ) -> Result<bool, ArchiveError> {
+        match kind {
+            EntryType::GNULongName => {
+                self.pending.name = Some(read_meta(entry, size, MAX_PATH_LEN as u64, offset)?);
+            }
+            EntryType::GNULongLink => {
+                self.pending.link = Some(read_meta(entry, size, MAX_PATH_LEN as u64, offset)?);
+            }
+            EntryType::XHeader => {
+                let data = read_meta(entry, size, MAX_PAX, offset)?;
+                apply_pax(&data, &mut self.pending).map_err(|r| malformed(offset, r))?;
+            }
+            EntryType::XGlobalHeader => {
+                if size > MAX_PAX {
+                    return Err(malformed(
+                        offset,
+                        format!("a global PAX header of {size} bytes (at most {MAX_PAX})"),
+                    ));
+                }
+                // Global defaults (e.g. a comment) change nothing here.
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The entry's checked path under `dest`, its mode and time, with what [`Pending`]
+    /// announced for it taken; its parent directories made sure of. `None` for the
+    /// tree's root directory (`./`), which is `dest` itself.
+    fn place(
+        &mut self,
+        header: &tar::Header,
+        kind: EntryType,
+        size: u64,
+        offset: u64,
+    ) -> Result<Option<Placed>, ArchiveError> {
+        let raw_path = self
+            .pending
+            .name
+            .take()
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        let at = EntryAt {
+            offset,
+            shown: String::from_utf8_lossy(&raw_path[..raw_path.len().min(300)]).into_owned(),
+        };
+        let rel = safe_path(&raw_path).map_err(|r| at.refused(r.to_string()))?;
+        if let Some(declared) = self.pending.size.take()
+            && declared != size
+        {
+            return Err(malformed(
                 offset,
-                path: shown.clone(),
-                reason,
-            };
-            let rel = safe_path(&raw_path).map_err(|r| refused(r.to_string()))?;
-            if let Some(declared) = pending.size.take()
-                && declared != size
-            {
-                return Err(malformed(format!(
-                    "a PAX size of {declared} bytes for an entry of {size} (not supported)"
-                )));
+                format!("a PAX size of {declared} bytes for an entry of {size} (not supported)"),
+            ));
+        }
+        let mtime_secs = match self.pending.mtime.take() {
+            Some(t) => t,
+            None => header
+                .mtime()
+                .map_err(|e| malformed(offset, format!("bad modification time: {e}")))?
+                .min(i64::MAX as u64) as i64,
+        };
+        let mode = header
+            .mode()
+            .map_err(|e| malformed(offset, format!("bad mode: {e}")))?
+            & MODE_MASK;
+        let link = self.pending.link.take();
+        if rel.as_os_str().is_empty() {
+            if kind == EntryType::Directory {
+                return Ok(None); // the tree's root, "./": `dest` is it
             }
-            let mtime_secs = match pending.mtime.take() {
-                Some(t) => t,
-                None => header
-                    .mtime()
-                    .map_err(|e| malformed(format!("bad modification time: {e}")))?
-                    .min(i64::MAX as u64) as i64,
-            };
-            let mtime = system_time(mtime_secs);
-            let mode = header
-                .mode()
-                .map_err(|e| malformed(format!("bad mode: {e}")))?
-                & MODE_MASK;
-            let link = pending.link.take();
-            if rel.as_os_str().is_empty() {
-                if kind == EntryType::Directory {
-                    continue; // the tree's root, "./": `dest` is it
-                }
-                return Err(refused("an empty path".into()));
-            }
-            let full = dest.join(&rel);
-            let restore_err = |source| ArchiveError::Restore {
-                path: full.clone(),
-                source,
-            };
-            if let Some(parent) = rel.parent()
-                && checked_parent.as_deref() != Some(parent)
-            {
-                ensure_parents(dest, parent).map_err(|e| match e {
-                    ParentError::NotADirectory(p) => refused(format!(
-                        "{} is not a directory (a symbolic link or a file): nothing is written through it",
-                        p.display()
-                    )),
-                    ParentError::Io(p, source) => ArchiveError::Restore { path: p, source },
+            return Err(at.refused("an empty path".into()));
+        }
+        if let Some(parent) = rel.parent()
+            && self.checked_parent.as_deref() != Some(parent)
+        {
+            ensure_parents(self.dest, parent).map_err(|e| match e {
+                ParentError::NotADirectory(p) => at.refused(format!(
+                    "{} is not a directory (a symbolic link or a file): nothing is written through it",
+                    p.display()
+                )),
+                ParentError::Io(p, source) => ArchiveError::Restore { path: p, source },
+            })?;
+            self.checked_parent = Some(parent.to_path_buf());
+        }
+        Ok(Some(Placed {
+            at,
+            full: self.dest.join(&rel),
+            mode,
+            mtime: system_time(mtime_secs),
+            link,
+        }))
+    }
+
+    /// A regular file: created anew (`O_EXCL`, after removing what was there), its
+    /// `size` bytes copied from the stream, then its mode and time.
+    fn write_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        placed: &Placed,
+        size: u64,
+    ) -> Result<(), ArchiveError> {
+        let restore_err = placed.restore_err();
+        placed.clear()?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&placed.full)
+            .map_err(&restore_err)?;
+        let mut written = 0u64;
+        while written < size {
+            let want = usize::try_from(size - written)
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
+            let n = entry
+                .read(&mut self.buf[..want])
+                .map_err(|source| ArchiveError::Stream {
+                    offset: entry.raw_file_position() + written,
+                    source,
                 })?;
-                checked_parent = Some(parent.to_path_buf());
+            if n == 0 {
+                return Err(malformed(
+                    placed.at.offset,
+                    format!("the stream ends inside the entry ({written} of {size} bytes)"),
+                ));
             }
-            match kind {
-                EntryType::Regular | EntryType::Continuous => {
-                    clear_non_dir(&full).map_err(|e| match e {
-                        ClearError::IsDir => refused("a directory of that name exists".into()),
-                        ClearError::Io(source) => restore_err(source),
-                    })?;
-                    let mut file = OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&full)
-                        .map_err(restore_err)?;
-                    let mut written = 0u64;
-                    while written < size {
-                        let want = usize::try_from(size - written)
-                            .unwrap_or(usize::MAX)
-                            .min(buf.len());
-                        let n = entry.read(&mut buf[..want]).map_err(|source| {
-                            ArchiveError::Stream {
-                                offset: entry.raw_file_position() + written,
-                                source,
-                            }
-                        })?;
-                        if n == 0 {
-                            return Err(malformed(format!(
-                                "the stream ends inside the entry ({written} of {size} bytes)"
-                            )));
-                        }
-                        file.write_all(&buf[..n]).map_err(restore_err)?;
-                        written += n as u64;
-                    }
-                    file.set_permissions(Permissions::from_mode(mode))
-                        .map_err(restore_err)?;
-                    file.set_times(FileTimes::new().set_modified(mtime).set_accessed(mtime))
-                        .map_err(restore_err)?;
-                    stats.files += 1;
-                    stats.bytes += size;
+            file.write_all(&self.buf[..n]).map_err(&restore_err)?;
+            written += n as u64;
+        }
+        file.set_permissions(Permissions::from_mode(placed.mode))
+            .map_err(&restore_err)?;
+        file.set_times(
+            FileTimes::new()
+                .set_modified(placed.mtime)
+                .set_accessed(placed.mtime),
+        )
+        .map_err(&restore_err)?;
+        self.stats.files += 1;
+        self.stats.bytes += size;
+        Ok(())
+    }
+
+    /// A directory: made (replacing a file or link of its name) or kept; its mode and
+    /// time wait for [`Unpacker::finish`].
+    fn make_dir(&mut self, placed: Placed) -> Result<(), ArchiveError> {
+        {
+            let restore_err = placed.restore_err();
+            match fs::symlink_metadata(&placed.full) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    fs::remove_file(&placed.full).map_err(&restore_err)?;
+                    fs::create_dir(&placed.full).map_err(&restore_err)?;
                 }
-                EntryType::Directory => {
-                    match fs::symlink_metadata(&full) {
-                        Ok(m) if m.is_dir() => {}
-                        Ok(_) => {
-                            fs::remove_file(&full).map_err(restore_err)?;
-                            fs::create_dir(&full).map_err(restore_err)?;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                            fs::create_dir(&full).map_err(restore_err)?;
-                        }
-                        Err(e) => return Err(restore_err(e)),
-                    }
-                    if dirs.len() >= MAX_DIRECTORIES {
-                        return Err(refused(format!(
-                            "more than {MAX_DIRECTORIES} directories in one restore"
-                        )));
-                    }
-                    dirs.push(DeferredDir {
-                        path: full,
-                        mode,
-                        mtime,
-                    });
-                    stats.dirs += 1;
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir(&placed.full).map_err(&restore_err)?;
                 }
-                EntryType::Symlink => {
-                    let target = link
-                        .or_else(|| header.link_name_bytes().map(|l| l.into_owned()))
-                        .unwrap_or_default();
-                    if target.is_empty() || target.len() > MAX_PATH || target.contains(&0) {
-                        return Err(refused(format!(
-                            "a symbolic link target of {} bytes (1 to {MAX_PATH}, no NUL)",
-                            target.len()
-                        )));
-                    }
-                    clear_non_dir(&full).map_err(|e| match e {
-                        ClearError::IsDir => refused("a directory of that name exists".into()),
-                        ClearError::Io(source) => restore_err(source),
-                    })?;
-                    std::os::unix::fs::symlink(OsStr::from_bytes(&target), &full)
-                        .map_err(restore_err)?;
-                    stats.symlinks += 1;
-                }
-                other => {
-                    return Err(refused(format!(
-                        "entry type {:?}: only regular files, directories and symbolic links are restored",
-                        other
-                    )));
-                }
+                Err(e) => return Err(restore_err(e)),
             }
         }
-        if pending.name.is_some() || pending.link.is_some() {
+        if self.dirs.len() >= MAX_DIRECTORIES {
+            return Err(placed.at.refused(format!(
+                "more than {MAX_DIRECTORIES} directories in one restore"
+            )));
+        }
+        self.dirs.push(DeferredDir {
+            path: placed.full,
+            mode: placed.mode,
+            mtime: placed.mtime,
+        });
+        self.stats.dirs += 1;
+        Ok(())
+    }
+
+    /// A symbolic link, to a target the path rules accept, created after removing
+    /// what was there.
+    fn make_symlink(
+        &mut self,
+        header: &tar::Header,
+        mut placed: Placed,
+    ) -> Result<(), ArchiveError> {
+        let target = placed
+            .link
+            .take()
+            .or_else(|| header.link_name_bytes().map(|l| l.into_owned()))
+            .unwrap_or_default();
+        if !is_valid_link_target(&target) {
+            return Err(placed.at.refused(format!(
+                "a symbolic link target of {} bytes (1 to {MAX_PATH_LEN}, no NUL)",
+                target.len()
+            )));
+        }
+        placed.clear()?;
+        std::os::unix::fs::symlink(OsStr::from_bytes(&target), &placed.full)
+            .map_err(placed.restore_err())?;
+        self.stats.symlinks += 1;
+        Ok(())
+    }
+
+    /// After the last entry: a long name or link with no entry for it is an error.
+    fn end_of_entries(&self) -> Result<(), ArchiveError> {
+        if self.pending.name.is_some() || self.pending.link.is_some() {
             return Err(ArchiveError::Malformed {
-                offset: next_offset,
+                offset: self.next_offset,
                 reason: "the stream ends after a long name with no entry for it".into(),
             });
         }
+        Ok(())
     }
-    // The rest: the end-of-archive padding, then the end of the data.
-    let mut rest = archive.into_inner();
+
+    /// Gives the directories their time, then their mode (opening a directory needs
+    /// its mode to allow it), the deepest (latest) first, so that nothing written later
+    /// changes a time set.
+    fn finish(self) -> Result<UnpackStats, ArchiveError> {
+        for d in self.dirs.iter().rev() {
+            File::open(&d.path)
+                .and_then(|f| {
+                    f.set_times(FileTimes::new().set_modified(d.mtime).set_accessed(d.mtime))
+                })
+                .map_err(|source| ArchiveError::Restore {
+                    path: d.path.clone(),
+                    source,
+                })?;
+        }
+        for d in self.dirs.iter().rev() {
+            fs::set_permissions(&d.path, Permissions::from_mode(d.mode)).map_err(|source| {
+                ArchiveError::Restore {
+                    path: d.path.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(self.stats)
+    }
+}
+
+/// Reads what follows the end-of-archive marker (its padding) to the end of the data,
+/// refusing more than [`MAX_TRAILER`] bytes.
+fn read_trailer(mut rest: impl Read) -> Result<(), ArchiveError> {
     let extra =
         io::copy(&mut (&mut rest).take(MAX_TRAILER + 1), &mut io::sink()).map_err(|source| {
             ArchiveError::Stream {
@@ -612,25 +786,7 @@ pub fn unpack_tree<R: Read>(input: R, dest: &Path) -> Result<UnpackStats, Archiv
             reason: format!("more than {MAX_TRAILER} bytes after the end of the archive"),
         });
     }
-    // Times first (opening a directory needs its mode to allow it), then modes; the
-    // deepest (latest) first, so that nothing written later changes a time set.
-    for d in dirs.iter().rev() {
-        File::open(&d.path)
-            .and_then(|f| f.set_times(FileTimes::new().set_modified(d.mtime).set_accessed(d.mtime)))
-            .map_err(|source| ArchiveError::Restore {
-                path: d.path.clone(),
-                source,
-            })?;
-    }
-    for d in dirs.iter().rev() {
-        fs::set_permissions(&d.path, Permissions::from_mode(d.mode)).map_err(|source| {
-            ArchiveError::Restore {
-                path: d.path.clone(),
-                source,
-            }
-        })?;
-    }
-    Ok(stats)
+    Ok(())
 }
 
 /// Reads the data of a GNU long name/link or PAX entry, refusing more than `max`
@@ -707,25 +863,11 @@ fn apply_pax(data: &[u8], pending: &mut Pending) -> Result<(), String> {
     Ok(())
 }
 
-/// The path of an entry as a relative path with only normal components; the reason
-/// it is refused otherwise.
-fn safe_path(raw: &[u8]) -> Result<PathBuf, &'static str> {
-    if raw.len() > MAX_PATH {
-        return Err("a path longer than 4096 bytes");
-    }
-    if raw.contains(&0) {
-        return Err("a path with a NUL byte");
-    }
-    let mut out = PathBuf::new();
-    for c in Path::new(OsStr::from_bytes(raw)).components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => return Err("a path with `..`"),
-            Component::RootDir | Component::Prefix(_) => return Err("an absolute path"),
-        }
-    }
-    Ok(out)
+/// The path of an entry as a relative path with only normal components (the path
+/// rules of `headlock_core::snapshot::path`); the reason it is refused otherwise.
+fn safe_path(raw: &[u8]) -> Result<PathBuf, PathError> {
+    check_raw(raw)?;
+    tar_components(Path::new(OsStr::from_bytes(raw))).collect()
 }
 
 fn system_time(secs: i64) -> SystemTime {

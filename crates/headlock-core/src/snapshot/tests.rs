@@ -2,6 +2,7 @@
 //! `zstd` directly, following `docs/design.md`), so the reader is tested against the
 //! written layout and not only against its own writer.
 
+use super::path::MAX_PATH_LEN;
 use super::*;
 use crate::envelope::{MasterKeyMaterial, WrapContext};
 use rand::RngCore;
