@@ -17,8 +17,8 @@ use headlock_core::envelope::MasterKeyMaterial;
 use headlock_core::keys::{CreatedKey, KeyState, KmipUid, RevokeReason};
 use headlock_core::model::{IntentPhase, KeyIntent, RotationType};
 use headlock_core::{KeyManager, KeyManagerError};
-use headlock_service::Service;
 use headlock_kmip::KmipKeyManager;
+use headlock_service::Service;
 use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask};
 use tokio::sync::Notify;
 
