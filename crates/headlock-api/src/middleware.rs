@@ -78,7 +78,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         return e.into_response();
     }
-    let user = match state.service.user(&resp.username).await {
+    let user = match state.service.users().user(&resp.username).await {
         Ok(u) => u,
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -71,17 +71,21 @@ pub struct Service {
     clock: Arc<dyn clock::Clock>,
     /// What the key lifecycle jobs keep in memory (see [`lifecycle`]).
     lifecycle: Arc<lifecycle::LifecycleState>,
+    /// API users, on the same store and read cache (see [`users`]).
+    users: users::Users,
 }
 
 impl Service {
     /// A service over `store` whose master keys live in `keys`.
     pub fn new(store: Arc<dyn MetadataStore>, keys: Arc<dyn KeyManager>) -> Self {
+        let cache = Arc::new(cache::ReadCache::new());
         Service {
+            users: users::Users::sharing(store.clone(), cache.clone()),
             store,
             keys,
             locks: rotation::ClusterLocks::default(),
             node_id: Arc::from(format!("node-{}", hex::encode(&random_secret()[..8]))),
-            cache: Arc::new(cache::ReadCache::new()),
+            cache,
             blobs: None,
             snapshot_locks: rotation::ClusterRwLocks::default(),
             reencrypting: compromise::RunningJobs::default(),
@@ -104,6 +108,11 @@ impl Service {
     pub fn with_link_secret(mut self, secret: [u8; 32]) -> Self {
         self.link_secret = Arc::new(zeroize::Zeroizing::new(secret));
         self
+    }
+
+    /// API users (the API layer looks one up on every request).
+    pub fn users(&self) -> &users::Users {
+        &self.users
     }
 
     /// The metadata store (for the CLI's offline commands).

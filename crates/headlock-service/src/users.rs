@@ -5,6 +5,10 @@
 //! Only what digest verification needs is stored (H(username:realm:apiKey) for MD5 and
 //! SHA-256); the API key itself is shown once, when it is made, and never again. The
 //! digest functions belong to the API layer, so callers pass the derived values in.
+//!
+//! [`Users`] is a capability of its own: it needs the metadata store and nothing else (no
+//! key manager, no blob store), so the offline `headlock users` commands build just this.
+//! A running service shares its read cache with it ([`crate::Service::users`]).
 
 use std::sync::Arc;
 
@@ -14,8 +18,11 @@ use headlock_core::model::{Role, RoleAssignment, User};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
+use headlock_core::MetadataStore;
+
+use crate::cache::ReadCache;
 use crate::error::{Conflict, Duplicated, NotFound};
-use crate::{Result, Service, ServiceError};
+use crate::{Result, ServiceError};
 
 /// Longest username accepted.
 pub const MAX_USERNAME: usize = 128;
@@ -65,7 +72,24 @@ fn check_username(username: &str) -> Result<()> {
     Ok(())
 }
 
-impl Service {
+/// API users: create, look up (from the read cache), change and delete.
+#[derive(Clone)]
+pub struct Users {
+    store: Arc<dyn MetadataStore>,
+    cache: Arc<ReadCache>,
+}
+
+impl Users {
+    /// Users on `store` with a read cache of their own (the offline commands).
+    pub fn new(store: Arc<dyn MetadataStore>) -> Self {
+        Users::sharing(store, Arc::new(ReadCache::new()))
+    }
+
+    /// Users on `store` whose changes empty `cache`, the one the rest of the service reads.
+    pub(crate) fn sharing(store: Arc<dyn MetadataStore>, cache: Arc<ReadCache>) -> Self {
+        Users { store, cache }
+    }
+
     /// Creates a user with one role (a group role needs `group`).
     pub async fn create_user(
         &self,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use headlock_api::auth::{derive_secrets, parse_access_list_entry};
 use headlock_core::model::Role;
-use headlock_service::users::{DigestSecrets, generate_api_key};
+use headlock_service::users::{DigestSecrets, Users, generate_api_key};
 use headlock_store::SqlStore;
 
 use crate::cli::{DataArgs, UsersCommand};
@@ -29,8 +29,8 @@ async fn open(data: &DataArgs) -> anyhow::Result<Offline> {
 }
 
 impl Offline {
-    fn service(&self) -> headlock_service::Service {
-        headlock_service::Service::new(self.store.clone(), Arc::new(NoKeyManager))
+    fn users(&self) -> Users {
+        Users::new(self.store.clone())
     }
 }
 
@@ -56,7 +56,7 @@ pub async fn run(cmd: UsersCommand) -> anyhow::Result<ExitCode> {
             let offline = open(&data).await?;
             let key = generate_api_key();
             offline
-                .service()
+                .users()
                 .create_user(&username, role, group.as_deref(), secrets(&username, &key))
                 .await?;
             eprintln!(
@@ -66,7 +66,7 @@ pub async fn run(cmd: UsersCommand) -> anyhow::Result<ExitCode> {
         }
         UsersCommand::List { data } => {
             let offline = open(&data).await?;
-            for u in offline.service().list_users().await? {
+            for u in offline.users().list_users().await? {
                 let roles: Vec<String> = u
                     .roles
                     .iter()
@@ -84,14 +84,14 @@ pub async fn run(cmd: UsersCommand) -> anyhow::Result<ExitCode> {
             }
         }
         UsersCommand::Delete { data, username } => {
-            open(&data).await?.service().delete_user(&username).await?;
+            open(&data).await?.users().delete_user(&username).await?;
             eprintln!("headlock: deleted user {username}");
         }
         UsersCommand::RegenerateKey { data, username } => {
             let offline = open(&data).await?;
             let key = generate_api_key();
             offline
-                .service()
+                .users()
                 .replace_user_key(&username, secrets(&username, &key))
                 .await?;
             eprintln!(
@@ -112,59 +112,11 @@ pub async fn run(cmd: UsersCommand) -> anyhow::Result<ExitCode> {
             let n = entries.len();
             open(&data)
                 .await?
-                .service()
+                .users()
                 .set_access_list(&username, entries, |e| parse_access_list_entry(e).is_ok())
                 .await?;
             eprintln!("headlock: access list of {username} now has {n} entries");
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The user commands never touch keys.
-struct NoKeyManager;
-
-#[async_trait::async_trait]
-impl headlock_core::KeyManager for NoKeyManager {
-    fn describe(&self) -> String {
-        "none (offline command)".into()
-    }
-    async fn create_master_key(
-        &self,
-        _: &str,
-    ) -> Result<headlock_core::keys::CreatedKey, headlock_core::KeyManagerError> {
-        Err(offline())
-    }
-    async fn master_key_material(
-        &self,
-        _: &headlock_core::KmipUid,
-    ) -> Result<headlock_core::envelope::MasterKeyMaterial, headlock_core::KeyManagerError> {
-        Err(offline())
-    }
-    async fn locate_by_name(
-        &self,
-        _: &str,
-    ) -> Result<Vec<headlock_core::KmipUid>, headlock_core::KeyManagerError> {
-        Err(offline())
-    }
-    async fn revoke(
-        &self,
-        _: &headlock_core::KmipUid,
-        _: headlock_core::keys::RevokeReason,
-    ) -> Result<(), headlock_core::KeyManagerError> {
-        Err(offline())
-    }
-    async fn key_state(
-        &self,
-        _: &headlock_core::KmipUid,
-    ) -> Result<headlock_core::keys::KeyState, headlock_core::KeyManagerError> {
-        Err(offline())
-    }
-}
-
-fn offline() -> headlock_core::KeyManagerError {
-    headlock_core::KeyManagerError::Unavailable {
-        server: "none".into(),
-        reason: "offline commands do not reach a KMIP server".into(),
-    }
 }
