@@ -44,7 +44,7 @@ use crate::{Actor, Result, Service, ServiceError};
 /// A pack is closed once it holds this many bytes. With the largest chunk on top, a
 /// pack buffer stays under glibc's 32 MiB ceiling for its dynamic mmap threshold, so
 /// freed pack buffers are reused from the heap instead of being page-faulted in afresh
-/// for every pack (measured: 11% of a first backup's CPU with 32 MiB packs).
+/// for every pack (the figures: docs/benchmarks.md, "Backup and restore, beside restic").
 pub const PACK_TARGET: usize = 24 * 1024 * 1024;
 /// How long a restore link works.
 pub const RESTORE_LINK_HOURS: i64 = 1;
@@ -530,7 +530,8 @@ impl Service {
         let written: Arc<Mutex<Vec<String>>> = Arc::default();
         // The pack writer runs on one thread of its own (not on whichever runtime worker
         // polls it), so every pack buffer comes from, and returns to, one malloc arena
-        // (measured on a 10 GiB backup: server peak 198 MiB before, 144 MiB after).
+        // (the peak memory before and after: docs/benchmarks.md, "Backup and restore,
+        // beside restic").
         let packer = {
             let handle = tokio::runtime::Handle::current();
             let task = assemble_packs(
