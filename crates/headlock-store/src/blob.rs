@@ -77,6 +77,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use headlock_core::blob::{BlobError, BlobMeta, BlobStore};
@@ -357,6 +358,66 @@ fn is_taken(e: &object_store::Error) -> bool {
     )
 }
 
+/// Why one try of a put failed.
+enum PutFailed {
+    /// The name was taken, but no object is there now (a conflicting write in flight
+    /// that then failed): the name may be free on the next try.
+    Vanished(object_store::Error),
+    /// Anything else: the answer.
+    Final(BlobError),
+}
+
+impl PutFailed {
+    fn is_transient(&self) -> bool {
+        matches!(self, PutFailed::Vanished(_))
+    }
+}
+
+impl From<BlobError> for PutFailed {
+    fn from(e: BlobError) -> Self {
+        PutFailed::Final(e)
+    }
+}
+
+impl ObjectBlobStore {
+    /// One try of [`BlobStore::put`]: create the object; if the name is taken, the same
+    /// bytes there are success, other bytes a refusal.
+    async fn put_once(
+        &self,
+        location: &ObjectPath,
+        path: &str,
+        bytes: &Bytes,
+    ) -> Result<(), PutFailed> {
+        let e = match self.create(location, bytes).await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_taken(&e) => e,
+            Err(e) => return Err(self.fail("writing", path, e).into()),
+        };
+        match self.existing(location, path, bytes).await? {
+            Existing::Same => {
+                tracing::info!(
+                    object = path,
+                    at = %self.description,
+                    "the object was already stored with the same bytes (a repeated put)"
+                );
+                Ok(())
+            }
+            Existing::Different(size) => Err(BlobError::Backend {
+                path: path.to_owned(),
+                reason: format!(
+                    "writing ({}): the object already exists with other contents \
+                     ({size} bytes; {} were to be written), and objects are never \
+                     replaced",
+                    self.description,
+                    bytes.len()
+                ),
+            }
+            .into()),
+            Existing::Missing => Err(PutFailed::Vanished(e)),
+        }
+    }
+}
+
 #[async_trait]
 impl BlobStore for ObjectBlobStore {
     /// Creates the object (see the module docs: a name is written once; the same bytes
@@ -364,41 +425,19 @@ impl BlobStore for ObjectBlobStore {
     async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
         let location = object_path(path)?;
         let bytes = Bytes::from(bytes);
-        let mut attempt = 0;
-        loop {
-            let e = match self.create(&location, &bytes).await {
-                Ok(()) => return Ok(()),
-                Err(e) if is_taken(&e) => e,
-                Err(e) => return Err(self.fail("writing", path, e)),
-            };
-            match self.existing(&location, path, &bytes).await? {
-                Existing::Same => {
-                    tracing::info!(
-                        object = path,
-                        at = %self.description,
-                        "the object was already stored with the same bytes (a repeated put)"
-                    );
-                    return Ok(());
-                }
-                Existing::Different(size) => {
-                    return Err(BlobError::Backend {
-                        path: path.to_owned(),
-                        reason: format!(
-                            "writing ({}): the object already exists with other contents \
-                             ({size} bytes; {} were to be written), and objects are never \
-                             replaced",
-                            self.description,
-                            bytes.len()
-                        ),
-                    });
-                }
-                Existing::Missing if attempt < CONFLICT_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                }
-                Existing::Missing => return Err(self.fail("writing", path, e)),
-            }
-        }
+        // 100, 200, 400 ms between the tries, as the conflicting write settles.
+        let pauses = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_factor(2.0)
+            .with_max_times(CONFLICT_RETRIES as usize);
+        (|| self.put_once(&location, path, &bytes))
+            .retry(pauses)
+            .when(PutFailed::is_transient)
+            .await
+            .map_err(|failed| match failed {
+                PutFailed::Vanished(e) => self.fail("writing", path, e),
+                PutFailed::Final(e) => e,
+            })
     }
 
     async fn get(&self, path: &str) -> Result<Vec<u8>, BlobError> {
