@@ -72,6 +72,12 @@ impl World {
         self.keys.key_state(&KmipUid::new(uid)).await.unwrap()
     }
 
+    /// The uids of the keys the KMIP server holds under the Name `name`.
+    pub async fn keys_named(&self, name: &str) -> Vec<String> {
+        let uids = self.keys.locate_by_name(name).await.unwrap();
+        uids.into_iter().map(KmipUid::into_string).collect()
+    }
+
     /// The pack objects of a cluster, by path.
     pub fn packs(&self, cluster: ObjectId) -> Vec<String> {
         let dir = self.blob_dir().join("packs").join(cluster.to_string());

@@ -237,7 +237,7 @@ async fn reconcile_after_crash_before_kmip_create_drops_the_intent_and_keeps_the
     assert_eq!(current, b.old_key);
     assert_eq!(report.orphans_revoked, Vec::<String>::new());
     assert_eq!(
-        b.world.keys.locate_by_name(&intent.key_name).await.unwrap(),
+        b.world.keys_named(&intent.key_name).await,
         Vec::<String>::new()
     );
     rotates_again(&b, &node).await;
@@ -251,11 +251,7 @@ async fn reconcile_after_crash_between_create_and_activate_leaves_no_pre_active_
     let b = before().await;
     let intent = crash(&b, RotationType::Manual, CrashAt::BetweenCreateAndActivate).await;
     assert_eq!((intent.phase, intent.new_uid), (IntentPhase::Pending, None));
-    let orphans: Vec<String> = (b.world.keys.locate_by_name(&intent.key_name).await)
-        .unwrap()
-        .into_iter()
-        .map(KmipUid::into_string)
-        .collect();
+    let orphans = b.world.keys_named(&intent.key_name).await;
     assert_eq!(orphans.len(), 1);
     assert_eq!(b.world.state(&orphans[0]).await, KeyState::PreActive);
 
@@ -275,11 +271,7 @@ async fn reconcile_after_crash_between_activate_and_recording_the_key_revokes_it
     let b = before().await;
     let intent = crash(&b, RotationType::Manual, CrashAt::AfterActivate).await;
     assert_eq!((intent.phase, intent.new_uid), (IntentPhase::Pending, None));
-    let orphans: Vec<String> = (b.world.keys.locate_by_name(&intent.key_name).await)
-        .unwrap()
-        .into_iter()
-        .map(KmipUid::into_string)
-        .collect();
+    let orphans = b.world.keys_named(&intent.key_name).await;
     assert_eq!(orphans.len(), 1);
     assert_eq!(b.world.state(&orphans[0]).await, KeyState::Active);
 
