@@ -1,0 +1,457 @@
+//! The backup: a tar stream or raw bytes chunked, sealed into packs, and committed
+//! with its manifest (the pipeline is drawn in the module overview, [`super`]).
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use headlock_core::model::{ChunkId, ChunkLocation, Cluster, SnapshotKind, SnapshotRecord};
+use headlock_core::snapshot::path as path_rules;
+use headlock_core::snapshot::{
+    AVG_CHUNK, ChunkCipher, ChunkIdKey, EntryType, MAX_CHUNK, MIN_CHUNK, Manifest, ManifestEntry,
+    ManifestKind,
+};
+use headlock_core::store::SnapshotCommit;
+use headlock_core::{ObjectId, StoreError};
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
+
+use super::packs::{FirstError, Sealed, assemble_packs};
+use super::{SnapshotView, blob_err, manifest_path};
+use crate::error::{BadRequest, Conflict};
+use crate::lease::LeaseGuard;
+use crate::{Actor, Result, Service, ServiceError};
+
+/// The lease a backup holds from before its first upload until after its commit.
+pub(crate) fn backup_lease(cluster: ObjectId, snapshot: ObjectId) -> String {
+    format!("backup:{cluster}:{snapshot}")
+}
+
+/// Normalises a tar path: relative, `/`-separated, no `.`/`..` components (the rules
+/// of `headlock_core::snapshot::path`).
+fn clean_path(raw: &std::path::Path) -> Result<String> {
+    let mut parts = Vec::new();
+    for c in path_rules::tar_components(raw) {
+        match c {
+            Ok(p) => parts.push(
+                p.to_str()
+                    .ok_or_else(|| {
+                        ServiceError::invalid_input("a path in the archive is not UTF-8".into())
+                    })?
+                    .to_string(),
+            ),
+            Err(_) => {
+                return Err(ServiceError::invalid_input(format!(
+                    "path {:?} in the archive is absolute or leaves the tree",
+                    raw.display()
+                        .to_string()
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                )));
+            }
+        }
+    }
+    let path = parts.join("/");
+    if path_rules::check_len(path.len()).is_err() {
+        return Err(ServiceError::invalid_input(format!(
+            "a path in the archive is longer than {} bytes",
+            path_rules::MAX_PATH_LEN
+        )));
+    }
+    Ok(path)
+}
+
+/// The chunking stage: runs on a blocking thread, reads the body, fills the manifest,
+/// and sends new chunks to the workers.
+struct Chunker<'a> {
+    id_key: &'a ChunkIdKey,
+    known: HashSet<ChunkId>,
+    jobs: std::sync::mpsc::SyncSender<(ChunkId, Vec<u8>)>,
+    uses: Vec<ChunkId>,
+    used: HashSet<ChunkId>,
+    data_size: u64,
+}
+
+impl Chunker<'_> {
+    fn chunk_file(&mut self, reader: impl Read) -> Result<Vec<(ChunkId, u32)>> {
+        let mut chunks = Vec::new();
+        for piece in fastcdc::v2020::StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
+            let piece = piece.map_err(|e| match e {
+                fastcdc::v2020::Error::IoError(io) => {
+                    BadRequest::UploadInterrupted(io.to_string()).into()
+                }
+                other => ServiceError::unexpected(format!("chunking failed: {other}")),
+            })?;
+            let id = self.id_key.id(&piece.data);
+            let len = piece.data.len() as u32;
+            self.data_size += len as u64;
+            if self.used.insert(id) {
+                self.uses.push(id);
+            }
+            if self.known.insert(id) && self.jobs.send((id, piece.data)).is_err() {
+                // The workers stopped: the pipeline failed downstream; its error wins.
+                return Err(ServiceError::unexpected("backup pipeline stopped".into()));
+            }
+            chunks.push((id, len));
+        }
+        Ok(chunks)
+    }
+
+    fn tree(&mut self, body: impl Read) -> Result<Manifest> {
+        let mut archive = tar::Archive::new(body);
+        let mut entries = Vec::new();
+        let mut seen = HashSet::new();
+        let iter = archive.entries().map_err(|e| {
+            ServiceError::invalid_input(format!("the body is not a tar stream: {e}"))
+        })?;
+        for entry in iter {
+            let mut entry = entry.map_err(|e| {
+                ServiceError::invalid_input(format!("the tar stream is damaged: {e}"))
+            })?;
+            let header = entry.header().clone();
+            let path = clean_path(&entry.path().map_err(|e| {
+                ServiceError::invalid_input(format!("bad path in the tar stream: {e}"))
+            })?)?;
+            if path.is_empty() {
+                continue; // the archive's root directory ("./")
+            }
+            if !seen.insert(path.clone()) {
+                return Err(ServiceError::invalid_input(format!(
+                    "{path} appears twice in the archive"
+                )));
+            }
+            let mode = header.mode().unwrap_or(0o644) & 0o7777;
+            let mtime = header.mtime().unwrap_or(0) as i64;
+            let kind = header.entry_type();
+            let (entry_type, target, chunks, size) = if kind.is_file() {
+                let size = header.size().unwrap_or(0);
+                let chunks = self.chunk_file(&mut entry)?;
+                let got: u64 = chunks.iter().map(|(_, l)| u64::from(*l)).sum();
+                if got != size {
+                    return Err(BadRequest::UploadInterrupted(format!(
+                        "{path}: the archive said {size} bytes, the stream held {got}"
+                    ))
+                    .into());
+                }
+                (EntryType::File, None, chunks, size)
+            } else if kind.is_dir() {
+                (EntryType::Dir, None, Vec::new(), 0)
+            } else if kind.is_symlink() {
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .and_then(|t| t.to_str().map(str::to_string))
+                    .ok_or_else(|| {
+                        ServiceError::invalid_input(format!("symlink {path} has no UTF-8 target"))
+                    })?;
+                (EntryType::Symlink, Some(target), Vec::new(), 0)
+            } else {
+                return Err(ServiceError::invalid_input(format!(
+                    "{path}: unsupported entry type {:?} (regular files, directories and symlinks only)",
+                    kind
+                )));
+            };
+            entries.push(ManifestEntry {
+                path,
+                entry_type,
+                mode,
+                mtime,
+                size,
+                target,
+                chunks,
+            });
+        }
+        Ok(Manifest {
+            version: 1,
+            kind: ManifestKind::Tree,
+            entries,
+        })
+    }
+
+    fn stream(&mut self, body: impl Read) -> Result<Manifest> {
+        let chunks = self.chunk_file(body)?;
+        let size = chunks.iter().map(|(_, l)| u64::from(*l)).sum();
+        Ok(Manifest {
+            version: 1,
+            kind: ManifestKind::Stream,
+            entries: vec![ManifestEntry {
+                path: "stream".into(),
+                entry_type: EntryType::File,
+                mode: 0o600,
+                mtime: crate::now().unix_timestamp(),
+                size,
+                target: None,
+                chunks,
+            }],
+        })
+    }
+}
+
+impl Service {
+    /// Takes a snapshot of `body` (a tar stream for [`SnapshotKind::Tree`], raw bytes for
+    /// [`SnapshotKind::Stream`]) for one replica set, shard or config server replica set.
+    pub async fn backup(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+        kind: SnapshotKind,
+        body: impl AsyncRead + Send + Unpin + 'static,
+    ) -> Result<SnapshotView> {
+        let cluster = self
+            .snapshot_cluster(actor, group_id, cluster_id, true)
+            .await?;
+        if cluster.is_sharded_whole() {
+            return Err(ServiceError::invalid_input(format!(
+                "Cluster {} is a whole sharded cluster: back up each shard and the config server replica set by their own ids.",
+                cluster.id
+            )));
+        }
+        if !self.config_of(&cluster).await?.encryption_enabled {
+            return Err(Conflict::EncryptionDisabledBackup(cluster.id).into());
+        }
+        self.refuse_if_key_not_active(&cluster).await?;
+        let blobs = self.blobs()?.clone();
+        let _shared = self.snapshot_locks.read(cluster.id).await;
+        let snapshot_id = ObjectId::new();
+        // Garbage collection on any node leaves the cluster's orphans alone while this
+        // lease lives: the packs this backup uploads are orphans until its commit.
+        let lease = self
+            .try_lease(backup_lease(cluster.id, snapshot_id))
+            .await?
+            .ok_or_else(|| ServiceError::unexpected("a fresh backup lease was taken".into()))?;
+        let (data_key_id, data_key) = self.data_key(&cluster).await?;
+        let id_key = ChunkIdKey::derive(&data_key);
+        let cipher = Arc::new(ChunkCipher::new(&data_key));
+        drop(data_key);
+        let manifest_cipher = cipher.clone();
+        let known: HashSet<ChunkId> = self
+            .store
+            .chunk_ids(cluster.id)
+            .await?
+            .into_iter()
+            .collect();
+        let created = crate::now();
+
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 16);
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(ChunkId, Vec<u8>)>(workers * 2);
+        let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(workers * 2);
+        let failure = FirstError::default();
+
+        // Pack assembly and upload.
+        let written: Arc<Mutex<Vec<String>>> = Arc::default();
+        // The pack writer runs on one thread of its own (not on whichever runtime worker
+        // polls it), so every pack buffer comes from, and returns to, one malloc arena
+        // (the peak memory before and after: docs/benchmarks.md, "Backup and restore,
+        // beside restic").
+        let packer = {
+            let handle = tokio::runtime::Handle::current();
+            let task = assemble_packs(
+                blobs.clone(),
+                cluster.id,
+                snapshot_id,
+                sealed_rx,
+                written.clone(),
+                failure.clone(),
+            );
+            tokio::task::spawn_blocking(move || handle.block_on(task))
+        };
+
+        // Chunking on this blocking thread, sealing on `workers` threads.
+        let cluster_oid = cluster.id;
+        let fail = failure.clone();
+        let chunking = tokio::task::spawn_blocking(move || {
+            let job_rx = Arc::new(Mutex::new(job_rx));
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    let job_rx = job_rx.clone();
+                    let sealed_tx = sealed_tx.clone();
+                    let cipher = cipher.clone();
+                    let fail = fail.clone();
+                    scope.spawn(move || {
+                        loop {
+                            let job = job_rx.lock().expect("job queue poisoned").recv();
+                            let Ok((id, plaintext)) = job else { return };
+                            match cipher.seal_chunk(cluster_oid, snapshot_id, id, &plaintext) {
+                                Ok(record) => {
+                                    let sealed = Sealed {
+                                        id,
+                                        plaintext_length: plaintext.len() as u32,
+                                        record,
+                                    };
+                                    if sealed_tx.blocking_send(sealed).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => {
+                                    fail.set(ServiceError::unexpected(format!(
+                                        "sealing chunk {id}: {e}"
+                                    )));
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                }
+                drop(sealed_tx);
+                let mut chunker = Chunker {
+                    id_key: &id_key,
+                    known,
+                    jobs: job_tx,
+                    uses: Vec::new(),
+                    used: HashSet::new(),
+                    data_size: 0,
+                };
+                let reader = tokio_util::io::SyncIoBridge::new(body);
+                let manifest = match kind {
+                    SnapshotKind::Tree => chunker.tree(reader),
+                    SnapshotKind::Stream => chunker.stream(reader),
+                };
+                let Chunker {
+                    uses,
+                    data_size,
+                    jobs,
+                    ..
+                } = chunker;
+                drop(jobs); // lets the workers finish
+                manifest.map(|m| (m, uses, data_size))
+            })
+        });
+
+        let chunked = chunking
+            .await
+            .map_err(|e| ServiceError::unexpected(format!("backup thread failed: {e}")))
+            .and_then(|r| r);
+        let packed = packer
+            .await
+            .map_err(|e| ServiceError::unexpected(format!("pack writer failed: {e}")))
+            .and_then(|r| r);
+        let outcome = match (chunked, packed, failure.take()) {
+            (Ok((manifest, uses, data_size)), Ok((locations, stored)), None) => {
+                let finished = FinishedUpload {
+                    snapshot_id,
+                    created,
+                    kind,
+                    data_key_id,
+                    manifest,
+                    uses,
+                    data_size,
+                    locations,
+                    stored,
+                };
+                self.finish_backup(&cluster, &manifest_cipher, finished, &lease)
+                    .await
+            }
+            // The first failure recorded downstream is the cause; the chunker's own
+            // error (a client that went away, a malformed archive) otherwise.
+            (chunked, packed, first) => Err(first
+                .or(packed.err())
+                .or(chunked.err())
+                .unwrap_or_else(|| ServiceError::unexpected("backup failed".into()))),
+        };
+        match outcome {
+            Ok(record) => {
+                crate::metrics::backup_bytes(record.data_size_bytes);
+                let event = actor.event(
+                    "SNAPSHOT_CREATED",
+                    Some(cluster.group_id),
+                    Some(cluster.id),
+                    "SUCCESS",
+                    Some(&format!(
+                        "snapshot {} ({} bytes, {} stored)",
+                        record.id, record.data_size_bytes, record.stored_size_bytes
+                    )),
+                );
+                if let Err(e) = self.store.append_audit(&event).await {
+                    tracing::error!(error = %e, "cannot record a snapshot in the audit trail");
+                }
+                self.view(&cluster, record).await
+            }
+            Err(e) => {
+                // Nothing refers to what this backup wrote: remove it now (garbage
+                // collection would, later).
+                let paths = std::mem::take(&mut *written.lock().expect("written list poisoned"));
+                for path in paths
+                    .iter()
+                    .chain([&manifest_path(cluster.id, snapshot_id)])
+                {
+                    if let Err(err) = blobs.delete(path).await {
+                        tracing::warn!(path, error = %err, "cannot remove the object of a failed backup; garbage collection will");
+                    }
+                }
+                tracing::warn!(cluster = %cluster.id, snapshot = %snapshot_id, error = %e, "backup failed");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Everything a backup produced before its commit.
+struct FinishedUpload {
+    snapshot_id: ObjectId,
+    created: time::OffsetDateTime,
+    kind: SnapshotKind,
+    data_key_id: ObjectId,
+    manifest: Manifest,
+    uses: Vec<ChunkId>,
+    data_size: u64,
+    locations: Vec<ChunkLocation>,
+    stored: u64,
+}
+
+impl Service {
+    /// Writes the manifest and commits the snapshot (see docs/design.md, step 4).
+    async fn finish_backup(
+        &self,
+        cluster: &Cluster,
+        cipher: &ChunkCipher,
+        up: FinishedUpload,
+        lease: &LeaseGuard,
+    ) -> Result<SnapshotRecord> {
+        let blobs = self.blobs()?;
+        let sealed = cipher
+            .seal_manifest(cluster.id, up.snapshot_id, &up.manifest)
+            .map_err(|e| ServiceError::unexpected(format!("sealing the manifest: {e}")))?;
+        blobs
+            .put(&manifest_path(cluster.id, up.snapshot_id), sealed)
+            .await
+            .map_err(blob_err)?;
+        let record = SnapshotRecord {
+            id: up.snapshot_id,
+            group_id: cluster.group_id,
+            cluster_id: cluster.id,
+            created: up.created,
+            kind: up.kind,
+            data_size_bytes: up.data_size,
+            stored_size_bytes: up.stored,
+            file_size_bytes: up.data_size,
+            expires: None,
+            do_not_delete: false,
+            data_key_id: up.data_key_id,
+        };
+        let commit = SnapshotCommit {
+            snapshot: record.clone(),
+            new_chunks: up.locations,
+            uses: up.uses,
+        };
+        // The lease must still be ours at the commit, renewed just now, so that no
+        // collection can have judged these packs orphans (see `collect_garbage`).
+        if !lease.confirm().await? {
+            return Err(ServiceError::unexpected(
+                "this backup's lease lapsed (the metadata store was out of reach too long); retry the backup".into(),
+            ));
+        }
+        match self.store.commit_snapshot(&commit).await {
+            Ok(()) => Ok(record),
+            Err(StoreError::Precondition(why)) => Err(ServiceError::unexpected(format!(
+                "a chunk this backup reused was removed meanwhile ({why}); retry the backup"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

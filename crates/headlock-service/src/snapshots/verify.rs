@@ -1,0 +1,148 @@
+//! Verification: a snapshot read back, its manifest and every chunk checked, each damaged
+//! chunk named with its pack and the snapshots that use it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use headlock_core::ObjectId;
+use headlock_core::model::{ChunkId, Cluster};
+
+use super::all_pages;
+use crate::{Actor, Result, Service, ServiceError};
+
+/// One damaged chunk found by [`Service::verify_snapshot`].
+#[derive(Debug, Clone)]
+pub struct DamagedChunk {
+    /// The chunk.
+    pub chunk_id: ChunkId,
+    /// Its pack.
+    pub pack_id: ObjectId,
+    /// What is wrong.
+    pub reason: String,
+    /// Every snapshot of the cluster that uses it.
+    pub snapshot_ids: Vec<ObjectId>,
+}
+
+/// What [`Service::verify_snapshot`] found.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// The snapshot.
+    pub snapshot_id: ObjectId,
+    /// Whether the manifest opened.
+    pub manifest_ok: bool,
+    /// What was wrong with the manifest.
+    pub manifest_error: Option<String>,
+    /// Chunks read and checked.
+    pub chunks_checked: u64,
+    /// Plaintext bytes checked.
+    pub bytes_checked: u64,
+    /// Damaged chunks.
+    pub damaged: Vec<DamagedChunk>,
+}
+
+impl VerifyReport {
+    /// Whether everything checked out.
+    pub fn ok(&self) -> bool {
+        self.manifest_ok && self.damaged.is_empty()
+    }
+}
+
+impl Service {
+    /// Reads a snapshot back and checks its manifest and every chunk (authentication tag
+    /// and content id); names each damaged chunk, its pack and the snapshots that use it.
+    pub async fn verify_snapshot(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+        snapshot_id: &str,
+    ) -> Result<VerifyReport> {
+        let cluster = self
+            .snapshot_cluster(actor, group_id, cluster_id, false)
+            .await?;
+        let record = self.snapshot_record(&cluster, snapshot_id).await?;
+        let (source, cipher) = self.chunk_source(&cluster, &record).await?;
+        let mut report = VerifyReport {
+            snapshot_id: record.id,
+            manifest_ok: true,
+            manifest_error: None,
+            chunks_checked: 0,
+            bytes_checked: 0,
+            damaged: Vec::new(),
+        };
+        let manifest = match self.open_manifest(&cipher, cluster.id, &record).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                report.manifest_ok = false;
+                report.manifest_error = Some(e.to_string());
+                None
+            }
+        };
+        let mut ids: Vec<ChunkId> = source.locations.keys().copied().collect();
+        if let Some(m) = &manifest {
+            // Every chunk the manifest names must be recorded.
+            let mut named = HashSet::new();
+            for e in &m.entries {
+                for (id, _) in &e.chunks {
+                    if named.insert(*id) && !source.locations.contains_key(id) {
+                        report.manifest_ok = false;
+                        report.manifest_error = Some(format!(
+                            "the manifest names chunk {id}, which is not recorded"
+                        ));
+                    }
+                }
+            }
+        }
+        ids.sort_by_key(|id| source.locations.get(id).map(|l| (l.pack_id, l.offset)));
+        let source = Arc::new(source);
+        let checked = {
+            let source = source.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut bad = Vec::new();
+                let mut bytes = 0u64;
+                for id in &ids {
+                    match source.read(*id) {
+                        Ok(data) => bytes += data.len() as u64,
+                        Err(reason) => bad.push((*id, reason)),
+                    }
+                }
+                (ids.len() as u64, bytes, bad)
+            })
+            .await
+            .map_err(|e| ServiceError::unexpected(format!("verify thread failed: {e}")))?
+        };
+        report.chunks_checked = checked.0;
+        report.bytes_checked = checked.1;
+        if !checked.2.is_empty() {
+            let users = self
+                .snapshots_using(&cluster, checked.2.iter().map(|(id, _)| *id).collect())
+                .await?;
+            for (id, reason) in checked.2 {
+                report.damaged.push(DamagedChunk {
+                    chunk_id: id,
+                    pack_id: source.locations[&id].pack_id,
+                    reason,
+                    snapshot_ids: users.get(&id).cloned().unwrap_or_default(),
+                });
+            }
+        }
+        Ok(report)
+    }
+
+    /// For each chunk, the snapshots of the cluster that use it.
+    async fn snapshots_using(
+        &self,
+        cluster: &Cluster,
+        chunks: HashSet<ChunkId>,
+    ) -> Result<HashMap<ChunkId, Vec<ObjectId>>> {
+        let mut out: HashMap<ChunkId, Vec<ObjectId>> = HashMap::new();
+        for s in all_pages(|p| self.store.list_snapshots(cluster.id, p)).await? {
+            for loc in self.store.snapshot_chunks(s.id).await? {
+                if chunks.contains(&loc.chunk_id) {
+                    out.entry(loc.chunk_id).or_default().push(s.id);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
