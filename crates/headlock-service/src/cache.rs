@@ -8,7 +8,7 @@
 //!
 //! Consistency:
 //! * Every write this process makes that could change an answer (a key change, a
-//!   backup config change, a cluster deletion) calls [`ReadCache::invalidate`], which bumps
+//!   backup config change, a cluster deletion) calls `ReadCache::invalidate`, which bumps
 //!   a generation. A reader records the generation before it reads the store and stores
 //!   its result only if no invalidation happened meanwhile, so a result computed before a
 //!   write can never be cached after it: within one process, a GET after a PUT always

@@ -1,8 +1,8 @@
 //! Master keys: the first key of a cluster, rotation, and recovery from a crash.
 //!
-//! A key change is a persisted state machine, typed in [`state`] (each state holds what
+//! A key change is a persisted state machine, typed in `rotation/state.rs` (each state holds what
 //! is known in it, and a transition consumes the state it leaves) and stored as one
-//! [`KeyIntent`](headlock_core::model::KeyIntent) row per cluster:
+//! [`KeyIntent`] row per cluster:
 //!
 //! ```text
 //!  (none) --write intent--> Pending --KMIP Create+Activate--> NewKeyActive
