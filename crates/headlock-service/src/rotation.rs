@@ -346,9 +346,9 @@ impl Service {
                 self.reconcile_record(other, &mut report).await;
                 if report.resolved == 0 {
                     // The KMIP server is still out of reach: nothing can change.
-                    return Err(
-                        ServiceError::from(Conflict::KeyChangeInProgress(cluster.id)).into(),
-                    );
+                    return Err(ClaimFailed::Error(
+                        Conflict::KeyChangeInProgress(cluster.id).into(),
+                    ));
                 }
                 Err(ClaimFailed::Raced)
             }
