@@ -8,10 +8,10 @@
 //! change to every part.
 
 use headlock_core::ObjectId;
-use headlock_core::StoreError;
 use headlock_core::model::{
     AuthMechanism, BackupConfig, BackupStatus, Cluster, ClusterType, Group, Page, RotationType,
 };
+use headlock_core::{StoreConflict, StoreError};
 
 use crate::error::{Conflict, Duplicated, NotFound};
 use crate::groups::parse_cluster_id;
@@ -226,7 +226,7 @@ impl Service {
             .collect();
         match self.store.insert_clusters(&clusters, &configs).await {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict(StoreConflict::ClusterName)) => {
                 return Err(Conflict::Duplicate {
                     what: Duplicated::ClusterName,
                     message: format!(

@@ -37,7 +37,7 @@ use headlock_core::model::{
 };
 use headlock_core::snapshot::{ChunkCipher, ChunkIdKey};
 use headlock_core::store::{ReencryptCommit, ReencryptFinish};
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{ObjectId, StoreConflict, StoreError};
 use tokio::sync::mpsc;
 
 use crate::error::{Conflict, Internal, NotFound, RequestedId};
@@ -247,7 +247,9 @@ impl Service {
         );
         match self.store.insert_reencryption_job(&job, &audit).await {
             Ok(()) => Ok(Some(job)),
-            Err(StoreError::Conflict(_)) => self.running_job_of(cluster.id).await,
+            Err(StoreError::Conflict(StoreConflict::ReencryptionJobRunning)) => {
+                self.running_job_of(cluster.id).await
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -1,7 +1,7 @@
 //! Groups (Ops Manager projects).
 
 use headlock_core::model::{Group, Page};
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{ObjectId, StoreConflict, StoreError};
 
 use crate::error::{Conflict, Denied, Duplicated, NotFound};
 use crate::{Actor, Result, Service, ServiceError};
@@ -54,7 +54,7 @@ impl Service {
         };
         match self.store.insert_group(&group).await {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict(StoreConflict::GroupName)) => {
                 return Err(Conflict::Duplicate {
                     what: Duplicated::GroupName,
                     message: format!("A group with name {name} already exists."),

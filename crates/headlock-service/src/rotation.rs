@@ -41,7 +41,7 @@ use headlock_core::model::{
     BackupConfig, Cluster, DataKeyRecord, KeyIntent, MasterKeyRecord, RotationType,
 };
 use headlock_core::store::KeyChange;
-use headlock_core::{KeyManagerError, ObjectId, StoreError};
+use headlock_core::{KeyManagerError, ObjectId, StoreConflict, StoreError};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::error::{Conflict, Internal};
@@ -327,7 +327,7 @@ impl Service {
                 self.store.delete_intent(intent.id).await?;
                 return Err(ClaimFailed::Raced);
             }
-            Err(StoreError::Conflict(_)) => drop(lease),
+            Err(StoreError::Conflict(StoreConflict::KeyChangeInFlight)) => drop(lease),
             Err(e) => return Err(e.into()),
         }
         let Some(other) = self

@@ -7,11 +7,11 @@
 use async_trait::async_trait;
 use headlock_core::model::{DataKeyRecord, IntentPhase, KeyIntent, MasterKeyRecord};
 use headlock_core::store::{KeyChange, KeyStore};
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{ObjectId, StoreConflict as Conflict, StoreError};
 
 use crate::audit::append_audit_in;
 use crate::db::stmt;
-use crate::error::{classify, ctx};
+use crate::error::{classify, ctx, ctx_unique};
 use crate::groups::update_configs_in;
 use crate::queries as q;
 use crate::rows::{self, id_text, micros};
@@ -59,15 +59,13 @@ impl KeyStore for SqlStore {
             .bind(micros(intent.created))
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                classify(
-                    &format!(
-                        "inserting intent {} for cluster {}",
-                        intent.id, intent.cluster_id
-                    ),
-                    e,
-                )
-            })?;
+            .map_err(ctx_unique(
+                &format!(
+                    "inserting intent {} for cluster {}",
+                    intent.id, intent.cluster_id
+                ),
+                Conflict::KeyChangeInFlight,
+            ))?;
         Ok(())
     }
 

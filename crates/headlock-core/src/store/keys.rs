@@ -46,7 +46,8 @@ pub trait KeyStore: Send + Sync {
     async fn master_keys(&self, cluster: ObjectId) -> Result<Vec<MasterKeyRecord>, StoreError>;
     /// The data keys of a cluster.
     async fn data_keys(&self, cluster: ObjectId) -> Result<Vec<DataKeyRecord>, StoreError>;
-    /// Records an intent; `Conflict` if the cluster already has one (a key change is in flight).
+    /// Records an intent; [`Conflict::KeyChangeInFlight`](super::Conflict::KeyChangeInFlight) if the
+    /// cluster already has one.
     async fn insert_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
     /// Updates an intent's phase and new uid.
     async fn update_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
