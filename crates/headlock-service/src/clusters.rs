@@ -7,10 +7,10 @@
 //! data and master keys; the whole cluster's config mirrors them, and a change to it is a
 //! change to every part.
 
-use headlock_core::ObjectId;
 use headlock_core::model::{
     AuthMechanism, BackupConfig, BackupStatus, Cluster, ClusterType, Group, Page, RotationType,
 };
+use headlock_core::{KmipUid, ObjectId};
 use headlock_core::{StoreConflict, StoreError};
 
 use crate::error::{Conflict, Duplicated, NotFound};
@@ -79,9 +79,9 @@ pub struct EncryptionKeyView {
     /// Cluster.
     pub cluster_id: ObjectId,
     /// The current master key's KMIP uid (absent for a whole sharded cluster).
-    pub encryption_key_uuid: Option<String>,
+    pub encryption_key_uuid: Option<KmipUid>,
     /// For a whole sharded cluster: each part and its current key.
-    pub parts: Vec<(ObjectId, String)>,
+    pub parts: Vec<(ObjectId, KmipUid)>,
 }
 
 fn check_name(what: &str, name: &str) -> Result<String> {
@@ -338,10 +338,7 @@ impl Service {
         for part in &parts {
             if let Some(key) = self.store.current_master_key(part.id).await? {
                 self.keys
-                    .revoke(
-                        &headlock_core::KmipUid::new(&key.kmip_uid),
-                        headlock_core::keys::RevokeReason::Abandoned,
-                    )
+                    .revoke(&key.kmip_uid, headlock_core::keys::RevokeReason::Abandoned)
                     .await?;
             }
         }
@@ -692,11 +689,7 @@ impl Service {
                 }
                 _ => None,
             };
-            let (state, state_error) = match self
-                .keys
-                .key_state(&headlock_core::KmipUid::new(&key.kmip_uid))
-                .await
-            {
+            let (state, state_error) = match self.keys.key_state(&key.kmip_uid).await {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e.to_string())),
             };

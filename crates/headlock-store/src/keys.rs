@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use headlock_core::model::{DataKeyRecord, IntentPhase, KeyIntent, MasterKeyRecord};
 use headlock_core::store::{KeyChange, KeyStore};
-use headlock_core::{ObjectId, StoreConflict as Conflict, StoreError};
+use headlock_core::{KmipUid, ObjectId, StoreConflict as Conflict, StoreError};
 
 use crate::audit::append_audit_in;
 use crate::db::stmt;
@@ -146,7 +146,7 @@ impl KeyStore for SqlStore {
                 None => None,
             };
             let current_uid = current.as_ref().map(|(uid, _)| uid.as_str());
-            if current_uid != change.expected_current.as_deref() {
+            if current_uid != change.expected_current.as_ref().map(KmipUid::as_str) {
                 return Err(StoreError::Precondition(format!(
                     "{op}: the current master key is {current_uid:?}, not the expected {:?}",
                     change.expected_current

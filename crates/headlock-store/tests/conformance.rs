@@ -16,7 +16,7 @@ use headlock_core::model::{
     Role, RoleAssignment, RotationType, SnapshotKind, SnapshotRecord, User,
 };
 use headlock_core::store::{KeyChange, Lease, SnapshotCommit};
-use headlock_core::{MetadataStore, ObjectId, StoreConflict, StoreError};
+use headlock_core::{KmipUid, MetadataStore, ObjectId, StoreConflict, StoreError};
 use headlock_store::truncate_to_micros;
 use time::OffsetDateTime;
 
@@ -191,7 +191,7 @@ mod fixtures {
             id: ObjectId::new(),
             cluster_id: cluster.id,
             key_name: format!("headlock-{}-{}", cluster.id, ObjectId::new()),
-            previous_uid: previous.map(str::to_owned),
+            previous_uid: previous.map(KmipUid::from),
             new_uid: None,
             phase: IntentPhase::Pending,
             rotation_type: if previous.is_some() {
@@ -257,12 +257,12 @@ mod fixtures {
         audit.event_type = "RS_ROTATE_MASTER_KEY_AUDIT".into();
         audit.group_id = Some(cluster.group_id);
         audit.cluster_id = Some(cluster.id);
-        audit.old_key_uid = expected.map(str::to_owned);
+        audit.old_key_uid = expected.map(KmipUid::from);
         audit.new_key_uid = Some(uid.into());
         KeyChange {
             intent_id: intent.id,
             cluster_id: cluster.id,
-            expected_current: expected.map(str::to_owned),
+            expected_current: expected.map(KmipUid::from),
             new_key: key(cluster, uid),
             retired_at: now(),
             data_keys,
@@ -795,7 +795,10 @@ mod suite {
         let after = s.intents().await.unwrap();
         assert_eq!(after.len(), 1);
         assert_eq!(
-            (after[0].phase, after[0].new_uid.as_deref()),
+            (
+                after[0].phase,
+                after[0].new_uid.as_ref().map(KmipUid::as_str)
+            ),
             (IntentPhase::Committed, Some("k1"))
         );
         assert_eq!(

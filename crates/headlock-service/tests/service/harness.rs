@@ -68,14 +68,13 @@ impl World {
     }
 
     /// The KMIP state of a key.
-    pub async fn state(&self, uid: &str) -> KeyState {
-        self.keys.key_state(&KmipUid::new(uid)).await.unwrap()
+    pub async fn state(&self, uid: &KmipUid) -> KeyState {
+        self.keys.key_state(uid).await.unwrap()
     }
 
     /// The uids of the keys the KMIP server holds under the Name `name`.
-    pub async fn keys_named(&self, name: &str) -> Vec<String> {
-        let uids = self.keys.locate_by_name(name).await.unwrap();
-        uids.into_iter().map(KmipUid::into_string).collect()
+    pub async fn keys_named(&self, name: &str) -> Vec<KmipUid> {
+        self.keys.locate_by_name(name).await.unwrap()
     }
 
     /// The pack objects of a cluster, by path.
@@ -219,7 +218,7 @@ pub async fn assert_settled(
     service: &Service,
     cluster: &Cluster,
     retired_state: KeyState,
-) -> String {
+) -> KmipUid {
     let store = service.store();
     assert_eq!(
         store.intents().await.unwrap(),
@@ -242,13 +241,13 @@ pub async fn assert_settled(
     }
     let material = world
         .keys
-        .master_key_material(&KmipUid::new(&current.kmip_uid))
+        .master_key_material(&current.kmip_uid)
         .await
         .unwrap();
     let cluster_id = cluster.id.to_string();
     let ctx = WrapContext {
         cluster_id: &cluster_id,
-        master_key_uid: &current.kmip_uid,
+        master_key_uid: current.kmip_uid.as_str(),
     };
     let data_keys = store.data_keys(cluster.id).await.unwrap();
     assert!(!data_keys.is_empty(), "the cluster has no data key");
