@@ -134,7 +134,7 @@ impl Service {
         group_id: &str,
         new: NewCluster,
     ) -> Result<Vec<Cluster>> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster_name = check_name("clusterName", &new.cluster_name)?;
         let now = crate::now();
         let mut clusters = Vec::new();
@@ -259,7 +259,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<Cluster> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         self.cluster_in(&group, cluster_id).await
     }
 
@@ -282,7 +282,7 @@ impl Service {
         parent_cluster_id: Option<&str>,
         page: Page,
     ) -> Result<(Vec<Cluster>, u64)> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let parent = match parent_cluster_id {
             Some(p) => Some(self.cluster_in(&group, p).await?.id),
             None => None,
@@ -299,7 +299,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<()> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if cluster.parent_cluster_id.is_some() {
             return Err(Conflict::CannotDeleteCluster(format!(
@@ -363,7 +363,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<BackupConfig> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         self.config_of(&cluster).await
     }
@@ -388,7 +388,7 @@ impl Service {
         group_id: &str,
         page: Page,
     ) -> Result<(Vec<BackupConfig>, u64)> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         Ok(self.store.list_backup_configs(group.id, page).await?)
     }
 
@@ -403,7 +403,7 @@ impl Service {
         cluster_id: &str,
         patch: BackupConfigPatch,
     ) -> Result<BackupConfig> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if let Some(whole) = cluster.parent_cluster_id {
             return Err(Conflict::CannotModifyShardBackupConfig {
@@ -559,7 +559,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<EncryptionKeyView> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         let config = self.config_of(&cluster).await?;
         if !config.encryption_enabled {
@@ -596,7 +596,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<()> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         let config = self.config_of(&cluster).await?;
         if !config.encryption_enabled {
@@ -663,7 +663,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<Vec<KeyHistoryEntry>> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if cluster.is_sharded_whole() {
             return Err(ServiceError::invalid_input(format!(

@@ -559,7 +559,7 @@ impl Service {
         cluster_id: &str,
         uid: &str,
     ) -> Result<KeyHistoryEntry> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if uid.is_empty() || uid.len() > MAX_UID {
             return Err(NotFound::MasterKey(KmipUid::new(crate::groups::truncate(uid))).into());

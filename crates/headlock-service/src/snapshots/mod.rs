@@ -188,9 +188,9 @@ impl Service {
         write: bool,
     ) -> Result<Cluster> {
         let group = if write {
-            self.admin_group(actor, group_id).await?
+            self.groups.admin_group(actor, group_id).await?
         } else {
-            self.readable_group(actor, group_id).await?
+            self.groups.readable_group(actor, group_id).await?
         };
         self.cluster_in(&group, cluster_id).await
     }

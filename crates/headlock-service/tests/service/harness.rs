@@ -123,6 +123,7 @@ impl Encrypted {
 /// Registers a replica set (encryption off) in a new group.
 pub async fn replica_set(service: &Service) -> Encrypted {
     let group = service
+        .groups()
         .create_group(&admin(), "service-tests")
         .await
         .unwrap()
