@@ -67,6 +67,16 @@ impl World {
         self.node_with(Arc::new(self.key_manager())).await
     }
 
+    /// Runs one SQL statement on the world's SQLite database, on a connection of the
+    /// test's own (to make the database refuse a write, as a crash would leave it undone).
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", self.dir.path().join("headlock.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(statement).execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+    }
+
     /// The KMIP state of a key.
     pub async fn state(&self, uid: &KmipUid) -> KeyState {
         self.keys.key_state(uid).await.unwrap()
