@@ -58,7 +58,11 @@ async fn list(
     r: Render,
     Path(group_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (events, total) = s.service.list_events(&actor, &group_id, r.page).await?;
+    let (events, total) = s
+        .service
+        .events()
+        .list_events(&actor, &group_id, r.page)
+        .await?;
     Ok(r.list(events.iter().map(|e| event_json(&r, e)).collect(), total))
 }
 
@@ -68,6 +72,10 @@ async fn one(
     r: Render,
     Path((group_id, event_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let e = s.service.event(&actor, &group_id, &event_id).await?;
+    let e = s
+        .service
+        .events()
+        .event(&actor, &group_id, &event_id)
+        .await?;
     Ok(r.entity(axum::http::StatusCode::OK, event_json(&r, &e)))
 }

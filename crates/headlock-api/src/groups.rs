@@ -49,7 +49,7 @@ async fn create(
     r: Render,
     Body(body): Body<NewGroup>,
 ) -> Result<Response, ApiError> {
-    let g = s.service.create_group(&actor, &body.name).await?;
+    let g = s.service.groups().create_group(&actor, &body.name).await?;
     Ok(r.entity(StatusCode::CREATED, group_json(&r, &g)))
 }
 
@@ -58,7 +58,7 @@ async fn list(
     Extension(actor): Extension<Actor>,
     r: Render,
 ) -> Result<Response, ApiError> {
-    let (groups, total) = s.service.list_groups(&actor, r.page).await?;
+    let (groups, total) = s.service.groups().list_groups(&actor, r.page).await?;
     Ok(r.list(groups.iter().map(|g| group_json(&r, g)).collect(), total))
 }
 
@@ -68,7 +68,7 @@ async fn one(
     r: Render,
     Path(group_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let g = s.service.group(&actor, &group_id).await?;
+    let g = s.service.groups().group(&actor, &group_id).await?;
     Ok(r.entity(StatusCode::OK, group_json(&r, &g)))
 }
 
@@ -78,6 +78,6 @@ async fn by_name(
     r: Render,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let g = s.service.group_by_name(&actor, &name).await?;
+    let g = s.service.groups().group_by_name(&actor, &name).await?;
     Ok(r.entity(StatusCode::OK, group_json(&r, &g)))
 }

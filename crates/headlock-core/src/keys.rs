@@ -13,8 +13,17 @@ use crate::envelope::MasterKeyMaterial;
 
 /// A KMIP Unique Identifier: the server's name for a key. Any text the server chooses;
 /// Headlock never makes one up, it only keeps and passes back what a server returned.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Records keep it as TEXT and JSON shows it as a string. Its `Debug` form is the quoted text, as a `String`'s is, so
+/// messages that show one read the same whatever type holds it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct KmipUid(String);
+
+impl fmt::Debug for KmipUid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
 
 impl KmipUid {
     /// Wraps the text a KMIP server returned (or a record keeps).
@@ -36,6 +45,24 @@ impl KmipUid {
 impl fmt::Display for KmipUid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl From<String> for KmipUid {
+    fn from(uid: String) -> Self {
+        KmipUid(uid)
+    }
+}
+
+impl From<&str> for KmipUid {
+    fn from(uid: &str) -> Self {
+        KmipUid(uid.to_string())
+    }
+}
+
+impl AsRef<str> for KmipUid {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 

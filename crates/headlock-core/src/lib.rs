@@ -35,4 +35,4 @@ pub mod store;
 pub use blob::{BlobError, BlobStore};
 pub use id::ObjectId;
 pub use keys::{KeyManager, KeyManagerError, KmipUid, ServerProbe};
-pub use store::{Lease, MetadataStore, StoreError};
+pub use store::{Conflict as StoreConflict, Lease, MetadataStore, StoreError};

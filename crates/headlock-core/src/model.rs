@@ -5,7 +5,7 @@
 
 use time::OffsetDateTime;
 
-use crate::ObjectId;
+use crate::{KmipUid, ObjectId};
 
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -208,7 +208,7 @@ pub struct MasterKeyRecord {
     /// The cluster.
     pub cluster_id: ObjectId,
     /// KMIP Unique Identifier: the API's `encryptionKeyUUID`.
-    pub kmip_uid: String,
+    pub kmip_uid: KmipUid,
     /// The KMIP server that created it (as configured, `host:port`).
     pub kmip_server: String,
     /// The KMIP Name given to the key, so it can be found again with Locate.
@@ -233,7 +233,7 @@ pub struct DataKeyRecord {
     /// The wrapped key (see [`crate::envelope`]).
     pub wrapped: Vec<u8>,
     /// The KMIP uid of the master key that wraps it now.
-    pub master_key_uid: String,
+    pub master_key_uid: KmipUid,
     /// When it was generated.
     pub created: OffsetDateTime,
 }
@@ -284,9 +284,9 @@ pub struct KeyIntent {
     /// The KMIP Name the new key gets (unique per intent, so Locate finds exactly it).
     pub key_name: String,
     /// The master key current when the intent was written (None for a first key).
-    pub previous_uid: Option<String>,
+    pub previous_uid: Option<KmipUid>,
     /// The new key's uid, once created.
-    pub new_uid: Option<String>,
+    pub new_uid: Option<KmipUid>,
     /// Progress.
     pub phase: IntentPhase,
     /// Why.
@@ -346,9 +346,9 @@ pub struct AuditEvent {
     /// `SUCCESS` or `FAILURE`.
     pub outcome: String,
     /// Master key before.
-    pub old_key_uid: Option<String>,
+    pub old_key_uid: Option<KmipUid>,
     /// Master key after.
-    pub new_key_uid: Option<String>,
+    pub new_key_uid: Option<KmipUid>,
     /// Free text (never secrets).
     pub detail: Option<String>,
 }
@@ -567,7 +567,7 @@ pub struct KeyStateError {
     /// The cluster.
     pub cluster_id: ObjectId,
     /// The key the finding is about (an error about a key no longer current is stale).
-    pub kmip_uid: String,
+    pub kmip_uid: KmipUid,
     /// What is wrong, naming the key, its state and the KMIP server.
     pub message: String,
     /// When it was first found.
@@ -614,7 +614,7 @@ pub struct RetiredKeyRecord {
     /// The cluster.
     pub cluster_id: ObjectId,
     /// The key.
-    pub kmip_uid: String,
+    pub kmip_uid: KmipUid,
     /// Its fate.
     pub fate: RetiredKeyFate,
     /// When the fate was recorded (for `Destroyed`: when it was destroyed).

@@ -151,8 +151,8 @@ mod tests {
         let t = cache.ticket();
         cache.put_key(t, view(g, c, "new"));
         assert_eq!(
-            cache.key(g, c).unwrap().encryption_key_uuid.as_deref(),
-            Some("new")
+            cache.key(g, c).unwrap().encryption_key_uuid,
+            Some("new".into())
         );
     }
 

@@ -7,11 +7,11 @@
 //! data and master keys; the whole cluster's config mirrors them, and a change to it is a
 //! change to every part.
 
-use headlock_core::ObjectId;
-use headlock_core::StoreError;
 use headlock_core::model::{
     AuthMechanism, BackupConfig, BackupStatus, Cluster, ClusterType, Group, Page, RotationType,
 };
+use headlock_core::{KmipUid, ObjectId};
+use headlock_core::{StoreConflict, StoreError};
 
 use crate::error::{Conflict, Duplicated, NotFound};
 use crate::groups::parse_cluster_id;
@@ -79,9 +79,9 @@ pub struct EncryptionKeyView {
     /// Cluster.
     pub cluster_id: ObjectId,
     /// The current master key's KMIP uid (absent for a whole sharded cluster).
-    pub encryption_key_uuid: Option<String>,
+    pub encryption_key_uuid: Option<KmipUid>,
     /// For a whole sharded cluster: each part and its current key.
-    pub parts: Vec<(ObjectId, String)>,
+    pub parts: Vec<(ObjectId, KmipUid)>,
 }
 
 fn check_name(what: &str, name: &str) -> Result<String> {
@@ -134,7 +134,7 @@ impl Service {
         group_id: &str,
         new: NewCluster,
     ) -> Result<Vec<Cluster>> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster_name = check_name("clusterName", &new.cluster_name)?;
         let now = crate::now();
         let mut clusters = Vec::new();
@@ -226,7 +226,7 @@ impl Service {
             .collect();
         match self.store.insert_clusters(&clusters, &configs).await {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict(StoreConflict::ClusterName)) => {
                 return Err(Conflict::Duplicate {
                     what: Duplicated::ClusterName,
                     message: format!(
@@ -259,7 +259,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<Cluster> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         self.cluster_in(&group, cluster_id).await
     }
 
@@ -282,7 +282,7 @@ impl Service {
         parent_cluster_id: Option<&str>,
         page: Page,
     ) -> Result<(Vec<Cluster>, u64)> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let parent = match parent_cluster_id {
             Some(p) => Some(self.cluster_in(&group, p).await?.id),
             None => None,
@@ -299,7 +299,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<()> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if cluster.parent_cluster_id.is_some() {
             return Err(Conflict::CannotDeleteCluster(format!(
@@ -338,10 +338,7 @@ impl Service {
         for part in &parts {
             if let Some(key) = self.store.current_master_key(part.id).await? {
                 self.keys
-                    .revoke(
-                        &headlock_core::KmipUid::new(&key.kmip_uid),
-                        headlock_core::keys::RevokeReason::Abandoned,
-                    )
+                    .revoke(&key.kmip_uid, headlock_core::keys::RevokeReason::Abandoned)
                     .await?;
             }
         }
@@ -366,7 +363,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<BackupConfig> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         self.config_of(&cluster).await
     }
@@ -391,7 +388,7 @@ impl Service {
         group_id: &str,
         page: Page,
     ) -> Result<(Vec<BackupConfig>, u64)> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         Ok(self.store.list_backup_configs(group.id, page).await?)
     }
 
@@ -406,7 +403,7 @@ impl Service {
         cluster_id: &str,
         patch: BackupConfigPatch,
     ) -> Result<BackupConfig> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if let Some(whole) = cluster.parent_cluster_id {
             return Err(Conflict::CannotModifyShardBackupConfig {
@@ -562,7 +559,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<EncryptionKeyView> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         let config = self.config_of(&cluster).await?;
         if !config.encryption_enabled {
@@ -599,7 +596,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<()> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         let config = self.config_of(&cluster).await?;
         if !config.encryption_enabled {
@@ -666,7 +663,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<Vec<KeyHistoryEntry>> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if cluster.is_sharded_whole() {
             return Err(ServiceError::invalid_input(format!(
@@ -692,11 +689,7 @@ impl Service {
                 }
                 _ => None,
             };
-            let (state, state_error) = match self
-                .keys
-                .key_state(&headlock_core::KmipUid::new(&key.kmip_uid))
-                .await
-            {
+            let (state, state_error) = match self.keys.key_state(&key.kmip_uid).await {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e.to_string())),
             };

@@ -37,7 +37,7 @@ use headlock_core::model::{
 };
 use headlock_core::snapshot::{ChunkCipher, ChunkIdKey};
 use headlock_core::store::{ReencryptCommit, ReencryptFinish};
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{ObjectId, StoreConflict, StoreError};
 use tokio::sync::mpsc;
 
 use crate::error::{Conflict, Internal, NotFound, RequestedId};
@@ -99,7 +99,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
     ) -> Result<Vec<ReencryptionJob>> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if !self.config_of(&cluster).await?.encryption_enabled {
             return Err(Conflict::EncryptionDisabledRotate(cluster.id).into());
@@ -137,7 +137,7 @@ impl Service {
         cluster_id: &str,
         job_id: &str,
     ) -> Result<ReencryptionJob> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         let id = parse_job_id(job_id)?;
         for part in self.data_parts(&cluster).await? {
@@ -157,7 +157,7 @@ impl Service {
         cluster_id: &str,
         page: Page,
     ) -> Result<(Vec<ReencryptionJob>, u64)> {
-        let group = self.readable_group(actor, group_id).await?;
+        let group = self.groups.readable_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if !cluster.is_sharded_whole() {
             return Ok(self.store.list_reencryption_jobs(cluster.id, page).await?);
@@ -247,7 +247,9 @@ impl Service {
         );
         match self.store.insert_reencryption_job(&job, &audit).await {
             Ok(()) => Ok(Some(job)),
-            Err(StoreError::Conflict(_)) => self.running_job_of(cluster.id).await,
+            Err(StoreError::Conflict(StoreConflict::ReencryptionJobRunning)) => {
+                self.running_job_of(cluster.id).await
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -1,10 +1,17 @@
-//! Groups (Ops Manager projects).
+//! Groups (Ops Manager projects), and the access check every other capability runs on
+//! a group id from a path (`Groups::readable_group`, `Groups::admin_group`).
+//!
+//! [`Groups`] is a capability of its own: it needs the metadata store and nothing else
+//! (no key manager, no blob store, no locks). The API reaches it through
+//! [`crate::Service::groups`].
+
+use std::sync::Arc;
 
 use headlock_core::model::{Group, Page};
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{MetadataStore, ObjectId, StoreConflict, StoreError};
 
 use crate::error::{Conflict, Denied, Duplicated, NotFound};
-use crate::{Actor, Result, Service, ServiceError};
+use crate::{Actor, Result, ServiceError};
 
 /// A group with the count the API shows beside it.
 #[derive(Debug, Clone)]
@@ -33,7 +40,18 @@ pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-impl Service {
+/// Groups: create, list and read them, and resolve a group id an actor may use.
+#[derive(Clone)]
+pub struct Groups {
+    store: Arc<dyn MetadataStore>,
+}
+
+impl Groups {
+    /// Groups on `store`.
+    pub fn new(store: Arc<dyn MetadataStore>) -> Self {
+        Groups { store }
+    }
+
     /// Creates a group (global owners only).
     pub async fn create_group(&self, actor: &Actor, name: &str) -> Result<GroupView> {
         actor.require_global_owner()?;
@@ -54,7 +72,7 @@ impl Service {
         };
         match self.store.insert_group(&group).await {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict(StoreConflict::GroupName)) => {
                 return Err(Conflict::Duplicate {
                     what: Duplicated::GroupName,
                     message: format!("A group with name {name} already exists."),

@@ -1,6 +1,8 @@
 //! What Headlock does, with no HTTP and no SQL in sight.
 //!
-//! [`Service`] is the one entry point the API layer and the CLI call. It owns the rules:
+//! [`Service`] is the one entry point the API layer and the CLI call. The capabilities
+//! that need the metadata store alone are types of their own, reached through it:
+//! [`Service::users`], [`Service::groups`], [`Service::events`]. It owns the rules:
 //! who may do what ([`access`]), how clusters and their backup configs are registered and
 //! changed ([`clusters`]), how master keys are created and rotated ([`rotation`]: a
 //! persisted intent before every KMIP call, one atomic commit, reconciliation of whatever a
@@ -73,14 +75,21 @@ pub struct Service {
     lifecycle: Arc<lifecycle::LifecycleState>,
     /// API users, on the same store and read cache (see [`users`]).
     users: users::Users,
+    /// Groups, on the same store (see [`groups`]).
+    groups: groups::Groups,
+    /// The audit trail as the API reads it (see [`events`]).
+    events: events::Events,
 }
 
 impl Service {
     /// A service over `store` whose master keys live in `keys`.
     pub fn new(store: Arc<dyn MetadataStore>, keys: Arc<dyn KeyManager>) -> Self {
         let cache = Arc::new(cache::ReadCache::new());
+        let groups = groups::Groups::new(store.clone());
         Service {
             users: users::Users::sharing(store.clone(), cache.clone()),
+            events: events::Events::new(store.clone(), groups.clone()),
+            groups,
             store,
             keys,
             locks: rotation::ClusterLocks::default(),
@@ -113,6 +122,16 @@ impl Service {
     /// API users (the API layer looks one up on every request).
     pub fn users(&self) -> &users::Users {
         &self.users
+    }
+
+    /// Groups (Ops Manager projects).
+    pub fn groups(&self) -> &groups::Groups {
+        &self.groups
+    }
+
+    /// The audit trail as the API reads it.
+    pub fn events(&self) -> &events::Events {
+        &self.events
     }
 
     /// The metadata store (for the CLI's offline commands).

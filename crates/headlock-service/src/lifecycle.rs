@@ -172,11 +172,11 @@ pub struct WatchReport {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DestroyReport {
     /// Keys destroyed.
-    pub destroyed: Vec<String>,
+    pub destroyed: Vec<KmipUid>,
     /// Keys past their grace but still referenced (kept).
-    pub referenced: Vec<String>,
+    pub referenced: Vec<KmipUid>,
     /// Keys whose KMIP Destroy failed (tried again next time).
-    pub failed: Vec<String>,
+    pub failed: Vec<KmipUid>,
 }
 
 /// Checks a lifecycle field given through the API: 0 (off) or 1 to [`MAX_DAYS`].
@@ -260,7 +260,7 @@ impl Service {
             return None;
         }
         self.lifecycle
-            .retry_at(cluster, &key.kmip_uid)
+            .retry_at(cluster, key.kmip_uid.as_str())
             .or(Some(key.created + days(settings.rotation_period_days)))
     }
 
@@ -349,7 +349,9 @@ impl Service {
                     report.rotated.push(cluster.id);
                 }
                 Err(e) => {
-                    let retry = self.lifecycle.failed(cluster.id, &key.kmip_uid, now);
+                    let retry = self
+                        .lifecycle
+                        .failed(cluster.id, key.kmip_uid.as_str(), now);
                     crate::metrics::scheduled_rotation_failed();
                     let detail = format!(
                         "scheduled rotation of master key {} failed: {e}; next attempt at {retry}",
@@ -381,7 +383,7 @@ impl Service {
                 continue;
             };
             report.checked += 1;
-            let finding = match self.keys.key_state(&KmipUid::new(&key.kmip_uid)).await {
+            let finding = match self.keys.key_state(&key.kmip_uid).await {
                 Ok(KeyState::Active) => None,
                 Ok(state) => Some(format!(
                     "Master key {} of cluster {} is {} in KMIP server {}, not Active.",
@@ -506,20 +508,17 @@ impl Service {
     async fn destroy_claimed(
         &self,
         cluster: &Cluster,
-        uid: &str,
+        uid: &KmipUid,
         report: &mut DestroyReport,
     ) -> Result<()> {
         // KMIP destroys only keys that are not Active: revoke one whose revocation after
         // its rotation never went through.
-        if let Ok(KeyState::Active) = self.keys.key_state(&KmipUid::new(uid)).await
-            && let Err(e) = self
-                .keys
-                .revoke(&KmipUid::new(uid), RevokeReason::Superseded)
-                .await
+        if let Ok(KeyState::Active) = self.keys.key_state(uid).await
+            && let Err(e) = self.keys.revoke(uid, RevokeReason::Superseded).await
         {
             tracing::warn!(cluster = %cluster.id, key = %uid, error = %e, "cannot revoke a retired key before destroying it");
         }
-        match self.keys.destroy(&KmipUid::new(uid)).await {
+        match self.keys.destroy(uid).await {
             // Already gone from the server: destroyed all the same.
             Ok(()) => {}
             Err(e) if e.is_item_not_found() => {}
@@ -528,7 +527,7 @@ impl Service {
                 self.store
                     .finish_key_destruction(cluster.id, uid, None)
                     .await?;
-                report.failed.push(uid.to_string());
+                report.failed.push(uid.clone());
                 return Ok(());
             }
         }
@@ -545,9 +544,9 @@ impl Service {
             "SUCCESS",
             Some("retired master key destroyed in the KMIP server after its grace period"),
         );
-        event.old_key_uid = Some(uid.to_string());
+        event.old_key_uid = Some(uid.clone());
         self.append_audit_logged(&event).await;
-        report.destroyed.push(uid.to_string());
+        report.destroyed.push(uid.clone());
         Ok(())
     }
 
@@ -560,14 +559,15 @@ impl Service {
         cluster_id: &str,
         uid: &str,
     ) -> Result<KeyHistoryEntry> {
-        let group = self.admin_group(actor, group_id).await?;
+        let group = self.groups.admin_group(actor, group_id).await?;
         let cluster = self.cluster_in(&group, cluster_id).await?;
         if uid.is_empty() || uid.len() > MAX_UID {
             return Err(NotFound::MasterKey(KmipUid::new(crate::groups::truncate(uid))).into());
         }
+        let key_uid = KmipUid::new(uid);
         match self
             .store
-            .keep_retired_key(cluster.id, uid, crate::now())
+            .keep_retired_key(cluster.id, &key_uid, crate::now())
             .await
         {
             Ok(RetiredKeyFate::Kept) => {}
@@ -579,7 +579,7 @@ impl Service {
                 .into());
             }
             Err(StoreError::NotFound(_)) => {
-                return Err(NotFound::MasterKey(KmipUid::new(uid)).into());
+                return Err(NotFound::MasterKey(key_uid).into());
             }
             Err(StoreError::Precondition(_)) => {
                 return Err(Conflict::CannotCancelKeyDestruction(format!(
@@ -596,13 +596,13 @@ impl Service {
             "SUCCESS",
             Some("the retired master key will never be destroyed"),
         );
-        event.old_key_uid = Some(uid.to_string());
+        event.old_key_uid = Some(key_uid.clone());
         self.store.append_audit(&event).await?;
         self.key_history(actor, group_id, cluster_id)
             .await?
             .into_iter()
-            .find(|h| h.key.kmip_uid == uid)
-            .ok_or_else(|| NotFound::MasterKey(KmipUid::new(uid)).into())
+            .find(|h| h.key.kmip_uid == key_uid)
+            .ok_or_else(|| NotFound::MasterKey(key_uid).into())
     }
 
     async fn append_audit_logged(&self, event: &headlock_core::model::AuditEvent) {

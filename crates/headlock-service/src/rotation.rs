@@ -41,7 +41,7 @@ use headlock_core::model::{
     BackupConfig, Cluster, DataKeyRecord, KeyIntent, MasterKeyRecord, RotationType,
 };
 use headlock_core::store::KeyChange;
-use headlock_core::{KeyManagerError, ObjectId, StoreError};
+use headlock_core::{KeyManagerError, ObjectId, StoreConflict, StoreError};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::error::{Conflict, Internal};
@@ -102,7 +102,7 @@ enum Replace<'a> {
     /// Whichever key is current when the change has claimed the cluster.
     Current,
     /// This key only; if another is current by then, nothing is done.
-    Exactly(&'a str),
+    Exactly(&'a KmipUid),
 }
 
 /// A key change about to commit: its intent and lease, the key it replaces, the new key.
@@ -170,9 +170,9 @@ pub struct ReconcileReport {
     /// Intents finished or undone.
     pub resolved: usize,
     /// KMIP keys revoked because no record uses them.
-    pub orphans_revoked: Vec<String>,
+    pub orphans_revoked: Vec<KmipUid>,
     /// Old keys revoked after a committed rotation.
-    pub superseded_revoked: Vec<String>,
+    pub superseded_revoked: Vec<KmipUid>,
     /// Intents left for later (the KMIP server could not be reached).
     pub deferred: usize,
 }
@@ -237,7 +237,7 @@ impl Service {
         actor: &Actor,
         cluster: &Cluster,
         kind: RotationType,
-        uid: &str,
+        uid: &KmipUid,
     ) -> Result<bool> {
         self.rotate_replacing(actor, cluster, kind, Replace::Exactly(uid))
             .await
@@ -327,7 +327,7 @@ impl Service {
                 self.store.delete_intent(intent.id).await?;
                 return Err(ClaimFailed::Raced);
             }
-            Err(StoreError::Conflict(_)) => drop(lease),
+            Err(StoreError::Conflict(StoreConflict::KeyChangeInFlight)) => drop(lease),
             Err(e) => return Err(e.into()),
         }
         let Some(other) = self
@@ -380,7 +380,7 @@ impl Service {
                 self.store.delete_intent(intent.id).await?;
                 return Err(Conflict::EncryptionDisabledRotate(cluster.id).into());
             }
-            (Some(key), Replace::Exactly(uid)) if key.kmip_uid != uid => {
+            (Some(key), Replace::Exactly(uid)) if &key.kmip_uid != uid => {
                 // Rotated meanwhile (a PUT, another node's schedule): nothing is due.
                 self.store.delete_intent(intent.id).await?;
                 return Ok(false);
@@ -404,7 +404,7 @@ impl Service {
                 return Err(e.into());
             }
         };
-        let intent = intent.key_active(created.uid.to_string());
+        let intent = intent.key_active(created.uid.clone());
         let committed = match self.store.update_intent(&intent.record()).await {
             Ok(()) => {
                 if current.is_some() {
@@ -451,10 +451,7 @@ impl Service {
             crash_point("rotation-after-commit");
             if let Err(e) = self
                 .keys
-                .revoke(
-                    &KmipUid::new(&old.kmip_uid),
-                    revoke_reason(intent.rotation_type),
-                )
+                .revoke(&old.kmip_uid, revoke_reason(intent.rotation_type))
                 .await
             {
                 tracing::warn!(
@@ -503,15 +500,12 @@ impl Service {
         let mut materials = HashMap::new();
         for dk in existing {
             if !materials.contains_key(&dk.master_key_uid) {
-                let m = self
-                    .keys
-                    .master_key_material(&KmipUid::new(&dk.master_key_uid))
-                    .await?;
+                let m = self.keys.master_key_material(&dk.master_key_uid).await?;
                 materials.insert(dk.master_key_uid.clone(), m);
             }
             let old_ctx = WrapContext {
                 cluster_id: &cluster_id,
-                master_key_uid: &dk.master_key_uid,
+                master_key_uid: dk.master_key_uid.as_str(),
             };
             let wrapped = DataKey::rewrap(
                 &dk.wrapped,
@@ -526,7 +520,7 @@ impl Service {
             })?;
             data_keys.push(DataKeyRecord {
                 wrapped,
-                master_key_uid: created.uid.to_string(),
+                master_key_uid: created.uid.clone(),
                 ..dk
             });
         }
@@ -538,7 +532,7 @@ impl Service {
                 wrapped: key
                     .wrap(&new_material, &new_ctx)
                     .map_err(|e| ServiceError::unexpected(e.to_string()))?,
-                master_key_uid: created.uid.to_string(),
+                master_key_uid: created.uid.clone(),
                 created: now,
             });
         }
@@ -557,14 +551,14 @@ impl Service {
             )),
         );
         audit.old_key_uid = current.map(|k| k.kmip_uid.clone());
-        audit.new_key_uid = Some(created.uid.to_string());
+        audit.new_key_uid = Some(created.uid.clone());
         let change = KeyChange {
             intent_id: intent.id,
             cluster_id: cluster.id,
             expected_current: current.map(|k| k.kmip_uid.clone()),
             new_key: MasterKeyRecord {
                 cluster_id: cluster.id,
-                kmip_uid: created.uid.to_string(),
+                kmip_uid: created.uid.clone(),
                 kmip_server: created.server.clone(),
                 kmip_name: intent.key_name.clone(),
                 created: now,
@@ -594,9 +588,9 @@ impl Service {
     /// revokes the new key (found by uid or by name) and deletes the intent. If the KMIP
     /// server cannot be reached, the intent stays for [`Service::reconcile`]. Returns the
     /// revoked uids, or None if deferred.
-    async fn abandon(&self, intent: &Claim, new_uid: Option<&str>) -> Option<Vec<String>> {
+    async fn abandon(&self, intent: &Claim, new_uid: Option<&KmipUid>) -> Option<Vec<KmipUid>> {
         let mut uids = match self.keys.locate_by_name(&intent.key_name).await {
-            Ok(uids) => uids.into_iter().map(KmipUid::into_string).collect(),
+            Ok(uids) => uids,
             Err(e) => {
                 tracing::warn!(intent = %intent.id, error = %e, "cannot look up an abandoned master key yet");
                 // Without the uid there is nothing else to go on: try again later.
@@ -607,14 +601,10 @@ impl Service {
         if let Some(uid) = new_uid
             && !uids.iter().any(|u| u == uid)
         {
-            uids.push(uid.to_string());
+            uids.push(uid.clone());
         }
         for uid in &uids {
-            match self
-                .keys
-                .revoke(&KmipUid::new(uid), RevokeReason::Abandoned)
-                .await
-            {
+            match self.keys.revoke(uid, RevokeReason::Abandoned).await {
                 Ok(()) | Err(KeyManagerError::Refused { .. }) => {}
                 Err(e) => {
                     tracing::warn!(intent = %intent.id, key = %uid, error = %e, "cannot revoke an abandoned master key yet");
@@ -632,7 +622,7 @@ impl Service {
     /// [`Self::abandon`]; if the KMIP server cannot be reached the intent stays, and
     /// since its lease goes with this call, the next key change of the cluster (on any
     /// node) or the periodic reconciliation finishes it.
-    async fn abandon_or_defer(&self, intent: &Claim, new_uid: Option<&str>) {
+    async fn abandon_or_defer(&self, intent: &Claim, new_uid: Option<&KmipUid>) {
         if self.abandon(intent, new_uid).await.is_none() {
             tracing::warn!(intent = %intent.id, cluster = %intent.cluster_id, "key change left for reconciliation");
         }
@@ -643,7 +633,7 @@ impl Service {
         actor: &Actor,
         cluster: &Cluster,
         intent: &Claim,
-        new_uid: Option<&str>,
+        new_uid: Option<&KmipUid>,
         why: &str,
     ) {
         let mut event = actor.event(
@@ -658,7 +648,7 @@ impl Service {
             Some(why),
         );
         event.old_key_uid = intent.previous_uid.clone();
-        event.new_key_uid = new_uid.map(str::to_string);
+        event.new_key_uid = new_uid.cloned();
         if let Err(e) = self.store.append_audit(&event).await {
             tracing::error!(error = %e, "cannot record a failed key change in the audit trail");
         }
@@ -733,7 +723,7 @@ impl Service {
                 let reason = revoke_reason(intent.rotation_type);
                 let revoked = job.is_ok()
                     && match &intent.previous_uid {
-                        Some(old) => match self.keys.revoke(&KmipUid::new(old), reason).await {
+                        Some(old) => match self.keys.revoke(old, reason).await {
                             Ok(()) | Err(KeyManagerError::Refused { .. }) => {
                                 report.superseded_revoked.push(old.clone());
                                 true
@@ -769,7 +759,7 @@ impl Service {
                     Some(&detail),
                 );
                 event.old_key_uid = intent.previous_uid.clone();
-                event.new_key_uid = state.new_uid().map(str::to_string);
+                event.new_key_uid = state.new_uid().cloned();
                 if let Err(e) = self.store.append_audit(&event).await {
                     tracing::error!(error = %e, "cannot record a reconciliation in the audit trail");
                 }

@@ -13,8 +13,8 @@
 use std::sync::Arc;
 
 use headlock_core::ObjectId;
-use headlock_core::StoreError;
 use headlock_core::model::{Role, RoleAssignment, User};
+use headlock_core::{StoreConflict, StoreError};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
@@ -130,7 +130,7 @@ impl Users {
         };
         match self.store.insert_user(&user).await {
             Ok(()) => self.cache.invalidate(),
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict(StoreConflict::Username)) => {
                 return Err(Conflict::Duplicate {
                     what: Duplicated::Username,
                     message: format!("A user named {username} already exists."),

@@ -12,12 +12,12 @@
 
 use std::time::{Duration, Instant};
 
-use headlock_core::ObjectId;
 use headlock_core::model::{
     AuditEvent, BackupConfig, Cluster, ClusterType, DataKeyRecord, Group, IntentPhase, KeyIntent,
     MasterKeyRecord, RotationType,
 };
 use headlock_core::store::{AuditStore, GroupStore, KeyChange, KeyStore};
+use headlock_core::{KmipUid, ObjectId};
 use headlock_store::SqlStore;
 use time::OffsetDateTime;
 
@@ -66,10 +66,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
 
-    let mut previous: Option<String> = None;
+    let mut previous: Option<KmipUid> = None;
     let mut times = Vec::with_capacity(rotations);
     for n in 0..rotations {
-        let uid = format!("key-{n}");
+        let uid = KmipUid::new(format!("key-{n}"));
         let intent = KeyIntent {
             id: ObjectId::new(),
             cluster_id: cluster.id,

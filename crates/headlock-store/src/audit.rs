@@ -24,7 +24,7 @@
 use async_trait::async_trait;
 use headlock_core::model::{AuditEvent, Page};
 use headlock_core::store::AuditStore;
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{KmipUid, ObjectId, StoreError};
 use ring::digest;
 
 use crate::db::{Tx, stmt};
@@ -61,8 +61,8 @@ pub(crate) fn canonical(seq: i64, event: &AuditEvent) -> Vec<u8> {
         event.username.as_deref(),
         event.remote_address.as_deref(),
         Some(&event.outcome),
-        event.old_key_uid.as_deref(),
-        event.new_key_uid.as_deref(),
+        event.old_key_uid.as_ref().map(KmipUid::as_str),
+        event.new_key_uid.as_ref().map(KmipUid::as_str),
         event.detail.as_deref(),
     ];
     for field in fields {
@@ -283,7 +283,7 @@ mod tests {
             remote_address: None,
             outcome: "SUCCESS".into(),
             old_key_uid: None,
-            new_key_uid: Some("1".into()),
+            new_key_uid: Some(KmipUid::new("1")),
             detail: None,
         }
     }

@@ -9,7 +9,7 @@
 //! give it back when they succeed.
 
 use headlock_core::model::{ChunkId, ChunkLocation};
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{ObjectId, StoreConflict as Conflict, StoreError};
 use sqlx::error::ErrorKind;
 
 use crate::db::{Pool, Tx, stmt};
@@ -66,7 +66,7 @@ impl<'a> SnapshotChunks<'a> {
     }
 
     /// Inserts the new chunks in `tx`. A chunk already stored for the cluster (by
-    /// another commit) rolls `tx` back and is [`StoreError::Conflict`] naming it.
+    /// another commit) rolls `tx` back and is [`Conflict::ChunkStored`] naming it.
     pub(crate) async fn insert_new(
         &self,
         mut tx: Tx,
@@ -92,10 +92,11 @@ impl<'a> SnapshotChunks<'a> {
                     let ids: Vec<ChunkId> = batch.iter().map(|c| c.chunk_id).collect();
                     let stored = stored_ids(pool, &self.cluster_text, &ids, op).await?;
                     let which = ids.iter().find(|id| stored.binary_search(id).is_ok());
-                    return Err(StoreError::Conflict(match which {
-                        Some(id) => format!("{op}: chunk {id} is already stored for the cluster"),
-                        None => format!("{op}: a new chunk is listed twice"),
-                    }));
+                    return Err(match which {
+                        Some(id) => Conflict::ChunkStored(*id),
+                        None => Conflict::ChunkListedTwice,
+                    }
+                    .into());
                 }
                 return Err(classify(op, e));
             }

@@ -37,6 +37,7 @@
 
 use std::borrow::Cow;
 
+use headlock_core::KmipUid;
 use sqlx::database::HasStatementCache;
 use sqlx::postgres::{PgPool, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
@@ -166,6 +167,19 @@ impl<'a> From<&'a Option<String>> for Arg<'a> {
 impl From<Option<String>> for Arg<'_> {
     fn from(v: Option<String>) -> Self {
         Arg::OptText(v.map(Cow::Owned))
+    }
+}
+
+/// A KMIP uid is TEXT, as the server spelled it.
+impl<'a> From<&'a KmipUid> for Arg<'a> {
+    fn from(v: &'a KmipUid) -> Self {
+        Arg::Text(Cow::Borrowed(v.as_str()))
+    }
+}
+
+impl<'a> From<&'a Option<KmipUid>> for Arg<'a> {
+    fn from(v: &'a Option<KmipUid>) -> Self {
+        Arg::OptText(v.as_ref().map(|uid| Cow::Borrowed(uid.as_str())))
     }
 }
 

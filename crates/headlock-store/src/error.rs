@@ -5,10 +5,11 @@
 //! ..." without its DETAIL line, which quotes the key), never bound values, so no secret
 //! can reach a log through an error.
 
-use headlock_core::StoreError;
+use headlock_core::{StoreConflict as Conflict, StoreError};
 use sqlx::error::ErrorKind;
 
-/// Maps a database error met while doing `op`: unique violations are `Conflict`, foreign
+/// Maps a database error met while doing `op`: unique violations are `Conflict` (of a rule
+/// the caller did not name, [`Conflict::Other`]: see [`ctx_unique`]), foreign
 /// key violations (a referenced group or cluster is missing) are `NotFound`, a
 /// transaction PostgreSQL aborted in favour of another is `Aborted` (the one error
 /// [`StoreError::is_transient`] accepts, so the store runs it again), anything else is
@@ -20,7 +21,7 @@ pub(crate) fn classify(op: &str, e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         match db.kind() {
             ErrorKind::UniqueViolation => {
-                return StoreError::Conflict(format!("{op}: {}", db.message()));
+                return Conflict::Other(format!("{op}: {}", db.message())).into();
             }
             ErrorKind::ForeignKeyViolation => {
                 return StoreError::NotFound(format!(
@@ -36,6 +37,18 @@ pub(crate) fn classify(op: &str, e: sqlx::Error) -> StoreError {
 /// A closure for `map_err` that classifies errors of `op`.
 pub(crate) fn ctx(op: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
     move |e| classify(op, e)
+}
+
+/// A closure for `map_err` on a statement that can break one uniqueness rule only:
+/// a unique violation is `rule`, anything else is classified as [`classify`] does.
+pub(crate) fn ctx_unique(op: &str, rule: Conflict) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| {
+        if is_violation(&e, ErrorKind::UniqueViolation) {
+            rule.into()
+        } else {
+            classify(op, e)
+        }
+    }
 }
 
 /// Whether `e` is the database refusing a statement for `kind` (a unique or foreign key

@@ -8,11 +8,11 @@
 use async_trait::async_trait;
 use headlock_core::model::{AuditEvent, BackupConfig, Cluster, Group, Page};
 use headlock_core::store::GroupStore;
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{ObjectId, StoreConflict as Conflict, StoreError};
 
 use crate::audit::append_audit_in;
 use crate::db::{Tx, stmt};
-use crate::error::{classify, ctx};
+use crate::error::{classify, ctx, ctx_unique};
 use crate::lifecycle;
 use crate::queries as q;
 use crate::rows::{self, id_text, json_list, micros, opt_id_text};
@@ -28,12 +28,10 @@ impl GroupStore for SqlStore {
             .bind(micros(group.created))
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                classify(
-                    &format!("inserting group {} named {:?}", group.id, group.name),
-                    e,
-                )
-            })?;
+            .map_err(ctx_unique(
+                &format!("inserting group {} named {:?}", group.id, group.name),
+                Conflict::GroupName,
+            ))?;
         Ok(())
     }
 
@@ -100,15 +98,13 @@ impl GroupStore for SqlStore {
                     .bind(micros(c.created))
                     .execute(&mut tx)
                     .await
-                    .map_err(|e| {
-                        classify(
-                            &format!(
-                                "inserting cluster {} named {:?} in group {}",
-                                c.id, c.cluster_name, c.group_id
-                            ),
-                            e,
-                        )
-                    })?;
+                    .map_err(ctx_unique(
+                        &format!(
+                            "inserting cluster {} named {:?} in group {}",
+                            c.id, c.cluster_name, c.group_id
+                        ),
+                        Conflict::ClusterName,
+                    ))?;
             }
             for b in configs {
                 stmt(q::INSERT_CONFIG)

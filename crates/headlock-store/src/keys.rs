@@ -7,11 +7,11 @@
 use async_trait::async_trait;
 use headlock_core::model::{DataKeyRecord, IntentPhase, KeyIntent, MasterKeyRecord};
 use headlock_core::store::{KeyChange, KeyStore};
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{KmipUid, ObjectId, StoreConflict as Conflict, StoreError};
 
 use crate::audit::append_audit_in;
 use crate::db::stmt;
-use crate::error::{classify, ctx};
+use crate::error::{classify, ctx, ctx_unique};
 use crate::groups::update_configs_in;
 use crate::queries as q;
 use crate::rows::{self, id_text, micros};
@@ -59,15 +59,13 @@ impl KeyStore for SqlStore {
             .bind(micros(intent.created))
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                classify(
-                    &format!(
-                        "inserting intent {} for cluster {}",
-                        intent.id, intent.cluster_id
-                    ),
-                    e,
-                )
-            })?;
+            .map_err(ctx_unique(
+                &format!(
+                    "inserting intent {} for cluster {}",
+                    intent.id, intent.cluster_id
+                ),
+                Conflict::KeyChangeInFlight,
+            ))?;
         Ok(())
     }
 
@@ -148,7 +146,7 @@ impl KeyStore for SqlStore {
                 None => None,
             };
             let current_uid = current.as_ref().map(|(uid, _)| uid.as_str());
-            if current_uid != change.expected_current.as_deref() {
+            if current_uid != change.expected_current.as_ref().map(KmipUid::as_str) {
                 return Err(StoreError::Precondition(format!(
                     "{op}: the current master key is {current_uid:?}, not the expected {:?}",
                     change.expected_current

@@ -53,7 +53,7 @@
 //!   time reads back as);
 //! * ids are 24-hex-digit `TEXT`; byte strings are hex `TEXT` (no binary columns);
 //! * every rule of uniqueness is a (partial) unique index, and breaking one is
-//!   [`StoreError::Conflict`];
+//!   [`StoreError::Conflict`] naming the rule ([`headlock_core::StoreConflict`]);
 //! * snapshot references are a foreign key to the chunks they use
 //!   (`migrations/0002_snapshots.sql`), so no commit can refer to a chunk garbage
 //!   collection removed, and no collection can remove a chunk in use.

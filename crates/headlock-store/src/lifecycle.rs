@@ -17,7 +17,7 @@ use headlock_core::model::{
     RetiredKeyRecord,
 };
 use headlock_core::store::KeyLifecycleStore;
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{KmipUid, ObjectId, StoreError};
 use time::OffsetDateTime;
 
 use crate::audit::append_audit_in;
@@ -122,7 +122,7 @@ fn key_error(row: &Row) -> Result<KeyStateError, StoreError> {
     let r = RowReader::new(row, "key_state_errors", "cluster_id");
     Ok(KeyStateError {
         cluster_id: r.id("cluster_id")?,
-        kmip_uid: r.text("kmip_uid")?,
+        kmip_uid: r.uid("kmip_uid")?,
         message: r.text("message")?,
         since: r.time("since_us")?,
     })
@@ -132,7 +132,7 @@ fn fate(row: &Row) -> Result<RetiredKeyRecord, StoreError> {
     let r = RowReader::new(row, "retired_key_fates", "kmip_uid");
     Ok(RetiredKeyRecord {
         cluster_id: r.id("cluster_id")?,
-        kmip_uid: r.text("kmip_uid")?,
+        kmip_uid: r.uid("kmip_uid")?,
         fate: r.spelled("fate", RetiredKeyFate::parse)?,
         changed: r.time("changed_us")?,
     })
@@ -252,7 +252,7 @@ impl KeyLifecycleStore for SqlStore {
             "recording a key state error of cluster {}",
             error.cluster_id
         );
-        check_text("a KMIP uid", &error.kmip_uid, &op)?;
+        check_text("a KMIP uid", error.kmip_uid.as_str(), &op)?;
         check_text("a message", &error.message, &op)?;
         let n = stmt(UPSERT_KEY_ERROR)
             .bind(id_text(error.cluster_id))
@@ -307,22 +307,22 @@ impl KeyLifecycleStore for SqlStore {
     async fn claim_key_destruction(
         &self,
         cluster: ObjectId,
-        uid: &str,
+        uid: &KmipUid,
         now: OffsetDateTime,
     ) -> Result<DestructionClaim, StoreError> {
         retrying("claim_key_destruction", || async move {
             let op = format!("claiming the destruction of master key {uid:?} of cluster {cluster}");
-            check_text("a KMIP uid", uid, &op)?;
+            check_text("a KMIP uid", uid.as_str(), &op)?;
             let mut tx = self.begin_write(&op).await?;
             // PostgreSQL: queues behind (and holds off) key changes and snapshot commits of
             // the cluster, so the counts below are the committed truth until this commits.
             if !SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await? {
                 return Ok(DestructionClaim::NotRetired);
             }
-            if key_retired(&mut tx, cluster, uid, &op).await? != Some(true) {
+            if key_retired(&mut tx, cluster, uid.as_str(), &op).await? != Some(true) {
                 return Ok(DestructionClaim::NotRetired);
             }
-            if let Some(f) = fate_in(&mut tx, cluster, uid, &op).await? {
+            if let Some(f) = fate_in(&mut tx, cluster, uid.as_str(), &op).await? {
                 return Ok(DestructionClaim::Decided(f));
             }
             let data_keys = stmt(COUNT_WRAPPED)
@@ -360,7 +360,7 @@ impl KeyLifecycleStore for SqlStore {
     async fn finish_key_destruction(
         &self,
         cluster: ObjectId,
-        uid: &str,
+        uid: &KmipUid,
         at: Option<OffsetDateTime>,
     ) -> Result<(), StoreError> {
         let op = format!("finishing the destruction of master key {uid:?} of cluster {cluster}");
@@ -390,16 +390,16 @@ impl KeyLifecycleStore for SqlStore {
     async fn keep_retired_key(
         &self,
         cluster: ObjectId,
-        uid: &str,
+        uid: &KmipUid,
         now: OffsetDateTime,
     ) -> Result<RetiredKeyFate, StoreError> {
         retrying("keep_retired_key", || async move {
             let op =
                 format!("cancelling the destruction of master key {uid:?} of cluster {cluster}");
-            check_text("a KMIP uid", uid, &op)?;
+            check_text("a KMIP uid", uid.as_str(), &op)?;
             let mut tx = self.begin_write(&op).await?;
             SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await?;
-            match key_retired(&mut tx, cluster, uid, &op).await? {
+            match key_retired(&mut tx, cluster, uid.as_str(), &op).await? {
                 None => return Err(StoreError::NotFound(format!("{op}: no such key"))),
                 Some(false) => {
                     return Err(StoreError::Precondition(format!(
@@ -416,7 +416,7 @@ impl KeyLifecycleStore for SqlStore {
                 .execute(&mut tx)
                 .await
                 .map_err(ctx(&op))?;
-            let fate = fate_in(&mut tx, cluster, uid, &op)
+            let fate = fate_in(&mut tx, cluster, uid.as_str(), &op)
                 .await?
                 .ok_or_else(|| StoreError::Backend(format!("{op}: the fate was not recorded")))?;
             tx.commit().await.map_err(ctx(&op))?;

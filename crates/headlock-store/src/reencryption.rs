@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use headlock_core::model::{AuditEvent, Page, ReencryptionJob, ReencryptionStatus};
 use headlock_core::store::{ReencryptCommit, ReencryptFinish, ReencryptionStore};
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{ObjectId, StoreConflict as Conflict, StoreError};
 use sqlx::error::ErrorKind;
 
 use crate::audit::append_audit_in;
@@ -53,9 +53,7 @@ impl ReencryptionStore for SqlStore {
                 .await;
             if let Err(e) = inserted {
                 if is_violation(&e, ErrorKind::UniqueViolation) {
-                    return Err(StoreError::Conflict(format!(
-                        "{op}: the cluster already has a running re-encryption job"
-                    )));
+                    return Err(Conflict::ReencryptionJobRunning.into());
                 }
                 return Err(classify(&op, e));
             }

@@ -6,7 +6,6 @@
 //! the value when the column holds a secret.
 
 use crate::db::Row;
-use headlock_core::ObjectId;
 use headlock_core::StoreError;
 use headlock_core::model::{
     AuditEvent, AuthMechanism, BackupConfig, BackupStatus, ChunkId, ChunkLocation, Cluster,
@@ -15,6 +14,7 @@ use headlock_core::model::{
 };
 use headlock_core::model::{ReencryptionJob, ReencryptionStatus};
 use headlock_core::store::Lease;
+use headlock_core::{KmipUid, ObjectId};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -111,6 +111,16 @@ impl<'r> RowReader<'r> {
         self.row
             .try_get::<Option<String>>(column)
             .map_err(|e| self.corrupt(column, &e.to_string()))
+    }
+
+    /// A KMIP uid, kept as TEXT.
+    pub(crate) fn uid(&self, column: &'static str) -> Result<KmipUid, StoreError> {
+        self.text(column).map(KmipUid::new)
+    }
+
+    /// A KMIP uid or NULL.
+    pub(crate) fn opt_uid(&self, column: &'static str) -> Result<Option<KmipUid>, StoreError> {
+        Ok(self.opt_text(column)?.map(KmipUid::new))
     }
 
     pub(crate) fn int(&self, column: &'static str) -> Result<i64, StoreError> {
@@ -254,7 +264,7 @@ pub(crate) fn master_key(row: &Row) -> Result<MasterKeyRecord, StoreError> {
     let r = RowReader::new(row, "master_keys", "kmip_uid");
     Ok(MasterKeyRecord {
         cluster_id: r.id("cluster_id")?,
-        kmip_uid: r.text("kmip_uid")?,
+        kmip_uid: r.uid("kmip_uid")?,
         kmip_server: r.text("kmip_server")?,
         kmip_name: r.text("kmip_name")?,
         created: r.time("created_us")?,
@@ -270,7 +280,7 @@ pub(crate) fn data_key(row: &Row) -> Result<DataKeyRecord, StoreError> {
         id: r.id("id")?,
         cluster_id: r.id("cluster_id")?,
         wrapped: r.hex_bytes("wrapped_hex")?,
-        master_key_uid: r.text("master_key_uid")?,
+        master_key_uid: r.uid("master_key_uid")?,
         created: r.time("created_us")?,
     })
 }
@@ -281,8 +291,8 @@ pub(crate) fn intent(row: &Row) -> Result<KeyIntent, StoreError> {
         id: r.id("id")?,
         cluster_id: r.id("cluster_id")?,
         key_name: r.text("key_name")?,
-        previous_uid: r.opt_text("previous_uid")?,
-        new_uid: r.opt_text("new_uid")?,
+        previous_uid: r.opt_uid("previous_uid")?,
+        new_uid: r.opt_uid("new_uid")?,
         phase: r.spelled("phase", IntentPhase::parse)?,
         rotation_type: r.spelled("rotation_type", RotationType::parse)?,
         requested_by: r.text("requested_by")?,
@@ -409,8 +419,8 @@ pub(crate) fn audit(row: &Row) -> Result<AuditRow, StoreError> {
             username: r.opt_text("username")?,
             remote_address: r.opt_text("remote_address")?,
             outcome: r.text("outcome")?,
-            old_key_uid: r.opt_text("old_key_uid")?,
-            new_key_uid: r.opt_text("new_key_uid")?,
+            old_key_uid: r.opt_uid("old_key_uid")?,
+            new_key_uid: r.opt_uid("new_key_uid")?,
             detail: r.opt_text("detail")?,
         },
         prev_hash: r.text("prev_hash")?,

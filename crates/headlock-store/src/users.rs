@@ -2,13 +2,13 @@
 //! in an error.
 
 use async_trait::async_trait;
-use headlock_core::StoreError;
 use headlock_core::model::User;
 use headlock_core::store::UserStore;
+use headlock_core::{StoreConflict as Conflict, StoreError};
 
 use crate::SqlStore;
 use crate::db::stmt;
-use crate::error::{classify, ctx};
+use crate::error::{classify, ctx, ctx_unique};
 use crate::queries as q;
 use crate::rows::{self, id_text, json_list, micros, roles_json, secret_hex};
 
@@ -27,7 +27,10 @@ impl UserStore for SqlStore {
             .bind(micros(user.created))
             .execute(&self.pool)
             .await
-            .map_err(|e| classify(&format!("inserting user {:?}", user.username), e))?;
+            .map_err(ctx_unique(
+                &format!("inserting user {:?}", user.username),
+                Conflict::Username,
+            ))?;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use headlock_core::model::{
     Role, RoleAssignment, RotationType, SnapshotKind, SnapshotRecord, User,
 };
 use headlock_core::store::{KeyChange, Lease, SnapshotCommit};
-use headlock_core::{MetadataStore, ObjectId, StoreError};
+use headlock_core::{KmipUid, MetadataStore, ObjectId, StoreConflict, StoreError};
 use headlock_store::truncate_to_micros;
 use time::OffsetDateTime;
 
@@ -191,7 +191,7 @@ mod fixtures {
             id: ObjectId::new(),
             cluster_id: cluster.id,
             key_name: format!("headlock-{}-{}", cluster.id, ObjectId::new()),
-            previous_uid: previous.map(str::to_owned),
+            previous_uid: previous.map(KmipUid::from),
             new_uid: None,
             phase: IntentPhase::Pending,
             rotation_type: if previous.is_some() {
@@ -257,12 +257,12 @@ mod fixtures {
         audit.event_type = "RS_ROTATE_MASTER_KEY_AUDIT".into();
         audit.group_id = Some(cluster.group_id);
         audit.cluster_id = Some(cluster.id);
-        audit.old_key_uid = expected.map(str::to_owned);
+        audit.old_key_uid = expected.map(KmipUid::from);
         audit.new_key_uid = Some(uid.into());
         KeyChange {
             intent_id: intent.id,
             cluster_id: cluster.id,
-            expected_current: expected.map(str::to_owned),
+            expected_current: expected.map(KmipUid::from),
             new_key: key(cluster, uid),
             retired_at: now(),
             data_keys,
@@ -454,8 +454,17 @@ mod suite {
         Page { num, size }
     }
 
-    fn is_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
-        matches!(r, Err(StoreError::Conflict(_)))
+    /// The rule a call broke (panics unless it is a conflict).
+    fn conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> StoreConflict {
+        match r {
+            Err(StoreError::Conflict(c)) => c,
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    /// Whether a call broke a uniqueness rule no caller names (a record id taken twice).
+    fn is_other_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+        matches!(r, Err(StoreError::Conflict(StoreConflict::Other(_))))
     }
 
     fn is_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
@@ -474,8 +483,8 @@ mod suite {
 
     pub async fn rejects_duplicate_group_name(s: &dyn MetadataStore) {
         let first = stored_group(s, "payments").await;
-        let err = s.insert_group(&group("payments")).await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        let err = s.insert_group(&group("payments")).await;
+        assert_eq!(conflict(err), StoreConflict::GroupName);
         let (all, total) = s.list_groups(Page::default()).await.unwrap();
         assert_eq!((all, total), (vec![first], 1));
     }
@@ -527,9 +536,10 @@ mod suite {
         let fresh = replica_set(&g, "fresh");
         let dup = replica_set(&g, "rs0");
         let batch = [fresh.clone(), dup.clone()];
-        assert!(is_conflict(
-            s.insert_clusters(&batch, &configs(&batch)).await
-        ));
+        assert_eq!(
+            conflict(s.insert_clusters(&batch, &configs(&batch)).await),
+            StoreConflict::ClusterName
+        );
         assert_eq!(s.cluster(g.id, fresh.id).await.unwrap(), None);
         assert_eq!(s.backup_config(g.id, fresh.id).await.unwrap(), None);
         assert_eq!(
@@ -566,9 +576,10 @@ mod suite {
         assert_eq!(s.cluster_count(g.id).await.unwrap(), 1);
         // A second top-level "shop" is still refused.
         let again = replica_set(&g, "shop");
-        assert!(is_conflict(
-            s.insert_clusters(std::slice::from_ref(&again), &[]).await
-        ));
+        assert_eq!(
+            conflict(s.insert_clusters(std::slice::from_ref(&again), &[]).await),
+            StoreConflict::ClusterName
+        );
     }
 
     pub async fn rejects_cluster_of_missing_group(s: &dyn MetadataStore) {
@@ -716,7 +727,10 @@ mod suite {
         let (g, c) = stored_cluster(s, "g").await;
         let first = intent(&c, None);
         s.insert_intent(&first).await.unwrap();
-        assert!(is_conflict(s.insert_intent(&intent(&c, None)).await));
+        assert_eq!(
+            conflict(s.insert_intent(&intent(&c, None)).await),
+            StoreConflict::KeyChangeInFlight
+        );
         assert_eq!(s.intents().await.unwrap(), vec![first.clone()]);
         // Another cluster may have its own; once the first is gone, a new one is fine.
         let other = stored_replica_set(s, &g, "rs1").await;
@@ -781,7 +795,10 @@ mod suite {
         let after = s.intents().await.unwrap();
         assert_eq!(after.len(), 1);
         assert_eq!(
-            (after[0].phase, after[0].new_uid.as_deref()),
+            (
+                after[0].phase,
+                after[0].new_uid.as_ref().map(KmipUid::as_str)
+            ),
             (IntentPhase::Committed, Some("k1"))
         );
         assert_eq!(
@@ -976,8 +993,8 @@ mod suite {
         s.insert_user(&first).await.unwrap();
         let mut second = user("alice");
         second.ha1_md5 = vec![0x33; 16];
-        let err = s.insert_user(&second).await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        let err = s.insert_user(&second).await;
+        assert_eq!(conflict(err), StoreConflict::Username);
         assert_eq!(s.user_by_name("alice").await.unwrap(), Some(first));
     }
 
@@ -1102,7 +1119,7 @@ mod suite {
     pub async fn rejects_duplicate_audit_event_id(s: &dyn MetadataStore) {
         let e = event(None, "once");
         s.append_audit(&e).await.unwrap();
-        assert!(is_conflict(s.append_audit(&e).await));
+        assert!(is_other_conflict(s.append_audit(&e).await));
         assert_eq!(s.verify_audit_chain().await.unwrap(), 1);
         s.append_audit(&event(None, "next")).await.unwrap();
         assert_eq!(s.verify_audit_chain().await.unwrap(), 2);
@@ -1135,7 +1152,10 @@ mod suite {
         assert_eq!(s.user_by_name("alice").await.unwrap(), Some(u));
         assert_eq!(s.verify_audit_chain().await.unwrap(), 1);
         // The rules still hold after reopening, and the chain goes on.
-        assert!(is_conflict(s.insert_group(&group("keyed")).await));
+        assert_eq!(
+            conflict(s.insert_group(&group("keyed")).await),
+            StoreConflict::GroupName
+        );
         s.append_audit(&event(Some(&g), "after reopen"))
             .await
             .unwrap();
@@ -1210,17 +1230,14 @@ mod suite {
         let result = s
             .commit_snapshot(&commit(&second, ObjectId::new(), 2..6, &[]))
             .await;
-        assert!(
-            matches!(result, Err(StoreError::Conflict(ref m)) if m.contains(&chunk_id(2).to_string())),
-            "{result:?}"
-        );
+        assert_eq!(conflict(result), StoreConflict::ChunkStored(chunk_id(2)));
         assert_eq!(s.snapshot(c.id, second.id).await.unwrap(), None);
         assert!(is_not_found(s.snapshot_chunks(second.id).await));
         assert_eq!(s.snapshot_count(c.id).await.unwrap(), 1);
         assert_eq!(stored(s, &c).await, ids(0..3));
         assert_eq!(locations(s, &first).await.len(), 3);
         // The same snapshot id twice is a conflict too.
-        assert!(is_conflict(
+        assert!(is_other_conflict(
             s.commit_snapshot(&commit(&first, ObjectId::new(), 10..11, &[]))
                 .await
         ));
@@ -1293,8 +1310,7 @@ mod suite {
         late.new_chunks.push(location(&second, pack, 1700));
         late.uses.push(chunk_id(1700));
         let result = s.commit_snapshot(&late).await;
-        assert!(is_conflict(result.clone()), "{result:?}");
-        assert!(message(result).contains(&chunk_id(1700).to_string()));
+        assert_eq!(conflict(result), StoreConflict::ChunkStored(chunk_id(1700)));
         // A missing chunk in a late batch of references is named too.
         let third = snapshot(&c);
         let mut missing = commit(&third, ObjectId::new(), 0..0, &[]);
@@ -1438,7 +1454,9 @@ mod suite {
             let (n, result) = task.await.unwrap();
             match result {
                 Ok(()) => winners.push(n),
-                Err(StoreError::Conflict(m)) => assert!(m.contains(&chunk_id(42).to_string())),
+                Err(StoreError::Conflict(c)) => {
+                    assert_eq!(c, StoreConflict::ChunkStored(chunk_id(42)))
+                }
                 Err(other) => panic!("{n}: expected success or Conflict, got {other:?}"),
             }
         }
@@ -1551,7 +1569,7 @@ mod suite {
             s.list_restore_jobs(c.id, page(1, 2)).await.unwrap(),
             (jobs[0..2].to_vec(), 3)
         );
-        assert!(is_conflict(s.insert_restore_job(&jobs[1]).await));
+        assert!(is_other_conflict(s.insert_restore_job(&jobs[1]).await));
         let other = stored_replica_set(s, &g, "rs1").await;
         assert_eq!(s.restore_job(other.id, jobs[0].id).await.unwrap(), None);
         assert_eq!(
@@ -1659,10 +1677,13 @@ mod suite {
         assert_eq!(s.snapshot(c.id, snap.id).await.unwrap(), Some(snap.clone()));
         assert_eq!(locations(s, &snap).await.len(), 3);
         assert_eq!(s.restore_job(c.id, job.id).await.unwrap(), Some(job));
-        assert!(is_conflict(
-            s.commit_snapshot(&commit(&snapshot(&c), ObjectId::new(), 2..3, &[]))
-                .await
-        ));
+        assert_eq!(
+            conflict(
+                s.commit_snapshot(&commit(&snapshot(&c), ObjectId::new(), 2..3, &[]))
+                    .await
+            ),
+            StoreConflict::ChunkStored(chunk_id(2))
+        );
     }
 
     // ----- several nodes: ping, leases, shared secrets

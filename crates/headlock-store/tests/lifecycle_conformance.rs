@@ -10,7 +10,7 @@ use headlock_core::model::{
     RotationType,
 };
 use headlock_core::store::KeyChange;
-use headlock_core::{MetadataStore, ObjectId, StoreError};
+use headlock_core::{KmipUid, MetadataStore, ObjectId, StoreError};
 use headlock_store::truncate_to_micros;
 use time::OffsetDateTime;
 
@@ -93,13 +93,18 @@ async fn replica_set(s: &dyn MetadataStore, g: &Group, name: &str) -> Cluster {
     c
 }
 
+/// A KMIP uid from its text.
+fn uid(text: &str) -> KmipUid {
+    KmipUid::new(text)
+}
+
 /// Makes `uid` the cluster's current key (its data key wrapped by it, encryption on).
 async fn change_key(s: &dyn MetadataStore, c: &Cluster, from: Option<&str>, uid: &str) {
     let intent = KeyIntent {
         id: ObjectId::new(),
         cluster_id: c.id,
         key_name: format!("headlock-{}-{uid}", c.id),
-        previous_uid: from.map(str::to_owned),
+        previous_uid: from.map(KmipUid::from),
         new_uid: None,
         phase: IntentPhase::Pending,
         rotation_type: RotationType::Manual,
@@ -122,7 +127,7 @@ async fn change_key(s: &dyn MetadataStore, c: &Cluster, from: Option<&str>, uid:
     s.commit_key_change(&KeyChange {
         intent_id: intent.id,
         cluster_id: c.id,
-        expected_current: from.map(str::to_owned),
+        expected_current: from.map(KmipUid::from),
         new_key: MasterKeyRecord {
             cluster_id: c.id,
             kmip_uid: uid.into(),
@@ -283,16 +288,20 @@ mod suite {
         let s: &dyn MetadataStore = &*store;
         let (_, c) = rotated(s).await;
         assert_eq!(
-            s.claim_key_destruction(c.id, "k2", now()).await.unwrap(),
+            s.claim_key_destruction(c.id, &uid("k2"), now())
+                .await
+                .unwrap(),
             DestructionClaim::NotRetired,
             "the current key"
         );
         assert_eq!(
-            s.claim_key_destruction(c.id, "nope", now()).await.unwrap(),
+            s.claim_key_destruction(c.id, &uid("nope"), now())
+                .await
+                .unwrap(),
             DestructionClaim::NotRetired
         );
         assert_eq!(
-            s.claim_key_destruction(ObjectId::new(), "k1", now())
+            s.claim_key_destruction(ObjectId::new(), &uid("k1"), now())
                 .await
                 .unwrap(),
             DestructionClaim::NotRetired
@@ -307,7 +316,9 @@ mod suite {
             .await;
         assert_eq!(n, 1);
         assert_eq!(
-            s.claim_key_destruction(c.id, "k1", now()).await.unwrap(),
+            s.claim_key_destruction(c.id, &uid("k1"), now())
+                .await
+                .unwrap(),
             DestructionClaim::Referenced {
                 data_keys: 1,
                 snapshots: 0
@@ -321,7 +332,7 @@ mod suite {
         .await;
         let at = now();
         assert_eq!(
-            s.claim_key_destruction(c.id, "k1", at).await.unwrap(),
+            s.claim_key_destruction(c.id, &uid("k1"), at).await.unwrap(),
             DestructionClaim::Claimed
         );
         let fates = s.retired_key_fates(c.id).await.unwrap();
@@ -331,7 +342,9 @@ mod suite {
             ("k1", RetiredKeyFate::Destroying, at)
         );
         assert_eq!(
-            s.claim_key_destruction(c.id, "k1", now()).await.unwrap(),
+            s.claim_key_destruction(c.id, &uid("k1"), now())
+                .await
+                .unwrap(),
             DestructionClaim::Decided(RetiredKeyFate::Destroying)
         );
     }
@@ -360,7 +373,9 @@ mod suite {
         )
         .await;
         assert_eq!(
-            s.claim_key_destruction(c.id, "k1", now()).await.unwrap(),
+            s.claim_key_destruction(c.id, &uid("k1"), now())
+                .await
+                .unwrap(),
             DestructionClaim::Referenced {
                 data_keys: 1,
                 snapshots: 1
@@ -373,21 +388,28 @@ mod suite {
         let s: &dyn MetadataStore = &*store;
         let (_, c) = rotated(s).await;
         assert!(matches!(
-            s.finish_key_destruction(c.id, "k1", Some(now())).await,
+            s.finish_key_destruction(c.id, &uid("k1"), Some(now()))
+                .await,
             Err(StoreError::NotFound(_))
         ));
-        s.claim_key_destruction(c.id, "k1", now()).await.unwrap();
-        s.finish_key_destruction(c.id, "k1", None).await.unwrap();
+        s.claim_key_destruction(c.id, &uid("k1"), now())
+            .await
+            .unwrap();
+        s.finish_key_destruction(c.id, &uid("k1"), None)
+            .await
+            .unwrap();
         assert!(
             s.retired_key_fates(c.id).await.unwrap().is_empty(),
             "released"
         );
         assert_eq!(
-            s.claim_key_destruction(c.id, "k1", now()).await.unwrap(),
+            s.claim_key_destruction(c.id, &uid("k1"), now())
+                .await
+                .unwrap(),
             DestructionClaim::Claimed
         );
         let at = now() + time::Duration::seconds(3);
-        s.finish_key_destruction(c.id, "k1", Some(at))
+        s.finish_key_destruction(c.id, &uid("k1"), Some(at))
             .await
             .unwrap();
         let fates = s.retired_key_fates(c.id).await.unwrap();
@@ -396,11 +418,11 @@ mod suite {
             (RetiredKeyFate::Destroyed, at)
         );
         assert!(matches!(
-            s.finish_key_destruction(c.id, "k1", None).await,
+            s.finish_key_destruction(c.id, &uid("k1"), None).await,
             Err(StoreError::NotFound(_))
         ));
         assert_eq!(
-            s.keep_retired_key(c.id, "k1", now()).await.unwrap(),
+            s.keep_retired_key(c.id, &uid("k1"), now()).await.unwrap(),
             RetiredKeyFate::Destroyed,
             "too late to cancel"
         );
@@ -413,26 +435,28 @@ mod suite {
         let s: &dyn MetadataStore = &*store;
         let (_, c) = rotated(s).await;
         assert!(matches!(
-            s.keep_retired_key(c.id, "nope", now()).await,
+            s.keep_retired_key(c.id, &uid("nope"), now()).await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            s.keep_retired_key(c.id, "k2", now()).await,
+            s.keep_retired_key(c.id, &uid("k2"), now()).await,
             Err(StoreError::Precondition(_))
         ));
         let at = now();
         assert_eq!(
-            s.keep_retired_key(c.id, "k1", at).await.unwrap(),
+            s.keep_retired_key(c.id, &uid("k1"), at).await.unwrap(),
             RetiredKeyFate::Kept
         );
         assert_eq!(
-            s.keep_retired_key(c.id, "k1", now()).await.unwrap(),
+            s.keep_retired_key(c.id, &uid("k1"), now()).await.unwrap(),
             RetiredKeyFate::Kept,
             "idempotent"
         );
         assert_eq!(s.retired_key_fates(c.id).await.unwrap()[0].changed, at);
         assert_eq!(
-            s.claim_key_destruction(c.id, "k1", now()).await.unwrap(),
+            s.claim_key_destruction(c.id, &uid("k1"), now())
+                .await
+                .unwrap(),
             DestructionClaim::Decided(RetiredKeyFate::Kept)
         );
     }
@@ -461,7 +485,7 @@ mod suite {
         })
         .await
         .unwrap();
-        s.keep_retired_key(c.id, "k1", now()).await.unwrap();
+        s.keep_retired_key(c.id, &uid("k1"), now()).await.unwrap();
         s.delete_cluster(g.id, c.id).await.unwrap();
         assert_eq!(
             s.key_lifecycle(c.id).await.unwrap(),

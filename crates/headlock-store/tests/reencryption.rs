@@ -11,7 +11,7 @@ use headlock_core::model::{
     ReencryptionJob, ReencryptionStatus, RotationType, SnapshotKind, SnapshotRecord,
 };
 use headlock_core::store::{KeyChange, ReencryptCommit, ReencryptFinish, SnapshotCommit};
-use headlock_core::{MetadataStore, ObjectId, StoreError};
+use headlock_core::{MetadataStore, ObjectId, StoreConflict, StoreError};
 use headlock_store::truncate_to_micros;
 use time::OffsetDateTime;
 
@@ -285,7 +285,13 @@ mod suite {
         let r = s
             .insert_reencryption_job(&second, &event(&c, "REENCRYPTION_STARTED"))
             .await;
-        assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::Conflict(StoreConflict::ReencryptionJobRunning))
+            ),
+            "{r:?}"
+        );
         assert_eq!(audit_count(s).await, before + 1);
         // Once the first ended, another may run.
         s.finish_reencryption_job(&finish(&j, None, &c))

@@ -13,6 +13,8 @@
 //! * [`kmip::Embedded`](crate::kmip::Embedded) is our own embedded KMIP server
 //!   (`kmip-server`), started in-process on a loopback port with a fresh PKI: the one
 //!   KMIP harness of every crate's tests. It is async (it runs on the test's runtime).
+//! * [`serve`] is the one harness for a `headlock serve` process (the real binary on a
+//!   loopback port, driven by `curl --digest`), and for `headlock kmip-server`.
 //!
 //! Everything else here is synchronous and blocks for at most a few seconds; call it
 //! from `tokio::task::spawn_blocking` or from a multi-threaded runtime.
@@ -40,6 +42,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 pub mod kmip;
 mod moto;
+pub mod serve;
 pub use moto::*;
 mod postgres;
 pub use postgres::*;

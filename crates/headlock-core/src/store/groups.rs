@@ -11,7 +11,7 @@ use super::StoreError;
 #[async_trait]
 pub trait GroupStore: Send + Sync {
     // ----- groups
-    /// Inserts a group; `Conflict` if the name is taken.
+    /// Inserts a group; [`Conflict::GroupName`](super::Conflict::GroupName) if the name is taken.
     async fn insert_group(&self, group: &Group) -> Result<(), StoreError>;
     /// A group by id.
     async fn group(&self, id: ObjectId) -> Result<Option<Group>, StoreError>;
@@ -24,7 +24,7 @@ pub trait GroupStore: Send + Sync {
 
     // ----- clusters and backup configs
     /// Inserts cluster records and their backup configs in one transaction;
-    /// `Conflict` if a cluster of that name exists in the group.
+    /// [`Conflict::ClusterName`](super::Conflict::ClusterName) if a cluster of that name exists in the group.
     async fn insert_clusters(
         &self,
         clusters: &[Cluster],

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::ObjectId;
 use crate::model::{AuditEvent, BackupConfig, DataKeyRecord, KeyIntent, MasterKeyRecord};
+use crate::{KmipUid, ObjectId};
 
 use super::StoreError;
 
@@ -20,7 +20,7 @@ pub struct KeyChange {
     /// The cluster.
     pub cluster_id: ObjectId,
     /// The key that must be current for the change to apply (None: no key yet).
-    pub expected_current: Option<String>,
+    pub expected_current: Option<KmipUid>,
     /// The new current key.
     pub new_key: MasterKeyRecord,
     /// When the previous key retires (the caller's clock; the destruction of retired
@@ -46,7 +46,8 @@ pub trait KeyStore: Send + Sync {
     async fn master_keys(&self, cluster: ObjectId) -> Result<Vec<MasterKeyRecord>, StoreError>;
     /// The data keys of a cluster.
     async fn data_keys(&self, cluster: ObjectId) -> Result<Vec<DataKeyRecord>, StoreError>;
-    /// Records an intent; `Conflict` if the cluster already has one (a key change is in flight).
+    /// Records an intent; [`Conflict::KeyChangeInFlight`](super::Conflict::KeyChangeInFlight) if the
+    /// cluster already has one.
     async fn insert_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
     /// Updates an intent's phase and new uid.
     async fn update_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;

@@ -5,11 +5,11 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::ObjectId;
 use crate::model::{
     AuditEvent, Cluster, DestructionClaim, KeyLifecycleSettings, KeyStateError, RetiredKeyFate,
     RetiredKeyRecord,
 };
+use crate::{KmipUid, ObjectId};
 
 use super::StoreError;
 
@@ -48,7 +48,7 @@ pub trait KeyLifecycleStore: Send + Sync {
     async fn claim_key_destruction(
         &self,
         cluster: ObjectId,
-        uid: &str,
+        uid: &KmipUid,
         now: OffsetDateTime,
     ) -> Result<DestructionClaim, StoreError>;
     /// Moves a `Destroying` key to `Destroyed` at `at` (KMIP Destroy done), or back to no
@@ -56,7 +56,7 @@ pub trait KeyLifecycleStore: Send + Sync {
     async fn finish_key_destruction(
         &self,
         cluster: ObjectId,
-        uid: &str,
+        uid: &KmipUid,
         at: Option<OffsetDateTime>,
     ) -> Result<(), StoreError>;
     /// Cancels a retired key's destruction for good (`Kept` at `now`): returns the fate
@@ -65,7 +65,7 @@ pub trait KeyLifecycleStore: Send + Sync {
     async fn keep_retired_key(
         &self,
         cluster: ObjectId,
-        uid: &str,
+        uid: &KmipUid,
         now: OffsetDateTime,
     ) -> Result<RetiredKeyFate, StoreError>;
 }

@@ -22,6 +22,8 @@
 //! takes [`MetadataStore`] (e.g. `Arc<dyn MetadataStore>`), which every type that
 //! implements all of them implements.
 
+use crate::model::ChunkId;
+
 mod audit;
 mod groups;
 mod keys;
@@ -44,9 +46,9 @@ pub use users::UserStore;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// A uniqueness rule would be broken (same group name, a second intent for a cluster,...).
+    /// A uniqueness rule would be broken; which one says what the caller lost to.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(Conflict),
     /// A conditional change found the record changed underneath it (e.g. the current master
     /// key is no longer the one the rotation started from).
     #[error("precondition failed: {0}")]
@@ -66,6 +68,48 @@ pub enum StoreError {
     /// The database failed (connection, disk, corruption). The text is for the log.
     #[error("database error: {0}")]
     Backend(String),
+}
+
+/// The uniqueness rules of the store, as a [`StoreError::Conflict`] names them: a caller
+/// matches the rule it may break, never a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// Another group has the name ([`GroupStore::insert_group`]).
+    #[error("a group of that name exists")]
+    GroupName,
+    /// Another top-level cluster of the group has the name
+    /// ([`GroupStore::insert_clusters`]).
+    #[error("a cluster of that name exists in the group")]
+    ClusterName,
+    /// Another user has the username ([`UserStore::insert_user`]).
+    #[error("a user of that name exists")]
+    Username,
+    /// The cluster already has a key-change intent: a key change is in flight
+    /// ([`KeyStore::insert_intent`]).
+    #[error("the cluster already has a key change in flight")]
+    KeyChangeInFlight,
+    /// The cluster already has a running re-encryption job
+    /// ([`ReencryptionStore::insert_reencryption_job`]).
+    #[error("the cluster already has a running re-encryption job")]
+    ReencryptionJobRunning,
+    /// A chunk a commit lists as new is already stored for the cluster (another commit
+    /// stored it first).
+    #[error("chunk {0} is already stored for the cluster")]
+    ChunkStored(ChunkId),
+    /// A commit lists the same new chunk twice.
+    #[error("a new chunk is listed twice")]
+    ChunkListedTwice,
+    /// Any other uniqueness rule (a record id already taken): a bug, not a race a caller
+    /// expects. The text names the operation and the database's message, for the log.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<Conflict> for StoreError {
+    fn from(c: Conflict) -> Self {
+        StoreError::Conflict(c)
+    }
 }
 
 impl StoreError {

@@ -60,8 +60,9 @@ pub struct ReencryptFinish {
 /// Re-encryption jobs.
 #[async_trait]
 pub trait ReencryptionStore: Send + Sync {
-    /// Records a running job with its audit event; `Conflict` if the cluster already has
-    /// a running job.
+    /// Records a running job with its audit event;
+    /// [`Conflict::ReencryptionJobRunning`](super::Conflict::ReencryptionJobRunning) if the
+    /// cluster already has a running job.
     async fn insert_reencryption_job(
         &self,
         job: &ReencryptionJob,
@@ -83,7 +84,8 @@ pub trait ReencryptionStore: Send + Sync {
     async fn running_reencryption_jobs(&self) -> Result<Vec<ReencryptionJob>, StoreError>;
     /// Switches one snapshot to the new data key (see [`ReencryptCommit`]);
     /// `Precondition` if the snapshot is gone or not under `from_data_key_id`, or if a
-    /// reused chunk is gone; `Conflict` if a new chunk is already stored.
+    /// reused chunk is gone; [`Conflict::ChunkStored`](super::Conflict::ChunkStored) if a new
+    /// chunk is already stored.
     async fn commit_reencrypted_snapshot(&self, commit: &ReencryptCommit)
     -> Result<(), StoreError>;
     /// Ends a running job (see [`ReencryptFinish`]); `NotFound` if it is not running.

@@ -29,8 +29,9 @@ pub trait SnapshotStore: Send + Sync {
     async fn chunk_ids(&self, cluster: ObjectId) -> Result<Vec<ChunkId>, StoreError>;
     /// The locations of every chunk a snapshot uses.
     async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError>;
-    /// Records a finished backup (see [`SnapshotCommit`]); `Conflict` if a new chunk is
-    /// already recorded for the cluster.
+    /// Records a finished backup (see [`SnapshotCommit`]);
+    /// [`Conflict::ChunkStored`](super::Conflict::ChunkStored) if a new chunk is already
+    /// recorded for the cluster.
     async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<(), StoreError>;
     /// A snapshot of a cluster.
     async fn snapshot(

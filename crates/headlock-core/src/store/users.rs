@@ -9,7 +9,7 @@ use super::StoreError;
 /// API users.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Inserts a user; `Conflict` if the username is taken.
+    /// Inserts a user; [`Conflict::Username`](super::Conflict::Username) if the username is taken.
     async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
     /// A user by name.
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;

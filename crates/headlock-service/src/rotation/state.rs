@@ -12,8 +12,8 @@
 //! and a row no transition could have written (a uid in `PENDING`, none after it) is
 //! refused as an [`InvalidIntent`] rather than guessed at.
 
-use headlock_core::ObjectId;
 use headlock_core::model::{IntentPhase, KeyIntent, RotationType};
+use headlock_core::{KmipUid, ObjectId};
 use time::OffsetDateTime;
 
 /// What every state of a key change knows: written once, with the intent.
@@ -26,7 +26,7 @@ pub(crate) struct Claim {
     /// The KMIP Name the new key gets, so that Locate finds it whatever happened.
     pub(crate) key_name: String,
     /// The key current when the change began (None for a first key).
-    pub(crate) previous_uid: Option<String>,
+    pub(crate) previous_uid: Option<KmipUid>,
     /// Why.
     pub(crate) rotation_type: RotationType,
     /// Who asked.
@@ -45,7 +45,7 @@ pub(crate) struct Pending {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NewKeyActive {
     claim: Claim,
-    new_uid: String,
+    new_uid: KmipUid,
 }
 
 /// The store switched the cluster to the new key (one transaction, which also wrote this
@@ -53,7 +53,7 @@ pub(crate) struct NewKeyActive {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Committed {
     claim: Claim,
-    new_uid: String,
+    new_uid: KmipUid,
 }
 
 impl Pending {
@@ -63,7 +63,7 @@ impl Pending {
     }
 
     /// The KMIP server made the new key `uid` and activated it.
-    pub(crate) fn key_active(self, uid: String) -> NewKeyActive {
+    pub(crate) fn key_active(self, uid: KmipUid) -> NewKeyActive {
         NewKeyActive {
             claim: self.claim,
             new_uid: uid,
@@ -73,7 +73,7 @@ impl Pending {
 
 impl NewKeyActive {
     /// The new key's uid.
-    pub(crate) fn new_uid(&self) -> &str {
+    pub(crate) fn new_uid(&self) -> &KmipUid {
         &self.new_uid
     }
 
@@ -129,7 +129,7 @@ impl KeyChangeState {
     }
 
     /// The new key's uid, known from [`NewKeyActive`] on.
-    pub(crate) fn new_uid(&self) -> Option<&str> {
+    pub(crate) fn new_uid(&self) -> Option<&KmipUid> {
         match self {
             KeyChangeState::Pending(_) => None,
             KeyChangeState::NewKeyActive(s) => Some(&s.new_uid),
@@ -156,7 +156,7 @@ impl NewKeyActive {
 
 impl Claim {
     /// The row of a state in `phase`.
-    fn record(&self, phase: IntentPhase, new_uid: Option<&str>) -> KeyIntent {
+    fn record(&self, phase: IntentPhase, new_uid: Option<&KmipUid>) -> KeyIntent {
         let Claim {
             id,
             cluster_id,
@@ -171,7 +171,7 @@ impl Claim {
             cluster_id,
             key_name,
             previous_uid,
-            new_uid: new_uid.map(str::to_string),
+            new_uid: new_uid.cloned(),
             phase,
             rotation_type,
             requested_by,
@@ -192,7 +192,7 @@ pub(crate) struct InvalidIntent {
     /// Its stored phase.
     pub(crate) phase: &'static str,
     /// Its stored new uid.
-    pub(crate) new_uid: Option<String>,
+    pub(crate) new_uid: Option<KmipUid>,
 }
 
 impl TryFrom<KeyIntent> for KeyChangeState {
@@ -290,13 +290,13 @@ mod tests {
         let active = pending.key_active("k2".into());
         let row = active.record();
         assert_eq!(
-            (row.phase.as_str(), row.new_uid.as_deref()),
-            ("NEW_KEY_ACTIVE", Some("k2"))
+            (row.phase.as_str(), row.new_uid),
+            ("NEW_KEY_ACTIVE", Some("k2".into()))
         );
         let row = record(&KeyChangeState::Committed(active.committed()));
         assert_eq!(
-            (row.phase.as_str(), row.new_uid.as_deref()),
-            ("COMMITTED", Some("k2"))
+            (row.phase.as_str(), row.new_uid),
+            ("COMMITTED", Some("k2".into()))
         );
     }
 
@@ -304,7 +304,7 @@ mod tests {
     fn rejects_rows_no_transition_writes() {
         let good = Pending::new(claim()).record();
         let bad = [
-            (IntentPhase::Pending, Some("k2".to_string())),
+            (IntentPhase::Pending, Some(KmipUid::new("k2"))),
             (IntentPhase::NewKeyActive, None),
             (IntentPhase::Committed, None),
         ];

@@ -64,7 +64,7 @@ pub struct SnapshotView {
     /// Its cluster.
     pub cluster: Cluster,
     /// The master key that wraps the snapshot's data key now.
-    pub master_key_uid: Option<String>,
+    pub master_key_uid: Option<headlock_core::KmipUid>,
 }
 
 fn pack_path(cluster: ObjectId, pack: ObjectId) -> String {
@@ -160,7 +160,7 @@ impl Service {
     ) -> Result<DataKey> {
         let material = self
             .keys
-            .master_key_material(&headlock_core::KmipUid::new(&record.master_key_uid))
+            .master_key_material(&record.master_key_uid)
             .await?;
         let cluster_id = cluster.id.to_string();
         let key = DataKey::unwrap(
@@ -168,7 +168,7 @@ impl Service {
             &material,
             &WrapContext {
                 cluster_id: &cluster_id,
-                master_key_uid: &record.master_key_uid,
+                master_key_uid: record.master_key_uid.as_str(),
             },
         )
         .map_err(|e| {
@@ -188,9 +188,9 @@ impl Service {
         write: bool,
     ) -> Result<Cluster> {
         let group = if write {
-            self.admin_group(actor, group_id).await?
+            self.groups.admin_group(actor, group_id).await?
         } else {
-            self.readable_group(actor, group_id).await?
+            self.groups.readable_group(actor, group_id).await?
         };
         self.cluster_in(&group, cluster_id).await
     }

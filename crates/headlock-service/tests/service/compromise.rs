@@ -1,12 +1,13 @@
 //! Compromise recovery through the service: the key is declared compromised, the
-//! re-encryption job runs to its end, and every snapshot still restores.
+//! re-encryption job runs to its end, and every snapshot still restores; also when the
+//! node stops between the rotation's commit and recording the job.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use headlock_core::ObjectId;
 use headlock_core::keys::KeyState;
-use headlock_core::model::{ReencryptionJob, ReencryptionStatus};
+use headlock_core::model::{IntentPhase, Page, ReencryptionJob, ReencryptionStatus, RotationType};
 use headlock_service::Service;
 
 use crate::harness::{
@@ -120,4 +121,82 @@ async fn backups_after_a_compromise_use_the_new_data_key() {
     assert_eq!(record.data_key_id, job.new_data_key_id);
     assert_eq!(restore(&node, &c, snapshot).await, data);
     assert_settled(&world, &node, &c.cluster, KeyState::Compromised).await;
+}
+
+/// Makes the database refuse every new re-encryption job: a compromise rotation then
+/// commits and stops right there, leaving what a crash between its commit and the job's
+/// record leaves (the rotation's key-manager calls are all before the commit or after
+/// the job, so a key manager that stops cannot reach this point).
+const REFUSE_JOBS: &str = "CREATE TRIGGER refuse_jobs BEFORE INSERT ON reencryption_jobs \
+     BEGIN SELECT RAISE(ABORT, 'test: the node stops before recording the job'); END";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_after_compromise_crash_between_commit_and_recording_the_job_records_and_finishes_it()
+ {
+    let world = World::start().await;
+    let node = world.node().await;
+    let c = encrypted_cluster(&node).await;
+    let old_key = node
+        .store()
+        .current_master_key(c.cluster.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .kmip_uid;
+    let (first, second) = (random_bytes(300 * 1024), random_bytes(100 * 1024));
+    let snapshots = [
+        (backup(&node, &c, &first).await, first),
+        (backup(&node, &c, &second).await, second),
+    ];
+
+    world.sql(REFUSE_JOBS).await;
+    let stopped = node.report_compromise(&admin(), &c.group, &c.id()).await;
+    assert!(stopped.is_err(), "{stopped:?}");
+    drop(node);
+    // Committed, and nothing after: the intent is left, no job, the old key still Active.
+    let store = world.node().await.store().clone();
+    let intents = store.intents().await.unwrap();
+    assert_eq!(intents.len(), 1, "{intents:?}");
+    assert_eq!(
+        (intents[0].phase, intents[0].rotation_type),
+        (IntentPhase::Committed, RotationType::Compromise)
+    );
+    assert_eq!(store.running_reencryption_jobs().await.unwrap(), vec![]);
+    assert_eq!(world.state(&old_key).await, KeyState::Active);
+    assert_eq!(store.data_keys(c.cluster.id).await.unwrap().len(), 2);
+    world.sql("DROP TRIGGER refuse_jobs").await;
+
+    // A restarted node reconciles: the job is recorded, the old key revoked.
+    let node = world.node().await;
+    let report = node.reconcile().await.unwrap();
+    assert_eq!((report.resolved, report.deferred), (1, 0), "{report:?}");
+    assert_eq!(report.superseded_revoked, vec![old_key.clone()]);
+    let (jobs, total) = node
+        .list_reencryption_jobs(&admin(), &c.group, &c.id(), Page { num: 1, size: 10 })
+        .await
+        .unwrap();
+    assert_eq!(total, 1, "{jobs:?}");
+    assert_eq!(jobs[0].snapshots_total, 2);
+
+    node.resume_reencryption_jobs().await.unwrap();
+    let job = wait_for_job(&node, &c, jobs[0].id).await;
+    assert_eq!(job.status, ReencryptionStatus::Finished);
+    assert_eq!((job.snapshots_done, job.error.as_deref()), (2, None));
+
+    let current = assert_settled(&world, &node, &c.cluster, KeyState::Compromised).await;
+    assert_ne!(current, old_key);
+    assert_eq!(world.state(&old_key).await, KeyState::Compromised);
+    let data_keys = node.store().data_keys(c.cluster.id).await.unwrap();
+    assert_eq!(data_keys.len(), 1, "only the new data key is left");
+    assert_eq!(data_keys[0].id, job.new_data_key_id);
+    for (id, data) in &snapshots {
+        let record = node
+            .store()
+            .snapshot(c.cluster.id, *id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.data_key_id, job.new_data_key_id);
+        assert_eq!(&restore(&node, &c, *id).await, data);
+    }
 }

@@ -67,15 +67,24 @@ impl World {
         self.node_with(Arc::new(self.key_manager())).await
     }
 
+    /// Runs one SQL statement on the world's SQLite database, on a connection of the
+    /// test's own (to make the database refuse a write, as a crash would leave it undone).
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", self.dir.path().join("headlock.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(statement).execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+    }
+
     /// The KMIP state of a key.
-    pub async fn state(&self, uid: &str) -> KeyState {
-        self.keys.key_state(&KmipUid::new(uid)).await.unwrap()
+    pub async fn state(&self, uid: &KmipUid) -> KeyState {
+        self.keys.key_state(uid).await.unwrap()
     }
 
     /// The uids of the keys the KMIP server holds under the Name `name`.
-    pub async fn keys_named(&self, name: &str) -> Vec<String> {
-        let uids = self.keys.locate_by_name(name).await.unwrap();
-        uids.into_iter().map(KmipUid::into_string).collect()
+    pub async fn keys_named(&self, name: &str) -> Vec<KmipUid> {
+        self.keys.locate_by_name(name).await.unwrap()
     }
 
     /// The pack objects of a cluster, by path.
@@ -124,6 +133,7 @@ impl Encrypted {
 /// Registers a replica set (encryption off) in a new group.
 pub async fn replica_set(service: &Service) -> Encrypted {
     let group = service
+        .groups()
         .create_group(&admin(), "service-tests")
         .await
         .unwrap()
@@ -219,7 +229,7 @@ pub async fn assert_settled(
     service: &Service,
     cluster: &Cluster,
     retired_state: KeyState,
-) -> String {
+) -> KmipUid {
     let store = service.store();
     assert_eq!(
         store.intents().await.unwrap(),
@@ -242,13 +252,13 @@ pub async fn assert_settled(
     }
     let material = world
         .keys
-        .master_key_material(&KmipUid::new(&current.kmip_uid))
+        .master_key_material(&current.kmip_uid)
         .await
         .unwrap();
     let cluster_id = cluster.id.to_string();
     let ctx = WrapContext {
         cluster_id: &cluster_id,
-        master_key_uid: &current.kmip_uid,
+        master_key_uid: current.kmip_uid.as_str(),
     };
     let data_keys = store.data_keys(cluster.id).await.unwrap();
     assert!(!data_keys.is_empty(), "the cluster has no data key");

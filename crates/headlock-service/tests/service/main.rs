@@ -5,7 +5,8 @@
 //!
 //! * [`rotation`]: a crash at every step of a key change, then a restarted node on the
 //!   same database and KMIP server reconciles, and the end state is checked.
-//! * [`compromise`]: compromise recovery to the end of its re-encryption job.
+//! * [`compromise`]: compromise recovery to the end of its re-encryption job, also after
+//!   a stop between the rotation's commit and recording the job.
 //! * [`gc`]: garbage collection after a snapshot is deleted.
 
 mod compromise;

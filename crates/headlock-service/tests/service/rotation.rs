@@ -130,7 +130,7 @@ struct Before {
     world: World,
     cluster: Encrypted,
     /// The cluster's key before the crash.
-    old_key: String,
+    old_key: KmipUid,
     snapshot: headlock_core::ObjectId,
     data: Vec<u8>,
 }
@@ -198,7 +198,7 @@ async fn crash(b: &Before, kind: RotationType, at: CrashAt) -> KeyIntent {
         };
     })
     .await;
-    assert_eq!(intent.previous_uid.as_deref(), Some(b.old_key.as_str()));
+    assert_eq!(intent.previous_uid.as_ref(), Some(&b.old_key));
     intent
 }
 
@@ -208,7 +208,11 @@ async fn crash(b: &Before, kind: RotationType, at: CrashAt) -> KeyIntent {
 async fn restart_and_reconcile(
     b: &Before,
     retired_state: KeyState,
-) -> (Service, String, headlock_service::rotation::ReconcileReport) {
+) -> (
+    Service,
+    KmipUid,
+    headlock_service::rotation::ReconcileReport,
+) {
     let node = b.world.node().await;
     let report = node.reconcile().await.unwrap();
     assert_eq!((report.resolved, report.deferred), (1, 0), "{report:?}");
@@ -235,10 +239,10 @@ async fn reconcile_after_crash_before_kmip_create_drops_the_intent_and_keeps_the
 
     let (node, current, report) = restart_and_reconcile(&b, KeyState::Deactivated).await;
     assert_eq!(current, b.old_key);
-    assert_eq!(report.orphans_revoked, Vec::<String>::new());
+    assert_eq!(report.orphans_revoked, Vec::<KmipUid>::new());
     assert_eq!(
         b.world.keys_named(&intent.key_name).await,
-        Vec::<String>::new()
+        Vec::<KmipUid>::new()
     );
     rotates_again(&b, &node).await;
 }
@@ -395,7 +399,7 @@ async fn reconcile_after_crash_before_the_first_key_commits_leaves_encryption_of
     })
     .await;
     assert_eq!(
-        (intent.phase, intent.previous_uid.as_deref()),
+        (intent.phase, intent.previous_uid.as_ref()),
         (IntentPhase::NewKeyActive, None)
     );
     let abandoned = intent.new_uid.unwrap();
