@@ -349,8 +349,8 @@ fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
         let last = chain.last().unwrap().1.clone();
         assert_eq!(settled_key(&api_b, &g, c), last);
         assert_eq!(api_a.current_key(&g, c), last);
-        // In the KMIP server: the current key is Active; every key it replaced, and
-        // every key an interrupted rotation made, is Deactivated (revoked).
+        // In the KMIP server: the current key is Active; every key it replaced is
+        // Deactivated (revoked), every key an interrupted rotation made Destroyed.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let mut active = Vec::new();
@@ -376,7 +376,7 @@ fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
                 && orphan != last
             {
                 let state = state_of(orphan);
-                assert_ne!(state, kmip::types::State::ACTIVE, "orphan {orphan} revoked");
+                assert_ne!(state, kmip::types::State::ACTIVE, "orphan {orphan} retired");
             }
         }
     }
