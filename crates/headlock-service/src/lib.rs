@@ -35,6 +35,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod rotation;
 pub mod snapshots;
+mod test_hooks;
 pub mod users;
 
 use std::sync::Arc;

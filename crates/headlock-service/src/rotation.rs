@@ -475,7 +475,7 @@ impl Service {
         let committed = match self.store.update_intent(&intent.record()).await {
             Ok(()) => {
                 if current.is_some() {
-                    crash_point("rotation-after-kmip-create");
+                    crate::test_hooks::crash_point("rotation-after-kmip-create");
                 }
                 let change = ChangeTo {
                     intent: &intent,
@@ -515,7 +515,7 @@ impl Service {
         }
         // Committed: the old key protects nothing any more.
         if let Some(old) = &current {
-            crash_point("rotation-after-commit");
+            crate::test_hooks::crash_point("rotation-after-commit");
             if let Err(e) = self
                 .keys
                 .revoke(
@@ -969,16 +969,5 @@ fn revoke_reason(kind: RotationType) -> RevokeReason {
     match kind {
         RotationType::Compromise => RevokeReason::Compromised,
         _ => RevokeReason::Superseded,
-    }
-}
-
-/// Crash points for the tests of reconciliation: with `HEADLOCK_TEST_CRASH_AT=<name>` in
-/// its environment the process aborts at that point, as a power cut would stop it. A
-/// crash at an exact step cannot be caused from outside a real process any other way.
-/// Never set it in production.
-pub(crate) fn crash_point(name: &str) {
-    if std::env::var_os("HEADLOCK_TEST_CRASH_AT").is_some_and(|v| v == name) {
-        eprintln!("headlock: HEADLOCK_TEST_CRASH_AT={name}: aborting");
-        std::process::abort();
     }
 }
