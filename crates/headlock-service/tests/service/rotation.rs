@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use headlock_core::envelope::MasterKeyMaterial;
 use headlock_core::keys::{CreatedKey, KeyState, KmipUid, RevokeReason};
-use headlock_core::model::{IntentPhase, KeyIntent, RotationType};
+use headlock_core::model::{AuditEvent, IntentPhase, KeyIntent, RotationType};
 use headlock_core::{KeyManager, KeyManagerError};
 use headlock_kmip::KmipKeyManager;
 use headlock_service::Service;
@@ -275,6 +275,19 @@ async fn restart_and_reconcile(
     (node, current, report)
 }
 
+/// The audit events of type `event_type` of the cluster's group, newest first.
+async fn events_of(b: &Before, node: &Service, event_type: &str) -> Vec<AuditEvent> {
+    let page = headlock_core::model::Page { num: 1, size: 100 };
+    let (events, _) = node
+        .list_events(&admin(), &b.cluster.group, page)
+        .await
+        .unwrap();
+    events
+        .into_iter()
+        .filter(|e| e.event_type == event_type)
+        .collect()
+}
+
 /// Checks that reconciliation destroyed exactly the keys `orphans` in the KMIP server,
 /// found in `found`, and that its `MASTER_KEY_RECONCILED` event says so.
 async fn assert_orphans_destroyed(
@@ -301,20 +314,9 @@ async fn assert_orphans_destroyed(
             "orphan {uid}"
         );
     }
-    let (events, _) = node
-        .list_events(
-            &admin(),
-            &b.cluster.group,
-            headlock_core::model::Page { num: 1, size: 100 },
-        )
-        .await
-        .unwrap();
-    let reconciled: Vec<_> = events
-        .iter()
-        .filter(|e| e.event_type == "MASTER_KEY_RECONCILED")
-        .collect();
-    assert_eq!(reconciled.len(), 1, "{events:?}");
-    let event = reconciled[0];
+    let reconciled = events_of(b, node, "MASTER_KEY_RECONCILED").await;
+    assert_eq!(reconciled.len(), 1, "{reconciled:?}");
+    let event = &reconciled[0];
     assert_eq!(event.outcome, "SUCCESS");
     assert_eq!(event.new_key_uid.as_deref(), Some(orphans[0].as_str()));
     let detail = event.detail.as_deref().unwrap();
@@ -394,19 +396,12 @@ async fn rotation_whose_activate_is_refused_destroys_the_pre_active_key_and_keep
         .await
         .unwrap();
     assert_eq!(keys.len(), 1);
-    let (events, _) = node
-        .list_events(
-            &admin(),
-            &b.cluster.group,
-            headlock_core::model::Page { num: 1, size: 100 },
-        )
+    let failed: Vec<_> = events_of(&b, &node, "RS_ROTATE_MASTER_KEY_AUDIT")
         .await
-        .unwrap();
-    let failed: Vec<_> = events
-        .iter()
-        .filter(|e| e.event_type == "RS_ROTATE_MASTER_KEY_AUDIT" && e.outcome == "FAILURE")
+        .into_iter()
+        .filter(|e| e.outcome == "FAILURE")
         .collect();
-    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed.len(), 1, "{failed:?}");
     let detail = failed[0].detail.as_deref().unwrap();
     let orphan = detail
         .split("key ")
