@@ -46,6 +46,18 @@ enum CrashAt {
     AfterRevoke,
 }
 
+/// KmipKeyManager's own Create, without the Activate that follows it: the key named
+/// `name` is left Pre-Active.
+async fn create_without_activate(keys: &KmipKeyManager, name: &str) {
+    let usage = CryptographicUsageMask(
+        CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
+    );
+    keys.client()
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, usage, Some(name))
+        .await
+        .unwrap();
+}
+
 /// A key manager on the world's KMIP server that stops for good at one step.
 struct CrashingKeys {
     inner: KmipKeyManager,
@@ -74,15 +86,7 @@ impl KeyManager for CrashingKeys {
         match self.at {
             CrashAt::BeforeCreate => self.crash().await,
             CrashAt::BetweenCreateAndActivate => {
-                // KmipKeyManager's own Create, without the Activate that follows it.
-                let usage = CryptographicUsageMask(
-                    CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
-                );
-                self.inner
-                    .client()
-                    .create_symmetric_key(CryptographicAlgorithm::AES, 256, usage, Some(name))
-                    .await
-                    .unwrap();
+                create_without_activate(&self.inner, name).await;
                 self.crash().await
             }
             _ => {}
@@ -144,14 +148,7 @@ impl KeyManager for ActivateRefused {
     }
 
     async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError> {
-        let usage = CryptographicUsageMask(
-            CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
-        );
-        self.inner
-            .client()
-            .create_symmetric_key(CryptographicAlgorithm::AES, 256, usage, Some(name))
-            .await
-            .unwrap();
+        create_without_activate(&self.inner, name).await;
         Err(KeyManagerError::Refused {
             server: self.describe(),
             operation: "Activate".into(),
