@@ -18,7 +18,8 @@
 //!
 //! [`app`] builds the router, so tests can drive it without a socket; the binary serves
 //! it over TCP or TLS. [`app_with`] adds the unauthenticated operations endpoints
-//! (`/health`, `/ready`, `/metrics`) given in [`Ops`].
+//! (`/health`, `/ready`, `/metrics`) given in [`Ops`], and with a health monitor the
+//! authenticated `/api/public/v1.0/health` (the check in detail).
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -38,9 +39,9 @@ pub mod tls_listener;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::{Extension, Router};
 use headlock_service::Service;
 
 pub use error::ApiError;
@@ -126,18 +127,31 @@ pub fn app(state: AppState) -> Router {
 /// authentication on those three). Every request is counted and timed under its
 /// route's template (see [`metrics`]), whether or not `/metrics` is mounted.
 pub fn app_with(state: AppState, ops: Ops) -> Router {
-    let api = Router::new()
+    let mut api = Router::new()
         .merge(groups::router())
         .merge(clusters::router())
         .merge(backup_configs::router())
         .merge(events::router())
         .merge(snapshots::router())
         .merge(restore_jobs::router())
-        .merge(reencryption::router())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::authenticate,
-        ));
+        .merge(reencryption::router());
+    if let Some(monitor) = &ops.health {
+        // The health check in detail, behind authentication like the rest of the API.
+        let monitor = monitor.clone();
+        api = api.route(
+            "/health",
+            get(
+                move |Extension(actor): Extension<headlock_service::Actor>| {
+                    let monitor = monitor.clone();
+                    async move { health::detail(&monitor, &actor) }
+                },
+            ),
+        );
+    }
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::authenticate,
+    ));
     let mut router = Router::new()
         .nest(json::BASE, api)
         .merge(restore_jobs::download_router());

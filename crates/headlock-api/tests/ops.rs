@@ -11,15 +11,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use headlock_api::auth::{DigestAuthenticator, Throttle, ThrottleConfig};
+use headlock_api::auth::{DigestAuthenticator, Throttle, ThrottleConfig, derive_secrets};
 use headlock_api::metrics::Metrics;
 use headlock_api::{AppState, Ops, PeerAddr, Shared};
 use headlock_core::BlobStore;
 use headlock_core::KeyManager;
+use headlock_core::model::Role;
 use headlock_kmip::KmipKeyManager;
 use headlock_service::Service;
 use headlock_service::health::HealthMonitor;
 use headlock_service::metrics::MeteredBlobStore;
+use headlock_service::users::DigestSecrets;
 use headlock_store::SqlStore;
 use headlock_store::blob::ObjectBlobStore;
 use prometheus_parse::{LineInfo, Sample, Scrape, Value as PromValue};
@@ -41,6 +43,7 @@ fn key_manager(kmip: &Embedded, servers: Vec<String>) -> KmipKeyManager {
 
 struct Stack {
     api: SocketAddr,
+    service: Service,
     kmip: Embedded,
     monitor: HealthMonitor,
     keys: Arc<KmipKeyManager>,
@@ -62,7 +65,7 @@ impl Stack {
         let service = Service::new(Arc::new(store), keys.clone());
         let monitor = HealthMonitor::new(&service);
         let state = AppState::new(Shared {
-            service,
+            service: service.clone(),
             auth: DigestAuthenticator::new(rand_secret(), Duration::from_secs(300)),
             throttle: Throttle::new(ThrottleConfig::default()),
             public_origin: None,
@@ -79,6 +82,7 @@ impl Stack {
         tokio::spawn(async move { axum::serve(listener, app).await });
         Stack {
             api,
+            service,
             kmip,
             monitor,
             keys,
@@ -88,6 +92,45 @@ impl Stack {
 
     async fn get(&self, path: &str) -> Response {
         get(self.api, path).await
+    }
+
+    /// A user with `role` (in `group` for a group role); returns its API key.
+    async fn user(&self, username: &str, role: Role, group: Option<&str>) -> String {
+        let key = format!("key-of-{username}");
+        let s = derive_secrets(username, &key);
+        let secrets = DigestSecrets {
+            ha1_md5: s.ha1_md5.to_vec(),
+            ha1_sha256: s.ha1_sha256.to_vec(),
+        };
+        self.service
+            .users()
+            .create_user(username, role, group, secrets)
+            .await
+            .unwrap();
+        key
+    }
+
+    /// A GET with `curl --digest` as `username` (no credentials with None): status and
+    /// body.
+    async fn get_as(&self, user: Option<(&str, &str)>, path: &str) -> (u16, String) {
+        let mut command = std::process::Command::new("curl");
+        command.args(["-sS", "-w", "\n%{http_code}"]);
+        if let Some((username, key)) = user {
+            command.args(["--digest", "-u", &format!("{username}:{key}")]);
+        }
+        command.arg(format!("http://{}{path}", self.api));
+        let out = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .expect("curl must be installed to run these tests");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.parse().unwrap(), body.to_string())
     }
 
     async fn metrics(&self) -> String {
@@ -284,9 +327,7 @@ async fn accepts_health_and_ready_before_and_after_the_first_check() {
     // No check yet: alive, not ready.
     let r = s.get("/health").await;
     assert_eq!(r.status, 200);
-    let body = r.json();
-    assert_eq!(body["status"], "starting");
-    assert_eq!(body["node"], s.monitor.node());
+    assert_eq!(r.json(), serde_json::json!({"status": "starting"}));
     let r = s.get("/ready").await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["ready"], false);
@@ -303,20 +344,73 @@ async fn accepts_health_and_ready_before_and_after_the_first_check() {
     assert_eq!(r.content_type.as_deref(), Some("application/json"));
     let body = r.json();
     assert_eq!(body["status"], "ok", "{body}");
-    assert_eq!(body["node"], s.monitor.node());
-    assert_eq!(body["database"]["ok"], true);
-    assert!(body["database"]["latencyMs"].as_f64().unwrap() >= 0.0);
-    let servers = body["kmipServers"].as_array().unwrap();
-    assert_eq!(servers.len(), 1, "{body}");
-    assert_eq!(servers[0]["server"], s.kmip.server().as_str());
-    assert_eq!(servers[0]["reachable"], true);
-    assert!(servers[0]["latencyMs"].as_f64().unwrap() > 0.0);
+    assert_eq!(body["database"], serde_json::json!({"ok": true}));
+    assert_eq!(
+        body["kmipServers"],
+        serde_json::json!([{"reachable": true}])
+    );
     let checked = body["checkedAt"].as_str().unwrap();
     time::OffsetDateTime::parse(checked, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|e| panic!("checkedAt {checked:?}: {e}"));
     let r = s.get("/ready").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), serde_json::json!({"ready": true}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_names_the_kmip_servers_and_the_node_only_to_users_with_a_global_role() {
+    let s = Stack::start(1).await;
+    let (status, body) = s.get_as(None, "/api/public/v1.0/health").await;
+    assert_eq!(status, 401, "{body}");
+    let group = s
+        .service
+        .create_group(&headlock_service::Actor::system("test"), "g")
+        .await
+        .unwrap();
+    let group = group.group.id.to_string();
+    let owner = s.user("owner", Role::GroupOwner, Some(&group)).await;
+    let (status, body) = s
+        .get_as(Some(("owner", &owner)), "/api/public/v1.0/health")
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("USER_UNAUTHORIZED"), "{body}");
+    let reader = s.user("reader", Role::GlobalReadOnly, None).await;
+    let reader = Some(("reader", reader.as_str()));
+    let (status, body) = s.get_as(reader, "/api/public/v1.0/health").await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "starting", "node": s.monitor.node()})
+    );
+
+    s.monitor.check_now().await;
+    // Without authentication: whether each part answered, nothing that names them (the
+    // unreachable server's error text names it too).
+    let public = s.get("/health").await.body;
+    let down = &s.keys.probe_servers().await[0].server;
+    for secret in [s.kmip.server().as_str(), down.as_str(), s.monitor.node()] {
+        assert!(!public.contains(secret), "{secret} in {public}");
+    }
+    // With it, everything.
+    let (status, body) = s.get_as(reader, "/api/public/v1.0/health").await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["node"], s.monitor.node());
+    assert!(body["database"]["latencyMs"].as_f64().unwrap() >= 0.0);
+    let servers = &body["kmipServers"];
+    assert_eq!(servers[0]["server"], down.as_str());
+    assert_eq!(servers[0]["reachable"], false);
+    assert!(
+        servers[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(down.as_str())
+    );
+    assert_eq!(servers[1]["server"], s.kmip.server().as_str());
+    assert_eq!(servers[1]["reachable"], true);
+    assert!(servers[1]["latencyMs"].as_f64().unwrap() > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,11 +463,10 @@ async fn rejects_readiness_when_the_kmip_server_is_down() {
     let body = r.json();
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["database"]["ok"], true);
-    let server = &body["kmipServers"][0];
-    assert_eq!(server["reachable"], false);
-    assert!(server.get("latencyMs").is_none(), "{body}");
-    let error = server["error"].as_str().unwrap();
-    assert!(error.contains(&s.kmip.server()), "{error}");
+    assert_eq!(
+        body["kmipServers"],
+        serde_json::json!([{"reachable": false}])
+    );
 
     let metrics = parse_exposition(&s.metrics().await);
     let addr = s.kmip.server();

@@ -32,7 +32,8 @@ impl Clock for SystemClock {
 
 /// The system clock moved forward by the whole number of seconds written in a file,
 /// read at every call (a missing or unreadable file means no shift). For tests only:
-/// `serve` uses it when `HEADLOCK_TEST_CLOCK_SHIFT_FILE` names a file.
+/// `serve` uses it when `HEADLOCK_TEST_CLOCK_SHIFT_FILE` names a file and the binary has
+/// the test hooks (`crate::test_hooks`).
 #[derive(Debug, Clone)]
 pub struct ShiftedClock {
     file: PathBuf,
@@ -56,16 +57,17 @@ impl Clock for ShiftedClock {
 }
 
 /// The clock `serve` uses: [`ShiftedClock`] on the file named by
-/// `HEADLOCK_TEST_CLOCK_SHIFT_FILE` when that is set (tests only), else [`SystemClock`].
+/// `HEADLOCK_TEST_CLOCK_SHIFT_FILE` when that is set and the `test-hooks` feature is on
+/// (tests only), else [`SystemClock`].
 pub fn from_env() -> Arc<dyn Clock> {
-    match std::env::var_os("HEADLOCK_TEST_CLOCK_SHIFT_FILE") {
-        Some(file) if !file.is_empty() => {
+    match crate::test_hooks::clock_shift_file() {
+        Some(file) => {
             tracing::warn!(
                 file = %std::path::Path::new(&file).display(),
                 "HEADLOCK_TEST_CLOCK_SHIFT_FILE is set: the key lifecycle runs on a shifted clock (tests only)"
             );
             Arc::new(ShiftedClock::new(file))
         }
-        _ => Arc::new(SystemClock),
+        None => Arc::new(SystemClock),
     }
 }

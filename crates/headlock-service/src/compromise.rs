@@ -558,7 +558,7 @@ impl Service {
             Ok((true, sealed_bytes)) => {
                 crate::metrics::reencrypted_bytes(sealed_bytes);
                 tracing::info!(job = %job.id, snapshot = %record.id, "snapshot re-encrypted under the new data key");
-                crate::rotation::crash_point("reencrypt-after-snapshot");
+                crate::test_hooks::crash_point("reencrypt-after-snapshot");
                 Ok(true)
             }
             other => {

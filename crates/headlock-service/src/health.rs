@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 use headlock_core::{KeyManager, MetadataStore, ServerProbe};
 use time::OffsetDateTime;
 
-use crate::Service;
+use crate::error::Denied;
+use crate::{Actor, Service};
 
 /// Time allowed to the database ping; the whole KMIP probe gets twice this.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -157,6 +158,17 @@ impl HealthMonitor {
     /// The id of the node this monitor reports on.
     pub fn node(&self) -> &str {
         &self.inner.node
+    }
+
+    /// The latest report with everything in it (node id, KMIP server addresses, error
+    /// texts), for an authenticated operator: a user with a global role (others get
+    /// `USER_UNAUTHORIZED`). What anyone may see is a summary without those, which the
+    /// API layer cuts from [`Self::report`].
+    pub fn detailed_report(&self, actor: &Actor) -> crate::Result<Option<HealthReport>> {
+        if !actor.is_global() {
+            return Err(Denied::Forbidden.into());
+        }
+        Ok(self.report())
     }
 
     /// The latest report, or `None` before the first check has finished.

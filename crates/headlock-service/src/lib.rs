@@ -37,6 +37,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod rotation;
 pub mod snapshots;
+mod test_hooks;
 pub mod users;
 
 use std::sync::Arc;

@@ -24,8 +24,13 @@
 //! * The commit is conditional on the current key being the one the rotation started
 //!   from: a rotation applies to the key it read or not at all.
 //! * KMIP Create is never retried blindly: an unanswered Create is reconciled by name.
+//! * A key made by a change that never committed (an orphan: Pre-Active when Activate
+//!   failed or never ran, else Active) protects nothing: it is destroyed in the KMIP
+//!   server, an Active one revoked first (Cessation of Operation). A refusal is recorded
+//!   as what it is (in the audit detail, and a `FAILURE` outcome if the key stays
+//!   usable), never as success.
 //! * [`Service::reconcile`] finishes or undoes whatever intents nobody works on, from the
-//!   state read back: a Pending or NewKeyActive intent's key (found by name) is revoked as abandoned; a
+//!   state read back: a Pending or NewKeyActive intent's key (found by name) is destroyed as above; a
 //!   Committed intent's old key is revoked as superseded (as compromised, and its
 //!   re-encryption job recorded, for a [`RotationType::Compromise`]: see
 //!   [`crate::compromise`]). It runs at start and every 30 s ([`crate::maintenance`]).
@@ -36,9 +41,9 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use headlock_core::envelope::{DataKey, WrapContext};
-use headlock_core::keys::{CreatedKey, KmipUid, RevokeReason};
+use headlock_core::keys::{CreatedKey, KeyState, KmipUid, RevokeReason};
 use headlock_core::model::{
-    BackupConfig, Cluster, DataKeyRecord, KeyIntent, MasterKeyRecord, RotationType,
+    BackupConfig, Cluster, DataKeyRecord, IntentPhase, KeyIntent, MasterKeyRecord, RotationType,
 };
 use headlock_core::store::KeyChange;
 use headlock_core::{KeyManagerError, ObjectId, StoreConflict, StoreError};
@@ -164,13 +169,73 @@ impl ClusterRwLocks {
     }
 }
 
+/// What became of a key that a key change created and never committed (an orphan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrphanFate {
+    /// Destroyed in the KMIP server (or already gone from it).
+    Destroyed,
+    /// Revoked (Deactivated), but the server refused to destroy it: `why`.
+    Deactivated {
+        /// The refusal.
+        why: String,
+    },
+    /// Left as the server holds it: it refused what would have retired the key.
+    Kept {
+        /// The key's state, when the server told it.
+        state: Option<KeyState>,
+        /// The refusal.
+        why: String,
+    },
+}
+
+/// An orphan key and its fate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanKey {
+    /// Its KMIP uid.
+    pub uid: KmipUid,
+    /// The state it was found in (None: the server no longer had it).
+    pub found: Option<KeyState>,
+    /// What became of it.
+    pub fate: OrphanFate,
+}
+
+impl OrphanKey {
+    /// Whether the key can no longer be used: destroyed, or at least deactivated.
+    pub fn is_retired(&self) -> bool {
+        matches!(
+            self.fate,
+            OrphanFate::Destroyed | OrphanFate::Deactivated { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for OrphanKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "key {}", self.uid)?;
+        if let Some(found) = self.found {
+            write!(f, " (was {})", found.as_str())?;
+        }
+        match &self.fate {
+            OrphanFate::Destroyed => write!(f, " destroyed"),
+            OrphanFate::Deactivated { why } => {
+                write!(f, " revoked, now Deactivated, not destroyed: {why}")
+            }
+            OrphanFate::Kept { state, why } => write!(
+                f,
+                " left {}: {why}",
+                state.map_or("in an unknown state", KeyState::as_str)
+            ),
+        }
+    }
+}
+
 /// What [`Service::reconcile`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReconcileReport {
     /// Intents finished or undone.
     pub resolved: usize,
-    /// KMIP keys revoked because no record uses them.
-    pub orphans_revoked: Vec<KmipUid>,
+    /// KMIP keys made by key changes that never committed, and what became of them.
+    pub orphans: Vec<OrphanKey>,
     /// Old keys revoked after a committed rotation.
     pub superseded_revoked: Vec<KmipUid>,
     /// Intents left for later (the KMIP server could not be reached).
@@ -391,15 +456,17 @@ impl Service {
         let created = match self.keys.create_master_key(&intent.key_name).await {
             Ok(created) => created,
             Err(e) => {
-                if matches!(e, KeyManagerError::Indeterminate { .. }) {
-                    // The key may exist: find it by name and revoke it, or leave the
-                    // intent for reconciliation.
-                    self.abandon_or_defer(&intent, None).await;
-                } else {
-                    // Nothing was created: forget the intent.
+                let fates = if matches!(e, KeyManagerError::Unavailable { .. }) {
+                    // No server was reached: nothing was created. Forget the intent.
                     self.store.delete_intent(intent.id).await?;
-                }
-                self.audit_failure(actor, cluster, &intent, None, &e.to_string())
+                    String::new()
+                } else {
+                    // The key may exist: Create unanswered, or Create done and Activate
+                    // refused or unanswered (a Pre-Active key). Find it by name and
+                    // destroy it, or leave the intent for reconciliation.
+                    self.abandon_or_defer(&intent, None).await
+                };
+                self.audit_failure(actor, cluster, &intent, None, &format!("{e}{fates}"))
                     .await;
                 return Err(e.into());
             }
@@ -408,7 +475,7 @@ impl Service {
         let committed = match self.store.update_intent(&intent.record()).await {
             Ok(()) => {
                 if current.is_some() {
-                    crash_point("rotation-after-kmip-create");
+                    crate::test_hooks::crash_point("rotation-after-kmip-create");
                 }
                 let change = ChangeTo {
                     intent: &intent,
@@ -423,8 +490,8 @@ impl Service {
         };
         if let Err(e) = committed {
             let new_uid = Some(intent.new_uid());
-            self.abandon_or_defer(&intent, new_uid).await;
-            self.audit_failure(actor, cluster, &intent, new_uid, &e.to_string())
+            let fates = self.abandon_or_defer(&intent, new_uid).await;
+            self.audit_failure(actor, cluster, &intent, new_uid, &format!("{e}{fates}"))
                 .await;
             return Err(match e {
                 ServiceError::Internal(Internal::Store(StoreError::Precondition(_))) => {
@@ -448,7 +515,7 @@ impl Service {
         }
         // Committed: the old key protects nothing any more.
         if let Some(old) = &current {
-            crash_point("rotation-after-commit");
+            crate::test_hooks::crash_point("rotation-after-commit");
             if let Err(e) = self
                 .keys
                 .revoke(&old.kmip_uid, revoke_reason(intent.rotation_type))
@@ -584,18 +651,37 @@ impl Service {
         Ok(())
     }
 
-    /// Undoes an uncommitted key change (Pending, or NewKeyActive with `new_uid`):
-    /// revokes the new key (found by uid or by name) and deletes the intent. If the KMIP
-    /// server cannot be reached, the intent stays for [`Service::reconcile`]. Returns the
-    /// revoked uids, or None if deferred.
-    async fn abandon(&self, intent: &Claim, new_uid: Option<&KmipUid>) -> Option<Vec<KmipUid>> {
+    /// Undoes an uncommitted key change (Pending, or NewKeyActive with `new_uid`): every
+    /// key it made (found by uid or by name) is disposed of ([`Self::dispose_orphan`]),
+    /// then the intent is deleted. If the KMIP server or the store cannot be reached, or
+    /// the stored intent turns out committed after all (a commit whose answer was lost),
+    /// the intent stays for [`Service::reconcile`]. Returns the orphans' fates, or None
+    /// if deferred.
+    async fn abandon(&self, intent: &Claim, new_uid: Option<&KmipUid>) -> Option<Vec<OrphanKey>> {
+        // A key is destroyed only if the store's intent says no commit used it.
+        match self.store.intents().await {
+            Ok(rows) => match rows.iter().find(|r| r.id == intent.id) {
+                Some(row) if row.phase != IntentPhase::Committed => {}
+                Some(_) => {
+                    tracing::warn!(intent = %intent.id, "the key change committed after all; reconciliation will finish it");
+                    return None;
+                }
+                None => {
+                    tracing::warn!(intent = %intent.id, "the key change's intent is gone; its keys are left alone");
+                    return None;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(intent = %intent.id, error = %e, "cannot read back an abandoned key change yet");
+                return None;
+            }
+        }
         let mut uids = match self.keys.locate_by_name(&intent.key_name).await {
             Ok(uids) => uids,
             Err(e) => {
                 tracing::warn!(intent = %intent.id, error = %e, "cannot look up an abandoned master key yet");
                 // Without the uid there is nothing else to go on: try again later.
-                new_uid?;
-                Vec::new()
+                vec![new_uid?.clone()]
             }
         };
         if let Some(uid) = new_uid
@@ -603,11 +689,17 @@ impl Service {
         {
             uids.push(uid.clone());
         }
+        let mut orphans = Vec::with_capacity(uids.len());
         for uid in &uids {
-            match self.keys.revoke(uid, RevokeReason::Abandoned).await {
-                Ok(()) | Err(KeyManagerError::Refused { .. }) => {}
+            match self.dispose_orphan(uid).await {
+                Ok(orphan) => {
+                    if !orphan.is_retired() {
+                        tracing::error!(intent = %intent.id, "an abandoned master key could not be retired: {orphan}");
+                    }
+                    orphans.push(orphan);
+                }
                 Err(e) => {
-                    tracing::warn!(intent = %intent.id, key = %uid, error = %e, "cannot revoke an abandoned master key yet");
+                    tracing::warn!(intent = %intent.id, key = %uid, error = %e, "cannot dispose of an abandoned master key yet");
                     return None;
                 }
             }
@@ -616,15 +708,82 @@ impl Service {
             tracing::error!(intent = %intent.id, error = %e, "cannot delete a finished key intent");
             return None;
         }
-        Some(uids)
+        Some(orphans)
+    }
+
+    /// Retires a key that an uncommitted key change made, which nothing references: a
+    /// Pre-Active (never activated), Deactivated or Compromised key is destroyed (KMIP
+    /// allows Destroy in those states); an Active one is revoked (Cessation of Operation,
+    /// which KMIP allows only for an Active key) and then destroyed. A key already
+    /// destroyed, or unknown to the server (PyKMIP forgets destroyed objects), counts as
+    /// destroyed. A refusal is reported as such in the [`OrphanKey`], never as success;
+    /// `Err` when the server could not be reached or did not answer (try again later).
+    async fn dispose_orphan(&self, uid: &KmipUid) -> Result<OrphanKey, KeyManagerError> {
+        let orphan = |found, fate| OrphanKey {
+            uid: uid.clone(),
+            found,
+            fate,
+        };
+        let found = match self.keys.key_state(uid).await {
+            Ok(state) => state,
+            Err(e) if e.is_item_not_found() => return Ok(orphan(None, OrphanFate::Destroyed)),
+            Err(e) if answer_lost(&e) => return Err(e),
+            Err(e) => {
+                let why = format!("Get Attributes failed: {e}");
+                return Ok(orphan(None, OrphanFate::Kept { state: None, why }));
+            }
+        };
+        let mut state = found;
+        if state == KeyState::Active {
+            match self.keys.revoke(uid, RevokeReason::Abandoned).await {
+                Ok(()) => state = KeyState::Deactivated,
+                Err(e) if answer_lost(&e) => return Err(e),
+                Err(e) => {
+                    let why = format!("Revoke refused: {e}");
+                    return Ok(orphan(
+                        Some(found),
+                        OrphanFate::Kept {
+                            state: Some(state),
+                            why,
+                        },
+                    ));
+                }
+            }
+        }
+        if matches!(state, KeyState::Destroyed | KeyState::DestroyedCompromised) {
+            return Ok(orphan(Some(found), OrphanFate::Destroyed));
+        }
+        let fate = match self.keys.destroy(uid).await {
+            Ok(()) => OrphanFate::Destroyed,
+            Err(e) if e.is_item_not_found() => OrphanFate::Destroyed,
+            Err(e) if answer_lost(&e) => return Err(e),
+            Err(e) if state == KeyState::Deactivated => OrphanFate::Deactivated {
+                why: format!("Destroy refused: {e}"),
+            },
+            Err(e) => OrphanFate::Kept {
+                state: Some(state),
+                why: format!("Destroy refused: {e}"),
+            },
+        };
+        Ok(orphan(Some(found), fate))
     }
 
     /// [`Self::abandon`]; if the KMIP server cannot be reached the intent stays, and
     /// since its lease goes with this call, the next key change of the cluster (on any
     /// node) or the periodic reconciliation finishes it.
-    async fn abandon_or_defer(&self, intent: &Claim, new_uid: Option<&KmipUid>) {
-        if self.abandon(intent, new_uid).await.is_none() {
-            tracing::warn!(intent = %intent.id, cluster = %intent.cluster_id, "key change left for reconciliation");
+    /// Returns what to add to the failure's audit detail: each orphan's fate, or that
+    /// reconciliation will see to them.
+    async fn abandon_or_defer(&self, intent: &Claim, new_uid: Option<&KmipUid>) -> String {
+        match self.abandon(intent, new_uid).await {
+            Some(orphans) if orphans.is_empty() => String::new(),
+            Some(orphans) => {
+                let fates: Vec<String> = orphans.iter().map(OrphanKey::to_string).collect();
+                format!("; {}", fates.join("; "))
+            }
+            None => {
+                tracing::warn!(intent = %intent.id, cluster = %intent.cluster_id, "key change left for reconciliation");
+                "; any key it made is left for reconciliation".to_string()
+            }
         }
     }
 
@@ -691,14 +850,19 @@ impl Service {
     /// Finishes or undoes one key change from the state it was left in.
     async fn reconcile_one(&self, state: &KeyChangeState, report: &mut ReconcileReport) {
         let intent = state.claim();
+        let mut new_uid = state.new_uid().cloned();
         let outcome = match state {
             KeyChangeState::Pending(_) | KeyChangeState::NewKeyActive(_) => {
                 match self.abandon(intent, state.new_uid()).await {
-                    Some(uids) => {
-                        report.orphans_revoked.extend(uids.iter().cloned());
-                        Some(format!(
-                            "key change interrupted before commit; revoked {uids:?}"
-                        ))
+                    Some(orphans) => {
+                        let detail = orphans_detail(&orphans);
+                        let retired = orphans.iter().all(OrphanKey::is_retired);
+                        // The event names the new key even when the intent did not yet.
+                        if let [one] = orphans.as_slice() {
+                            new_uid = Some(one.uid.clone());
+                        }
+                        report.orphans.extend(orphans);
+                        Some((detail, retired))
                     }
                     None => None,
                 }
@@ -736,14 +900,15 @@ impl Service {
                         None => true,
                     };
                 if revoked && self.store.delete_intent(intent.id).await.is_ok() {
-                    Some("rotation committed before a restart; old master key revoked".to_string())
+                    let detail = "rotation committed before a restart; old master key revoked";
+                    Some((detail.to_string(), true))
                 } else {
                     None
                 }
             }
         };
         match outcome {
-            Some(detail) => {
+            Some((detail, success)) => {
                 report.resolved += 1;
                 let group = match self.store.cluster_any_group(intent.cluster_id).await {
                     Ok(c) => c.map(|c| c.group_id),
@@ -755,11 +920,11 @@ impl Service {
                     Some(intent.cluster_id),
                     Some("headlock"),
                     None,
-                    "SUCCESS",
+                    if success { "SUCCESS" } else { "FAILURE" },
                     Some(&detail),
                 );
                 event.old_key_uid = intent.previous_uid.clone();
-                event.new_key_uid = state.new_uid().cloned();
+                event.new_key_uid = new_uid;
                 if let Err(e) = self.store.append_audit(&event).await {
                     tracing::error!(error = %e, "cannot record a reconciliation in the audit trail");
                 }
@@ -770,22 +935,33 @@ impl Service {
     }
 }
 
+/// Whether a key manager call failed without a usable answer (no server reached, or no
+/// answer): worth trying again later, unlike a refusal.
+fn answer_lost(e: &KeyManagerError) -> bool {
+    matches!(
+        e,
+        KeyManagerError::Unavailable { .. } | KeyManagerError::Indeterminate { .. }
+    )
+}
+
+/// The `MASTER_KEY_RECONCILED` detail of an undone key change: what became of each key
+/// it made.
+fn orphans_detail(orphans: &[OrphanKey]) -> String {
+    let mut detail = String::from("key change interrupted before commit; ");
+    if orphans.is_empty() {
+        detail.push_str("no key had been created");
+    } else {
+        let fates: Vec<String> = orphans.iter().map(OrphanKey::to_string).collect();
+        detail.push_str(&fates.join("; "));
+    }
+    detail
+}
+
 /// How a rotation's old key is revoked: as compromised after a compromise, else as
 /// superseded.
 fn revoke_reason(kind: RotationType) -> RevokeReason {
     match kind {
         RotationType::Compromise => RevokeReason::Compromised,
         _ => RevokeReason::Superseded,
-    }
-}
-
-/// Crash points for the tests of reconciliation: with `HEADLOCK_TEST_CRASH_AT=<name>` in
-/// its environment the process aborts at that point, as a power cut would stop it. A
-/// crash at an exact step cannot be caused from outside a real process any other way.
-/// Never set it in production.
-pub(crate) fn crash_point(name: &str) {
-    if std::env::var_os("HEADLOCK_TEST_CRASH_AT").is_some_and(|v| v == name) {
-        eprintln!("headlock: HEADLOCK_TEST_CRASH_AT={name}: aborting");
-        std::process::abort();
     }
 }

@@ -13,8 +13,19 @@
 //! server should stop; `serve` then stops accepting, lets open connections finish the
 //! message they are processing, and returns. Bounds: at most
 //! [`ServerOptions::max_connections`] connections at once (further ones wait in the
-//! listen backlog), [`ServerOptions::read_timeout`] for a TLS handshake and for each
-//! message to arrive, [`ServerOptions::limits`] on each message's size and depth.
+//! listen backlog), [`ServerOptions::read_timeout`] for each message to arrive,
+//! [`ServerOptions::limits`] on each message's size and depth.
+//!
+//! Connections without a certificate yet (accepted, TLS handshake not finished) are
+//! bounded apart, so that anyone who can reach the port but holds no certificate cannot
+//! starve the clients that do: each has [`ServerOptions::handshake_timeout`] to finish
+//! its handshake; at most [`ServerOptions::max_handshakes_per_source`] of them per
+//! source (an IPv4 address, or an IPv6 /64) and [`ServerOptions::max_handshakes`] in
+//! all may be pending, and a connection over either bound closes the oldest pending one
+//! (of its source, or of all) rather than being refused, so idle connections, however
+//! many, never hold out a client that completes its handshake (only a flood faster than
+//! a handshake could). Pending handshakes count towards `max_connections` too; keep
+//! `max_handshakes` well under it.
 //!
 //! Each connection's owner is the Common Name of its verified client certificate
 //! ([`owner::peer_common_name`]); objects belong to the owner that created them and
@@ -38,6 +49,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+mod handshake;
 pub mod ops;
 pub mod owner;
 pub mod pki;
@@ -61,11 +73,19 @@ pub use store::{KeyStore, LocateFilter, StoredObject};
 /// Bounds of a running server.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// Most connections served at once (default 256).
+    /// Most connections served at once, pending handshakes included (default 256).
     pub max_connections: usize,
-    /// Time allowed for the TLS handshake and for each request message to arrive
-    /// completely, including the wait for its first byte (default 60 s): an idle
-    /// connection is closed after this long.
+    /// Time allowed from accepting a connection to the end of its TLS handshake
+    /// (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Most connections whose TLS handshake is pending, in all (default 64); one more
+    /// closes the oldest.
+    pub max_handshakes: usize,
+    /// Most connections whose TLS handshake is pending from one source address (an
+    /// IPv6 /64 counts as one; default 16); one more closes the source's oldest.
+    pub max_handshakes_per_source: usize,
+    /// Time allowed for each request message to arrive completely, including the wait
+    /// for its first byte (default 60 s): an idle connection is closed after this long.
     pub read_timeout: Duration,
     /// Time allowed to write a response (default 30 s).
     pub write_timeout: Duration,
@@ -77,6 +97,9 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_connections: 256,
+            handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 64,
+            max_handshakes_per_source: 16,
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
             limits: Limits::default(),
@@ -105,6 +128,10 @@ pub async fn serve_with(
 ) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
     let handler = Arc::new(ops::Handler::new(store));
+    let handshakes = Arc::new(handshake::Pending::new(
+        options.max_handshakes_per_source,
+        options.max_handshakes,
+    ));
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -139,9 +166,12 @@ pub async fn serve_with(
         let handler = handler.clone();
         let options = options.clone();
         let stop = stop_rx.clone();
+        // Admitted now, in accept order, so that the oldest pending handshake is the
+        // one a newcomer over a bound closes.
+        let slot = handshakes.admit(peer);
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) = connection(stream, acceptor, handler, &options, stop).await {
+            if let Err(e) = connection(stream, slot, acceptor, handler, &options, stop).await {
                 tracing::debug!(%peer, error = %e, "kmip server: connection ended with an error");
             }
         });
@@ -168,22 +198,28 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
 /// request/response until the peer closes, a timeout, a framing error or shutdown.
 async fn connection(
     stream: TcpStream,
+    mut slot: handshake::Slot,
     acceptor: TlsAcceptor,
     handler: Arc<ops::Handler>,
     options: &ServerOptions,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), kmip::error::Error> {
     let _ = stream.set_nodelay(true);
-    let mut tls = match tokio::time::timeout(options.read_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => return Err(kmip::error::Error::io("in the TLS handshake", e)),
-        Err(_) => {
-            return Err(kmip::error::Error::io(
-                "in the TLS handshake",
-                io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"),
-            ));
+    let handshake = tokio::time::timeout(options.handshake_timeout, acceptor.accept(stream));
+    let handshake_failed =
+        |what: &str| kmip::error::Error::io("in the TLS handshake", io::Error::other(what));
+    let mut tls = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return Err(kmip::error::Error::io("in the TLS handshake", e)),
+            Err(_) => return Err(handshake_failed("handshake timed out")),
+        },
+        () = slot.evicted() => {
+            return Err(handshake_failed("closed for a newer connection over the pending-handshake bound"));
         }
+        _ = stop.changed() => return Ok(()),
     };
+    drop(slot);
     let owner = {
         let (_, conn) = tls.get_ref();
         match conn.peer_certificates().and_then(|c| c.first()) {

@@ -223,6 +223,25 @@ async fn accepts_full_lifecycle_of_a_master_key() {
         a,
         Attribute::RevocationReason(r) if r.code == RevocationReasonCode::CESSATION_OF_OPERATION
     )));
+
+    // A key never activated (a key change stopped between Create and Activate): a
+    // Revoke for a reason other than compromise is refused, a Destroy accepted.
+    let orphan = client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, Some("orphan"))
+        .await
+        .unwrap();
+    let refused = client
+        .revoke(&orphan, RevocationReasonCode::CESSATION_OF_OPERATION, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&refused),
+        Some(ResultReason::WRONG_KEY_LIFECYCLE_STATE),
+        "{refused}"
+    );
+    assert_eq!(client.get_state(&orphan).await.unwrap(), State::PRE_ACTIVE);
+    client.destroy(&orphan).await.unwrap();
+    assert_eq!(client.get_state(&orphan).await.unwrap(), State::DESTROYED);
 }
 
 #[tokio::test]

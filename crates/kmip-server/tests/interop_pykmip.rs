@@ -113,6 +113,27 @@ async fn lifecycle_against(server: &PyKmipServer, client: Client, expected: Prot
         other => panic!("expected ServerReported(ItemNotFound), got {other:?}"),
     }
     assert!(!err.is_transient());
+
+    // A key never activated (a key change stopped between Create and Activate): a
+    // Revoke for a reason other than compromise is refused, a Destroy accepted (KMIP's
+    // Pre-Active -> Destroyed transition); PyKMIP then forgets the key.
+    let orphan = client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, usage, Some("orphan"))
+        .await
+        .unwrap();
+    assert_eq!(client.get_state(&orphan).await.unwrap(), State::PRE_ACTIVE);
+    let refused = client
+        .revoke(&orphan, RevocationReasonCode::CESSATION_OF_OPERATION, None)
+        .await
+        .unwrap_err();
+    assert!(refused.result_reason().is_some(), "{refused}");
+    client.destroy(&orphan).await.unwrap();
+    let gone = client.get_state(&orphan).await.unwrap_err();
+    assert_eq!(
+        gone.result_reason(),
+        Some(ResultReason::ITEM_NOT_FOUND),
+        "{gone}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

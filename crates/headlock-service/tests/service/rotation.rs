@@ -15,10 +15,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use headlock_core::envelope::MasterKeyMaterial;
 use headlock_core::keys::{CreatedKey, KeyState, KmipUid, RevokeReason};
-use headlock_core::model::{IntentPhase, KeyIntent, RotationType};
+use headlock_core::model::{AuditEvent, IntentPhase, KeyIntent, RotationType};
 use headlock_core::{KeyManager, KeyManagerError};
 use headlock_kmip::KmipKeyManager;
 use headlock_service::Service;
+use headlock_service::rotation::{OrphanFate, ReconcileReport};
 use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask};
 use tokio::sync::Notify;
 
@@ -43,6 +44,18 @@ enum CrashAt {
     AfterCommit,
     /// The old key is revoked; the intent is not deleted yet.
     AfterRevoke,
+}
+
+/// KmipKeyManager's own Create, without the Activate that follows it: the key named
+/// `name` is left Pre-Active.
+async fn create_without_activate(keys: &KmipKeyManager, name: &str) {
+    let usage = CryptographicUsageMask(
+        CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
+    );
+    keys.client()
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, usage, Some(name))
+        .await
+        .unwrap();
 }
 
 /// A key manager on the world's KMIP server that stops for good at one step.
@@ -73,15 +86,7 @@ impl KeyManager for CrashingKeys {
         match self.at {
             CrashAt::BeforeCreate => self.crash().await,
             CrashAt::BetweenCreateAndActivate => {
-                // KmipKeyManager's own Create, without the Activate that follows it.
-                let usage = CryptographicUsageMask(
-                    CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
-                );
-                self.inner
-                    .client()
-                    .create_symmetric_key(CryptographicAlgorithm::AES, 256, usage, Some(name))
-                    .await
-                    .unwrap();
+                create_without_activate(&self.inner, name).await;
                 self.crash().await
             }
             _ => {}
@@ -122,6 +127,56 @@ impl KeyManager for CrashingKeys {
 
     async fn key_state(&self, uid: &KmipUid) -> Result<KeyState, KeyManagerError> {
         self.inner.key_state(uid).await
+    }
+
+    async fn destroy(&self, uid: &KmipUid) -> Result<(), KeyManagerError> {
+        self.inner.destroy(uid).await
+    }
+}
+
+/// A key manager on the world's KMIP server whose Activate is refused: Create makes the
+/// key, which stays Pre-Active, and `create_master_key` fails as `KmipKeyManager`'s does
+/// when the server refuses Activate.
+struct ActivateRefused {
+    inner: KmipKeyManager,
+}
+
+#[async_trait]
+impl KeyManager for ActivateRefused {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError> {
+        create_without_activate(&self.inner, name).await;
+        Err(KeyManagerError::Refused {
+            server: self.describe(),
+            operation: "Activate".into(),
+            reason: "PermissionDenied: refused by the test".into(),
+        })
+    }
+
+    async fn master_key_material(
+        &self,
+        uid: &KmipUid,
+    ) -> Result<MasterKeyMaterial, KeyManagerError> {
+        self.inner.master_key_material(uid).await
+    }
+
+    async fn locate_by_name(&self, name: &str) -> Result<Vec<KmipUid>, KeyManagerError> {
+        self.inner.locate_by_name(name).await
+    }
+
+    async fn revoke(&self, uid: &KmipUid, reason: RevokeReason) -> Result<(), KeyManagerError> {
+        self.inner.revoke(uid, reason).await
+    }
+
+    async fn key_state(&self, uid: &KmipUid) -> Result<KeyState, KeyManagerError> {
+        self.inner.key_state(uid).await
+    }
+
+    async fn destroy(&self, uid: &KmipUid) -> Result<(), KeyManagerError> {
+        self.inner.destroy(uid).await
     }
 }
 
@@ -208,17 +263,70 @@ async fn crash(b: &Before, kind: RotationType, at: CrashAt) -> KeyIntent {
 async fn restart_and_reconcile(
     b: &Before,
     retired_state: KeyState,
-) -> (
-    Service,
-    KmipUid,
-    headlock_service::rotation::ReconcileReport,
-) {
+) -> (Service, KmipUid, ReconcileReport) {
     let node = b.world.node().await;
     let report = node.reconcile().await.unwrap();
     assert_eq!((report.resolved, report.deferred), (1, 0), "{report:?}");
     let current = assert_settled(&b.world, &node, &b.cluster.cluster, retired_state).await;
     assert_eq!(restore(&node, &b.cluster, b.snapshot).await, b.data);
     (node, current, report)
+}
+
+/// The audit events of type `event_type` of the cluster's group, newest first.
+async fn events_of(b: &Before, node: &Service, event_type: &str) -> Vec<AuditEvent> {
+    let page = headlock_core::model::Page { num: 1, size: 100 };
+    let (events, _) = node
+        .events()
+        .list_events(&admin(), &b.cluster.group, page)
+        .await
+        .unwrap();
+    events
+        .into_iter()
+        .filter(|e| e.event_type == event_type)
+        .collect()
+}
+
+/// Checks that reconciliation destroyed exactly the keys `orphans` in the KMIP server,
+/// found in `found`, and that its `MASTER_KEY_RECONCILED` event says so.
+async fn assert_orphans_destroyed(
+    b: &Before,
+    node: &Service,
+    report: &ReconcileReport,
+    orphans: &[KmipUid],
+    found: KeyState,
+) {
+    let fates: Vec<_> = report
+        .orphans
+        .iter()
+        .map(|o| (o.uid.clone(), o.found, o.fate.clone()))
+        .collect();
+    let expected: Vec<_> = orphans
+        .iter()
+        .map(|uid| (uid.clone(), Some(found), OrphanFate::Destroyed))
+        .collect();
+    assert_eq!(fates, expected);
+    for uid in orphans {
+        assert_eq!(
+            b.world.state(uid).await,
+            KeyState::Destroyed,
+            "orphan {uid}"
+        );
+    }
+    let reconciled = events_of(b, node, "MASTER_KEY_RECONCILED").await;
+    assert_eq!(reconciled.len(), 1, "{reconciled:?}");
+    let event = &reconciled[0];
+    assert_eq!(event.outcome, "SUCCESS");
+    assert_eq!(event.new_key_uid.as_ref(), Some(&orphans[0]));
+    let detail = event.detail.as_deref().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "key {} (was {}) destroyed",
+            orphans[0],
+            found.as_str()
+        )),
+        "{detail}"
+    );
+    assert!(!detail.contains("revoked"), "{detail}");
 }
 
 /// After a reconciliation that kept the old key, the cluster rotates normally.
@@ -239,7 +347,7 @@ async fn reconcile_after_crash_before_kmip_create_drops_the_intent_and_keeps_the
 
     let (node, current, report) = restart_and_reconcile(&b, KeyState::Deactivated).await;
     assert_eq!(current, b.old_key);
-    assert_eq!(report.orphans_revoked, Vec::<KmipUid>::new());
+    assert_eq!(report.orphans, Vec::new());
     assert_eq!(
         b.world.keys_named(&intent.key_name).await,
         Vec::<KmipUid>::new()
@@ -248,9 +356,6 @@ async fn reconcile_after_crash_before_kmip_create_drops_the_intent_and_keeps_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 14 item 11: a crash between KMIP Create and Activate leaves the new key \
-            Pre-Active; reconciliation's Revoke (Cessation of Operation) is refused by KMIP \
-            for a Pre-Active key, yet the key is reported as revoked and stays Pre-Active"]
 async fn reconcile_after_crash_between_create_and_activate_leaves_no_pre_active_key() {
     let b = before().await;
     let intent = crash(&b, RotationType::Manual, CrashAt::BetweenCreateAndActivate).await;
@@ -261,17 +366,63 @@ async fn reconcile_after_crash_between_create_and_activate_leaves_no_pre_active_
 
     let (node, current, report) = restart_and_reconcile(&b, KeyState::Deactivated).await;
     assert_eq!(current, b.old_key);
-    assert_eq!(report.orphans_revoked, orphans);
-    let state = b.world.state(&orphans[0]).await;
-    assert!(
-        matches!(state, KeyState::Deactivated | KeyState::Destroyed),
-        "the abandoned key is {state:?}"
-    );
+    assert_orphans_destroyed(&b, &node, &report, &orphans, KeyState::PreActive).await;
     rotates_again(&b, &node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_after_crash_between_activate_and_recording_the_key_revokes_it_by_name() {
+async fn rotation_whose_activate_is_refused_destroys_the_pre_active_key_and_keeps_the_old_one() {
+    let b = before().await;
+    let node = b
+        .world
+        .node_with(Arc::new(ActivateRefused {
+            inner: b.world.key_manager(),
+        }))
+        .await;
+    let err = node
+        .rotate_encryption_key(&admin(), &b.cluster.group, &b.cluster.id())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Activate"), "{err}");
+    let intents = node.store().intents().await.unwrap();
+    assert_eq!(intents, Vec::new(), "the failed change is undone at once");
+
+    // The one key the failed rotation made is destroyed, not left Pre-Active.
+    let keys = node
+        .store()
+        .master_keys(b.cluster.cluster.id)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let failed: Vec<_> = events_of(&b, &node, "RS_ROTATE_MASTER_KEY_AUDIT")
+        .await
+        .into_iter()
+        .filter(|e| e.outcome == "FAILURE")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let detail = failed[0].detail.as_deref().unwrap();
+    let orphan = detail
+        .split("key ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("the failure names the orphan key: {detail}"));
+    assert!(
+        detail.contains(&format!("key {orphan} (was Pre-Active) destroyed")),
+        "{detail}"
+    );
+    assert_eq!(
+        b.world.state(&KmipUid::from(orphan)).await,
+        KeyState::Destroyed
+    );
+
+    let node = b.world.node().await;
+    let current = assert_settled(&b.world, &node, &b.cluster.cluster, KeyState::Deactivated).await;
+    assert_eq!(current, b.old_key);
+    rotates_again(&b, &node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_after_crash_between_activate_and_recording_the_key_destroys_it_by_name() {
     let b = before().await;
     let intent = crash(&b, RotationType::Manual, CrashAt::AfterActivate).await;
     assert_eq!((intent.phase, intent.new_uid), (IntentPhase::Pending, None));
@@ -281,13 +432,12 @@ async fn reconcile_after_crash_between_activate_and_recording_the_key_revokes_it
 
     let (node, current, report) = restart_and_reconcile(&b, KeyState::Deactivated).await;
     assert_eq!(current, b.old_key);
-    assert_eq!(report.orphans_revoked, orphans);
-    assert_eq!(b.world.state(&orphans[0]).await, KeyState::Deactivated);
+    assert_orphans_destroyed(&b, &node, &report, &orphans, KeyState::Active).await;
     rotates_again(&b, &node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_after_crash_between_recording_the_new_key_and_commit_revokes_it_and_keeps_the_old_key()
+async fn reconcile_after_crash_between_recording_the_new_key_and_commit_destroys_it_and_keeps_the_old_key()
  {
     let b = before().await;
     let intent = crash(&b, RotationType::Manual, CrashAt::AfterNewKeyRecorded).await;
@@ -297,8 +447,7 @@ async fn reconcile_after_crash_between_recording_the_new_key_and_commit_revokes_
 
     let (node, current, report) = restart_and_reconcile(&b, KeyState::Deactivated).await;
     assert_eq!(current, b.old_key);
-    assert_eq!(report.orphans_revoked, vec![new_key.clone()]);
-    assert_eq!(b.world.state(&new_key).await, KeyState::Deactivated);
+    assert_orphans_destroyed(&b, &node, &report, &[new_key], KeyState::Active).await;
     rotates_again(&b, &node).await;
 }
 
@@ -379,7 +528,7 @@ async fn rotation_after_a_crash_finishes_the_left_intent_first() {
     let current = assert_settled(&b.world, &node, &b.cluster.cluster, KeyState::Deactivated).await;
     assert_ne!(current, b.old_key);
     assert_ne!(current, abandoned);
-    assert_eq!(b.world.state(&abandoned).await, KeyState::Deactivated);
+    assert_eq!(b.world.state(&abandoned).await, KeyState::Destroyed);
     assert_eq!(restore(&node, &b.cluster, b.snapshot).await, b.data);
 }
 
@@ -406,8 +555,9 @@ async fn reconcile_after_crash_before_the_first_key_commits_leaves_encryption_of
 
     let node = world.node().await;
     let report = node.reconcile().await.unwrap();
-    assert_eq!(report.orphans_revoked, vec![abandoned.clone()]);
-    assert_eq!(world.state(&abandoned).await, KeyState::Deactivated);
+    let fates: Vec<_> = report.orphans.iter().map(|o| (&o.uid, &o.fate)).collect();
+    assert_eq!(fates, vec![(&abandoned, &OrphanFate::Destroyed)]);
+    assert_eq!(world.state(&abandoned).await, KeyState::Destroyed);
     assert_eq!(
         node.store().current_master_key(c.cluster.id).await.unwrap(),
         None
