@@ -1,0 +1,256 @@
+//! What an attacker or a careless client sends, with the real binary over real sockets
+//! (issue 14): tar streams with huge long names and PAX headers, archives that put
+//! entries below a file or a link, restore links and who sees them, `HEAD` on a link,
+//! who may verify, request bodies that are not JSON, names with bidi controls, and a
+//! plain-HTTP S3 endpoint.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{Api, Resp, World, assert_error, upload};
+
+/// A server with a group `g` and an encrypted replica set `c`.
+fn world() -> (World, String, String) {
+    let w = World::new();
+    let g = w.group("hardening");
+    let c = w.replica_set(&g, "rs0");
+    w.enable_encryption(&g, &c);
+    (w, g, c)
+}
+
+/// Peak resident memory of a process so far (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/PID/status");
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+fn answer(out: std::process::Output) -> Resp {
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Resp {
+        status: code.trim().parse().unwrap_or(0),
+        body: body.to_string(),
+    }
+}
+
+/// POSTs `head`, then `filler` bytes of `a`, then `tail` as a tree snapshot, streamed
+/// through curl's standard input (never held whole in memory here either).
+fn upload_streamed(api: &Api, g: &str, c: &str, head: Vec<u8>, filler: u64, tail: Vec<u8>) -> Resp {
+    let mut child = Command::new("curl")
+        .args(["-s", "--digest", "-u"])
+        .arg(format!("{}:{}", api.user, api.key))
+        .args([
+            "-H",
+            "Content-Type: application/x-tar",
+            "-X",
+            "POST",
+            "-T",
+            "-",
+        ])
+        .args(["-w", "\n%{http_code}", "--max-time", "120"])
+        .arg(format!("{}/groups/{g}/clusters/{c}/snapshots", api.base))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // The server answers and stops reading early: a failed write ends the feed.
+        let block = vec![b'a'; 1 << 20];
+        let _ = (|| -> std::io::Result<()> {
+            stdin.write_all(&head)?;
+            let mut left = filler;
+            while left > 0 {
+                let n = left.min(block.len() as u64) as usize;
+                stdin.write_all(&block[..n])?;
+                left -= n as u64;
+            }
+            stdin.write_all(&tail)
+        })();
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    answer(out)
+}
+
+/// Zeros up to the next 512-byte block after `len` bytes, then one empty regular file
+/// `x` and the end-of-archive marker: what follows an announcement of `len` bytes.
+fn after_announcement(len: u64, first: &[u8]) -> Vec<u8> {
+    let mut tail = first.to_vec();
+    tail.resize(tail.len() + ((512 - len % 512) % 512) as usize, 0);
+    let mut h = tar::Header::new_gnu();
+    h.set_path("x").unwrap();
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_cksum();
+    tail.extend_from_slice(h.as_bytes());
+    tail.extend_from_slice(&[0; 1024]);
+    tail
+}
+
+/// A header announcing `size` bytes of `kind` (a GNU long name or a PAX header).
+fn announcing(kind: tar::EntryType, size: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_cksum();
+    h.as_bytes().to_vec()
+}
+
+const HUGE: u64 = 256 << 20;
+/// The most the service's peak memory may grow while it refuses a huge name: far less
+/// than the name, far more than the buffers of one upload.
+const GROWTH_BOUND: u64 = 96 << 20;
+
+#[test]
+fn rejects_a_huge_gnu_long_name_or_pax_path_with_400_without_reading_it_into_memory() {
+    let (w, g, c) = world();
+    let pid = w.server.pid();
+    let before = peak_rss(pid);
+
+    // A GNU long name of 256 MiB, then the entry it names.
+    let r = upload_streamed(
+        &w.admin,
+        &g,
+        &c,
+        announcing(tar::EntryType::GNULongName, HUGE),
+        HUGE,
+        after_announcement(HUGE, b""),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let grew = peak_rss(pid).saturating_sub(before);
+    assert!(
+        grew < GROWTH_BOUND,
+        "the service's peak memory grew by {} MiB refusing a 256 MiB long name",
+        grew >> 20
+    );
+    let v = assert_error(&r, 400, "INVALID_ATTRIBUTE");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("long name or extended header of 268435456 bytes (at most 4096)"),
+        "{v}"
+    );
+
+    // A PAX header of 256 MiB holding one `path` record.
+    let value = HUGE - 64;
+    let base = 1 + "path=".len() as u64 + value + 1;
+    let mut len = base + 1;
+    while len != base + len.to_string().len() as u64 {
+        len = base + len.to_string().len() as u64;
+    }
+    let mut head = announcing(tar::EntryType::XHeader, len);
+    head.extend_from_slice(format!("{len} path=").as_bytes());
+    let r = upload_streamed(
+        &w.admin,
+        &g,
+        &c,
+        head,
+        value,
+        after_announcement(len, b"\n"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let grew = peak_rss(pid).saturating_sub(before);
+    assert!(
+        grew < GROWTH_BOUND,
+        "the service's peak memory grew by {} MiB refusing a 256 MiB PAX header",
+        grew >> 20
+    );
+    let v = assert_error(&r, 400, "INVALID_ATTRIBUTE");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("extended header of {len} bytes (at most 65536)")),
+        "{v}"
+    );
+
+    // The service is none the worse: a good archive goes in.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("good.tar");
+    std::fs::write(&file, tar_of(&[Entry::File("a/b", b"data")])).unwrap();
+    upload(&w.admin, &g, &c, &file, true).unwrap();
+    assert_no_error_logged(&w);
+}
+
+enum Entry<'a> {
+    File(&'a str, &'a [u8]),
+    Link(&'a str, &'a str),
+}
+
+fn tar_of(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        match e {
+            Entry::File(path, data) => {
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, *data).unwrap();
+            }
+            Entry::Link(path, target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, path, target).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn assert_no_error_logged(w: &World) {
+    let log = w.server.log();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.is_empty(),
+        "refusals of client data logged as errors: {errors:#?}"
+    );
+}
+
+#[test]
+fn rejects_entries_below_a_file_or_a_link_with_400_not_500() {
+    let (w, g, c) = world();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "a link, then an entry below it",
+            tar_of(&[Entry::Link("lnk", "/etc"), Entry::File("lnk/x", b"x")]),
+            "lnk/x is below lnk, which is a symbolic link in the archive, not a directory",
+        ),
+        (
+            "a file, then an entry below it",
+            tar_of(&[Entry::File("f", b"f"), Entry::File("f/x", b"x")]),
+            "f/x is below f, which is a regular file in the archive, not a directory",
+        ),
+        (
+            "an entry, then a file above it",
+            tar_of(&[Entry::File("d/f/x", b"x"), Entry::File("d/f", b"f")]),
+            "d/f/x is below d/f, which is a regular file in the archive, not a directory",
+        ),
+    ];
+    for (what, tar, why) in cases {
+        let file = dir.path().join("bad.tar");
+        std::fs::write(&file, tar).unwrap();
+        let (status, body) = upload(&w.admin, &g, &c, &file, true).unwrap_err();
+        let r = Resp { status, body };
+        let v = assert_error(&r, 400, "INVALID_ATTRIBUTE");
+        assert!(v["detail"].as_str().unwrap().contains(why), "{what}: {v}");
+    }
+    let list = w.admin.expect(
+        w.admin.get(&format!("/groups/{g}/clusters/{c}/snapshots")),
+        200,
+    );
+    assert_eq!(list["totalCount"], 0, "{list}");
+    assert_no_error_logged(&w);
+}
