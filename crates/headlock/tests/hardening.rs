@@ -10,6 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::{Api, Resp, World, assert_error, upload};
+use serde_json::Value;
 
 /// A server with a group `g` and an encrypted replica set `c`.
 fn world() -> (World, String, String) {
@@ -253,4 +254,105 @@ fn rejects_entries_below_a_file_or_a_link_with_400_not_500() {
     );
     assert_eq!(list["totalCount"], 0, "{list}");
     assert_no_error_logged(&w);
+}
+
+/// A stream snapshot of `data` and a restore job for it, made by the admin: the job.
+fn snapshot_and_job(w: &World, g: &str, c: &str, data: &[u8]) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, data).unwrap();
+    let snap = upload(&w.admin, g, c, &file, false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = w.admin.expect(
+        w.admin.post(
+            &format!("/groups/{g}/clusters/{c}/restoreJobs"),
+            &format!(r#"{{"snapshotId":"{snap}"}}"#),
+        ),
+        200,
+    )["results"][0]
+        .clone();
+    (snap, job)
+}
+
+#[test]
+fn restore_links_are_shown_only_to_users_who_may_create_restore_jobs() {
+    let (w, g, c) = world();
+    let (_, job) = snapshot_and_job(&w, &g, &c, b"secret data");
+    let url = job["delivery"]["url"].as_str().unwrap().to_string();
+    let list_path = format!("/groups/{g}/clusters/{c}/restoreJobs");
+    let job_path = format!("{list_path}/{}", job["id"].as_str().unwrap());
+
+    let readers = [
+        w.user("reader", "GROUP_READ_ONLY", Some(&g)),
+        w.user("auditor", "GLOBAL_READ_ONLY", None),
+    ];
+    for reader in &readers {
+        let list = reader.expect(reader.get(&list_path), 200);
+        let shown = &list["results"][0];
+        assert_eq!(shown["id"], job["id"], "{list}");
+        assert_eq!(shown["delivery"]["statusName"], "READY", "{list}");
+        assert!(
+            shown["delivery"].get("url").is_none(),
+            "{}: {list}",
+            reader.user
+        );
+        let one = reader.expect(reader.get(&job_path), 200);
+        assert!(
+            one["delivery"].get("url").is_none(),
+            "{}: {one}",
+            reader.user
+        );
+    }
+    let ops = w.user("ops", "GROUP_BACKUP_ADMIN", Some(&g));
+    let one = ops.expect(ops.get(&job_path), 200);
+    assert_eq!(one["delivery"]["url"], url.as_str(), "{one}");
+    let list = ops.expect(ops.get(&list_path), 200);
+    assert_eq!(
+        list["results"][0]["delivery"]["url"],
+        url.as_str(),
+        "{list}"
+    );
+}
+
+fn curl_status(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_head_request_does_not_use_up_a_restore_link() {
+    let (w, g, c) = world();
+    let data = common::noise(300_000, 3);
+    let (_, job) = snapshot_and_job(&w, &g, &c, &data);
+    let url = job["delivery"]["url"].as_str().unwrap();
+
+    let head = Command::new("curl")
+        .args(["-s", "-I", url])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: application/octet-stream"),
+        "{head}"
+    );
+    assert!(head.contains("content-length: 300000"), "{head}");
+    assert_eq!(curl_status(&["-I", url]), "200", "a second HEAD");
+
+    let out = Command::new("curl").args(["-s", url]).output().unwrap();
+    assert!(out.stdout == data, "the download after HEADs gets the data");
+    assert_eq!(curl_status(&["-I", url]), "410", "HEAD on a used link");
+    assert_eq!(curl_status(&[url]), "410", "GET on a used link");
+    let forged = format!("{}0", &url[..url.len() - 1]);
+    assert_eq!(
+        curl_status(&["-I", &forged]),
+        "410",
+        "HEAD on a forged link"
+    );
 }
