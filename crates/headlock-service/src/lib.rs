@@ -33,6 +33,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod maintenance;
 pub mod metrics;
+mod names;
 pub mod rotation;
 pub mod snapshots;
 pub mod users;

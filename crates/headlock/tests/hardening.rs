@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{Api, Resp, World, assert_error, upload};
+use common::{Api, BIN, Resp, World, assert_error, upload};
 use serde_json::Value;
 
 /// A server with a group `g` and an encrypted replica set `c`.
@@ -354,5 +354,123 @@ fn a_head_request_does_not_use_up_a_restore_link() {
         curl_status(&["-I", &forged]),
         "410",
         "HEAD on a forged link"
+    );
+}
+
+#[test]
+fn read_only_users_cannot_start_verify() {
+    let (w, g, c) = world();
+    let (snap, _) = snapshot_and_job(&w, &g, &c, b"verify me");
+    let path = format!("/groups/{g}/clusters/{c}/snapshots/{snap}/verify");
+    for reader in [
+        w.user("reader", "GROUP_READ_ONLY", Some(&g)),
+        w.user("auditor", "GLOBAL_READ_ONLY", None),
+    ] {
+        assert_error(&reader.post(&path, ""), 403, "USER_UNAUTHORIZED");
+    }
+    let ops = w.user("ops", "GROUP_BACKUP_ADMIN", Some(&g));
+    assert_eq!(ops.expect(ops.post(&path, ""), 200)["ok"], true);
+}
+
+/// `curl --digest` with exactly these headers and body.
+fn raw_call(api: &Api, method: &str, path: &str, headers: &[&str], body: Option<&str>) -> Resp {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--digest", "-u"])
+        .arg(format!("{}:{}", api.user, api.key))
+        .args(["-X", method, "-w", "\n%{http_code}"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(b) = body {
+        cmd.args(["--data-binary", b]);
+    }
+    answer(cmd.arg(format!("{}{path}", api.base)).output().unwrap())
+}
+
+#[test]
+fn json_bodies_need_the_json_content_type() {
+    let (w, g, c) = world();
+    let api = &w.admin;
+    for headers in [
+        &["Content-Type: text/plain"][..],
+        &["Content-Type: application/x-www-form-urlencoded"],
+        &["Content-Type:"], // curl then sends none
+    ] {
+        let r = raw_call(api, "POST", "/groups", headers, Some(r#"{"name":"csrf"}"#));
+        let v = assert_error(&r, 415, "UNSUPPORTED_MEDIA_TYPE");
+        assert_eq!(v["reason"], "Unsupported Media Type", "{v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("application/json"),
+            "{v}"
+        );
+    }
+    let r = raw_call(
+        api,
+        "PATCH",
+        &format!("/groups/{g}/backupConfigs/{c}"),
+        &["Content-Type: text/plain"],
+        Some(r#"{"encryptionKeyRotationPeriodDays": 1}"#),
+    );
+    assert_error(&r, 415, "UNSUPPORTED_MEDIA_TYPE");
+    assert_error(
+        &raw_call(
+            api,
+            "POST",
+            "/groups",
+            &["Content-Type: text/plain"],
+            Some(""),
+        ),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    );
+    let r = raw_call(
+        api,
+        "POST",
+        "/groups",
+        &["Content-Type: application/json; charset=utf-8"],
+        Some(r#"{"name":"with charset"}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // The seed page's rotation: the JSON type and no body; and no type at all.
+    let key = format!("/groups/{g}/backupConfigs/{c}/encryptionKey");
+    let r = raw_call(api, "PUT", &key, &["Content-Type: application/json"], None);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = raw_call(api, "PUT", &key, &[], None);
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[test]
+fn names_with_control_or_bidi_characters_are_refused() {
+    let (w, g, _) = world();
+    let api = &w.admin;
+    for name in [
+        "invoice\u{202E}fdp.exe",
+        "a\u{2066}b\u{2069}",
+        "x\u{200F}",
+        "bell\u{7}",
+    ] {
+        let body = serde_json::json!({"name": name}).to_string();
+        let v = assert_error(&api.post("/groups", &body), 400, "INVALID_ATTRIBUTE");
+        assert!(v["detail"].as_str().unwrap().contains("bidi"), "{v}");
+        let body = serde_json::json!({
+            "clusterName": name, "typeName": "REPLICA_SET", "replicaSetName": "rs1",
+        })
+        .to_string();
+        assert_error(
+            &api.post(&format!("/groups/{g}/clusters"), &body),
+            400,
+            "INVALID_ATTRIBUTE",
+        );
+    }
+    api.expect(api.post("/groups", r#"{"name":"Zürich – prod"}"#), 201);
+    let out = Command::new(BIN)
+        .args(["users", "create", "--data-dir"])
+        .arg(w.dir.path())
+        .args(["--username", "adm\u{202E}in", "--role", "GLOBAL_OWNER"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a username with a bidi override is refused"
     );
 }
