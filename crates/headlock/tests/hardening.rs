@@ -8,6 +8,7 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{Api, BIN, Resp, World, assert_error, upload};
 use serde_json::Value;
@@ -473,4 +474,38 @@ fn names_with_control_or_bidi_characters_are_refused() {
         !out.status.success(),
         "a username with a bidi override is refused"
     );
+}
+
+#[test]
+fn serve_refuses_a_plain_http_s3_endpoint_without_the_explicit_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--s3-bucket", "chunks"])
+        .args(["--s3-endpoint", "http://127.0.0.1:9"])
+        .env_remove("HEADLOCK_S3_ALLOW_HTTP")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve kept running with a plain-HTTP S3 endpoint");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("plain HTTP"), "{err}");
+    assert!(err.contains("--s3-allow-http"), "{err}");
 }
