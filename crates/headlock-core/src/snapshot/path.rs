@@ -105,10 +105,10 @@ pub fn canonical_tar_path(raw: &[u8]) -> Result<String, PathError> {
 /// The first proper ancestor of the canonical `path` that `kind_of` knows as something
 /// other than a directory, with its kind: a tree cannot hold `path` below it. `None`
 /// when every known ancestor is a directory.
-pub fn non_directory_ancestor<'p>(
-    path: &'p str,
+pub fn non_directory_ancestor(
+    path: &str,
     kind_of: impl Fn(&str) -> Option<EntryType>,
-) -> Option<(&'p str, EntryType)> {
+) -> Option<(&str, EntryType)> {
     path.match_indices('/')
         .map(|(at, _)| &path[..at])
         .find_map(|a| kind_of(a).filter(|k| *k != EntryType::Dir).map(|k| (a, k)))
