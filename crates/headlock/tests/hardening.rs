@@ -132,6 +132,10 @@ fn rejects_a_huge_gnu_long_name_or_pax_path_with_400_without_reading_it_into_mem
     );
     assert_eq!(r.status, 400, "{}", r.body);
     let grew = peak_rss(pid).saturating_sub(before);
+    eprintln!(
+        "peak RSS growth refusing a 256 MiB long name: {} KiB",
+        grew >> 10
+    );
     assert!(
         grew < GROWTH_BOUND,
         "the service's peak memory grew by {} MiB refusing a 256 MiB long name",
@@ -163,6 +167,10 @@ fn rejects_a_huge_gnu_long_name_or_pax_path_with_400_without_reading_it_into_mem
     );
     assert_eq!(r.status, 400, "{}", r.body);
     let grew = peak_rss(pid).saturating_sub(before);
+    eprintln!(
+        "peak RSS growth after a 256 MiB PAX header too: {} KiB",
+        grew >> 10
+    );
     assert!(
         grew < GROWTH_BOUND,
         "the service's peak memory grew by {} MiB refusing a 256 MiB PAX header",
