@@ -63,6 +63,15 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", detail)
     }
 
+    /// `UNSUPPORTED_MEDIA_TYPE` (415) for a request body that is not sent as JSON.
+    pub fn unsupported_media_type() -> Self {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Request bodies must be JSON, sent with Content-Type: application/json.",
+        )
+    }
+
     /// `INVALID_QUERY_PARAMETER`-like (400) for a query parameter out of range.
     pub fn bad_query(detail: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY_PARAMETER", detail)

@@ -238,12 +238,31 @@ pub fn body_bytes(value: &Value, pretty: bool) -> Vec<u8> {
 /// A JSON request body; its rejections are Ops Manager error bodies. Types deserialised
 /// through it use `#[serde(deny_unknown_fields)]`. The body size is bounded by the
 /// router's `DefaultBodyLimit`.
+///
+/// The body must come with `Content-Type: application/json` (parameters such as
+/// `charset` allowed): anything else is 415 `UNSUPPORTED_MEDIA_TYPE`, so that a page in a
+/// browser cannot make one of these requests with a form or a `text/plain` body, which
+/// need no CORS preflight. A request with neither a type nor a body (`curl -X PUT`)
+/// reads as `{}`.
 pub struct Body<T>(pub T);
+
+/// Whether a `Content-Type` is JSON: `application/json`, with any parameters.
+fn is_json(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req.headers().get(header::CONTENT_TYPE).map(is_json);
+        if json == Some(false) {
+            return Err(ApiError::unsupported_media_type());
+        }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
@@ -256,6 +275,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
+        } else if json.is_none() {
+            return Err(ApiError::unsupported_media_type());
         } else {
             &bytes
         };

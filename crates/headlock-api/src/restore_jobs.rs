@@ -4,7 +4,9 @@
 //! authentication: the one-time token is the credential, as in Ops Manager's HTTP
 //! restores. The token is derived from the job id under a server secret (only its
 //! SHA-256 is stored), so the job shows its link, as Ops Manager does, until it is
-//! used or expires.
+//! used or expires, to the users who may create restore jobs in the group (to nobody
+//! else: the token is a credential). `HEAD` on the link answers the headers of the
+//! download without counting as it.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -38,7 +40,7 @@ pub fn router() -> Router<AppState> {
 pub fn download_router() -> Router<AppState> {
     Router::new().route(
         "/backup/restore/{cluster_id}/{job_id}/{token}",
-        get(download),
+        get(download).head(head),
     )
 }
 
@@ -133,8 +135,29 @@ async fn download(
         256 * 1024,
     ))
     .into_response();
+    delivery_headers(&mut resp, d.kind, d.content_length);
+    Ok(resp)
+}
+
+/// `HEAD` on the link: the download's headers, and the link still unused (without an
+/// explicit `HEAD` route axum would run the `GET` handler, which uses the link up).
+async fn head(
+    State(s): State<AppState>,
+    Path((cluster_id, job_id, token)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let info = s
+        .service
+        .download_info(&cluster_id, &job_id, &token)
+        .await?;
+    let mut resp = StatusCode::OK.into_response();
+    delivery_headers(&mut resp, info.kind, info.content_length);
+    Ok(resp)
+}
+
+/// The type, file name and (for streams) length of a download.
+fn delivery_headers(resp: &mut Response, kind: SnapshotKind, content_length: Option<u64>) {
     let headers = resp.headers_mut();
-    let (ctype, name) = match d.kind {
+    let (ctype, name) = match kind {
         SnapshotKind::Tree => ("application/x-tar", "snapshot.tar"),
         SnapshotKind::Stream => ("application/octet-stream", "snapshot.bin"),
     };
@@ -142,8 +165,7 @@ async fn download(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    if let Some(len) = d.content_length {
+    if let Some(len) = content_length {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
-    Ok(resp)
 }

@@ -66,6 +66,7 @@ use crate::model::ChunkId;
 use path::{check_manifest_path, is_valid_link_target};
 
 pub mod path;
+pub mod tar_stream;
 
 /// Magic bytes at the start of every pack.
 pub const PACK_MAGIC: &[u8; 8] = b"HLPACK01";
@@ -814,17 +815,14 @@ impl Manifest {
         // Parents are not required to come first (tar streams do not promise it), so
         // ancestors are checked once every path is known.
         for (i, e) in self.entries.iter().enumerate() {
-            for (at, _) in e.path.match_indices('/') {
-                let ancestor = &e.path[..at];
-                if let Some(t) = types.get(ancestor)
-                    && *t != EntryType::Dir
-                {
-                    return Err(FormatError::Invalid(format!(
-                        "manifest entry {i} ({}): below {}, which is a {t:?}, not a directory",
-                        shown(&e.path),
-                        shown(ancestor)
-                    )));
-                }
+            if let Some((ancestor, t)) =
+                path::non_directory_ancestor(&e.path, |p| types.get(p).copied())
+            {
+                return Err(FormatError::Invalid(format!(
+                    "manifest entry {i} ({}): below {}, which is a {t:?}, not a directory",
+                    shown(&e.path),
+                    shown(ancestor)
+                )));
             }
         }
         Ok(())

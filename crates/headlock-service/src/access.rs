@@ -1,6 +1,6 @@
 //! Who may do what: Ops Manager's roles, checked in one place.
 //!
-//! | role | read a group | change clusters, backup configs, rotate keys | create groups |
+//! | role | read a group | change clusters, backup configs, rotate keys; back up, restore, verify; see restore links | create groups |
 //! |---|---|---|---|
 //! | `GLOBAL_OWNER` | every group | every group | yes |
 //! | `GLOBAL_READ_ONLY` | every group | no | no |

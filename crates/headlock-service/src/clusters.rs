@@ -88,10 +88,12 @@ fn check_name(what: &str, name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME
-        || name.chars().any(|c| c.is_control() || c == '/')
+        || name
+            .chars()
+            .any(|c| c == '/' || crate::names::is_refused_in_name(c))
     {
         return Err(ServiceError::invalid_input(format!(
-            "{what} must be 1 to {MAX_NAME} characters, without '/' or control characters."
+            "{what} must be 1 to {MAX_NAME} characters, without '/', control characters or Unicode bidi controls."
         )));
     }
     Ok(name.to_string())

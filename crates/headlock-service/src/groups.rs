@@ -58,10 +58,10 @@ impl Groups {
         let name = name.trim();
         if name.is_empty()
             || name.chars().count() > MAX_GROUP_NAME
-            || name.chars().any(char::is_control)
+            || name.chars().any(crate::names::is_refused_in_name)
         {
             return Err(ServiceError::invalid_input(format!(
-                "Group name must be 1 to {MAX_GROUP_NAME} printable characters."
+                "Group name must be 1 to {MAX_GROUP_NAME} printable characters, without control characters or Unicode bidi controls."
             )));
         }
         let group = Group {

@@ -35,6 +35,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod maintenance;
 pub mod metrics;
+mod names;
 pub mod rotation;
 pub mod snapshots;
 mod test_hooks;

@@ -61,12 +61,12 @@ pub struct DigestSecrets {
 fn check_username(username: &str) -> Result<()> {
     if username.is_empty()
         || username.len() > MAX_USERNAME
-        || username
-            .chars()
-            .any(|c| c.is_control() || c == ':' || c == '"' || c.is_whitespace())
+        || username.chars().any(|c| {
+            c == ':' || c == '"' || c.is_whitespace() || crate::names::is_refused_in_name(c)
+        })
     {
         return Err(ServiceError::invalid_input(format!(
-            "A username is 1 to {MAX_USERNAME} bytes, without spaces, ':', '\"' or control characters."
+            "A username is 1 to {MAX_USERNAME} bytes, without spaces, ':', '\"', control characters or Unicode bidi controls."
         )));
     }
     Ok(())

@@ -11,15 +11,17 @@
 //!   time, skips other kinds (sockets, FIFOs, devices) with a warning, and fails if a
 //!   file shrinks while it is read rather than padding it with zeros. Names must be
 //!   UTF-8 (the service requires it).
-//! - Unpacking reads the entries raw, so that every length is bounded before anything
-//!   is read into memory (a GNU long name or PAX header over [`MAX_PATH_LEN`] or
-//!   [`MAX_PAX`] bytes is refused, where the crate's own unpacking would read any
-//!   length), refuses (rather than skips) absolute paths and `..` (the path rules of
-//!   `headlock_core::snapshot::path`, which the service applies too), never writes
-//!   through a symbolic link (a parent that is not a real directory is refused; files
-//!   are created with `O_EXCL` after removing what was there), drops set-user-ID and
-//!   set-group-ID bits, and gives directories their mode and time after everything in
-//!   them is written. Errors name the entry and its byte offset in the stream.
+//! - Unpacking reads the stream with the one bounded tar reader,
+//!   `headlock_core::snapshot::tar_stream`, which the service's ingestion uses too: every
+//!   length is bounded before anything is read into memory (a GNU long name or PAX header
+//!   over the path rules' limit is refused, where the crate's own iteration would read any
+//!   length), absolute paths and `..` are refused rather than skipped (the path rules of
+//!   `headlock_core::snapshot::path`), and only regular files, directories and symbolic
+//!   links come through. What is ours here is the file system: nothing is written through
+//!   a symbolic link (a parent that is not a real directory is refused; files are created
+//!   with `O_EXCL` after removing what was there), set-user-ID and set-group-ID bits are
+//!   dropped, and directories get their mode and time after everything in them is
+//!   written. Errors name the entry and its byte offset in the stream.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,28 +32,20 @@
 //! # Ok(()) }
 //! ```
 
-use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
 use std::io::{self, BufReader, Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use headlock_core::snapshot::path::{
-    MAX_PATH_LEN, PathError, check_raw, is_valid_link_target, tar_components,
-};
-use tar::EntryType;
+use headlock_core::snapshot::EntryType;
+use headlock_core::snapshot::tar_stream::{TarEntry, TarError, read_tar};
 
 use crate::progress::Counter;
 
-/// Largest PAX extended header read.
-pub const MAX_PAX: u64 = 64 * 1024;
 /// Most directories one restore gives their metadata to at the end (their list is
 /// kept in memory until then).
 pub const MAX_DIRECTORIES: usize = 1 << 20;
-/// Most bytes read after the end-of-archive marker (the rest of its padding).
-const MAX_TRAILER: u64 = 1024 * 1024;
 /// Buffer for file data, both ways.
 const IO_BUF: usize = 256 * 1024;
 /// Mode bits restored: permissions and the sticky bit, not set-user-ID or
@@ -107,33 +101,10 @@ pub enum ArchiveError {
     },
 
     // ---- the stream being restored
-    /// The stream could not be read at all at this point (the download failed or the
-    /// stream is not tar).
-    #[error("reading the tar stream near byte {offset}: {source}")]
-    Stream {
-        /// Where in the stream.
-        offset: u64,
-        /// The error.
-        source: io::Error,
-    },
-    /// An entry is malformed.
-    #[error("tar stream, entry at byte {offset}: {reason}")]
-    Malformed {
-        /// Offset of the entry's header in the stream.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An entry is well-formed but not restored, for safety.
-    #[error("tar stream, entry at byte {offset} ({path}): refused: {reason}")]
-    Refused {
-        /// Offset of the entry's header in the stream.
-        offset: u64,
-        /// The entry's path, as printable text.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    /// The stream is refused: malformed, cut short, or an entry that is not restored
+    /// (for the path rules, or for what is on disk at its place).
+    #[error(transparent)]
+    Tar(#[from] TarError),
     /// Writing the restored tree failed.
     #[error("restoring {path}: {source}")]
     Restore {
@@ -379,16 +350,6 @@ pub struct UnpackStats {
     pub bytes: u64,
 }
 
-/// Names and attributes announced by GNU long name/link entries and PAX headers for
-/// the entry that follows them.
-#[derive(Debug, Default)]
-struct Pending {
-    name: Option<Vec<u8>>,
-    link: Option<Vec<u8>>,
-    mtime: Option<i64>,
-    size: Option<u64>,
-}
-
 /// A directory whose mode and time are set at the end.
 struct DeferredDir {
     path: PathBuf,
@@ -400,67 +361,31 @@ struct DeferredDir {
 /// documentation for what is refused. Reads `input` to its end, so that a stream cut
 /// short after the end-of-archive marker is noticed too.
 ///
-/// The steps: each entry in turn ([`Unpacker::entry`]: the names and attributes that
-/// announce the next entry, then the entry's checked place in `dest`, then the file,
-/// directory or symbolic link itself), the end of the stream ([`read_trailer`]), and
-/// last the directories' mode and time ([`Unpacker::finish`]).
+/// The steps: each entry in turn, as the shared reader hands it over checked
+/// ([`Unpacker::entry`]: its place in `dest`, then the file, directory or symbolic link
+/// itself), and last the directories' mode and time ([`Unpacker::finish`]).
 pub fn unpack_tree<R: Read>(input: R, dest: &Path) -> Result<UnpackStats, ArchiveError> {
-    let mut archive = tar::Archive::new(input);
     let mut unpacker = Unpacker::new(dest);
-    let entries = archive
-        .entries()
-        .map_err(|source| ArchiveError::Stream { offset: 0, source })?
-        .raw(true);
-    for entry in entries {
-        let entry = entry.map_err(|source| ArchiveError::Stream {
-            offset: unpacker.next_offset,
-            source,
-        })?;
-        unpacker.entry(entry)?;
-    }
-    unpacker.end_of_entries()?;
-    read_trailer(archive.into_inner())?;
+    read_tar(input, |entry| unpacker.entry(entry))?;
     unpacker.finish()
 }
 
-/// One restore in progress: what the stream announced for its next entry, the
-/// directories whose metadata waits for the end, and what was restored so far.
+/// One restore in progress: the directories whose metadata waits for the end, and what
+/// was restored so far.
 struct Unpacker<'a> {
     dest: &'a Path,
     stats: UnpackStats,
     dirs: Vec<DeferredDir>,
-    pending: Pending,
     /// The parent directory checked last (entries in a row usually share it).
     checked_parent: Option<PathBuf>,
-    /// Where the entry after the current one starts, for errors reading it.
-    next_offset: u64,
     buf: Vec<u8>,
 }
 
-/// An entry's place in the stream and its path as shown, for its errors.
-struct EntryAt {
-    offset: u64,
-    shown: String,
-}
-
-impl EntryAt {
-    fn refused(&self, reason: String) -> ArchiveError {
-        ArchiveError::Refused {
-            offset: self.offset,
-            path: self.shown.clone(),
-            reason,
-        }
-    }
-}
-
-/// An entry about to be restored: where, and with what mode, time and link target
-/// (announced by a long link name or a PAX header, if any).
+/// An entry about to be restored: where, and with what mode and time.
 struct Placed {
-    at: EntryAt,
     full: PathBuf,
     mode: u32,
     mtime: SystemTime,
-    link: Option<Vec<u8>>,
 }
 
 impl Placed {
@@ -473,16 +398,12 @@ impl Placed {
 
     /// Removes what was at the entry's path, so that the entry is created rather than
     /// written through it; a directory there refuses the entry.
-    fn clear(&self) -> Result<(), ArchiveError> {
+    fn clear(&self, entry: &TarEntry<'_>) -> Result<(), ArchiveError> {
         clear_non_dir(&self.full).map_err(|e| match e {
-            ClearError::IsDir => self.at.refused("a directory of that name exists".into()),
+            ClearError::IsDir => entry.refused("a directory of that name exists").into(),
             ClearError::Io(source) => self.restore_err()(source),
         })
     }
-}
-
-fn malformed(offset: u64, reason: String) -> ArchiveError {
-    ArchiveError::Malformed { offset, reason }
 }
 
 impl<'a> Unpacker<'a> {
@@ -491,175 +412,81 @@ impl<'a> Unpacker<'a> {
             dest,
             stats: UnpackStats::default(),
             dirs: Vec::new(),
-            pending: Pending::default(),
             checked_parent: None,
-            next_offset: 0,
             buf: vec![0u8; IO_BUF],
         }
     }
 
-    /// Restores one raw entry of the stream (or records what it announces for the
-    /// next one).
-    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), ArchiveError> {
-        let offset = entry.raw_header_position();
-        let size = entry.size();
-        self.next_offset = entry
-            .raw_file_position()
-            .saturating_add(size.div_ceil(512).saturating_mul(512));
-        let header = entry.header().clone();
-        let kind = header.entry_type();
-        if self.announcement(&mut entry, kind, size, offset)? {
-            return Ok(());
-        }
-        let Some(placed) = self.place(&header, kind, size, offset)? else {
-            return Ok(());
-        };
-        match kind {
-            EntryType::Regular | EntryType::Continuous => {
-                self.write_file(&mut entry, &placed, size)
-            }
-            EntryType::Directory => self.make_dir(placed),
-            EntryType::Symlink => self.make_symlink(&header, placed),
-            other => Err(placed.at.refused(format!(
-                "entry type {:?}: only regular files, directories and symbolic links are restored",
-                other
-            ))),
+    /// Restores one entry of the stream.
+    fn entry(&mut self, mut entry: TarEntry<'_>) -> Result<(), ArchiveError> {
+        let placed = self.place(&entry)?;
+        match entry.kind {
+            EntryType::File => self.write_file(&mut entry, &placed),
+            EntryType::Dir => self.make_dir(&entry, placed),
+            EntryType::Symlink => self.make_symlink(&entry, &placed),
         }
     }
 
-    /// Reads a GNU long name or long link, or a PAX header, into [`Pending`] for the
-    /// entry that follows; skips a global PAX header. True if `kind` was one of them.
-    fn announcement<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        kind: EntryType,
-        size: u64,
-        offset: u64,
-    ) -> Result<bool, ArchiveError> {
-        match kind {
-            EntryType::GNULongName => {
-                self.pending.name = Some(read_meta(entry, size, MAX_PATH_LEN as u64, offset)?);
-            }
-            EntryType::GNULongLink => {
-                self.pending.link = Some(read_meta(entry, size, MAX_PATH_LEN as u64, offset)?);
-            }
-            EntryType::XHeader => {
-                let data = read_meta(entry, size, MAX_PAX, offset)?;
-                apply_pax(&data, &mut self.pending).map_err(|r| malformed(offset, r))?;
-            }
-            EntryType::XGlobalHeader => {
-                if size > MAX_PAX {
-                    return Err(malformed(
-                        offset,
-                        format!("a global PAX header of {size} bytes (at most {MAX_PAX})"),
-                    ));
-                }
-                // Global defaults (e.g. a comment) change nothing here.
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// The entry's checked path under `dest`, its mode and time, with what [`Pending`]
-    /// announced for it taken; its parent directories made sure of. `None` for the
-    /// tree's root directory (`./`), which is `dest` itself.
-    fn place(
-        &mut self,
-        header: &tar::Header,
-        kind: EntryType,
-        size: u64,
-        offset: u64,
-    ) -> Result<Option<Placed>, ArchiveError> {
-        let raw_path = self
-            .pending
-            .name
-            .take()
-            .unwrap_or_else(|| header.path_bytes().into_owned());
-        let at = EntryAt {
-            offset,
-            shown: String::from_utf8_lossy(&raw_path[..raw_path.len().min(300)]).into_owned(),
-        };
-        let rel = safe_path(&raw_path).map_err(|r| at.refused(r.to_string()))?;
-        if let Some(declared) = self.pending.size.take()
-            && declared != size
-        {
-            return Err(malformed(
-                offset,
-                format!("a PAX size of {declared} bytes for an entry of {size} (not supported)"),
-            ));
-        }
-        let mtime_secs = match self.pending.mtime.take() {
-            Some(t) => t,
-            None => header
-                .mtime()
-                .map_err(|e| malformed(offset, format!("bad modification time: {e}")))?
-                .min(i64::MAX as u64) as i64,
-        };
-        let mode = header
-            .mode()
-            .map_err(|e| malformed(offset, format!("bad mode: {e}")))?
-            & MODE_MASK;
-        let link = self.pending.link.take();
-        if rel.as_os_str().is_empty() {
-            if kind == EntryType::Directory {
-                return Ok(None); // the tree's root, "./": `dest` is it
-            }
-            return Err(at.refused("an empty path".into()));
-        }
+    /// The entry's path under `dest`, its mode and time; its parent directories made
+    /// sure of.
+    fn place(&mut self, entry: &TarEntry<'_>) -> Result<Placed, ArchiveError> {
+        let rel = Path::new(&entry.path);
         if let Some(parent) = rel.parent()
             && self.checked_parent.as_deref() != Some(parent)
         {
             ensure_parents(self.dest, parent).map_err(|e| match e {
-                ParentError::NotADirectory(p) => at.refused(format!(
-                    "{} is not a directory (a symbolic link or a file): nothing is written through it",
-                    p.display()
-                )),
+                ParentError::NotADirectory(p) => entry
+                    .refused(format!(
+                        "{} is not a directory (a symbolic link or a file): nothing is written through it",
+                        p.display()
+                    ))
+                    .into(),
                 ParentError::Io(p, source) => ArchiveError::Restore { path: p, source },
             })?;
             self.checked_parent = Some(parent.to_path_buf());
         }
-        Ok(Some(Placed {
-            at,
-            full: self.dest.join(&rel),
-            mode,
-            mtime: system_time(mtime_secs),
-            link,
-        }))
+        Ok(Placed {
+            full: self.dest.join(rel),
+            mode: entry.mode & MODE_MASK,
+            mtime: system_time(entry.mtime),
+        })
     }
 
     /// A regular file: created anew (`O_EXCL`, after removing what was there), its
-    /// `size` bytes copied from the stream, then its mode and time.
-    fn write_file<R: Read>(
+    /// bytes copied from the stream, then its mode and time.
+    fn write_file(
         &mut self,
-        entry: &mut tar::Entry<'_, R>,
+        entry: &mut TarEntry<'_>,
         placed: &Placed,
-        size: u64,
     ) -> Result<(), ArchiveError> {
         let restore_err = placed.restore_err();
-        placed.clear()?;
+        placed.clear(entry)?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&placed.full)
             .map_err(&restore_err)?;
+        let (size, data_offset) = (entry.size, entry.data_offset);
         let mut written = 0u64;
         while written < size {
             let want = usize::try_from(size - written)
                 .unwrap_or(usize::MAX)
                 .min(self.buf.len());
-            let n = entry
-                .read(&mut self.buf[..want])
-                .map_err(|source| ArchiveError::Stream {
-                    offset: entry.raw_file_position() + written,
-                    source,
-                })?;
+            let n =
+                entry
+                    .data()
+                    .read(&mut self.buf[..want])
+                    .map_err(|source| TarError::Stream {
+                        offset: data_offset + written,
+                        source,
+                    })?;
             if n == 0 {
-                return Err(malformed(
-                    placed.at.offset,
-                    format!("the stream ends inside the entry ({written} of {size} bytes)"),
-                ));
+                return Err(entry
+                    .malformed(format!(
+                        "the stream ends inside the entry ({written} of {size} bytes)"
+                    ))
+                    .into());
             }
             file.write_all(&self.buf[..n]).map_err(&restore_err)?;
             written += n as u64;
@@ -679,7 +506,7 @@ impl<'a> Unpacker<'a> {
 
     /// A directory: made (replacing a file or link of its name) or kept; its mode and
     /// time wait for [`Unpacker::finish`].
-    fn make_dir(&mut self, placed: Placed) -> Result<(), ArchiveError> {
+    fn make_dir(&mut self, entry: &TarEntry<'_>, placed: Placed) -> Result<(), ArchiveError> {
         {
             let restore_err = placed.restore_err();
             match fs::symlink_metadata(&placed.full) {
@@ -695,9 +522,11 @@ impl<'a> Unpacker<'a> {
             }
         }
         if self.dirs.len() >= MAX_DIRECTORIES {
-            return Err(placed.at.refused(format!(
-                "more than {MAX_DIRECTORIES} directories in one restore"
-            )));
+            return Err(entry
+                .refused(format!(
+                    "more than {MAX_DIRECTORIES} directories in one restore"
+                ))
+                .into());
         }
         self.dirs.push(DeferredDir {
             path: placed.full,
@@ -708,39 +537,13 @@ impl<'a> Unpacker<'a> {
         Ok(())
     }
 
-    /// A symbolic link, to a target the path rules accept, created after removing
-    /// what was there.
-    fn make_symlink(
-        &mut self,
-        header: &tar::Header,
-        mut placed: Placed,
-    ) -> Result<(), ArchiveError> {
-        let target = placed
-            .link
-            .take()
-            .or_else(|| header.link_name_bytes().map(|l| l.into_owned()))
-            .unwrap_or_default();
-        if !is_valid_link_target(&target) {
-            return Err(placed.at.refused(format!(
-                "a symbolic link target of {} bytes (1 to {MAX_PATH_LEN}, no NUL)",
-                target.len()
-            )));
-        }
-        placed.clear()?;
-        std::os::unix::fs::symlink(OsStr::from_bytes(&target), &placed.full)
-            .map_err(placed.restore_err())?;
+    /// A symbolic link (its target checked by the reader), created after removing what
+    /// was there.
+    fn make_symlink(&mut self, entry: &TarEntry<'_>, placed: &Placed) -> Result<(), ArchiveError> {
+        placed.clear(entry)?;
+        let target = entry.target.as_deref().unwrap_or_default();
+        std::os::unix::fs::symlink(target, &placed.full).map_err(placed.restore_err())?;
         self.stats.symlinks += 1;
-        Ok(())
-    }
-
-    /// After the last entry: a long name or link with no entry for it is an error.
-    fn end_of_entries(&self) -> Result<(), ArchiveError> {
-        if self.pending.name.is_some() || self.pending.link.is_some() {
-            return Err(ArchiveError::Malformed {
-                offset: self.next_offset,
-                reason: "the stream ends after a long name with no entry for it".into(),
-            });
-        }
         Ok(())
     }
 
@@ -768,106 +571,6 @@ impl<'a> Unpacker<'a> {
         }
         Ok(self.stats)
     }
-}
-
-/// Reads what follows the end-of-archive marker (its padding) to the end of the data,
-/// refusing more than [`MAX_TRAILER`] bytes.
-fn read_trailer(mut rest: impl Read) -> Result<(), ArchiveError> {
-    let extra =
-        io::copy(&mut (&mut rest).take(MAX_TRAILER + 1), &mut io::sink()).map_err(|source| {
-            ArchiveError::Stream {
-                offset: u64::MAX,
-                source,
-            }
-        })?;
-    if extra > MAX_TRAILER {
-        return Err(ArchiveError::Malformed {
-            offset: u64::MAX,
-            reason: format!("more than {MAX_TRAILER} bytes after the end of the archive"),
-        });
-    }
-    Ok(())
-}
-
-/// Reads the data of a GNU long name/link or PAX entry, refusing more than `max`
-/// bytes before reading any; trailing NULs removed.
-fn read_meta<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
-    size: u64,
-    max: u64,
-    offset: u64,
-) -> Result<Vec<u8>, ArchiveError> {
-    if size > max {
-        return Err(ArchiveError::Malformed {
-            offset,
-            reason: format!("a long name or extended header of {size} bytes (at most {max})"),
-        });
-    }
-    let mut data = Vec::with_capacity(size as usize);
-    entry
-        .take(size)
-        .read_to_end(&mut data)
-        .map_err(|source| ArchiveError::Stream { offset, source })?;
-    if data.len() as u64 != size {
-        return Err(ArchiveError::Malformed {
-            offset,
-            reason: "the stream ends inside an extended header".into(),
-        });
-    }
-    while data.last() == Some(&0) {
-        data.pop();
-    }
-    Ok(data)
-}
-
-/// Applies a PAX extended header's `path`, `linkpath`, `mtime` and `size` records to
-/// the next entry (other records are ignored).
-fn apply_pax(data: &[u8], pending: &mut Pending) -> Result<(), String> {
-    let mut rest = data;
-    while !rest.is_empty() {
-        // "<length> <key>=<value>\n", the length counting the whole record.
-        let space = rest
-            .iter()
-            .position(|&b| b == b' ')
-            .ok_or("a PAX record without a length")?;
-        let len: usize = std::str::from_utf8(&rest[..space])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or("a PAX record with a bad length")?;
-        if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
-            return Err("a PAX record whose length does not fit".into());
-        }
-        let record = &rest[space + 1..len - 1];
-        rest = &rest[len..];
-        let eq = record
-            .iter()
-            .position(|&b| b == b'=')
-            .ok_or("a PAX record without '='")?;
-        let (key, value) = (&record[..eq], &record[eq + 1..]);
-        match key {
-            b"path" => pending.name = Some(value.to_vec()),
-            b"linkpath" => pending.link = Some(value.to_vec()),
-            b"mtime" => {
-                let text =
-                    std::str::from_utf8(value).map_err(|_| "a PAX mtime that is not text")?;
-                let whole = text.split('.').next().unwrap_or("");
-                pending.mtime = Some(whole.parse().map_err(|_| "a bad PAX mtime")?);
-            }
-            b"size" => {
-                let text = std::str::from_utf8(value).map_err(|_| "a PAX size that is not text")?;
-                pending.size = Some(text.parse().map_err(|_| "a bad PAX size")?);
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// The path of an entry as a relative path with only normal components (the path
-/// rules of `headlock_core::snapshot::path`); the reason it is refused otherwise.
-fn safe_path(raw: &[u8]) -> Result<PathBuf, PathError> {
-    check_raw(raw)?;
-    tar_components(Path::new(OsStr::from_bytes(raw))).collect()
 }
 
 fn system_time(secs: i64) -> SystemTime {

@@ -146,6 +146,10 @@ pub struct ServeArgs {
     /// S3 region [default: AWS_REGION, else us-east-1].
     #[arg(long, env = "HEADLOCK_S3_REGION", value_name = "REGION")]
     pub s3_region: Option<String>,
+    /// Allow a plain http:// S3 endpoint (a test server on loopback); without it `serve`
+    /// refuses one (s3.allow_http in the config file).
+    #[arg(long, env = "HEADLOCK_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
 }
 
 /// `headlock users ...`.

@@ -5,16 +5,18 @@
 //! listen = "127.0.0.1:8080"
 //! data_dir = "/var/lib/headlock"
 //! public_url = "https://backup.example.com"
+//! # Top-level keys come before the first [section]: after it, TOML reads them as the
+//! # section's (tls.database_url), and the file is refused.
+//! database_url = "postgres://headlock@db.example.com/headlock"   # absent: SQLite in data_dir
 //!
 //! [tls]                      # HTTPS for the API, on the same port
 //! cert_file = "/etc/headlock/api.pem"
 //! key_file = "/etc/headlock/api.key"
 //!
-//! database_url = "postgres://headlock@db.example.com/headlock"   # absent: SQLite in data_dir
-//!
 //! [s3]                       # chunk store; absent: data_dir/chunks
 //! bucket = "headlock-chunks"
 //! region = "eu-west-1"
+//! # endpoint = "https://minio.example.com:9000"   # http:// needs allow_http = true
 //!
 //! [kmip]                     # external KMIP servers; absent: the embedded one
 //! servers = ["kmip1.example.com", "kmip2.example.com:5696"]
@@ -275,13 +277,22 @@ impl ServeConfig {
                 if args.s3_region.is_some() {
                     s3.region = args.s3_region.clone();
                 }
+                if args.s3_allow_http {
+                    s3.allow_http = true;
+                }
                 if s3.bucket.trim().is_empty() {
                     bail!("the S3 chunk store needs a bucket (--s3-bucket or s3.bucket)");
                 }
+                // Plain HTTP only when asked for by name, never because of the URL alone:
+                // the requests (signed, but readable and replayable within their window)
+                // and the metadata of every pack would cross the network unprotected.
                 if let Some(endpoint) = &s3.endpoint
                     && endpoint.starts_with("http://")
+                    && !s3.allow_http
                 {
-                    s3.allow_http = true;
+                    bail!(
+                        "the S3 endpoint {endpoint} is plain HTTP: use https://, or allow it explicitly with --s3-allow-http (HEADLOCK_S3_ALLOW_HTTP=true, or allow_http = true in [s3]), for a test server on loopback"
+                    );
                 }
                 Some(s3)
             }
@@ -309,6 +320,103 @@ fn has_port(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// `ServeConfig::load` of `headlock serve` with these arguments.
+    fn load(args: &[&str]) -> anyhow::Result<ServeConfig> {
+        let cli = crate::cli::Cli::try_parse_from(["headlock", "serve"].iter().chain(args))?;
+        match cli.command {
+            crate::cli::Command::Serve(args) => ServeConfig::load(&args),
+            _ => unreachable!("serve"),
+        }
+    }
+
+    /// The fenced ```toml blocks of a Markdown text (or of `//!` lines, prefix removed).
+    fn toml_blocks(text: &str) -> Vec<String> {
+        let mut blocks = Vec::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            let line = line
+                .strip_prefix("//! ")
+                .or(line.strip_prefix("//!"))
+                .unwrap_or(line);
+            match &mut current {
+                None if line.trim_start().starts_with("```toml") => current = Some(String::new()),
+                Some(block) if line.trim_start().starts_with("```") => {
+                    blocks.push(std::mem::take(block));
+                    current = None;
+                }
+                Some(block) => {
+                    block.push_str(line);
+                    block.push('\n');
+                }
+                None => {}
+            }
+        }
+        blocks
+    }
+
+    #[test]
+    fn accepts_every_toml_example_of_the_docs_with_the_real_loader() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut sources = vec![
+            root.join("README.md"),
+            root.join("crates/headlock/src/config.rs"),
+        ];
+        for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                sources.push(path);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut checked = Vec::new();
+        for source in &sources {
+            let text = std::fs::read_to_string(source).unwrap();
+            for (i, block) in toml_blocks(&text).into_iter().enumerate() {
+                let file = dir.path().join(format!("example-{}.toml", checked.len()));
+                std::fs::write(&file, &block).unwrap();
+                let shown = format!("{} (TOML block {})", source.display(), i + 1);
+                let config = load(&["--config", file.to_str().unwrap()])
+                    .unwrap_or_else(|e| panic!("{shown} is refused: {e:#}\n{block}"));
+                // What the example writes is what the loader read.
+                if block.contains("[kmip]") {
+                    assert!(config.kmip.is_some(), "{shown}: [kmip] ignored");
+                }
+                if block.contains("[s3]") {
+                    assert!(config.s3.is_some(), "{shown}: [s3] ignored");
+                }
+                if block.contains("\ndatabase_url") {
+                    assert!(config.database.is_shared(), "{shown}: database_url ignored");
+                }
+                checked.push(shown);
+            }
+        }
+        // README.md, docs/configuration.md and this module's documentation at least.
+        assert!(checked.len() >= 3, "{checked:?}");
+    }
+
+    #[test]
+    fn rejects_a_plain_http_s3_endpoint_unless_allowed_by_name() {
+        let plain = ["--s3-bucket", "b", "--s3-endpoint", "http://127.0.0.1:9000"];
+        let e = load(&plain).unwrap_err().to_string();
+        assert!(
+            e.contains("plain HTTP") && e.contains("--s3-allow-http"),
+            "{e}"
+        );
+        let allowed = load(&[&plain[..], &["--s3-allow-http"]].concat()).unwrap();
+        assert!(allowed.s3.unwrap().allow_http);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let section = "[s3]\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9000\"\n";
+        std::fs::write(&file, section).unwrap();
+        let file = file.to_str().unwrap();
+        assert!(load(&["--config", file]).is_err());
+        std::fs::write(file, format!("{section}allow_http = true\n")).unwrap();
+        assert!(load(&["--config", file]).unwrap().s3.unwrap().allow_http);
+        let https = ["--s3-bucket", "b", "--s3-endpoint", "https://minio.example"];
+        assert!(!load(&https).unwrap().s3.unwrap().allow_http);
+    }
 
     #[test]
     fn ports_are_recognised() {

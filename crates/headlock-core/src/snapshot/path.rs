@@ -4,13 +4,16 @@
 //!
 //! - A path or symbolic link target is at most [`MAX_PATH_LEN`] bytes.
 //! - A tar entry's path is taken as relative: `.` components are dropped, a `..`
-//!   component or a root refuses it ([`tar_components`]); a NUL byte refuses it where
-//!   the reader sees raw bytes.
+//!   component or a root refuses it ([`tar_components`]); a NUL byte or bytes that are
+//!   not UTF-8 refuse it ([`canonical_tar_path`] applies all of these, for the one tar
+//!   reader, [`super::tar_stream`]).
 //! - A manifest holds the canonical form only: relative, `/`-separated, without `.`,
 //!   `..` or empty components, no NUL ([`Manifest::validate`](super::Manifest::validate)).
 //! - A symbolic link target is 1 to [`MAX_PATH_LEN`] bytes without NUL
 //!   ([`is_valid_link_target`]); it may be absolute or hold `..`, so a restore never
 //!   writes through a link.
+//! - In a tree, nothing is below a file or a symbolic link: every ancestor of a path
+//!   that the tree holds is a directory ([`non_directory_ancestor`]).
 //!
 //! ```
 //! use std::path::Path;
@@ -24,6 +27,8 @@
 
 use std::ffi::OsStr;
 use std::path::{Component, Path};
+
+use super::EntryType;
 
 /// Longest path or symbolic link target, in bytes: in a manifest, in a tar stream the
 /// service accepts and in one the CLI restores.
@@ -45,6 +50,9 @@ pub enum PathError {
     /// Starts at the root (or, on Windows, a prefix).
     #[error("an absolute path")]
     Absolute,
+    /// Is not UTF-8 (snapshots hold UTF-8 paths).
+    #[error("a path that is not UTF-8")]
+    NotUtf8,
 }
 
 /// Refuses a length over [`MAX_PATH_LEN`].
@@ -75,6 +83,35 @@ pub fn tar_components(path: &Path) -> impl Iterator<Item = Result<&OsStr, PathEr
         Component::ParentDir => Some(Err(PathError::ParentDir)),
         Component::RootDir | Component::Prefix(_) => Some(Err(PathError::Absolute)),
     })
+}
+
+/// The canonical form of a tar entry's raw path: the rules of [`check_raw`] and
+/// [`tar_components`] applied, UTF-8 required, the components joined by `/` (empty for
+/// the tree's root, `./`).
+pub fn canonical_tar_path(raw: &[u8]) -> Result<String, PathError> {
+    check_raw(raw)?;
+    let text = std::str::from_utf8(raw).map_err(|_| PathError::NotUtf8)?;
+    let mut path = String::with_capacity(text.len());
+    for part in tar_components(Path::new(text)) {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        // A component of a `str` is a `str`.
+        path.push_str(part?.to_str().unwrap_or_default());
+    }
+    Ok(path)
+}
+
+/// The first proper ancestor of the canonical `path` that `kind_of` knows as something
+/// other than a directory, with its kind: a tree cannot hold `path` below it. `None`
+/// when every known ancestor is a directory.
+pub fn non_directory_ancestor(
+    path: &str,
+    kind_of: impl Fn(&str) -> Option<EntryType>,
+) -> Option<(&str, EntryType)> {
+    path.match_indices('/')
+        .map(|(at, _)| &path[..at])
+        .find_map(|a| kind_of(a).filter(|k| *k != EntryType::Dir).map(|k| (a, k)))
 }
 
 /// True for a symbolic link target a snapshot may hold: 1 to [`MAX_PATH_LEN`] bytes,
@@ -144,6 +181,44 @@ mod tests {
         assert_eq!(
             PathError::TooLong.to_string(),
             "a path longer than 4096 bytes"
+        );
+    }
+
+    #[test]
+    fn accepts_canonical_tar_paths_and_rejects_what_the_rules_refuse() {
+        assert_eq!(canonical_tar_path(b"./db//a/./b/").unwrap(), "db/a/b");
+        assert_eq!(canonical_tar_path(b"./").unwrap(), "");
+        assert_eq!(canonical_tar_path(b"a/../b"), Err(PathError::ParentDir));
+        assert_eq!(canonical_tar_path(b"/etc"), Err(PathError::Absolute));
+        assert_eq!(canonical_tar_path(b"a\xffb"), Err(PathError::NotUtf8));
+        assert_eq!(canonical_tar_path(b"a\0b"), Err(PathError::Nul));
+        assert_eq!(
+            canonical_tar_path(&[b'a'; MAX_PATH_LEN + 1]),
+            Err(PathError::TooLong)
+        );
+    }
+
+    #[test]
+    fn finds_the_first_ancestor_that_is_not_a_directory() {
+        let kinds = |p: &str| match p {
+            "d" => Some(EntryType::Dir),
+            "d/lnk" => Some(EntryType::Symlink),
+            "f" => Some(EntryType::File),
+            _ => None,
+        };
+        assert_eq!(non_directory_ancestor("d/x/y", kinds), None);
+        assert_eq!(
+            non_directory_ancestor("d/lnk/x/y", kinds),
+            Some(("d/lnk", EntryType::Symlink))
+        );
+        assert_eq!(
+            non_directory_ancestor("f/x", kinds),
+            Some(("f", EntryType::File))
+        );
+        assert_eq!(
+            non_directory_ancestor("f", kinds),
+            None,
+            "not its own ancestor"
         );
     }
 

@@ -1,12 +1,13 @@
 //! The backup: a tar stream or raw bytes chunked, sealed into packs, and committed
 //! with its manifest (the pipeline is drawn in the module overview, [`super`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use headlock_core::model::{ChunkId, ChunkLocation, Cluster, SnapshotKind, SnapshotRecord};
 use headlock_core::snapshot::path as path_rules;
+use headlock_core::snapshot::tar_stream::{TarEntry, TarError, read_tar};
 use headlock_core::snapshot::{
     AVG_CHUNK, ChunkCipher, ChunkIdKey, EntryType, MAX_CHUNK, MIN_CHUNK, Manifest, ManifestEntry,
     ManifestKind,
@@ -27,39 +28,17 @@ pub(crate) fn backup_lease(cluster: ObjectId, snapshot: ObjectId) -> String {
     format!("backup:{cluster}:{snapshot}")
 }
 
-/// Normalises a tar path: relative, `/`-separated, no `.`/`..` components (the rules
-/// of `headlock_core::snapshot::path`).
-fn clean_path(raw: &std::path::Path) -> Result<String> {
-    let mut parts = Vec::new();
-    for c in path_rules::tar_components(raw) {
-        match c {
-            Ok(p) => parts.push(
-                p.to_str()
-                    .ok_or_else(|| {
-                        ServiceError::invalid_input("a path in the archive is not UTF-8".into())
-                    })?
-                    .to_string(),
-            ),
-            Err(_) => {
-                return Err(ServiceError::invalid_input(format!(
-                    "path {:?} in the archive is absolute or leaves the tree",
-                    raw.display()
-                        .to_string()
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                )));
-            }
-        }
+/// A path of the archive for a message: at most 200 characters of it.
+fn shown(path: &str) -> String {
+    path.chars().take(200).collect()
+}
+
+/// A tar stream the ingestion refuses: the client's fault (400, `INVALID_ATTRIBUTE`), with
+/// the reader's reason, which names the entry's offset and path.
+impl From<TarError> for ServiceError {
+    fn from(e: TarError) -> Self {
+        ServiceError::invalid_input(format!("The archive is refused: {e}"))
     }
-    let path = parts.join("/");
-    if path_rules::check_len(path.len()).is_err() {
-        return Err(ServiceError::invalid_input(format!(
-            "a path in the archive is longer than {} bytes",
-            path_rules::MAX_PATH_LEN
-        )));
-    }
-    Ok(path)
 }
 
 /// The chunking stage: runs on a blocking thread, reads the body, fills the manifest,
@@ -98,70 +77,62 @@ impl Chunker<'_> {
         Ok(chunks)
     }
 
+    /// A tar stream to a tree manifest, read by the one bounded tar reader of
+    /// `headlock_core::snapshot::tar_stream` (its path rules and limits); every
+    /// refusal is the client's fault (400).
     fn tree(&mut self, body: impl Read) -> Result<Manifest> {
-        let mut archive = tar::Archive::new(body);
         let mut entries = Vec::new();
-        let mut seen = HashSet::new();
-        let iter = archive.entries().map_err(|e| {
-            ServiceError::invalid_input(format!("the body is not a tar stream: {e}"))
-        })?;
-        for entry in iter {
-            let mut entry = entry.map_err(|e| {
-                ServiceError::invalid_input(format!("the tar stream is damaged: {e}"))
-            })?;
-            let header = entry.header().clone();
-            let path = clean_path(&entry.path().map_err(|e| {
-                ServiceError::invalid_input(format!("bad path in the tar stream: {e}"))
-            })?)?;
-            if path.is_empty() {
-                continue; // the archive's root directory ("./")
-            }
-            if !seen.insert(path.clone()) {
+        let mut kinds: HashMap<String, EntryType> = HashMap::new();
+        read_tar(body, |mut e: TarEntry<'_>| -> Result<()> {
+            if kinds.insert(e.path.clone(), e.kind).is_some() {
                 return Err(ServiceError::invalid_input(format!(
-                    "{path} appears twice in the archive"
+                    "{} appears twice in the archive",
+                    shown(&e.path)
                 )));
             }
-            let mode = header.mode().unwrap_or(0o644) & 0o7777;
-            let mtime = header.mtime().unwrap_or(0) as i64;
-            let kind = header.entry_type();
-            let (entry_type, target, chunks, size) = if kind.is_file() {
-                let size = header.size().unwrap_or(0);
-                let chunks = self.chunk_file(&mut entry)?;
+            let chunks = if e.kind == EntryType::File {
+                let chunks = self.chunk_file(e.data())?;
                 let got: u64 = chunks.iter().map(|(_, l)| u64::from(*l)).sum();
-                if got != size {
+                if got != e.size {
                     return Err(BadRequest::UploadInterrupted(format!(
-                        "{path}: the archive said {size} bytes, the stream held {got}"
+                        "{}: the archive said {} bytes, the stream held {got}",
+                        shown(&e.path),
+                        e.size
                     ))
                     .into());
                 }
-                (EntryType::File, None, chunks, size)
-            } else if kind.is_dir() {
-                (EntryType::Dir, None, Vec::new(), 0)
-            } else if kind.is_symlink() {
-                let target = entry
-                    .link_name()
-                    .ok()
-                    .flatten()
-                    .and_then(|t| t.to_str().map(str::to_string))
-                    .ok_or_else(|| {
-                        ServiceError::invalid_input(format!("symlink {path} has no UTF-8 target"))
-                    })?;
-                (EntryType::Symlink, Some(target), Vec::new(), 0)
+                chunks
             } else {
-                return Err(ServiceError::invalid_input(format!(
-                    "{path}: unsupported entry type {:?} (regular files, directories and symlinks only)",
-                    kind
-                )));
+                Vec::new()
             };
             entries.push(ManifestEntry {
-                path,
-                entry_type,
-                mode,
-                mtime,
-                size,
-                target,
+                path: e.path,
+                entry_type: e.kind,
+                mode: e.mode & 0o7777,
+                mtime: e.mtime,
+                size: e.size,
+                target: e.target,
                 chunks,
             });
+            Ok(())
+        })?;
+        // Parents need not come first in a tar stream: the tree is checked once every
+        // path is known.
+        for e in &entries {
+            if let Some((above, kind)) =
+                path_rules::non_directory_ancestor(&e.path, |p| kinds.get(p).copied())
+            {
+                let kind = match kind {
+                    EntryType::File => "a regular file",
+                    EntryType::Symlink => "a symbolic link",
+                    EntryType::Dir => "a directory",
+                };
+                return Err(ServiceError::invalid_input(format!(
+                    "{} is below {}, which is {kind} in the archive, not a directory",
+                    shown(&e.path),
+                    shown(above)
+                )));
+            }
         }
         Ok(Manifest {
             version: 1,

@@ -25,7 +25,7 @@
 //! | `backup.rs` | the backup: tar/stream chunking, sealing, the commit |
 //! | `packs.rs` | pack assembly and upload ([`PACK_TARGET`]), shared by backup and compromise re-encryption |
 //! | `read.rs` | reading a snapshot back: its manifest and its chunks, checked |
-//! | `restore.rs` | a restore download ([`RestoreDownload`]): prefetching chunks in order, writing tar or raw bytes |
+//! | `restore.rs` | a restore link checked ([`RestoreLinkInfo`] for `HEAD`) and its download ([`RestoreDownload`]): prefetching chunks in order, writing tar or raw bytes |
 //! | `restore_jobs.rs` | restore jobs and their one-time download links ([`RESTORE_LINK_HOURS`]) |
 //! | `verify.rs` | verification ([`VerifyReport`], [`DamagedChunk`]) |
 //! | `gc.rs` | garbage collection ([`GcReport`]) of packs, chunks and manifests no snapshot uses |
@@ -43,7 +43,7 @@ pub(crate) use backup::backup_lease;
 pub use gc::GcReport;
 pub use packs::PACK_TARGET;
 pub(crate) use packs::{FirstError, Sealed, assemble_packs};
-pub use restore::RestoreDownload;
+pub use restore::{RestoreDownload, RestoreLinkInfo};
 pub use restore_jobs::RESTORE_LINK_HOURS;
 pub use verify::{DamagedChunk, VerifyReport};
 

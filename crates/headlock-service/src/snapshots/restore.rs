@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use headlock_core::ObjectId;
-use headlock_core::model::{ChunkId, SnapshotKind};
+use headlock_core::model::{ChunkId, Cluster, RestoreJob, SnapshotKind, SnapshotRecord};
 use headlock_core::snapshot::{EntryType, Manifest, ManifestKind};
 
 use super::read::ChunkSource;
@@ -192,17 +192,25 @@ fn write_snapshot(
     })
 }
 
+/// What a restore link would deliver, without delivering it (the answer to `HEAD`).
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreLinkInfo {
+    /// Tree (a tar stream) or stream (raw bytes).
+    pub kind: SnapshotKind,
+    /// Exact length, when known in advance (streams).
+    pub content_length: Option<u64>,
+}
+
 impl Service {
-    /// Starts the download of a restore job. The token is the credential: it is checked
-    /// in constant time against the one derived from the job id and the stored hash, the link must not have expired, and the
-    /// download is counted before any byte is sent. Every pack the snapshot needs must
-    /// exist, or nothing is sent and the error names the missing pack.
-    pub async fn download(
+    /// The job, cluster and snapshot of a restore link whose token is right and which has
+    /// not expired: the token is checked in constant time against the one derived from
+    /// the job id and against the stored hash. Anything else is `RESTORE_LINK_EXPIRED`.
+    async fn open_link(
         &self,
         cluster_id: &str,
         job_id: &str,
         token: &str,
-    ) -> Result<RestoreDownload> {
+    ) -> Result<(RestoreJob, Cluster, SnapshotRecord)> {
         let gone = || NotFound::RestoreLinkGone.into();
         let cluster_id = parse_cluster_id(cluster_id).map_err(|_| gone())?;
         let job_id: ObjectId = job_id.parse().map_err(|_| gone())?;
@@ -236,6 +244,41 @@ impl Service {
             .snapshot(cluster.id, job.snapshot_id)
             .await?
             .ok_or_else(|| NotFound::Snapshot(job.snapshot_id.into()))?;
+        Ok((job, cluster, record))
+    }
+
+    /// What the restore link would deliver (`HEAD`): checked as [`Service::download`]
+    /// checks it, and refused once used, but not counted as the download.
+    pub async fn download_info(
+        &self,
+        cluster_id: &str,
+        job_id: &str,
+        token: &str,
+    ) -> Result<RestoreLinkInfo> {
+        let (job, _, record) = self.open_link(cluster_id, job_id, token).await?;
+        if job.downloads >= job.max_downloads {
+            return Err(NotFound::RestoreLinkGone.into());
+        }
+        Ok(RestoreLinkInfo {
+            kind: record.kind,
+            content_length: (record.kind == SnapshotKind::Stream).then_some(record.data_size_bytes),
+        })
+    }
+
+    /// Starts the download of a restore job. The token is the credential: it is checked
+    /// in constant time against the one derived from the job id and against the stored
+    /// hash, the link must not have expired, and the download is counted before any byte
+    /// is sent.
+    /// Every pack the snapshot needs must exist, or nothing is sent and the error names
+    /// the missing pack.
+    pub async fn download(
+        &self,
+        cluster_id: &str,
+        job_id: &str,
+        token: &str,
+    ) -> Result<RestoreDownload> {
+        let gone = || NotFound::RestoreLinkGone.into();
+        let (job, cluster, record) = self.open_link(cluster_id, job_id, token).await?;
         let (source, cipher) = self.chunk_source(&cluster, &record).await?;
         let manifest = self.open_manifest(&cipher, cluster.id, &record).await?;
         let present: HashSet<String> = self

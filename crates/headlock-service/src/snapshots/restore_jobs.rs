@@ -53,7 +53,9 @@ impl Service {
     }
 
     /// One restore job, with its download token while the link can still be used (Ops
-    /// Manager shows a job's delivery URL until it is used or expires).
+    /// Manager shows a job's delivery URL until it is used or expires), and only to a
+    /// caller who may create restore jobs in the group: the token is the credential of
+    /// the download, so a read-only user must not see it.
     pub async fn restore_job(
         &self,
         actor: &Actor,
@@ -72,11 +74,12 @@ impl Service {
             .restore_job(cluster.id, id)
             .await?
             .ok_or_else(|| NotFound::RestoreJob(id.into()))?;
-        let token = self.usable_link(&job);
+        let token = self.usable_link(actor, &job);
         Ok((job, token))
     }
 
-    /// A page of a cluster's restore jobs, each with its token while usable.
+    /// A page of a cluster's restore jobs, each with its token while usable and only for
+    /// a caller who may create restore jobs (see [`Service::restore_job`]).
     pub async fn list_restore_jobs(
         &self,
         actor: &Actor,
@@ -91,7 +94,7 @@ impl Service {
         let jobs = jobs
             .into_iter()
             .map(|j| {
-                let token = self.usable_link(&j);
+                let token = self.usable_link(actor, &j);
                 (j, token)
             })
             .collect();
@@ -108,8 +111,12 @@ impl Service {
         hex::encode(ring::hmac::sign(&key, &msg).as_ref())
     }
 
-    fn usable_link(&self, job: &RestoreJob) -> Option<String> {
-        (job.downloads < job.max_downloads && crate::now() <= job.expires)
+    /// The job's token, if the link can still be used and `actor` may create restore
+    /// jobs in its group (the rights [`Service::create_restore_job`] asks for).
+    fn usable_link(&self, actor: &Actor, job: &RestoreJob) -> Option<String> {
+        (actor.can_admin_backup(job.group_id)
+            && job.downloads < job.max_downloads
+            && crate::now() <= job.expires)
             .then(|| self.link_token(job.id))
     }
 }

@@ -50,6 +50,10 @@ impl VerifyReport {
 impl Service {
     /// Reads a snapshot back and checks its manifest and every chunk (authentication tag
     /// and content id); names each damaged chunk, its pack and the snapshots that use it.
+    ///
+    /// It decrypts the whole snapshot, as a restore does, so it needs the rights a
+    /// restore needs (backup rights in the group: `GROUP_OWNER`, `GROUP_BACKUP_ADMIN`,
+    /// `GLOBAL_OWNER`); read-only users get `USER_UNAUTHORIZED`.
     pub async fn verify_snapshot(
         &self,
         actor: &Actor,
@@ -58,7 +62,7 @@ impl Service {
         snapshot_id: &str,
     ) -> Result<VerifyReport> {
         let cluster = self
-            .snapshot_cluster(actor, group_id, cluster_id, false)
+            .snapshot_cluster(actor, group_id, cluster_id, true)
             .await?;
         let record = self.snapshot_record(&cluster, snapshot_id).await?;
         let (source, cipher) = self.chunk_source(&cluster, &record).await?;

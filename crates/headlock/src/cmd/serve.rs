@@ -102,9 +102,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let blobs = match &config.s3 {
         Some(s3) => {
-            if s3.allow_http {
+            if s3
+                .endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://"))
+            {
                 tracing::warn!(
-                    "the S3 endpoint is plain HTTP: chunks are encrypted, but requests are not"
+                    "the S3 endpoint is plain HTTP (allowed by allow_http): chunks are encrypted, but requests are not"
                 );
             }
             let blobs = headlock_store::blob::ObjectBlobStore::s3(s3)
