@@ -364,6 +364,7 @@ async fn health_names_the_kmip_servers_and_the_node_only_to_users_with_a_global_
     assert_eq!(status, 401, "{body}");
     let group = s
         .service
+        .groups()
         .create_group(&headlock_service::Actor::system("test"), "g")
         .await
         .unwrap();
