@@ -32,7 +32,10 @@ pub fn router() -> Router<AppState> {
     let base = "/groups/{group_id}/clusters/{cluster_id}/snapshotUploads";
     Router::new()
         .route(base, post(open))
-        .route(&format!("{base}/{{upload_id}}"), axum::routing::delete(abandon))
+        .route(
+            &format!("{base}/{{upload_id}}"),
+            axum::routing::delete(abandon),
+        )
         .route(
             &format!("{base}/{{upload_id}}/chunkIds"),
             post(chunk_ids).layer(DefaultBodyLimit::max(MAX_QUERY_IDS * 32)),

@@ -121,7 +121,9 @@ pub enum NotFound {
     MasterKey(KmipUid),
     /// `UPLOAD_SESSION_NOT_FOUND` (404): the upload session is unknown, committed,
     /// deleted or expired.
-    #[error("No upload session with ID {0} is open for this cluster (unknown, committed, deleted or idle too long); open a new one.")]
+    #[error(
+        "No upload session with ID {0} is open for this cluster (unknown, committed, deleted or idle too long); open a new one."
+    )]
     UploadSession(RequestedId),
     /// `RESTORE_LINK_EXPIRED` (410): the download link is unknown, used or expired.
     #[error("This restore link is unknown, expired, or already used; create a new restore job.")]
@@ -231,11 +233,15 @@ pub enum Conflict {
     CannotCancelKeyDestruction(String),
     /// `UPLOAD_SESSION_STALE`: the cluster's data key changed since the upload session
     /// began (compromise recovery); a new session hands out the new keys.
-    #[error("Upload session {0} was opened under a data key that is no longer the cluster's newest (compromise recovery); open a new session.")]
+    #[error(
+        "Upload session {0} was opened under a data key that is no longer the cluster's newest (compromise recovery); open a new session."
+    )]
     UploadSessionStale(ObjectId),
     /// `CHUNKS_NOT_STORED`: a commit names chunks the cluster does not have (or with
     /// another length).
-    #[error("{count} chunk(s) named by the manifest are not stored for the cluster (first: {first}); upload them and commit again.")]
+    #[error(
+        "{count} chunk(s) named by the manifest are not stored for the cluster (first: {first}); upload them and commit again."
+    )]
     ChunksNotStored {
         /// The first one found (hex id).
         first: String,

@@ -19,9 +19,9 @@
 
 use std::io::Read;
 
-use fastcdc::v2020::{Normalization, StreamCDC};
 /// What reading a chunk can fail with (the reader's I/O error, mostly).
 pub use fastcdc::v2020::Error as ChunkerError;
+use fastcdc::v2020::{Normalization, StreamCDC};
 
 use super::{AVG_CHUNK, CHUNK_BOUNDARY_CONTEXT, MAX_CHUNK, MIN_CHUNK};
 use crate::envelope::DataKey;
@@ -113,14 +113,18 @@ mod tests {
         assert!(ca.len() > 5 && cb.len() > 5, "{ca:?} {cb:?}");
         // Only the end of the data is a cut both must share.
         let shared = ca.iter().filter(|c| cb.contains(c)).count();
-        assert!(shared <= 1, "shared cut points: {shared} of {ca:?} / {cb:?}");
+        assert!(
+            shared <= 1,
+            "shared cut points: {shared} of {ca:?} / {cb:?}"
+        );
         // And the unkeyed table cuts elsewhere again.
-        let plain: Vec<u64> = fastcdc::v2020::StreamCDC::new(&data[..], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
-            .map(|c| {
-                let c = c.unwrap();
-                c.offset + c.length as u64
-            })
-            .collect();
+        let plain: Vec<u64> =
+            fastcdc::v2020::StreamCDC::new(&data[..], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+                .map(|c| {
+                    let c = c.unwrap();
+                    c.offset + c.length as u64
+                })
+                .collect();
         assert!(ca.iter().filter(|c| plain.contains(c)).count() <= 1);
     }
 
@@ -130,7 +134,10 @@ mod tests {
         let dk = DataKey::generate().unwrap();
         let key = BoundaryKey::derive(&dk);
         assert_eq!(cuts(&data, key), cuts(&data, BoundaryKey::derive(&dk)));
-        assert_eq!(cuts(&data, key), cuts(&data, BoundaryKey::from_bytes(key.to_bytes())));
+        assert_eq!(
+            cuts(&data, key),
+            cuts(&data, BoundaryKey::from_bytes(key.to_bytes()))
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use headlock_core::model::{ChunkId, ChunkLocation, Cluster, SnapshotKind, SnapshotRecord};
-use headlock_core::snapshot::path as path_rules;
 use headlock_core::snapshot::chunker::{self, BoundaryKey};
+use headlock_core::snapshot::path as path_rules;
 use headlock_core::snapshot::{
     ChunkCipher, ChunkIdKey, EntryType, Manifest, ManifestEntry, ManifestKind,
 };

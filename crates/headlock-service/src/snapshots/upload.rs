@@ -260,7 +260,13 @@ impl Service {
             )));
         }
         let s = self
-            .session(actor, group_id, cluster_id, upload_id, "asking for chunk ids")
+            .session(
+                actor,
+                group_id,
+                cluster_id,
+                upload_id,
+                "asking for chunk ids",
+            )
             .await?;
         let stored: HashSet<ChunkId> = self
             .store
@@ -314,13 +320,7 @@ impl Service {
             s.id,
             cipher,
             written.clone(),
-            move |jobs| {
-                read_frames(
-                    &mut tokio_util::io::SyncIoBridge::new(body),
-                    &id_key,
-                    &jobs,
-                )
-            },
+            move |jobs| read_frames(&mut tokio_util::io::SyncIoBridge::new(body), &id_key, &jobs),
         )
         .await;
         let result = match packed {
@@ -370,7 +370,13 @@ impl Service {
         body: impl AsyncRead + Send + Unpin,
     ) -> Result<SnapshotView> {
         let s = self
-            .session(actor, group_id, cluster_id, upload_id, "committing an upload")
+            .session(
+                actor,
+                group_id,
+                cluster_id,
+                upload_id,
+                "committing an upload",
+            )
             .await?;
         let cluster = &s.cluster;
         let manifest = read_manifest(body).await?;
@@ -468,7 +474,8 @@ impl Service {
 /// Reads chunk frames to the end of `reader`, checking each id and sending each
 /// distinct chunk to the sealing workers. Returns how many frames there were.
 fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &ChunkJobs) -> Result<u64> {
-    let interrupted = |e: std::io::Error| ServiceError::from(BadRequest::UploadInterrupted(e.to_string()));
+    let interrupted =
+        |e: std::io::Error| ServiceError::from(BadRequest::UploadInterrupted(e.to_string()));
     let mut seen = HashSet::new();
     let (mut total, mut received) = (0u64, 0u64);
     loop {
@@ -550,13 +557,19 @@ async fn read_manifest(body: impl AsyncRead + Unpin) -> Result<Manifest> {
             ServiceError::invalid_input(format!("manifest line {number}: {e}"))
         };
         if kind.is_none() {
-            kind = Some(serde_json::from_slice::<CommitHeader>(text).map_err(bad)?.kind);
+            kind = Some(
+                serde_json::from_slice::<CommitHeader>(text)
+                    .map_err(bad)?
+                    .kind,
+            );
         } else {
             entries.push(serde_json::from_slice(text).map_err(bad)?);
         }
     }
     let kind = kind.ok_or_else(|| {
-        ServiceError::invalid_input("the manifest is empty (its first line is {\"kind\": ...})".into())
+        ServiceError::invalid_input(
+            "the manifest is empty (its first line is {\"kind\": ...})".into(),
+        )
     })?;
     Ok(Manifest {
         version: headlock_core::snapshot::MANIFEST_VERSION,
