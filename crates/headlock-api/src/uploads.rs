@@ -19,7 +19,9 @@ use axum::{Extension, Router};
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
 use headlock_service::Actor;
-use headlock_service::snapshots::{MAX_BATCH_BYTES, MAX_QUERY_IDS, UploadSession};
+use headlock_service::snapshots::{
+    MAX_BATCH_BYTES, MAX_BATCH_CHUNKS, MAX_QUERY_IDS, UploadSession,
+};
 use serde_json::json;
 
 use crate::clusters::rfc3339;
@@ -64,6 +66,7 @@ fn session_json(r: &Render, s: &UploadSession) -> serde_json::Value {
         "maxChunkBytes": MAX_CHUNK,
         "maxQueryIds": MAX_QUERY_IDS,
         "maxBatchBytes": MAX_BATCH_BYTES,
+        "maxBatchChunks": MAX_BATCH_CHUNKS,
         "links": [
             r.link(&format!("/groups/{g}/clusters/{c}/snapshotUploads/{}", s.id), "self"),
             r.link(&format!("/groups/{g}/clusters/{c}"), "cluster"),

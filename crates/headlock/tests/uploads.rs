@@ -432,6 +432,8 @@ fn a_session_opened_before_a_compromise_is_stale_and_a_new_one_has_new_keys() {
         409,
         "UPLOAD_SESSION_STALE",
     );
+    // A stale session can still be ended.
+    assert_eq!(w.admin.delete(&s.base).status, 204);
     let fresh = open(&w.admin, &g, &c);
     assert_ne!(fresh.json["chunkIdKey"], s.json["chunkIdKey"]);
     assert_ne!(fresh.json["chunkBoundaryKey"], s.json["chunkBoundaryKey"]);
@@ -451,6 +453,83 @@ fn a_session_opened_before_a_compromise_is_stale_and_a_new_one_has_new_keys() {
         json!({"path": "stream", "type": "file", "mode": 0o600, "mtime": 1, "size": data.len(), "chunks": [[new_id.to_string(), data.len()]]})
     );
     let snap = w.admin.expect(commit(&w.admin, &fresh, &ndjson), 201);
+    let (code, bytes) = restore(&w.admin, &g, &c, snap["id"].as_str().unwrap());
+    assert_eq!(code, 200);
+    assert!(bytes == data);
+}
+
+#[test]
+fn a_live_session_keeps_collection_away_from_its_chunks_until_it_ends() {
+    let w = World::new();
+    let g = w.group("gc");
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    let plain_snapshot = || {
+        std::fs::write(&file, noise(200_000, 21)).unwrap();
+        let v = common::upload(&w.admin, &g, &c, &file, false).unwrap();
+        format!(
+            "/groups/{g}/clusters/{c}/snapshots/{}",
+            v["id"].as_str().unwrap()
+        )
+    };
+
+    let s = open(&w.admin, &g, &c);
+    let data = noise(500_000, 23);
+    let id = s.ids.id(&data);
+    w.admin.expect(send(&w.admin, &s, &[(id, &data[..])]), 200);
+    // A deletion collects garbage at once; the session's chunk, used by no snapshot
+    // yet, is kept while the session lives.
+    let first = plain_snapshot();
+    assert_eq!(w.admin.delete(&first).status, 202);
+    assert!(missing(&w.admin, &s, &[id]).is_empty());
+
+    // Once it ends, the next collection removes it.
+    assert_eq!(w.admin.delete(&s.base).status, 204);
+    let second = plain_snapshot();
+    assert_eq!(w.admin.delete(&second).status, 202);
+    let again = open(&w.admin, &g, &c);
+    assert_eq!(missing(&w.admin, &again, &[id]).len(), 1);
+}
+
+#[test]
+fn rejects_commits_that_misstate_chunks_or_break_the_manifest_rules() {
+    let w = World::new();
+    let g = w.group("manifests");
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let s = open(&w.admin, &g, &c);
+    let data = noise(300_000, 25);
+    let id = s.ids.id(&data);
+    w.admin.expect(send(&w.admin, &s, &[(id, &data[..])]), 200);
+    let stream = |path: &str, len: usize| {
+        format!(
+            "{}\n{}\n",
+            json!({"kind": "stream"}),
+            json!({"path": path, "type": "file", "mode": 0o600, "mtime": 1, "size": len, "chunks": [[id.to_string(), len]]})
+        )
+    };
+    // A stored chunk under another length would restore as other bytes than listed.
+    let e = assert_error(
+        &commit(&w.admin, &s, &stream("stream", data.len() - 1)),
+        409,
+        "CHUNKS_NOT_STORED",
+    );
+    assert_eq!(e["parameters"][0], id.to_string());
+    assert_error(
+        &commit(&w.admin, &s, &stream("../escape", data.len())),
+        400,
+        "INVALID_ATTRIBUTE",
+    );
+    assert_error(&commit(&w.admin, &s, ""), 400, "INVALID_ATTRIBUTE");
+    assert_error(
+        &commit(&w.admin, &s, "{\"kind\": \"tree\", \"extra\": 1}\n"),
+        400,
+        "INVALID_ATTRIBUTE",
+    );
+    // The session is still open after refused commits, and commits when right.
+    let snap = w
+        .admin
+        .expect(commit(&w.admin, &s, &stream("stream", data.len())), 201);
     let (code, bytes) = restore(&w.admin, &g, &c, snap["id"].as_str().unwrap());
     assert_eq!(code, 200);
     assert!(bytes == data);

@@ -107,8 +107,8 @@ mod tests {
     fn two_clusters_cut_the_same_data_at_different_places() {
         let data = data(24 * 1024 * 1024, 0x9e37_79b9_7f4a_7c15);
         // Fixed keys (two clusters' seeds), so the test is the same every run.
-        let a = BoundaryKey::from_bytes(*b"cluster1");
-        let b = BoundaryKey::from_bytes(*b"cluster2");
+        let a = BoundaryKey::from_bytes(*b"1cluster");
+        let b = BoundaryKey::from_bytes(*b"2cluster");
         let (ca, cb) = (cuts(&data, a), cuts(&data, b));
         assert!(ca.len() > 5 && cb.len() > 5, "{ca:?} {cb:?}");
         // Only the end of the data is a cut both must share.
@@ -126,6 +126,24 @@ mod tests {
                 })
                 .collect();
         assert!(ca.iter().filter(|c| plain.contains(c)).count() <= 1);
+    }
+
+    /// The limit the design states: the crate's masks test hash bits 12 to 47, so a
+    /// seed bit above 47 changes no cut point; 48 bits of the seed key the cuts.
+    #[test]
+    fn only_the_low_48_bits_of_the_seed_move_cut_points() {
+        let data = data(8 * 1024 * 1024, 77);
+        let base = BoundaryKey::from_bytes(*b"1cluster");
+        let mut high = base.to_bytes();
+        high[7] ^= 0xff;
+        high[6] ^= 0xff;
+        assert_eq!(
+            cuts(&data, base),
+            cuts(&data, BoundaryKey::from_bytes(high))
+        );
+        let mut low = base.to_bytes();
+        low[5] ^= 0x80; // bit 47
+        assert_ne!(cuts(&data, base), cuts(&data, BoundaryKey::from_bytes(low)));
     }
 
     #[test]

@@ -48,8 +48,8 @@ pub(crate) use packs::{FirstError, Sealed, assemble_packs};
 pub use restore::RestoreDownload;
 pub use restore_jobs::RESTORE_LINK_HOURS;
 pub use upload::{
-    ChunkUploadReport, KnownChunks, MAX_BATCH_BYTES, MAX_MANIFEST_LINE, MAX_QUERY_IDS, SESSION_TTL,
-    UploadSession,
+    ChunkUploadReport, KnownChunks, MAX_BATCH_BYTES, MAX_BATCH_CHUNKS, MAX_MANIFEST_LINE,
+    MAX_QUERY_IDS, SESSION_TTL, UploadSession,
 };
 pub use verify::{DamagedChunk, VerifyReport};
 

@@ -38,6 +38,9 @@ pub const SESSION_TTL: Duration = Duration::from_secs(15 * 60);
 pub const MAX_QUERY_IDS: usize = 8192;
 /// Most bytes of one chunk upload request (frames included).
 pub const MAX_BATCH_BYTES: u64 = 256 * 1024 * 1024;
+/// Most chunks in one chunk upload request: what the service keeps per chunk until the
+/// request's end (its id, where it went) stays small whatever the chunks' sizes.
+pub const MAX_BATCH_CHUNKS: u64 = 16_384;
 /// Longest line of a commit's NDJSON manifest.
 pub const MAX_MANIFEST_LINE: usize = 16 * 1024 * 1024;
 /// Bytes before each chunk of an upload: its id and its length (u32 BE).
@@ -188,7 +191,8 @@ impl Service {
     }
 
     /// The open session `upload_id` of the cluster, renewed; refused as stale if the
-    /// cluster's newest data key is no longer the one it was opened under.
+    /// cluster's newest data key is no longer the one it was opened under (unless
+    /// `stale_ok`: ending a session).
     async fn session(
         &self,
         actor: &Actor,
@@ -196,6 +200,19 @@ impl Service {
         cluster_id: &str,
         upload_id: &str,
         what: &str,
+    ) -> Result<Session> {
+        self.session_of(actor, group_id, cluster_id, upload_id, what, false)
+            .await
+    }
+
+    async fn session_of(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+        upload_id: &str,
+        what: &str,
+        stale_ok: bool,
     ) -> Result<Session> {
         let cluster = self
             .upload_cluster(actor, group_id, cluster_id, what)
@@ -225,7 +242,7 @@ impl Service {
             .into_iter()
             .last()
             .map(|k| k.id);
-        if newest != Some(data_key_id) {
+        if newest != Some(data_key_id) && !stale_ok {
             return Err(Conflict::UploadSessionStale(id).into());
         }
         if !self
@@ -464,7 +481,14 @@ impl Service {
         upload_id: &str,
     ) -> Result<()> {
         let s = self
-            .session(actor, group_id, cluster_id, upload_id, "ending an upload")
+            .session_of(
+                actor,
+                group_id,
+                cluster_id,
+                upload_id,
+                "ending an upload",
+                true,
+            )
             .await?;
         self.store.release_lease(&s.lease, &s.holder).await?;
         Ok(())
@@ -496,6 +520,11 @@ fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &ChunkJobs) ->
         id.copy_from_slice(&head[..32]);
         let id = ChunkId(id);
         let len = u32::from_be_bytes([head[32], head[33], head[34], head[35]]);
+        if received >= MAX_BATCH_CHUNKS {
+            return Err(ServiceError::invalid_input(format!(
+                "a chunk upload holds at most {MAX_BATCH_CHUNKS} chunks"
+            )));
+        }
         if len == 0 || len > MAX_CHUNK {
             return Err(ServiceError::invalid_input(format!(
                 "chunk {id} has length {len} (1 to {MAX_CHUNK})"

@@ -7,16 +7,17 @@
 //! path) and chunks each file, handing chunks and manifest lines over a small bounded
 //! channel; this side gathers chunks into rounds of at most [`ROUND_BYTES`] (and the
 //! service's `maxQueryIds`), asks about each round's ids and uploads the missing ones
-//! in one request. Memory: the channel, one round, and the manifest (a line per
-//! entry, until the commit).
+//! in one request. The manifest lines go to an unlinked file in the temporary
+//! directory, streamed as the commit's body. Memory: the channel and one round,
+//! whatever the tree's size.
 //!
 //! An interrupted run leaves what it uploaded recorded for the cluster; the next run
 //! opens a new session, is told those chunks are known, and sends the rest.
 
 use std::collections::HashSet;
-use std::fs;
-use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use headlock_core::model::ChunkId;
@@ -29,6 +30,7 @@ use zeroize::Zeroizing;
 
 use crate::archive::{self, ArchiveError, PackStats, TreeVisitor};
 use crate::cmd::remote::{EXIT_FAILED, Failure, Remote, seg};
+use crate::pipe;
 use crate::progress::{Counter, Warnings};
 
 /// Chunk bytes per round (one question, one upload).
@@ -153,7 +155,12 @@ async fn open(api: &mut Remote, base: &str) -> Result<Opened, Failure> {
         .and_then(Value::as_str)
         .and_then(|k| hex::decode(k).ok())
         .and_then(|k| <[u8; 8]>::try_from(&k[..]).ok());
-    let max_ids = v.get("maxQueryIds").and_then(Value::as_u64);
+    // A round is one question and one upload: within both limits.
+    let max_ids = v
+        .get("maxQueryIds")
+        .and_then(Value::as_u64)
+        .zip(v.get("maxBatchChunks").and_then(Value::as_u64))
+        .map(|(ids, chunks)| ids.min(chunks));
     match (id, key, boundary, max_ids) {
         (Some(id), Some(key), Some(boundary), Some(max_ids)) if max_ids > 0 => Ok(Opened {
             path: format!("{base}/{}", seg(id)),
@@ -218,6 +225,69 @@ async fn round(
     Ok(())
 }
 
+/// A file for the manifest: in the temporary directory, readable by this user only,
+/// and unlinked at once (it goes when the process does).
+fn spool() -> io::Result<File> {
+    let dir = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = dir.join(format!(
+            "headlock-manifest-{}-{nanos}-{attempt}",
+            std::process::id()
+        ));
+        match fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(file) => {
+                fs::remove_file(&path)?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free name in the temporary directory"))
+}
+
+/// Commits the session with the manifest in `file`, streamed.
+async fn commit(api: &mut Remote, session: &Opened, mut file: File) -> Result<Value, Failure> {
+    let local = |e: io::Error| {
+        Failure::new(
+            EXIT_FAILED,
+            format!("reading back the manifest's temporary file: {e}"),
+        )
+    };
+    file.rewind().map_err(local)?;
+    let (mut writer, body, status) = pipe::upload();
+    std::thread::Builder::new()
+        .name("backup-manifest".into())
+        .spawn(move || match io::copy(&mut file, &mut writer) {
+            Ok(_) => {
+                let _ = writer.finish();
+            }
+            Err(e) => writer.fail(&format!("reading back the manifest: {e}")),
+        })
+        .map_err(local)?;
+    let path = format!("{}/commit", session.path);
+    let result = api
+        .client()
+        .send_stream(Method::POST, &path, "application/x-ndjson", body)
+        .await;
+    if let Some(reason) = status.failure() {
+        return Err(Failure::new(EXIT_FAILED, reason));
+    }
+    let resp = result.map_err(|e| api.unreachable(e))?;
+    api.interpret(&format!("POST {path}"), resp)?
+        .ok_or_else(|| bad_answer(api, "the commit"))
+}
+
 /// Backs the tree under `root` up through an upload session: the new snapshot (as the
 /// API answers it) and what the walk found.
 pub async fn backup_tree(
@@ -253,15 +323,26 @@ pub async fn backup_tree(
         })
         .map_err(|e| Failure::new(EXIT_FAILED, format!("starting the reading thread: {e}")))?;
 
-    let mut manifest = String::from("{\"kind\":\"tree\"}\n");
+    let spool_err = |e: io::Error| {
+        Failure::new(
+            EXIT_FAILED,
+            format!("writing the manifest to a temporary file: {e}"),
+        )
+    };
+    let mut manifest = BufWriter::new(spool().map_err(spool_err)?);
+    manifest
+        .write_all(b"{\"kind\":\"tree\"}\n")
+        .map_err(spool_err)?;
     let mut batch: Vec<(ChunkId, Vec<u8>)> = Vec::new();
     let mut batch_bytes = 0usize;
     let mut failure = None;
     while let Some(item) = rx.recv().await {
         match item {
             Item::Line(line) => {
-                manifest.push_str(&line);
-                manifest.push('\n');
+                if let Err(e) = writeln!(manifest, "{line}") {
+                    failure = Some(spool_err(e));
+                    break;
+                }
             }
             Item::Chunk(id, data) => {
                 batch_bytes += data.len();
@@ -296,15 +377,9 @@ pub async fn backup_tree(
         }
     };
     round(api, &session, &mut batch, counts).await?;
-    let path = format!("{}/commit", session.path);
-    let snapshot = api
-        .call_bytes(
-            Method::POST,
-            &path,
-            "application/x-ndjson",
-            Bytes::from(manifest),
-        )
-        .await?
-        .ok_or_else(|| bad_answer(api, "the commit"))?;
+    let file = manifest
+        .into_inner()
+        .map_err(|e| spool_err(e.into_error()))?;
+    let snapshot = commit(api, &session, file).await?;
     Ok((snapshot, stats))
 }
