@@ -210,6 +210,22 @@ fn assert_restores(api: &Api, g: &str, c: &str, snapshot: &str, files: &BTreeMap
     assert_eq!(link, Some(("db/latest".into(), "collection-0.wt".into())));
 }
 
+/// A server, a group and an encrypted replica set with an open session that stored
+/// one chunk of noise (`seed` odd).
+fn one_chunk_uploaded(
+    group: &str,
+    seed: u64,
+) -> (World, String, String, Session, Vec<u8>, ChunkId) {
+    let w = World::new();
+    let g = w.group(group);
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let s = open(&w.admin, &g, &c);
+    let data = noise(300_000, seed);
+    let id = s.ids.id(&data);
+    w.admin.expect(send(&w.admin, &s, &[(id, &data[..])]), 200);
+    (w, g, c, s, data, id)
+}
+
 fn stored_bytes(snapshot: &Value) -> u64 {
     snapshot["parts"][0]["storageSizeBytes"].as_u64().unwrap()
 }
@@ -412,13 +428,7 @@ fn chunk_keys_and_questions_only_for_backup_rights_in_the_group() {
 
 #[test]
 fn a_session_opened_before_a_compromise_is_stale_and_a_new_one_has_new_keys() {
-    let w = World::new();
-    let g = w.group("stale");
-    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
-    let s = open(&w.admin, &g, &c);
-    let data = noise(400_000, 5);
-    let id = s.ids.id(&data);
-    w.admin.expect(send(&w.admin, &s, &[(id, &data[..])]), 200);
+    let (w, g, c, s, data, id) = one_chunk_uploaded("stale", 5);
     w.admin.expect(
         w.admin.post(
             &format!("/groups/{g}/backupConfigs/{c}/encryptionKey/compromised"),
@@ -494,13 +504,7 @@ fn a_live_session_keeps_collection_away_from_its_chunks_until_it_ends() {
 
 #[test]
 fn rejects_commits_that_misstate_chunks_or_break_the_manifest_rules() {
-    let w = World::new();
-    let g = w.group("manifests");
-    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
-    let s = open(&w.admin, &g, &c);
-    let data = noise(300_000, 25);
-    let id = s.ids.id(&data);
-    w.admin.expect(send(&w.admin, &s, &[(id, &data[..])]), 200);
+    let (w, g, c, s, data, id) = one_chunk_uploaded("manifests", 25);
     let stream = |path: &str, len: usize| {
         format!(
             "{}\n{}\n",

@@ -200,18 +200,6 @@ impl Service {
         cluster_id: &str,
         upload_id: &str,
         what: &str,
-    ) -> Result<Session> {
-        self.session_of(actor, group_id, cluster_id, upload_id, what, false)
-            .await
-    }
-
-    async fn session_of(
-        &self,
-        actor: &Actor,
-        group_id: &str,
-        cluster_id: &str,
-        upload_id: &str,
-        what: &str,
         stale_ok: bool,
     ) -> Result<Session> {
         let cluster = self
@@ -283,6 +271,7 @@ impl Service {
                 cluster_id,
                 upload_id,
                 "asking for chunk ids",
+                false,
             )
             .await?;
         let stored: HashSet<ChunkId> = self
@@ -320,7 +309,14 @@ impl Service {
         body: impl AsyncRead + Send + Unpin + 'static,
     ) -> Result<ChunkUploadReport> {
         let s = self
-            .session(actor, group_id, cluster_id, upload_id, "uploading chunks")
+            .session(
+                actor,
+                group_id,
+                cluster_id,
+                upload_id,
+                "uploading chunks",
+                false,
+            )
             .await?;
         let cluster = &s.cluster;
         let blobs = self.blobs()?.clone();
@@ -393,6 +389,7 @@ impl Service {
                 cluster_id,
                 upload_id,
                 "committing an upload",
+                false,
             )
             .await?;
         let cluster = &s.cluster;
@@ -481,7 +478,7 @@ impl Service {
         upload_id: &str,
     ) -> Result<()> {
         let s = self
-            .session_of(
+            .session(
                 actor,
                 group_id,
                 cluster_id,
