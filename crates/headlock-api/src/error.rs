@@ -127,6 +127,7 @@ fn ops_error(e: &ServiceError) -> OpsError {
             NotFound::ReencryptionJob(id) => ops(NOT_FOUND, "REENCRYPTION_JOB_NOT_FOUND", one(id)),
             NotFound::User(name) => ops(NOT_FOUND, "USER_NOT_FOUND", one(name)),
             NotFound::MasterKey(uid) => ops(NOT_FOUND, "MASTER_KEY_NOT_FOUND", one(uid)),
+            NotFound::UploadSession(id) => ops(NOT_FOUND, "UPLOAD_SESSION_NOT_FOUND", one(id)),
             NotFound::RestoreLinkGone => ops(StatusCode::GONE, "RESTORE_LINK_EXPIRED", vec![]),
         },
         ServiceError::BadRequest(e) => match e {
@@ -135,6 +136,9 @@ fn ops_error(e: &ServiceError) -> OpsError {
             }
             BadRequest::UploadInterrupted(_) => {
                 ops(StatusCode::BAD_REQUEST, "UPLOAD_INTERRUPTED", vec![])
+            }
+            BadRequest::ChunkIdMismatch(id) => {
+                ops(StatusCode::BAD_REQUEST, "CHUNK_ID_MISMATCH", one(id))
             }
         },
         ServiceError::Denied(e) => match e {
@@ -191,6 +195,12 @@ fn ops_error(e: &ServiceError) -> OpsError {
             Conflict::CannotCancelKeyDestruction(_) => {
                 ops(CONFLICT, "CANNOT_CANCEL_KEY_DESTRUCTION", vec![])
             }
+            Conflict::UploadSessionStale(u) => ops(CONFLICT, "UPLOAD_SESSION_STALE", one(u)),
+            Conflict::ChunksNotStored { first, count } => ops(
+                CONFLICT,
+                "CHUNKS_NOT_STORED",
+                vec![first.clone(), count.to_string()],
+            ),
         },
         ServiceError::Unavailable(e) => match e {
             Unavailable::KeyManager(_) => ops(

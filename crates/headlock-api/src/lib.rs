@@ -14,7 +14,7 @@
 //! | [`json`] | links, lists and paging, `pretty`, `envelope`, the JSON body extractor |
 //! | [`error`] | [`ApiError`], Ops Manager's error body |
 //! | [`tls_listener`] | HTTPS on the API port (rustls, handshakes off the accept path) |
-//! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`restore_jobs`], [`reencryption`] | one module per resource, each with its `router()` |
+//! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`uploads`], [`restore_jobs`], [`reencryption`] | one module per resource, each with its `router()` |
 //!
 //! [`app`] builds the router, so tests can drive it without a socket; the binary serves
 //! it over TCP or TLS. [`app_with`] adds the unauthenticated operations endpoints
@@ -36,6 +36,7 @@ pub mod reencryption;
 pub mod restore_jobs;
 pub mod snapshots;
 pub mod tls_listener;
+pub mod uploads;
 
 use std::sync::Arc;
 
@@ -133,6 +134,7 @@ pub fn app_with(state: AppState, ops: Ops) -> Router {
         .merge(backup_configs::router())
         .merge(events::router())
         .merge(snapshots::router())
+        .merge(uploads::router())
         .merge(restore_jobs::router())
         .merge(reencryption::router());
     if let Some(monitor) = &ops.health {

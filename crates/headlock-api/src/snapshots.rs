@@ -112,7 +112,7 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// bytes and [`DRAIN_TIME`]: a server that answers and closes while the client is still
 /// sending makes the client's kernel see a reset, and most clients then lose the answer
 /// along with the connection (curl copes; others report "error writing a body").
-fn draining_body(
+pub(crate) fn draining_body(
     body: Body,
 ) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send + Unpin + 'static {
     use futures_util::StreamExt;

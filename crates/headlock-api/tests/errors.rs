@@ -42,9 +42,11 @@ variants! {
     "NotFound::ReencryptionJob" => ServiceError::NotFound(NotFound::ReencryptionJob(_)),
     "NotFound::User" => ServiceError::NotFound(NotFound::User(_)),
     "NotFound::MasterKey" => ServiceError::NotFound(NotFound::MasterKey(_)),
+    "NotFound::UploadSession" => ServiceError::NotFound(NotFound::UploadSession(_)),
     "NotFound::RestoreLinkGone" => ServiceError::NotFound(NotFound::RestoreLinkGone),
     "BadRequest::InvalidInput" => ServiceError::BadRequest(BadRequest::InvalidInput(_)),
     "BadRequest::UploadInterrupted" => ServiceError::BadRequest(BadRequest::UploadInterrupted(_)),
+    "BadRequest::ChunkIdMismatch" => ServiceError::BadRequest(BadRequest::ChunkIdMismatch(_)),
     "Denied::NotInGroup" => ServiceError::Denied(Denied::NotInGroup),
     "Denied::Forbidden" => ServiceError::Denied(Denied::Forbidden),
     "Conflict::Duplicate" => ServiceError::Conflict(Conflict::Duplicate { .. }),
@@ -66,6 +68,8 @@ variants! {
         ServiceError::Conflict(Conflict::EncryptionKeyNotActive { .. }),
     "Conflict::CannotCancelKeyDestruction" =>
         ServiceError::Conflict(Conflict::CannotCancelKeyDestruction(_)),
+    "Conflict::UploadSessionStale" => ServiceError::Conflict(Conflict::UploadSessionStale(_)),
+    "Conflict::ChunksNotStored" => ServiceError::Conflict(Conflict::ChunksNotStored { .. }),
     "Unavailable::KeyManager" => ServiceError::Unavailable(Unavailable::KeyManager(_)),
     "Unavailable::Storage" => ServiceError::Unavailable(Unavailable::Storage(_)),
     "Unavailable::StorageFull" => ServiceError::Unavailable(Unavailable::StorageFull(_)),
@@ -156,6 +160,11 @@ fn rows() -> Vec<(ServiceError, &'static str, Vec<&'static str>)> {
             vec!["uid-7"],
         ),
         (
+            NotFound::UploadSession(id(S).into()).into(),
+            "UPLOAD_SESSION_NOT_FOUND",
+            vec![S],
+        ),
+        (
             NotFound::RestoreLinkGone.into(),
             "RESTORE_LINK_EXPIRED",
             vec![],
@@ -169,6 +178,25 @@ fn rows() -> Vec<(ServiceError, &'static str, Vec<&'static str>)> {
             BadRequest::UploadInterrupted("cut".into()).into(),
             "UPLOAD_INTERRUPTED",
             vec![],
+        ),
+        (
+            BadRequest::ChunkIdMismatch("ab".into()).into(),
+            "CHUNK_ID_MISMATCH",
+            vec!["ab"],
+        ),
+        (
+            Conflict::UploadSessionStale(id(S)).into(),
+            "UPLOAD_SESSION_STALE",
+            vec![S],
+        ),
+        (
+            Conflict::ChunksNotStored {
+                first: "ab".into(),
+                count: 2,
+            }
+            .into(),
+            "CHUNKS_NOT_STORED",
+            vec!["ab", "2"],
         ),
         (Denied::NotInGroup.into(), "NOT_IN_GROUP", vec![]),
         (Denied::Forbidden.into(), "USER_UNAUTHORIZED", vec![]),

@@ -65,6 +65,7 @@ use crate::envelope::DataKey;
 use crate::model::ChunkId;
 use path::{check_manifest_path, is_valid_link_target};
 
+pub mod chunker;
 pub mod path;
 pub mod tar_stream;
 
@@ -97,6 +98,9 @@ const MIN_RECORD_BODY: usize = 1 + NONCE_LEN + 1 + TAG_LEN;
 /// Magic and nonce: where the ciphertext of a manifest starts.
 const MANIFEST_HEADER_LEN: usize = 8 + NONCE_LEN;
 const CHUNK_ID_CONTEXT: &str = "headlock 2026-11 chunk id v1";
+/// The `derive_key` context of the chunker's boundary seed ([`chunker`]); distinct from
+/// the chunk id's, and the data key itself is the only encryption key.
+const CHUNK_BOUNDARY_CONTEXT: &str = "headlock 2026-12 chunk boundaries v1";
 const CHUNK_AAD_LABEL: &[u8; 17] = b"headlock-chunk-v1";
 const MANIFEST_AAD_LABEL: &[u8; 20] = b"headlock-manifest-v1";
 /// zstd level for chunks (the design fixes it) and for manifests (zstd's default).
@@ -173,6 +177,17 @@ impl ChunkIdKey {
             CHUNK_ID_CONTEXT,
             data_key.expose(),
         )))
+    }
+
+    /// The key from its 32 bytes, as an upload session hands them to a client.
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        ChunkIdKey(Zeroizing::new(key))
+    }
+
+    /// The key's bytes, to hand to a client with backup rights (an upload session): they
+    /// compute ids, and decrypt nothing.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// The id of a chunk: its keyed BLAKE3 hash.

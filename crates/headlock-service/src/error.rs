@@ -119,6 +119,12 @@ pub enum NotFound {
     /// `MASTER_KEY_NOT_FOUND` (404): no master key with that id in the cluster's history.
     #[error("No master key with ID {0} exists for this cluster.")]
     MasterKey(KmipUid),
+    /// `UPLOAD_SESSION_NOT_FOUND` (404): the upload session is unknown, committed,
+    /// deleted or expired.
+    #[error(
+        "No upload session with ID {0} is open for this cluster (unknown, committed, deleted or idle too long); open a new one."
+    )]
+    UploadSession(RequestedId),
     /// `RESTORE_LINK_EXPIRED` (410): the download link is unknown, used or expired.
     #[error("This restore link is unknown, expired, or already used; create a new restore job.")]
     RestoreLinkGone,
@@ -133,6 +139,10 @@ pub enum BadRequest {
     /// `UPLOAD_INTERRUPTED` (400): the body ended early or could not be read.
     #[error("The upload was interrupted: {0}")]
     UploadInterrupted(String),
+    /// `CHUNK_ID_MISMATCH` (400): an uploaded chunk does not hash to the id it was sent
+    /// under (the hex id it was sent under).
+    #[error("Chunk {0} does not hash to its id; nothing of this request was kept.")]
+    ChunkIdMismatch(String),
 }
 
 /// The caller may not do this.
@@ -221,6 +231,23 @@ pub enum Conflict {
     /// `CANNOT_CANCEL_KEY_DESTRUCTION`: the key is current, or already destroyed.
     #[error("{0}")]
     CannotCancelKeyDestruction(String),
+    /// `UPLOAD_SESSION_STALE`: the cluster's data key changed since the upload session
+    /// began (compromise recovery); a new session hands out the new keys.
+    #[error(
+        "Upload session {0} was opened under a data key that is no longer the cluster's newest (compromise recovery); open a new session."
+    )]
+    UploadSessionStale(ObjectId),
+    /// `CHUNKS_NOT_STORED`: a commit names chunks the cluster does not have (or with
+    /// another length).
+    #[error(
+        "{count} chunk(s) named by the manifest are not stored for the cluster (first: {first}); upload them and commit again."
+    )]
+    ChunksNotStored {
+        /// The first one found (hex id).
+        first: String,
+        /// How many.
+        count: u64,
+    },
 }
 
 /// A dependency failed; nothing already stored was changed.

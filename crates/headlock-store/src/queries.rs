@@ -562,6 +562,32 @@ pub fn stored_chunk_ids(ids: usize) -> String {
     sql
 }
 
+/// `INSERT INTO chunks` of `rows` rows, as [`insert_chunks`], leaving a chunk already
+/// recorded for its cluster as it is.
+pub fn insert_chunks_if_new(rows: usize) -> String {
+    let mut sql = insert_chunks(rows);
+    sql.push_str(" ON CONFLICT (cluster_id, chunk_id) DO NOTHING");
+    sql
+}
+
+/// The locations of a list of chunk ids of a cluster: `$1` cluster, then `ids`
+/// placeholders.
+pub fn chunk_locations(ids: usize) -> String {
+    let mut sql = String::from(
+        "SELECT cluster_id, chunk_id, pack_id, record_offset, record_length, \
+         plaintext_length, stored_by FROM chunks WHERE cluster_id = $1 AND chunk_id IN (",
+    );
+    for i in 0..ids {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('$');
+        sql.push_str(&(i + 2).to_string());
+    }
+    sql.push(')');
+    sql
+}
+
 /// Every chunk id of a cluster.
 pub const CHUNK_IDS: &str = "SELECT chunk_id FROM chunks WHERE cluster_id = $1";
 

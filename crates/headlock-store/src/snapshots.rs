@@ -60,6 +60,57 @@ impl SnapshotStore for SqlStore {
         found.iter().map(rows::chunk_location).collect()
     }
 
+    async fn chunk_locations(
+        &self,
+        cluster: ObjectId,
+        ids: &[ChunkId],
+    ) -> Result<Vec<ChunkLocation>, StoreError> {
+        let op = format!("reading chunk locations of cluster {cluster}");
+        let cluster_text = id_text(cluster);
+        let mut out = Vec::new();
+        for batch in ids.chunks(q::CHUNK_BATCH) {
+            let sql = q::chunk_locations(batch.len());
+            let mut query = stmt(&sql)
+                .persistent(batch.len() == q::CHUNK_BATCH)
+                .bind(&cluster_text);
+            for id in batch {
+                query = query.bind(id.to_string());
+            }
+            let found = query.fetch_all(&self.pool).await.map_err(ctx(&op))?;
+            for row in &found {
+                out.push(rows::chunk_location(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn record_chunks(&self, chunks: &[ChunkLocation]) -> Result<(), StoreError> {
+        retrying("record_chunks", || async move {
+            let op = format!("recording {} uploaded chunks", chunks.len());
+            // In chunk id order, as a commit inserts them (no deadlock between two).
+            let mut sorted: Vec<&ChunkLocation> = chunks.iter().collect();
+            sorted.sort_by_key(|c| (c.cluster_id, c.chunk_id));
+            let mut tx = self.begin_write(&op).await?;
+            for batch in sorted.chunks(q::CHUNK_BATCH) {
+                let sql = q::insert_chunks_if_new(batch.len());
+                let mut insert = stmt(&sql).persistent(batch.len() == q::CHUNK_BATCH);
+                for chunk in batch {
+                    insert = insert
+                        .bind(id_text(chunk.cluster_id))
+                        .bind(chunk.chunk_id.to_string())
+                        .bind(id_text(chunk.pack_id))
+                        .bind(bigint(chunk.offset, "a chunk offset")?)
+                        .bind(i64::from(chunk.length))
+                        .bind(i64::from(chunk.plaintext_length))
+                        .bind(id_text(chunk.stored_by));
+                }
+                insert.execute(&mut tx).await.map_err(ctx(&op))?;
+            }
+            tx.commit().await.map_err(ctx(&op))
+        })
+        .await
+    }
+
     /// Records a finished backup in one write transaction: the snapshot, its new chunks
     /// (multi-row inserts of 500 rows) and its references (of 1,000 rows).
     ///

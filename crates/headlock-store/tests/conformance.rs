@@ -78,6 +78,7 @@ macro_rules! conformance {
             commit_snapshot_rejects_reference_to_missing_chunk_and_rolls_back,
             commit_snapshot_rejects_records_that_do_not_belong,
             commit_snapshot_of_many_chunks_crosses_batches,
+            record_chunks_before_a_commit_that_uses_them,
             lists_snapshots_newest_first_in_pages,
             update_snapshot_writes_expiry_and_do_not_delete_only,
             hides_snapshot_behind_another_cluster,
@@ -1221,6 +1222,54 @@ mod suite {
         let mut packs = vec![p1, p2];
         packs.sort_unstable();
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), packs);
+    }
+
+    pub async fn record_chunks_before_a_commit_that_uses_them(s: &dyn MetadataStore) {
+        let (_, c) = stored_cluster(s, "g").await;
+        let (_, other) = stored_cluster(s, "h").await;
+        let (p1, p2) = (ObjectId::new(), ObjectId::new());
+        let first = committed(s, &c, p1, 0..2, &[]).await;
+        // An upload session records chunks 1..700 (past one batch); chunk 1 is
+        // already recorded and stays as it was.
+        let upload = snapshot(&c);
+        let recorded: Vec<ChunkLocation> = (1..700).map(|n| location(&upload, p2, n)).collect();
+        s.record_chunks(&recorded).await.unwrap();
+        s.record_chunks(&recorded[..3]).await.unwrap(); // again: nothing changes
+        assert_eq!(stored(s, &c).await, ids(0..700));
+        let mut asked = ids([0, 1, 5, 699, 700]);
+        asked.push(chunk_id(5)); // asked twice, found once
+        let mut found = s.chunk_locations(c.id, &asked).await.unwrap();
+        found.sort_by_key(|l| l.chunk_id);
+        assert_eq!(
+            found,
+            vec![
+                location(&first, p1, 0),
+                location(&first, p1, 1),
+                location(&upload, p2, 5),
+                location(&upload, p2, 699),
+            ]
+        );
+        // Another cluster has none of them.
+        assert_eq!(s.chunk_locations(other.id, &asked).await.unwrap(), vec![]);
+        let many: Vec<ChunkId> = (0..1200).map(chunk_id).collect();
+        assert_eq!(s.chunk_locations(c.id, &many).await.unwrap().len(), 700);
+        // Unreferenced, they are garbage; once a commit uses some, those stay.
+        let commit = SnapshotCommit {
+            snapshot: upload.clone(),
+            new_chunks: Vec::new(),
+            uses: ids([0, 5, 6]),
+        };
+        s.commit_snapshot(&commit).await.unwrap();
+        s.collect_garbage(c.id).await.unwrap();
+        assert_eq!(stored(s, &c).await, ids([0, 1, 5, 6]));
+        assert_eq!(
+            locations(s, &upload).await,
+            vec![
+                location(&first, p1, 0),
+                location(&upload, p2, 5),
+                location(&upload, p2, 6),
+            ]
+        );
     }
 
     pub async fn commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back(s: &dyn MetadataStore) {

@@ -130,16 +130,31 @@ pub struct PackStats {
     pub bytes: u64,
 }
 
-/// Writes the tree under `root` to `out` as a tar stream: paths relative to `root`,
-/// depth first with names sorted. `read` counts file bytes as they are read; `warn`
-/// receives a line for each skipped entry.
-pub fn pack_tree<W: Write>(
+/// What a walk of a tree ([`walk_tree`]) does with each entry; `rel` is the path
+/// relative to the root, `/`-separated and UTF-8.
+pub trait TreeVisitor {
+    /// A directory (before anything in it).
+    fn dir(&mut self, rel: &str, meta: &fs::Metadata) -> Result<(), ArchiveError>;
+    /// A regular file at `path`; returns the bytes read of it (see [`open_exact`]).
+    fn file(&mut self, rel: &str, path: &Path, read: &Counter) -> Result<u64, ArchiveError>;
+    /// A symbolic link to `target` (UTF-8).
+    fn symlink(
+        &mut self,
+        rel: &str,
+        meta: &fs::Metadata,
+        target: &Path,
+    ) -> Result<(), ArchiveError>;
+}
+
+/// Walks the tree under `root`: depth first with names sorted, never following
+/// symbolic links; other kinds (sockets, FIFOs, devices) are skipped with a line to
+/// `warn`. Names and link targets must be UTF-8.
+pub fn walk_tree(
     root: &Path,
-    out: W,
+    visitor: &mut dyn TreeVisitor,
     read: &Counter,
     warn: &mut dyn FnMut(&str),
 ) -> Result<PackStats, ArchiveError> {
-    let mut builder = tar::Builder::new(out);
     let mut stats = PackStats::default();
     // Directories still to list, relative to `root`; the next one is at the end.
     let mut pending: Vec<PathBuf> = vec![PathBuf::new()];
@@ -171,14 +186,11 @@ pub fn pack_tree<W: Write>(
             })?;
             let kind = meta.file_type();
             if kind.is_dir() {
-                let mut header = header_for(&meta);
-                builder
-                    .append_data(&mut header, rel_str, io::empty())
-                    .map_err(|source| ArchiveError::Write { source })?;
+                visitor.dir(rel_str, &meta)?;
                 stats.dirs += 1;
                 subdirs.push(rel);
             } else if kind.is_file() {
-                stats.bytes += append_file(&mut builder, &path, rel_str, read)?;
+                stats.bytes += visitor.file(rel_str, &path, read)?;
                 stats.files += 1;
             } else if kind.is_symlink() {
                 let target = fs::read_link(&path).map_err(|source| ArchiveError::Read {
@@ -191,10 +203,7 @@ pub fn pack_tree<W: Write>(
                         what: "the link target",
                     });
                 }
-                let mut header = header_for(&meta);
-                builder
-                    .append_link(&mut header, rel_str, &target)
-                    .map_err(|source| ArchiveError::Write { source })?;
+                visitor.symlink(rel_str, &meta, &target)?;
                 stats.symlinks += 1;
             } else {
                 warn(&format!(
@@ -207,10 +216,52 @@ pub fn pack_tree<W: Write>(
         // Depth first, in name order: the first subdirectory is listed next.
         pending.extend(subdirs.into_iter().rev());
     }
-    builder
+    Ok(stats)
+}
+
+/// Writes the tree under `root` to `out` as a tar stream: paths relative to `root`,
+/// depth first with names sorted ([`walk_tree`]). `read` counts file bytes as they are
+/// read; `warn` receives a line for each skipped entry.
+pub fn pack_tree<W: Write>(
+    root: &Path,
+    out: W,
+    read: &Counter,
+    warn: &mut dyn FnMut(&str),
+) -> Result<PackStats, ArchiveError> {
+    let mut tar = TarVisitor(tar::Builder::new(out));
+    let stats = walk_tree(root, &mut tar, read, warn)?;
+    tar.0
         .into_inner()
         .map_err(|source| ArchiveError::Write { source })?;
     Ok(stats)
+}
+
+/// Each entry of a walk appended to a tar stream.
+struct TarVisitor<W: Write>(tar::Builder<W>);
+
+impl<W: Write> TreeVisitor for TarVisitor<W> {
+    fn dir(&mut self, rel: &str, meta: &fs::Metadata) -> Result<(), ArchiveError> {
+        let mut header = header_for(meta);
+        self.0
+            .append_data(&mut header, rel, io::empty())
+            .map_err(|source| ArchiveError::Write { source })
+    }
+
+    fn file(&mut self, rel: &str, path: &Path, read: &Counter) -> Result<u64, ArchiveError> {
+        append_file(&mut self.0, path, rel, read)
+    }
+
+    fn symlink(
+        &mut self,
+        rel: &str,
+        meta: &fs::Metadata,
+        target: &Path,
+    ) -> Result<(), ArchiveError> {
+        let mut header = header_for(meta);
+        self.0
+            .append_link(&mut header, rel, target)
+            .map_err(|source| ArchiveError::Write { source })
+    }
 }
 
 /// A GNU header with the entry's type, mode, owner and modification time (size 0 for
@@ -230,29 +281,10 @@ fn append_file<W: Write>(
     rel: &str,
     read: &Counter,
 ) -> Result<u64, ArchiveError> {
-    let read_err = |source| ArchiveError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(read_err)?;
-    // The metadata of what was opened, so size and time describe the data read.
-    let meta = file.metadata().map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(read_err(io::Error::other(
-            "it stopped being a regular file while the tree was read",
-        )));
-    }
+    let (mut exact, meta) = open_exact(path, read)?;
     let size = meta.len();
     let mut header = header_for(&meta);
     header.set_size(size);
-    let mut exact = ExactReader {
-        file,
-        path,
-        expected: size,
-        remaining: size,
-        counter: read,
-        error: None,
-    };
     let result = builder.append_data(
         &mut header,
         rel,
@@ -266,15 +298,55 @@ fn append_file<W: Write>(
     }
 }
 
+/// Opens a regular file for reading exactly the size its metadata (of what was
+/// opened, so size and time describe the data read) gives; the reader and that
+/// metadata.
+pub fn open_exact<'a>(
+    path: &'a Path,
+    read: &'a Counter,
+) -> Result<(ExactReader<'a>, fs::Metadata), ArchiveError> {
+    let read_err = |source| ArchiveError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(read_err(io::Error::other(
+            "it stopped being a regular file while the tree was read",
+        )));
+    }
+    let size = meta.len();
+    Ok((
+        ExactReader {
+            file,
+            path,
+            expected: size,
+            remaining: size,
+            counter: read,
+            error: None,
+        },
+        meta,
+    ))
+}
+
 /// Reads exactly `expected` bytes of a file: fewer is [`ArchiveError::Shrank`], and
 /// bytes past `expected` (the file grew) are left out.
-struct ExactReader<'a> {
+pub struct ExactReader<'a> {
     file: File,
     path: &'a Path,
     expected: u64,
     remaining: u64,
     counter: &'a Counter,
     error: Option<ArchiveError>,
+}
+
+impl ExactReader<'_> {
+    /// The error that stopped reading, with the file's path (the `io::Error` a reader
+    /// returns carries less).
+    pub fn take_error(&mut self) -> Option<ArchiveError> {
+        self.error.take()
+    }
 }
 
 impl Read for ExactReader<'_> {

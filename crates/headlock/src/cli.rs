@@ -750,6 +750,11 @@ pub struct BackupArgs {
     /// No progress display on standard error.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Send a directory as one tar stream for the service to chunk (`POST
+    /// .../snapshots`), instead of chunking here and sending only the chunks the
+    /// cluster lacks (an upload session, the default).
+    #[arg(long)]
+    pub plain: bool,
 }
 
 const BACKUP_EXAMPLES: &str = concat!(
@@ -758,9 +763,12 @@ const BACKUP_EXAMPLES: &str = concat!(
   mongodump --archive | headlock backup --group $G --cluster $C -
   S=$(headlock backup --quiet --group $G --cluster $C ./dump)     # only the id on stdout
 
-The data streams to the service as it is read (memory stays bounded whatever its
-size); the service chunks, deduplicates, compresses and encrypts it under the
-cluster's data keys. A directory is read depth first without following symbolic
+A directory is cut into chunks here, with the cluster's keyed chunker, and only the
+chunks the cluster does not already have are sent (an upload session; an interrupted
+backup run again sends only what is still missing); the service checks every chunk's
+id, compresses and encrypts it under the cluster's data keys. A file or standard
+input streams to the service as it is read, as does a directory with --plain (memory
+stays bounded whatever the size), and the service chunks and deduplicates it. A directory is read depth first without following symbolic
 links; sockets, FIFOs and devices are skipped with a warning; a file that shrinks
 while it is read fails the backup (copy from a stopped or fsync-locked member).
 If the backup fails, nothing of it is kept.

@@ -60,8 +60,13 @@ impl Counter {
     }
 }
 
+/// Text the display adds to the byte count (e.g. what was sent and what skipped),
+/// computed at each redraw.
+type Detail = Box<dyn Fn() -> String + Send + Sync>;
+
 /// A running display; [`Progress::finish`] ends it with a summary line.
 pub struct Progress {
+    detail: Arc<std::sync::OnceLock<Detail>>,
     mode: Mode,
     /// `backup`, `restore`: the start of every line.
     label: &'static str,
@@ -85,22 +90,32 @@ impl Progress {
     ) -> Progress {
         let start = Instant::now();
         let bar = (mode == Mode::Bar).then(|| new_bar(total, verb));
+        let detail: Arc<std::sync::OnceLock<Detail>> = Arc::default();
+        let detail_of = |detail: &Arc<std::sync::OnceLock<Detail>>| {
+            detail
+                .get()
+                .map(|f| format!(", {}", f()))
+                .unwrap_or_default()
+        };
         let (stop, stopped) = mpsc::channel::<()>();
         let ticker = match mode {
             Mode::Quiet => None,
             Mode::Bar => {
                 let bar = bar.clone().expect("a bar in bar mode");
                 let counter = counter.clone();
+                let detail = detail.clone();
                 Some(std::thread::spawn(move || {
                     while let Err(mpsc::RecvTimeoutError::Timeout) =
                         stopped.recv_timeout(BAR_INTERVAL)
                     {
                         bar.set_position(counter.get());
+                        bar.set_message(detail_of(&detail));
                     }
                 }))
             }
             Mode::Lines => {
                 let counter = counter.clone();
+                let detail = detail.clone();
                 Some(std::thread::spawn(move || {
                     while let Err(mpsc::RecvTimeoutError::Timeout) =
                         stopped.recv_timeout(LINE_INTERVAL)
@@ -111,16 +126,18 @@ impl Progress {
                             .map(|t| format!(" of {}", HumanBytes(t)))
                             .unwrap_or_default();
                         eprintln!(
-                            "headlock: {label}: {}{of} {verb}, {}/s, {}",
+                            "headlock: {label}: {}{of} {verb}, {}/s, {}{}",
                             HumanBytes(done),
                             HumanBytes(rate(done, elapsed)),
-                            HumanDuration(elapsed)
+                            HumanDuration(elapsed),
+                            detail_of(&detail)
                         );
                     }
                 }))
             }
         };
         Progress {
+            detail,
             mode,
             label,
             verb,
@@ -139,6 +156,12 @@ impl Progress {
             bar,
             verb: self.verb,
         })
+    }
+
+    /// Adds `detail` to every redraw and to the summary line (once; later calls are
+    /// ignored).
+    pub fn set_detail(&self, detail: impl Fn() -> String + Send + Sync + 'static) {
+        let _ = self.detail.set(Box::new(detail));
     }
 
     /// A handle that prints warnings without garbling the bar.
@@ -163,8 +186,13 @@ impl Progress {
         if self.mode != Mode::Quiet {
             let done = self.counter.get();
             let elapsed = self.start.elapsed();
+            let detail = self
+                .detail
+                .get()
+                .map(|f| format!("; {}", f()))
+                .unwrap_or_default();
             eprintln!(
-                "headlock: {}: {} {} in {:.1} s ({}/s){extra}",
+                "headlock: {}: {} {} in {:.1} s ({}/s){detail}{extra}",
                 self.label,
                 HumanBytes(done),
                 self.verb,
@@ -231,10 +259,10 @@ fn bar_style(known: bool, verb: &str) -> ProgressStyle {
 fn template(known: bool, verb: &str) -> String {
     if known {
         format!(
-            "{{bar:30}} {{bytes}}/{{total_bytes}} {verb}, {{binary_bytes_per_sec}}, {{eta}} left"
+            "{{bar:30}} {{bytes}}/{{total_bytes}} {verb}, {{binary_bytes_per_sec}}, {{eta}} left{{msg}}"
         )
     } else {
-        format!("{{spinner}} {{bytes}} {verb}, {{binary_bytes_per_sec}}, {{elapsed}}")
+        format!("{{spinner}} {{bytes}} {verb}, {{binary_bytes_per_sec}}, {{elapsed}}{{msg}}")
     }
 }
 

@@ -571,3 +571,64 @@ fn rejects_damaged_snapshots_in_verify_and_restore() {
         "the damaged snapshot came back whole"
     );
 }
+
+#[test]
+fn accepts_an_unchanged_re_backup_that_sends_no_chunk_bytes() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("dbpath");
+    fs::create_dir(&src).unwrap();
+    sample_tree(&src);
+    let backup = |extra: &[&str]| {
+        let mut args = vec!["backup", "--group", &g, "--cluster", &c];
+        args.extend_from_slice(extra);
+        args.push(src.to_str().unwrap());
+        cli.run(&args)
+    };
+
+    let first = backup(&[]);
+    first.ok();
+    assert!(
+        first.stderr.contains(" sent, 0 B already stored"),
+        "{}",
+        first.stderr
+    );
+    assert!(!first.stderr.contains("; 0 B sent"), "{}", first.stderr);
+    // Every chunk is known: nothing is sent, nothing new is stored.
+    let second = backup(&[]);
+    let id = second.line();
+    assert!(second.stderr.contains("; 0 B sent, "), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("; 0 B new stored"),
+        "{}",
+        second.stderr
+    );
+    // The tar path still works, and deduplicates against the same chunks.
+    let plain = backup(&["--plain"]);
+    let plain_id = plain.line();
+    assert!(
+        plain.stderr.contains("; 0 B new stored"),
+        "{}",
+        plain.stderr
+    );
+    assert!(!plain.stderr.contains(" sent, "), "{}", plain.stderr);
+
+    for (n, snapshot) in [id, plain_id].iter().enumerate() {
+        let dst = work.path().join(format!("restored-{n}"));
+        cli.run(&[
+            "restore",
+            "--group",
+            &g,
+            "--cluster",
+            &c,
+            "--snapshot",
+            snapshot,
+            "--target",
+            dst.to_str().unwrap(),
+        ])
+        .ok();
+        assert_same_tree(&src, &dst);
+    }
+}

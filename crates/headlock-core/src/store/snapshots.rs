@@ -29,6 +29,18 @@ pub trait SnapshotStore: Send + Sync {
     async fn chunk_ids(&self, cluster: ObjectId) -> Result<Vec<ChunkId>, StoreError>;
     /// The locations of every chunk a snapshot uses.
     async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError>;
+    /// The locations of those of `ids` that are stored for the cluster (in no particular
+    /// order; an id not stored is simply absent). Any number of ids.
+    async fn chunk_locations(
+        &self,
+        cluster: ObjectId,
+        ids: &[ChunkId],
+    ) -> Result<Vec<ChunkLocation>, StoreError>;
+    /// Records chunks an upload session stored, before any snapshot refers to them (one
+    /// transaction): a chunk already recorded for its cluster is left as it is (the new
+    /// record of it stays unreferenced in its pack). Until a snapshot refers to them,
+    /// they are garbage to [`SnapshotStore::collect_garbage`].
+    async fn record_chunks(&self, chunks: &[ChunkLocation]) -> Result<(), StoreError>;
     /// Records a finished backup (see [`SnapshotCommit`]);
     /// [`Conflict::ChunkStored`](super::Conflict::ChunkStored) if a new chunk is already
     /// recorded for the cluster.

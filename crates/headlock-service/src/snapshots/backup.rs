@@ -6,18 +6,17 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use headlock_core::model::{ChunkId, ChunkLocation, Cluster, SnapshotKind, SnapshotRecord};
+use headlock_core::snapshot::chunker::{self, BoundaryKey};
 use headlock_core::snapshot::path as path_rules;
 use headlock_core::snapshot::tar_stream::{TarEntry, TarError, read_tar};
 use headlock_core::snapshot::{
-    AVG_CHUNK, ChunkCipher, ChunkIdKey, EntryType, MAX_CHUNK, MIN_CHUNK, Manifest, ManifestEntry,
-    ManifestKind,
+    ChunkCipher, ChunkIdKey, EntryType, Manifest, ManifestEntry, ManifestKind,
 };
 use headlock_core::store::SnapshotCommit;
 use headlock_core::{ObjectId, StoreError};
 use tokio::io::AsyncRead;
-use tokio::sync::mpsc;
 
-use super::packs::{FirstError, Sealed, assemble_packs};
+use super::packs::{ChunkJobs, Packed, seal_pipeline};
 use super::{SnapshotView, blob_err, manifest_path};
 use crate::error::{BadRequest, Conflict};
 use crate::lease::LeaseGuard;
@@ -45,8 +44,9 @@ impl From<TarError> for ServiceError {
 /// and sends new chunks to the workers.
 struct Chunker<'a> {
     id_key: &'a ChunkIdKey,
+    boundaries: BoundaryKey,
     known: HashSet<ChunkId>,
-    jobs: std::sync::mpsc::SyncSender<(ChunkId, Vec<u8>)>,
+    jobs: ChunkJobs,
     uses: Vec<ChunkId>,
     used: HashSet<ChunkId>,
     data_size: u64,
@@ -55,9 +55,9 @@ struct Chunker<'a> {
 impl Chunker<'_> {
     fn chunk_file(&mut self, reader: impl Read) -> Result<Vec<(ChunkId, u32)>> {
         let mut chunks = Vec::new();
-        for piece in fastcdc::v2020::StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
+        for piece in chunker::chunks(reader, self.boundaries) {
             let piece = piece.map_err(|e| match e {
-                fastcdc::v2020::Error::IoError(io) => {
+                chunker::ChunkerError::IoError(io) => {
                     BadRequest::UploadInterrupted(io.to_string()).into()
                 }
                 other => ServiceError::unexpected(format!("chunking failed: {other}")),
@@ -195,6 +195,7 @@ impl Service {
             .ok_or_else(|| ServiceError::unexpected("a fresh backup lease was taken".into()))?;
         let (data_key_id, data_key) = self.data_key(&cluster).await?;
         let id_key = ChunkIdKey::derive(&data_key);
+        let boundaries = BoundaryKey::derive(&data_key);
         let cipher = Arc::new(ChunkCipher::new(&data_key));
         drop(data_key);
         let manifest_cipher = cipher.clone();
@@ -206,74 +207,19 @@ impl Service {
             .collect();
         let created = crate::now();
 
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(1, 16);
-        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(ChunkId, Vec<u8>)>(workers * 2);
-        let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(workers * 2);
-        let failure = FirstError::default();
-
-        // Pack assembly and upload.
         let written: Arc<Mutex<Vec<String>>> = Arc::default();
-        // The pack writer runs on one thread of its own (not on whichever runtime worker
-        // polls it), so every pack buffer comes from, and returns to, one malloc arena
-        // (the peak memory before and after: docs/benchmarks.md, "Backup and restore,
-        // beside restic").
-        let packer = {
-            let handle = tokio::runtime::Handle::current();
-            let task = assemble_packs(
-                blobs.clone(),
-                cluster.id,
-                snapshot_id,
-                sealed_rx,
-                written.clone(),
-                failure.clone(),
-            );
-            tokio::task::spawn_blocking(move || handle.block_on(task))
-        };
-
-        // Chunking on this blocking thread, sealing on `workers` threads.
-        let cluster_oid = cluster.id;
-        let fail = failure.clone();
-        let chunking = tokio::task::spawn_blocking(move || {
-            let job_rx = Arc::new(Mutex::new(job_rx));
-            std::thread::scope(|scope| {
-                for _ in 0..workers {
-                    let job_rx = job_rx.clone();
-                    let sealed_tx = sealed_tx.clone();
-                    let cipher = cipher.clone();
-                    let fail = fail.clone();
-                    scope.spawn(move || {
-                        loop {
-                            let job = job_rx.lock().expect("job queue poisoned").recv();
-                            let Ok((id, plaintext)) = job else { return };
-                            match cipher.seal_chunk(cluster_oid, snapshot_id, id, &plaintext) {
-                                Ok(record) => {
-                                    let sealed = Sealed {
-                                        id,
-                                        plaintext_length: plaintext.len() as u32,
-                                        record,
-                                    };
-                                    if sealed_tx.blocking_send(sealed).is_err() {
-                                        return;
-                                    }
-                                }
-                                Err(e) => {
-                                    fail.set(ServiceError::unexpected(format!(
-                                        "sealing chunk {id}: {e}"
-                                    )));
-                                    return;
-                                }
-                            }
-                        }
-                    });
-                }
-                drop(sealed_tx);
+        let packed = seal_pipeline(
+            blobs.clone(),
+            cluster.id,
+            snapshot_id,
+            cipher,
+            written.clone(),
+            move |jobs| {
                 let mut chunker = Chunker {
                     id_key: &id_key,
+                    boundaries,
                     known,
-                    jobs: job_tx,
+                    jobs,
                     uses: Vec::new(),
                     used: HashSet::new(),
                     data_size: 0,
@@ -284,26 +230,18 @@ impl Service {
                     SnapshotKind::Stream => chunker.stream(reader),
                 };
                 let Chunker {
-                    uses,
-                    data_size,
-                    jobs,
-                    ..
+                    uses, data_size, ..
                 } = chunker;
-                drop(jobs); // lets the workers finish
                 manifest.map(|m| (m, uses, data_size))
-            })
-        });
-
-        let chunked = chunking
-            .await
-            .map_err(|e| ServiceError::unexpected(format!("backup thread failed: {e}")))
-            .and_then(|r| r);
-        let packed = packer
-            .await
-            .map_err(|e| ServiceError::unexpected(format!("pack writer failed: {e}")))
-            .and_then(|r| r);
-        let outcome = match (chunked, packed, failure.take()) {
-            (Ok((manifest, uses, data_size)), Ok((locations, stored)), None) => {
+            },
+        )
+        .await;
+        let outcome = match packed {
+            Ok(Packed {
+                produced: (manifest, uses, data_size),
+                locations,
+                stored,
+            }) => {
                 let finished = FinishedUpload {
                     snapshot_id,
                     created,
@@ -315,46 +253,25 @@ impl Service {
                     locations,
                     stored,
                 };
-                self.finish_backup(&cluster, &manifest_cipher, finished, &lease)
-                    .await
+                self.finish_backup(
+                    &cluster,
+                    &manifest_cipher,
+                    finished,
+                    CommitLease::Backup(&lease),
+                )
+                .await
             }
-            // The first failure recorded downstream is the cause; the chunker's own
-            // error (a client that went away, a malformed archive) otherwise.
-            (chunked, packed, first) => Err(first
-                .or(packed.err())
-                .or(chunked.err())
-                .unwrap_or_else(|| ServiceError::unexpected("backup failed".into()))),
+            Err(e) => Err(e),
         };
         match outcome {
-            Ok(record) => {
-                crate::metrics::backup_bytes(record.data_size_bytes);
-                let event = actor.event(
-                    "SNAPSHOT_CREATED",
-                    Some(cluster.group_id),
-                    Some(cluster.id),
-                    "SUCCESS",
-                    Some(&format!(
-                        "snapshot {} ({} bytes, {} stored)",
-                        record.id, record.data_size_bytes, record.stored_size_bytes
-                    )),
-                );
-                if let Err(e) = self.store.append_audit(&event).await {
-                    tracing::error!(error = %e, "cannot record a snapshot in the audit trail");
-                }
-                self.view(&cluster, record).await
-            }
+            Ok(record) => self.snapshot_created(actor, &cluster, record).await,
             Err(e) => {
                 // Nothing refers to what this backup wrote: remove it now (garbage
                 // collection would, later).
-                let paths = std::mem::take(&mut *written.lock().expect("written list poisoned"));
-                for path in paths
-                    .iter()
-                    .chain([&manifest_path(cluster.id, snapshot_id)])
-                {
-                    if let Err(err) = blobs.delete(path).await {
-                        tracing::warn!(path, error = %err, "cannot remove the object of a failed backup; garbage collection will");
-                    }
-                }
+                let mut paths =
+                    std::mem::take(&mut *written.lock().expect("written list poisoned"));
+                paths.push(manifest_path(cluster.id, snapshot_id));
+                discard(&blobs, &paths).await;
                 tracing::warn!(cluster = %cluster.id, snapshot = %snapshot_id, error = %e, "backup failed");
                 Err(e)
             }
@@ -362,27 +279,75 @@ impl Service {
     }
 }
 
+/// Deletes the objects of a backup (or a chunk upload) that will not be committed;
+/// garbage collection removes any this cannot.
+pub(super) async fn discard(blobs: &Arc<dyn headlock_core::BlobStore>, paths: &[String]) {
+    for path in paths {
+        if let Err(err) = blobs.delete(path).await {
+            tracing::warn!(path, error = %err, "cannot remove the object of a failed backup; garbage collection will");
+        }
+    }
+}
+
+/// The lease a commit confirms just before it writes: a plain backup's (renewed in the
+/// background by its guard), or an upload session's (renewed by each request).
+pub(super) enum CommitLease<'a> {
+    /// A plain backup's.
+    Backup(&'a LeaseGuard),
+    /// An upload session's: its name and holder.
+    Upload {
+        /// `backup:<cluster>:<upload>`.
+        name: &'a str,
+        /// `upload:<data key id>`.
+        holder: &'a str,
+    },
+}
+
 /// Everything a backup produced before its commit.
-struct FinishedUpload {
-    snapshot_id: ObjectId,
-    created: time::OffsetDateTime,
-    kind: SnapshotKind,
-    data_key_id: ObjectId,
-    manifest: Manifest,
-    uses: Vec<ChunkId>,
-    data_size: u64,
-    locations: Vec<ChunkLocation>,
-    stored: u64,
+pub(super) struct FinishedUpload {
+    pub(super) snapshot_id: ObjectId,
+    pub(super) created: time::OffsetDateTime,
+    pub(super) kind: SnapshotKind,
+    pub(super) data_key_id: ObjectId,
+    pub(super) manifest: Manifest,
+    pub(super) uses: Vec<ChunkId>,
+    pub(super) data_size: u64,
+    pub(super) locations: Vec<ChunkLocation>,
+    pub(super) stored: u64,
 }
 
 impl Service {
+    /// Audits and counts a committed snapshot; its view.
+    pub(super) async fn snapshot_created(
+        &self,
+        actor: &Actor,
+        cluster: &Cluster,
+        record: SnapshotRecord,
+    ) -> Result<SnapshotView> {
+        crate::metrics::backup_bytes(record.data_size_bytes);
+        let event = actor.event(
+            "SNAPSHOT_CREATED",
+            Some(cluster.group_id),
+            Some(cluster.id),
+            "SUCCESS",
+            Some(&format!(
+                "snapshot {} ({} bytes, {} stored)",
+                record.id, record.data_size_bytes, record.stored_size_bytes
+            )),
+        );
+        if let Err(e) = self.store.append_audit(&event).await {
+            tracing::error!(error = %e, "cannot record a snapshot in the audit trail");
+        }
+        self.view(cluster, record).await
+    }
+
     /// Writes the manifest and commits the snapshot (see docs/design.md, step 4).
-    async fn finish_backup(
+    pub(super) async fn finish_backup(
         &self,
         cluster: &Cluster,
         cipher: &ChunkCipher,
         up: FinishedUpload,
-        lease: &LeaseGuard,
+        lease: CommitLease<'_>,
     ) -> Result<SnapshotRecord> {
         let blobs = self.blobs()?;
         let sealed = cipher
@@ -412,7 +377,15 @@ impl Service {
         };
         // The lease must still be ours at the commit, renewed just now, so that no
         // collection can have judged these packs orphans (see `collect_garbage`).
-        if !lease.confirm().await? {
+        let held = match lease {
+            CommitLease::Backup(guard) => guard.confirm().await?,
+            CommitLease::Upload { name, holder } => {
+                self.store
+                    .acquire_lease(name, holder, crate::now(), super::upload::SESSION_TTL)
+                    .await?
+            }
+        };
+        if !held {
             return Err(ServiceError::unexpected(
                 "this backup's lease lapsed (the metadata store was out of reach too long); retry the backup".into(),
             ));

@@ -23,7 +23,8 @@
 //! | `mod.rs` | [`SnapshotView`], object paths, data keys, looking up a snapshot's cluster and record |
 //! | `catalog.rs` | showing, listing, changing and deleting snapshot records |
 //! | `backup.rs` | the backup: tar/stream chunking, sealing, the commit |
-//! | `packs.rs` | pack assembly and upload ([`PACK_TARGET`]), shared by backup and compromise re-encryption |
+//! | `upload.rs` | upload sessions ([`UploadSession`]): the incremental protocol, where the client chunks and the service verifies, seals and commits |
+//! | `packs.rs` | pack assembly and upload ([`PACK_TARGET`]), shared by backup and compromise re-encryption; the sealing pipeline backups and uploads share |
 //! | `read.rs` | reading a snapshot back: its manifest and its chunks, checked |
 //! | `restore.rs` | a restore link checked ([`RestoreLinkInfo`] for `HEAD`) and its download ([`RestoreDownload`]): prefetching chunks in order, writing tar or raw bytes |
 //! | `restore_jobs.rs` | restore jobs and their one-time download links ([`RESTORE_LINK_HOURS`]) |
@@ -37,6 +38,7 @@ mod packs;
 mod read;
 mod restore;
 mod restore_jobs;
+mod upload;
 mod verify;
 
 pub(crate) use backup::backup_lease;
@@ -45,6 +47,10 @@ pub use packs::PACK_TARGET;
 pub(crate) use packs::{FirstError, Sealed, assemble_packs};
 pub use restore::{RestoreDownload, RestoreLinkInfo};
 pub use restore_jobs::RESTORE_LINK_HOURS;
+pub use upload::{
+    ChunkUploadReport, KnownChunks, MAX_BATCH_BYTES, MAX_BATCH_CHUNKS, MAX_MANIFEST_LINE,
+    MAX_QUERY_IDS, SESSION_TTL, UploadSession,
+};
 pub use verify::{DamagedChunk, VerifyReport};
 
 use std::sync::Arc;

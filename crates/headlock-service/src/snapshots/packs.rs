@@ -1,10 +1,12 @@
 //! Pack assembly: sealed chunks appended to pack buffers, each full pack uploaded
-//! while the next one fills. Used by backups and by compromise re-encryption.
+//! while the next one fills. Used by backups and by compromise re-encryption; and
+//! [`seal_pipeline`], the producer / sealing workers / pack writer pipeline that plain
+//! backups and upload sessions share.
 
 use std::sync::{Arc, Mutex};
 
 use headlock_core::model::{ChunkId, ChunkLocation};
-use headlock_core::snapshot::MAX_CHUNK;
+use headlock_core::snapshot::{ChunkCipher, MAX_CHUNK};
 use headlock_core::{BlobStore, ObjectId};
 use tokio::sync::mpsc;
 
@@ -117,4 +119,117 @@ pub(crate) async fn assemble_packs(
         return Err(ServiceError::unexpected("pack upload failed".into()));
     }
     Ok((locations, stored))
+}
+
+/// Where a producer sends the chunks it wants sealed and packed: (id, plaintext).
+pub(crate) type ChunkJobs = std::sync::mpsc::SyncSender<(ChunkId, Vec<u8>)>;
+
+/// What a [`seal_pipeline`] made: the producer's own result, where each new chunk was
+/// stored, and the bytes stored.
+pub(crate) struct Packed<T> {
+    pub(crate) produced: T,
+    pub(crate) locations: Vec<ChunkLocation>,
+    pub(crate) stored: u64,
+}
+
+/// Runs `produce` on a blocking thread; every chunk it sends is compressed and sealed by
+/// a pool of worker threads and appended to packs, which are uploaded (durably) as they
+/// fill. Channels between the stages are bounded. `written` lists every pack object
+/// written, for the caller to delete if it does not commit. The first failure recorded
+/// downstream wins over the producer's own error (which is usually its consequence).
+pub(crate) async fn seal_pipeline<T: Send + 'static>(
+    blobs: Arc<dyn BlobStore>,
+    cluster: ObjectId,
+    snapshot: ObjectId,
+    cipher: Arc<ChunkCipher>,
+    written: Arc<Mutex<Vec<String>>>,
+    produce: impl FnOnce(ChunkJobs) -> Result<T> + Send + 'static,
+) -> Result<Packed<T>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 16);
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(ChunkId, Vec<u8>)>(workers * 2);
+    let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(workers * 2);
+    let failure = FirstError::default();
+
+    // The pack writer runs on one thread of its own (not on whichever runtime worker
+    // polls it), so every pack buffer comes from, and returns to, one malloc arena
+    // (the peak memory before and after: docs/benchmarks.md, "Backup and restore,
+    // beside restic").
+    let packer = {
+        let handle = tokio::runtime::Handle::current();
+        let task = assemble_packs(
+            blobs,
+            cluster,
+            snapshot,
+            sealed_rx,
+            written,
+            failure.clone(),
+        );
+        tokio::task::spawn_blocking(move || handle.block_on(task))
+    };
+
+    // The producer on this blocking thread, sealing on `workers` threads.
+    let fail = failure.clone();
+    let producing = tokio::task::spawn_blocking(move || {
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let job_rx = job_rx.clone();
+                let sealed_tx = sealed_tx.clone();
+                let cipher = cipher.clone();
+                let fail = fail.clone();
+                scope.spawn(move || {
+                    loop {
+                        let job = job_rx.lock().expect("job queue poisoned").recv();
+                        let Ok((id, plaintext)) = job else { return };
+                        match cipher.seal_chunk(cluster, snapshot, id, &plaintext) {
+                            Ok(record) => {
+                                let sealed = Sealed {
+                                    id,
+                                    plaintext_length: plaintext.len() as u32,
+                                    record,
+                                };
+                                if sealed_tx.blocking_send(sealed).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                fail.set(ServiceError::unexpected(format!(
+                                    "sealing chunk {id}: {e}"
+                                )));
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+            drop(sealed_tx);
+            // Dropping the sender (when `produce` returns) lets the workers finish.
+            produce(job_tx)
+        })
+    });
+
+    let produced = producing
+        .await
+        .map_err(|e| ServiceError::unexpected(format!("backup thread failed: {e}")))
+        .and_then(|r| r);
+    let packed = packer
+        .await
+        .map_err(|e| ServiceError::unexpected(format!("pack writer failed: {e}")))
+        .and_then(|r| r);
+    match (produced, packed, failure.take()) {
+        (Ok(produced), Ok((locations, stored)), None) => Ok(Packed {
+            produced,
+            locations,
+            stored,
+        }),
+        // The first failure recorded downstream is the cause; the producer's own
+        // error (a client that went away, a malformed archive) otherwise.
+        (produced, packed, first) => Err(first
+            .or(packed.err())
+            .or(produced.err())
+            .unwrap_or_else(|| ServiceError::unexpected("backup failed".into()))),
+    }
 }

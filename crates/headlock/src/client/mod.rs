@@ -285,8 +285,30 @@ impl ApiClient {
         path_and_query: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<ApiResponse, ClientError> {
+        let body = body.map(|b| ("application/json", Bytes::from(b.to_string())));
+        self.send_body(method, path_and_query, body).await
+    }
+
+    /// As [`ApiClient::send`], with a body of any type held in memory (sent again only
+    /// if the Digest nonce went stale).
+    pub async fn send_bytes(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<ApiResponse, ClientError> {
+        self.send_body(method, path_and_query, Some((content_type, body)))
+            .await
+    }
+
+    async fn send_body(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<ApiResponse, ClientError> {
         let uri = format!("{}{API_BASE}{path_and_query}", self.target.prefix);
-        let body = body.map(|b| Bytes::from(b.to_string()));
         let mut rounds = 0;
         loop {
             let authorization = match self.digest.as_mut() {
@@ -360,7 +382,7 @@ impl ApiClient {
         &mut self,
         method: &Method,
         uri: &str,
-        body: Option<Bytes>,
+        body: Option<(&'static str, Bytes)>,
         authorization: Option<HeaderValue>,
     ) -> Result<ApiResponse, ClientError> {
         let addr = self.target.addr();
@@ -375,8 +397,8 @@ impl ApiClient {
             builder = builder.header(header::AUTHORIZATION, a);
         }
         let request = match body {
-            Some(b) => builder
-                .header(header::CONTENT_TYPE, "application/json")
+            Some((content_type, b)) => builder
+                .header(header::CONTENT_TYPE, content_type)
                 .body(Full::new(b)),
             None => builder.body(Full::new(Bytes::new())),
         }

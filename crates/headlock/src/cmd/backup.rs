@@ -1,6 +1,8 @@
-//! `headlock backup`: streams a directory (as a tar stream built on the fly), a file or
-//! standard input to `POST /groups/{G}/clusters/{C}/snapshots` and prints the new
-//! snapshot's id, alone, on standard output.
+//! `headlock backup`: backs a directory up through an upload session ([`session`]:
+//! chunked here, only what the cluster lacks is sent), or streams a file, standard
+//! input, or a directory with `--plain` (as a tar stream built on the fly) to `POST
+//! /groups/{G}/clusters/{C}/snapshots`; prints the new snapshot's id, alone, on
+//! standard output.
 //!
 //! A plain thread reads the input and writes it into a bounded [`pipe::upload`]
 //! pipe whose other end is the request body, so memory stays the pipe's few pieces
@@ -25,6 +27,8 @@ use crate::archive::{self, PackStats};
 use crate::cli::BackupArgs;
 use crate::pipe::{self, PipeWriter};
 use crate::progress::{Counter, Mode, Progress, Warnings};
+
+mod session;
 
 /// What is backed up.
 enum Source {
@@ -115,9 +119,62 @@ fn copy_counting(mut from: impl Read, to: &mut PipeWriter, counter: &Counter) ->
     }
 }
 
+/// A directory through an upload session ([`session`]): progress shows the bytes
+/// read, then what was sent and what the cluster already had.
+async fn run_session(
+    args: &BackupArgs,
+    api: &mut remote::Remote,
+    root: PathBuf,
+) -> anyhow::Result<ExitCode> {
+    let counter = Counter::default();
+    let progress = Progress::start(
+        Mode::detect(args.quiet),
+        "backup",
+        "read",
+        None,
+        counter.clone(),
+    );
+    let counts = session::Sent::default();
+    let (sent, known) = (counts.sent.clone(), counts.known.clone());
+    progress.set_detail(move || {
+        format!(
+            "{} sent, {} already stored",
+            HumanBytes(sent.get()),
+            HumanBytes(known.get())
+        )
+    });
+    if let Some(later) = progress.total_later() {
+        let root = root.clone();
+        std::thread::spawn(move || later.set(archive::tree_size(&root)));
+    }
+    let warnings = progress.warnings();
+    let outcome = session::backup_tree(
+        api,
+        &args.group,
+        &args.cluster,
+        root,
+        counter,
+        warnings,
+        &counts,
+    )
+    .await;
+    let (snapshot, stats) = match outcome {
+        Ok(done) => done,
+        Err(f) => {
+            drop(progress);
+            return Ok(f.report());
+        }
+    };
+    finish(api, progress, &snapshot, Some(stats))
+}
+
 pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let source = Source::open(&args.path)?;
     let mut api = remote::connect(&args.api)?;
+    if let (Source::Tree(root), false) = (&source, args.plain) {
+        let root = root.clone();
+        return run_session(&args, &mut api, root).await;
+    }
     let path = format!(
         "/groups/{}/clusters/{}/snapshots",
         seg(&args.group),
@@ -189,6 +246,16 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     };
     // A success means the body was sent to its end, so the reader finished.
     let stats = done_rx.await.ok().and_then(Result::ok).flatten();
+    finish(&mut api, progress, &snapshot, stats)
+}
+
+/// Ends the display with a summary and prints the new snapshot's id.
+fn finish(
+    api: &mut remote::Remote,
+    progress: Progress,
+    snapshot: &Value,
+    stats: Option<PackStats>,
+) -> anyhow::Result<ExitCode> {
     let Some(id) = snapshot.get("id").and_then(Value::as_str) else {
         drop(progress);
         return Ok(Failure::new(

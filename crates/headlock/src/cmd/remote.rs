@@ -201,6 +201,24 @@ impl Remote {
         self.interpret(&what, resp)
     }
 
+    /// Calls the API with a body of `content_type` held in memory; `Ok(None)` for a
+    /// success with an empty body.
+    pub(crate) async fn call_bytes(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: &'static str,
+        body: hyper::body::Bytes,
+    ) -> Result<Option<Value>, Failure> {
+        let what = format!("{method} {path}");
+        let resp = self
+            .client
+            .send_bytes(method, path, content_type, body)
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.interpret(&what, resp)
+    }
+
     /// Calls the API and prints the JSON answer (nothing for an empty one).
     pub(crate) async fn print(
         &mut self,

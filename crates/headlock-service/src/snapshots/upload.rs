@@ -1,0 +1,605 @@
+//! Upload sessions: the incremental backup protocol, where the client chunks and names
+//! the data and sends only what the cluster lacks (docs/design.md, "Incremental
+//! backups: chunking in the client").
+//!
+//! A session is a lease, `backup:<cluster>:<upload>` held by `upload:<data key id>`,
+//! renewed by each of its requests for [`SESSION_TTL`]: no table, and no lock held
+//! between requests. The lease names the data key the session is pinned to; a request
+//! made after a compromise recovery added a newer one is refused as stale.
+//!
+//! ```text
+//!  open ─▶ chunkIds? ─▶ chunks (verified, sealed, packed, recorded) ─▶ ... ─▶ commit
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use headlock_core::ObjectId;
+use headlock_core::model::{ChunkId, Cluster, SnapshotKind};
+use headlock_core::snapshot::chunker::BoundaryKey;
+use headlock_core::snapshot::{
+    ChunkCipher, ChunkIdKey, MAX_CHUNK, MAX_MANIFEST_JSON, Manifest, ManifestEntry, ManifestKind,
+};
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
+use zeroize::Zeroizing;
+
+use super::backup::{CommitLease, FinishedUpload, discard};
+use super::packs::{ChunkJobs, seal_pipeline};
+use super::{SnapshotView, backup_lease, manifest_path};
+use crate::error::{BadRequest, Conflict, NotFound, RequestedId};
+use crate::{Actor, Result, Service, ServiceError};
+
+/// How long a session lives after its last request.
+pub const SESSION_TTL: Duration = Duration::from_secs(15 * 60);
+/// Most ids one `chunkIds` question may ask about.
+pub const MAX_QUERY_IDS: usize = 8192;
+/// Most bytes of one chunk upload request (frames included).
+pub const MAX_BATCH_BYTES: u64 = 256 * 1024 * 1024;
+/// Most chunks in one chunk upload request: what the service keeps per chunk until the
+/// request's end (its id, where it went) stays small whatever the chunks' sizes.
+pub const MAX_BATCH_CHUNKS: u64 = 16_384;
+/// Longest line of a commit's NDJSON manifest.
+pub const MAX_MANIFEST_LINE: usize = 16 * 1024 * 1024;
+/// Bytes before each chunk of an upload: its id and its length (u32 BE).
+const FRAME_HEAD: usize = 32 + 4;
+/// The lease holder of a session pinned to a data key.
+const HOLDER_PREFIX: &str = "upload:";
+
+/// An open upload session, with the keys its client chunks and names data with.
+#[derive(Debug)]
+pub struct UploadSession {
+    /// The session's id, which becomes the snapshot's.
+    pub id: ObjectId,
+    /// Its cluster.
+    pub cluster: Cluster,
+    /// When it lapses without another request.
+    pub expires: time::OffsetDateTime,
+    /// The chunk-id key (BLAKE3 key), derived from the session's data key.
+    pub chunk_id_key: Zeroizing<[u8; 32]>,
+    /// The chunker's boundary key (FastCDC gear seed, little-endian).
+    pub boundary_key: [u8; 8],
+}
+
+/// The answer to a `chunkIds` question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownChunks {
+    /// How many of the ids asked about (each counted once) the cluster has.
+    pub known: u64,
+    /// The others, in the order asked, each once.
+    pub missing: Vec<ChunkId>,
+}
+
+/// What one chunk upload request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkUploadReport {
+    /// Chunks in the request.
+    pub received: u64,
+    /// Chunks sealed and recorded (each distinct chunk once).
+    pub stored: u64,
+    /// Bytes they take in packs.
+    pub stored_bytes: u64,
+}
+
+/// A session found by its lease.
+struct Session {
+    cluster: Cluster,
+    id: ObjectId,
+    data_key_id: ObjectId,
+    lease: String,
+    holder: String,
+}
+
+/// The first line of a commit.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitHeader {
+    kind: ManifestKind,
+}
+
+impl Service {
+    /// The cluster of an upload request, with the rights and state a backup needs. A
+    /// refusal for rights is audited (`SNAPSHOT_UPLOAD_REFUSED`).
+    async fn upload_cluster(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+        what: &str,
+    ) -> Result<Cluster> {
+        let cluster = match self
+            .snapshot_cluster(actor, group_id, cluster_id, true)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                if matches!(e, ServiceError::Denied(_)) {
+                    let group = group_id.parse().ok();
+                    let event = actor.event(
+                        "SNAPSHOT_UPLOAD_REFUSED",
+                        group,
+                        cluster_id.parse().ok(),
+                        "FAILURE",
+                        Some(&format!("{what}: {e}")),
+                    );
+                    if let Err(err) = self.store.append_audit(&event).await {
+                        tracing::error!(error = %err, "cannot record a refusal in the audit trail");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if cluster.is_sharded_whole() {
+            return Err(ServiceError::invalid_input(format!(
+                "Cluster {} is a whole sharded cluster: back up each shard and the config server replica set by their own ids.",
+                cluster.id
+            )));
+        }
+        if !self.config_of(&cluster).await?.encryption_enabled {
+            return Err(Conflict::EncryptionDisabledBackup(cluster.id).into());
+        }
+        self.refuse_if_key_not_active(&cluster).await?;
+        Ok(cluster)
+    }
+
+    /// Opens an upload session for one replica set, shard or config server replica
+    /// set, and hands out the keys of its newest data key (audited).
+    pub async fn open_upload(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+    ) -> Result<UploadSession> {
+        let cluster = self
+            .upload_cluster(actor, group_id, cluster_id, "opening an upload session")
+            .await?;
+        let (data_key_id, data_key) = self.data_key(&cluster).await?;
+        let id = ObjectId::new();
+        let now = crate::now();
+        let holder = format!("{HOLDER_PREFIX}{data_key_id}");
+        if !self
+            .store
+            .acquire_lease(&backup_lease(cluster.id, id), &holder, now, SESSION_TTL)
+            .await?
+        {
+            return Err(ServiceError::unexpected(
+                "a fresh upload session's lease was taken".into(),
+            ));
+        }
+        let chunk_id_key = Zeroizing::new(*ChunkIdKey::derive(&data_key).expose());
+        let boundary_key = BoundaryKey::derive(&data_key).to_bytes();
+        drop(data_key);
+        let event = actor.event(
+            "SNAPSHOT_UPLOAD_STARTED",
+            Some(cluster.group_id),
+            Some(cluster.id),
+            "SUCCESS",
+            Some(&format!(
+                "upload session {id}: chunk keys of data key {data_key_id} issued"
+            )),
+        );
+        self.store.append_audit(&event).await?;
+        Ok(UploadSession {
+            id,
+            cluster,
+            expires: now + SESSION_TTL,
+            chunk_id_key,
+            boundary_key,
+        })
+    }
+
+    /// The open session `upload_id` of the cluster, renewed; refused as stale if the
+    /// cluster's newest data key is no longer the one it was opened under (unless
+    /// `stale_ok`: ending a session).
+    async fn session(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+        upload_id: &str,
+        what: &str,
+        stale_ok: bool,
+    ) -> Result<Session> {
+        let cluster = self
+            .upload_cluster(actor, group_id, cluster_id, what)
+            .await?;
+        let id: ObjectId = upload_id.parse().map_err(|_| {
+            NotFound::UploadSession(RequestedId::Invalid(crate::groups::truncate(upload_id)))
+        })?;
+        let gone = || ServiceError::from(NotFound::UploadSession(id.into()));
+        let name = backup_lease(cluster.id, id);
+        let now = crate::now();
+        let lease = self
+            .store
+            .live_leases(&name, now)
+            .await?
+            .into_iter()
+            .find(|l| l.name == name)
+            .ok_or_else(gone)?;
+        let data_key_id: ObjectId = lease
+            .holder
+            .strip_prefix(HOLDER_PREFIX)
+            .and_then(|k| k.parse().ok())
+            .ok_or_else(gone)?;
+        let newest = self
+            .store
+            .data_keys(cluster.id)
+            .await?
+            .into_iter()
+            .last()
+            .map(|k| k.id);
+        if newest != Some(data_key_id) && !stale_ok {
+            return Err(Conflict::UploadSessionStale(id).into());
+        }
+        if !self
+            .store
+            .acquire_lease(&name, &lease.holder, now, SESSION_TTL)
+            .await?
+        {
+            return Err(gone());
+        }
+        Ok(Session {
+            cluster,
+            id,
+            data_key_id,
+            lease: name,
+            holder: lease.holder,
+        })
+    }
+
+    /// Which of `ids` the session's cluster does not have.
+    pub async fn missing_chunks(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+        upload_id: &str,
+        ids: &[ChunkId],
+    ) -> Result<KnownChunks> {
+        if ids.len() > MAX_QUERY_IDS {
+            return Err(ServiceError::invalid_input(format!(
+                "at most {MAX_QUERY_IDS} chunk ids per question; this one has {}",
+                ids.len()
+            )));
+        }
+        let s = self
+            .session(
+                actor,
+                group_id,
+                cluster_id,
+                upload_id,
+                "asking for chunk ids",
+                false,
+            )
+            .await?;
+        let stored: HashSet<ChunkId> = self
+            .store
+            .chunk_locations(s.cluster.id, ids)
+            .await?
+            .into_iter()
+            .map(|l| l.chunk_id)
+            .collect();
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut answer = KnownChunks {
+            known: 0,
+            missing: Vec::new(),
+        };
+        for id in ids.iter().filter(|id| seen.insert(**id)) {
+            if stored.contains(id) {
+                answer.known += 1;
+            } else {
+                answer.missing.push(*id);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Receives chunks (frames: id, u32 BE length, plaintext), checks every id against
+    /// its plaintext, seals and packs them, and records them once their packs are
+    /// durable. One wrong id refuses the whole request (audited as `CHUNK_ID_MISMATCH`)
+    /// and keeps nothing of it.
+    pub async fn upload_chunks(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+        upload_id: &str,
+        body: impl AsyncRead + Send + Unpin + 'static,
+    ) -> Result<ChunkUploadReport> {
+        let s = self
+            .session(
+                actor,
+                group_id,
+                cluster_id,
+                upload_id,
+                "uploading chunks",
+                false,
+            )
+            .await?;
+        let cluster = &s.cluster;
+        let blobs = self.blobs()?.clone();
+        // Within this request only: collection on this node waits for it.
+        let _shared = self.snapshot_locks.read(cluster.id).await;
+        let data_key = self.data_key_by_id(cluster, s.data_key_id).await?;
+        let id_key = ChunkIdKey::derive(&data_key);
+        let cipher = Arc::new(ChunkCipher::new(&data_key));
+        drop(data_key);
+        let written: Arc<Mutex<Vec<String>>> = Arc::default();
+        let packed = seal_pipeline(
+            blobs.clone(),
+            cluster.id,
+            s.id,
+            cipher,
+            written.clone(),
+            move |jobs| read_frames(&mut tokio_util::io::SyncIoBridge::new(body), &id_key, &jobs),
+        )
+        .await;
+        let result = match packed {
+            Ok(p) => match self.store.record_chunks(&p.locations).await {
+                Ok(()) => Ok(ChunkUploadReport {
+                    received: p.produced,
+                    stored: p.locations.len() as u64,
+                    stored_bytes: p.stored,
+                }),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            let paths = std::mem::take(&mut *written.lock().expect("written list poisoned"));
+            discard(&blobs, &paths).await;
+            if let ServiceError::BadRequest(BadRequest::ChunkIdMismatch(id)) = e {
+                tracing::warn!(cluster = %cluster.id, upload = %s.id, chunk = %id, user = %actor.username, "an uploaded chunk does not hash to its id");
+                let event = actor.event(
+                    "CHUNK_ID_MISMATCH",
+                    Some(cluster.group_id),
+                    Some(cluster.id),
+                    "FAILURE",
+                    Some(&format!(
+                        "upload session {}: chunk sent as {id} does not hash to it; request refused",
+                        s.id
+                    )),
+                );
+                if let Err(err) = self.store.append_audit(&event).await {
+                    tracing::error!(error = %err, "cannot record a chunk id mismatch in the audit trail");
+                }
+            }
+        }
+        result
+    }
+
+    /// Commits the session as a snapshot: the manifest (NDJSON: a `{"kind"}` line, then
+    /// one entry a line) is checked, every chunk it names must be stored for the
+    /// cluster with the length it claims, then the manifest is written and the
+    /// snapshot committed in one transaction, as a plain backup does.
+    pub async fn commit_upload(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+        upload_id: &str,
+        body: impl AsyncRead + Send + Unpin,
+    ) -> Result<SnapshotView> {
+        let s = self
+            .session(
+                actor,
+                group_id,
+                cluster_id,
+                upload_id,
+                "committing an upload",
+                false,
+            )
+            .await?;
+        let cluster = &s.cluster;
+        let manifest = read_manifest(body).await?;
+        manifest
+            .validate()
+            .map_err(|e| ServiceError::invalid_input(format!("the manifest: {e}")))?;
+        let mut lengths: HashMap<ChunkId, u32> = HashMap::new();
+        let mut uses = Vec::new();
+        for entry in &manifest.entries {
+            for (id, len) in &entry.chunks {
+                match lengths.insert(*id, *len) {
+                    None => uses.push(*id),
+                    Some(other) if other != *len => {
+                        return Err(ServiceError::invalid_input(format!(
+                            "chunk {id} is listed with lengths {other} and {len}"
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let data_size: u64 = manifest.entries.iter().map(|e| e.size).sum();
+        let blobs = self.blobs()?.clone();
+        let _shared = self.snapshot_locks.read(cluster.id).await;
+        let locations = self.store.chunk_locations(cluster.id, &uses).await?;
+        let mut stored = 0u64;
+        let mut found = HashSet::with_capacity(locations.len());
+        for l in &locations {
+            if lengths.get(&l.chunk_id) == Some(&l.plaintext_length) {
+                found.insert(l.chunk_id);
+                if l.stored_by == s.id {
+                    stored += u64::from(l.length);
+                }
+            }
+        }
+        let mut missing = uses.iter().filter(|id| !found.contains(id));
+        if let Some(first) = missing.next() {
+            return Err(Conflict::ChunksNotStored {
+                first: first.to_string(),
+                count: 1 + missing.count() as u64,
+            }
+            .into());
+        }
+        let data_key = self.data_key_by_id(cluster, s.data_key_id).await?;
+        let cipher = ChunkCipher::new(&data_key);
+        drop(data_key);
+        let finished = FinishedUpload {
+            snapshot_id: s.id,
+            created: crate::now(),
+            kind: match manifest.kind {
+                ManifestKind::Tree => SnapshotKind::Tree,
+                ManifestKind::Stream => SnapshotKind::Stream,
+            },
+            data_key_id: s.data_key_id,
+            manifest,
+            uses,
+            data_size,
+            locations: Vec::new(),
+            stored,
+        };
+        let lease = CommitLease::Upload {
+            name: &s.lease,
+            holder: &s.holder,
+        };
+        match self.finish_backup(cluster, &cipher, finished, lease).await {
+            Ok(record) => {
+                if let Err(e) = self.store.release_lease(&s.lease, &s.holder).await {
+                    tracing::debug!(lease = %s.lease, error = %e, "cannot end an upload session; it will lapse");
+                }
+                self.snapshot_created(actor, cluster, record).await
+            }
+            Err(e) => {
+                discard(&blobs, &[manifest_path(cluster.id, s.id)]).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends a session without a snapshot; what it stored is left to garbage collection.
+    pub async fn abandon_upload(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        cluster_id: &str,
+        upload_id: &str,
+    ) -> Result<()> {
+        let s = self
+            .session(
+                actor,
+                group_id,
+                cluster_id,
+                upload_id,
+                "ending an upload",
+                true,
+            )
+            .await?;
+        self.store.release_lease(&s.lease, &s.holder).await?;
+        Ok(())
+    }
+}
+
+/// Reads chunk frames to the end of `reader`, checking each id and sending each
+/// distinct chunk to the sealing workers. Returns how many frames there were.
+fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &ChunkJobs) -> Result<u64> {
+    let interrupted =
+        |e: std::io::Error| ServiceError::from(BadRequest::UploadInterrupted(e.to_string()));
+    let mut seen = HashSet::new();
+    let (mut total, mut received) = (0u64, 0u64);
+    loop {
+        let mut head = [0u8; FRAME_HEAD];
+        // A clean end is an end before a frame's first byte.
+        let first = loop {
+            match reader.read(&mut head[..1]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(interrupted(e)),
+            }
+        };
+        if first == 0 {
+            return Ok(received);
+        }
+        reader.read_exact(&mut head[1..]).map_err(interrupted)?;
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&head[..32]);
+        let id = ChunkId(id);
+        let len = u32::from_be_bytes([head[32], head[33], head[34], head[35]]);
+        if received >= MAX_BATCH_CHUNKS {
+            return Err(ServiceError::invalid_input(format!(
+                "a chunk upload holds at most {MAX_BATCH_CHUNKS} chunks"
+            )));
+        }
+        if len == 0 || len > MAX_CHUNK {
+            return Err(ServiceError::invalid_input(format!(
+                "chunk {id} has length {len} (1 to {MAX_CHUNK})"
+            )));
+        }
+        total += (FRAME_HEAD as u64) + u64::from(len);
+        if total > MAX_BATCH_BYTES {
+            return Err(ServiceError::invalid_input(format!(
+                "a chunk upload holds at most {MAX_BATCH_BYTES} bytes"
+            )));
+        }
+        let mut data = vec![0u8; len as usize];
+        reader.read_exact(&mut data).map_err(interrupted)?;
+        if !id_key.matches(&data, &id) {
+            return Err(BadRequest::ChunkIdMismatch(id.to_string()).into());
+        }
+        received += 1;
+        if seen.insert(id) && jobs.send((id, data)).is_err() {
+            // The workers stopped: the pipeline failed downstream; its error wins.
+            return Err(ServiceError::unexpected("upload pipeline stopped".into()));
+        }
+    }
+}
+
+/// Reads a commit's NDJSON manifest, one bounded line at a time.
+async fn read_manifest(body: impl AsyncRead + Unpin) -> Result<Manifest> {
+    let mut reader = tokio::io::BufReader::new(body);
+    let mut line = Vec::new();
+    let (mut total, mut number) = (0u64, 0u64);
+    let mut kind = None;
+    let mut entries: Vec<ManifestEntry> = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_MANIFEST_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| BadRequest::UploadInterrupted(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        if line.len() > MAX_MANIFEST_LINE {
+            return Err(ServiceError::invalid_input(format!(
+                "manifest line {number} is longer than {MAX_MANIFEST_LINE} bytes"
+            )));
+        }
+        total += n as u64;
+        if total > MAX_MANIFEST_JSON {
+            return Err(ServiceError::invalid_input(format!(
+                "the manifest is longer than {MAX_MANIFEST_JSON} bytes"
+            )));
+        }
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        let bad = |e: serde_json::Error| {
+            ServiceError::invalid_input(format!("manifest line {number}: {e}"))
+        };
+        if kind.is_none() {
+            kind = Some(
+                serde_json::from_slice::<CommitHeader>(text)
+                    .map_err(bad)?
+                    .kind,
+            );
+        } else {
+            entries.push(serde_json::from_slice(text).map_err(bad)?);
+        }
+    }
+    let kind = kind.ok_or_else(|| {
+        ServiceError::invalid_input(
+            "the manifest is empty (its first line is {\"kind\": ...})".into(),
+        )
+    })?;
+    Ok(Manifest {
+        version: headlock_core::snapshot::MANIFEST_VERSION,
+        kind,
+        entries,
+    })
+}

@@ -1,0 +1,540 @@
+//! Upload sessions (the incremental backup protocol) end to end, with the real binary
+//! over a real socket and curl as the client: chunk keys only for backup rights,
+//! known-chunk questions, chunks checked against their ids (a wrong one refused and
+//! audited), resumed uploads that send only the rest, re-backups that send nothing, and
+//! restores byte for byte.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::Command;
+
+use common::{Api, Resp, World, assert_error, noise, restore};
+use headlock_core::model::ChunkId;
+use headlock_core::snapshot::ChunkIdKey;
+use headlock_core::snapshot::chunker::{BoundaryKey, chunks};
+use serde_json::{Value, json};
+
+/// A request with a raw body (written to a file for curl's `--data-binary @`).
+fn raw(api: &Api, method: &str, path: &str, ctype: &str, body: &[u8]) -> Resp {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body");
+    std::fs::write(&file, body).unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "--digest", "-u"])
+        .arg(format!("{}:{}", api.user, api.key))
+        .args(["-H", &format!("Content-Type: {ctype}"), "-X", method])
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .args(["-w", "\n%{http_code}", "--max-time", "120"])
+        .arg(format!("{}{path}", api.base))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    Resp {
+        status: code.parse().unwrap_or(0),
+        body: body.to_string(),
+    }
+}
+
+/// The client's side of a session: its keys and paths.
+struct Session {
+    base: String,
+    ids: ChunkIdKey,
+    boundaries: BoundaryKey,
+    json: Value,
+}
+
+fn open(api: &Api, g: &str, c: &str) -> Session {
+    let v = api.expect(
+        api.post(&format!("/groups/{g}/clusters/{c}/snapshotUploads"), "{}"),
+        201,
+    );
+    let id_key: [u8; 32] = hex::decode(v["chunkIdKey"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let boundary: [u8; 8] = hex::decode(v["chunkBoundaryKey"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    Session {
+        base: format!(
+            "/groups/{g}/clusters/{c}/snapshotUploads/{}",
+            v["id"].as_str().unwrap()
+        ),
+        ids: ChunkIdKey::from_bytes(id_key),
+        boundaries: BoundaryKey::from_bytes(boundary),
+        json: v,
+    }
+}
+
+/// A file cut and named as a client does: (id, bytes) in order.
+fn cut(s: &Session, data: &[u8]) -> Vec<(ChunkId, Vec<u8>)> {
+    chunks(data, s.boundaries)
+        .map(|c| {
+            let c = c.unwrap();
+            (s.ids.id(&c.data), c.data)
+        })
+        .collect()
+}
+
+fn ask(api: &Api, s: &Session, ids: &[ChunkId]) -> Resp {
+    let body: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
+    raw(
+        api,
+        "POST",
+        &format!("{}/chunkIds", s.base),
+        "application/octet-stream",
+        &body,
+    )
+}
+
+fn missing(api: &Api, s: &Session, ids: &[ChunkId]) -> Vec<String> {
+    let v = api.expect(ask(api, s, ids), 200);
+    v["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn frames(chunks: &[(ChunkId, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (id, data) in chunks {
+        body.extend_from_slice(&id.0);
+        body.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        body.extend_from_slice(data);
+    }
+    body
+}
+
+fn send(api: &Api, s: &Session, chunks: &[(ChunkId, &[u8])]) -> Resp {
+    raw(
+        api,
+        "PUT",
+        &format!("{}/chunks", s.base),
+        "application/octet-stream",
+        &frames(chunks),
+    )
+}
+
+/// A small tree: (path, content) for files, plus a directory and a symlink.
+fn tree() -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    files.insert(
+        "db/collection-0.wt".to_string(),
+        noise(3 * 1024 * 1024 + 17, 7),
+    );
+    files.insert("db/index-1.wt".to_string(), noise(1_500_000, 11));
+    files.insert("db/journal/log".to_string(), b"journal".repeat(1000));
+    files.insert("db/empty".to_string(), Vec::new());
+    files
+}
+
+/// The NDJSON manifest of `files` cut for `s`, and every (id, bytes) in it.
+fn manifest(s: &Session, files: &BTreeMap<String, Vec<u8>>) -> (String, Vec<(ChunkId, Vec<u8>)>) {
+    let mut lines = vec![json!({"kind": "tree"}).to_string()];
+    lines.push(
+        json!({"path": "db", "type": "dir", "mode": 0o755, "mtime": 1_700_000_000, "size": 0})
+            .to_string(),
+    );
+    lines.push(json!({"path": "db/journal", "type": "dir", "mode": 0o700, "mtime": 1_700_000_000, "size": 0}).to_string());
+    lines.push(json!({"path": "db/latest", "type": "symlink", "mode": 0o777, "mtime": 1_700_000_000, "size": 0, "target": "collection-0.wt"}).to_string());
+    let mut all = Vec::new();
+    for (path, data) in files {
+        let pieces = cut(s, data);
+        let list: Vec<Value> = pieces
+            .iter()
+            .map(|(id, d)| json!([id.to_string(), d.len()]))
+            .collect();
+        lines.push(
+            json!({"path": path, "type": "file", "mode": 0o644, "mtime": 1_700_000_001, "size": data.len(), "chunks": list})
+                .to_string(),
+        );
+        all.extend(pieces);
+    }
+    (lines.join("\n") + "\n", all)
+}
+
+fn commit(api: &Api, s: &Session, ndjson: &str) -> Resp {
+    raw(
+        api,
+        "POST",
+        &format!("{}/commit", s.base),
+        "application/x-ndjson",
+        ndjson.as_bytes(),
+    )
+}
+
+/// Restores a tree snapshot and checks every file byte for byte.
+fn assert_restores(api: &Api, g: &str, c: &str, snapshot: &str, files: &BTreeMap<String, Vec<u8>>) {
+    let (code, tar) = restore(api, g, c, snapshot);
+    assert_eq!(code, 200);
+    let mut found = BTreeMap::new();
+    let mut link = None;
+    for entry in tar::Archive::new(&tar[..]).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        if entry.header().entry_type().is_file() {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            found.insert(path, data);
+        } else if entry.header().entry_type().is_symlink() {
+            link = Some((
+                path,
+                entry
+                    .link_name()
+                    .unwrap()
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string(),
+            ));
+        }
+    }
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        files.keys().collect::<Vec<_>>()
+    );
+    for (path, data) in files {
+        assert!(found[path] == *data, "{path} differs after the restore");
+    }
+    assert_eq!(link, Some(("db/latest".into(), "collection-0.wt".into())));
+}
+
+/// A server, a group and an encrypted replica set with an open session that stored
+/// one chunk of noise (`seed` odd).
+fn one_chunk_uploaded(
+    group: &str,
+    seed: u64,
+) -> (World, String, String, Session, Vec<u8>, ChunkId) {
+    let w = World::new();
+    let g = w.group(group);
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let s = open(&w.admin, &g, &c);
+    let data = noise(300_000, seed);
+    let id = s.ids.id(&data);
+    w.admin.expect(send(&w.admin, &s, &[(id, &data[..])]), 200);
+    (w, g, c, s, data, id)
+}
+
+fn stored_bytes(snapshot: &Value) -> u64 {
+    snapshot["parts"][0]["storageSizeBytes"].as_u64().unwrap()
+}
+
+#[test]
+fn an_upload_sends_only_what_is_missing_and_restores_byte_for_byte() {
+    let w = World::new();
+    let g = w.group("incr");
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let files = tree();
+
+    // First backup: everything is missing, everything is sent.
+    let s = open(&w.admin, &g, &c);
+    assert_eq!(s.json["maxChunkBytes"], 4 * 1024 * 1024);
+    let (ndjson, all) = manifest(&s, &files);
+    let ids: Vec<ChunkId> = all.iter().map(|(id, _)| *id).collect();
+    assert!(ids.len() >= 4, "{} chunks", ids.len());
+    assert_eq!(missing(&w.admin, &s, &ids).len(), ids.len());
+    let refs: Vec<(ChunkId, &[u8])> = all.iter().map(|(id, d)| (*id, &d[..])).collect();
+    let report = w.admin.expect(send(&w.admin, &s, &refs), 200);
+    assert_eq!(report["received"], ids.len());
+    assert!(
+        missing(&w.admin, &s, &ids).is_empty(),
+        "stored chunks are known at once"
+    );
+    let first = w.admin.expect(commit(&w.admin, &s, &ndjson), 201);
+    assert!(stored_bytes(&first) > 4_000_000, "{first}");
+    assert_eq!(first["kind"], "tree");
+    assert_eq!(
+        first["parts"][0]["dataSizeBytes"].as_u64().unwrap(),
+        files.values().map(|d| d.len() as u64).sum::<u64>()
+    );
+    assert_restores(&w.admin, &g, &c, first["id"].as_str().unwrap(), &files);
+
+    // The same data again: the same keys, every chunk known, no chunk bytes sent.
+    let again = open(&w.admin, &g, &c);
+    assert_eq!(again.json["chunkIdKey"], s.json["chunkIdKey"]);
+    assert_eq!(again.json["chunkBoundaryKey"], s.json["chunkBoundaryKey"]);
+    let (ndjson2, all2) = manifest(&again, &files);
+    let ids2: Vec<ChunkId> = all2.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids2, ids);
+    assert!(missing(&w.admin, &again, &ids2).is_empty());
+    let second = w.admin.expect(commit(&w.admin, &again, &ndjson2), 201);
+    assert_eq!(stored_bytes(&second), 0, "{second}");
+    assert_restores(&w.admin, &g, &c, second["id"].as_str().unwrap(), &files);
+
+    // A committed session is closed.
+    assert_error(
+        &ask(&w.admin, &again, &ids2),
+        404,
+        "UPLOAD_SESSION_NOT_FOUND",
+    );
+    // Plain uploads and sessions deduplicate against each other: one boundary rule.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c0");
+    std::fs::write(&file, &files["db/collection-0.wt"]).unwrap();
+    let plain = common::upload(&w.admin, &g, &c, &file, false).unwrap();
+    assert_eq!(stored_bytes(&plain), 0, "{plain}");
+}
+
+#[test]
+fn a_resumed_upload_sends_only_the_rest() {
+    let w = World::new();
+    let g = w.group("resume");
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let files = tree();
+
+    // The first run stores half of the chunks, then stops (the client was killed).
+    let s = open(&w.admin, &g, &c);
+    let (_, all) = manifest(&s, &files);
+    let half = all.len() / 2;
+    let refs: Vec<(ChunkId, &[u8])> = all[..half].iter().map(|(id, d)| (*id, &d[..])).collect();
+    w.admin.expect(send(&w.admin, &s, &refs), 200);
+
+    // The re-run: a new session, which is told to send exactly the other half.
+    let again = open(&w.admin, &g, &c);
+    assert_ne!(again.base, s.base);
+    let (ndjson, all2) = manifest(&again, &files);
+    let ids: Vec<ChunkId> = all2.iter().map(|(id, _)| *id).collect();
+    let mut want: Vec<String> = all2[half..].iter().map(|(id, _)| id.to_string()).collect();
+    want.dedup();
+    assert_eq!(missing(&w.admin, &again, &ids), want);
+    // Committing before sending them names what is missing.
+    let r = commit(&w.admin, &again, &ndjson);
+    let e = assert_error(&r, 409, "CHUNKS_NOT_STORED");
+    assert_eq!(e["parameters"][1], want.len().to_string());
+    let rest: Vec<(ChunkId, &[u8])> = all2[half..].iter().map(|(id, d)| (*id, &d[..])).collect();
+    w.admin.expect(send(&w.admin, &again, &rest), 200);
+    let snap = w.admin.expect(commit(&w.admin, &again, &ndjson), 201);
+    assert_restores(&w.admin, &g, &c, snap["id"].as_str().unwrap(), &files);
+
+    // Abandoning the first session leaves the snapshot whole after collection.
+    assert_eq!(w.admin.delete(&s.base).status, 204);
+    assert_error(&ask(&w.admin, &s, &ids), 404, "UPLOAD_SESSION_NOT_FOUND");
+    assert_restores(&w.admin, &g, &c, snap["id"].as_str().unwrap(), &files);
+}
+
+#[test]
+fn a_chunk_under_a_wrong_id_is_refused_audited_and_not_kept() {
+    let w = World::new();
+    let g = w.group("poison");
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let s = open(&w.admin, &g, &c);
+    // (`noise` ignores the seed's lowest bit: odd seeds only.)
+    let good = noise(300_000, 11);
+    let evil = noise(300_000, 13);
+    let good_id = s.ids.id(&good);
+    let evil_id = s.ids.id(&evil);
+    // A good chunk first, then the evil bytes under the good chunk's... other id.
+    let other = noise(300_000, 15);
+    let other_id = s.ids.id(&other);
+    let r = send(
+        &w.admin,
+        &s,
+        &[(other_id, &other[..]), (good_id, &evil[..])],
+    );
+    let e = assert_error(&r, 400, "CHUNK_ID_MISMATCH");
+    assert_eq!(e["parameters"][0], good_id.to_string());
+    // Nothing of the request was kept, not even its good chunk.
+    assert_eq!(
+        missing(&w.admin, &s, &[good_id, other_id, evil_id]).len(),
+        3
+    );
+    let events = w.admin.events_of(&g, "CHUNK_ID_MISMATCH");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "FAILURE");
+    assert_eq!(events[0]["username"], "admin");
+    assert!(
+        events[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&good_id.to_string())
+    );
+    // The right bytes under that id are then accepted.
+    w.admin
+        .expect(send(&w.admin, &s, &[(good_id, &good[..])]), 200);
+    assert!(missing(&w.admin, &s, &[good_id]).is_empty());
+    // An id computed with another key (another cluster's) is refused too.
+    let stranger = ChunkIdKey::from_bytes([9u8; 32]);
+    let r = send(&w.admin, &s, &[(stranger.id(&evil), &evil[..])]);
+    assert_error(&r, 400, "CHUNK_ID_MISMATCH");
+    assert_eq!(w.admin.events_of(&g, "CHUNK_ID_MISMATCH").len(), 2);
+}
+
+#[test]
+fn chunk_keys_and_questions_only_for_backup_rights_in_the_group() {
+    let w = World::new();
+    let g = w.group("mine");
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let other_g = w.group("theirs");
+    let other_c = w.admin.create_encrypted_replica_set(&other_g, "rs1");
+    let s = open(&w.admin, &g, &c);
+    let ids = [s.ids.id(b"x")];
+
+    // A reader of the group gets no keys.
+    let reader = w.user("reader", "GROUP_READ_ONLY", Some(&g));
+    let path = format!("/groups/{g}/clusters/{c}/snapshotUploads");
+    let r = reader.post(&path, "{}");
+    assert_error(&r, 403, "USER_UNAUTHORIZED");
+    assert!(!r.body.contains("chunkIdKey"));
+    assert_error(&ask(&reader, &s, &ids), 403, "USER_UNAUTHORIZED");
+
+    // A backup admin of another group gets nothing of this one.
+    let stranger = w.user("stranger", "GROUP_BACKUP_ADMIN", Some(&other_g));
+    assert_error(&stranger.post(&path, "{}"), 401, "NOT_IN_GROUP");
+    assert_error(&ask(&stranger, &s, &ids), 401, "NOT_IN_GROUP");
+    let r = send(&stranger, &s, &[(ids[0], b"x")]);
+    assert_error(&r, 401, "NOT_IN_GROUP");
+    // Nor through its own cluster's path: the session is not of that cluster.
+    let theirs = open(&stranger, &other_g, &other_c);
+    let upload = s.base.rsplit('/').next().unwrap();
+    let borrowed = Session {
+        base: format!("/groups/{other_g}/clusters/{other_c}/snapshotUploads/{upload}"),
+        ..theirs
+    };
+    assert_error(
+        &ask(&stranger, &borrowed, &ids),
+        404,
+        "UPLOAD_SESSION_NOT_FOUND",
+    );
+    // Two clusters' keys differ, so their ids and boundaries do too.
+    assert_ne!(borrowed.json["chunkIdKey"], s.json["chunkIdKey"]);
+    assert_ne!(
+        borrowed.json["chunkBoundaryKey"],
+        s.json["chunkBoundaryKey"]
+    );
+
+    let refused = w.admin.events_of(&g, "SNAPSHOT_UPLOAD_REFUSED");
+    assert!(refused.len() >= 4, "{refused:?}");
+    assert!(refused.iter().any(|e| e["username"] == "stranger"));
+    assert!(refused.iter().any(|e| e["username"] == "reader"));
+    let started = w.admin.events_of(&g, "SNAPSHOT_UPLOAD_STARTED");
+    assert_eq!(started.len(), 1);
+    assert!(
+        !started[0]
+            .to_string()
+            .contains(s.json["chunkIdKey"].as_str().unwrap())
+    );
+}
+
+#[test]
+fn a_session_opened_before_a_compromise_is_stale_and_a_new_one_has_new_keys() {
+    let (w, g, c, s, data, id) = one_chunk_uploaded("stale", 5);
+    w.admin.expect(
+        w.admin.post(
+            &format!("/groups/{g}/backupConfigs/{c}/encryptionKey/compromised"),
+            "",
+        ),
+        202,
+    );
+    assert_error(&ask(&w.admin, &s, &[id]), 409, "UPLOAD_SESSION_STALE");
+    assert_error(
+        &send(&w.admin, &s, &[(id, &data[..])]),
+        409,
+        "UPLOAD_SESSION_STALE",
+    );
+    // A stale session can still be ended.
+    assert_eq!(w.admin.delete(&s.base).status, 204);
+    let fresh = open(&w.admin, &g, &c);
+    assert_ne!(fresh.json["chunkIdKey"], s.json["chunkIdKey"]);
+    assert_ne!(fresh.json["chunkBoundaryKey"], s.json["chunkBoundaryKey"]);
+    // The old key's id means nothing under the new one.
+    let new_id = fresh.ids.id(&data);
+    assert_eq!(missing(&w.admin, &fresh, &[new_id]).len(), 1);
+    assert_error(
+        &send(&w.admin, &fresh, &[(id, &data[..])]),
+        400,
+        "CHUNK_ID_MISMATCH",
+    );
+    w.admin
+        .expect(send(&w.admin, &fresh, &[(new_id, &data[..])]), 200);
+    let ndjson = format!(
+        "{}\n{}\n",
+        json!({"kind": "stream"}),
+        json!({"path": "stream", "type": "file", "mode": 0o600, "mtime": 1, "size": data.len(), "chunks": [[new_id.to_string(), data.len()]]})
+    );
+    let snap = w.admin.expect(commit(&w.admin, &fresh, &ndjson), 201);
+    let (code, bytes) = restore(&w.admin, &g, &c, snap["id"].as_str().unwrap());
+    assert_eq!(code, 200);
+    assert!(bytes == data);
+}
+
+#[test]
+fn a_live_session_keeps_collection_away_from_its_chunks_until_it_ends() {
+    let w = World::new();
+    let g = w.group("gc");
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    let plain_snapshot = || {
+        std::fs::write(&file, noise(200_000, 21)).unwrap();
+        let v = common::upload(&w.admin, &g, &c, &file, false).unwrap();
+        format!(
+            "/groups/{g}/clusters/{c}/snapshots/{}",
+            v["id"].as_str().unwrap()
+        )
+    };
+
+    let s = open(&w.admin, &g, &c);
+    let data = noise(500_000, 23);
+    let id = s.ids.id(&data);
+    w.admin.expect(send(&w.admin, &s, &[(id, &data[..])]), 200);
+    // A deletion collects garbage at once; the session's chunk, used by no snapshot
+    // yet, is kept while the session lives.
+    let first = plain_snapshot();
+    assert_eq!(w.admin.delete(&first).status, 202);
+    assert!(missing(&w.admin, &s, &[id]).is_empty());
+
+    // Once it ends, the next collection removes it.
+    assert_eq!(w.admin.delete(&s.base).status, 204);
+    let second = plain_snapshot();
+    assert_eq!(w.admin.delete(&second).status, 202);
+    let again = open(&w.admin, &g, &c);
+    assert_eq!(missing(&w.admin, &again, &[id]).len(), 1);
+}
+
+#[test]
+fn rejects_commits_that_misstate_chunks_or_break_the_manifest_rules() {
+    let (w, g, c, s, data, id) = one_chunk_uploaded("manifests", 25);
+    let stream = |path: &str, len: usize| {
+        format!(
+            "{}\n{}\n",
+            json!({"kind": "stream"}),
+            json!({"path": path, "type": "file", "mode": 0o600, "mtime": 1, "size": len, "chunks": [[id.to_string(), len]]})
+        )
+    };
+    // A stored chunk under another length would restore as other bytes than listed.
+    let e = assert_error(
+        &commit(&w.admin, &s, &stream("stream", data.len() - 1)),
+        409,
+        "CHUNKS_NOT_STORED",
+    );
+    assert_eq!(e["parameters"][0], id.to_string());
+    assert_error(
+        &commit(&w.admin, &s, &stream("../escape", data.len())),
+        400,
+        "INVALID_ATTRIBUTE",
+    );
+    assert_error(&commit(&w.admin, &s, ""), 400, "INVALID_ATTRIBUTE");
+    assert_error(
+        &commit(&w.admin, &s, "{\"kind\": \"tree\", \"extra\": 1}\n"),
+        400,
+        "INVALID_ATTRIBUTE",
+    );
+    // The session is still open after refused commits, and commits when right.
+    let snap = w
+        .admin
+        .expect(commit(&w.admin, &s, &stream("stream", data.len())), 201);
+    let (code, bytes) = restore(&w.admin, &g, &c, snap["id"].as_str().unwrap());
+    assert_eq!(code, 200);
+    assert!(bytes == data);
+}
