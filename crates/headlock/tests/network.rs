@@ -108,8 +108,8 @@ fn curl_capturing_authorization(api: &Api, method: &str, path: &str, body: &str)
     let trace = String::from_utf8_lossy(&out.stderr);
     let header = trace
         .lines()
-        .filter_map(|l| l.strip_prefix("> Authorization: "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("> Authorization: "))
         .unwrap_or_else(|| panic!("no Authorization header sent: {trace}"))
         .trim_end()
         .to_string();
