@@ -14,12 +14,13 @@
 //! | [`json`] | links, lists and paging, `pretty`, `envelope`, the JSON body extractor |
 //! | [`error`] | [`ApiError`], Ops Manager's error body |
 //! | [`tls_listener`] | HTTPS on the API port (rustls, handshakes off the accept path) |
+//! | [`server`] | the accept loop, with header, idle and body read timeouts on every connection |
 //! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`uploads`], [`restore_jobs`], [`reencryption`] | one module per resource, each with its `router()` |
 //!
 //! [`app`] builds the router, so tests can drive it without a socket; the binary serves
-//! it over TCP or TLS. [`app_with`] adds the unauthenticated operations endpoints
-//! (`/health`, `/ready`, `/metrics`) given in [`Ops`], and with a health monitor the
-//! authenticated `/api/public/v1.0/health` (the check in detail).
+//! it over TCP or TLS with [`server::serve`]. [`app_with`] adds the unauthenticated
+//! operations endpoints (`/health`, `/ready`, `/metrics`) given in [`Ops`], and with a
+//! health monitor the authenticated `/api/public/v1.0/health` (the check in detail).
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod reencryption;
 pub mod restore_jobs;
+pub mod server;
 pub mod snapshots;
 pub mod tls_listener;
 pub mod uploads;

@@ -31,6 +31,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "headlock_http_requests_total";
 /// Histogram: time to the response head in seconds, by `route` and `method`.
 pub const HTTP_DURATION: &str = "headlock_http_request_duration_seconds";
+/// Counter: alerts of failed logins for one username from any address (see
+/// [`crate::auth::Throttle`]).
+pub const AUTH_USER_ALERTS: &str = "headlock_auth_user_alerts_total";
 /// The `route` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
@@ -115,6 +118,11 @@ fn describe() {
         HTTP_DURATION,
         metrics::Unit::Seconds,
         "Time from a request to its response head, by route template and method."
+    );
+    metrics::describe_counter!(
+        AUTH_USER_ALERTS,
+        metrics::Unit::Count,
+        "Alerts of many failed logins for one username from any address (never a refusal)."
     );
     headlock_service::metrics::describe();
 }

@@ -11,6 +11,7 @@
 //! A running service shares its read cache with it ([`crate::Service::users`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use headlock_core::ObjectId;
 use headlock_core::model::{Role, RoleAssignment, User};
@@ -72,11 +73,18 @@ fn check_username(username: &str) -> Result<()> {
     Ok(())
 }
 
+/// The lease name prefix of digest nonce claims.
+const NONCE_CLAIM_PREFIX: &str = "digest-nonce:";
+/// Least time between two deletions of lapsed nonce claims by one process.
+const NONCE_PURGE_INTERVAL: time::Duration = time::Duration::minutes(1);
+
 /// API users: create, look up (from the read cache), change and delete.
 #[derive(Clone)]
 pub struct Users {
     store: Arc<dyn MetadataStore>,
     cache: Arc<ReadCache>,
+    /// Unix seconds of this process's last deletion of lapsed nonce claims.
+    last_nonce_purge: Arc<AtomicI64>,
 }
 
 impl Users {
@@ -87,7 +95,55 @@ impl Users {
 
     /// Users on `store` whose changes empty `cache`, the one the rest of the service reads.
     pub(crate) fn sharing(store: Arc<dyn MetadataStore>, cache: Arc<ReadCache>) -> Self {
-        Users { store, cache }
+        Users {
+            store,
+            cache,
+            last_nonce_purge: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// Claims a digest nonce for `holder` (one process) until `until`, in the store
+    /// every node shares: `true` if the nonce is now `holder`'s (it was free, lapsed, or
+    /// already `holder`'s), `false` if another process used it first. The API layer
+    /// calls this before a nonce's first use in a process, so that a request accepted
+    /// by one node, or by this node before a restart, cannot be replayed to another
+    /// (docs/design.md, "Authentication"). `nonce` is the nonce's public identity, at
+    /// most 64 bytes. Lapsed claims are deleted here, at most once a minute per process.
+    pub async fn claim_digest_nonce(
+        &self,
+        nonce: &str,
+        holder: &str,
+        until: time::OffsetDateTime,
+    ) -> Result<bool> {
+        if nonce.is_empty() || nonce.len() > 64 {
+            return Err(ServiceError::invalid_input(
+                "A nonce id is 1 to 64 bytes.".into(),
+            ));
+        }
+        let now = crate::now();
+        let last = self.last_nonce_purge.load(Ordering::Relaxed);
+        let due = now.unix_timestamp() >= last.saturating_add(NONCE_PURGE_INTERVAL.whole_seconds());
+        if due
+            && self
+                .last_nonce_purge
+                .compare_exchange(
+                    last,
+                    now.unix_timestamp(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.store
+                .delete_expired_leases(NONCE_CLAIM_PREFIX, now)
+                .await?;
+        }
+        let ttl = (until - now).max(time::Duration::seconds(1));
+        let ttl = std::time::Duration::try_from(ttl).unwrap_or(std::time::Duration::from_secs(1));
+        Ok(self
+            .store
+            .acquire_lease(&format!("{NONCE_CLAIM_PREFIX}{nonce}"), holder, now, ttl)
+            .await?)
     }
 
     /// Creates a user with one role (a group role needs `group`).

@@ -101,6 +101,26 @@ impl LeaseStore for SqlStore {
         Ok(leases)
     }
 
+    /// One statement; the prefix is matched exactly, as in `live_leases`.
+    async fn delete_expired_leases(
+        &self,
+        prefix: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let op = format!("deleting expired leases named {prefix:?}...");
+        if prefix.len() > MAX_NAME {
+            return Err(StoreError::Precondition(format!(
+                "{op}: a prefix is at most {MAX_NAME} bytes"
+            )));
+        }
+        stmt(q::DELETE_EXPIRED_LEASES)
+            .bind(prefix)
+            .bind(micros(now))
+            .execute(&self.pool)
+            .await
+            .map_err(ctx(&op))
+    }
+
     /// Two statements, each atomic: `INSERT ... ON CONFLICT DO NOTHING`, then a read of
     /// the row (on PostgreSQL a second writer's insert waits for the first to commit,
     /// then does nothing, so the read finds the first value). The candidate is 1 to

@@ -765,6 +765,11 @@ pub const RELEASE_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder =
 pub const LIVE_LEASES: &str = "SELECT name, holder, expires_us FROM leases \
      WHERE substr(name, 1, length($1)) = $1 AND expires_us > $2";
 
+/// Deletes the leases whose name starts with `$1` (as in [`LIVE_LEASES`]) and that
+/// expired at or before `$2`.
+pub const DELETE_EXPIRED_LEASES: &str = "DELETE FROM leases \
+     WHERE substr(name, 1, length($1)) = $1 AND expires_us <= $2";
+
 /// Stores a shared secret unless one of that name exists. `$1` name, `$2` value (hex),
 /// `$3` time.
 pub const INSERT_SHARED_SECRET: &str = "INSERT INTO shared_secrets (name, value_hex, created_us) \

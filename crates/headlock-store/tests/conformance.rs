@@ -93,6 +93,7 @@ macro_rules! conformance {
             holder_renews_its_lease,
             release_frees_only_the_holders_lease,
             live_leases_lists_unexpired_leases_by_exact_prefix,
+            delete_expired_leases_drops_only_expired_ones_of_the_prefix,
             rejects_unbounded_lease_and_secret_input,
         ]);
     };
@@ -1840,6 +1841,55 @@ mod suite {
         assert_eq!(s.live_leases("", t).await.unwrap(), vec![]);
         assert!(s.acquire_lease("job:rotate", "b", t, TTL).await.unwrap());
         s.release_lease("job:never-taken", "a").await.unwrap();
+    }
+
+    pub async fn delete_expired_leases_drops_only_expired_ones_of_the_prefix(
+        s: &dyn MetadataStore,
+    ) {
+        let t = now();
+        for (name, ttl) in [
+            ("digest-nonce:a", Duration::from_secs(1)),
+            ("digest-nonce:b", Duration::from_secs(2)),
+            ("digest-nonce:c", TTL),
+            ("digest-noncX:d", Duration::from_secs(1)),
+            ("job:e", Duration::from_secs(1)),
+        ] {
+            assert!(s.acquire_lease(name, "node", t, ttl).await.unwrap());
+        }
+        assert_eq!(
+            s.delete_expired_leases("digest-nonce:", after(t, 2))
+                .await
+                .unwrap(),
+            2
+        );
+        // The deleted names are free; the live one and the other prefixes stay.
+        assert!(
+            s.acquire_lease("digest-nonce:a", "other", after(t, 2), TTL)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.acquire_lease("digest-nonce:c", "other", after(t, 2), TTL)
+                .await
+                .unwrap()
+        );
+        let live = s.live_leases("", after(t, 0)).await.unwrap();
+        let names: Vec<_> = live.into_iter().map(|l| l.name).collect();
+        assert_eq!(
+            names,
+            [
+                "digest-noncX:d",
+                "digest-nonce:a",
+                "digest-nonce:c",
+                "job:e"
+            ]
+        );
+        assert_eq!(
+            s.delete_expired_leases("digest-nonce:", after(t, 2))
+                .await
+                .unwrap(),
+            0
+        );
     }
 
     /// The prefix is matched exactly: not as a pattern (`_`, `%`) and with case.

@@ -25,7 +25,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderValue;
 use md5::Md5;
@@ -34,7 +34,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::nonce::{NonceCodec, OpenedNonce, ReplayVerdict, ReplayWindow, unix_ms};
+use super::nonce::{MAX_CLOCK_SKEW, NonceCodec, OpenedNonce, ReplayVerdict, ReplayWindow, unix_ms};
 use super::{AuthError, REALM};
 
 /// Longest `Authorization` header value [`parse_authorization`] reads.
@@ -457,10 +457,37 @@ fn uri_matches(uri: &str, target: &str) -> bool {
     path_and_query(uri) == path_and_query(target)
 }
 
+/// A correct response on a live nonce, not yet checked against replay (see
+/// [`DigestAuthenticator::check`]).
+#[derive(Debug)]
+#[must_use = "a verified response must still pass DigestAuthenticator::record"]
+pub struct Verified {
+    nonce: OpenedNonce,
+    cnonce: String,
+    nc: u64,
+}
+
+/// The claim on a nonce that [`DigestAuthenticator::claim_of`] asks for: take the
+/// shared lease `nonce` for `holder` until `until`; if another holder has it, the
+/// request is stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceClaim {
+    /// The nonce's identity: 32 hex digits (issue time and random part; public, as the
+    /// nonce itself is).
+    pub nonce: String,
+    /// This process: random per [`DigestAuthenticator`], so a restart is another holder.
+    pub holder: String,
+    /// When the nonce can no longer be accepted anywhere (its lifetime plus the clock
+    /// skew allowed between nodes): the claim may lapse then.
+    pub until: SystemTime,
+}
+
 /// Issues challenges and verifies responses. Shared by all requests (`&self`); the
 /// only mutable state is the bounded replay window behind a mutex.
 pub struct DigestAuthenticator {
     nonces: NonceCodec,
+    /// This process's holder name for nonce claims (random, made in `new`).
+    boot: String,
     nonce_ttl: Duration,
     replay: ReplayWindow,
     /// Random HA1s used for unknown users, so they cost the same work as known ones.
@@ -477,8 +504,9 @@ impl fmt::Debug for DigestAuthenticator {
 
 impl DigestAuthenticator {
     /// An authenticator whose nonces are MACed under `server_secret` and live for
-    /// `nonce_ttl`. Servers sharing a secret accept each other's nonces (the replay
-    /// window is per process). The secret is copied into ring's HMAC key and the
+    /// `nonce_ttl`. Servers sharing a secret accept each other's nonces; the replay
+    /// window is per process, so servers that share a secret must also share nonce
+    /// claims (see [`DigestAuthenticator::claim_of`]). The secret is copied into ring's HMAC key and the
     /// argument is not kept.
     pub fn new(server_secret: [u8; 32], nonce_ttl: Duration) -> Self {
         let mut secret = server_secret;
@@ -493,8 +521,15 @@ impl DigestAuthenticator {
         // in practice, and unknown users still do the same work.
         let _ = rng.fill(&mut dummy.ha1_md5);
         let _ = rng.fill(&mut dummy.ha1_sha256);
+        let mut boot = [0u8; 16];
+        // Without OS randomness every process would share one holder name and a restart
+        // would inherit its claims: take the time too.
+        if rng.fill(&mut boot).is_err() {
+            boot[..8].copy_from_slice(&unix_ms(SystemTime::now()).to_be_bytes());
+        }
         Self {
             nonces,
+            boot: format!("digest:{}", hex::encode(boot)),
             nonce_ttl,
             replay: ReplayWindow::new(DEFAULT_REPLAY_CAPACITY),
             dummy,
@@ -543,11 +578,11 @@ impl DigestAuthenticator {
     }
 
     /// Verifies `resp` for a request `method request_target` (the target as received:
-    /// path and query, or absolute form) against the user's `secrets`, at `now`.
-    ///
-    /// Order: realm, nonce MAC, opaque, uri, then the response hash in constant time,
-    /// then the nonce's age ([`AuthError::Stale`] only for a correct response), then
-    /// the replay window (recorded only for a correct, fresh response).
+    /// path and query, or absolute form) against the user's `secrets`, at `now`, with
+    /// this process's memory as the only replay record: [`DigestAuthenticator::check`]
+    /// then [`DigestAuthenticator::record`]. For one process on its own (tests,
+    /// clients' test servers); `headlock serve` claims each nonce in the shared store
+    /// between the two (see [`DigestAuthenticator::claim_of`]).
     pub fn verify(
         &self,
         method: &str,
@@ -556,7 +591,64 @@ impl DigestAuthenticator {
         secrets: &UserDigestSecrets,
         now: SystemTime,
     ) -> Result<(), AuthError> {
+        let verified = self.check(method, request_target, resp, secrets, now)?;
+        self.record(verified, now)
+    }
+
+    /// Everything but the replay check, in this order: realm, nonce MAC, opaque, uri,
+    /// then the response hash in constant time, then the nonce's age
+    /// ([`AuthError::Stale`] only for a correct response). A correct, fresh response is
+    /// [`Verified`]: it must still pass [`DigestAuthenticator::record`].
+    pub fn check(
+        &self,
+        method: &str,
+        request_target: &str,
+        resp: &DigestResponse,
+        secrets: &UserDigestSecrets,
+        now: SystemTime,
+    ) -> Result<Verified, AuthError> {
         self.verify_inner(method, request_target, resp, secrets, true, now)
+    }
+
+    /// What must be claimed in the store shared by every process before `verified`'s
+    /// nonce is used here for the first time: `None` when this process already owns the
+    /// nonce. A nonce is used by one process only (one node, one boot): whoever claims
+    /// it first; a request whose nonce another process claimed is answered
+    /// [`AuthError::Stale`], so its client takes a fresh nonce, while a replay of a
+    /// captured request to another node or after a restart is refused.
+    pub fn claim_of(&self, verified: &Verified) -> Option<NonceClaim> {
+        if self.replay.owns(verified.nonce) {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&verified.nonce.issued_ms.to_be_bytes());
+        id[8..].copy_from_slice(&verified.nonce.random.to_be_bytes());
+        let until = UNIX_EPOCH
+            + Duration::from_millis(verified.nonce.issued_ms)
+            + self.nonce_ttl
+            + MAX_CLOCK_SKEW;
+        Some(NonceClaim {
+            nonce: hex::encode(id),
+            holder: self.boot.clone(),
+            until,
+        })
+    }
+
+    /// Records `verified`'s count in the replay window (and the nonce as this
+    /// process's): [`AuthError::Replayed`] if it was used before,
+    /// [`AuthError::Stale`] if the window had to forget the nonce.
+    pub fn record(&self, verified: Verified, now: SystemTime) -> Result<(), AuthError> {
+        match self.replay.check_and_record(
+            verified.nonce,
+            &verified.cnonce,
+            verified.nc,
+            self.nonce_ttl,
+            now,
+        ) {
+            ReplayVerdict::Fresh => Ok(()),
+            ReplayVerdict::Replayed => Err(AuthError::Replayed { nc: verified.nc }),
+            ReplayVerdict::Forgotten => Err(AuthError::Stale),
+        }
     }
 
     /// What [`DigestAuthenticator::verify`] does for a username that does not exist:
@@ -572,7 +664,7 @@ impl DigestAuthenticator {
     ) -> AuthError {
         match self.verify_inner(method, request_target, resp, &self.dummy, false, now) {
             Err(e) => e,
-            Ok(()) => AuthError::BadCredentials,
+            Ok(_) => AuthError::BadCredentials,
         }
     }
 
@@ -584,7 +676,7 @@ impl DigestAuthenticator {
         secrets: &UserDigestSecrets,
         known_user: bool,
         now: SystemTime,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Verified, AuthError> {
         if resp.realm != REALM {
             return Err(AuthError::WrongRealm);
         }
@@ -624,14 +716,11 @@ impl DigestAuthenticator {
         if unix_ms(now) > nonce.issued_ms.saturating_add(ttl_ms) {
             return Err(AuthError::Stale);
         }
-        match self
-            .replay
-            .check_and_record(nonce, &resp.cnonce, resp.nc_value, self.nonce_ttl, now)
-        {
-            ReplayVerdict::Fresh => Ok(()),
-            ReplayVerdict::Replayed => Err(AuthError::Replayed { nc: resp.nc_value }),
-            ReplayVerdict::Forgotten => Err(AuthError::Stale),
-        }
+        Ok(Verified {
+            nonce,
+            cnonce: resp.cnonce.clone(),
+            nc: resp.nc_value,
+        })
     }
 }
 

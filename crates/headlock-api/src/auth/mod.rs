@@ -11,9 +11,12 @@
 //!   first), parses `Authorization` ([`parse_authorization`]) and verifies a response:
 //!   stateless HMAC nonces that expire ([`AuthError::Stale`] then asks for
 //!   `stale=true`), the `uri` against the request target, the response hash in
-//!   constant time, and a bounded replay window for `nc`.
-//! - [`Throttle`] slows down failed attempts per username and per source address
-//!   (growing delays, never a permanent lockout).
+//!   constant time, and a bounded replay window for `nc`; each nonce is used by one
+//!   process only ([`DigestAuthenticator::claim_of`]), so that a captured request
+//!   cannot be replayed on another node or after a restart.
+//! - [`Throttle`] slows down failed attempts per source address and per (username,
+//!   address) (growing delays, never a permanent lockout); failures per username
+//!   from every address only raise an alert.
 //! - [`access_list_allows`] checks a per-user API access list of IPs and CIDRs.
 //!
 //! Hand-written on purpose: no maintained Rust crate implements the *server* side of
@@ -56,10 +59,10 @@ mod throttle;
 
 pub use access_list::{AccessListError, access_list_allows, parse_access_list_entry};
 pub use digest::{
-    Algorithm, DigestAuthenticator, DigestResponse, MAX_AUTHORIZATION_LEN, UserDigestSecrets,
-    derive_secrets, parse_authorization,
+    Algorithm, DigestAuthenticator, DigestResponse, MAX_AUTHORIZATION_LEN, NonceClaim,
+    UserDigestSecrets, Verified, derive_secrets, parse_authorization,
 };
-pub use throttle::{RetryAfter, Throttle, ThrottleConfig};
+pub use throttle::{Failure, RetryAfter, Throttle, ThrottleConfig};
 
 /// The realm of Ops Manager's public API, in every challenge and every HA1.
 pub const REALM: &str = "MMS Public API";

@@ -8,17 +8,24 @@
 //! quote, nothing a strict client could split on. The server keeps no state to issue
 //! or check one; a restart with the same secret still accepts earlier nonces.
 //!
-//! The replay window is the only state: for each (nonce, cnonce) seen in an accepted
-//! request, the highest `nc` and a 64-bit bitmap of the 64 counts below it (the
-//! anti-replay window of IPsec, RFC 4303 section 3.4.3), so a client that reuses a
-//! nonce with increasing `nc` (curl on a kept-alive connection, `requests` in a
+//! The replay window is the only state in memory: for each (nonce, cnonce) seen in an
+//! accepted request, the highest `nc` and a 64-bit bitmap of the 64 counts below it
+//! (the anti-replay window of IPsec, RFC 4303 section 3.4.3), so a client that reuses
+//! a nonce with increasing `nc` (curl on a kept-alive connection, `requests` in a
 //! session) is accepted even when concurrent requests arrive out of order, while the
 //! same (nonce, cnonce, nc) is refused the second time. Entries are ordered by issue
 //! time and dropped once the nonce expires; when the table is full the oldest entries
 //! go first and every nonce issued up to the newest evicted one is from then on
 //! answered as stale, so eviction never reopens a replay.
+//!
+//! The window also remembers which nonces this process *owns*: a nonce is used by one
+//! process only, the first to accept a request with it. Memory alone cannot tell a
+//! nonce used by another node, or by this node before a restart, from a fresh one, so
+//! the API layer claims each nonce in the shared database before its first use
+//! ([`super::DigestAuthenticator::claim_of`]); a nonce claimed by another process is
+//! answered as stale (docs/design.md, "Authentication").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +46,7 @@ const NONCE_LABEL: &[u8] = b"headlock digest nonce v1\0";
 const OPAQUE_LABEL: &[u8] = b"headlock digest opaque v1\0";
 /// How far in the future a nonce's time may be (servers sharing a secret with a
 /// slightly fast clock) before it is refused as forged.
-const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// Milliseconds since the Unix epoch (0 for times before it).
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
@@ -159,8 +166,13 @@ pub(crate) enum ReplayVerdict {
     Forgotten,
 }
 
+/// A nonce's identity: issue time (first, for expiry order) and random part.
+type NonceKey = (u64, u64);
+
 struct ReplayState {
     entries: BTreeMap<ReplayKey, Window>,
+    /// Nonces this process claimed, by issue time; dropped with their expiry.
+    owned: BTreeSet<NonceKey>,
     /// Nonces issued at or before this time are no longer tracked (evicted).
     floor_ms: Option<u64>,
 }
@@ -176,13 +188,22 @@ impl ReplayWindow {
         Self {
             state: Mutex::new(ReplayState {
                 entries: BTreeMap::new(),
+                owned: BTreeSet::new(),
                 floor_ms: None,
             }),
             capacity: capacity.max(1),
         }
     }
 
-    /// Records `nc` for this nonce and cnonce unless it was seen before. `ttl` and
+    /// True when this process already accepted a request with `nonce` (so it needs no
+    /// claim in the shared store before the next one).
+    pub(crate) fn owns(&self, nonce: OpenedNonce) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.owned.contains(&(nonce.issued_ms, nonce.random))
+    }
+
+    /// Records `nc` for this nonce and cnonce unless it was seen before, and marks the
+    /// nonce as this process's. `ttl` and
     /// `now` drop entries whose nonce has expired (those requests are refused as stale
     /// before reaching this point).
     pub(crate) fn check_and_record(
@@ -216,6 +237,9 @@ impl ReplayWindow {
             }
             entry.remove();
         }
+        while st.owned.first().is_some_and(|n| n.0 < oldest_live) {
+            st.owned.pop_first();
+        }
         if let Some(w) = st.entries.get_mut(&key) {
             return if nc > w.max {
                 let shift = nc - w.max;
@@ -241,10 +265,17 @@ impl ReplayWindow {
                     .map_or(evicted.issued_ms, |f| f.max(evicted.issued_ms)),
             );
         }
+        while st.owned.len() >= self.capacity {
+            let Some(evicted) = st.owned.pop_first() else {
+                break;
+            };
+            st.floor_ms = Some(st.floor_ms.map_or(evicted.0, |f| f.max(evicted.0)));
+        }
         if st.floor_ms.is_some_and(|f| key.issued_ms <= f) {
             return ReplayVerdict::Forgotten;
         }
         st.entries.insert(key, Window { max: nc, seen: 1 });
+        st.owned.insert((key.issued_ms, key.random));
         ReplayVerdict::Fresh
     }
 

@@ -1,17 +1,26 @@
-//! Growing delays after failed authentication, per username and per source address.
+//! Growing delays after failed authentication, per source address and per (username,
+//! source address); per-username counts only raise an alert.
 //!
-//! Each username and each source address (IPv4 address, or IPv6 /64: one host
-//! usually holds a whole /64) has a failure count. The first `free_failures` cost
-//! nothing; each further failure blocks that key for `base_delay` doubled per failure,
-//! capped at `max_delay` (1 s, 2 s, 4 s ... 15 min by default). Nothing is permanent:
-//! a block ends after at most `max_delay`, and a key with no failure for
-//! `forget_after` starts again from zero.
+//! Each source address (IPv4 address, or IPv6 /64: one host usually holds a whole /64)
+//! and each (username, address) pair has a failure count. The first free failures cost
+//! nothing (20 per address, 5 per pair by default); each further failure blocks that key
+//! for `base_delay` doubled per failure, capped at `max_delay` (1 s, 2 s, 4 s ... 15 min
+//! by default). Nothing is permanent: a block ends after at most `max_delay`, and a key
+//! with no failure for `forget_after` starts again from zero.
 //!
-//! A success clears the username's count but *not* the address's: otherwise an
-//! attacker holding one valid account could interleave its own logins with a spray
-//! of guesses against other users and never be slowed down. The per-address
-//! allowance is larger by default (20) so a shared NAT does not trip on one
-//! mistyped script.
+//! Failures per username are counted too, whatever the address, but they never refuse a
+//! request: an API key has 122 random bits, so guessing it from many addresses is
+//! hopeless, while refusing the right key because someone elsewhere typed a wrong one
+//! would let anyone who knows a username lock its owner out. Past
+//! `free_failures_per_user` the count is an alert instead ([`Failure::alert`]: the API
+//! layer logs a warning and counts `headlock_auth_user_alerts_total`), once when it
+//! crosses the threshold and again each time it doubles.
+//!
+//! A success clears the username's and the pair's counts but *not* the address's:
+//! otherwise an attacker holding one valid account could interleave its own logins with
+//! a spray of guesses against other users and never be slowed down. The per-address
+//! allowance is larger by default (20) so a shared NAT does not trip on one mistyped
+//! script.
 //!
 //! Memory is bounded: each table holds at most `max_entries`; when full, entries that
 //! are neither blocked nor recent are dropped first, then the oldest quarter by last
@@ -27,25 +36,29 @@ use std::time::{Duration, Instant};
 /// Tuning of a [`Throttle`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottleConfig {
-    /// Failures per username before delays start (default 5).
-    pub free_failures_per_user: u32,
+    /// Failures per (username, address) before delays start (default 5).
+    pub free_failures_per_user_and_ip: u32,
     /// Failures per source address before delays start (default 20).
     pub free_failures_per_ip: u32,
+    /// Failures per username, from any address, before each failure is an alert
+    /// (default 20). Never a delay.
+    pub alert_failures_per_user: u32,
     /// First delay (default 1 s); doubles with each further failure.
     pub base_delay: Duration,
     /// Longest delay (default 15 min).
     pub max_delay: Duration,
     /// A key with no failure for this long is forgotten (default 1 h).
     pub forget_after: Duration,
-    /// Most keys per table (usernames, addresses; default 100,000 each).
+    /// Most keys per table (usernames, addresses, pairs; default 100,000 each).
     pub max_entries: usize,
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
         Self {
-            free_failures_per_user: 5,
+            free_failures_per_user_and_ip: 5,
             free_failures_per_ip: 20,
+            alert_failures_per_user: 20,
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(15 * 60),
             forget_after: Duration::from_secs(60 * 60),
@@ -54,8 +67,8 @@ impl Default for ThrottleConfig {
     }
 }
 
-/// A request refused because its user or address is in a delay: answer
-/// `429 RATE_LIMITED` with `Retry-After: {seconds()}`.
+/// A request refused because its address, or its username from that address, is in a
+/// delay: answer `429 RATE_LIMITED` with `Retry-After: {seconds()}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryAfter {
     /// How long until the block ends.
@@ -68,6 +81,16 @@ impl RetryAfter {
         let s = self.wait.as_secs() + u64::from(self.wait.subsec_nanos() > 0);
         s.max(1)
     }
+}
+
+/// What [`Throttle::record_failure`] makes of one failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Failures of this username from every address, within `forget_after`.
+    pub user_failures: u32,
+    /// True when this failure should be reported: the username's count just passed
+    /// `alert_failures_per_user`, or doubled since the last report.
+    pub alert: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -90,10 +113,18 @@ fn ip_key(ip: IpAddr) -> IpAddr {
 
 struct Table<K> {
     map: HashMap<K, Entry>,
-    free: u32,
+    /// Failures before delays start; `None`: count only, never block.
+    free: Option<u32>,
 }
 
 impl<K: Hash + Eq + Clone> Table<K> {
+    fn new(free: Option<u32>) -> Self {
+        Self {
+            map: HashMap::new(),
+            free,
+        }
+    }
+
     fn blocked<Q>(&self, key: &Q, now: Instant) -> Option<Duration>
     where
         K: Borrow<Q>,
@@ -103,7 +134,8 @@ impl<K: Hash + Eq + Clone> Table<K> {
         until.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 
-    fn fail(&mut self, key: K, now: Instant, cfg: &ThrottleConfig) {
+    /// Counts a failure; returns the key's count.
+    fn fail(&mut self, key: K, now: Instant, cfg: &ThrottleConfig) -> u32 {
         if !self.map.contains_key(&key) && self.map.len() >= cfg.max_entries {
             self.evict(now, cfg);
         }
@@ -117,12 +149,15 @@ impl<K: Hash + Eq + Clone> Table<K> {
         }
         e.failures = e.failures.saturating_add(1);
         e.last_failure = now;
-        if e.failures > self.free {
-            let doublings = e.failures - self.free - 1;
+        if let Some(free) = self.free
+            && e.failures > free
+        {
+            let doublings = e.failures - free - 1;
             let factor = 1u32.checked_shl(doublings.min(31)).unwrap_or(u32::MAX);
             let delay = cfg.base_delay.saturating_mul(factor).min(cfg.max_delay);
             e.blocked_until = Some(now + delay);
         }
+        e.failures
     }
 
     /// Drops forgotten entries; if the table is still full, the oldest quarter (at
@@ -151,8 +186,9 @@ impl<K: Hash + Eq + Clone> Table<K> {
 /// Failed-attempt throttle shared by all requests (`&self`, internally locked).
 pub struct Throttle {
     config: ThrottleConfig,
-    users: Mutex<Table<Box<str>>>,
     ips: Mutex<Table<IpAddr>>,
+    pairs: Mutex<Table<(Box<str>, IpAddr)>>,
+    users: Mutex<Table<Box<str>>>,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -173,44 +209,60 @@ impl Throttle {
     /// A throttle with this tuning (`max_entries` is raised to at least 1).
     pub fn new(mut config: ThrottleConfig) -> Self {
         config.max_entries = config.max_entries.max(1);
-        let users = Table {
-            map: HashMap::new(),
-            free: config.free_failures_per_user,
-        };
-        let ips = Table {
-            map: HashMap::new(),
-            free: config.free_failures_per_ip,
-        };
         Self {
+            ips: Mutex::new(Table::new(Some(config.free_failures_per_ip))),
+            pairs: Mutex::new(Table::new(Some(config.free_failures_per_user_and_ip))),
+            users: Mutex::new(Table::new(None)),
             config,
-            users: Mutex::new(users),
-            ips: Mutex::new(ips),
         }
     }
 
-    /// `Err` while either the username or the address is in a delay (the longer wait
-    /// wins). Call before verifying, with the username from the header.
+    /// `Err` while the address, or this username from this address, is in a delay
+    /// (the longer wait wins). Call before verifying, with the username from the
+    /// header. The username alone never blocks (see the module docs).
     pub fn check(&self, user: &str, ip: IpAddr, now: Instant) -> Result<(), RetryAfter> {
-        let by_user = lock(&self.users).blocked(user, now);
-        let by_ip = lock(&self.ips).blocked(&ip_key(ip), now);
-        match by_user.into_iter().chain(by_ip).max() {
+        let ip = ip_key(ip);
+        let by_ip = lock(&self.ips).blocked(&ip, now);
+        let by_pair = {
+            let pairs = lock(&self.pairs);
+            // Most of the time no pair is counted at all: skip building the key.
+            if pairs.map.is_empty() {
+                None
+            } else {
+                pairs.blocked(&(Box::from(user), ip), now)
+            }
+        };
+        match by_ip.into_iter().chain(by_pair).max() {
             Some(wait) => Err(RetryAfter { wait }),
             None => Ok(()),
         }
     }
 
     /// Counts one failed attempt (see [`super::AuthError::counts_as_failure`]) against
-    /// the username and the address.
-    pub fn record_failure(&self, user: &str, ip: IpAddr, now: Instant) {
-        lock(&self.users).fail(Box::from(user), now, &self.config);
-        lock(&self.ips).fail(ip_key(ip), now, &self.config);
+    /// the address, the (username, address) pair and the username.
+    pub fn record_failure(&self, user: &str, ip: IpAddr, now: Instant) -> Failure {
+        let ip = ip_key(ip);
+        lock(&self.ips).fail(ip, now, &self.config);
+        lock(&self.pairs).fail((Box::from(user), ip), now, &self.config);
+        let user_failures = lock(&self.users).fail(Box::from(user), now, &self.config);
+        let threshold = self.config.alert_failures_per_user;
+        let alert = user_failures > threshold
+            && (user_failures == threshold + 1 || (user_failures - threshold).is_power_of_two());
+        Failure {
+            user_failures,
+            alert,
+        }
     }
 
-    /// Clears the username's failures after a successful authentication. The
-    /// address keeps its count (see the module docs); `ip` and `now` are taken for
-    /// symmetry and future use.
-    pub fn record_success(&self, user: &str, _ip: IpAddr, _now: Instant) {
+    /// Clears the username's failures, and the pair's, after a successful
+    /// authentication. The address keeps its count (see the module docs); `now` is
+    /// taken for symmetry and future use.
+    pub fn record_success(&self, user: &str, ip: IpAddr, _now: Instant) {
         lock(&self.users).map.remove(user);
+        let mut pairs = lock(&self.pairs);
+        if !pairs.map.is_empty() {
+            pairs.map.remove(&(Box::from(user), ip_key(ip)));
+        }
     }
 
     #[cfg(test)]
@@ -296,14 +348,37 @@ mod tests {
     }
 
     #[test]
-    fn rejects_other_addresses_for_a_throttled_user() {
+    fn accepts_the_user_from_another_address_while_one_address_is_throttled() {
         let t = Throttle::default();
         let now = Instant::now();
-        for i in 0..6 {
-            t.record_failure("alice", ip(&format!("10.0.0.{i}")), now);
+        for _ in 0..7 {
+            t.record_failure("alice", ip("10.0.0.1"), now);
         }
-        assert!(t.check("alice", ip("192.0.2.7"), now).is_err());
-        assert_eq!(t.check("bob", ip("192.0.2.7"), now), Ok(()));
+        assert!(t.check("alice", ip("10.0.0.1"), now).is_err());
+        assert_eq!(t.check("alice", ip("192.0.2.7"), now), Ok(()));
+        assert_eq!(t.check("bob", ip("10.0.0.1"), now), Ok(()));
+    }
+
+    #[test]
+    fn accepts_a_user_guessed_from_many_addresses_but_alerts() {
+        let t = Throttle::default();
+        let now = Instant::now();
+        let mut alerts = Vec::new();
+        for i in 0..100u32 {
+            let f = t.record_failure("alice", IpAddr::from((i + 1).to_be_bytes()), now);
+            assert_eq!(f.user_failures, i + 1);
+            if f.alert {
+                alerts.push(f.user_failures);
+            }
+        }
+        assert_eq!(alerts, [21, 22, 24, 28, 36, 52, 84]);
+        assert_eq!(t.check("alice", ip("192.0.2.7"), now), Ok(()));
+        t.record_success("alice", ip("192.0.2.7"), now);
+        assert_eq!(
+            t.record_failure("alice", ip("192.0.2.8"), now)
+                .user_failures,
+            1
+        );
     }
 
     #[test]
@@ -342,7 +417,7 @@ mod tests {
         for _ in 0..6 {
             t.record_failure("alice", ip("10.0.0.1"), now);
         }
-        assert!(t.check("alice", ip("10.0.0.9"), now).is_err());
+        assert!(t.check("alice", ip("10.0.0.1"), now).is_err());
         t.record_success("alice", ip("10.0.0.1"), now);
         assert_eq!(t.check("alice", ip("10.0.0.9"), now), Ok(()));
         // The address is one failure from its own limit and was not reset.

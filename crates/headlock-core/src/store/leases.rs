@@ -47,6 +47,14 @@ pub trait LeaseStore: Send + Sync {
         prefix: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Lease>, StoreError>;
+    /// Deletes the leases whose name starts with `prefix` and that expired at or before
+    /// `now` (names that are never taken again, such as digest nonce claims, would
+    /// otherwise stay forever); returns how many went.
+    async fn delete_expired_leases(
+        &self,
+        prefix: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
     /// The secret every node shares under `name` (HMAC keys for digest nonces and
     /// restore links): stores `candidate` (made at `now`) if there is none yet and
     /// returns whichever value is stored, so every node ends up with the first one

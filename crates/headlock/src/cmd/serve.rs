@@ -171,6 +171,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 
     let monitor = HealthMonitor::spawn(&service, health::DEFAULT_INTERVAL);
+    let timeouts = headlock_api::server::Timeouts::from_env().map_err(anyhow::Error::msg)?;
     let maintenance = {
         let service = service.clone();
         let stop = shutdown_rx.clone();
@@ -193,12 +194,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         health: Some(monitor),
         metrics: Some(metrics),
     };
-    let app = headlock_api::app_with(state, ops)
-        .into_make_service_with_connect_info::<headlock_api::PeerAddr>();
+    let app = headlock_api::app_with(state, ops);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the API to {}", config.listen))?;
     let addr = listener.local_addr()?;
+    if config.tls.is_none() && !addr.ip().is_loopback() {
+        // Digest authentication proves who sent the request, not what it says: the body
+        // is not covered, and neither is anything the answer carries.
+        tracing::warn!(
+            %addr,
+            "the API listens on a non-loopback address without TLS: request bodies and answers (restore links, snapshot data) cross the network in clear and can be changed in transit. \
+             Set tls.cert_file and tls.key_file (--tls-cert-file, --tls-key-file), or terminate TLS in front of Headlock on a trusted network"
+        );
+    }
     let mut rx = shutdown_rx.clone();
     let stop = async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -208,23 +217,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("stopping");
         let _ = shutdown_tx.send(true);
     });
-    let served = match &config.tls {
+    match &config.tls {
         Some((cert, key)) => {
             let tls = api_tls_config(cert, key)?;
             let listener = headlock_api::tls_listener::TlsListener::new(listener, tls)?;
             eprintln!("headlock: API listening on https://{addr}");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
+            headlock_api::server::serve(listener, app, timeouts, stop).await;
         }
         None => {
             eprintln!("headlock: API listening on http://{addr}");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
+            headlock_api::server::serve(listener, app, timeouts, stop).await;
         }
-    };
-    served.context("serving the API")?;
+    }
     let _ = maintenance.await;
     if let Some(task) = embedded {
         task.await

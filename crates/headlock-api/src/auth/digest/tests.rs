@@ -901,3 +901,34 @@ fn accepts_nonce_from_a_restarted_server_with_the_same_secret() {
         Ok(())
     );
 }
+
+#[test]
+fn asks_for_a_claim_only_before_the_first_use_of_a_nonce_in_this_process() {
+    let a = auth();
+    let (nonce, opaque) = nonce_and_opaque(&a, t0());
+    let secrets = derive_secrets(USER, KEY);
+    let check = |a: &DigestAuthenticator, nc: &str| {
+        let resp = parse_authorization(&client(&nonce, nc).header(&opaque)).unwrap();
+        a.check("GET", TARGET, &resp, &secrets, t0()).unwrap()
+    };
+    let first = check(&a, "00000001");
+    let claim = a.claim_of(&first).expect("a claim before the first use");
+    assert_eq!(claim.nonce.len(), 32);
+    assert!(claim.nonce.bytes().all(|b| b.is_ascii_hexdigit()));
+    // Good until the nonce expires anywhere: its lifetime plus the allowed skew.
+    assert_eq!(claim.until, t0() + TTL + Duration::from_secs(60));
+    assert_eq!(a.record(first, t0()), Ok(()));
+    let second = check(&a, "00000002");
+    assert_eq!(a.claim_of(&second), None);
+    assert_eq!(a.record(second, t0()), Ok(()));
+
+    // Another process (a restart, another node) has another holder name and must
+    // claim the same nonce: the claim names the same nonce.
+    let restarted = auth();
+    let third = check(&restarted, "00000003");
+    let other = restarted
+        .claim_of(&third)
+        .expect("a claim in the new process");
+    assert_eq!(other.nonce, claim.nonce);
+    assert_ne!(other.holder, claim.holder);
+}
