@@ -9,7 +9,6 @@ mod server;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -174,24 +173,6 @@ fn rejects_curl_from_outside_the_access_list() {
 
 // ---- Python requests and httpx ------------------------------------------------
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv's python, created by the project's own script on first use.
-fn python() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/http-clients-env.sh"))
-        .output()
-        .expect("run scripts/http-clients-env.sh");
-    assert!(
-        out.status.success(),
-        "http-clients-env.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
 /// Runs `requests` or `httpx` (one session/client, one auth object for all calls)
 /// over `calls` of (method, url); returns (status, body) per call.
 const PY_CLIENT: &str = r#"
@@ -216,7 +197,7 @@ print(json.dumps(out))
 "#;
 
 fn py_client(lib: &str, user: &str, key: &str, calls: &[(&str, String)]) -> Vec<(u16, String)> {
-    let out = Command::new(python())
+    let out = Command::new(testkit::http_clients_python())
         .args([
             "-c",
             PY_CLIENT,

@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{BIN, World, assert_error};
@@ -78,19 +77,6 @@ fn access_lists_refuse_other_addresses() {
     assert_eq!(api.get(&format!("/groups/{g}")).status, 200);
 }
 
-fn http_clients_python() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new(root.join("scripts/http-clients-env.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn python_requests_and_httpx_rotate_and_read_the_key() {
     let w = World::new();
@@ -118,7 +104,7 @@ with httpx.Client(auth=httpx.DigestAuth(user, key)) as c:
 assert first != second
 print(second)
 "#;
-    let out = Command::new(http_clients_python())
+    let out = Command::new(testkit::http_clients_python())
         .arg("-c")
         .arg(script)
         .arg(format!(

@@ -8,7 +8,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -199,24 +198,11 @@ for line in sys.stdin:
     print(call(method, url), flush=True)
 "#;
 
-fn http_clients_python() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new(root.join("scripts/http-clients-env.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn digest_clients_keep_working_across_a_restart() {
     let mut w = World::new();
     let g = w.group("restart");
-    let python = http_clients_python();
+    let python = testkit::http_clients_python();
     let mut clients: Vec<_> = ["requests", "httpx"]
         .iter()
         .map(|lib| {
@@ -542,7 +528,7 @@ with httpx.Client(timeout=30) as client:
 print(" ".join(map(str, statuses)))
 "#;
     let n = 25;
-    let out = Command::new(http_clients_python())
+    let out = Command::new(testkit::http_clients_python())
         .args([
             "-c",
             script,

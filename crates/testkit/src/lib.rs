@@ -103,6 +103,25 @@ pub fn pykmip_venv() -> io::Result<PathBuf> {
     .map_err(io::Error::other)
 }
 
+/// The Python interpreter of the venv with `requests` and `httpx` (the digest clients
+/// the API is tested with), created by `scripts/http-clients-env.sh` on first use (the
+/// script is idempotent and serialised with `flock`).
+pub fn http_clients_python() -> PathBuf {
+    let script = repo_root().join("scripts/http-clients-env.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// Runs `script` (Python source text) with the venv's interpreter and `args`, with
 /// warnings silenced; returns its output (the caller checks the exit status).
 pub fn run_python(script: &str, args: &[&str]) -> io::Result<Output> {
