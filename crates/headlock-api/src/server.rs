@@ -65,20 +65,8 @@ impl Timeouts {
             (HEADER_TIMEOUT_ENV, &mut t.header_read),
             (BODY_TIMEOUT_ENV, &mut t.body_read),
         ] {
-            if let Some(v) = std::env::var_os(var) {
-                let text = v.to_string_lossy();
-                let secs = text
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| (1..=MAX_TIMEOUT_SECS).contains(s))
-                    .ok_or_else(|| {
-                        format!(
-                            "{var} must be a whole number of seconds from 1 to {MAX_TIMEOUT_SECS}, not {:?}",
-                            text.chars().take(40).collect::<String>()
-                        )
-                    })?;
-                *field = Duration::from_secs(secs);
+            if let Some(d) = headlock_core::env::seconds(var, MAX_TIMEOUT_SECS)? {
+                *field = d;
             }
         }
         Ok(t)

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod blob;
+pub mod env;
 pub mod envelope;
 pub mod id;
 pub mod keys;

@@ -53,20 +53,8 @@ impl Maintenance {
             (KEY_SCHEDULE_ENV, &mut m.key_schedule_every),
             (KEY_WATCH_ENV, &mut m.key_watch_every),
         ] {
-            if let Some(v) = std::env::var_os(var) {
-                let text = v.to_string_lossy();
-                let secs = text
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| (1..=MAX_INTERVAL_SECS).contains(s))
-                    .ok_or_else(|| {
-                        format!(
-                            "{var} must be a whole number of seconds from 1 to {MAX_INTERVAL_SECS}, not {:?}",
-                            text.chars().take(40).collect::<String>()
-                        )
-                    })?;
-                *field = Duration::from_secs(secs);
+            if let Some(d) = headlock_core::env::seconds(var, MAX_INTERVAL_SECS)? {
+                *field = d;
             }
         }
         Ok(m)

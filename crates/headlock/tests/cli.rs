@@ -550,3 +550,39 @@ fn migrate_reports_the_schema_version_and_help_never_shows_the_database_url() {
     assert!(text.contains("--database-url"), "{text}");
     assert!(!text.contains("s3cret-pw"), "{text}");
 }
+
+/// Every interval and timeout variable is read by one rule: out of range or not a
+/// number, `serve` stops at start naming the variable and the range it accepts.
+#[test]
+fn serve_refuses_interval_and_timeout_variables_out_of_range() {
+    for (var, value, max) in [
+        ("HEADLOCK_HTTP_HEADER_TIMEOUT_SECS", "abc", "3600"),
+        ("HEADLOCK_HTTP_BODY_TIMEOUT_SECS", "0", "3600"),
+        ("HEADLOCK_KEY_SCHEDULE_INTERVAL_SECS", "86401", "86400"),
+        ("HEADLOCK_KEY_WATCH_INTERVAL_SECS", "-5", "86400"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        // Under `timeout`, so that a server that accepted the value ends the test
+        // (failing it) instead of serving forever.
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env(var, value)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{var}={value} was accepted: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "{var} must be a whole number of seconds from 1 to {max}, not \"{value}\""
+            )),
+            "{var}={value}: {stderr}"
+        );
+    }
+}
