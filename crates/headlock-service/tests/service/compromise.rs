@@ -11,7 +11,8 @@ use headlock_core::model::{IntentPhase, Page, ReencryptionJob, ReencryptionStatu
 use headlock_service::Service;
 
 use crate::harness::{
-    Encrypted, World, admin, assert_settled, backup, encrypted_cluster, random_bytes, restore,
+    Encrypted, World, admin, assert_settled, backup, current_key, encrypted_cluster, random_bytes,
+    restore,
 };
 
 /// Waits (up to 30 s) until a re-encryption job is no longer running.
@@ -38,13 +39,7 @@ async fn compromise_rewrites_every_snapshot_under_a_new_data_key_and_each_still_
     let world = World::start().await;
     let node = world.node().await;
     let c = encrypted_cluster(&node).await;
-    let old_key = node
-        .store()
-        .current_master_key(c.cluster.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .kmip_uid;
+    let old_key = current_key(&node, c.cluster.id).await;
     let (first, second) = (random_bytes(400 * 1024), random_bytes(200 * 1024));
     let snapshots = [
         (backup(&node, &c, &first).await, first),
@@ -136,13 +131,7 @@ async fn reconcile_after_compromise_crash_between_commit_and_recording_the_job_r
     let world = World::start().await;
     let node = world.node().await;
     let c = encrypted_cluster(&node).await;
-    let old_key = node
-        .store()
-        .current_master_key(c.cluster.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .kmip_uid;
+    let old_key = current_key(&node, c.cluster.id).await;
     let (first, second) = (random_bytes(300 * 1024), random_bytes(100 * 1024));
     let snapshots = [
         (backup(&node, &c, &first).await, first),

@@ -176,6 +176,17 @@ pub async fn encrypted_cluster(service: &Service) -> Encrypted {
     c
 }
 
+/// The KMIP uid of the cluster's current master key.
+pub async fn current_key(service: &Service, cluster: ObjectId) -> KmipUid {
+    service
+        .store()
+        .current_master_key(cluster)
+        .await
+        .unwrap()
+        .expect("a current master key")
+        .kmip_uid
+}
+
 /// `len` bytes that do not compress and do not repeat.
 pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut data = vec![0u8; len];

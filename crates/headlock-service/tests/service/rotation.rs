@@ -24,8 +24,8 @@ use kmip::types::{CryptographicAlgorithm, CryptographicUsageMask};
 use tokio::sync::Notify;
 
 use crate::harness::{
-    Encrypted, World, admin, assert_settled, backup, enable_encryption, encrypted_cluster,
-    random_bytes, replica_set, restore,
+    Encrypted, World, admin, assert_settled, backup, current_key, enable_encryption,
+    encrypted_cluster, random_bytes, replica_set, restore,
 };
 
 /// Where a key change stops.
@@ -194,13 +194,7 @@ async fn before() -> Before {
     let world = World::start().await;
     let node = world.node().await;
     let cluster = encrypted_cluster(&node).await;
-    let old_key = node
-        .store()
-        .current_master_key(cluster.cluster.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .kmip_uid;
+    let old_key = current_key(&node, cluster.cluster.id).await;
     let data = random_bytes(300 * 1024);
     let snapshot = backup(&node, &cluster, &data).await;
     Before {
