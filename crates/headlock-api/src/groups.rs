@@ -4,22 +4,23 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use headlock_service::Actor;
 use headlock_service::groups::GroupView;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::json::{Body, Render};
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/groups", get(list).post(create))
-        .route("/groups/{group_id}", get(one))
-        .route("/groups/byName/{name}", get(by_name))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/groups", list)
+        .post("/groups", create)
+        .get("/groups/{group_id}", one)
+        .get("/groups/byName/{name}", by_name)
 }
 
 /// `POST /groups` body.
