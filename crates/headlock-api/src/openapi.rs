@@ -89,7 +89,7 @@ const OPS: &[Op] = &[
     Op("GET", "/api/public/v1.0/health", "healthDetail", "The health check in detail (global roles)", true, In::Nothing, 200, Out::Json("Health")),
     Op("GET", "/api/public/v1.0/openapi.json", "openapi", "This document", true, In::Nothing, 200, Out::Json("Any")),
     Op("GET", "/health", "health", "The last health check (no auth)", false, In::Nothing, 200, Out::Json("Health")),
-    Op("GET", "/ready", "ready", "Readiness (no auth)", false, In::Nothing, 200, Out::Json("Health")),
+    Op("GET", "/ready", "ready", "Readiness (no auth)", false, In::Nothing, 200, Out::Json("Ready")),
     Op("GET", "/metrics", "metrics", "Prometheus metrics (no auth)", false, In::Nothing, 200, Out::Bytes("text/plain")),
 ];
 
@@ -191,6 +191,7 @@ fn schemas() -> Value {
         "RestoreJobList": list("RestoreJob"),
         "NewRestoreJob": {"type": "object", "required": ["snapshotId"], "additionalProperties": false, "properties": {"snapshotId": s}},
         "Health": {"type": "object", "required": ["status"], "properties": {"status": s}},
+        "Ready": {"type": "object", "required": ["ready"], "properties": {"ready": b, "reason": s}},
     })
 }
 
