@@ -15,10 +15,10 @@
 //!   `nextEncryptionKeyRotation`, `encryptionKeyStatus` and `encryptionKeyError`
 //!   (read-only).
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use headlock_core::model::{AuthMechanism, BackupConfig, BackupStatus};
 use headlock_service::Actor;
 use headlock_service::clusters::BackupConfigPatch;

@@ -2,10 +2,10 @@
 //! /groups/{G}/clusters/{C}` (Ops Manager), and `POST /groups/{G}/clusters` (extension:
 //! Ops Manager discovers clusters from its agents, Headlock registers them).
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use headlock_core::model::{Cluster, ClusterType};
 use headlock_service::Actor;
 use headlock_service::clusters::{NewCluster, NewShard};

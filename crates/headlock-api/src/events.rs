@@ -2,9 +2,9 @@
 //! audit trail. Extension fields: `outcome`, `oldEncryptionKeyUUID`, `newEncryptionKeyUUID`,
 //! `detail`.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::Extension;
 use headlock_core::model::AuditEvent;
 use headlock_service::Actor;
 use serde_json::{Value, json};

@@ -1,10 +1,10 @@
 //! Groups: `POST /groups`, `GET /groups`, `GET /groups/{G}`, `GET /groups/byName/{NAME}`
 //! (Ops Manager).
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use headlock_service::Actor;
 use headlock_service::groups::GroupView;
 use serde::Deserialize;

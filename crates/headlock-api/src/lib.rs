@@ -15,7 +15,9 @@
 //! | [`error`] | [`ApiError`], Ops Manager's error body |
 //! | [`tls_listener`] | HTTPS on the API port (rustls, handshakes off the accept path) |
 //! | [`server`] | the accept loop, with header, idle and body read timeouts on every connection |
-//! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`uploads`], [`restore_jobs`], [`reencryption`] | one module per resource, each with its `router()` |
+//! | [`routes`] | the route table: every route is mounted through it and recorded |
+//! | [`openapi`] | the OpenAPI 3.1 document of every route, `GET /api/public/v1.0/openapi.json` |
+//! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`uploads`], [`restore_jobs`], [`reencryption`] | one module per resource, each with its `router()` (a [`routes::Routes`]) |
 //!
 //! [`app`] builds the router, so tests can drive it without a socket; the binary serves
 //! it over TCP or TLS with [`server::serve`]. [`app_with`] adds the unauthenticated

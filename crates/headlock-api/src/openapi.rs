@@ -15,8 +15,6 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-
-
 /// Where the document is served, under [`crate::json::BASE`].
 pub const PATH: &str = "/openapi.json";
 
@@ -44,8 +42,16 @@ enum Out {
 
 /// One operation: method, path template (as mounted), operation id, summary, whether it
 /// needs digest authentication, request body, success status and answer.
-struct Op(&'static str, &'static str, &'static str, &'static str, bool, In, u16, Out);
-
+struct Op(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    In,
+    u16,
+    Out,
+);
 
 /// Every operation the router mounts (see the module docs).
 #[rustfmt::skip]
@@ -96,7 +102,8 @@ const OPS: &[Op] = &[
 /// The `links` of an operation's success answer: the stateful chain group -> cluster ->
 /// backup config -> encryption key.
 fn links(id: &str) -> Option<Value> {
-    let config = json!({"group_id": "$response.body#/groupId", "cluster_id": "$response.body#/clusterId"});
+    let config =
+        json!({"group_id": "$response.body#/groupId", "cluster_id": "$response.body#/clusterId"});
     Some(match id {
         "createGroup" => json!({
             "RegisterCluster": {"operationId": "registerCluster", "parameters": {"group_id": "$response.body#/id"}},
@@ -218,7 +225,9 @@ fn operation(op: &Op) -> Value {
     let mut ok = json!({"description": "success"});
     match out {
         Out::Json(name) => ok["content"] = json!({"application/json": {"schema": reference(name)}}),
-        Out::Bytes(ty) => ok["content"] = json!({ty: {"schema": {"type": "string", "format": "binary"}}}),
+        Out::Bytes(ty) => {
+            ok["content"] = json!({ty: {"schema": {"type": "string", "format": "binary"}}})
+        }
         Out::Empty => {}
     }
     if let Some(l) = links(id) {
@@ -245,7 +254,12 @@ fn operation(op: &Op) -> Value {
         In::Bytes(types) => {
             let content: Map<String, Value> = types
                 .iter()
-                .map(|t| (t.to_string(), json!({"schema": {"type": "string", "format": "binary"}})))
+                .map(|t| {
+                    (
+                        t.to_string(),
+                        json!({"schema": {"type": "string", "format": "binary"}}),
+                    )
+                })
                 .collect();
             o["requestBody"] = json!({"required": true, "content": content});
         }
@@ -287,10 +301,14 @@ pub fn render() -> String {
 /// Compares a router's route table with the document's operations: `Err` names every
 /// route the document lacks and every operation no route serves.
 pub fn check(table: &[(Method, String)]) -> Result<(), String> {
-    let described: std::collections::BTreeSet<(String, String)> =
-        OPS.iter().map(|o| (o.0.to_string(), o.1.to_string())).collect();
-    let mounted: std::collections::BTreeSet<(String, String)> =
-        table.iter().map(|(m, p)| (m.to_string(), p.clone())).collect();
+    let described: std::collections::BTreeSet<(String, String)> = OPS
+        .iter()
+        .map(|o| (o.0.to_string(), o.1.to_string()))
+        .collect();
+    let mounted: std::collections::BTreeSet<(String, String)> = table
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.clone()))
+        .collect();
     let missing: Vec<_> = mounted.difference(&described).collect();
     let extra: Vec<_> = described.difference(&mounted).collect();
     if missing.is_empty() && extra.is_empty() && described.len() == OPS.len() {
@@ -311,7 +329,6 @@ pub(crate) async fn serve() -> Response {
     )
         .into_response()
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,10 @@
 //! the jobs and their progress. Roles: as `PUT .../encryptionKey` for the POST, any
 //! reader of the group for the GETs.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use headlock_core::model::ReencryptionJob;
 use headlock_service::Actor;
 use serde_json::{Value, json};

@@ -8,11 +8,11 @@
 //! else: the token is a credential). `HEAD` on the link answers the headers of the
 //! download without counting as it.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use headlock_core::model::{RestoreJob, SnapshotKind};
 use headlock_service::Actor;
 use serde::Deserialize;

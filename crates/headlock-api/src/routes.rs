@@ -92,8 +92,12 @@ impl Routes {
     /// `other` under `prefix`.
     pub fn nest(mut self, prefix: &str, other: Routes) -> Routes {
         self.router = self.router.nest(prefix, other.router);
-        self.table
-            .extend(other.table.into_iter().map(|(m, p)| (m, format!("{prefix}{p}"))));
+        self.table.extend(
+            other
+                .table
+                .into_iter()
+                .map(|(m, p)| (m, format!("{prefix}{p}"))),
+        );
         self
     }
 

@@ -8,11 +8,11 @@
 //! * `POST .../snapshots/{S}/verify` (extension): reads the snapshot back and checks every
 //!   chunk; answers the report.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
-use axum::Extension;
 use headlock_core::model::SnapshotKind;
 use headlock_service::Actor;
 use headlock_service::snapshots::{SnapshotView, VerifyReport};

@@ -10,11 +10,11 @@
 //!   snapshot;
 //! * `DELETE .../snapshotUploads/{U}`: 204.
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use axum::Extension;
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
 use headlock_service::Actor;
@@ -25,8 +25,8 @@ use serde_json::json;
 
 use crate::clusters::rfc3339;
 use crate::json::Render;
-use crate::snapshots::{draining_body, snapshot_json};
 use crate::routes::Routes;
+use crate::snapshots::{draining_body, snapshot_json};
 use crate::{ApiError, AppState};
 
 /// The routes of this resource.
