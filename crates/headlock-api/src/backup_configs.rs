@@ -15,11 +15,10 @@
 //!   `nextEncryptionKeyRotation`, `encryptionKeyStatus` and `encryptionKeyError`
 //!   (read-only).
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
 use headlock_core::model::{AuthMechanism, BackupConfig, BackupStatus};
 use headlock_service::Actor;
 use headlock_service::clusters::BackupConfigPatch;
@@ -27,27 +26,22 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::json::{Body, Render};
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/groups/{group_id}/backupConfigs", get(list))
-        .route(
-            "/groups/{group_id}/backupConfigs/{cluster_id}",
-            get(one).patch(patch),
-        )
-        .route(
-            "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKey",
-            get(get_key).put(rotate_key),
-        )
-        .route(
-            "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKeys",
-            get(key_history),
-        )
-        .route(
-            "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKeys/{key_id}/restore",
-            axum::routing::post(cancel_destruction),
+pub fn router() -> Routes {
+    let one_path = "/groups/{group_id}/backupConfigs/{cluster_id}";
+    Routes::new()
+        .get("/groups/{group_id}/backupConfigs", list)
+        .get(one_path, one)
+        .patch(one_path, patch)
+        .get(&format!("{one_path}/encryptionKey"), get_key)
+        .put(&format!("{one_path}/encryptionKey"), rotate_key)
+        .get(&format!("{one_path}/encryptionKeys"), key_history)
+        .post(
+            &format!("{one_path}/encryptionKeys/{{key_id}}/restore"),
+            cancel_destruction,
         )
 }
 

@@ -2,11 +2,10 @@
 //! /groups/{G}/clusters/{C}` (Ops Manager), and `POST /groups/{G}/clusters` (extension:
 //! Ops Manager discovers clusters from its agents, Headlock registers them).
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
 use headlock_core::model::{Cluster, ClusterType};
 use headlock_service::Actor;
 use headlock_service::clusters::{NewCluster, NewShard};
@@ -14,16 +13,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::json::{Body, Render};
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/groups/{group_id}/clusters", get(list).post(register))
-        .route(
-            "/groups/{group_id}/clusters/{cluster_id}",
-            get(one).delete(remove),
-        )
+pub fn router() -> Routes {
+    let one_path = "/groups/{group_id}/clusters/{cluster_id}";
+    Routes::new()
+        .get("/groups/{group_id}/clusters", list)
+        .post("/groups/{group_id}/clusters", register)
+        .get(one_path, one)
+        .delete(one_path, remove)
 }
 
 /// RFC 3339 in UTC with seconds, as Ops Manager prints dates.

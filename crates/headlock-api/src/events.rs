@@ -2,22 +2,22 @@
 //! audit trail. Extension fields: `outcome`, `oldEncryptionKeyUUID`, `newEncryptionKeyUUID`,
 //! `detail`.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
 use headlock_core::model::AuditEvent;
 use headlock_service::Actor;
 use serde_json::{Value, json};
 
 use crate::json::Render;
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/groups/{group_id}/events", get(list))
-        .route("/groups/{group_id}/events/{event_id}", get(one))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/groups/{group_id}/events", list)
+        .get("/groups/{group_id}/events/{event_id}", one)
 }
 
 fn event_json(r: &Render, e: &AuditEvent) -> Value {

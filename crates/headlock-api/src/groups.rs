@@ -1,25 +1,26 @@
 //! Groups: `POST /groups`, `GET /groups`, `GET /groups/{G}`, `GET /groups/byName/{NAME}`
 //! (Ops Manager).
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
 use headlock_service::Actor;
 use headlock_service::groups::GroupView;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::json::{Body, Render};
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/groups", get(list).post(create))
-        .route("/groups/{group_id}", get(one))
-        .route("/groups/byName/{name}", get(by_name))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/groups", list)
+        .post("/groups", create)
+        .get("/groups/{group_id}", one)
+        .get("/groups/byName/{name}", by_name)
 }
 
 /// `POST /groups` body.

@@ -15,7 +15,9 @@
 //! | [`error`] | [`ApiError`], Ops Manager's error body |
 //! | [`tls_listener`] | HTTPS on the API port (rustls, handshakes off the accept path) |
 //! | [`server`] | the accept loop, with header, idle and body read timeouts on every connection |
-//! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`uploads`], [`restore_jobs`], [`reencryption`] | one module per resource, each with its `router()` |
+//! | [`routes`] | the route table: every route is mounted through it and recorded |
+//! | [`openapi`] | the OpenAPI 3.1 document of every route, `GET /api/public/v1.0/openapi.json` |
+//! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`uploads`], [`restore_jobs`], [`reencryption`] | one module per resource, each with its `router()` (a [`routes::Routes`]) |
 //!
 //! [`app`] builds the router, so tests can drive it without a socket; the binary serves
 //! it over TCP or TLS with [`server::serve`]. [`app_with`] adds the unauthenticated
@@ -33,8 +35,10 @@ pub mod health;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod reencryption;
 pub mod restore_jobs;
+pub mod routes;
 pub mod server;
 pub mod snapshots;
 pub mod tls_listener;
@@ -43,9 +47,11 @@ pub mod uploads;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::http::Method;
 use axum::{Extension, Router};
 use headlock_service::Service;
+
+use routes::Routes;
 
 pub use error::ApiError;
 
@@ -130,7 +136,13 @@ pub fn app(state: AppState) -> Router {
 /// authentication on those three). Every request is counted and timed under its
 /// route's template (see [`metrics`]), whether or not `/metrics` is mounted.
 pub fn app_with(state: AppState, ops: Ops) -> Router {
-    let mut api = Router::new()
+    app_and_routes(state, ops).0
+}
+
+/// [`app_with`], and the `(method, path template)` of every route it mounts, sorted (see
+/// [`routes`]); the OpenAPI document describes exactly these ([`openapi::check`]).
+pub fn app_and_routes(state: AppState, ops: Ops) -> (Router, Vec<(Method, String)>) {
+    let mut api = Routes::new()
         .merge(groups::router())
         .merge(clusters::router())
         .merge(backup_configs::router())
@@ -138,55 +150,49 @@ pub fn app_with(state: AppState, ops: Ops) -> Router {
         .merge(snapshots::router())
         .merge(uploads::router())
         .merge(restore_jobs::router())
-        .merge(reencryption::router());
+        .merge(reencryption::router())
+        .get(openapi::PATH, openapi::serve);
     if let Some(monitor) = &ops.health {
         // The health check in detail, behind authentication like the rest of the API.
         let monitor = monitor.clone();
-        api = api.route(
+        api = api.get(
             "/health",
-            get(
-                move |Extension(actor): Extension<headlock_service::Actor>| {
-                    let monitor = monitor.clone();
-                    async move { health::detail(&monitor, &actor) }
-                },
-            ),
+            move |Extension(actor): Extension<headlock_service::Actor>| {
+                let monitor = monitor.clone();
+                async move { health::detail(&monitor, &actor) }
+            },
         );
     }
-    let api = api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::authenticate,
-    ));
-    let mut router = Router::new()
+    let auth_state = state.clone();
+    let api = api.map(|r| {
+        r.layer(axum::middleware::from_fn_with_state(
+            auth_state,
+            middleware::authenticate,
+        ))
+    });
+    let mut routes = Routes::new()
         .nest(json::BASE, api)
         .merge(restore_jobs::download_router());
     if let Some(monitor) = ops.health {
         let ready = monitor.clone();
-        router = router
-            .route(
-                "/health",
-                get(move || {
-                    let monitor = monitor.clone();
-                    async move { health::health(&monitor) }
-                }),
-            )
-            .route(
-                "/ready",
-                get(move || {
-                    let monitor = ready.clone();
-                    async move { health::ready(&monitor) }
-                }),
-            );
+        routes = routes
+            .get("/health", move || {
+                let monitor = monitor.clone();
+                async move { health::health(&monitor) }
+            })
+            .get("/ready", move || {
+                let monitor = ready.clone();
+                async move { health::ready(&monitor) }
+            });
     }
     if let Some(recorder) = ops.metrics {
-        router = router.route(
-            "/metrics",
-            get(move || {
-                let recorder = recorder.clone();
-                async move { metrics::render_response(&recorder) }
-            }),
-        );
+        routes = routes.get("/metrics", move || {
+            let recorder = recorder.clone();
+            async move { metrics::render_response(&recorder) }
+        });
     }
-    router
+    let (router, table) = routes.into_parts();
+    let router = router
         .fallback(|uri: axum::http::Uri| async move { ApiError::no_route(uri.path()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(
@@ -195,5 +201,6 @@ pub fn app_with(state: AppState, ops: Ops) -> Router {
         // Outermost, so it sees every answer (401s, 404s, body-limit 413s) with its
         // final status; `Router::layer` runs after routing, so the route is known.
         .layer(axum::middleware::from_fn(metrics::track))
-        .with_state(state)
+        .with_state(state);
+    (router, table)
 }

@@ -6,34 +6,26 @@
 //! the jobs and their progress. Roles: as `PUT .../encryptionKey` for the POST, any
 //! reader of the group for the GETs.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Extension, Router};
 use headlock_core::model::ReencryptionJob;
 use headlock_service::Actor;
 use serde_json::{Value, json};
 
 use crate::clusters::rfc3339;
 use crate::json::Render;
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/groups/{group_id}/backupConfigs/{cluster_id}/encryptionKey/compromised",
-            post(compromised),
-        )
-        .route(
-            "/groups/{group_id}/backupConfigs/{cluster_id}/reencryptionJobs",
-            get(list),
-        )
-        .route(
-            "/groups/{group_id}/backupConfigs/{cluster_id}/reencryptionJobs/{job_id}",
-            get(one),
-        )
+pub fn router() -> Routes {
+    let base = "/groups/{group_id}/backupConfigs/{cluster_id}";
+    Routes::new()
+        .post(&format!("{base}/encryptionKey/compromised"), compromised)
+        .get(&format!("{base}/reencryptionJobs"), list)
+        .get(&format!("{base}/reencryptionJobs/{{job_id}}"), one)
 }
 
 /// A job as the API shows it. `cluster` is the cluster id of the request path (a whole

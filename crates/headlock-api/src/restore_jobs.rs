@@ -8,12 +8,11 @@
 //! else: the token is a credential). `HEAD` on the link answers the headers of the
 //! download without counting as it.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
 use headlock_core::model::{RestoreJob, SnapshotKind};
 use headlock_service::Actor;
 use serde::Deserialize;
@@ -21,27 +20,22 @@ use serde_json::{Value, json};
 
 use crate::clusters::rfc3339;
 use crate::json::{Body as JsonBody, Render};
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 /// The routes under the API base.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/groups/{group_id}/clusters/{cluster_id}/restoreJobs",
-            get(list).post(create),
-        )
-        .route(
-            "/groups/{group_id}/clusters/{cluster_id}/restoreJobs/{job_id}",
-            get(one),
-        )
+pub fn router() -> Routes {
+    let base = "/groups/{group_id}/clusters/{cluster_id}/restoreJobs";
+    Routes::new()
+        .get(base, list)
+        .post(base, create)
+        .get(&format!("{base}/{{job_id}}"), one)
 }
 
 /// The delivery route (outside the API base, no digest authentication).
-pub fn download_router() -> Router<AppState> {
-    Router::new().route(
-        "/backup/restore/{cluster_id}/{job_id}/{token}",
-        get(download).head(head),
-    )
+pub fn download_router() -> Routes {
+    let path = "/backup/restore/{cluster_id}/{job_id}/{token}";
+    Routes::new().get(path, download).head(path, head)
 }
 
 #[derive(Deserialize)]

@@ -8,12 +8,11 @@
 //! * `POST .../snapshots/{S}/verify` (extension): reads the snapshot back and checks every
 //!   chunk; answers the report.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Extension, Router};
 use headlock_core::model::SnapshotKind;
 use headlock_service::Actor;
 use headlock_service::snapshots::{SnapshotView, VerifyReport};
@@ -22,23 +21,22 @@ use serde_json::{Value, json};
 
 use crate::clusters::rfc3339;
 use crate::json::{Body as JsonBody, Render};
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/groups/{group_id}/clusters/{cluster_id}/snapshots",
-            get(list).post(upload).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/groups/{group_id}/clusters/{cluster_id}/snapshots/{snapshot_id}",
-            get(one).patch(patch).delete(remove),
-        )
-        .route(
-            "/groups/{group_id}/clusters/{cluster_id}/snapshots/{snapshot_id}/verify",
-            post(verify),
-        )
+pub fn router() -> Routes {
+    let base = "/groups/{group_id}/clusters/{cluster_id}/snapshots";
+    let one_path = format!("{base}/{{snapshot_id}}");
+    Routes::new()
+        .get(base, list)
+        .with(Method::POST, base, upload, |m| {
+            m.layer(DefaultBodyLimit::disable())
+        })
+        .get(&one_path, one)
+        .patch(&one_path, patch)
+        .delete(&one_path, remove)
+        .post(&format!("{one_path}/verify"), verify)
 }
 
 pub(crate) fn snapshot_json(r: &Render, v: &SnapshotView) -> Value {

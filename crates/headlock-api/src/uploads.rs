@@ -10,12 +10,11 @@
 //!   snapshot;
 //! * `DELETE .../snapshotUploads/{U}`: 204.
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{post, put};
-use axum::{Extension, Router};
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
 use headlock_service::Actor;
@@ -26,29 +25,33 @@ use serde_json::json;
 
 use crate::clusters::rfc3339;
 use crate::json::Render;
+use crate::routes::Routes;
 use crate::snapshots::{draining_body, snapshot_json};
 use crate::{ApiError, AppState};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Routes {
     let base = "/groups/{group_id}/clusters/{cluster_id}/snapshotUploads";
-    Router::new()
-        .route(base, post(open))
-        .route(
-            &format!("{base}/{{upload_id}}"),
-            axum::routing::delete(abandon),
-        )
-        .route(
+    Routes::new()
+        .post(base, open)
+        .delete(&format!("{base}/{{upload_id}}"), abandon)
+        .with(
+            Method::POST,
             &format!("{base}/{{upload_id}}/chunkIds"),
-            post(chunk_ids).layer(DefaultBodyLimit::max(MAX_QUERY_IDS * 32)),
+            chunk_ids,
+            |m| m.layer(DefaultBodyLimit::max(MAX_QUERY_IDS * 32)),
         )
-        .route(
+        .with(
+            Method::PUT,
             &format!("{base}/{{upload_id}}/chunks"),
-            put(chunks).layer(DefaultBodyLimit::disable()),
+            chunks,
+            |m| m.layer(DefaultBodyLimit::disable()),
         )
-        .route(
+        .with(
+            Method::POST,
             &format!("{base}/{{upload_id}}/commit"),
-            post(commit).layer(DefaultBodyLimit::disable()),
+            commit,
+            |m| m.layer(DefaultBodyLimit::disable()),
         )
 }
 

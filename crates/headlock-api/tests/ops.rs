@@ -48,6 +48,8 @@ struct Stack {
     monitor: HealthMonitor,
     keys: Arc<KmipKeyManager>,
     dir: tempfile::TempDir,
+    /// Every `(method, path template)` the router mounts.
+    routes: Vec<(axum::http::Method, String)>,
 }
 
 impl Stack {
@@ -75,8 +77,8 @@ impl Stack {
             health: Some(monitor.clone()),
             metrics: Some(Metrics::install().unwrap()),
         };
-        let app =
-            headlock_api::app_with(state, ops).into_make_service_with_connect_info::<PeerAddr>();
+        let (app, routes) = headlock_api::app_and_routes(state, ops);
+        let app = app.into_make_service_with_connect_info::<PeerAddr>();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -87,6 +89,7 @@ impl Stack {
             monitor,
             keys,
             dir,
+            routes,
         }
     }
 
@@ -628,4 +631,18 @@ async fn rejects_operations_endpoints_when_not_configured() {
         assert_eq!(r.status, 404, "{path}");
         assert_eq!(r.json()["errorCode"], "RESOURCE_NOT_FOUND", "{path}");
     }
+}
+
+/// The OpenAPI document describes exactly the routes the router mounts (with every
+/// operations endpoint mounted, as `headlock serve` does): a route added without its
+/// description, or a description left after its route went, fails here.
+#[tokio::test]
+async fn openapi_document_describes_every_mounted_route() {
+    let stack = Stack::start(0).await;
+    assert!(stack.routes.len() > 30, "{:?}", stack.routes);
+    if let Err(e) = headlock_api::openapi::check(&stack.routes) {
+        panic!("{e}");
+    }
+    // And the router serves it, behind digest authentication.
+    assert_eq!(stack.get("/api/public/v1.0/openapi.json").await.status, 401);
 }
