@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, then every test of the
-# workspace. Tests that need third-party servers (PyKMIP, and Python digest clients)
-# install them into virtual environments under target/ themselves, through
+# The whole test suite, as CI runs it: formatting, lints, every test of the workspace,
+# then a short fault soak (scripts/soak.sh). Tests that need third-party servers
+# (PyKMIP, and Python digest clients) install them into virtual environments under target/ themselves, through
 # scripts/pykmip-env.sh and scripts/http-clients-env.sh. The multi-node and store tests
 # need PostgreSQL and an S3-compatible server: this script starts a throwaway
 # PostgreSQL (scripts/postgres.sh: Debian's postgresql, installed when missing) and moto
@@ -45,3 +45,10 @@ cargo test --workspace --locked "$@"
 # has no hooks. This checks that a build without the feature ignores the variables.
 echo "== cargo test: headlock-service without test hooks" >&2
 cargo test -p headlock-service --lib --locked test_hooks::without_the_feature
+# The fault soak, short: a minute of traffic while the service and the KMIP server are
+# killed at random, then every acknowledged snapshot, rotation and key is checked
+# (scripts/soak.sh; the long run is by hand). Here rather than in `cargo test`: it owns
+# and kills processes for a minute and must not share the machine with the parallel
+# tests, whose time limits it would strain.
+echo "== fault soak (60 s, seed 1)" >&2
+scripts/soak.sh --duration 60 --seed 1

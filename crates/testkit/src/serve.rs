@@ -102,9 +102,7 @@ impl Server {
                         let _ = tx.send(url.to_string());
                     }
                 }
-                let mut l = log2.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
+                push_line(&log2, &line);
             }
         });
         let url = match rx.recv_timeout(Duration::from_secs(60)) {
@@ -190,6 +188,13 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Appends one line of a child's standard error to its log.
+fn push_line(log: &Mutex<String>, line: &str) {
+    let mut l = log.lock().unwrap();
+    l.push_str(line);
+    l.push('\n');
 }
 
 /// Runs `headlock users create` and returns the API key it prints.
@@ -539,6 +544,8 @@ pub struct KmipProcess {
     child: Child,
     pub addr: String,
     pub dir: PathBuf,
+    /// Its standard error since this start.
+    pub log: Arc<Mutex<String>>,
 }
 
 impl KmipProcess {
@@ -563,18 +570,26 @@ impl KmipProcess {
             .spawn()
             .expect("start headlock kmip-server");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(String::new()));
         let addr = loop {
             let line = lines.next().expect("kmip-server exited").unwrap();
+            push_line(&log, &line);
             if let Some(rest) = line.strip_prefix("headlock: KMIP server listening on ") {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
         };
         // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                push_line(&log2, &line);
+            }
+        });
         KmipProcess {
             child,
             addr,
             dir: dir.to_path_buf(),
+            log,
         }
     }
 
@@ -612,6 +627,11 @@ impl KmipProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Its standard error since this start.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 }
 
