@@ -120,6 +120,13 @@ impl DataKey {
         Ok(DataKey(key))
     }
 
+    /// Wraps raw key bytes. The service's data keys come from [`DataKey::generate`] or
+    /// an unwrap; this is for a fixed key where one must be reproducible (the fuzz
+    /// targets under `fuzz/` open sealed objects with one).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        DataKey(Zeroizing::new(bytes))
+    }
+
     /// The key bytes, for the chunk cipher.
     pub fn expose(&self) -> &[u8; 32] {
         &self.0

@@ -16,7 +16,8 @@
 //!   and sparse files are refused), and a link's target is UTF-8 and
 //!   [valid](super::path::is_valid_link_target);
 //! - its mode and modification time parsed (a PAX `mtime` wins over the header's);
-//! - a file's data is at most its size; fewer bytes mean the stream ended early.
+//! - a file's data is at most its size; fewer bytes mean the stream ended early. A
+//!   directory or link hands over no data, whatever its header declares.
 //!
 //! After the last entry at most [`MAX_TRAILER`] bytes may follow (the end-of-archive
 //! padding), and they are read, so that a stream cut short or a client still sending is
@@ -276,7 +277,13 @@ impl Reader {
             mtime,
             size: if kind == EntryType::File { size } else { 0 },
             target,
-            data: Box::new(entry),
+            // A directory or link has no data, whatever its header declares; the
+            // archive skips the declared bytes to the next header.
+            data: if kind == EntryType::File {
+                Box::new(entry)
+            } else {
+                Box::new(io::empty())
+            },
         }))
     }
 

@@ -237,3 +237,27 @@ fn rejects_malformed_pax_records() {
         assert!(apply_pax(data, &mut p).is_err(), "{data:?}");
     }
 }
+
+/// Found by the `tar_stream` fuzz target: a directory (or link) whose header declares
+/// data handed that data over through `data()`, though its `size` said 0.
+#[test]
+fn a_directory_or_link_with_declared_data_hands_over_none_and_the_next_entry_reads() {
+    let mut link = raw_header(b"l", tar::EntryType::Symlink, 3);
+    link.set_link_name("f").unwrap();
+    link.set_cksum();
+    let tar = stream(&[
+        (raw_header(b"d", tar::EntryType::Directory, 5), b"dirdt"),
+        (link, b"lnk"),
+        (raw_header(b"f", tar::EntryType::Regular, 2), b"hi"),
+    ]);
+    let seen = read_all(&tar[..]).unwrap();
+    let data: Vec<_> = seen
+        .iter()
+        .map(|s| (s.0.as_str(), s.5.as_slice()))
+        .collect();
+    assert_eq!(
+        data,
+        [("d", &b""[..]), ("l", &b""[..]), ("f", &b"hi"[..])],
+        "only a file has data, and it is the size its entry states"
+    );
+}
