@@ -8,13 +8,15 @@
 //! * `PUT .../snapshotUploads/{U}/chunks`: body, chunk frames, streamed;
 //! * `POST .../snapshotUploads/{U}/commit`: body, the NDJSON manifest, streamed; 201 the
 //!   snapshot;
+//! * `GET .../snapshotUploads/{U}/parent?source=PATH` or `?snapshot=S`: the parent's
+//!   manifest, whose unchanged files the client need not read; 204 if there is none;
 //! * `DELETE .../snapshotUploads/{U}`: 204.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
@@ -46,6 +48,7 @@ pub fn router() -> Router<AppState> {
             &format!("{base}/{{upload_id}}/chunks"),
             put(chunks).layer(DefaultBodyLimit::disable()),
         )
+        .route(&format!("{base}/{{upload_id}}/parent"), get(parent))
         .route(
             &format!("{base}/{{upload_id}}/commit"),
             post(commit).layer(DefaultBodyLimit::disable()),
@@ -180,4 +183,52 @@ async fn abandon(
         .abandon_upload(&actor, &group_id, &cluster_id, &upload_id)
         .await?;
     Ok(r.empty(StatusCode::NO_CONTENT))
+}
+
+/// The query of a parent request: one of the two.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParentQuery {
+    source: Option<String>,
+    snapshot: Option<String>,
+}
+
+async fn parent(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id, upload_id)): Path<(String, String, String)>,
+    Query(q): Query<ParentQuery>,
+) -> Result<Response, ApiError> {
+    if q.source.is_some() == q.snapshot.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_PARAMETER",
+            "a parent is asked for by source=PATH or by snapshot=ID, one of the two",
+        ));
+    }
+    let found = s
+        .service
+        .upload_parent(
+            &actor,
+            (&group_id, &cluster_id, &upload_id),
+            q.source.as_deref(),
+            q.snapshot.as_deref(),
+        )
+        .await?;
+    let Some(p) = found else {
+        return Ok(r.empty(StatusCode::NO_CONTENT));
+    };
+    let mut resp = r.entity(
+        StatusCode::OK,
+        json!({
+            "snapshot": p.snapshot,
+            "source": p.manifest.source,
+            "entries": p.manifest.entries,
+        }),
+    );
+    // Chunk ids and names of files: no cache may keep them.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
