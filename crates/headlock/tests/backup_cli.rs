@@ -677,12 +677,12 @@ fn accepts_re_backups_that_read_only_files_changed_since_their_parent() {
 
     // The first backup has no parent: every file is read.
     let (first, out) = backup(&[]);
-    assert!(out.contains("; 0 unchanged files (0 B) not read"), "{out}");
+    assert!(out.contains(", 0 unchanged files (0 B) not read"), "{out}");
     assert!(!out.contains("headlock: backup: 0 B read"), "{out}");
     // Nothing changed: no file is opened, and the snapshot restores whole.
     let (second, out) = backup(&[]);
     assert!(out.contains("headlock: backup: 0 B read in "), "{out}");
-    assert!(out.contains("; 7 unchanged files ("), "{out}");
+    assert!(out.contains(", 7 unchanged files ("), "{out}");
     assert_restores(&second);
 
     // New content and a new mtime: only that file is read.
@@ -690,7 +690,7 @@ fn accepts_re_backups_that_read_only_files_changed_since_their_parent() {
     set_mtime(&changing, 1_600_000_100);
     let (_, out) = backup(&[]);
     assert!(out.contains("headlock: backup: 1000 B read in "), "{out}");
-    assert!(out.contains("; 6 unchanged files ("), "{out}");
+    assert!(out.contains(", 6 unchanged files ("), "{out}");
     // Same size, and the old mtime put back (`touch -d`): the ctime moved, so it is
     // read again.
     fs::write(&changing, noise(1000, 5)).unwrap();
@@ -708,7 +708,7 @@ fn accepts_re_backups_that_read_only_files_changed_since_their_parent() {
         )),
         "{out}"
     );
-    assert!(out.contains("; 0 unchanged files (0 B) not read"), "{out}");
+    assert!(out.contains(", 0 unchanged files (0 B) not read"), "{out}");
     let (from_first, out) = backup(&["--parent", &first]);
     assert!(out.contains("headlock: backup: 1000 B read in "), "{out}");
     assert_restores(&from_first);
