@@ -161,8 +161,7 @@ async fn run_session(
     let warnings = progress.warnings();
     let outcome = session::backup_tree(
         api,
-        &args.group,
-        &args.cluster,
+        (&args.group, &args.cluster),
         root,
         counter,
         warnings,

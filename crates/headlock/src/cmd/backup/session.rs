@@ -429,8 +429,7 @@ async fn commit(api: &mut Remote, session: &Opened, mut file: File) -> Result<Va
 /// API answers it) and what the walk found.
 pub async fn backup_tree(
     api: &mut Remote,
-    group: &str,
-    cluster: &str,
+    (group, cluster): (&str, &str),
     root: PathBuf,
     read: Counter,
     warnings: Warnings,
