@@ -86,6 +86,7 @@ const OPS: &[Op] = &[
     Op("DELETE", "/api/public/v1.0/groups/{group_id}/clusters/{cluster_id}/snapshotUploads/{upload_id}", "abandonUpload", "Abandon an upload session (extension)", true, In::Nothing, 204, Out::Empty),
     Op("POST", "/api/public/v1.0/groups/{group_id}/clusters/{cluster_id}/snapshotUploads/{upload_id}/chunkIds", "queryChunkIds", "Which chunk ids the cluster lacks (extension)", true, In::Bytes(&["application/octet-stream"]), 200, Out::Json("ChunkIdsAnswer")),
     Op("PUT", "/api/public/v1.0/groups/{group_id}/clusters/{cluster_id}/snapshotUploads/{upload_id}/chunks", "putChunks", "Send chunks (extension)", true, In::Bytes(&["application/octet-stream"]), 200, Out::Json("ChunksAnswer")),
+    Op("GET", "/api/public/v1.0/groups/{group_id}/clusters/{cluster_id}/snapshotUploads/{upload_id}/parent", "getUploadParent", "The parent snapshot's manifest, by source=PATH or snapshot=ID; 204 if none (extension)", true, In::Nothing, 200, Out::Json("UploadParent")),
     Op("POST", "/api/public/v1.0/groups/{group_id}/clusters/{cluster_id}/snapshotUploads/{upload_id}/commit", "commitUpload", "Commit the manifest (extension)", true, In::Bytes(&["application/x-ndjson"]), 201, Out::Json("Snapshot")),
     Op("GET", "/api/public/v1.0/groups/{group_id}/clusters/{cluster_id}/restoreJobs", "listRestoreJobs", "Restore jobs", true, In::Nothing, 200, Out::Json("RestoreJobList")),
     Op("POST", "/api/public/v1.0/groups/{group_id}/clusters/{cluster_id}/restoreJobs", "createRestoreJob", "Request a restore", true, In::Json("NewRestoreJob"), 200, Out::Json("RestoreJobList")),
@@ -193,6 +194,8 @@ fn schemas() -> Value {
         "UploadSession": obj(&["id", "groupId", "clusterId", "links"], json!({"id": s, "groupId": s, "clusterId": s, "chunkIdKey": s})),
         "ChunkIdsAnswer": {"type": "object", "required": ["known", "missing"], "properties": {"known": i, "missing": {"type": "array", "items": s}}},
         "ChunksAnswer": {"type": "object", "required": ["received", "stored", "storedBytes"], "properties": {"received": i, "stored": i, "storedBytes": i}},
+        "UploadParent": {"type": "object", "required": ["snapshot", "entries"], "properties": {
+            "snapshot": s, "source": sn, "entries": {"type": "array", "items": {"type": "object"}}}},
         "RestoreJob": obj(&["id", "groupId", "clusterId", "snapshotId", "links"], json!({
             "id": s, "groupId": s, "clusterId": s, "snapshotId": s, "statusName": s, "delivery": {"type": "object"}})),
         "RestoreJobList": list("RestoreJob"),
@@ -222,6 +225,12 @@ fn operation(op: &Op) -> Value {
             params.push(json!({"name": name, "in": "query", "required": false, "schema": schema}));
         }
     }
+    // The one operation with query parameters of its own (besides list paging).
+    if id == "getUploadParent" {
+        for name in ["source", "snapshot"] {
+            params.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}}));
+        }
+    }
     let mut ok = json!({"description": "success"});
     match out {
         Out::Json(name) => ok["content"] = json!({"application/json": {"schema": reference(name)}}),
@@ -243,6 +252,9 @@ fn operation(op: &Op) -> Value {
                 "content": {"application/json": {"schema": reference("Error")}}},
         },
     });
+    if id == "getUploadParent" {
+        o["responses"]["204"] = json!({"description": "no parent: every file is read"});
+    }
     if !auth {
         o["security"] = json!([]);
     }

@@ -8,11 +8,13 @@
 //! * `PUT .../snapshotUploads/{U}/chunks`: body, chunk frames, streamed;
 //! * `POST .../snapshotUploads/{U}/commit`: body, the NDJSON manifest, streamed; 201 the
 //!   snapshot;
+//! * `GET .../snapshotUploads/{U}/parent?source=PATH` or `?snapshot=S`: the parent's
+//!   manifest, whose unchanged files the client need not read; 204 if there is none;
 //! * `DELETE .../snapshotUploads/{U}`: 204.
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use headlock_core::model::ChunkId;
@@ -47,6 +49,7 @@ pub fn router() -> Routes {
             chunks,
             |m| m.layer(DefaultBodyLimit::disable()),
         )
+        .get(&format!("{base}/{{upload_id}}/parent"), parent)
         .with(
             Method::POST,
             &format!("{base}/{{upload_id}}/commit"),
@@ -183,4 +186,52 @@ async fn abandon(
         .abandon_upload(&actor, &group_id, &cluster_id, &upload_id)
         .await?;
     Ok(r.empty(StatusCode::NO_CONTENT))
+}
+
+/// The query of a parent request: one of the two.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParentQuery {
+    source: Option<String>,
+    snapshot: Option<String>,
+}
+
+async fn parent(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    r: Render,
+    Path((group_id, cluster_id, upload_id)): Path<(String, String, String)>,
+    Query(q): Query<ParentQuery>,
+) -> Result<Response, ApiError> {
+    if q.source.is_some() == q.snapshot.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_PARAMETER",
+            "a parent is asked for by source=PATH or by snapshot=ID, one of the two",
+        ));
+    }
+    let found = s
+        .service
+        .upload_parent(
+            &actor,
+            (&group_id, &cluster_id, &upload_id),
+            q.source.as_deref(),
+            q.snapshot.as_deref(),
+        )
+        .await?;
+    let Some(p) = found else {
+        return Ok(r.empty(StatusCode::NO_CONTENT));
+    };
+    let mut resp = r.entity(
+        StatusCode::OK,
+        json!({
+            "snapshot": p.snapshot,
+            "source": p.manifest.source,
+            "entries": p.manifest.entries,
+        }),
+    );
+    // Chunk ids and names of files: no cache may keep them.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }

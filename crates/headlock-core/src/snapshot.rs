@@ -693,8 +693,25 @@ pub struct Manifest {
     pub version: u32,
     /// A directory tree or one byte stream.
     pub kind: ManifestKind,
+    /// The directory the client backed up (absolute, as it resolved it), if it said:
+    /// how a later backup of the same path finds this one as its parent. Absent in
+    /// manifests of the plain upload and of older clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Files, directories and symlinks; a stream has exactly one file.
     pub entries: Vec<ManifestEntry>,
+}
+
+/// What a client recorded of a file beyond what a restore needs, so that its next
+/// backup can tell the file unchanged without reading it (restic's rule: size, mtime,
+/// ctime, inode and mode all equal). JSON `{"ctime_ns": n, "inode": n}`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileStamp {
+    /// Status change time, nanoseconds since the epoch (any write or `touch` moves it).
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub inode: u64,
 }
 
 /// What a snapshot holds.
@@ -742,6 +759,10 @@ pub struct ManifestEntry {
     /// `[["<64 hex digits>", length], ...]`. Empty for other types.
     #[serde(default, with = "chunk_list")]
     pub chunks: Vec<(ChunkId, u32)>,
+    /// A file's change stamp, if the client recorded one (absent: never taken as
+    /// unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<FileStamp>,
 }
 
 impl Manifest {

@@ -755,6 +755,14 @@ pub struct BackupArgs {
     /// cluster lacks (an upload session, the default).
     #[arg(long)]
     pub plain: bool,
+    /// Compare files with this snapshot of the cluster instead of the newest one of
+    /// the same directory: a file whose size, modification and change times, inode
+    /// and mode are those it recorded is taken from it without being read.
+    #[arg(long, value_name = "SNAPSHOT-ID", conflicts_with_all = ["force", "plain"])]
+    pub parent: Option<String>,
+    /// Read every file, even those unchanged since the parent snapshot.
+    #[arg(long, conflicts_with = "plain")]
+    pub force: bool,
 }
 
 const BACKUP_EXAMPLES: &str = concat!(

@@ -632,3 +632,101 @@ fn accepts_an_unchanged_re_backup_that_sends_no_chunk_bytes() {
         assert_same_tree(&src, &dst);
     }
 }
+
+#[test]
+fn accepts_re_backups_that_read_only_files_changed_since_their_parent() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("dbpath");
+    fs::create_dir(&src).unwrap();
+    sample_tree(&src);
+    let changing = src.join("sizeStorer.wt");
+    fs::write(&changing, noise(1000, 3)).unwrap();
+    set_mtime(&changing, 1_600_000_000);
+    let backup = |extra: &[&str]| {
+        let mut args = vec!["backup", "--group", &g, "--cluster", &c];
+        args.extend_from_slice(extra);
+        args.push(src.to_str().unwrap());
+        let run = cli.run(&args);
+        let id = run.line();
+        (id, run.stderr)
+    };
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let assert_restores = |snapshot: &str| {
+        let dst = work.path().join(format!(
+            "restored-{}",
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        cli.run(&[
+            "restore",
+            "--group",
+            &g,
+            "--cluster",
+            &c,
+            "--snapshot",
+            snapshot,
+            "--target",
+            dst.to_str().unwrap(),
+        ])
+        .ok();
+        assert_same_tree(&src, &dst);
+    };
+    let total: u64 = 3 * 1024 * 1024 + 123 + 20_000 * 30 + 5000 + 7 + 17 + 1000;
+
+    // The first backup has no parent: every file is read.
+    let (first, out) = backup(&[]);
+    assert!(out.contains(", 0 unchanged files (0 B) not read"), "{out}");
+    assert!(!out.contains("headlock: backup: 0 B read"), "{out}");
+    // Nothing changed: no file is opened, and the snapshot restores whole.
+    let (second, out) = backup(&[]);
+    assert!(out.contains("headlock: backup: 0 B read in "), "{out}");
+    assert!(out.contains(", 7 unchanged files ("), "{out}");
+    assert_restores(&second);
+
+    // New content and a new mtime: only that file is read.
+    fs::write(&changing, noise(1000, 4)).unwrap();
+    set_mtime(&changing, 1_600_000_100);
+    let (_, out) = backup(&[]);
+    assert!(out.contains("headlock: backup: 1000 B read in "), "{out}");
+    assert!(out.contains(", 6 unchanged files ("), "{out}");
+    // Same size, and the old mtime put back (`touch -d`): the ctime moved, so it is
+    // read again.
+    fs::write(&changing, noise(1000, 5)).unwrap();
+    set_mtime(&changing, 1_600_000_100);
+    let (third, out) = backup(&[]);
+    assert!(out.contains("headlock: backup: 1000 B read in "), "{out}");
+    assert_restores(&third);
+
+    // --force reads every file; --parent compares with the snapshot named.
+    let (_, out) = backup(&["--force"]);
+    assert!(
+        out.contains(&format!(
+            "headlock: backup: {} read in ",
+            indicatif::HumanBytes(total)
+        )),
+        "{out}"
+    );
+    assert!(out.contains(", 0 unchanged files (0 B) not read"), "{out}");
+    let (from_first, out) = backup(&["--parent", &first]);
+    assert!(out.contains("headlock: backup: 1000 B read in "), "{out}");
+    assert_restores(&from_first);
+    // An unknown parent is the user's error, not a silent full read.
+    let unknown = cli.run(&[
+        "backup",
+        "--group",
+        &g,
+        "--cluster",
+        &c,
+        "--parent",
+        "0123456789abcdef01234567",
+        src.to_str().unwrap(),
+    ]);
+    assert_ne!(unknown.code, 0, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("SNAPSHOT_NOT_FOUND"),
+        "{}",
+        unknown.stderr
+    );
+}

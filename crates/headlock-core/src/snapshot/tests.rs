@@ -683,6 +683,7 @@ fn entry(path: &str, entry_type: EntryType) -> ManifestEntry {
         size: 0,
         target: (entry_type == EntryType::Symlink).then(|| "t".to_string()),
         chunks: vec![],
+        stamp: None,
     }
 }
 
@@ -690,6 +691,7 @@ fn sample_manifest() -> Manifest {
     Manifest {
         version: 1,
         kind: ManifestKind::Tree,
+        source: None,
         entries: vec![
             ManifestEntry {
                 mode: 0o755,
@@ -716,6 +718,7 @@ fn tree(entries: Vec<ManifestEntry>) -> Manifest {
     Manifest {
         version: 1,
         kind: ManifestKind::Tree,
+        source: None,
         entries,
     }
 }
@@ -735,6 +738,7 @@ fn accepts_manifest_round_trip() {
     let stream = Manifest {
         version: 1,
         kind: ManifestKind::Stream,
+        source: None,
         entries: vec![ManifestEntry {
             size: 10,
             chunks: vec![(ChunkId([3; 32]), 10)],
@@ -1011,6 +1015,7 @@ fn rejects_stream_manifest_without_exactly_one_file() {
     let stream = |entries| Manifest {
         version: 1,
         kind: ManifestKind::Stream,
+        source: None,
         entries,
     };
     for entries in [

@@ -113,6 +113,7 @@ impl Chunker<'_> {
                 size: e.size,
                 target: e.target,
                 chunks,
+                stamp: None,
             });
             Ok(())
         })?;
@@ -137,6 +138,7 @@ impl Chunker<'_> {
         Ok(Manifest {
             version: 1,
             kind: ManifestKind::Tree,
+            source: None,
             entries,
         })
     }
@@ -147,6 +149,7 @@ impl Chunker<'_> {
         Ok(Manifest {
             version: 1,
             kind: ManifestKind::Stream,
+            source: None,
             entries: vec![ManifestEntry {
                 path: "stream".into(),
                 entry_type: EntryType::File,
@@ -155,6 +158,7 @@ impl Chunker<'_> {
                 size,
                 target: None,
                 chunks,
+                stamp: None,
             }],
         })
     }

@@ -49,7 +49,7 @@ pub use restore::{RestoreDownload, RestoreLinkInfo};
 pub use restore_jobs::RESTORE_LINK_HOURS;
 pub use upload::{
     ChunkUploadReport, KnownChunks, MAX_BATCH_BYTES, MAX_BATCH_CHUNKS, MAX_MANIFEST_LINE,
-    MAX_QUERY_IDS, SESSION_TTL, UploadSession,
+    MAX_QUERY_IDS, PARENT_CANDIDATES, ParentManifest, SESSION_TTL, UploadSession,
 };
 pub use verify::{DamagedChunk, VerifyReport};
 

@@ -97,6 +97,21 @@ struct Session {
 #[serde(deny_unknown_fields)]
 struct CommitHeader {
     kind: ManifestKind,
+    /// The directory backed up, as the client resolved it (see [`Manifest::source`]).
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// Most recent snapshots the service opens when it looks for a parent by source path.
+pub const PARENT_CANDIDATES: usize = 8;
+
+/// A parent snapshot for an upload: its id and its manifest.
+#[derive(Debug)]
+pub struct ParentManifest {
+    /// The parent snapshot's id.
+    pub snapshot: ObjectId,
+    /// Its manifest, decrypted.
+    pub manifest: Manifest,
 }
 
 impl Service {
@@ -469,6 +484,58 @@ impl Service {
         }
     }
 
+    /// The parent of the session's backup: `snapshot` if given, else the newest
+    /// complete tree snapshot (among the [`PARENT_CANDIDATES`] newest) whose manifest
+    /// names `source`. Only a snapshot under the session's data key qualifies (its
+    /// chunk ids are the ones the session's are keyed like); `None` if none does. The
+    /// session's lease keeps collection away from the parent's chunks until it ends.
+    pub async fn upload_parent(
+        &self,
+        actor: &Actor,
+        ids: (&str, &str, &str),
+        source: Option<&str>,
+        snapshot: Option<&str>,
+    ) -> Result<Option<ParentManifest>> {
+        let (group_id, cluster_id, upload_id) = ids;
+        let s = self
+            .session(
+                actor,
+                group_id,
+                cluster_id,
+                upload_id,
+                "reading a parent snapshot",
+                false,
+            )
+            .await?;
+        let cluster = &s.cluster;
+        let candidates = match snapshot {
+            Some(id) => vec![self.snapshot_record(cluster, id).await?],
+            None => {
+                let page = headlock_core::model::Page {
+                    num: 1,
+                    size: PARENT_CANDIDATES as u32,
+                };
+                self.store.list_snapshots(cluster.id, page).await?.0
+            }
+        };
+        let data_key = self.data_key_by_id(cluster, s.data_key_id).await?;
+        let cipher = ChunkCipher::new(&data_key);
+        drop(data_key);
+        for record in candidates {
+            if record.data_key_id != s.data_key_id || record.kind != SnapshotKind::Tree {
+                continue;
+            }
+            let manifest = self.open_manifest(&cipher, cluster.id, &record).await?;
+            if snapshot.is_some() || (source.is_some() && manifest.source.as_deref() == source) {
+                return Ok(Some(ParentManifest {
+                    snapshot: record.id,
+                    manifest,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// Ends a session without a snapshot; what it stored is left to garbage collection.
     pub async fn abandon_upload(
         &self,
@@ -551,7 +618,7 @@ async fn read_manifest(body: impl AsyncRead + Unpin) -> Result<Manifest> {
     let mut reader = tokio::io::BufReader::new(body);
     let mut line = Vec::new();
     let (mut total, mut number) = (0u64, 0u64);
-    let mut kind = None;
+    let mut header: Option<CommitHeader> = None;
     let mut entries: Vec<ManifestEntry> = Vec::new();
     loop {
         line.clear();
@@ -582,24 +649,31 @@ async fn read_manifest(body: impl AsyncRead + Unpin) -> Result<Manifest> {
         let bad = |e: serde_json::Error| {
             ServiceError::invalid_input(format!("manifest line {number}: {e}"))
         };
-        if kind.is_none() {
-            kind = Some(
-                serde_json::from_slice::<CommitHeader>(text)
-                    .map_err(bad)?
-                    .kind,
-            );
+        if header.is_none() {
+            let h: CommitHeader = serde_json::from_slice(text).map_err(bad)?;
+            if h.source.as_deref().is_some_and(|p| {
+                p.is_empty()
+                    || p.len() > headlock_core::snapshot::path::MAX_PATH_LEN
+                    || p.contains('\0')
+            }) {
+                return Err(ServiceError::invalid_input(
+                    "the manifest's source is empty, too long or holds NUL".into(),
+                ));
+            }
+            header = Some(h);
         } else {
             entries.push(serde_json::from_slice(text).map_err(bad)?);
         }
     }
-    let kind = kind.ok_or_else(|| {
+    let header = header.ok_or_else(|| {
         ServiceError::invalid_input(
             "the manifest is empty (its first line is {\"kind\": ...})".into(),
         )
     })?;
     Ok(Manifest {
         version: headlock_core::snapshot::MANIFEST_VERSION,
-        kind,
+        kind: header.kind,
+        source: header.source,
         entries,
     })
 }

@@ -136,13 +136,24 @@ async fn run_session(
     );
     let counts = session::Sent::default();
     let (sent, known) = (counts.sent.clone(), counts.known.clone());
+    let (files, bytes) = (
+        counts.unchanged_files.clone(),
+        counts.unchanged_bytes.clone(),
+    );
     progress.set_detail(move || {
         format!(
-            "{} sent, {} already stored",
+            "{} sent, {} already stored, {} unchanged files ({}) not read",
             HumanBytes(sent.get()),
-            HumanBytes(known.get())
+            HumanBytes(known.get()),
+            files.get(),
+            HumanBytes(bytes.get())
         )
     });
+    let choice = match (&args.parent, args.force) {
+        (_, true) => session::ParentChoice::None,
+        (Some(id), false) => session::ParentChoice::Snapshot(id.clone()),
+        (None, false) => session::ParentChoice::Latest,
+    };
     if let Some(later) = progress.total_later() {
         let root = root.clone();
         std::thread::spawn(move || later.set(archive::tree_size(&root)));
@@ -150,12 +161,12 @@ async fn run_session(
     let warnings = progress.warnings();
     let outcome = session::backup_tree(
         api,
-        &args.group,
-        &args.cluster,
+        (&args.group, &args.cluster),
         root,
         counter,
         warnings,
         &counts,
+        &choice,
     )
     .await;
     let (snapshot, stats) = match outcome {

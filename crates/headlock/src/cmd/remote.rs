@@ -54,6 +54,11 @@ impl Failure {
         Failure { code, message }
     }
 
+    /// What went wrong, worded for the user.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Prints `headlock: error: ...` on standard error and returns the exit status.
     pub(crate) fn report(self) -> ExitCode {
         eprintln!("headlock: error: {}", self.message);

@@ -13,16 +13,23 @@
 //!
 //! An interrupted run leaves what it uploaded recorded for the cluster; the next run
 //! opens a new session, is told those chunks are known, and sends the rest.
+//!
+//! Unchanged files are not read: the session hands over a parent snapshot's manifest
+//! (the newest of the same source path, or `--parent`), the CLI asks once which of
+//! its chunks the cluster still has (the session's lease keeps collection away from
+//! them until the commit), and a file whose size, mtime, ctime, inode and mode equal
+//! its parent entry's (all of whose chunks are still stored) is listed with the
+//! parent's chunks without being opened. `--force` reads everything.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use headlock_core::model::ChunkId;
-use headlock_core::snapshot::ChunkIdKey;
 use headlock_core::snapshot::chunker::{self, BoundaryKey};
+use headlock_core::snapshot::{ChunkIdKey, EntryType, FileStamp, ManifestEntry};
 use hyper::Method;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -51,11 +58,52 @@ pub struct Sent {
     pub sent: Counter,
     /// Bytes of chunks the cluster already had.
     pub known: Counter,
+    /// Files taken from the parent snapshot unread.
+    pub unchanged_files: Counter,
+    /// Their bytes.
+    pub unchanged_bytes: Counter,
+}
+
+/// Which parent snapshot a backup compares files with.
+pub enum ParentChoice {
+    /// The newest complete snapshot of the same source path, if any.
+    Latest,
+    /// This snapshot (`--parent`).
+    Snapshot(String),
+    /// None: every file is read (`--force`).
+    None,
+}
+
+/// What the parent recorded of a file, by path.
+type ParentFiles = HashMap<String, ManifestEntry>;
+
+/// The stamp of a file as it is now.
+fn stamp_of(meta: &fs::Metadata) -> FileStamp {
+    FileStamp {
+        ctime_ns: meta
+            .ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.ctime_nsec()),
+        inode: meta.ino(),
+    }
+}
+
+/// True if `meta` says the file is the one `parent` recorded: size, mtime, ctime,
+/// inode and mode equal (restic's rule). An entry without a stamp never matches.
+fn unchanged(parent: &ManifestEntry, meta: &fs::Metadata) -> bool {
+    parent.entry_type == EntryType::File
+        && meta.is_file()
+        && parent.stamp == Some(stamp_of(meta))
+        && parent.size == meta.len()
+        && parent.mtime == meta.mtime()
+        && parent.mode == meta.mode() & 0o7777
 }
 
 /// The walk's visitor: every entry a manifest line, every file's chunks handed over.
 struct Chunking<'a> {
     ids: &'a ChunkIdKey,
+    parent: &'a ParentFiles,
+    counts: &'a Sent,
     boundaries: BoundaryKey,
     tx: &'a tokio::sync::mpsc::Sender<Item>,
 }
@@ -78,6 +126,24 @@ impl TreeVisitor for Chunking<'_> {
     }
 
     fn file(&mut self, rel: &str, path: &Path, read: &Counter) -> Result<u64, ArchiveError> {
+        if let Some(parent) = self.parent.get(rel) {
+            if let Ok(meta) = fs::symlink_metadata(path) {
+                if unchanged(parent, &meta) {
+                    let chunks: Vec<Value> = parent
+                        .chunks
+                        .iter()
+                        .map(|(id, len)| json!([id.to_string(), len]))
+                        .collect();
+                    let line = json!({"path": rel, "type": "file", "mode": parent.mode,
+                                      "mtime": parent.mtime, "size": parent.size,
+                                      "chunks": chunks, "stamp": parent.stamp});
+                    self.hand(Item::Line(line.to_string()))?;
+                    self.counts.unchanged_files.add(1);
+                    self.counts.unchanged_bytes.add(parent.size);
+                    return Ok(parent.size);
+                }
+            }
+        }
         let (mut reader, meta) = archive::open_exact(path, read)?;
         let mut chunks = Vec::new();
         let mut failed = None;
@@ -100,8 +166,11 @@ impl TreeVisitor for Chunking<'_> {
                 source: io::Error::other(e.to_string()),
             }));
         }
+        // The stamp as the file was opened: a change while it is read moves the
+        // ctime, so the next backup reads it again.
         let line = json!({"path": rel, "type": "file", "mode": meta.mode() & 0o7777,
-                          "mtime": meta.mtime(), "size": meta.len(), "chunks": chunks});
+                          "mtime": meta.mtime(), "size": meta.len(), "chunks": chunks,
+                          "stamp": stamp_of(&meta)});
         self.hand(Item::Line(line.to_string()))?;
         Ok(meta.len())
     }
@@ -182,24 +251,8 @@ async fn round(
     if batch.is_empty() {
         return Ok(());
     }
-    let ids: Vec<u8> = batch.iter().flat_map(|(id, _)| id.0).collect();
-    let path = format!("{}/chunkIds", session.path);
-    let answer = api
-        .call_bytes(
-            Method::POST,
-            &path,
-            "application/octet-stream",
-            Bytes::from(ids),
-        )
-        .await?
-        .ok_or_else(|| bad_answer(api, "a chunk id question"))?;
-    let missing: HashSet<String> = answer
-        .get("missing")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad_answer(api, "a chunk id question"))?
-        .iter()
-        .filter_map(|m| m.as_str().map(str::to_string))
-        .collect();
+    let ids: Vec<ChunkId> = batch.iter().map(|(id, _)| *id).collect();
+    let missing = ask(api, session, &ids).await?;
     let mut frames = Vec::new();
     let mut queued = HashSet::new();
     for (id, data) in batch.drain(..) {
@@ -223,6 +276,90 @@ async fn round(
         .await?;
     }
     Ok(())
+}
+
+/// Which of `ids` (at most the session's `max_ids`) the cluster lacks, as hex.
+async fn ask(
+    api: &mut Remote,
+    session: &Opened,
+    ids: &[ChunkId],
+) -> Result<HashSet<String>, Failure> {
+    let body: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
+    let path = format!("{}/chunkIds", session.path);
+    let answer = api
+        .call_bytes(
+            Method::POST,
+            &path,
+            "application/octet-stream",
+            Bytes::from(body),
+        )
+        .await?
+        .ok_or_else(|| bad_answer(api, "a chunk id question"))?;
+    Ok(answer
+        .get("missing")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad_answer(api, "a chunk id question"))?
+        .iter()
+        .filter_map(|m| m.as_str().map(str::to_string))
+        .collect())
+}
+
+/// The parent's files whose chunks the cluster still has (the others are read).
+async fn parent_files(
+    api: &mut Remote,
+    session: &Opened,
+    choice: &ParentChoice,
+    source: Option<&str>,
+    warnings: &Warnings,
+) -> Result<ParentFiles, Failure> {
+    let query = match (choice, source) {
+        (ParentChoice::None, _) | (ParentChoice::Latest, None) => return Ok(HashMap::new()),
+        (ParentChoice::Latest, Some(source)) => [("source", source.to_string())],
+        (ParentChoice::Snapshot(id), _) => [("snapshot", id.clone())],
+    };
+    let path = format!("{}/parent", session.path);
+    let answer = match api.call(Method::GET, &path, &query, None).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => return Ok(HashMap::new()),
+        // An explicit parent must be there; the default one is a help only.
+        Err(f) if matches!(choice, ParentChoice::Snapshot(_)) => return Err(f),
+        Err(f) => {
+            warnings.warn(&format!(
+                "no parent snapshot ({}): every file is read",
+                f.message()
+            ));
+            return Ok(HashMap::new());
+        }
+    };
+    let entries: Vec<ManifestEntry> = answer
+        .get("entries")
+        .cloned()
+        .and_then(|e| serde_json::from_value(e).ok())
+        .ok_or_else(|| bad_answer(api, "the parent snapshot"))?;
+    let mut files: ParentFiles = entries
+        .into_iter()
+        .filter(|e| e.entry_type == EntryType::File && e.stamp.is_some())
+        .map(|e| (e.path.clone(), e))
+        .collect();
+    let ids: Vec<ChunkId> = files
+        .values()
+        .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut missing = HashSet::new();
+    for part in ids.chunks(session.max_ids) {
+        missing.extend(ask(api, session, part).await?);
+    }
+    if !missing.is_empty() {
+        // Collected since the parent was written: those files are read again.
+        files.retain(|_, e| {
+            e.chunks
+                .iter()
+                .all(|(id, _)| !missing.contains(&id.to_string()))
+        });
+    }
+    Ok(files)
 }
 
 /// A file for the manifest: in the temporary directory, readable by this user only,
@@ -292,12 +429,12 @@ async fn commit(api: &mut Remote, session: &Opened, mut file: File) -> Result<Va
 /// API answers it) and what the walk found.
 pub async fn backup_tree(
     api: &mut Remote,
-    group: &str,
-    cluster: &str,
+    (group, cluster): (&str, &str),
     root: PathBuf,
     read: Counter,
     warnings: Warnings,
     counts: &Sent,
+    choice: &ParentChoice,
 ) -> Result<(Value, PackStats), Failure> {
     let base = format!(
         "/groups/{}/clusters/{}/snapshotUploads",
@@ -305,6 +442,13 @@ pub async fn backup_tree(
         seg(cluster)
     );
     let session = open(api, &base).await?;
+    // The source as resolved (how the next backup of the same path finds this one);
+    // a path that is not UTF-8 has none, and its backups have no default parent.
+    let source = fs::canonicalize(&root)
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string));
+    let parent = parent_files(api, &session, choice, source.as_deref(), &warnings).await?;
+    let walk_counts = counts.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(4);
     let (ids, boundaries) = (
         ChunkIdKey::from_bytes(*session.ids.expose()),
@@ -316,6 +460,8 @@ pub async fn backup_tree(
         .spawn(move || {
             let mut visitor = Chunking {
                 ids: &ids,
+                parent: &parent,
+                counts: &walk_counts,
                 boundaries,
                 tx: &tx,
             };
@@ -330,9 +476,7 @@ pub async fn backup_tree(
         )
     };
     let mut manifest = BufWriter::new(spool().map_err(spool_err)?);
-    manifest
-        .write_all(b"{\"kind\":\"tree\"}\n")
-        .map_err(spool_err)?;
+    writeln!(manifest, "{}", json!({"kind": "tree", "source": source})).map_err(spool_err)?;
     let mut batch: Vec<(ChunkId, Vec<u8>)> = Vec::new();
     let mut batch_bytes = 0usize;
     let mut failure = None;
