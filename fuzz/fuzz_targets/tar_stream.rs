@@ -112,6 +112,7 @@ fuzz_target!(|data: &[u8]| {
             size: 0,
             target: e.target,
             chunks: Vec::new(),
+            stamp: None,
         });
         Ok(())
     });
@@ -123,6 +124,7 @@ fuzz_target!(|data: &[u8]| {
     let manifest = Manifest {
         version: 1,
         kind: ManifestKind::Tree,
+        source: None,
         entries,
     };
     if !below_non_dir && let Err(e) = manifest.validate() {

@@ -11,7 +11,8 @@ use headlock_core::ObjectId;
 use headlock_core::envelope::DataKey;
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::{
-    ChunkCipher, ChunkIdKey, EntryType, Manifest, ManifestEntry, ManifestKind, PACK_MAGIC,
+    ChunkCipher, ChunkIdKey, EntryType, FileStamp, Manifest, ManifestEntry, ManifestKind,
+    PACK_MAGIC,
 };
 
 fn entry(path: &str, entry_type: EntryType) -> ManifestEntry {
@@ -23,6 +24,7 @@ fn entry(path: &str, entry_type: EntryType) -> ManifestEntry {
         size: 0,
         target: None,
         chunks: vec![],
+        stamp: None,
     }
 }
 
@@ -30,6 +32,7 @@ fn manifests() -> Vec<Manifest> {
     let tree = Manifest {
         version: 1,
         kind: ManifestKind::Tree,
+        source: Some("/var/lib/mongodb".into()),
         entries: vec![
             ManifestEntry {
                 mode: 0o755,
@@ -38,6 +41,10 @@ fn manifests() -> Vec<Manifest> {
             ManifestEntry {
                 size: 3,
                 chunks: vec![(ChunkId([1; 32]), 1), (ChunkId([2; 32]), 2)],
+                stamp: Some(FileStamp {
+                    ctime_ns: 1_700_000_000_123_456_789,
+                    inode: 131_075,
+                }),
                 ..entry("db/collection-0.wt", EntryType::File)
             },
             ManifestEntry {
@@ -51,6 +58,7 @@ fn manifests() -> Vec<Manifest> {
     let stream = Manifest {
         version: 1,
         kind: ManifestKind::Stream,
+        source: None,
         entries: vec![ManifestEntry {
             size: 4 * 1024 * 1024 + 5,
             chunks: vec![(ChunkId([3; 32]), 4 * 1024 * 1024), (ChunkId([4; 32]), 5)],
@@ -60,6 +68,7 @@ fn manifests() -> Vec<Manifest> {
     let empty = Manifest {
         version: 1,
         kind: ManifestKind::Tree,
+        source: None,
         entries: vec![],
     };
     vec![tree, stream, empty]
