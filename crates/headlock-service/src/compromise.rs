@@ -43,6 +43,7 @@ use tokio::sync::mpsc;
 use crate::error::{Conflict, Internal, NotFound, RequestedId};
 use crate::snapshots::{
     FirstError, Sealed, all_pages, assemble_packs, backup_lease, blob_err, rekeyed_manifest_path,
+    upload_session_holder,
 };
 use crate::{Actor, Result, Service, ServiceError};
 
@@ -329,12 +330,17 @@ impl Service {
                 // A backup that took an old data key before the compromise may still be
                 // in flight: its lease (taken before it read the key) says so. Once
                 // none is, every snapshot under an old key is committed and counted
-                // by the store's check below.
-                if !self
+                // by the store's check below. Upload sessions pinned to the new data
+                // key cannot add an old-key snapshot, so they do not hold the job
+                // back (an abandoned one keeps its lease for SESSION_TTL: while backups
+                // go on, some always would, and the job would never end).
+                let new_key_session = upload_session_holder(job.new_data_key_id);
+                if self
                     .store
                     .live_leases(&format!("backup:{}:", cluster.id), crate::now())
                     .await?
-                    .is_empty()
+                    .iter()
+                    .any(|l| l.holder != new_key_session)
                 {
                     tokio::time::sleep(BACKUP_WAIT).await;
                     continue;

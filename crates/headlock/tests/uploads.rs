@@ -429,13 +429,14 @@ fn chunk_keys_and_questions_only_for_backup_rights_in_the_group() {
 #[test]
 fn a_session_opened_before_a_compromise_is_stale_and_a_new_one_has_new_keys() {
     let (w, g, c, s, data, id) = one_chunk_uploaded("stale", 5);
-    w.admin.expect(
+    let started = w.admin.expect(
         w.admin.post(
             &format!("/groups/{g}/backupConfigs/{c}/encryptionKey/compromised"),
             "",
         ),
         202,
     );
+    let job = started["id"].as_str().expect("a job id").to_string();
     assert_error(&ask(&w.admin, &s, &[id]), 409, "UPLOAD_SESSION_STALE");
     assert_error(
         &send(&w.admin, &s, &[(id, &data[..])]),
@@ -445,6 +446,26 @@ fn a_session_opened_before_a_compromise_is_stale_and_a_new_one_has_new_keys() {
     // A stale session can still be ended.
     assert_eq!(w.admin.delete(&s.base).status, 204);
     let fresh = open(&w.admin, &g, &c);
+    // A session under the new key does not hold the re-encryption job back (it cannot
+    // add a snapshot under the old key): the job ends while the session is open.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let v = w.admin.expect(
+            w.admin.get(&format!(
+                "/groups/{g}/backupConfigs/{c}/reencryptionJobs/{job}"
+            )),
+            200,
+        );
+        if v["statusName"] != "RUNNING" {
+            assert_eq!(v["statusName"], "FINISHED", "{v}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job waited for a session under the new key: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     assert_ne!(fresh.json["chunkIdKey"], s.json["chunkIdKey"]);
     assert_ne!(fresh.json["chunkBoundaryKey"], s.json["chunkBoundaryKey"]);
     // The old key's id means nothing under the new one.

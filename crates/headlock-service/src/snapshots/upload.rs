@@ -48,6 +48,11 @@ const FRAME_HEAD: usize = 32 + 4;
 /// The lease holder of a session pinned to a data key.
 const HOLDER_PREFIX: &str = "upload:";
 
+/// The holder of an upload session's lease: the data key the session is pinned to.
+pub(crate) fn session_holder(data_key_id: ObjectId) -> String {
+    format!("{HOLDER_PREFIX}{data_key_id}")
+}
+
 /// An open upload session, with the keys its client chunks and names data with.
 #[derive(Debug)]
 pub struct UploadSession {
@@ -173,7 +178,7 @@ impl Service {
         let (data_key_id, data_key) = self.data_key(&cluster).await?;
         let id = ObjectId::new();
         let now = crate::now();
-        let holder = format!("{HOLDER_PREFIX}{data_key_id}");
+        let holder = session_holder(data_key_id);
         if !self
             .store
             .acquire_lease(&backup_lease(cluster.id, id), &holder, now, SESSION_TTL)
