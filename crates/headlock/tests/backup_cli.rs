@@ -93,6 +93,23 @@ impl Cli {
     fn run(&self, args: &[&str]) -> Run {
         self.run_with_input(args, None)
     }
+
+    /// `headlock restore` of `snapshot` into `dst`, which must then equal `src`.
+    fn restore_matches(&self, (g, c): (&str, &str), snapshot: &str, src: &Path, dst: &Path) {
+        self.run(&[
+            "restore",
+            "--group",
+            g,
+            "--cluster",
+            c,
+            "--snapshot",
+            snapshot,
+            "--target",
+            dst.to_str().unwrap(),
+        ])
+        .ok();
+        assert_same_tree(src, dst);
+    }
 }
 
 /// A group and an encrypted replica set.
@@ -266,19 +283,7 @@ fn accepts_a_tree_round_trip_with_sizes_modes_times_and_links() {
     assert_eq!(listed["complete"], true, "{listed}");
 
     let dst = work.path().join("restored/rs0"); // missing: created
-    cli.run(&[
-        "restore",
-        "--group",
-        &g,
-        "--cluster",
-        &c,
-        "--snapshot",
-        &id,
-        "--target",
-        dst.to_str().unwrap(),
-    ])
-    .ok();
-    assert_same_tree(&src, &dst);
+    cli.restore_matches((&g, &c), &id, &src, &dst);
 
     let verify = cli.run(&["verify", "--group", &g, "--cluster", &c, "--snapshot", &id]);
     assert_eq!(verify.line(), format!("{id} ok"));
@@ -617,19 +622,7 @@ fn accepts_an_unchanged_re_backup_that_sends_no_chunk_bytes() {
 
     for (n, snapshot) in [id, plain_id].iter().enumerate() {
         let dst = work.path().join(format!("restored-{n}"));
-        cli.run(&[
-            "restore",
-            "--group",
-            &g,
-            "--cluster",
-            &c,
-            "--snapshot",
-            snapshot,
-            "--target",
-            dst.to_str().unwrap(),
-        ])
-        .ok();
-        assert_same_tree(&src, &dst);
+        cli.restore_matches((&g, &c), snapshot, &src, &dst);
     }
 }
 
@@ -659,19 +652,7 @@ fn accepts_re_backups_that_read_only_files_changed_since_their_parent() {
             "restored-{}",
             n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        cli.run(&[
-            "restore",
-            "--group",
-            &g,
-            "--cluster",
-            &c,
-            "--snapshot",
-            snapshot,
-            "--target",
-            dst.to_str().unwrap(),
-        ])
-        .ok();
-        assert_same_tree(&src, &dst);
+        cli.restore_matches((&g, &c), snapshot, &src, &dst);
     };
     let total: u64 = 3 * 1024 * 1024 + 123 + 20_000 * 30 + 5000 + 7 + 17 + 1000;
 
