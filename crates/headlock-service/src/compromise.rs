@@ -42,8 +42,8 @@ use tokio::sync::mpsc;
 
 use crate::error::{Conflict, Internal, NotFound, RequestedId};
 use crate::snapshots::{
-    FirstError, Sealed, all_pages, assemble_packs, backup_lease, blob_err, rekeyed_manifest_path,
-    upload_session_holder,
+    FirstError, Sealed, all_pages, assemble_packs, backup_lease, blob_err, is_session_holder,
+    rekeyed_manifest_path,
 };
 use crate::{Actor, Result, Service, ServiceError};
 
@@ -330,17 +330,21 @@ impl Service {
                 // A backup that took an old data key before the compromise may still be
                 // in flight: its lease (taken before it read the key) says so. Once
                 // none is, every snapshot under an old key is committed and counted
-                // by the store's check below. Upload sessions pinned to the new data
-                // key cannot add an old-key snapshot, so they do not hold the job
-                // back (an abandoned one keeps its lease for SESSION_TTL: while backups
-                // go on, some always would, and the job would never end).
-                let new_key_session = upload_session_holder(job.new_data_key_id);
+                // by the store's check below. That is a node's lease: a plain backup's
+                // for its whole request, an upload commit's for the commit (taken
+                // before it checks the session's key again). An upload session's own
+                // lease does not count: a session under an old key is refused as
+                // stale from the compromise on, so only a commit already in flight can
+                // add a snapshot under that key, and one under the new key cannot at
+                // all. (A session lease lives SESSION_TTL after its last request: an
+                // abandoned one would hold the job for 15 minutes, and while backups
+                // go on some always would be open.)
                 if self
                     .store
                     .live_leases(&format!("backup:{}:", cluster.id), crate::now())
                     .await?
                     .iter()
-                    .any(|l| l.holder != new_key_session)
+                    .any(|l| !is_session_holder(&l.holder))
                 {
                     tokio::time::sleep(BACKUP_WAIT).await;
                     continue;

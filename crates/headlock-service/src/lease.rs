@@ -13,6 +13,8 @@
 //! |---|---|---|
 //! | `intent:<intent>` | a key change runs (taken before its intent row is written) | another node reconciling the intent as abandoned |
 //! | `backup:<cluster>:<snapshot>` | a backup uploads and commits | garbage collection deleting its packs before the commit |
+//! | `backup:<cluster>:<upload>` (holder `upload:<data key>`) | an upload session is open, [`SESSION_TTL`](crate::snapshots::SESSION_TTL) past its last request | collection deleting the session's chunks |
+//! | `backup:<cluster>:<upload>:commit:<id>` | an upload's commit runs | a compromise recovery's job ending before that commit is counted |
 //! | `job:<name>` | a periodic job runs ([`crate::maintenance`]) | the same job on another node at the same time |
 //!
 //! The node id is stable across restarts of one node (`serve` keeps it in the data

@@ -443,11 +443,11 @@ fn a_session_opened_before_a_compromise_is_stale_and_a_new_one_has_new_keys() {
         409,
         "UPLOAD_SESSION_STALE",
     );
-    // A stale session can still be ended.
-    assert_eq!(w.admin.delete(&s.base).status, 204);
     let fresh = open(&w.admin, &g, &c);
-    // A session under the new key does not hold the re-encryption job back (it cannot
-    // add a snapshot under the old key): the job ends while the session is open.
+    // Neither the stale session, left open as a client that died would leave it, nor
+    // one under the new key holds the re-encryption job back (neither can add a
+    // snapshot under the old key any more): the job ends while both are open, well
+    // before the stale one's lease would lapse (15 minutes).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let v = w.admin.expect(
@@ -462,10 +462,12 @@ fn a_session_opened_before_a_compromise_is_stale_and_a_new_one_has_new_keys() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the job waited for a session under the new key: {v}"
+            "the job waited for an open upload session: {v}"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // A stale session can still be ended, after the job too.
+    assert_eq!(w.admin.delete(&s.base).status, 204);
     assert_ne!(fresh.json["chunkIdKey"], s.json["chunkIdKey"]);
     assert_ne!(fresh.json["chunkBoundaryKey"], s.json["chunkBoundaryKey"]);
     // The old key's id means nothing under the new one.

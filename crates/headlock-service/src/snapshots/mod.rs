@@ -47,7 +47,7 @@ pub use packs::PACK_TARGET;
 pub(crate) use packs::{FirstError, Sealed, assemble_packs};
 pub use restore::{RestoreDownload, RestoreLinkInfo};
 pub use restore_jobs::RESTORE_LINK_HOURS;
-pub(crate) use upload::session_holder as upload_session_holder;
+pub(crate) use upload::is_session_holder;
 pub use upload::{
     ChunkUploadReport, KnownChunks, MAX_BATCH_BYTES, MAX_BATCH_CHUNKS, MAX_MANIFEST_LINE,
     MAX_QUERY_IDS, PARENT_CANDIDATES, ParentManifest, SESSION_TTL, UploadSession,

@@ -53,6 +53,11 @@ pub(crate) fn session_holder(data_key_id: ObjectId) -> String {
     format!("{HOLDER_PREFIX}{data_key_id}")
 }
 
+/// Whether a lease holder is an upload session (rather than a node doing work).
+pub(crate) fn is_session_holder(holder: &str) -> bool {
+    holder.starts_with(HOLDER_PREFIX)
+}
+
 /// An open upload session, with the keys its client chunks and names data with.
 #[derive(Debug)]
 pub struct UploadSession {
@@ -243,14 +248,7 @@ impl Service {
             .strip_prefix(HOLDER_PREFIX)
             .and_then(|k| k.parse().ok())
             .ok_or_else(gone)?;
-        let newest = self
-            .store
-            .data_keys(cluster.id)
-            .await?
-            .into_iter()
-            .last()
-            .map(|k| k.id);
-        if newest != Some(data_key_id) && !stale_ok {
+        if !stale_ok && self.newest_data_key(cluster.id).await? != Some(data_key_id) {
             return Err(Conflict::UploadSessionStale(id).into());
         }
         if !self
@@ -267,6 +265,11 @@ impl Service {
             lease: name,
             holder: lease.holder,
         })
+    }
+
+    /// The data key new backups of the cluster use (the newest), if it has one.
+    async fn newest_data_key(&self, cluster: ObjectId) -> Result<Option<ObjectId>> {
+        Ok(self.store.data_keys(cluster).await?.last().map(|k| k.id))
     }
 
     /// Which of `ids` the session's cluster does not have.
@@ -412,6 +415,24 @@ impl Service {
                 false,
             )
             .await?;
+        // In flight from here on, under a lease of this request's own, taken before the
+        // data key is checked again: a compromise recovery's re-encryption job waits
+        // for it (`crate::compromise`), so a commit that found the old key still the
+        // newest is counted before the job deletes that key, while a session merely
+        // left open under the old key (refused as stale from the compromise on) does
+        // not hold the job back. Unique per request, so two commits of one session
+        // still meet where they did (the snapshot id).
+        let Some(_in_flight) = self
+            .try_lease(format!("{}:commit:{}", s.lease, ObjectId::new()))
+            .await?
+        else {
+            return Err(ServiceError::unexpected(
+                "a fresh lease name was taken".into(),
+            ));
+        };
+        if self.newest_data_key(s.cluster.id).await? != Some(s.data_key_id) {
+            return Err(Conflict::UploadSessionStale(s.id).into());
+        }
         let cluster = &s.cluster;
         let manifest = read_manifest(body).await?;
         manifest
