@@ -460,10 +460,20 @@ fn keep_log(file: &Path, log: &str) -> usize {
 fn main() -> ExitCode {
     let args = Args::parse();
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::Builder::new()
-        .prefix("headlock-soak-")
-        .tempdir_in(&base)
-        .expect("temporary directory");
+    let tmp = match std::fs::create_dir_all(&base).and_then(|()| {
+        tempfile::Builder::new()
+            .prefix("headlock-soak-")
+            .tempdir_in(&base)
+    }) {
+        Ok(tmp) => tmp,
+        Err(e) => {
+            eprintln!(
+                "soak: cannot make a directory under {}: {e}",
+                base.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let root = tmp.path().to_path_buf();
     let logs = root.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
