@@ -1,11 +1,13 @@
 //! Round-trip latency of Create + Activate + Get (one AES-256 key each time) over one
-//! mutual-TLS connection, against the embedded server (in-process, SQLite in a
-//! temporary directory) and against a PyKMIP 0.11 server (a real process, installed
-//! and started through testkit), in the same run; prints p50 / p99 for each and the
-//! ratio.
+//! mutual-TLS connection, against the embedded server (in-process, its key store in a
+//! temporary directory, every key fsync'ed) and against a PyKMIP 0.11 server (a real
+//! process, installed and started through testkit), in the same run; prints p50 / p99
+//! for each and the ratio. Then throughput: Create + Activate + Get sequences per second
+//! with 1, 4 and 16 concurrent clients of one `Client` whose pool holds as many
+//! connections, for THROUGHPUT_SECONDS each, against both servers, and the ratio.
 //!
 //! ```text
-//! cargo run --release -p kmip-server --example kmip_latency [-- EMBEDDED_ITERATIONS PYKMIP_ITERATIONS]
+//! cargo run --release -p kmip-server --example kmip_latency [-- EMBEDDED_ITERATIONS PYKMIP_ITERATIONS [THROUGHPUT_SECONDS]]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -35,6 +37,51 @@ async fn measure(client: &Client, iterations: usize) -> Result<Vec<Duration>, km
     Ok(samples)
 }
 
+/// Create + Activate + Get sequences per second over `seconds`, by `workers` tasks
+/// sharing one client whose pool holds `workers` connections.
+async fn throughput(
+    config: &kmip::client::ClientConfig,
+    workers: usize,
+    seconds: f64,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let mut config = config.clone();
+    config.max_connections = workers;
+    let client = Client::new(config)?;
+    measure(&client, 1).await?; // connect and warm up
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < until {
+                measure_one(&client).await?;
+                done += 1;
+            }
+            Ok::<u64, kmip::error::Error>(done)
+        });
+    }
+    let mut total = 0;
+    while let Some(done) = tasks.join_next().await {
+        total += done??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn measure_one(client: &Client) -> Result<(), kmip::error::Error> {
+    let usage = CryptographicUsageMask::ENCRYPT | CryptographicUsageMask::DECRYPT;
+    let uid = client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, usage, None)
+        .await?;
+    client.activate(&uid).await?;
+    let key = client.get_symmetric_key(&uid).await?;
+    assert_eq!(key.key.len(), 32);
+    Ok(())
+}
+
+const CONCURRENCY: [usize; 3] = [1, 4, 16];
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
@@ -52,6 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?;
     let embedded_n = args.first().copied().unwrap_or(1000);
     let pykmip_n = args.get(1).copied().unwrap_or(200);
+    let seconds = args.get(2).copied().unwrap_or(10) as f64;
 
     // Embedded server, in this process (testkit's harness: fresh PKI and store).
     let mut server = testkit::kmip::Embedded::start().await;
@@ -59,6 +107,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let embedded = server.client();
     let embedded_samples = measure(&embedded, embedded_n).await?;
     let version = embedded.negotiated_version().await;
+    let mut embedded_rates = Vec::new();
+    for workers in CONCURRENCY {
+        embedded_rates.push(throughput(&server.client_config(), workers, seconds).await?);
+    }
     server.stop().await;
 
     // PyKMIP server, a real process on loopback, on the same certificates.
@@ -68,6 +120,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let remote = Client::new(testkit::kmip::client_config(&pki, vec![pykmip.addr()]))?;
     let pykmip_samples = measure(&remote, pykmip_n).await?;
     let pykmip_version = remote.negotiated_version().await;
+    let mut pykmip_rates = Vec::new();
+    for workers in CONCURRENCY {
+        pykmip_rates.push(throughput(remote.config(), workers, seconds).await?);
+    }
     drop(pykmip);
 
     let e50 = percentile(&embedded_samples, 50.0);
@@ -92,5 +148,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(p50) / ms(e50),
         ms(p99) / ms(e99)
     );
+    println!(
+        "Create + Activate + Get per second, {seconds} s each, one pooled connection per client task"
+    );
+    for ((workers, e), p) in CONCURRENCY.iter().zip(&embedded_rates).zip(&pykmip_rates) {
+        println!(
+            "{workers:>2} at once: embedded {e:>8.1}/s  PyKMIP {p:>7.1}/s  ratio {:.1}x",
+            e / p
+        );
+    }
     Ok(())
 }

@@ -49,6 +49,7 @@ use kmip::types::{
 
 /// Protocol versions this server speaks, most preferred first.
 pub const SUPPORTED_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V2_1,
     ProtocolVersion::V2_0,
     ProtocolVersion::V1_4,
     ProtocolVersion::V1_3,

@@ -88,11 +88,12 @@ async fn accepts_full_lifecycle_of_a_master_key() {
     let client = server.client();
 
     let versions = client.discover_versions().await.unwrap();
-    assert_eq!(versions.first(), Some(&ProtocolVersion::V2_0));
+    assert_eq!(versions.first(), Some(&ProtocolVersion::V2_1));
+    assert!(versions.contains(&ProtocolVersion::V2_0));
     assert!(versions.contains(&ProtocolVersion::V1_0));
     assert_eq!(
         client.negotiated_version().await,
-        Some(ProtocolVersion::V2_0)
+        Some(ProtocolVersion::V2_1)
     );
     let query = client.query().await.unwrap();
     assert!(query.operations.contains(&Operation::CREATE));
@@ -255,6 +256,7 @@ async fn accepts_every_protocol_version_with_batches_in_order() {
         ProtocolVersion::V1_3,
         ProtocolVersion::V1_4,
         ProtocolVersion::V2_0,
+        ProtocolVersion::V2_1,
     ] {
         // Create, then Activate and Get through the ID Placeholder.
         let mut items = vec![
@@ -811,4 +813,76 @@ async fn rejects_connections_beyond_the_limit_until_one_closes() {
     // Shutdown returns although a client still holds an idle connection.
     let _ = stop.send(());
     task.await.unwrap().unwrap();
+}
+
+/// A TCP relay to `target` on loopback: where it listens, how many connections it
+/// accepted, and the most it had open at once.
+async fn counting_relay(
+    target: std::net::SocketAddr,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
+    let (a, m) = (accepted.clone(), most.clone());
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            let open = open.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, accepted, most)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_of_one_client_share_a_bounded_pool_of_connections() {
+    use std::sync::atomic::Ordering;
+    let server = Embedded::start().await;
+    let (relay, accepted, most) = counting_relay(server.addr).await;
+    let mut config = client_config(&server.pki, vec![relay]);
+    config.max_connections = 4;
+    let client = Client::new(config).unwrap();
+    let uid = client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, Some("pool"))
+        .await
+        .unwrap();
+    client.activate(&uid).await.unwrap();
+    let key = client.get_symmetric_key(&uid).await.unwrap().key;
+    // One request at a time: one connection, reused.
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+    // 32 at once: the four-connection bound holds, and they do run side by side (the
+    // first four each open a connection before any answer comes back).
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (client, uid) = (client.clone(), uid.clone());
+        tasks.spawn(async move { client.get_symmetric_key(&uid).await });
+    }
+    while let Some(got) = tasks.join_next().await {
+        assert_eq!(got.unwrap().unwrap().key, key);
+    }
+    let opened = accepted.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&opened), "connections opened: {opened}");
+    assert!(most.load(Ordering::SeqCst) <= 4);
+    // Every connection went back to the pool, and is reused from there.
+    assert_eq!(client.idle_connections(), vec![opened]);
+    assert_eq!(client.get_state(&uid).await.unwrap(), State::ACTIVE);
+    assert_eq!(accepted.load(Ordering::SeqCst), opened);
+    // `disconnect` empties the pool.
+    client.disconnect().await;
+    assert_eq!(client.idle_connections(), vec![0]);
 }

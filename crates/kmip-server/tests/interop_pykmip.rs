@@ -28,15 +28,18 @@ async fn start_pykmip() -> (PyKmipServer, kmip_server::pki::PkiPaths, tempfile::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepts_our_client_against_pykmip_server() {
     let (server, pki, _dir) = start_pykmip().await;
-    // Default negotiation (PyKMIP 0.11 offers 2.0 down to 1.0), then KMIP 1.2 only, as
-    // mongod speaks.
-    for versions in [
-        kmip::client::CLIENT_VERSIONS.to_vec(),
-        vec![ProtocolVersion::V1_2],
+    // Default negotiation (we offer 2.1 first; PyKMIP 0.11 offers 2.0 down to 1.0, so
+    // 2.0 is agreed), then KMIP 1.2 only, as mongod speaks.
+    for (versions, agreed) in [
+        (
+            kmip::client::CLIENT_VERSIONS.to_vec(),
+            ProtocolVersion::V2_0,
+        ),
+        (vec![ProtocolVersion::V1_2], ProtocolVersion::V1_2),
     ] {
         let mut config = client_config(&pki, vec![server.addr()]);
-        config.protocol_versions = versions.clone();
-        lifecycle_against(&server, Client::new(config).unwrap(), versions[0]).await;
+        config.protocol_versions = versions;
+        lifecycle_against(&server, Client::new(config).unwrap(), agreed).await;
     }
 }
 

@@ -1,14 +1,22 @@
-//! The async KMIP client: mutual TLS (rustls, ring), one connection per server kept
-//! open and reconnected on error, protocol version negotiated with Discover Versions,
+//! The async KMIP client: mutual TLS (rustls, ring), a bounded pool of connections per
+//! server kept open and reconnected on error, protocol version negotiated with Discover Versions,
 //! servers tried in order with failover, bounded retries for operations that are safe
 //! to repeat, and typed operations for what Headlock needs.
 //!
 //! Behaviour in detail:
 //!
 //! * **Negotiation.** On each new connection the client sends Discover Versions (in a
-//!   1.2 header) listing [`ClientConfig::protocol_versions`] (by default 2.0, 1.4, 1.3,
-//!   1.2, 1.1, 1.0) and uses the highest version the server answers. A server that fails Discover Versions, or answers with no common
+//!   1.2 header) listing [`ClientConfig::protocol_versions`] (by default 2.1, 2.0, 1.4,
+//!   1.3, 1.2, 1.1, 1.0) and uses the highest version the server answers. A server that fails Discover Versions, or answers with no common
 //!   version, is spoken to in KMIP 1.2, as mongod does.
+//! * **Connections.** Each server has a pool of at most
+//!   [`ClientConfig::max_connections`] connections, so that requests of one client run
+//!   in parallel (one request at a time on each connection, as KMIP's request/response
+//!   framing requires). A request takes the most recently used idle connection, or
+//!   opens one while fewer than the maximum are open, or waits for one. Before reuse a
+//!   connection is looked at without blocking: one the server closed is dropped. An
+//!   idle connection is given back to the pool only after a complete answer; one that
+//!   failed is dropped.
 //! * **Failover.** Servers are tried in the configured order. A server that cannot be
 //!   reached (connect, TLS, negotiation) is skipped for the next one, for every
 //!   operation: nothing was sent to it.
@@ -66,7 +74,7 @@ use backon::{ConstantBuilder, ExponentialBuilder, Retryable, RetryableWithContex
 use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use zeroize::Zeroizing;
@@ -92,6 +100,7 @@ pub const DEFAULT_PORT: u16 = 5696;
 
 /// Versions offered in Discover Versions, most preferred first.
 pub const CLIENT_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V2_1,
     ProtocolVersion::V2_0,
     ProtocolVersion::V1_4,
     ProtocolVersion::V1_3,
@@ -160,6 +169,9 @@ pub struct ClientConfig {
     /// Protocol versions offered in Discover Versions, most preferred first (default
     /// [`CLIENT_VERSIONS`]; e.g. `[1.2]` to speak as mongod does).
     pub protocol_versions: Vec<ProtocolVersion>,
+    /// Most connections open to one server at once (at least 1): requests beyond that
+    /// wait for a connection to come free.
+    pub max_connections: usize,
 }
 
 impl ClientConfig {
@@ -182,9 +194,13 @@ impl ClientConfig {
             max_retries: 2,
             limits: Limits::default(),
             protocol_versions: CLIENT_VERSIONS.to_vec(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
+
+/// Default of [`ClientConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 8;
 
 /// A symmetric key fetched with Get.
 pub struct SymmetricKeyMaterial {
@@ -267,7 +283,39 @@ struct Server {
     label: String,
     host: String,
     port: u16,
-    conn: Mutex<Option<Connection>>,
+    /// One permit per connection that may be open: a request holds one from before it
+    /// takes a connection until it has given it back (or dropped it).
+    permits: Semaphore,
+    /// Connections not carrying a request, the most recently used last.
+    idle: std::sync::Mutex<Vec<Connection>>,
+}
+
+impl Server {
+    /// The most recently used idle connection fit for the operation, if any: one the
+    /// server closed is dropped, and one idle too long for an operation that must not be
+    /// repeated is left for others (it may be dead, and a Create written into it would
+    /// come back Indeterminate).
+    fn checkout(&self, repeatable: bool) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|c| !c.closed_by_peer());
+        let fit = idle
+            .iter()
+            .rposition(|c| repeatable || c.last_used.elapsed() < STALE_FOR_UNREPEATABLE)?;
+        Some(idle.remove(fit))
+    }
+
+    /// Gives a connection that carried a complete exchange back to the pool.
+    fn checkin(&self, conn: Connection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+    }
+
+    /// Takes every idle connection out of the pool.
+    fn drain(&self) -> Vec<Connection> {
+        std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 struct Connection {
@@ -378,7 +426,8 @@ impl Client {
                 label: label.clone(),
                 host,
                 port,
-                conn: Mutex::new(None),
+                permits: Semaphore::new(config.max_connections.max(1)),
+                idle: std::sync::Mutex::new(Vec::new()),
             });
         }
         if servers.is_empty() {
@@ -454,22 +503,31 @@ impl Client {
         result
     }
 
-    /// The protocol version negotiated with the first server that has an open
+    /// The protocol version negotiated with the first server that has an idle
     /// connection, if any.
     pub async fn negotiated_version(&self) -> Option<ProtocolVersion> {
-        for server in &self.inner.servers {
-            if let Some(c) = server.conn.lock().await.as_ref() {
-                return Some(c.version);
-            }
-        }
-        None
+        self.inner.servers.iter().find_map(|server| {
+            let idle = server.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.last().map(|c| c.version)
+        })
     }
 
-    /// Closes every open connection (they are reopened on the next operation).
+    /// Closes every idle connection (new ones are opened on the next operation; one
+    /// carrying a request now goes back to the pool when its answer is read).
     pub async fn disconnect(&self) {
         for server in &self.inner.servers {
-            server.conn.lock().await.take();
+            drop(server.drain());
         }
+    }
+
+    /// How many connections to each server are idle in the pool, in configuration
+    /// order (for tests and diagnostics).
+    pub fn idle_connections(&self) -> Vec<usize> {
+        self.inner
+            .servers
+            .iter()
+            .map(|s| s.idle.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .collect()
     }
 
     // ----- typed operations -----
@@ -1032,37 +1090,37 @@ impl Client {
     /// closed an idle connection). An operation that must not be repeated is never
     /// written into a connection idle for [`STALE_FOR_UNREPEATABLE`] or closed by the
     /// peer: it gets a fresh one.
-    async fn attempt_on<'s>(
+    async fn attempt_on(
         &self,
-        server: &'s Server,
+        server: &Server,
         operation: Operation,
         repeatable: bool,
         outgoing: &Outgoing<'_>,
     ) -> Result<ResponseMessage, AttemptError> {
-        let mut guard = server.conn.lock().await;
-        let reused = match guard.as_ref() {
-            Some(c) => {
-                !c.closed_by_peer()
-                    && (repeatable || c.last_used.elapsed() < STALE_FOR_UNREPEATABLE)
-            }
-            None => false,
-        };
-        if !reused {
-            guard.take();
-        }
+        // The semaphore is never closed.
+        let _permit = server.permits.acquire().await.map_err(|_| AttemptError {
+            error: protocol(&server.label, operation, "the connection pool was closed"),
+            sent: false,
+        })?;
+        let pooled = server.checkout(repeatable);
         let once_more = ConstantBuilder::new()
             .with_delay(Duration::ZERO)
-            .with_max_times(usize::from(reused && repeatable));
-        let (_, result) = (|mut conn: MutexGuard<'s, Option<Connection>>| async move {
+            .with_max_times(usize::from(pooled.is_some() && repeatable));
+        let (conn, result) = (|mut conn: Option<Connection>| async move {
             let result = self
                 .exchange_on(&mut conn, server, operation, outgoing)
                 .await;
             (conn, result)
         })
         .retry(once_more)
-        .context(guard)
+        .context(pooled)
         .when(|e: &AttemptError| e.error.is_transient())
         .await;
+        // Back to the pool before the permit is released, so that the next request
+        // waiting for a permit finds it.
+        if let Some(conn) = conn {
+            server.checkin(conn);
+        }
         result
     }
 

@@ -537,6 +537,9 @@ impl ProtocolVersion {
     pub const V1_4: ProtocolVersion = ProtocolVersion::new(1, 4);
     /// KMIP 2.0.
     pub const V2_0: ProtocolVersion = ProtocolVersion::new(2, 0);
+    /// KMIP 2.1: for the operations and attributes this crate knows, messages as in 2.0
+    /// (2.1 adds operations, attributes and optional fields; see docs/kmip.md).
+    pub const V2_1: ProtocolVersion = ProtocolVersion::new(2, 1);
 
     /// A version from its two numbers.
     pub const fn new(major: i32, minor: i32) -> Self {
