@@ -7,13 +7,15 @@
 # PostgreSQL (scripts/postgres.sh: Debian's postgresql, installed when missing) and moto
 # (scripts/moto.sh: moto[server] from PyPI in a venv), both on loopback, hands their
 # URLs to the tests, and stops both by PID when it ends, however it ends. So it needs
-# only the Rust toolchain, curl and python3 with venv support; it installs the Debian
-# packages for the last two when they are missing and it runs as root.
+# only the Rust toolchain, curl, openssl (the command: a test encrypts a KMIP client key
+# with it, as an operator would) and python3 with venv support; it installs the Debian
+# packages for the last three when they are missing and it runs as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if ! command -v python3 >/dev/null 2>&1; then
   need_apt+=(python3 python3-venv)
 elif ! python3 -m venv --help >/dev/null 2>&1; then

@@ -129,9 +129,18 @@ pub struct ServeArgs {
     /// Client certificate (PEM) presented to the KMIP servers.
     #[arg(long, env = "HEADLOCK_KMIP_CLIENT_CERT_FILE", value_name = "FILE")]
     pub kmip_client_cert_file: Option<PathBuf>,
-    /// Private key (PEM) of the client certificate.
+    /// Private key (PEM) of the client certificate; may be an encrypted PKCS#8 key
+    /// (ENCRYPTED PRIVATE KEY), with --kmip-client-key-password-file.
     #[arg(long, env = "HEADLOCK_KMIP_CLIENT_KEY_FILE", value_name = "FILE")]
     pub kmip_client_key_file: Option<PathBuf>,
+    /// File whose first line is the password of an encrypted client key (a file, not
+    /// a flag: command lines are visible to every user of the machine).
+    #[arg(
+        long,
+        env = "HEADLOCK_KMIP_CLIENT_KEY_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    pub kmip_client_key_password_file: Option<PathBuf>,
     /// Public origin of the API for links (e.g. https://backup.example.com); default:
     /// taken from each request's Host header.
     #[arg(long, env = "HEADLOCK_PUBLIC_URL", value_name = "URL")]

@@ -24,6 +24,7 @@
 //! ca_file = "/etc/headlock/kmip-ca.pem"
 //! client_cert_file = "/etc/headlock/kmip-client.pem"
 //! client_key_file = "/etc/headlock/kmip-client.key"
+//! # client_key_password_file = "/etc/headlock/kmip-client.pass"   # for an encrypted key
 //! ```
 
 use std::net::SocketAddr;
@@ -72,6 +73,7 @@ struct FileKmip {
     ca_file: Option<PathBuf>,
     client_cert_file: Option<PathBuf>,
     client_key_file: Option<PathBuf>,
+    client_key_password_file: Option<PathBuf>,
 }
 
 /// External KMIP servers.
@@ -85,6 +87,8 @@ pub struct KmipConfig {
     pub client_cert_file: PathBuf,
     /// Its key.
     pub client_key_file: PathBuf,
+    /// The file whose first line is the password of an encrypted key.
+    pub client_key_password_file: Option<PathBuf>,
 }
 
 /// Everything `serve` needs.
@@ -247,6 +251,10 @@ impl ServeConfig {
                     file_kmip.client_key_file,
                     "kmip-client-key-file",
                 )?,
+                client_key_password_file: args
+                    .kmip_client_key_password_file
+                    .clone()
+                    .or(file_kmip.client_key_password_file),
             })
         };
         let public_url = args

@@ -8,6 +8,7 @@ mod cmd;
 mod config;
 mod pipe;
 mod progress;
+mod secret_file;
 
 use std::process::ExitCode;
 

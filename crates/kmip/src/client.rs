@@ -154,8 +154,12 @@ pub struct ClientConfig {
     pub ca_file: PathBuf,
     /// Our certificate chain (PEM), presented for client authentication.
     pub client_cert_file: PathBuf,
-    /// Our private key (PEM).
+    /// Our private key (PEM; PKCS#8, SEC1, PKCS#1, or an encrypted PKCS#8 key with
+    /// [`ClientConfig::client_key_password`]).
     pub client_key_file: PathBuf,
+    /// The password of an encrypted `client_key_file` (as mongod's
+    /// `--kmipClientCertificatePassword`).
+    pub client_key_password: Option<crate::tls::KeyPassword>,
     /// Name the server certificates must carry; default: each server's host.
     pub server_name: Option<String>,
     /// Time allowed for the TCP connection and, again, for the TLS handshake.
@@ -188,6 +192,7 @@ impl ClientConfig {
             ca_file,
             client_cert_file,
             client_key_file,
+            client_key_password: None,
             server_name: None,
             connect_timeout: Duration::from_secs(5),
             io_timeout: Duration::from_secs(30),
@@ -408,10 +413,11 @@ impl Client {
     /// A client for `config`. Reads the certificates now; connects lazily, on the
     /// first operation.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
-        let tls = crate::tls::client_config(
+        let tls = crate::tls::client_config_with_password(
             &config.ca_file,
             &config.client_cert_file,
             &config.client_key_file,
+            config.client_key_password.as_ref(),
         )?;
         let mut servers = Vec::with_capacity(config.servers.len());
         for label in &config.servers {

@@ -11,12 +11,12 @@
 //! | 3 | the API refused the request: any 4xx (unauthorized, not found, conflict, rate limited, ...) |
 //! | 4 | the API failed (5xx) or could not be reached or understood (refused connection, TLS, timeout, garbage) |
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use hyper::Method;
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -35,8 +35,6 @@ pub(crate) const EXIT_FAILED: u8 = 4;
 
 /// The environment variable holding the API key.
 const API_KEY_ENV: &str = "HEADLOCK_API_KEY";
-/// Largest API key file read.
-const MAX_KEY_FILE_BYTES: u64 = 4096;
 /// Longest error detail printed.
 const MAX_DETAIL_CHARS: usize = 2000;
 
@@ -102,31 +100,7 @@ pub(crate) fn connect(args: &ApiArgs) -> anyhow::Result<Remote> {
 /// The API key: from the file if one is given, else from `HEADLOCK_API_KEY`.
 fn api_key(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
     let key = match file {
-        Some(path) => {
-            let f = std::fs::File::open(path)
-                .with_context(|| format!("opening API key file {}", path.display()))?;
-            warn_if_shared(path, &f);
-            let mut text = Zeroizing::new(String::new());
-            f.take(MAX_KEY_FILE_BYTES + 1)
-                .read_to_string(&mut text)
-                .with_context(|| {
-                    format!(
-                        "reading API key file {} (it must be UTF-8 text)",
-                        path.display()
-                    )
-                })?;
-            if text.len() as u64 > MAX_KEY_FILE_BYTES {
-                bail!(
-                    "API key file {} is larger than {MAX_KEY_FILE_BYTES} bytes",
-                    path.display()
-                );
-            }
-            let first = text.lines().next().unwrap_or("").trim();
-            if first.is_empty() {
-                bail!("API key file {} is empty", path.display());
-            }
-            Zeroizing::new(first.to_string())
-        }
+        Some(path) => crate::secret_file::first_line(path, "API key")?,
         None => match std::env::var(API_KEY_ENV) {
             Ok(v) => {
                 let v = Zeroizing::new(v);
@@ -147,21 +121,6 @@ fn api_key(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
         bail!("the API key contains control characters");
     }
     Ok(key)
-}
-
-/// Warns (like ssh) when others may read the key file.
-fn warn_if_shared(path: &Path, f: &std::fs::File) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = f.metadata() {
-        let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
-            eprintln!(
-                "headlock: warning: API key file {} is accessible by other users (mode {:o}); chmod 600 it",
-                path.display(),
-                mode & 0o777
-            );
-        }
-    }
 }
 
 /// `?pageNum=..&itemsPerPage=..` (empty when neither is set).

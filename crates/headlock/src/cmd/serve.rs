@@ -57,13 +57,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut embedded = None;
     let keys = match &config.kmip {
         Some(kmip) => {
-            let client = kmip::client::Client::new(kmip::client::ClientConfig::new(
+            let mut client_config = kmip::client::ClientConfig::new(
                 kmip.servers.clone(),
                 kmip.ca_file.clone(),
                 kmip.client_cert_file.clone(),
                 kmip.client_key_file.clone(),
-            ))
-            .context("configuring the KMIP client")?;
+            );
+            if let Some(file) = &kmip.client_key_password_file {
+                let password = crate::secret_file::first_line(file, "KMIP client key password")?;
+                client_config.client_key_password =
+                    Some(kmip::tls::KeyPassword::new(password.as_bytes()));
+            }
+            let client =
+                kmip::client::Client::new(client_config).context("configuring the KMIP client")?;
             tracing::info!(servers = ?kmip.servers, "master keys live in external KMIP servers");
             KmipKeyManager::new(client, format!("KMIP server {}", kmip.servers.join(",")))
         }
