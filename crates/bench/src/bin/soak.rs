@@ -582,9 +582,11 @@ fn main() -> ExitCode {
     let traffic = start.elapsed();
     eprintln!("soak: traffic over after {traffic:.0?}; checking");
 
-    // The end: both up, nothing killed. First let the compromise's re-encryption end.
+    // The end: both up, nothing killed. First let the compromise's re-encryption end,
+    // and end well: the old data key is deleted only by a job that FINISHED.
     let g = shared.group.clone();
     let deadline = Instant::now() + Duration::from_secs(300);
+    let mut jobs_finished = 0u64;
     for c in &shared.clusters {
         loop {
             let r = retry(
@@ -593,12 +595,15 @@ fn main() -> ExitCode {
                 &format!("/groups/{g}/backupConfigs/{c}/reencryptionJobs"),
             );
             let jobs = r.json();
-            let running = jobs["results"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|j| j["statusName"] == "RUNNING");
-            if !running {
+            let jobs = jobs["results"].as_array().unwrap();
+            if jobs.iter().all(|j| j["statusName"] != "RUNNING") {
+                for job in jobs {
+                    if job["statusName"] == "FINISHED" {
+                        jobs_finished += 1;
+                    } else {
+                        shared.violation(format!("a re-encryption job of {c} ended: {job}"));
+                    }
+                }
                 break;
             }
             if Instant::now() > deadline {
@@ -743,6 +748,7 @@ fn main() -> ExitCode {
         shared.compromises.lock().unwrap()
     );
     println!("  audit chain: {chain_events} events verify");
+    println!("  re-encryption jobs finished: {jobs_finished}");
     println!(
         "  KMIP: one Active key per part: {}",
         if kmip_ok { "yes" } else { "NO" }
