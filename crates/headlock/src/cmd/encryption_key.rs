@@ -1,22 +1,32 @@
-//! `headlock encryption-key ...`: show a cluster's current master key id, or rotate
-//! it. The API's PUT answers 201 with no key id, so `rotate` follows it with a GET and
-//! prints the new id.
+//! `headlock encryption-key ...`: show a cluster's current master key id, rotate it
+//! (the API's PUT answers 201 with no key id, so `rotate` follows it with a GET and
+//! prints the new id), its history, its rotation schedule and retirement delay, declare
+//! it compromised (after confirmation), cancel a retired key's destruction.
 
 use std::process::ExitCode;
 
 use hyper::Method;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
-use super::remote::{self, api_try, print_json, print_line, seg};
-use crate::cli::{EncryptionKeyArgs, EncryptionKeyCommand};
+use super::confirm;
+use super::output::{BACKUP_CONFIGS, KEYS, REENCRYPTION_JOBS, show};
+use super::remote::{self, Remote, api_try, page_query, print_line, printable, seg};
+use crate::cli::{EncryptionKeyArgs, EncryptionKeyCommand, OutputFormat};
 
 pub async fn run(args: EncryptionKeyArgs) -> anyhow::Result<ExitCode> {
     let mut api = remote::connect(&args.api)?;
+    let format = args.output.format();
     match args.command {
         EncryptionKeyCommand::Get { group, cluster } => {
             api_try!(
-                api.print(Method::GET, &key_path(&group, &cluster), &[], None)
-                    .await
+                api.print(
+                    Method::GET,
+                    &key_path(&group, &cluster),
+                    &[],
+                    None,
+                    (format, &[])
+                )
+                .await
             )
         }
         EncryptionKeyCommand::Rotate {
@@ -33,22 +43,159 @@ pub async fn run(args: EncryptionKeyArgs) -> anyhow::Result<ExitCode> {
                     return Ok(f.report());
                 }
             };
-            if json {
-                print_json(&current);
-            } else {
-                print_line(&summary(&current));
+            // One line unless an output format was asked for (`--json` is `--output json`).
+            match (json, args.output.output) {
+                (true, _) => show(&current, OutputFormat::Json, &[]),
+                (false, Some(f)) => show(&current, f, &[]),
+                (false, None) => print_line(&summary(&current)),
             }
+        }
+        EncryptionKeyCommand::History {
+            group,
+            cluster,
+            page,
+        } => {
+            let path = format!("{}/encryptionKeys", config_path(&group, &cluster));
+            api_try!(
+                api.print(Method::GET, &path, &page_query(&page), None, (format, KEYS))
+                    .await
+            )
+        }
+        EncryptionKeyCommand::Schedule {
+            group,
+            cluster,
+            rotate_every_days,
+            destroy_retired_after_days,
+        } => {
+            let mut body = Map::new();
+            if let Some(d) = rotate_every_days {
+                body.insert("encryptionKeyRotationPeriodDays".into(), json!(d));
+            }
+            if let Some(d) = destroy_retired_after_days {
+                body.insert("retiredKeyDestroyAfterDays".into(), json!(d));
+            }
+            let path = config_path(&group, &cluster);
+            api_try!(
+                api.print(
+                    Method::PATCH,
+                    &path,
+                    &[],
+                    Some(&Value::Object(body)),
+                    (format, BACKUP_CONFIGS)
+                )
+                .await
+            )
+        }
+        EncryptionKeyCommand::Compromised {
+            group,
+            cluster,
+            confirm,
+        } => {
+            if let Err(code) = confirm::may_ask(confirm.yes, "declare a master key compromised") {
+                return Ok(code);
+            }
+            if !confirm.yes {
+                let lines = api_try!(compromise_warning(&mut api, &group, &cluster).await);
+                if let Err(code) = confirm::ask(&lines.0, &lines.1) {
+                    return Ok(code);
+                }
+            }
+            let path = format!("{}/compromised", key_path(&group, &cluster));
+            api_try!(
+                api.print(Method::POST, &path, &[], None, (format, REENCRYPTION_JOBS))
+                    .await
+            );
+            eprintln!(
+                "headlock: follow the re-encryption with: headlock reencryption-jobs list --group {} --cluster {}",
+                printable(&group),
+                printable(&cluster)
+            );
+        }
+        EncryptionKeyCommand::CancelDestruction {
+            group,
+            cluster,
+            key,
+        } => {
+            let path = format!(
+                "{}/encryptionKeys/{}/restore",
+                config_path(&group, &cluster),
+                seg(&key)
+            );
+            api_try!(
+                api.print(Method::POST, &path, &[], None, (format, KEYS))
+                    .await
+            )
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `compromised` will do to this cluster, in words, and the word to type back
+/// (the cluster's name).
+async fn compromise_warning(
+    api: &mut Remote,
+    group: &str,
+    cluster: &str,
+) -> Result<(Vec<String>, String), remote::Failure> {
+    let found = api
+        .call(
+            Method::GET,
+            &format!("/groups/{}/clusters/{}", seg(group), seg(cluster)),
+            &[],
+            None,
+        )
+        .await?
+        .unwrap_or(Value::Null);
+    let key = api
+        .call(Method::GET, &key_path(group, cluster), &[], None)
+        .await?
+        .unwrap_or(Value::Null);
+    let name = found["clusterName"].as_str().unwrap_or("").to_string();
+    let mut lines = vec![
+        format!(
+            "About to declare the master key of cluster \"{}\" ({}, id {}) of group {} COMPROMISED.",
+            printable(&name),
+            printable(found["typeName"].as_str().unwrap_or("?")),
+            printable(cluster),
+            printable(group)
+        ),
+        format!(
+            "  current master key(s): {}",
+            printable(&current_keys(&key))
+        ),
+        "This cannot be undone:".to_string(),
+        "  - the key is revoked in the KMIP server as Key Compromise (state Compromised);"
+            .to_string(),
+        "  - a new master key and a new data key are made at once, and new backups use them;"
+            .to_string(),
+        "  - a background job re-encrypts every snapshot, then destroys the old data key."
+            .to_string(),
+        "Snapshots stay restorable throughout.".to_string(),
+    ];
+    if found["parts"].as_array().is_some_and(|p| !p.is_empty()) {
+        lines.insert(
+            2,
+            "  (a whole sharded cluster: every shard and the config servers)".to_string(),
+        );
+    }
+    Ok((lines, name))
+}
+
+/// The current key id, or each part's as `PART=KEY`.
+fn current_keys(v: &Value) -> String {
+    let line = summary(v);
+    line.strip_prefix("rotated; current key: ")
+        .or_else(|| line.strip_prefix("rotated; current keys: "))
+        .unwrap_or("?")
+        .to_string()
+}
+
+fn config_path(group: &str, cluster: &str) -> String {
+    format!("/groups/{}/backupConfigs/{}", seg(group), seg(cluster))
+}
+
 fn key_path(group: &str, cluster: &str) -> String {
-    format!(
-        "/groups/{}/backupConfigs/{}/encryptionKey",
-        seg(group),
-        seg(cluster)
-    )
+    format!("{}/encryptionKey", config_path(group, cluster))
 }
 
 /// `rotated; current key: UID` for one cluster; for a whole sharded cluster, each
