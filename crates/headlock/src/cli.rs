@@ -355,6 +355,17 @@ impl OutputArgs {
     }
 }
 
+/// The cluster a command acts on: `--group G --cluster C`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterRef {
+    /// Group id.
+    #[arg(long, value_name = "GROUP-ID")]
+    pub group: String,
+    /// Cluster id.
+    #[arg(long, value_name = "CLUSTER-ID")]
+    pub cluster: String,
+}
+
 /// Paging of list commands (the API's `pageNum` and `itemsPerPage`).
 #[derive(Debug, Clone, Args)]
 pub struct PageArgs {
@@ -540,12 +551,8 @@ pub enum ClustersCommand {
     /// Show one cluster (GET /groups/{G}/clusters/{C}).
     #[command(after_long_help = "Example:\n  headlock clusters get --group $G --cluster $C")]
     Get {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
     },
     /// Delete a cluster (DELETE /groups/{G}/clusters/{C}), revoking its master keys;
     /// refused while its backups hold snapshots. Asks for confirmation.
@@ -553,12 +560,8 @@ pub enum ClustersCommand {
         after_long_help = "Examples:\n  headlock clusters delete --group $G --cluster $C         # shows the cluster, asks to type its name\n  headlock clusters delete --group $G --cluster $C --yes   # scripts: no question\n\nWithout --yes, standard input must be a terminal (else exit status 2, nothing deleted)."
     )]
     Delete {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
@@ -691,12 +694,8 @@ pub enum BackupConfigsCommand {
     /// Show one cluster's backup configuration (GET /groups/{G}/backupConfigs/{C}).
     #[command(after_long_help = "Example:\n  headlock backup-configs get --group $G --cluster $C")]
     Get {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
     },
     /// Change a backup configuration (PATCH /groups/{G}/backupConfigs/{C}) and print it.
     #[command(
@@ -743,24 +742,16 @@ pub enum EncryptionKeyCommand {
         after_long_help = "Example:\n  headlock encryption-key get --group $G --cluster $C\n\nOn a whole sharded cluster the answer lists each part's key under \"parts\"."
     )]
     Get {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
     },
     /// Rotate the master key (PUT .../encryptionKey), then show the new key's id.
     #[command(
         after_long_help = "Examples:\n  headlock encryption-key rotate --group $G --cluster $C\n  rotated; current key: 3f2a...\n  headlock encryption-key rotate --group $G --cluster $SHOP     # every shard and the config servers\n  rotated; current keys: PART-ID=KEY-ID PART-ID=KEY-ID ...\n\nNo backup data is rewritten; every snapshot stays restorable. Encryption must be on,\nelse CANNOT_ROTATE_KEY_ENCRYPTION_DISABLED."
     )]
     Rotate {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         /// Print the JSON of the GET that follows the rotation instead of one line (the
         /// same as --output json).
         #[arg(long)]
@@ -773,12 +764,8 @@ pub enum EncryptionKeyCommand {
         after_long_help = "Examples:\n  headlock encryption-key history --group $G --cluster $C --output table\n  headlock encryption-key history --group $G --cluster $C | jq -r '.results[0].encryptionKeyUUID'"
     )]
     History {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -790,12 +777,8 @@ pub enum EncryptionKeyCommand {
     )]
     #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true)))]
     Schedule {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         /// Rotate the master key automatically this many days after the current one was
         /// made (1 to 3650); 0: never.
         #[arg(long, value_name = "DAYS", group = "setting", value_parser = clap::value_parser!(u32).range(0..=3650))]
@@ -812,12 +795,8 @@ pub enum EncryptionKeyCommand {
         after_long_help = "Examples:\n  headlock encryption-key compromised --group $G --cluster $C        # shows the key, asks to type the cluster's name\n  headlock encryption-key compromised --group $G --cluster $C --yes  # scripts\n  headlock reencryption-jobs get --group $G --cluster $C --job $J --wait\n\nFor when the master key and the stored wrapped data keys may have leaked. It cannot\nbe undone: the old key is revoked in the KMIP server (state Compromised). The answer\nis the re-encryption job (one per part on a whole sharded cluster). Without --yes,\nstandard input must be a terminal (else exit status 2, nothing changed)."
     )]
     Compromised {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
@@ -827,12 +806,8 @@ pub enum EncryptionKeyCommand {
         after_long_help = "Example:\n  headlock encryption-key cancel-destruction --group $G --cluster $C --key 3f2a...\n\nThe key stays retired (Deactivated) in the KMIP server and is never destroyed by\nthe schedule. Refused for the current key or a destroyed one\n(CANNOT_CANCEL_KEY_DESTRUCTION)."
     )]
     CancelDestruction {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         /// The retired key's KMIP id (encryptionKeyUUID in `history`).
         #[arg(long, value_name = "KEY-ID")]
         key: String,
@@ -883,12 +858,8 @@ pub enum ReencryptionJobsCommand {
         after_long_help = "Example:\n  headlock reencryption-jobs list --group $G --cluster $C --output table"
     )]
     List {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -897,12 +868,8 @@ pub enum ReencryptionJobsCommand {
         after_long_help = "Examples:\n  headlock reencryption-jobs get --group $G --cluster $C --job $J\n  headlock reencryption-jobs get --group $G --cluster $C --job $J --wait\n\nWith --wait it asks every 2 seconds (progress on standard error) until the job is\nno longer RUNNING, then prints it: exit status 0 if FINISHED, 5 if FAILED."
     )]
     Get {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         /// Job id.
         #[arg(long, value_name = "JOB-ID")]
         job: String,
@@ -946,12 +913,8 @@ pub enum SnapshotsCommand {
         after_long_help = "Example:\n  headlock snapshots list --group $G --cluster $C --output table"
     )]
     List {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -960,12 +923,8 @@ pub enum SnapshotsCommand {
         after_long_help = "Example:\n  headlock snapshots get --group $G --cluster $C --snapshot $S"
     )]
     Get {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         /// Snapshot id.
         #[arg(long, value_name = "SNAPSHOT-ID")]
         snapshot: String,
@@ -977,12 +936,8 @@ pub enum SnapshotsCommand {
     )]
     #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
     Set {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         /// Snapshot id.
         #[arg(long, value_name = "SNAPSHOT-ID")]
         snapshot: String,
@@ -1000,12 +955,8 @@ pub enum SnapshotsCommand {
         after_long_help = "Examples:\n  headlock snapshots delete --group $G --cluster $C --snapshot $S         # shows it, asks\n  headlock snapshots delete --group $G --cluster $C --snapshot $S --yes   # scripts\n\nIt cannot be undone. Without --yes, standard input must be a terminal (else exit\nstatus 2, nothing deleted)."
     )]
     Delete {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         /// Snapshot id.
         #[arg(long, value_name = "SNAPSHOT-ID")]
         snapshot: String,
@@ -1048,12 +999,8 @@ pub enum RestoreJobsCommand {
         after_long_help = "Example:\n  headlock restore-jobs create --group $G --cluster $C --snapshot $S | jq -r '.results[0].delivery.url'"
     )]
     Create {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         /// Snapshot id.
         #[arg(long, value_name = "SNAPSHOT-ID")]
         snapshot: String,
@@ -1063,12 +1010,8 @@ pub enum RestoreJobsCommand {
         after_long_help = "Example:\n  headlock restore-jobs list --group $G --cluster $C --output table"
     )]
     List {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -1078,12 +1021,8 @@ pub enum RestoreJobsCommand {
         after_long_help = "Example:\n  headlock restore-jobs get --group $G --cluster $C --job $J"
     )]
     Get {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
         /// Restore job id.
         #[arg(long, value_name = "JOB-ID")]
         job: String,

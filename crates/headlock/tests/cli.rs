@@ -95,6 +95,13 @@ impl Cli {
 }
 
 impl Cli {
+    /// `headlock ARGS --group G --cluster C`.
+    fn run_at(&self, g: &str, c: &str, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--group", g, "--cluster", c]);
+        self.run(&all)
+    }
+
     /// Runs `headlock ARGS` on a terminal (a pseudo-terminal of util-linux `script`) and
     /// types `answer` into it; what the terminal showed (standard output and error).
     fn run_on_terminal(&self, args: &[&str], answer: &str) -> Run {
@@ -198,18 +205,7 @@ fn accepts_group_cluster_and_key_lifecycle() {
         "rs0"
     );
 
-    let config = cli
-        .run(&[
-            "backup-configs",
-            "set",
-            "--group",
-            &g,
-            "--cluster",
-            &c,
-            "--encryption",
-            "on",
-        ])
-        .json();
+    let config = enable_encryption(&cli, &g, &c);
     assert_eq!(config["encryptionEnabled"], true, "{config}");
     assert_eq!(
         cli.run(&["backup-configs", "get", "--group", &g, "--cluster", &c])
@@ -691,18 +687,14 @@ fn encrypted_replica_set(cli: &Cli, group: &str) -> (String, String) {
         &cli.run(&["clusters", "register", "--group", &g, "--name", "rs0"])
             .json(),
     );
-    cli.run(&[
-        "backup-configs",
-        "set",
-        "--group",
-        &g,
-        "--cluster",
-        &c,
-        "--encryption",
-        "on",
-    ])
-    .ok();
+    enable_encryption(cli, &g, &c);
     (g, c)
+}
+
+/// `backup-configs set --encryption on`; the configuration it printed.
+fn enable_encryption(cli: &Cli, g: &str, c: &str) -> Value {
+    cli.run_at(g, c, &["backup-configs", "set", "--encryption", "on"])
+        .json()
 }
 
 #[test]
@@ -710,17 +702,7 @@ fn accepts_key_history_schedule_cancel_destruction_and_compromise() {
     let world = World::new();
     let cli = Cli::of(&world);
     let (g, c) = encrypted_replica_set(&cli, "prod");
-    let gc = ["--group", g.as_str(), "--cluster", c.as_str()];
-    let with = |args: &[&str]| -> Vec<String> {
-        args.iter()
-            .chain(gc.iter())
-            .map(|s| s.to_string())
-            .collect()
-    };
-    let run = |args: &[&str]| {
-        let a = with(args);
-        cli.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
-    };
+    let run = |a: &[&str]| cli.run_at(&g, &c, a);
     let s1 = backup_bytes(&cli, world.dir.path(), &g, &c, "a.bin", &[7u8; 300_000]);
     let s2 = backup_bytes(&cli, world.dir.path(), &g, &c, "b.bin", &[9u8; 200_000]);
 
@@ -836,11 +818,7 @@ fn accepts_snapshots_list_get_set_delete_and_restore_jobs() {
     let world = World::new();
     let cli = Cli::of(&world);
     let (g, c) = encrypted_replica_set(&cli, "prod");
-    let gc = ["--group", g.as_str(), "--cluster", c.as_str()];
-    let run = |args: &[&str]| {
-        let a: Vec<&str> = args.iter().chain(gc.iter()).copied().collect();
-        cli.run(&a)
-    };
+    let run = |a: &[&str]| cli.run_at(&g, &c, a);
     let data: Vec<u8> = (0..150_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let s1 = backup_bytes(&cli, world.dir.path(), &g, &c, "a.bin", b"first snapshot");
     let s2 = backup_bytes(&cli, world.dir.path(), &g, &c, "b.bin", &data);
@@ -1021,31 +999,12 @@ fn accepts_events_get_health_and_table_output_everywhere() {
         table.run(&["groups", "get", &g, "--output", "json"]).json()["name"],
         "prod"
     );
-    let rotated = cli
-        .run(&[
-            "encryption-key",
-            "rotate",
-            "--group",
-            &g,
-            "--cluster",
-            &c,
-            "--json",
-        ])
-        .json();
-    assert_eq!(rotated["encryptionKeyUUID"], world.key_of(&g, &c).as_str());
-    let rotated = cli
-        .run(&[
-            "encryption-key",
-            "rotate",
-            "--group",
-            &g,
-            "--cluster",
-            &c,
-            "-o",
-            "json",
-        ])
-        .json();
-    assert_eq!(rotated["encryptionKeyUUID"], world.key_of(&g, &c).as_str());
+    for flags in [&["--json"][..], &["-o", "json"]] {
+        let mut args = vec!["encryption-key", "rotate"];
+        args.extend(flags);
+        let rotated = cli.run_at(&g, &c, &args).json();
+        assert_eq!(rotated["encryptionKeyUUID"], world.key_of(&g, &c).as_str());
+    }
     assert_eq!(cli.run(&["groups", "list", "--output", "yaml"]).code, 2);
 }
 
@@ -1111,12 +1070,10 @@ fn asks_on_a_terminal_before_destroying() {
     let (g, c) = encrypted_replica_set(&cli, "prod");
     let s = backup_bytes(&cli, world.dir.path(), &g, &c, "a.bin", b"keep me");
     let key = world.key_of(&g, &c);
-    let gc = ["--group", g.as_str(), "--cluster", c.as_str()];
-    let args =
-        |a: &[&str]| -> Vec<String> { a.iter().chain(gc.iter()).map(|s| s.to_string()).collect() };
     let on_terminal = |a: &[&str], answer: &str| {
-        let a = args(a);
-        cli.run_on_terminal(&a.iter().map(String::as_str).collect::<Vec<_>>(), answer)
+        let mut all = a.to_vec();
+        all.extend(["--group", &g, "--cluster", &c]);
+        cli.run_on_terminal(&all, answer)
     };
 
     // A wrong answer changes nothing.
@@ -1134,13 +1091,7 @@ fn asks_on_a_terminal_before_destroying() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("About to DELETE snapshot"), "{run:?}");
     assert_eq!(
-        cli.run(
-            &args(&["snapshots", "list"])
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-        )
-        .json()["totalCount"],
+        cli.run_at(&g, &c, &["snapshots", "list"]).json()["totalCount"],
         1
     );
 
@@ -1151,15 +1102,8 @@ fn asks_on_a_terminal_before_destroying() {
     let run = on_terminal(&["snapshots", "delete", "--snapshot", &s], "delete");
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("deleted snapshot"), "{run:?}");
-    // The snapshot is gone (once the re-encryption job let go of it).
-    let list = cli
-        .run(
-            &args(&["snapshots", "list"])
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        )
-        .json();
+    // The snapshot is gone.
+    let list = cli.run_at(&g, &c, &["snapshots", "list"]).json();
     assert_eq!(list["totalCount"], 0, "{list}");
     let run = on_terminal(&["clusters", "delete"], "rs0");
     assert_eq!(run.code, 0, "{run:?}");
@@ -1167,11 +1111,6 @@ fn asks_on_a_terminal_before_destroying() {
         run.stdout.contains("About to DELETE cluster \"rs0\""),
         "{run:?}"
     );
-    cli.run(
-        &args(&["clusters", "get"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .fails(3, "CLUSTER_NOT_FOUND");
+    cli.run_at(&g, &c, &["clusters", "get"])
+        .fails(3, "CLUSTER_NOT_FOUND");
 }

@@ -24,9 +24,11 @@ pub async fn run(args: BackupConfigsArgs) -> anyhow::Result<ExitCode> {
                     .await
             )
         }
-        BackupConfigsCommand::Get { group, cluster } => {
-            let path = format!("/groups/{}/backupConfigs/{}", seg(&group), seg(&cluster));
-            api_try!(api.print(Method::GET, &path, &[], None, out).await)
+        BackupConfigsCommand::Get { at } => {
+            api_try!(
+                api.print(Method::GET, &at.config_path(), &[], None, out)
+                    .await
+            )
         }
         BackupConfigsCommand::Set(set) => {
             let path = format!(

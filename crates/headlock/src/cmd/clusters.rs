@@ -54,16 +54,14 @@ pub async fn run(args: ClustersArgs) -> anyhow::Result<ExitCode> {
             let path = format!("/groups/{}/clusters", seg(&group));
             api_try!(api.print(Method::GET, &path, &query, None, out).await)
         }
-        ClustersCommand::Get { group, cluster } => {
-            let path = format!("/groups/{}/clusters/{}", seg(&group), seg(&cluster));
-            api_try!(api.print(Method::GET, &path, &[], None, out).await)
+        ClustersCommand::Get { at } => {
+            api_try!(
+                api.print(Method::GET, &at.cluster_path(), &[], None, out)
+                    .await
+            )
         }
-        ClustersCommand::Delete {
-            group,
-            cluster,
-            confirm,
-        } => {
-            let path = format!("/groups/{}/clusters/{}", seg(&group), seg(&cluster));
+        ClustersCommand::Delete { at, confirm } => {
+            let path = at.cluster_path();
             if let Err(code) = confirm::may_ask(confirm.yes, "delete a cluster") {
                 return Ok(code);
             }
@@ -76,8 +74,8 @@ pub async fn run(args: ClustersArgs) -> anyhow::Result<ExitCode> {
                     "About to DELETE cluster \"{}\" ({}, id {}) of group {}.",
                     printable(&name),
                     printable(found["typeName"].as_str().unwrap_or("?")),
-                    printable(&cluster),
-                    printable(&group)
+                    printable(&at.cluster),
+                    printable(&at.group)
                 )];
                 if parts > 0 {
                     lines.push(format!(
@@ -97,7 +95,7 @@ pub async fn run(args: ClustersArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             api_try!(api.call(Method::DELETE, &path, &[], None).await);
-            eprintln!("headlock: deleted cluster {cluster}");
+            eprintln!("headlock: deleted cluster {}", printable(&at.cluster));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -11,30 +11,20 @@ use serde_json::{Map, Value, json};
 use super::confirm;
 use super::output::{BACKUP_CONFIGS, KEYS, REENCRYPTION_JOBS, show};
 use super::remote::{self, Remote, api_try, page_query, print_line, printable, seg};
-use crate::cli::{EncryptionKeyArgs, EncryptionKeyCommand, OutputFormat};
+use crate::cli::{ClusterRef, EncryptionKeyArgs, EncryptionKeyCommand, OutputFormat};
 
 pub async fn run(args: EncryptionKeyArgs) -> anyhow::Result<ExitCode> {
     let mut api = remote::connect(&args.api)?;
     let format = args.output.format();
     match args.command {
-        EncryptionKeyCommand::Get { group, cluster } => {
+        EncryptionKeyCommand::Get { at } => {
             api_try!(
-                api.print(
-                    Method::GET,
-                    &key_path(&group, &cluster),
-                    &[],
-                    None,
-                    (format, &[])
-                )
-                .await
+                api.print(Method::GET, &key_path(&at), &[], None, (format, &[]))
+                    .await
             )
         }
-        EncryptionKeyCommand::Rotate {
-            group,
-            cluster,
-            json,
-        } => {
-            let path = key_path(&group, &cluster);
+        EncryptionKeyCommand::Rotate { at, json } => {
+            let path = key_path(&at);
             api_try!(api.call(Method::PUT, &path, &[], None).await);
             let current = match api.call(Method::GET, &path, &[], None).await {
                 Ok(v) => v.unwrap_or(Value::Null),
@@ -50,20 +40,15 @@ pub async fn run(args: EncryptionKeyArgs) -> anyhow::Result<ExitCode> {
                 (false, None) => print_line(&summary(&current)),
             }
         }
-        EncryptionKeyCommand::History {
-            group,
-            cluster,
-            page,
-        } => {
-            let path = format!("{}/encryptionKeys", config_path(&group, &cluster));
+        EncryptionKeyCommand::History { at, page } => {
+            let path = format!("{}/encryptionKeys", at.config_path());
             api_try!(
                 api.print(Method::GET, &path, &page_query(&page), None, (format, KEYS))
                     .await
             )
         }
         EncryptionKeyCommand::Schedule {
-            group,
-            cluster,
+            at,
             rotate_every_days,
             destroy_retired_after_days,
         } => {
@@ -74,7 +59,7 @@ pub async fn run(args: EncryptionKeyArgs) -> anyhow::Result<ExitCode> {
             if let Some(d) = destroy_retired_after_days {
                 body.insert("retiredKeyDestroyAfterDays".into(), json!(d));
             }
-            let path = config_path(&group, &cluster);
+            let path = at.config_path();
             api_try!(
                 api.print(
                     Method::PATCH,
@@ -86,41 +71,29 @@ pub async fn run(args: EncryptionKeyArgs) -> anyhow::Result<ExitCode> {
                 .await
             )
         }
-        EncryptionKeyCommand::Compromised {
-            group,
-            cluster,
-            confirm,
-        } => {
+        EncryptionKeyCommand::Compromised { at, confirm } => {
             if let Err(code) = confirm::may_ask(confirm.yes, "declare a master key compromised") {
                 return Ok(code);
             }
             if !confirm.yes {
-                let lines = api_try!(compromise_warning(&mut api, &group, &cluster).await);
+                let lines = api_try!(compromise_warning(&mut api, &at).await);
                 if let Err(code) = confirm::ask(&lines.0, &lines.1) {
                     return Ok(code);
                 }
             }
-            let path = format!("{}/compromised", key_path(&group, &cluster));
+            let path = format!("{}/compromised", key_path(&at));
             api_try!(
                 api.print(Method::POST, &path, &[], None, (format, REENCRYPTION_JOBS))
                     .await
             );
             eprintln!(
                 "headlock: follow the re-encryption with: headlock reencryption-jobs list --group {} --cluster {}",
-                printable(&group),
-                printable(&cluster)
+                printable(&at.group),
+                printable(&at.cluster)
             );
         }
-        EncryptionKeyCommand::CancelDestruction {
-            group,
-            cluster,
-            key,
-        } => {
-            let path = format!(
-                "{}/encryptionKeys/{}/restore",
-                config_path(&group, &cluster),
-                seg(&key)
-            );
+        EncryptionKeyCommand::CancelDestruction { at, key } => {
+            let path = format!("{}/encryptionKeys/{}/restore", at.config_path(), seg(&key));
             api_try!(
                 api.print(Method::POST, &path, &[], None, (format, KEYS))
                     .await
@@ -134,20 +107,14 @@ pub async fn run(args: EncryptionKeyArgs) -> anyhow::Result<ExitCode> {
 /// (the cluster's name).
 async fn compromise_warning(
     api: &mut Remote,
-    group: &str,
-    cluster: &str,
+    at: &ClusterRef,
 ) -> Result<(Vec<String>, String), remote::Failure> {
     let found = api
-        .call(
-            Method::GET,
-            &format!("/groups/{}/clusters/{}", seg(group), seg(cluster)),
-            &[],
-            None,
-        )
+        .call(Method::GET, &at.cluster_path(), &[], None)
         .await?
         .unwrap_or(Value::Null);
     let key = api
-        .call(Method::GET, &key_path(group, cluster), &[], None)
+        .call(Method::GET, &key_path(at), &[], None)
         .await?
         .unwrap_or(Value::Null);
     let name = found["clusterName"].as_str().unwrap_or("").to_string();
@@ -156,8 +123,8 @@ async fn compromise_warning(
             "About to declare the master key of cluster \"{}\" ({}, id {}) of group {} COMPROMISED.",
             printable(&name),
             printable(found["typeName"].as_str().unwrap_or("?")),
-            printable(cluster),
-            printable(group)
+            printable(&at.cluster),
+            printable(&at.group)
         ),
         format!(
             "  current master key(s): {}",
@@ -190,12 +157,8 @@ fn current_keys(v: &Value) -> String {
         .to_string()
 }
 
-fn config_path(group: &str, cluster: &str) -> String {
-    format!("/groups/{}/backupConfigs/{}", seg(group), seg(cluster))
-}
-
-fn key_path(group: &str, cluster: &str) -> String {
-    format!("{}/encryptionKey", config_path(group, cluster))
+fn key_path(at: &ClusterRef) -> String {
+    format!("{}/encryptionKey", at.config_path())
 }
 
 /// `rotated; current key: UID` for one cluster; for a whole sharded cluster, each

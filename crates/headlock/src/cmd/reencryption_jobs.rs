@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::output::{REENCRYPTION_JOBS, show};
 use super::remote::{self, api_try, page_query, printable, seg};
-use crate::cli::{ReencryptionJobsArgs, ReencryptionJobsCommand};
+use crate::cli::{ClusterRef, ReencryptionJobsArgs, ReencryptionJobsCommand};
 
 /// Exit status of `get --wait` when the job FAILED (as `verify`'s for damage: the
 /// command worked, the result is bad).
@@ -22,12 +22,8 @@ pub async fn run(args: ReencryptionJobsArgs) -> anyhow::Result<ExitCode> {
     let mut api = remote::connect(&args.api)?;
     let format = args.output.format();
     match args.command {
-        ReencryptionJobsCommand::List {
-            group,
-            cluster,
-            page,
-        } => {
-            let path = jobs_path(&group, &cluster);
+        ReencryptionJobsCommand::List { at, page } => {
+            let path = jobs_path(&at);
             api_try!(
                 api.print(
                     Method::GET,
@@ -39,13 +35,8 @@ pub async fn run(args: ReencryptionJobsArgs) -> anyhow::Result<ExitCode> {
                 .await
             )
         }
-        ReencryptionJobsCommand::Get {
-            group,
-            cluster,
-            job,
-            wait,
-        } => {
-            let path = format!("{}/{}", jobs_path(&group, &cluster), seg(&job));
+        ReencryptionJobsCommand::Get { at, job, wait } => {
+            let path = format!("{}/{}", jobs_path(&at), seg(&job));
             let mut last_progress = None;
             loop {
                 let v =
@@ -80,10 +71,6 @@ pub async fn run(args: ReencryptionJobsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn jobs_path(group: &str, cluster: &str) -> String {
-    format!(
-        "/groups/{}/backupConfigs/{}/reencryptionJobs",
-        seg(group),
-        seg(cluster)
-    )
+fn jobs_path(at: &ClusterRef) -> String {
+    format!("{}/reencryptionJobs", at.config_path())
 }

@@ -23,7 +23,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::output::{Column, show};
-use crate::cli::{ApiArgs, OutputFormat, PageArgs};
+use crate::cli::{ApiArgs, ClusterRef, OutputFormat, PageArgs};
 use crate::client::{ApiClient, ApiResponse, ClientConfig, ClientError};
 
 pub(crate) use crate::client::path_segment as seg;
@@ -163,6 +163,26 @@ fn warn_if_shared(path: &Path, f: &std::fs::File) {
                 mode & 0o777
             );
         }
+    }
+}
+
+impl ClusterRef {
+    /// `/groups/{G}/clusters/{C}`.
+    pub(crate) fn cluster_path(&self) -> String {
+        format!(
+            "/groups/{}/clusters/{}",
+            seg(&self.group),
+            seg(&self.cluster)
+        )
+    }
+
+    /// `/groups/{G}/backupConfigs/{C}`.
+    pub(crate) fn config_path(&self) -> String {
+        format!(
+            "/groups/{}/backupConfigs/{}",
+            seg(&self.group),
+            seg(&self.cluster)
+        )
     }
 }
 

@@ -8,20 +8,16 @@ use serde_json::json;
 
 use super::output::RESTORE_JOBS;
 use super::remote::{self, api_try, page_query, seg};
-use crate::cli::{OutputFormat, RestoreJobsArgs, RestoreJobsCommand};
+use crate::cli::{ClusterRef, OutputFormat, RestoreJobsArgs, RestoreJobsCommand};
 
 pub async fn run(args: RestoreJobsArgs) -> anyhow::Result<ExitCode> {
     let mut api = remote::connect(&args.api)?;
     let format = args.output.format();
     match args.command {
-        RestoreJobsCommand::Create {
-            group,
-            cluster,
-            snapshot,
-        } => {
+        RestoreJobsCommand::Create { at, snapshot } => {
             let body = json!({ "snapshotId": snapshot });
             let v = api_try!(
-                api.call(Method::POST, &jobs_path(&group, &cluster), &[], Some(&body))
+                api.call(Method::POST, &jobs_path(&at), &[], Some(&body))
                     .await
             )
             .unwrap_or_default();
@@ -32,26 +28,18 @@ pub async fn run(args: RestoreJobsArgs) -> anyhow::Result<ExitCode> {
                 _ => super::output::show(&v, format, RESTORE_JOBS),
             }
         }
-        RestoreJobsCommand::List {
-            group,
-            cluster,
-            page,
-        } => api_try!(
+        RestoreJobsCommand::List { at, page } => api_try!(
             api.print(
                 Method::GET,
-                &jobs_path(&group, &cluster),
+                &jobs_path(&at),
                 &page_query(&page),
                 None,
                 (format, RESTORE_JOBS)
             )
             .await
         ),
-        RestoreJobsCommand::Get {
-            group,
-            cluster,
-            job,
-        } => {
-            let path = format!("{}/{}", jobs_path(&group, &cluster), seg(&job));
+        RestoreJobsCommand::Get { at, job } => {
+            let path = format!("{}/{}", jobs_path(&at), seg(&job));
             api_try!(
                 api.print(Method::GET, &path, &[], None, (format, RESTORE_JOBS))
                     .await
@@ -61,10 +49,6 @@ pub async fn run(args: RestoreJobsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn jobs_path(group: &str, cluster: &str) -> String {
-    format!(
-        "/groups/{}/clusters/{}/restoreJobs",
-        seg(group),
-        seg(cluster)
-    )
+fn jobs_path(at: &ClusterRef) -> String {
+    format!("{}/restoreJobs", at.cluster_path())
 }

@@ -9,37 +9,28 @@ use serde_json::{Map, Value, json};
 use super::confirm;
 use super::output::SNAPSHOTS;
 use super::remote::{self, api_try, page_query, printable, seg};
-use crate::cli::{OnOff, SnapshotsArgs, SnapshotsCommand};
+use crate::cli::{ClusterRef, OnOff, SnapshotsArgs, SnapshotsCommand};
 
 pub async fn run(args: SnapshotsArgs) -> anyhow::Result<ExitCode> {
     let mut api = remote::connect(&args.api)?;
     let out = (args.output.format(), SNAPSHOTS);
     match args.command {
-        SnapshotsCommand::List {
-            group,
-            cluster,
-            page,
-        } => api_try!(
+        SnapshotsCommand::List { at, page } => api_try!(
             api.print(
                 Method::GET,
-                &snapshots_path(&group, &cluster),
+                &snapshots_path(&at),
                 &page_query(&page),
                 None,
                 out
             )
             .await
         ),
-        SnapshotsCommand::Get {
-            group,
-            cluster,
-            snapshot,
-        } => {
-            let path = snapshot_path(&group, &cluster, &snapshot);
+        SnapshotsCommand::Get { at, snapshot } => {
+            let path = snapshot_path(&at, &snapshot);
             api_try!(api.print(Method::GET, &path, &[], None, out).await)
         }
         SnapshotsCommand::Set {
-            group,
-            cluster,
+            at,
             snapshot,
             expires,
             do_not_delete,
@@ -56,19 +47,18 @@ pub async fn run(args: SnapshotsArgs) -> anyhow::Result<ExitCode> {
             if let Some(d) = do_not_delete {
                 body.insert("doNotDelete".into(), json!(d == OnOff::On));
             }
-            let path = snapshot_path(&group, &cluster, &snapshot);
+            let path = snapshot_path(&at, &snapshot);
             api_try!(
                 api.print(Method::PATCH, &path, &[], Some(&Value::Object(body)), out)
                     .await
             )
         }
         SnapshotsCommand::Delete {
-            group,
-            cluster,
+            at,
             snapshot,
             confirm,
         } => {
-            let path = snapshot_path(&group, &cluster, &snapshot);
+            let path = snapshot_path(&at, &snapshot);
             if let Err(code) = confirm::may_ask(confirm.yes, "delete a snapshot") {
                 return Ok(code);
             }
@@ -120,10 +110,10 @@ fn delete_warning(found: &Value, snapshot: &str) -> Vec<String> {
     lines
 }
 
-fn snapshots_path(group: &str, cluster: &str) -> String {
-    format!("/groups/{}/clusters/{}/snapshots", seg(group), seg(cluster))
+fn snapshots_path(at: &ClusterRef) -> String {
+    format!("{}/snapshots", at.cluster_path())
 }
 
-fn snapshot_path(group: &str, cluster: &str, snapshot: &str) -> String {
-    format!("{}/{}", snapshots_path(group, cluster), seg(snapshot))
+fn snapshot_path(at: &ClusterRef, snapshot: &str) -> String {
+    format!("{}/{}", snapshots_path(at), seg(snapshot))
 }
