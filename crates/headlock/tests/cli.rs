@@ -774,8 +774,15 @@ fn accepts_key_history_schedule_cancel_destruction_and_compromise() {
     assert_eq!(world.key_of(&g, &c), second, "no rotation without --yes");
     assert_eq!(run(&["reencryption-jobs", "list"]).json()["totalCount"], 0);
 
-    let job = run(&["encryption-key", "compromised", "--yes"]).json();
+    let started = run(&["encryption-key", "compromised", "--yes"]);
+    let job = started.json();
     let j = id_of(&job);
+    assert!(
+        started
+            .stderr
+            .contains(&format!("reencryption-jobs get --job {j} --wait")),
+        "says how to follow the job: {started:?}"
+    );
     assert_eq!(job["clusterId"], c.as_str(), "{job}");
     let third = world.key_of(&g, &c);
     assert_ne!(third, second, "the compromise rotated the key");

@@ -82,12 +82,16 @@ pub async fn run(args: EncryptionKeyArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             let path = format!("{}/compromised", key_path(&at));
-            api_try!(
-                api.print(Method::POST, &path, &[], None, (format, REENCRYPTION_JOBS))
-                    .await
-            );
+            let started =
+                api_try!(api.call(Method::POST, &path, &[], None).await).unwrap_or(Value::Null);
+            show(&started, format, REENCRYPTION_JOBS);
+            // One job for a replica set; one per part for a whole sharded cluster.
+            let follow = match started["id"].as_str() {
+                Some(job) => format!("get --job {} --wait", printable(job)),
+                None => "list".to_string(),
+            };
             eprintln!(
-                "headlock: follow the re-encryption with: headlock reencryption-jobs list --group {} --cluster {}",
+                "headlock: follow the re-encryption with: headlock reencryption-jobs {follow} --group {} --cluster {}",
                 printable(&at.group),
                 printable(&at.cluster)
             );
