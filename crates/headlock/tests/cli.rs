@@ -339,6 +339,27 @@ fn accepts_sharded_clusters_and_rotates_every_part() {
         assert_ne!(&now, old, "part {} was rotated", id_of(part));
         assert!(line.contains(&format!("{}={now}", id_of(part))), "{line}");
     }
+
+    // A compromise of the whole cluster starts one job per part, listed on the whole.
+    let started = cli
+        .run_at(&g, &whole, &["encryption-key", "compromised", "--yes"])
+        .json();
+    assert_eq!(started["totalCount"], 3, "{started}");
+    let refused = cli.run_at(&g, &whole, &["encryption-key", "compromised"]);
+    assert_eq!(refused.code, 2, "no --yes, no terminal: {refused:?}");
+    let jobs = cli
+        .run_at(&g, &whole, &["reencryption-jobs", "list"])
+        .json();
+    assert_eq!(jobs["totalCount"], 3, "{jobs}");
+    for part in &parts {
+        let history = cli
+            .run_at(&g, &id_of(part), &["encryption-key", "history"])
+            .json();
+        assert_eq!(
+            history["results"][0]["rotationType"], "COMPROMISE",
+            "{history}"
+        );
+    }
 }
 
 #[test]
