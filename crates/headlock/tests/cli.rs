@@ -1142,3 +1142,179 @@ fn asks_on_a_terminal_before_destroying() {
     cli.run_at(&g, &c, &["clusters", "get"])
         .fails(3, "CLUSTER_NOT_FOUND");
 }
+
+/// Every operation of the API (docs/openapi.json, which a test keeps equal to the
+/// router) has a command, or is named here as used by one or as not for people; a route
+/// added without either fails this test.
+#[test]
+fn every_api_operation_has_a_command() {
+    const P: &str = "/api/public/v1.0/groups/{group_id}";
+    let commands: Vec<(String, &[&str])> = [
+        ("GET", "/api/public/v1.0/groups", &["groups", "list"][..]),
+        ("POST", "/api/public/v1.0/groups", &["groups", "create"]),
+        (
+            "GET",
+            "/api/public/v1.0/groups/byName/{name}",
+            &["groups", "get"],
+        ),
+        ("GET", "", &["groups", "get"]),
+        ("GET", "/backupConfigs", &["backup-configs", "list"]),
+        (
+            "GET",
+            "/backupConfigs/{cluster_id}",
+            &["backup-configs", "get"],
+        ),
+        (
+            "PATCH",
+            "/backupConfigs/{cluster_id}",
+            &["backup-configs", "set"],
+        ),
+        (
+            "GET",
+            "/backupConfigs/{cluster_id}/encryptionKey",
+            &["encryption-key", "get"],
+        ),
+        (
+            "PUT",
+            "/backupConfigs/{cluster_id}/encryptionKey",
+            &["encryption-key", "rotate"],
+        ),
+        (
+            "POST",
+            "/backupConfigs/{cluster_id}/encryptionKey/compromised",
+            &["encryption-key", "compromised"],
+        ),
+        (
+            "GET",
+            "/backupConfigs/{cluster_id}/encryptionKeys",
+            &["encryption-key", "history"],
+        ),
+        (
+            "POST",
+            "/backupConfigs/{cluster_id}/encryptionKeys/{key_id}/restore",
+            &["encryption-key", "cancel-destruction"],
+        ),
+        (
+            "GET",
+            "/backupConfigs/{cluster_id}/reencryptionJobs",
+            &["reencryption-jobs", "list"],
+        ),
+        (
+            "GET",
+            "/backupConfigs/{cluster_id}/reencryptionJobs/{job_id}",
+            &["reencryption-jobs", "get"],
+        ),
+        ("GET", "/clusters", &["clusters", "list"]),
+        ("POST", "/clusters", &["clusters", "register"]),
+        ("GET", "/clusters/{cluster_id}", &["clusters", "get"]),
+        ("DELETE", "/clusters/{cluster_id}", &["clusters", "delete"]),
+        (
+            "GET",
+            "/clusters/{cluster_id}/restoreJobs",
+            &["restore-jobs", "list"],
+        ),
+        (
+            "POST",
+            "/clusters/{cluster_id}/restoreJobs",
+            &["restore-jobs", "create"],
+        ),
+        (
+            "GET",
+            "/clusters/{cluster_id}/restoreJobs/{job_id}",
+            &["restore-jobs", "get"],
+        ),
+        (
+            "GET",
+            "/clusters/{cluster_id}/snapshots",
+            &["snapshots", "list"],
+        ),
+        ("POST", "/clusters/{cluster_id}/snapshots", &["backup"]),
+        (
+            "GET",
+            "/clusters/{cluster_id}/snapshots/{snapshot_id}",
+            &["snapshots", "get"],
+        ),
+        (
+            "PATCH",
+            "/clusters/{cluster_id}/snapshots/{snapshot_id}",
+            &["snapshots", "set"],
+        ),
+        (
+            "DELETE",
+            "/clusters/{cluster_id}/snapshots/{snapshot_id}",
+            &["snapshots", "delete"],
+        ),
+        (
+            "POST",
+            "/clusters/{cluster_id}/snapshots/{snapshot_id}/verify",
+            &["verify"],
+        ),
+        ("GET", "/events", &["events", "list"]),
+        ("GET", "/events/{event_id}", &["events", "get"]),
+        ("GET", "/api/public/v1.0/health", &["health"]),
+    ]
+    .into_iter()
+    .map(|(m, path, cmd)| {
+        let path = if path.starts_with("/api") {
+            path.to_string()
+        } else {
+            format!("{P}{path}")
+        };
+        (format!("{m} {path}"), cmd)
+    })
+    .collect();
+    // Used by `backup DIR` (upload sessions) and `restore` (the link), or not for
+    // people (load balancers, Prometheus, OpenAPI tools): docs/cli.md, "Coverage".
+    let not_commands = [
+        "POST {P}/clusters/{cluster_id}/snapshotUploads",
+        "DELETE {P}/clusters/{cluster_id}/snapshotUploads/{upload_id}",
+        "POST {P}/clusters/{cluster_id}/snapshotUploads/{upload_id}/chunkIds",
+        "PUT {P}/clusters/{cluster_id}/snapshotUploads/{upload_id}/chunks",
+        "POST {P}/clusters/{cluster_id}/snapshotUploads/{upload_id}/commit",
+        "GET {P}/clusters/{cluster_id}/snapshotUploads/{upload_id}/parent",
+        "GET /backup/restore/{cluster_id}/{job_id}/{token}",
+        "HEAD /backup/restore/{cluster_id}/{job_id}/{token}",
+        "GET /api/public/v1.0/openapi.json",
+        "GET /health",
+        "GET /ready",
+        "GET /metrics",
+    ]
+    .map(|op| op.replace("{P}", P));
+
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut operations: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "put", "post", "patch", "delete", "head"].contains(&m.as_str()))
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
+        .collect();
+    operations.sort();
+    let mut covered: Vec<String> = commands
+        .iter()
+        .map(|(op, _)| op.clone())
+        .chain(not_commands)
+        .collect();
+    covered.sort();
+    assert_eq!(operations, covered);
+
+    // Each command named exists (its help answers).
+    let cli = Cli::new("http://127.0.0.1:9", "a", "k");
+    for (op, cmd) in &commands {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let run = cli.run(&args);
+        assert_eq!(run.code, 0, "{op}: headlock {cmd:?}: {run:?}");
+    }
+}
