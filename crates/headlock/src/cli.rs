@@ -40,18 +40,36 @@ pub enum Command {
     /// Groups (Ops Manager projects), through the API: create, list, get.
     #[command(after_long_help = GROUPS_EXAMPLES)]
     Groups(GroupsArgs),
-    /// Clusters, through the API: register (replica set or sharded), list, get, delete.
+    /// Clusters, through the API: register (replica set or sharded), list, get, delete
+    /// (asks for confirmation).
     #[command(after_long_help = CLUSTERS_EXAMPLES)]
     Clusters(ClustersArgs),
     /// Backup configurations, through the API: list, get, set (encryption on/off, status, ...).
     #[command(after_long_help = BACKUP_CONFIGS_EXAMPLES)]
     BackupConfigs(BackupConfigsArgs),
-    /// A cluster's backup master key, through the API: show its KMIP id, or rotate it.
+    /// A cluster's backup master key, through the API: show, rotate, history, rotation
+    /// schedule and retirement, declare it compromised, cancel a scheduled destruction.
     #[command(after_long_help = ENCRYPTION_KEY_EXAMPLES)]
     EncryptionKey(EncryptionKeyArgs),
-    /// A group's audit events (newest first), through the API.
+    /// Re-encryption jobs (started by `encryption-key compromised`), through the API:
+    /// list, get (and wait for one to end).
+    #[command(after_long_help = REENCRYPTION_JOBS_EXAMPLES)]
+    ReencryptionJobs(ReencryptionJobsArgs),
+    /// A cluster's snapshots, through the API: list, get, set (expiry, do-not-delete),
+    /// delete (asks for confirmation).
+    #[command(after_long_help = SNAPSHOTS_EXAMPLES)]
+    Snapshots(SnapshotsArgs),
+    /// Restore jobs, through the API: create one (prints its one-time download link
+    /// without downloading), list, get. `headlock restore` also downloads.
+    #[command(after_long_help = RESTORE_JOBS_EXAMPLES)]
+    RestoreJobs(RestoreJobsArgs),
+    /// A group's audit events (newest first), through the API: list, get.
     #[command(after_long_help = EVENTS_EXAMPLES)]
     Events(EventsArgs),
+    /// The service's health in detail (GET /health under the API base; users with a
+    /// global role): database, each KMIP server, latencies.
+    #[command(after_long_help = HEALTH_EXAMPLES)]
+    Health(HealthArgs),
     /// Back up a directory, a file or standard input as a new encrypted snapshot of a
     /// cluster, through the API; prints the snapshot's id.
     #[command(after_long_help = BACKUP_EXAMPLES)]
@@ -64,6 +82,27 @@ pub enum Command {
     /// manifest, read back by the service. Exit status 5 if damage is found.
     #[command(after_long_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
+    /// Print a shell completion script for SHELL on standard output, generated from
+    /// these definitions.
+    #[command(
+        after_long_help = "Examples:\n  headlock completions bash > /etc/bash_completion.d/headlock\n  headlock completions zsh > \"${fpath[1]}/_headlock\"\n  headlock completions fish > ~/.config/fish/completions/headlock.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on standard output, or write one page per command
+    /// into a directory.
+    #[command(
+        after_long_help = "Examples:\n  headlock man | man -l -\n  headlock man --dir /usr/local/share/man/man1     # headlock.1, headlock-snapshots-delete.1, ..."
+    )]
+    Man {
+        /// Write headlock.1 and a page for every subcommand (headlock-SUB-SUB.1) here
+        /// (created if missing), instead of headlock.1 on standard output.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Where the data lives.
@@ -231,7 +270,8 @@ pub struct KmipServerArgs {
 
 // ---------------------------------------------------------------------------------
 // API client commands: `groups`, `clusters`, `backup-configs`, `encryption-key`,
-// `events`. They talk to a running service over HTTP(S) with Digest authentication.
+// `reencryption-jobs`, `snapshots`, `restore-jobs`, `events`, `health`. They talk to a
+// running service over HTTP(S) with Digest authentication.
 
 /// How the API client commands reach the API and as whom. The API key is never a
 /// flag (it would show in `ps`): it comes from `HEADLOCK_API_KEY` or `--api-key-file`.
@@ -290,6 +330,51 @@ pub struct ApiArgs {
     pub timeout: u64,
 }
 
+/// How an API command prints the API's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// The API's JSON, pretty-printed: for scripts (jq), and the default.
+    Json,
+    /// A compact table for people: one row per item of a list, one line per field of
+    /// a single answer.
+    Table,
+}
+
+/// `--output` of the API commands.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// json: the API's JSON, pretty-printed (the default, what scripts read); table: a
+    /// compact table for people. HEADLOCK_OUTPUT=table makes tables the default.
+    #[arg(
+        long,
+        short = 'o',
+        value_enum,
+        env = "HEADLOCK_OUTPUT",
+        value_name = "json|table",
+        global = true,
+        help_heading = "Output"
+    )]
+    pub output: Option<OutputFormat>,
+}
+
+impl OutputArgs {
+    /// The format asked for, JSON when none was.
+    pub fn format(&self) -> OutputFormat {
+        self.output.unwrap_or(OutputFormat::Json)
+    }
+}
+
+/// The cluster a command acts on: `--group G --cluster C`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterRef {
+    /// Group id.
+    #[arg(long, value_name = "GROUP-ID")]
+    pub group: String,
+    /// Cluster id.
+    #[arg(long, value_name = "CLUSTER-ID")]
+    pub cluster: String,
+}
+
 /// Paging of list commands (the API's `pageNum` and `itemsPerPage`).
 #[derive(Debug, Clone, Args)]
 pub struct PageArgs {
@@ -312,9 +397,11 @@ Connection and credentials (every API command; flags may also go after the subco
   HEADLOCK_API_KEY=KEY    or --api-key-file FILE  (never a flag: `ps` would show it)
   --ca-file FILE          or HEADLOCK_CA_FILE     (for an https:// URL)
 
-Output: the API's JSON, pretty-printed, on standard output.
-Exit status: 0 success; 1 local problem (unreadable key file, bad URL or CA file);
-2 usage error; 3 the API refused the request (4xx: unauthorized, not found,
+Output: the API's JSON, pretty-printed, on standard output; --output table (or
+HEADLOCK_OUTPUT=table) prints a compact table instead.
+Exit status: 0 success; 1 local problem (unreadable key file, bad URL or CA file),
+or a confirmation answered otherwise than asked; 2 usage error, or a destructive
+command without --yes whose standard input is not a terminal; 3 the API refused the request (4xx: unauthorized, not found,
 conflict, ...; its errorCode and detail on standard error); 4 the API failed (5xx)
 or could not be reached (connection refused, TLS, timeout)."
     };
@@ -325,6 +412,8 @@ or could not be reached (connection refused, TLS, timeout)."
 pub struct GroupsArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: GroupsCommand,
@@ -381,6 +470,8 @@ pub enum GroupsCommand {
 pub struct ClustersArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: ClustersCommand,
@@ -394,7 +485,8 @@ const CLUSTERS_EXAMPLES: &str = concat!(
   headlock clusters list --group $G
   headlock clusters list --group $G --parent $SHOP    # the parts of a sharded cluster
   headlock clusters get --group $G --cluster $C
-  headlock clusters delete --group $G --cluster $C
+  headlock clusters delete --group $G --cluster $C            # asks to type the cluster's name
+  headlock clusters delete --group $G --cluster $C --yes      # in a script
 
 A sharded cluster is registered as one entity for the whole cluster, one per shard and
 one for the config server replica set; the answer lists the parts (with their ids)
@@ -468,23 +560,19 @@ pub enum ClustersCommand {
     /// Show one cluster (GET /groups/{G}/clusters/{C}).
     #[command(after_long_help = "Example:\n  headlock clusters get --group $G --cluster $C")]
     Get {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
     },
-    /// Delete a cluster (DELETE /groups/{G}/clusters/{C}); refused while its backups hold
-    /// snapshots.
-    #[command(after_long_help = "Example:\n  headlock clusters delete --group $G --cluster $C")]
+    /// Delete a cluster (DELETE /groups/{G}/clusters/{C}), revoking its master keys;
+    /// refused while its backups hold snapshots. Asks for confirmation.
+    #[command(
+        after_long_help = "Examples:\n  headlock clusters delete --group $G --cluster $C         # shows the cluster, asks to type its name\n  headlock clusters delete --group $G --cluster $C --yes   # scripts: no question\n\nWithout --yes, standard input must be a terminal (else exit status 2, nothing deleted)."
+    )]
     Delete {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
     },
 }
 
@@ -493,6 +581,8 @@ pub enum ClustersCommand {
 pub struct BackupConfigsArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: BackupConfigsCommand,
@@ -613,12 +703,8 @@ pub enum BackupConfigsCommand {
     /// Show one cluster's backup configuration (GET /groups/{G}/backupConfigs/{C}).
     #[command(after_long_help = "Example:\n  headlock backup-configs get --group $G --cluster $C")]
     Get {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
     },
     /// Change a backup configuration (PATCH /groups/{G}/backupConfigs/{C}) and print it.
     #[command(
@@ -632,6 +718,8 @@ pub enum BackupConfigsCommand {
 pub struct EncryptionKeyArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: EncryptionKeyCommand,
@@ -642,6 +730,10 @@ const ENCRYPTION_KEY_EXAMPLES: &str = concat!(
   headlock encryption-key get --group $G --cluster $C
   headlock encryption-key rotate --group $G --cluster $C
   rotated; current key: 3f2a...                    # the new KMIP Unique Identifier
+  headlock encryption-key history --group $G --cluster $C --output table
+  headlock encryption-key schedule --group $G --cluster $C --rotate-every-days 90 --destroy-retired-after-days 30
+  headlock encryption-key compromised --group $G --cluster $C     # asks to type the cluster's name
+  headlock encryption-key cancel-destruction --group $G --cluster $C --key 3f2a...
 
 Rotation creates a new master key in the KMIP server and re-wraps the cluster's data
 keys under it; no backup data is rewritten and every snapshot stays restorable. On a
@@ -659,35 +751,320 @@ pub enum EncryptionKeyCommand {
         after_long_help = "Example:\n  headlock encryption-key get --group $G --cluster $C\n\nOn a whole sharded cluster the answer lists each part's key under \"parts\"."
     )]
     Get {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
+        #[command(flatten)]
+        at: ClusterRef,
     },
     /// Rotate the master key (PUT .../encryptionKey), then show the new key's id.
     #[command(
         after_long_help = "Examples:\n  headlock encryption-key rotate --group $G --cluster $C\n  rotated; current key: 3f2a...\n  headlock encryption-key rotate --group $G --cluster $SHOP     # every shard and the config servers\n  rotated; current keys: PART-ID=KEY-ID PART-ID=KEY-ID ...\n\nNo backup data is rewritten; every snapshot stays restorable. Encryption must be on,\nelse CANNOT_ROTATE_KEY_ENCRYPTION_DISABLED."
     )]
     Rotate {
-        /// Group id.
-        #[arg(long, value_name = "GROUP-ID")]
-        group: String,
-        /// Cluster id.
-        #[arg(long, value_name = "CLUSTER-ID")]
-        cluster: String,
-        /// Print the JSON of the GET that follows the rotation instead of one line.
+        #[command(flatten)]
+        at: ClusterRef,
+        /// Print the JSON of the GET that follows the rotation instead of one line (the
+        /// same as --output json).
         #[arg(long)]
         json: bool,
     },
+    /// Every master key the cluster has had, newest first (GET .../encryptionKeys): state
+    /// in the KMIP server, rotation type, who asked, what each protects now, scheduled
+    /// destruction.
+    #[command(
+        after_long_help = "Examples:\n  headlock encryption-key history --group $G --cluster $C --output table\n  headlock encryption-key history --group $G --cluster $C | jq -r '.results[0].encryptionKeyUUID'"
+    )]
+    History {
+        #[command(flatten)]
+        at: ClusterRef,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Set the automatic rotation period and the destruction delay of retired keys
+    /// (PATCH .../backupConfigs/{C} with encryptionKeyRotationPeriodDays,
+    /// retiredKeyDestroyAfterDays), then print the backup configuration.
+    #[command(
+        after_long_help = "Examples:\n  headlock encryption-key schedule --group $G --cluster $C --rotate-every-days 90\n  headlock encryption-key schedule --group $G --cluster $C --destroy-retired-after-days 30\n  headlock encryption-key schedule --group $G --cluster $C --rotate-every-days 0   # no automatic rotation\n\n0 turns either off. The answer shows lastEncryptionKeyRotation and\nnextEncryptionKeyRotation. A retired key is destroyed in the KMIP server only once\nnothing references it; `cancel-destruction` keeps one for good. On a whole sharded\ncluster the settings apply to every part."
+    )]
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true)))]
+    Schedule {
+        #[command(flatten)]
+        at: ClusterRef,
+        /// Rotate the master key automatically this many days after the current one was
+        /// made (1 to 3650); 0: never.
+        #[arg(long, value_name = "DAYS", group = "setting", value_parser = clap::value_parser!(u32).range(0..=3650))]
+        rotate_every_days: Option<u32>,
+        /// Destroy a retired master key in the KMIP server this many days after its
+        /// retirement, once nothing references it (1 to 3650); 0: never.
+        #[arg(long, value_name = "DAYS", group = "setting", value_parser = clap::value_parser!(u32).range(0..=3650))]
+        destroy_retired_after_days: Option<u32>,
+    },
+    /// Declare the current master key compromised (POST .../encryptionKey/compromised):
+    /// revoke it as Key Compromise, rotate, and re-encrypt every snapshot under a new
+    /// data key in a background job. Asks for confirmation.
+    #[command(
+        after_long_help = "Examples:\n  headlock encryption-key compromised --group $G --cluster $C        # shows the key, asks to type the cluster's name\n  headlock encryption-key compromised --group $G --cluster $C --yes  # scripts\n  headlock reencryption-jobs get --group $G --cluster $C --job $J --wait\n\nFor when the master key and the stored wrapped data keys may have leaked. It cannot\nbe undone: the old key is revoked in the KMIP server (state Compromised). The answer\nis the re-encryption job (one per part on a whole sharded cluster). Without --yes,\nstandard input must be a terminal (else exit status 2, nothing changed)."
+    )]
+    Compromised {
+        #[command(flatten)]
+        at: ClusterRef,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Cancel a retired key's scheduled destruction for good (POST
+    /// .../encryptionKeys/{KEY}/restore) and print its history entry.
+    #[command(
+        after_long_help = "Example:\n  headlock encryption-key cancel-destruction --group $G --cluster $C --key 3f2a...\n\nThe key stays retired (Deactivated) in the KMIP server and is never destroyed by\nthe schedule. Refused for the current key or a destroyed one\n(CANNOT_CANCEL_KEY_DESTRUCTION)."
+    )]
+    CancelDestruction {
+        #[command(flatten)]
+        at: ClusterRef,
+        /// The retired key's KMIP id (encryptionKeyUUID in `history`).
+        #[arg(long, value_name = "KEY-ID")]
+        key: String,
+    },
 }
+
+/// `--yes` of the destructive commands.
+#[derive(Debug, Clone, Args)]
+pub struct ConfirmArgs {
+    /// Do it without asking (for scripts). Without it the command shows what will
+    /// happen and asks on the terminal; with no terminal it refuses.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `headlock reencryption-jobs ...`.
+#[derive(Debug, Clone, Args)]
+pub struct ReencryptionJobsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ReencryptionJobsCommand,
+}
+
+const REENCRYPTION_JOBS_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock reencryption-jobs list --group $G --cluster $C --output table
+  headlock reencryption-jobs get --group $G --cluster $C --job $J
+  headlock reencryption-jobs get --group $G --cluster $C --job $J --wait   # until it ends
+
+A job rewrites every snapshot of a cluster under a new data key after
+`headlock encryption-key compromised`, then destroys the old data key. With --wait,
+exit status 0 when the job FINISHED and 5 when it FAILED (its errorMessage on standard
+error).
+",
+    api_help!()
+);
+
+/// Re-encryption job subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReencryptionJobsCommand {
+    /// List a cluster's re-encryption jobs, newest first (GET
+    /// .../backupConfigs/{C}/reencryptionJobs; every part's for a whole sharded cluster).
+    #[command(
+        after_long_help = "Example:\n  headlock reencryption-jobs list --group $G --cluster $C --output table"
+    )]
+    List {
+        #[command(flatten)]
+        at: ClusterRef,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one job (GET .../reencryptionJobs/{J}): status, snapshots and bytes done.
+    #[command(
+        after_long_help = "Examples:\n  headlock reencryption-jobs get --group $G --cluster $C --job $J\n  headlock reencryption-jobs get --group $G --cluster $C --job $J --wait\n\nWith --wait it asks every 2 seconds (progress on standard error) until the job is\nno longer RUNNING, then prints it: exit status 0 if FINISHED, 5 if FAILED."
+    )]
+    Get {
+        #[command(flatten)]
+        at: ClusterRef,
+        /// Job id.
+        #[arg(long, value_name = "JOB-ID")]
+        job: String,
+        /// Wait until the job has ended.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// `headlock snapshots ...`.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SnapshotsCommand,
+}
+
+const SNAPSHOTS_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock snapshots list --group $G --cluster $C --output table
+  headlock snapshots get --group $G --cluster $C --snapshot $S
+  headlock snapshots set --group $G --cluster $C --snapshot $S --do-not-delete on
+  headlock snapshots set --group $G --cluster $C --snapshot $S --expires 2027-01-31T00:00:00Z
+  headlock snapshots delete --group $G --cluster $C --snapshot $S   # asks first
+
+`headlock backup` makes snapshots, `headlock restore` restores them, `headlock verify`
+checks them.
+",
+    api_help!()
+);
+
+/// Snapshot subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SnapshotsCommand {
+    /// List a cluster's snapshots, newest first (GET /groups/{G}/clusters/{C}/snapshots).
+    #[command(
+        after_long_help = "Example:\n  headlock snapshots list --group $G --cluster $C --output table"
+    )]
+    List {
+        #[command(flatten)]
+        at: ClusterRef,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one snapshot (GET .../snapshots/{S}): sizes, kind, the master key protecting it.
+    #[command(
+        after_long_help = "Example:\n  headlock snapshots get --group $G --cluster $C --snapshot $S"
+    )]
+    Get {
+        #[command(flatten)]
+        at: ClusterRef,
+        /// Snapshot id.
+        #[arg(long, value_name = "SNAPSHOT-ID")]
+        snapshot: String,
+    },
+    /// Change a snapshot's expiry or do-not-delete flag (PATCH .../snapshots/{S}) and
+    /// print it.
+    #[command(
+        after_long_help = "Examples:\n  headlock snapshots set --group $G --cluster $C --snapshot $S --do-not-delete on\n  headlock snapshots set --group $G --cluster $C --snapshot $S --expires 2027-01-31T00:00:00Z\n  headlock snapshots set --group $G --cluster $C --snapshot $S --expires never\n\nA snapshot with do-not-delete on cannot be deleted\n(CANNOT_DELETE_SNAPSHOT_DO_NOT_DELETE)."
+    )]
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
+    Set {
+        #[command(flatten)]
+        at: ClusterRef,
+        /// Snapshot id.
+        #[arg(long, value_name = "SNAPSHOT-ID")]
+        snapshot: String,
+        /// When it expires: an RFC 3339 date and time (2027-01-31T00:00:00Z), or
+        /// `never` to clear the expiry.
+        #[arg(long, value_name = "DATE|never", group = "change")]
+        expires: Option<String>,
+        /// Protect the snapshot from deletion (doNotDelete).
+        #[arg(long, value_enum, value_name = "on|off", group = "change")]
+        do_not_delete: Option<OnOff>,
+    },
+    /// Delete a snapshot (DELETE .../snapshots/{S}); what no other snapshot uses is then
+    /// collected. Asks for confirmation.
+    #[command(
+        after_long_help = "Examples:\n  headlock snapshots delete --group $G --cluster $C --snapshot $S         # shows it, asks\n  headlock snapshots delete --group $G --cluster $C --snapshot $S --yes   # scripts\n\nIt cannot be undone. Without --yes, standard input must be a terminal (else exit\nstatus 2, nothing deleted)."
+    )]
+    Delete {
+        #[command(flatten)]
+        at: ClusterRef,
+        /// Snapshot id.
+        #[arg(long, value_name = "SNAPSHOT-ID")]
+        snapshot: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+}
+
+/// `headlock restore-jobs ...`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreJobsArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RestoreJobsCommand,
+}
+
+const RESTORE_JOBS_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock restore-jobs create --group $G --cluster $C --snapshot $S
+  headlock restore-jobs list --group $G --cluster $C --output table
+  headlock restore-jobs get --group $G --cluster $C --job $J
+
+`create` prints the job with its one-time HTTP download link (delivery.url, valid
+for an hour, one download, no credentials needed: treat it as a secret). To restore
+in one step, use `headlock restore`.
+",
+    api_help!()
+);
+
+/// Restore job subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RestoreJobsCommand {
+    /// Create a restore job (POST .../restoreJobs) and print it, with its one-time
+    /// download link; nothing is downloaded.
+    #[command(
+        after_long_help = "Example:\n  headlock restore-jobs create --group $G --cluster $C --snapshot $S | jq -r '.results[0].delivery.url'"
+    )]
+    Create {
+        #[command(flatten)]
+        at: ClusterRef,
+        /// Snapshot id.
+        #[arg(long, value_name = "SNAPSHOT-ID")]
+        snapshot: String,
+    },
+    /// List a cluster's restore jobs (GET .../restoreJobs).
+    #[command(
+        after_long_help = "Example:\n  headlock restore-jobs list --group $G --cluster $C --output table"
+    )]
+    List {
+        #[command(flatten)]
+        at: ClusterRef,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one restore job (GET .../restoreJobs/{J}): its delivery status, and its link
+    /// while unused (to users who may restore).
+    #[command(
+        after_long_help = "Example:\n  headlock restore-jobs get --group $G --cluster $C --job $J"
+    )]
+    Get {
+        #[command(flatten)]
+        at: ClusterRef,
+        /// Restore job id.
+        #[arg(long, value_name = "JOB-ID")]
+        job: String,
+    },
+}
+
+/// `headlock health`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+const HEALTH_EXAMPLES: &str = concat!(
+    "Examples:
+  headlock health
+  headlock health --output table
+
+The detailed form of the unauthenticated GET /health: node id, whether the database
+and each KMIP server answered, latencies, errors. Users with a global role only.
+",
+    api_help!()
+);
 
 /// `headlock events ...`.
 #[derive(Debug, Clone, Args)]
 pub struct EventsArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: EventsCommand,
@@ -697,6 +1074,8 @@ const EVENTS_EXAMPLES: &str = concat!(
     "Examples:
   headlock events list --group $G
   headlock events list --group $G --items-per-page 500 --page-num 2
+  headlock events list --group $G --output table
+  headlock events get --group $G --event $E
 ",
     api_help!()
 );
@@ -715,6 +1094,16 @@ pub enum EventsCommand {
         group: String,
         #[command(flatten)]
         page: PageArgs,
+    },
+    /// Show one event (GET /groups/{G}/events/{E}).
+    #[command(after_long_help = "Example:\n  headlock events get --group $G --event $E")]
+    Get {
+        /// Group id.
+        #[arg(long, value_name = "GROUP-ID")]
+        group: String,
+        /// Event id.
+        #[arg(long, value_name = "EVENT-ID")]
+        event: String,
     },
 }
 
@@ -868,3 +1257,14 @@ Exit status: 0 every snapshot checked is intact; 5 damage was found (the lines s
 where); 1 local problem; 2 usage error; 3 the API refused a request (4xx); 4 the API
 failed (5xx) or could not be reached. When some checks fail and others find damage,
 the status is 5.";
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its own rules (conflicts, groups, short flags) only when asked.
+    #[test]
+    fn accepts_the_command_definitions() {
+        super::Cli::command().debug_assert();
+    }
+}

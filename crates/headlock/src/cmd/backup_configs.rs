@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use hyper::Method;
 use serde_json::{Map, Value, json};
 
+use super::output::BACKUP_CONFIGS;
 use super::remote::{self, api_try, page_query, seg};
 use crate::cli::{
     AuthMechanismArg, BackupConfigSetArgs, BackupConfigsArgs, BackupConfigsCommand,
@@ -14,17 +15,20 @@ use crate::cli::{
 
 pub async fn run(args: BackupConfigsArgs) -> anyhow::Result<ExitCode> {
     let mut api = remote::connect(&args.api)?;
+    let out = (args.output.format(), BACKUP_CONFIGS);
     match args.command {
         BackupConfigsCommand::List { group, page } => {
             let path = format!("/groups/{}/backupConfigs", seg(&group));
             api_try!(
-                api.print(Method::GET, &path, &page_query(&page), None)
+                api.print(Method::GET, &path, &page_query(&page), None, out)
                     .await
             )
         }
-        BackupConfigsCommand::Get { group, cluster } => {
-            let path = format!("/groups/{}/backupConfigs/{}", seg(&group), seg(&cluster));
-            api_try!(api.print(Method::GET, &path, &[], None).await)
+        BackupConfigsCommand::Get { at } => {
+            api_try!(
+                api.print(Method::GET, &at.config_path(), &[], None, out)
+                    .await
+            )
         }
         BackupConfigsCommand::Set(set) => {
             let path = format!(
@@ -33,7 +37,7 @@ pub async fn run(args: BackupConfigsArgs) -> anyhow::Result<ExitCode> {
                 seg(&set.cluster)
             );
             api_try!(
-                api.print(Method::PATCH, &path, &[], Some(&patch_body(&set)))
+                api.print(Method::PATCH, &path, &[], Some(&patch_body(&set)), out)
                     .await
             )
         }

@@ -3,13 +3,19 @@
 mod backup;
 mod backup_configs;
 mod clusters;
+mod confirm;
 mod encryption_key;
 mod events;
 mod groups;
+mod health;
 mod kmip_server;
+mod output;
+mod reencryption_jobs;
 mod remote;
 mod restore;
+mod restore_jobs;
 mod serve;
+mod snapshots;
 mod users;
 mod verify;
 
@@ -19,6 +25,12 @@ use crate::cli::{Cli, Command};
 
 /// Runs a command on a fresh tokio runtime.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The generators need no runtime.
+    match &cli.command {
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man { dir } => return man(dir.as_deref()),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -32,12 +44,63 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Clusters(args) => clusters::run(args).await,
             Command::BackupConfigs(args) => backup_configs::run(args).await,
             Command::EncryptionKey(args) => encryption_key::run(args).await,
+            Command::ReencryptionJobs(args) => reencryption_jobs::run(args).await,
+            Command::Snapshots(args) => snapshots::run(args).await,
+            Command::RestoreJobs(args) => restore_jobs::run(args).await,
             Command::Events(args) => events::run(args).await,
+            Command::Health(args) => health::run(args).await,
             Command::Backup(args) => backup::run(args).await,
             Command::Restore(args) => restore::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         }
     })
+}
+
+/// `headlock completions SHELL`: the completion script, from the clap definitions.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "headlock", &mut text);
+    write_stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes generated text to standard output; a closed pipe (`| head`) is not an error.
+fn write_stdout(text: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to standard output"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `headlock man [--dir DIR]`: headlock.1 on standard output, or every command's page
+/// written into DIR.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    match dir {
+        None => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut text)
+                .context("rendering the manual page")?;
+            write_stdout(&text)?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
+            eprintln!("headlock: manual pages written into {}", dir.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `headlock migrate`: opens the metadata store (which applies the migrations) and says

@@ -1,6 +1,7 @@
 //! What the API client commands (`groups`, `clusters`, `backup-configs`,
-//! `encryption-key`, `events`) share: credentials from the environment or a file, one
-//! [`ApiClient`] per command, JSON on standard output, and the API's errors on
+//! `encryption-key`, `snapshots`, `events`, ...) share: credentials from the environment
+//! or a file, one [`ApiClient`] per command, the answer on standard output
+//! ([`super::output`]), and the API's errors on
 //! standard error with an exit status that says whose fault it was:
 //!
 //! | status | meaning |
@@ -21,7 +22,8 @@ use hyper::Method;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::cli::{ApiArgs, PageArgs};
+use super::output::{Column, show};
+use crate::cli::{ApiArgs, ClusterRef, OutputFormat, PageArgs};
 use crate::client::{ApiClient, ApiResponse, ClientConfig, ClientError};
 
 pub(crate) use crate::client::path_segment as seg;
@@ -123,6 +125,26 @@ fn api_key(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
     Ok(key)
 }
 
+impl ClusterRef {
+    /// `/groups/{G}/clusters/{C}`.
+    pub(crate) fn cluster_path(&self) -> String {
+        format!(
+            "/groups/{}/clusters/{}",
+            seg(&self.group),
+            seg(&self.cluster)
+        )
+    }
+
+    /// `/groups/{G}/backupConfigs/{C}`.
+    pub(crate) fn config_path(&self) -> String {
+        format!(
+            "/groups/{}/backupConfigs/{}",
+            seg(&self.group),
+            seg(&self.cluster)
+        )
+    }
+}
+
 /// `?pageNum=..&itemsPerPage=..` (empty when neither is set).
 pub(crate) fn page_query(page: &PageArgs) -> Vec<(&'static str, String)> {
     let mut q = Vec::new();
@@ -183,16 +205,18 @@ impl Remote {
         self.interpret(&what, resp)
     }
 
-    /// Calls the API and prints the JSON answer (nothing for an empty one).
+    /// Calls the API and prints the answer as `format` asks, a list under `columns`
+    /// (nothing for an empty answer).
     pub(crate) async fn print(
         &mut self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+        (format, columns): (OutputFormat, &[Column]),
     ) -> Result<(), Failure> {
         if let Some(v) = self.call(method, path, query, body).await? {
-            print_json(&v);
+            show(&v, format, columns);
         }
         Ok(())
     }
