@@ -190,15 +190,20 @@ impl KeyManagerError {
     }
 
     /// Whether the server answered that the key does not exist (KMIP Result Reason
-    /// Item Not Found): the key is missing, which is not an outage.
+    /// Item Not Found, or 2.x's Object Not Found): the key is missing, which is not an
+    /// outage.
     pub fn is_item_not_found(&self) -> bool {
-        matches!(self, KeyManagerError::Refused { reason, .. } if reason.starts_with(ITEM_NOT_FOUND))
+        matches!(self, KeyManagerError::Refused { reason, .. }
+            if reason.starts_with(ITEM_NOT_FOUND) || reason.starts_with(OBJECT_NOT_FOUND))
     }
 }
 
 /// How [`KeyManagerError::Refused`] spells KMIP's Item Not Found reason (first in its
 /// `reason` text).
 pub const ITEM_NOT_FOUND: &str = "ItemNotFound";
+/// How it spells KMIP 2.x's Object Not Found, which some servers (Cosmian KMS) answer
+/// for a missing key instead.
+pub const OBJECT_NOT_FOUND: &str = "ObjectNotFound";
 
 /// The operations Headlock needs from a KMIP server.
 #[async_trait]

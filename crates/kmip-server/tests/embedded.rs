@@ -886,3 +886,40 @@ async fn requests_of_one_client_share_a_bounded_pool_of_connections() {
     client.disconnect().await;
     assert_eq!(client.idle_connections(), vec![0]);
 }
+
+#[tokio::test]
+async fn asks_the_next_server_for_an_object_the_first_does_not_have() {
+    // Two servers that do not share their keys (as Cosmian KMS beside the embedded one),
+    // on one PKI: the second starts on a copy of the first's certificates.
+    let first = Embedded::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pki")).unwrap();
+    for entry in std::fs::read_dir(first.data_dir.join("pki")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join("pki").join(entry.file_name())).unwrap();
+    }
+    let mut second = Embedded::start_in(dir.path(), "127.0.0.1:0").await;
+    let only_second = Client::new(client_config(&first.pki, vec![second.server()])).unwrap();
+    let uid = only_second
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, Some("second"))
+        .await
+        .unwrap();
+    only_second.activate(&uid).await.unwrap();
+
+    let both = Client::new(client_config(
+        &first.pki,
+        vec![first.server(), second.server()],
+    ))
+    .unwrap();
+    // The first answers Item Not Found; the second has it.
+    assert_eq!(both.get_symmetric_key(&uid).await.unwrap().key.len(), 32);
+    assert_eq!(both.get_state(&uid).await.unwrap(), State::ACTIVE);
+    // Neither has it: that is the answer.
+    let err = both.get_symmetric_key("no-such-key").await.unwrap_err();
+    assert_eq!(reason(&err), Some(ResultReason::ITEM_NOT_FOUND), "{err}");
+    // The second cannot be reached: it may hold the key, so this is an outage.
+    second.stop().await;
+    let err = both.get_symmetric_key(&uid).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("has no such object"), "{err}");
+}

@@ -72,7 +72,8 @@ pub enum Attribute {
     /// Original Creation Date (1.4 section 3.43).
     OriginalCreationDate(i64),
     /// Any other attribute: `name` is the 1.x Attribute Name (for a 2.0 attribute
-    /// without one, its tag in hex, `"0x540010"`); `value` is the value item, always
+    /// without one, its tag in hex, `"0x540010"`; for a 2.x vendor attribute,
+    /// `"<Vendor Identification>:<Attribute Name>"`); `value` is the value item, always
     /// tagged `AttributeValue` (the encoders supply the 2.0 tag from the name, so one
     /// attribute has one representation whichever version it arrived in).
     Other {
@@ -328,13 +329,20 @@ impl Attribute {
             ));
         }
         let mut r = Reader::open_at(path, item)?;
+        // KMIP 2.x's `Attribute` (a vendor attribute inside `Attributes`, 2.0 section
+        // 2.1.1) starts with the vendor's identification; 1.x's has none.
+        let vendor = r.opt_text(Tag::VENDOR_IDENTIFICATION)?;
         let name = r.req_text(Tag::ATTRIBUTE_NAME)?;
         let _index = r.opt_int(Tag::ATTRIBUTE_INDEX)?;
         let value = r.require(Tag::ATTRIBUTE_VALUE)?;
-        let attr = match attribute_tag(&name) {
-            Some(tag) => Attribute::typed(r.path(), tag, value, &name)?,
-            None => Attribute::Other {
+        let attr = match (vendor, attribute_tag(&name)) {
+            (None, Some(tag)) => Attribute::typed(r.path(), tag, value, &name)?,
+            (None, None) => Attribute::Other {
                 name,
+                value: value.clone(),
+            },
+            (Some(vendor), _) => Attribute::Other {
+                name: format!("{vendor}:{name}"),
                 value: value.clone(),
             },
         };

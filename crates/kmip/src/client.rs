@@ -20,6 +20,11 @@
 //! * **Failover.** Servers are tried in the configured order. A server that cannot be
 //!   reached (connect, TLS, negotiation) is skipped for the next one, for every
 //!   operation: nothing was sent to it.
+//! * **Servers that do not share their keys.** An operation on one object (Get, Get
+//!   Attributes, Activate, Revoke, Destroy, Encrypt, Decrypt, ReKey) that a server
+//!   answers with Item Not Found (or 2.x's Object Not Found) is asked of the next server
+//!   too: the object may live there. If every server answers so, that is the answer; if
+//!   one could not be reached, the operation failed (it may hold the object).
 //! * **Retries.** Only operations that are safe to repeat (Discover Versions, Query,
 //!   Get, Get Attributes, Get Attribute List, Locate, Activate, Revoke, Destroy,
 //!   Encrypt, Decrypt) are retried after a transport failure, up to
@@ -334,14 +339,43 @@ impl Connection {
     /// (or sent something unasked, which a KMIP server never does between requests).
     /// Looked at without blocking before every reuse, so that a request that must not
     /// be repeated is not written into a connection the server already dropped (it
-    /// would come back Indeterminate although it never reached the server).
+    /// would come back Indeterminate although it never reached the server). The kernel
+    /// is asked (a non-blocking `MSG_PEEK`), not the runtime's readiness, which only
+    /// learns of the close when its driver next runs: a Create made right after the
+    /// server died went into the dead connection that way (seen against Cosmian KMS
+    /// restarted under a current-thread runtime).
     fn closed_by_peer(&self) -> bool {
-        let mut byte = [0u8; 1];
-        match self.stream.get_ref().0.try_read(&mut byte) {
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match socket2::SockRef::from(self.stream.get_ref().0).peek(&mut byte) {
             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
             Ok(_) => true,
         }
     }
+}
+
+/// Whether `response` says the server has no object of the identifier `operation`
+/// names (Item Not Found, or 2.x's Object Not Found), for the operations that act on one
+/// object: then the next server is asked, since servers that do not share their keys
+/// (a vendor's cluster beside the embedded one) each hold only their own.
+fn names_no_such_object(operation: Operation, response: &ResponseMessage) -> bool {
+    let acts_on_one_object = matches!(
+        operation,
+        Operation::GET
+            | Operation::GET_ATTRIBUTES
+            | Operation::GET_ATTRIBUTE_LIST
+            | Operation::ACTIVATE
+            | Operation::REVOKE
+            | Operation::DESTROY
+            | Operation::ENCRYPT
+            | Operation::DECRYPT
+            | Operation::REKEY
+    );
+    acts_on_one_object
+        && matches!(
+            response.items.as_slice(),
+            [item] if item.result_status != ResultStatus::SUCCESS
+                && item.result_reason.is_some_and(ResultReason::is_not_found)
+        )
 }
 
 /// What to send: a payload built for the negotiated version, or a whole message.
@@ -1044,7 +1078,11 @@ impl Client {
         outgoing: &Outgoing<'_>,
     ) -> Result<(String, ResponseMessage), Error> {
         let mut attempts: Vec<(String, String)> = Vec::new();
-        for server in &self.inner.servers {
+        // The first "no such object" answer, kept while later servers are asked.
+        let mut not_found: Option<(String, ResponseMessage)> = None;
+        let mut unanswered = false;
+        let last = self.inner.servers.len() - 1;
+        for (index, server) in self.inner.servers.iter().enumerate() {
             let started = Instant::now();
             let result = self
                 .attempt_on(server, operation, repeatable, outgoing)
@@ -1065,8 +1103,13 @@ impl Client {
             };
             record_attempt(&server.label, operation, outcome, started.elapsed());
             match result {
+                Ok(response) if index < last && names_no_such_object(operation, &response) => {
+                    attempts.push((server.label.clone(), "has no such object".into()));
+                    not_found.get_or_insert((server.label.clone(), response));
+                }
                 Ok(response) => return Ok((server.label.clone(), response)),
                 Err(AttemptError { error, sent }) => {
+                    unanswered = true;
                     if sent && !repeatable {
                         return Err(Error::Indeterminate {
                             server: server.label.clone(),
@@ -1084,10 +1127,15 @@ impl Client {
                 }
             }
         }
-        Err(Error::AllServersFailed {
-            operation,
-            attempts,
-        })
+        match not_found {
+            // Every server answered, and none has the object: that is the answer.
+            Some(answer) if !unanswered => Ok(answer),
+            // One that did not answer may have it: an outage, not an absence.
+            _ => Err(Error::AllServersFailed {
+                operation,
+                attempts,
+            }),
+        }
     }
 
     /// One attempt on one server: reuse or open its connection and exchange one

@@ -524,6 +524,14 @@ pub struct ProtocolVersion {
     pub minor: i32,
 }
 
+impl ResultReason {
+    /// Whether the reason says the object does not exist: 1.x's Item Not Found, or
+    /// 2.x's Object Not Found (which Cosmian KMS answers).
+    pub fn is_not_found(self) -> bool {
+        self == ResultReason::ITEM_NOT_FOUND || self == ResultReason::OBJECT_NOT_FOUND
+    }
+}
+
 impl ProtocolVersion {
     /// KMIP 1.0.
     pub const V1_0: ProtocolVersion = ProtocolVersion::new(1, 0);

@@ -3,6 +3,8 @@
 //! round-trip properties. The vectors are copies of `shared/kmip-vectors` (see
 //! `vectors/README.md`); one module per document, one inner module per section.
 
+#[path = "vectors/captured.rs"]
+mod captured;
 #[path = "vectors/kmip2.rs"]
 mod kmip2;
 #[path = "vectors/primitives.rs"]
