@@ -20,7 +20,6 @@ use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, LinkType, NameType, ObjectType,
     Operation, ProtocolVersion, ResultReason, ResultStatus, RevocationReasonCode, State,
 };
-use rustls::pki_types::ServerName;
 use testkit::kmip::{Embedded, client_config, refused_address};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -38,21 +37,6 @@ fn find_state(attrs: &[Attribute]) -> Option<State> {
         Attribute::State(s) => Some(*s),
         _ => None,
     })
-}
-
-/// A raw mutual-TLS connection to `server` (for requests the typed client never sends).
-async fn raw_connection(server: &Embedded) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let config = kmip::tls::client_config(
-        &server.pki.ca_cert,
-        &server.pki.client_cert,
-        &server.pki.client_key,
-    )
-    .unwrap();
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
-        .unwrap()
 }
 
 async fn roundtrip(
@@ -247,7 +231,7 @@ async fn accepts_full_lifecycle_of_a_master_key() {
 #[tokio::test]
 async fn accepts_every_protocol_version_with_batches_in_order() {
     let server = Embedded::start().await;
-    let mut stream = raw_connection(&server).await;
+    let mut stream = server.raw_connection().await;
     for version in [
         ProtocolVersion::V1_0,
         ProtocolVersion::V1_1,
@@ -313,7 +297,7 @@ async fn accepts_every_protocol_version_with_batches_in_order() {
 #[tokio::test]
 async fn rejects_rest_of_batch_after_failure_unless_continue() {
     let server = Embedded::start().await;
-    let mut stream = raw_connection(&server).await;
+    let mut stream = server.raw_connection().await;
     let failing = RequestBatchItem::new(
         Operation::GET,
         RequestPayload::Get(GetRequest {
@@ -370,7 +354,7 @@ async fn rejects_unknown_operation_with_operation_not_supported() {
 #[tokio::test]
 async fn rejects_malformed_request_with_invalid_message_and_keeps_connection() {
     let server = Embedded::start().await;
-    let mut stream = raw_connection(&server).await;
+    let mut stream = server.raw_connection().await;
     // Well-framed TTLV that is not a Request Message.
     let bogus = kmip::ttlv::encode(&Item::structure(
         Tag::REQUEST_MESSAGE,
@@ -397,7 +381,7 @@ async fn rejects_malformed_request_with_invalid_message_and_keeps_connection() {
 #[tokio::test]
 async fn rejects_oversized_message_before_reading_it() {
     let server = Embedded::start().await;
-    let mut stream = raw_connection(&server).await;
+    let mut stream = server.raw_connection().await;
     // A header announcing 64 MiB, and nothing after it.
     let mut header = vec![0x42, 0x00, 0x78, 0x01];
     header.extend_from_slice(&(64u32 << 20).to_be_bytes());

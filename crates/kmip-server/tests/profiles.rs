@@ -44,11 +44,9 @@ use kmip::types::{
 };
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
-use rustls::pki_types::ServerName;
 use testkit::kmip::Embedded;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::net::TcpStream;
 
 /// The profile versions present, one directory each.
 const VERSIONS: &[&str] = &["1.2", "1.4", "2.1"];
@@ -476,20 +474,6 @@ fn compare_children(
     Ok(())
 }
 
-async fn connect(server: &Embedded) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let config = kmip::tls::client_config(
-        &server.pki.ca_cert,
-        &server.pki.client_cert,
-        &server.pki.client_key,
-    )
-    .unwrap();
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
-        .unwrap()
-}
-
 fn operations(message: &Node) -> String {
     let ops: Vec<&str> = message
         .children
@@ -504,7 +488,7 @@ fn operations(message: &Node) -> String {
 /// Replays a conversation on a fresh server; `minor` rewrites every Protocol Version.
 async fn replay(pairs: &[(Node, Node)], minor: Option<i32>) -> Result<(), String> {
     let server = Embedded::start().await;
-    let mut stream = connect(&server).await;
+    let mut stream = server.raw_connection().await;
     let mut bound = Bindings::new();
     let mut sent = Sent::default();
     for (n, (request, response)) in pairs.iter().enumerate() {
@@ -548,7 +532,10 @@ async fn run_case(version: &str, path: &Path) -> (String, String) {
     };
     match replay(&pairs, None).await {
         Ok(()) => ("pass".into(), String::new()),
-        Err(e) if version != "2.1" => ("fail".into(), e),
+        // Not applicable only while the server refuses the version itself.
+        Err(e) if version != "2.1" || !e.contains("protocol version 2.1 is not supported") => {
+            ("fail".into(), e)
+        }
         Err(native) => match replay(&pairs, Some(0)).await {
             Ok(()) => ("na:pass-as-2.0".into(), format!("as 2.1: {native}")),
             Err(e) => (

@@ -27,7 +27,8 @@ use std::time::Duration;
 use kmip::client::{Client, ClientConfig};
 use kmip_server::pki::PkiPaths;
 use kmip_server::{KeyStore, ServerOptions};
-use tokio::net::TcpListener;
+use rustls::pki_types::ServerName;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -98,6 +99,22 @@ impl Embedded {
     /// A client of this server with the default client certificate.
     pub fn client(&self) -> Client {
         Client::new(self.client_config()).unwrap()
+    }
+
+    /// A raw mutual-TLS connection with the default client certificate, for requests
+    /// the typed client never sends (malformed input, replayed conversations).
+    pub async fn raw_connection(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let config = kmip::tls::client_config(
+            &self.pki.ca_cert,
+            &self.pki.client_cert,
+            &self.pki.client_key,
+        )
+        .unwrap();
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap()
     }
 
     /// Stops the server and waits until it has returned (the store stays on disk).
