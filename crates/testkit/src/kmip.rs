@@ -104,17 +104,7 @@ impl Embedded {
     /// A raw mutual-TLS connection with the default client certificate, for requests
     /// the typed client never sends (malformed input, replayed conversations).
     pub async fn raw_connection(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
-        let config = kmip::tls::client_config(
-            &self.pki.ca_cert,
-            &self.pki.client_cert,
-            &self.pki.client_key,
-        )
-        .unwrap();
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
-        tokio_rustls::TlsConnector::from(config)
-            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-            .await
-            .unwrap()
+        raw_connection(&self.pki, self.addr).await
     }
 
     /// Stops the server and waits until it has returned (the store stays on disk).
@@ -139,6 +129,20 @@ impl Drop for Embedded {
             let _ = stop.send(());
         }
     }
+}
+
+/// A raw mutual-TLS connection to `addr` (a server of `pki`, on 127.0.0.1) with the
+/// PKI's client certificate.
+pub async fn raw_connection(
+    pki: &PkiPaths,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let config = kmip::tls::client_config(&pki.ca_cert, &pki.client_cert, &pki.client_key).unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap()
 }
 
 /// A client configuration with short timeouts for `servers`, using the PKI's client
