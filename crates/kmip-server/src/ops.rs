@@ -82,8 +82,9 @@ pub const SUPPORTED_OPERATIONS: &[Operation] = &[
 pub const VENDOR_IDENTIFICATION: &str =
     "Headlock embedded KMIP server (development use; not an HSM)";
 
-/// Batch Error Continuation Option values (KMIP 1.4 section 9.1.3.2.30).
-const BATCH_CONTINUE: u32 = 0x3;
+/// Batch Error Continuation Option Continue (KMIP 1.4 section 9.1.3.2.30: Continue 1,
+/// Stop 2, Undo 3).
+const BATCH_CONTINUE: u32 = 0x1;
 
 /// Largest batch a request may carry.
 const MAX_BATCH_ITEMS: usize = 64;

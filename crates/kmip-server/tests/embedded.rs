@@ -319,10 +319,17 @@ async fn rejects_rest_of_batch_after_failure_unless_continue() {
     );
     assert!(response.items[1].result_message.is_some());
 
+    // Batch Error Continuation Option (KMIP 1.4 section 9.1.3.2.30): Continue is 1;
+    // Stop (2) and Undo (3, not supported: treated as Stop) end the batch.
+    for (option, answered) in [(1, 3), (2, 2), (3, 2)] {
+        let mut request = RequestMessage::new(ProtocolVersion::V1_4, items.clone());
+        request.header.batch_error_continuation_option = Some(option);
+        let response = roundtrip(&mut stream, &request.encode()).await.unwrap();
+        assert_eq!(response.items.len(), answered, "option {option}");
+    }
     let mut request = RequestMessage::new(ProtocolVersion::V1_4, items);
-    request.header.batch_error_continuation_option = Some(3); // Continue
+    request.header.batch_error_continuation_option = Some(1);
     let response = roundtrip(&mut stream, &request.encode()).await.unwrap();
-    assert_eq!(response.items.len(), 3);
     assert_eq!(response.items[2].result_status, ResultStatus::SUCCESS);
 }
 
