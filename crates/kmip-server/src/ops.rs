@@ -9,7 +9,8 @@
 //! Cryptographic Algorithm and Length; an unknown operation answered with Operation
 //! Not Supported; a missing, destroyed or foreign object answered with Item Not Found.
 //! Every key carries a Digest (SHA-256 of its Raw material) while it has material;
-//! Locate finds destroyed objects only when asked for their state. Both, like the rest,
+//! Locate finds destroyed objects only when asked for their state; Modify Attribute
+//! changes the Activation Date only (while Pre-Active). Both, like the rest,
 //! are checked against the OASIS profile test cases (tests/profiles.rs, docs/kmip.md).
 //!
 //! Lifecycle (KMIP 1.4 section 3.22): Create/Register give Pre-Active (or Active with
@@ -71,6 +72,7 @@ pub const SUPPORTED_OPERATIONS: &[Operation] = &[
     Operation::GET_ATTRIBUTE_LIST,
     Operation::LOCATE,
     Operation::ACTIVATE,
+    Operation::MODIFY_ATTRIBUTE,
     Operation::REVOKE,
     Operation::DESTROY,
     Operation::REKEY,
@@ -316,6 +318,9 @@ impl Handler {
             RequestPayload::ReKey(p) => self.rekey(ctx, p).await,
             RequestPayload::Encrypt(p) => self.encrypt(ctx, p).await,
             RequestPayload::Decrypt(p) => self.decrypt(ctx, p).await,
+            RequestPayload::Other(payload) if item.operation == Operation::MODIFY_ATTRIBUTE => {
+                self.modify_attribute(ctx, payload).await
+            }
             RequestPayload::Other(_) => Err(fail(
                 ResultReason::OPERATION_NOT_SUPPORTED,
                 format!(
@@ -614,6 +619,68 @@ impl Handler {
         Ok(ResponsePayload::Activate {
             unique_identifier: uid.to_owned(),
         })
+    }
+
+    /// Modify Attribute (1.4 section 4.16, 2.0 section 6.1.31) of the one attribute a
+    /// client may change here, the Activation Date: only while Pre-Active (1.4 section
+    /// 3.24), and a date not in the future activates the object, as at Create. Any other
+    /// attribute is Feature Not Supported.
+    async fn modify_attribute(&self, ctx: &Ctx<'_>, payload: &ttlv::Item) -> OpResult {
+        let given = payload
+            .find(Tag::UNIQUE_IDENTIFIER)
+            .and_then(Item::as_text)
+            .map(str::to_owned);
+        let uid = ctx.uid(&given)?;
+        let invalid =
+            |e: kmip::message::MessageError| fail(ResultReason::INVALID_MESSAGE, e.to_string());
+        let attribute = if let Some(a) = payload.find(Tag::ATTRIBUTE) {
+            Attribute::from_v1(a).map_err(invalid)?
+        } else if let Some(a) = payload
+            .find(Tag::NEW_ATTRIBUTE)
+            .and_then(|n| n.children().first())
+        {
+            Attribute::from_v2(a).map_err(invalid)?
+        } else {
+            return Err(fail(ResultReason::MISSING_DATA, "no attribute to modify"));
+        };
+        let Attribute::ActivationDate(date) = attribute else {
+            return Err(fail(
+                ResultReason::FEATURE_NOT_SUPPORTED,
+                format!(
+                    "Modify Attribute of {} is not supported (Activation Date only)",
+                    attribute.name()
+                ),
+            ));
+        };
+        let _guard = self.store.lock_writes().await;
+        let mut obj = self.load(ctx, &uid).await?;
+        if is_destroyed(obj.state) {
+            return Err(not_found(&uid));
+        }
+        if obj.state != State::PRE_ACTIVE {
+            return Err(fail(
+                ctx.lifecycle_reason(),
+                format!(
+                    "object {uid} is {}: its Activation Date can change only while PreActive",
+                    obj.state
+                ),
+            ));
+        }
+        let t = now();
+        obj.activation_date = Some(date);
+        if date <= t {
+            obj.state = State::ACTIVE;
+        }
+        obj.last_change_date = t;
+        self.store.update(&obj).await?;
+        let mut fields = vec![Item::text(Tag::UNIQUE_IDENTIFIER, uid)];
+        if !ctx.version.uses_v2_attributes() {
+            fields.push(attribute.to_v1());
+        }
+        Ok(ResponsePayload::Other(Item::structure(
+            Tag::RESPONSE_PAYLOAD,
+            fields,
+        )))
     }
 
     async fn revoke(&self, ctx: &Ctx<'_>, p: &RevokeRequest) -> OpResult {

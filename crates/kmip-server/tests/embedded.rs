@@ -803,3 +803,63 @@ async fn rejects_connections_beyond_the_limit_until_one_closes() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// A Modify Attribute of the Activation Date (1.x Attribute or 2.0 New Attribute).
+fn modify_activation_date(version: ProtocolVersion, uid: &str, date: i64) -> RequestMessage {
+    let attribute = Attribute::ActivationDate(date);
+    let value = if version.uses_v2_attributes() {
+        Item::structure(Tag::NEW_ATTRIBUTE, vec![attribute.to_v2()])
+    } else {
+        attribute.to_v1()
+    };
+    let payload = Item::structure(
+        Tag::REQUEST_PAYLOAD,
+        vec![Item::text(Tag::UNIQUE_IDENTIFIER, uid), value],
+    );
+    RequestMessage::new(
+        version,
+        vec![RequestBatchItem::new(
+            Operation::MODIFY_ATTRIBUTE,
+            RequestPayload::Other(payload),
+        )],
+    )
+}
+
+#[tokio::test]
+async fn modifies_the_activation_date_only_while_pre_active() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for version in [ProtocolVersion::V1_4, ProtocolVersion::V2_0] {
+        let uid = client
+            .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, None)
+            .await
+            .unwrap();
+        // A future date: recorded, still Pre-Active.
+        let response = client
+            .send(modify_activation_date(version, &uid, now + 3600))
+            .await
+            .unwrap();
+        assert_eq!(response.items[0].result_status, ResultStatus::SUCCESS);
+        let attrs = client.get_attributes(&uid, &[]).await.unwrap();
+        assert_eq!(find_state(&attrs), Some(State::PRE_ACTIVE));
+        assert!(attrs.contains(&Attribute::ActivationDate(now + 3600)));
+        // A date not in the future activates it, as at Create.
+        client
+            .send(modify_activation_date(version, &uid, now - 1))
+            .await
+            .unwrap();
+        assert_eq!(client.get_state(&uid).await.unwrap(), State::ACTIVE);
+        // Once Active the date is fixed.
+        let response = client
+            .send(modify_activation_date(version, &uid, now))
+            .await
+            .unwrap();
+        let expected = if version.uses_v2_attributes() {
+            ResultReason::WRONG_KEY_LIFECYCLE_STATE
+        } else {
+            ResultReason::PERMISSION_DENIED
+        };
+        assert_eq!(response.items[0].result_reason, Some(expected));
+    }
+}
