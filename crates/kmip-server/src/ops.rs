@@ -596,21 +596,33 @@ impl Handler {
         }))
     }
 
-    async fn activate(&self, ctx: &Ctx<'_>, uid: &str) -> OpResult {
-        let _guard = self.store.lock_writes().await;
-        let mut obj = self.load(ctx, uid).await?;
+    /// The caller's object `uid` for a change allowed only while Pre-Active (`what`
+    /// may happen only then): a destroyed object is Item Not Found, another state the
+    /// version's lifecycle reason.
+    async fn load_pre_active(
+        &self,
+        ctx: &Ctx<'_>,
+        uid: &str,
+        what: &str,
+    ) -> Result<StoredObject, Failure> {
+        let obj = self.load(ctx, uid).await?;
         if is_destroyed(obj.state) {
             return Err(not_found(uid));
         }
         if obj.state != State::PRE_ACTIVE {
             return Err(fail(
                 ctx.lifecycle_reason(),
-                format!(
-                    "object {uid} is {} and cannot be activated (only PreActive can)",
-                    obj.state
-                ),
+                format!("object {uid} is {}: {what} only while PreActive", obj.state),
             ));
         }
+        Ok(obj)
+    }
+
+    async fn activate(&self, ctx: &Ctx<'_>, uid: &str) -> OpResult {
+        let _guard = self.store.lock_writes().await;
+        let mut obj = self
+            .load_pre_active(ctx, uid, "it can be activated")
+            .await?;
         let t = now();
         obj.state = State::ACTIVE;
         obj.activation_date = Some(t);
@@ -653,19 +665,9 @@ impl Handler {
             ));
         };
         let _guard = self.store.lock_writes().await;
-        let mut obj = self.load(ctx, &uid).await?;
-        if is_destroyed(obj.state) {
-            return Err(not_found(&uid));
-        }
-        if obj.state != State::PRE_ACTIVE {
-            return Err(fail(
-                ctx.lifecycle_reason(),
-                format!(
-                    "object {uid} is {}: its Activation Date can change only while PreActive",
-                    obj.state
-                ),
-            ));
-        }
+        let mut obj = self
+            .load_pre_active(ctx, &uid, "its Activation Date can change")
+            .await?;
         let t = now();
         obj.activation_date = Some(date);
         if date <= t {
