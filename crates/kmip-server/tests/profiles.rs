@@ -18,9 +18,11 @@
 //!   produced them, and `$NOW`;
 //! - a Byte String the client did not send (generated key material, digests) matches any
 //!   Byte String of the same length; one it sent must be equal;
-//! - a Result Message (free text) matches any text, and the server may add one;
-//! - `Attribute` items (and the children of a 2.x `Attributes`) match in any order;
-//!   every other structure in order, nothing missing and nothing extra.
+//! - a Result Message (free text) matches any text, and the server may add one; it may
+//!   also add the optional Located Items of a Locate answer if it counts the identifiers;
+//! - `Attribute` items, the children of a 2.x `Attributes` and the names (references) of
+//!   a Get Attribute List answer match in any order; everything else in order, nothing
+//!   missing and nothing extra.
 //!
 //! `tests/profiles/expected.txt` holds the expected outcome of every case; the test fails
 //! when a case's outcome differs from it (a regression, or a fix that must be recorded),
