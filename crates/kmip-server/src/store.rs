@@ -96,7 +96,8 @@ pub struct LocateFilter {
     pub name: Option<String>,
     /// Objects of this type.
     pub object_type: Option<ObjectType>,
-    /// Objects in this state.
+    /// Objects in this state; `None`: in any state but Destroyed and Destroyed
+    /// Compromised.
     pub state: Option<State>,
     /// Objects with this algorithm.
     pub algorithm: Option<CryptographicAlgorithm>,
@@ -355,6 +356,14 @@ impl KeyStore {
         }
         if filter.state.is_some() {
             sql.push_str(" AND o.state = ?");
+        } else {
+            // Destroyed objects are found only by asking for their state (the OASIS
+            // profiles' Locate after Destroy finds nothing).
+            sql.push_str(&format!(
+                " AND o.state NOT IN ({}, {})",
+                State::DESTROYED.0,
+                State::DESTROYED_COMPROMISED.0
+            ));
         }
         if filter.algorithm.is_some() {
             sql.push_str(" AND o.algorithm = ?");

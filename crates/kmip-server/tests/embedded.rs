@@ -20,7 +20,6 @@ use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, LinkType, NameType, ObjectType,
     Operation, ProtocolVersion, ResultReason, ResultStatus, RevocationReasonCode, State,
 };
-use rustls::pki_types::ServerName;
 use testkit::kmip::{Embedded, client_config, refused_address};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -38,21 +37,6 @@ fn find_state(attrs: &[Attribute]) -> Option<State> {
         Attribute::State(s) => Some(*s),
         _ => None,
     })
-}
-
-/// A raw mutual-TLS connection to `server` (for requests the typed client never sends).
-async fn raw_connection(server: &Embedded) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let config = kmip::tls::client_config(
-        &server.pki.ca_cert,
-        &server.pki.client_cert,
-        &server.pki.client_key,
-    )
-    .unwrap();
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
-        .unwrap()
 }
 
 async fn roundtrip(
@@ -248,7 +232,7 @@ async fn accepts_full_lifecycle_of_a_master_key() {
 #[tokio::test]
 async fn accepts_every_protocol_version_with_batches_in_order() {
     let server = Embedded::start().await;
-    let mut stream = raw_connection(&server).await;
+    let mut stream = server.raw_connection().await;
     for version in [
         ProtocolVersion::V1_0,
         ProtocolVersion::V1_1,
@@ -315,7 +299,7 @@ async fn accepts_every_protocol_version_with_batches_in_order() {
 #[tokio::test]
 async fn rejects_rest_of_batch_after_failure_unless_continue() {
     let server = Embedded::start().await;
-    let mut stream = raw_connection(&server).await;
+    let mut stream = server.raw_connection().await;
     let failing = RequestBatchItem::new(
         Operation::GET,
         RequestPayload::Get(GetRequest {
@@ -337,10 +321,17 @@ async fn rejects_rest_of_batch_after_failure_unless_continue() {
     );
     assert!(response.items[1].result_message.is_some());
 
+    // Batch Error Continuation Option (KMIP 1.4 section 9.1.3.2.30): Continue is 1;
+    // Stop (2) and Undo (3, not supported: treated as Stop) end the batch.
+    for (option, answered) in [(1, 3), (2, 2), (3, 2)] {
+        let mut request = RequestMessage::new(ProtocolVersion::V1_4, items.clone());
+        request.header.batch_error_continuation_option = Some(option);
+        let response = roundtrip(&mut stream, &request.encode()).await.unwrap();
+        assert_eq!(response.items.len(), answered, "option {option}");
+    }
     let mut request = RequestMessage::new(ProtocolVersion::V1_4, items);
-    request.header.batch_error_continuation_option = Some(3); // Continue
+    request.header.batch_error_continuation_option = Some(1);
     let response = roundtrip(&mut stream, &request.encode()).await.unwrap();
-    assert_eq!(response.items.len(), 3);
     assert_eq!(response.items[2].result_status, ResultStatus::SUCCESS);
 }
 
@@ -372,7 +363,7 @@ async fn rejects_unknown_operation_with_operation_not_supported() {
 #[tokio::test]
 async fn rejects_malformed_request_with_invalid_message_and_keeps_connection() {
     let server = Embedded::start().await;
-    let mut stream = raw_connection(&server).await;
+    let mut stream = server.raw_connection().await;
     // Well-framed TTLV that is not a Request Message.
     let bogus = kmip::ttlv::encode(&Item::structure(
         Tag::REQUEST_MESSAGE,
@@ -399,7 +390,7 @@ async fn rejects_malformed_request_with_invalid_message_and_keeps_connection() {
 #[tokio::test]
 async fn rejects_oversized_message_before_reading_it() {
     let server = Embedded::start().await;
-    let mut stream = raw_connection(&server).await;
+    let mut stream = server.raw_connection().await;
     // A header announcing 64 MiB, and nothing after it.
     let mut header = vec![0x42, 0x00, 0x78, 0x01];
     header.extend_from_slice(&(64u32 << 20).to_be_bytes());
@@ -922,4 +913,64 @@ async fn asks_the_next_server_for_an_object_the_first_does_not_have() {
     let err = both.get_symmetric_key(&uid).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("has no such object"), "{err}");
+}
+
+/// A Modify Attribute of the Activation Date (1.x Attribute or 2.0 New Attribute).
+fn modify_activation_date(version: ProtocolVersion, uid: &str, date: i64) -> RequestMessage {
+    let attribute = Attribute::ActivationDate(date);
+    let value = if version.uses_v2_attributes() {
+        Item::structure(Tag::NEW_ATTRIBUTE, vec![attribute.to_v2()])
+    } else {
+        attribute.to_v1()
+    };
+    let payload = Item::structure(
+        Tag::REQUEST_PAYLOAD,
+        vec![Item::text(Tag::UNIQUE_IDENTIFIER, uid), value],
+    );
+    RequestMessage::new(
+        version,
+        vec![RequestBatchItem::new(
+            Operation::MODIFY_ATTRIBUTE,
+            RequestPayload::Other(payload),
+        )],
+    )
+}
+
+#[tokio::test]
+async fn modifies_the_activation_date_only_while_pre_active() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for version in [ProtocolVersion::V1_4, ProtocolVersion::V2_0] {
+        let uid = client
+            .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, None)
+            .await
+            .unwrap();
+        // A future date: recorded, still Pre-Active.
+        let response = client
+            .send(modify_activation_date(version, &uid, now + 3600))
+            .await
+            .unwrap();
+        assert_eq!(response.items[0].result_status, ResultStatus::SUCCESS);
+        let attrs = client.get_attributes(&uid, &[]).await.unwrap();
+        assert_eq!(find_state(&attrs), Some(State::PRE_ACTIVE));
+        assert!(attrs.contains(&Attribute::ActivationDate(now + 3600)));
+        // A date not in the future activates it, as at Create.
+        client
+            .send(modify_activation_date(version, &uid, now - 1))
+            .await
+            .unwrap();
+        assert_eq!(client.get_state(&uid).await.unwrap(), State::ACTIVE);
+        // Once Active the date is fixed.
+        let response = client
+            .send(modify_activation_date(version, &uid, now))
+            .await
+            .unwrap();
+        let expected = if version.uses_v2_attributes() {
+            ResultReason::WRONG_KEY_LIFECYCLE_STATE
+        } else {
+            ResultReason::PERMISSION_DENIED
+        };
+        assert_eq!(response.items[0].result_reason, Some(expected));
+    }
 }

@@ -265,9 +265,17 @@ async fn accepts_pykmip_client_against_embedded_server() {
         );
     }
     // The objects belong to the CN of PyKMIP's certificate, which is ours here too.
+    // Destroyed objects are found only by asking for that state.
     let client = server.client();
+    assert!(
+        client
+            .locate(Some("pykmip-interop-1.2"), None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let leftover = client
-        .locate(Some("pykmip-interop-1.2"), None, None)
+        .locate(Some("pykmip-interop-1.2"), None, Some(State::DESTROYED))
         .await
         .unwrap();
     assert_eq!(leftover.len(), 1);

@@ -36,6 +36,10 @@
 //!   Result Reason and Result Message ([`Error::ServerReported`]). A server-reported
 //!   failure is an answer, not a transport failure: it is returned at once, not
 //!   retried elsewhere. Key material never appears in errors or logs.
+//! * **Lenient reading.** A response carrying fields this client does not know (a
+//!   vendor extension, a tag of a newer KMIP version) is read without them
+//!   ([`ResponseMessage::decode_lenient`]); the first such response is logged once per
+//!   process, with the fields' tag paths. The server side decodes requests strictly.
 //! * **Which server answered.** [`Client::create_symmetric_key_served`] returns the
 //!   server that created the key (after failover, not the first configured one).
 //! * **Probes.** [`Client::probe`] checks one server alone (no failover) on a fresh
@@ -93,7 +97,7 @@ use crate::message::{
     QueryResponse, ReKeyRequest, RequestBatchItem, RequestMessage, RequestPayload, ResponseMessage,
     ResponsePayload, RevokeRequest, TemplateAttribute,
 };
-use crate::ttlv::Limits;
+use crate::ttlv::{Limits, TagPath};
 use crate::types::{
     BlockCipherMode, CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, LinkType,
     NameType, ObjectType, Operation, ProtocolVersion, QueryFunction, ResultReason, ResultStatus,
@@ -1347,7 +1351,9 @@ async fn exchange(
                     ),
                 )
             })?;
-        ResponseMessage::decode(&bytes, &config.limits)
+        let (response, skipped) = ResponseMessage::decode_lenient(&bytes, &config.limits)?;
+        report_skipped(server, &skipped);
+        Ok(response)
     };
     match tokio::time::timeout(config.io_timeout, io).await {
         Ok(Ok(r)) => Ok(r),
@@ -1361,6 +1367,22 @@ async fn exchange(
             sent: true,
         }),
     }
+}
+
+/// Logs, once per process, that a server's response carried fields this client does
+/// not know (vendor extensions, newer KMIP versions) and that they were skipped: the
+/// tag paths only, never a value.
+fn report_skipped(server: &str, skipped: &[TagPath]) {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if skipped.is_empty() || REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let fields: Vec<String> = skipped.iter().map(ToString::to_string).collect();
+    tracing::warn!(
+        server,
+        fields = %fields.join(", "),
+        "KMIP response carries fields this client does not know; skipped (logged once)"
+    );
 }
 
 /// The `outcome` label of a failed attempt (one of [`OUTCOMES`]).

@@ -8,7 +8,8 @@
 //! [`crate::attribute`]). The decoder is strict: a missing required field, a field of
 //! the wrong type, out of order or unknown to its structure, a NUL inside a Text String,
 //! or a Batch Count that does not match the batch items is a [`MessageError`] naming the
-//! tag path. Payloads of operations this module does not type are kept as
+//! tag path ([`ResponseMessage::decode_lenient`] skips fields with unknown tags, for
+//! clients). Payloads of operations this module does not type are kept as
 //! [`RequestPayload::Other`] / [`ResponsePayload::Other`], so a server can still answer
 //! them with Operation Not Supported.
 //!
@@ -694,5 +695,163 @@ impl ResponseMessage {
     /// zeroized.
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Self, Error> {
         decode_zeroized(bytes, limits, ResponseMessage::from_ttlv)
+    }
+
+    /// Decodes a response as a client should read a server's answer: a field whose tag
+    /// this crate does not know (a vendor extension `0x54xxxx`, a tag of a newer KMIP
+    /// version) is skipped wherever it appears, and its tag path returned so that the
+    /// caller can report it. Attributes stay whole: an unknown one is an
+    /// [`Attribute::Other`](crate::attribute::Attribute::Other), as in [`Self::decode`].
+    /// Everything else is as strict as [`Self::decode`] (a known field out of place, a
+    /// wrong type, a missing field are errors); a server decodes requests strictly.
+    pub fn decode_lenient(bytes: &[u8], limits: &Limits) -> Result<(Self, Vec<TagPath>), Error> {
+        let mut skipped = Vec::new();
+        let message = decode_zeroized(bytes, limits, |item| {
+            let mut item = item.clone();
+            strip_unknown(&mut item, &mut Vec::new(), &mut skipped);
+            let message = ResponseMessage::from_ttlv(&item);
+            item.zeroize_bytes();
+            message
+        })?;
+        Ok((message, skipped))
+    }
+}
+
+/// Structures whose children are attributes under their own tags (KMIP 2.0): an unknown
+/// child there is an attribute, kept as [`crate::attribute::Attribute::Other`].
+const ATTRIBUTE_LISTS: &[Tag] = &[
+    Tag::ATTRIBUTES,
+    Tag::COMMON_ATTRIBUTES,
+    Tag::PRIVATE_KEY_ATTRIBUTES,
+    Tag::PUBLIC_KEY_ATTRIBUTES,
+];
+
+/// Removes (and zeroizes) every item whose tag has no name in [`Tag`], recording its
+/// path; attribute values and the attributes of 2.0 attribute lists are left whole.
+/// Recursion is bounded by the depth limit the tree was decoded under.
+fn strip_unknown(item: &mut Item, path: &mut Vec<Tag>, skipped: &mut Vec<TagPath>) {
+    if item.tag == Tag::ATTRIBUTE_VALUE {
+        return;
+    }
+    let attribute_list = ATTRIBUTE_LISTS.contains(&item.tag);
+    if let Value::Structure(children) = &mut item.value {
+        path.push(item.tag);
+        if !attribute_list {
+            for child in children.iter_mut().filter(|c| c.tag.name().is_none()) {
+                let mut at = path.clone();
+                at.push(child.tag);
+                skipped.push(TagPath(at));
+                child.zeroize_bytes();
+            }
+            children.retain(|c| c.tag.name().is_some());
+        }
+        for child in children.iter_mut().filter(|c| c.tag.name().is_some()) {
+            strip_unknown(child, path, skipped);
+        }
+        path.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribute::Attribute;
+    use crate::types::{CryptographicAlgorithm, ObjectType, State};
+
+    /// A Get Attributes (2.0) and a Get (1.4) response, as the server encodes them.
+    fn responses() -> Vec<ResponseMessage> {
+        let attrs = ResponseBatchItem::success(
+            Operation::GET_ATTRIBUTES,
+            ResponsePayload::GetAttributes(GetAttributesResponse {
+                unique_identifier: "7".into(),
+                attributes: vec![Attribute::State(State::ACTIVE)],
+            }),
+        );
+        let key = SymmetricKey {
+            key_block: KeyBlock::raw_symmetric(
+                CryptographicAlgorithm::AES,
+                zeroize::Zeroizing::new(vec![7; 32]),
+            ),
+        };
+        let get = ResponseBatchItem::success(
+            Operation::GET,
+            ResponsePayload::Get(GetResponse {
+                object_type: ObjectType::SYMMETRIC_KEY,
+                unique_identifier: "7".into(),
+                object: ManagedObject::SymmetricKey(key),
+            }),
+        );
+        vec![
+            ResponseMessage::new(ProtocolVersion::V2_0, 1, vec![attrs]),
+            ResponseMessage::new(ProtocolVersion::V1_4, 1, vec![get]),
+        ]
+    }
+
+    /// Appends `extra` to every structure of `item` (depth first), except attribute
+    /// values and 2.0 attribute lists (where an unknown tag is an attribute).
+    fn extend(item: &mut Item, extra: &Item) {
+        if item.tag == Tag::ATTRIBUTE_VALUE || ATTRIBUTE_LISTS.contains(&item.tag) {
+            return;
+        }
+        if let Value::Structure(children) = &mut item.value {
+            children.iter_mut().for_each(|c| extend(c, extra));
+            children.push(extra.clone());
+        }
+    }
+
+    #[test]
+    fn clients_skip_fields_with_unknown_tags_that_servers_refuse() {
+        // A vendor extension and a tag no KMIP version up to 2.0 defines.
+        for unknown in [
+            Item::text(Tag(0x54_0001), "vendor"),
+            Item::integer(Tag(0x42_0FFF), 3),
+        ] {
+            for response in responses() {
+                let mut item = response.to_ttlv();
+                extend(&mut item, &unknown);
+                let bytes = ttlv::encode(&item);
+                assert!(ResponseMessage::decode(&bytes, &Limits::default()).is_err());
+                let (lenient, skipped) =
+                    ResponseMessage::decode_lenient(&bytes, &Limits::default()).unwrap();
+                assert_eq!(lenient, response);
+                assert!(skipped.len() >= 4, "{skipped:?}");
+                assert!(skipped.iter().all(|p| p.0.last() == Some(&unknown.tag)));
+                // Requests stay strict: the same extension in a request is refused.
+                let mut request =
+                    RequestMessage::new(response.header.protocol_version, vec![]).to_ttlv();
+                extend(&mut request, &unknown);
+                let bytes = ttlv::encode(&request);
+                assert!(RequestMessage::decode(&bytes, &Limits::default()).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn lenient_reading_keeps_unknown_attributes() {
+        // A vendor attribute in a 2.0 Attributes list is an attribute, not a stray field.
+        let response = &responses()[0];
+        let mut item = response.to_ttlv();
+        let payload = find_mut(&mut item, Tag::ATTRIBUTES).unwrap();
+        if let Value::Structure(children) = &mut payload.value {
+            children.push(Item::text(Tag(0x54_0002), "x"));
+        }
+        let bytes = ttlv::encode(&item);
+        let (lenient, skipped) =
+            ResponseMessage::decode_lenient(&bytes, &Limits::default()).unwrap();
+        assert!(skipped.is_empty());
+        let Some(ResponsePayload::GetAttributes(p)) = &lenient.items[0].payload else {
+            panic!("{lenient:?}")
+        };
+        assert!(matches!(&p.attributes[1], Attribute::Other { name, .. } if name == "0x540002"));
+    }
+
+    fn find_mut(item: &mut Item, tag: Tag) -> Option<&mut Item> {
+        if item.tag == tag {
+            return Some(item);
+        }
+        match &mut item.value {
+            Value::Structure(children) => children.iter_mut().find_map(|c| find_mut(c, tag)),
+            _ => None,
+        }
     }
 }

@@ -35,6 +35,16 @@ macro_rules! tags {
                     _ => None,
                 }
             }
+
+            /// The tag named `name` in KMIP's XML and JSON encodings, or `None`. ASCII
+            /// case and `_` are ignored, so the profiles' spelling (`UniqueBatchItemID`,
+            /// `RNGAlgorithm`) finds the constant spelled `UniqueBatchItemId`.
+            pub fn from_name(name: &str) -> Option<Tag> {
+                [$( ($value, $text), )*]
+                    .into_iter()
+                    .find(|(_, text)| crate::types::same_name(text, name))
+                    .map(|(value, _)| Tag(value))
+            }
         }
     };
 }

@@ -7,6 +7,18 @@
 
 use std::fmt;
 
+/// True when two names of a tag or value are the same once ASCII case and `_` are
+/// ignored (`UniqueBatchItemID` and `UniqueBatchItemId`, `SHA_256` and `SHA256`).
+pub fn same_name(a: &str, b: &str) -> bool {
+    let fold = |s: &str| {
+        s.bytes()
+            .filter(|&c| c != b'_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<Vec<u8>>()
+    };
+    fold(a) == fold(b)
+}
+
 macro_rules! wire_enum {
     (
         $(#[$meta:meta])*
@@ -29,6 +41,15 @@ macro_rules! wire_enum {
                     $( $value => Some($text), )*
                     _ => None,
                 }
+            }
+
+            /// The value named `name` (ASCII case and `_` ignored: the XML encoding's
+            /// `PKCS_1` is [`KeyFormatType::PKCS_1`]), or `None`.
+            pub fn from_name(name: &str) -> Option<Self> {
+                [$( ($value, $text), )*]
+                    .into_iter()
+                    .find(|(_, text)| same_name(text, name))
+                    .map(|(value, _)| $name(value))
             }
         }
 
@@ -458,6 +479,20 @@ impl CryptographicUsageMask {
     /// True if every bit of `other` is set in `self`.
     pub fn contains(self, other: CryptographicUsageMask) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// The mask from flag names separated by spaces or `|`, as KMIP's XML encoding
+    /// writes it (`Encrypt Decrypt`); `None` if a name is unknown.
+    pub fn from_names(names: &str) -> Option<Self> {
+        let mut mask = Self::EMPTY;
+        for name in names.split(|c: char| c == '|' || c.is_whitespace()) {
+            if name.is_empty() {
+                continue;
+            }
+            let (bit, _) = Self::NAMES.iter().find(|(_, text)| same_name(text, name))?;
+            mask.0 |= bit;
+        }
+        Some(mask)
     }
 
     /// The mask as the signed Integer KMIP puts on the wire.

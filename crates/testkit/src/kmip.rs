@@ -27,7 +27,8 @@ use std::time::Duration;
 use kmip::client::{Client, ClientConfig};
 use kmip_server::pki::PkiPaths;
 use kmip_server::{KeyStore, ServerOptions};
-use tokio::net::TcpListener;
+use rustls::pki_types::ServerName;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -100,6 +101,12 @@ impl Embedded {
         Client::new(self.client_config()).unwrap()
     }
 
+    /// A raw mutual-TLS connection with the default client certificate, for requests
+    /// the typed client never sends (malformed input, replayed conversations).
+    pub async fn raw_connection(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        raw_connection(&self.pki, self.addr).await
+    }
+
     /// Stops the server and waits until it has returned (the store stays on disk).
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -122,6 +129,20 @@ impl Drop for Embedded {
             let _ = stop.send(());
         }
     }
+}
+
+/// A raw mutual-TLS connection to `addr` (a server of `pki`, on 127.0.0.1) with the
+/// PKI's client certificate.
+pub async fn raw_connection(
+    pki: &PkiPaths,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let config = kmip::tls::client_config(&pki.ca_cert, &pki.client_cert, &pki.client_key).unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap()
 }
 
 /// A client configuration with short timeouts for `servers`, using the PKI's client
