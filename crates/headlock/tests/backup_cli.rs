@@ -711,3 +711,74 @@ fn accepts_re_backups_that_read_only_files_changed_since_their_parent() {
         unknown.stderr
     );
 }
+
+#[test]
+fn accepts_a_backup_after_its_parents_chunks_were_collected() {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("dbpath");
+    fs::create_dir(&src).unwrap();
+    sample_tree(&src);
+    // Another source holding a copy of one file: its chunks outlive the parent.
+    let other = work.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::copy(src.join("collection-0.wt"), other.join("copy.wt")).unwrap();
+    let backup = |dir: &Path, extra: &[&str]| {
+        let mut args = vec!["backup", "--group", &g, "--cluster", &c];
+        args.extend_from_slice(extra);
+        args.push(dir.to_str().unwrap());
+        cli.run(&args)
+    };
+    let shared: u64 = 3 * 1024 * 1024 + 123;
+    let total: u64 = shared + 20_000 * 30 + 5000 + 7 + 17;
+    backup(&other, &[]).line();
+    let parent = backup(&src, &[]).line();
+    let packs = pack_files(&world.server.data_dir).len();
+
+    // The parent goes, and with it (collection runs on deletion) every chunk only it
+    // used.
+    let gone = world
+        .admin
+        .delete(&format!("/groups/{g}/clusters/{c}/snapshots/{parent}"));
+    assert_eq!(gone.status, 202, "{}", gone.body);
+    assert!(
+        pack_files(&world.server.data_dir).len() < packs,
+        "the parent's packs were not collected"
+    );
+
+    // The next backup has no parent, reads every file, re-sends every chunk the
+    // cluster no longer has, and takes the shared ones as stored.
+    let again = backup(&src, &[]);
+    let id = again.line();
+    let out = &again.stderr;
+    assert!(
+        out.contains(&format!(
+            "headlock: backup: {} read in ",
+            indicatif::HumanBytes(total)
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "; {} sent, {} already stored, 0 unchanged files",
+            indicatif::HumanBytes(total - shared),
+            indicatif::HumanBytes(shared)
+        )),
+        "{out}"
+    );
+    let dst = work.path().join("restored");
+    cli.restore_matches((&g, &c), &id, &src, &dst);
+    let verify = cli.run(&["verify", "--group", &g, "--cluster", &c, "--snapshot", &id]);
+    assert_eq!(verify.line(), format!("{id} ok"));
+
+    // The deleted parent cannot be named as one.
+    let named = backup(&src, &["--parent", &parent]);
+    assert_ne!(named.code, 0, "{}", named.stderr);
+    assert!(
+        named.stderr.contains("SNAPSHOT_NOT_FOUND"),
+        "{}",
+        named.stderr
+    );
+}
