@@ -782,3 +782,68 @@ fn accepts_a_backup_after_its_parents_chunks_were_collected() {
         named.stderr
     );
 }
+
+#[test]
+fn accepts_plain_progress_lines_with_files_bytes_totals_and_time_left() {
+    let world = World::new();
+    let mut cli = Cli::of(&world);
+    // A line every 0.1 s instead of every 5 s.
+    cli.env
+        .push(("HEADLOCK_PROGRESS_INTERVAL".into(), "0.1".into()));
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("dbpath");
+    fs::create_dir(&src).unwrap();
+    sample_tree(&src);
+    // Enough to read for a few lines.
+    fs::write(src.join("collection-1.wt"), noise(32 << 20, 11)).unwrap();
+    let files = 7;
+    let run = cli.run(&[
+        "backup",
+        "--group",
+        &g,
+        "--cluster",
+        &c,
+        src.to_str().unwrap(),
+    ]);
+    run.ok();
+    let err = &run.stderr;
+    // Plain lines: no carriage return, no terminal escape.
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("headlock: backup: ") && !l.contains(" read in "))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line: {err}");
+    for line in &lines {
+        // Files and bytes scanned, the rate, what was sent and skipped.
+        let rest = line.strip_prefix("headlock: backup: ").unwrap();
+        let (scanned, detail) = rest.split_once(" scanned").expect(line);
+        assert!(scanned.contains(" files, "), "{line}");
+        assert!(detail.contains("/s, "), "{line}");
+        assert!(
+            detail.contains(" sent, ") && detail.contains(" already stored, "),
+            "{line}"
+        );
+        assert!(detail.contains(" unchanged files ("), "{line}");
+        // Partly done with a known total: the time left.
+        if let Some(p) = detail
+            .strip_prefix(" (")
+            .and_then(|d| d.split_once("%)"))
+            .and_then(|(p, _)| p.parse::<u64>().ok())
+        {
+            assert!(scanned.contains(&format!(" of {files} files, ")), "{line}");
+            if (1..100).contains(&p) {
+                assert!(detail.contains(", ETA "), "{line}");
+            }
+        }
+    }
+    // The tree is sized long before the first line (0.1 s): every line has the totals.
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(&format!(" of {files} files, "))),
+        "{err}"
+    );
+    assert!(err.contains("; 7 files, 4 directories, 2 links"), "{err}");
+}

@@ -58,6 +58,8 @@ pub struct Sent {
     pub sent: Counter,
     /// Bytes of chunks the cluster already had.
     pub known: Counter,
+    /// Files done: read, or taken from the parent snapshot.
+    pub files: Counter,
     /// Files taken from the parent snapshot unread.
     pub unchanged_files: Counter,
     /// Their bytes.
@@ -159,6 +161,7 @@ impl TreeVisitor for Chunking<'_> {
                     )?;
                     self.hand(Item::Line(line))?;
                     self.counts.unchanged_files.add(1);
+                    self.counts.files.add(1);
                     self.counts.unchanged_bytes.add(parent.size);
                     return Ok(parent.size);
                 }
@@ -195,6 +198,7 @@ impl TreeVisitor for Chunking<'_> {
             Some(stamp_of(&meta)),
         )?;
         self.hand(Item::Line(line))?;
+        self.counts.files.add(1);
         Ok(meta.len())
     }
 
