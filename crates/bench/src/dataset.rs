@@ -154,7 +154,7 @@ pub struct Summary {
 }
 
 /// Small files of a `dbpath`, as they are (name, contents).
-const SMALL_FILES: &[(&str, &str)] = &[
+pub(crate) const SMALL_FILES: &[(&str, &str)] = &[
     (
         "WiredTiger",
         "WiredTiger\nWiredTiger 11.2.0: (December 21, 2023)\n",
@@ -198,6 +198,26 @@ pub fn generate(
     }
 
     let files = spec.files();
+    write_files(root, &files, spec.seed, stop)?;
+    for (_, size, kind) in &files {
+        summary.files += 1;
+        summary.bytes += size;
+        match kind {
+            Kind::Random => summary.random_bytes += size,
+            Kind::Json => summary.json_bytes += size,
+        }
+    }
+    Ok(summary)
+}
+
+/// Writes `files` under `root` (their directories must exist) on as many threads as
+/// there are cores, file `i` from its own generator seeded from `seed` and `i`.
+pub(crate) fn write_files(
+    root: &Path,
+    files: &[(PathBuf, u64, Kind)],
+    seed: u64,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<(), DatasetError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let results: Vec<Result<(), DatasetError>> = std::thread::scope(|s| {
@@ -210,7 +230,7 @@ pub fn generate(
                             return Ok(());
                         };
                         let path = root.join(rel);
-                        let seed = spec.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        let seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                         write_file(&path, *size, *kind, seed, stop)?;
                     }
                 })
@@ -221,18 +241,7 @@ pub fn generate(
             .map(|h| h.join().unwrap_or(Err(DatasetError::Interrupted)))
             .collect()
     });
-    for r in results {
-        r?;
-    }
-    for (_, size, kind) in &files {
-        summary.files += 1;
-        summary.bytes += size;
-        match kind {
-            Kind::Random => summary.random_bytes += size,
-            Kind::Json => summary.json_bytes += size,
-        }
-    }
-    Ok(summary)
+    results.into_iter().collect()
 }
 
 fn write_file(
