@@ -154,7 +154,7 @@ pub struct Summary {
 }
 
 /// Small files of a `dbpath`, as they are (name, contents).
-pub(crate) const SMALL_FILES: &[(&str, &str)] = &[
+const SMALL_FILES: &[(&str, &str)] = &[
     (
         "WiredTiger",
         "WiredTiger\nWiredTiger 11.2.0: (December 21, 2023)\n",
@@ -180,22 +180,13 @@ pub fn generate(
         let path = path.to_path_buf();
         move |source| DatasetError::Io { op, path, source }
     };
-    for dir in [
-        root.to_path_buf(),
-        root.join("export"),
-        root.join("journal"),
-    ] {
-        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-    }
-    std::fs::create_dir_all(root.join("diagnostic.data"))
-        .map_err(io("creating", &root.join("diagnostic.data")))?;
-    let mut summary = Summary::default();
-    for (name, contents) in SMALL_FILES {
-        let path = root.join(name);
-        std::fs::write(&path, contents).map_err(io("writing", &path))?;
-        summary.files += 1;
-        summary.bytes += contents.len() as u64;
-    }
+    std::fs::create_dir_all(root.join("export")).map_err(io("creating", &root.join("export")))?;
+    let (files, bytes) = write_small_files(root)?;
+    let mut summary = Summary {
+        files,
+        bytes,
+        ..Summary::default()
+    };
 
     let files = spec.files();
     write_files(root, &files, spec.seed, stop)?;
@@ -208,6 +199,27 @@ pub fn generate(
         }
     }
     Ok(summary)
+}
+
+/// Writes the small files of a `dbpath` (`WiredTiger.turtle`, `mongod.lock`, ...)
+/// under `root`, creating it and their directories: how many, and their bytes.
+pub(crate) fn write_small_files(root: &Path) -> Result<(u64, u64), DatasetError> {
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DatasetError::Io { op, path, source }
+    };
+    for dir in ["journal", "diagnostic.data"] {
+        let path = root.join(dir);
+        std::fs::create_dir_all(&path).map_err(io("creating", &path))?;
+    }
+    let (mut files, mut bytes) = (0, 0);
+    for (name, contents) in SMALL_FILES {
+        let path = root.join(name);
+        std::fs::write(&path, contents).map_err(io("writing", &path))?;
+        files += 1;
+        bytes += contents.len() as u64;
+    }
+    Ok((files, bytes))
 }
 
 /// Writes `files` under `root` (their directories must exist) on as many threads as

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use crate::dataset::{DatasetError, Kind, SMALL_FILES, write_files};
+use crate::dataset::{DatasetError, Kind, write_files, write_small_files};
 
 /// Largest file of the `tree` dataset.
 pub const TREE_MAX_FILE: u64 = 64 << 20;
@@ -223,20 +223,13 @@ pub fn generate_dbpath(
     spec: &DbpathSpec,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<TreeSummary, DatasetError> {
-    for dir in ["", "journal", "diagnostic.data"] {
-        let path = root.join(dir);
-        std::fs::create_dir_all(&path).map_err(io_err("creating", &path))?;
-    }
+    let (files, bytes) = write_small_files(root)?;
     let mut summary = TreeSummary {
+        files,
+        bytes,
         dirs: 2,
         ..TreeSummary::default()
     };
-    for (name, contents) in SMALL_FILES {
-        let path = root.join(name);
-        std::fs::write(&path, contents).map_err(io_err("writing", &path))?;
-        summary.files += 1;
-        summary.bytes += contents.len() as u64;
-    }
     let files = spec.files();
     write_files(root, &files, spec.seed, stop)?;
     summary.files += files.len() as u64;
