@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The backup/restore benchmark (Headlock beside restic, issue 4): builds the release
-# binaries it needs, then runs crates/bench/src/bin/backup.rs with the arguments given.
+# The backup/restore benchmark (Headlock beside restic, issues 4 and 11): builds the
+# release binaries it needs, then runs crates/bench/src/bin/backup.rs with the
+# arguments given.
 #
-# Usage: scripts/bench-backup.sh [--size-mib 1024] [--seed 1] [--dir DIR] [--no-restic]
+# Usage: scripts/bench-backup.sh [--dataset files|tree|dbpath] [--size-mib N] [--files N]
+#        [--tree DIR] [--link-mbit 1000] [--seed 1] [--dir DIR] [--no-restic]
 #
 # With BENCH_PERF_DIR=DIR, the Headlock server is also recorded with
-# `perf record -F 499 --call-graph dwarf` from its start to its end (the three
-# operations together) into DIR/headlock-server.perf.data; read it with
+# `perf record -F 499 --call-graph dwarf` from its start to its end (all the
+# operations) into DIR/headlock-server.perf.data; read it with
 # `perf report -i DIR/headlock-server.perf.data --no-children --sort dso,symbol`.
 # perf shares the 2 cores with what it measures: figures of a profiled run are lower.
 #

@@ -180,24 +180,56 @@ pub fn generate(
         let path = path.to_path_buf();
         move |source| DatasetError::Io { op, path, source }
     };
-    for dir in [
-        root.to_path_buf(),
-        root.join("export"),
-        root.join("journal"),
-    ] {
-        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+    std::fs::create_dir_all(root.join("export")).map_err(io("creating", &root.join("export")))?;
+    let (files, bytes) = write_small_files(root)?;
+    let mut summary = Summary {
+        files,
+        bytes,
+        ..Summary::default()
+    };
+
+    let files = spec.files();
+    write_files(root, &files, spec.seed, stop)?;
+    for (_, size, kind) in &files {
+        summary.files += 1;
+        summary.bytes += size;
+        match kind {
+            Kind::Random => summary.random_bytes += size,
+            Kind::Json => summary.json_bytes += size,
+        }
     }
-    std::fs::create_dir_all(root.join("diagnostic.data"))
-        .map_err(io("creating", &root.join("diagnostic.data")))?;
-    let mut summary = Summary::default();
+    Ok(summary)
+}
+
+/// Writes the small files of a `dbpath` (`WiredTiger.turtle`, `mongod.lock`, ...)
+/// under `root`, creating it and their directories: how many, and their bytes.
+pub(crate) fn write_small_files(root: &Path) -> Result<(u64, u64), DatasetError> {
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DatasetError::Io { op, path, source }
+    };
+    for dir in ["journal", "diagnostic.data"] {
+        let path = root.join(dir);
+        std::fs::create_dir_all(&path).map_err(io("creating", &path))?;
+    }
+    let (mut files, mut bytes) = (0, 0);
     for (name, contents) in SMALL_FILES {
         let path = root.join(name);
         std::fs::write(&path, contents).map_err(io("writing", &path))?;
-        summary.files += 1;
-        summary.bytes += contents.len() as u64;
+        files += 1;
+        bytes += contents.len() as u64;
     }
+    Ok((files, bytes))
+}
 
-    let files = spec.files();
+/// Writes `files` under `root` (their directories must exist) on as many threads as
+/// there are cores, file `i` from its own generator seeded from `seed` and `i`.
+pub(crate) fn write_files(
+    root: &Path,
+    files: &[(PathBuf, u64, Kind)],
+    seed: u64,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<(), DatasetError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let results: Vec<Result<(), DatasetError>> = std::thread::scope(|s| {
@@ -210,7 +242,7 @@ pub fn generate(
                             return Ok(());
                         };
                         let path = root.join(rel);
-                        let seed = spec.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        let seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                         write_file(&path, *size, *kind, seed, stop)?;
                     }
                 })
@@ -221,18 +253,7 @@ pub fn generate(
             .map(|h| h.join().unwrap_or(Err(DatasetError::Interrupted)))
             .collect()
     });
-    for r in results {
-        r?;
-    }
-    for (_, size, kind) in &files {
-        summary.files += 1;
-        summary.bytes += size;
-        match kind {
-            Kind::Random => summary.random_bytes += size,
-            Kind::Json => summary.json_bytes += size,
-        }
-    }
-    Ok(summary)
+    results.into_iter().collect()
 }
 
 fn write_file(

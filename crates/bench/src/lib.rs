@@ -17,6 +17,11 @@
 //! - [`setup`]: finding the `headlock` binary, `--duration`-like flags, free space;
 //! - [`dataset`]: the backup benchmark's input (a `dbpath`-like tree, half random,
 //!   half JSON, from a seed) and a byte-for-byte comparison of two trees;
+//! - [`trees`]: the backup benchmark's `tree` (many files, log-normal sizes, nested
+//!   directories, links) and `dbpath` (large incompressible `.wt` files) inputs, and
+//!   the `dbpath` change step with its undo;
+//! - [`proxy`]: a TCP proxy between the CLI and the service that counts the bytes
+//!   each way and can limit the link's rate;
 //! - [`measure`]: one command's wall time, peak memory and CPU time (through a
 //!   wrapper process), and a server's memory and CPU from `/proc`.
 //!
@@ -43,6 +48,8 @@ pub mod load;
 pub mod measure;
 pub mod process;
 pub mod proctree;
+pub mod proxy;
 pub mod rest;
 pub mod setup;
 pub mod stats;
+pub mod trees;

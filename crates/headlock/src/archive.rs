@@ -388,10 +388,11 @@ impl Read for ExactReader<'_> {
     }
 }
 
-/// Bytes of regular files under `root` (for the progress bar's total); best effort:
-/// what cannot be read counts as nothing, and the walk reports it later.
-pub fn tree_size(root: &Path) -> u64 {
-    let mut total = 0u64;
+/// Bytes and number of the regular files under `root` (for the progress display's
+/// totals); best effort: what cannot be read counts as nothing, and the walk reports
+/// it later.
+pub fn tree_size(root: &Path) -> (u64, u64) {
+    let (mut total, mut files) = (0u64, 0u64);
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = fs::read_dir(&dir) else {
@@ -403,10 +404,11 @@ pub fn tree_size(root: &Path) -> u64 {
                 pending.push(entry.path());
             } else if meta.is_file() {
                 total = total.saturating_add(meta.len());
+                files += 1;
             }
         }
     }
-    total
+    (total, files)
 }
 
 /// What [`unpack_tree`] restored.

@@ -1118,8 +1118,8 @@ Connection and credentials: as every API command (--url, --username, HEADLOCK_AP
 or --api-key-file, --ca-file). --timeout is the longest time without progress, not
 the length of the transfer.
 
-Progress goes to standard error: a bar on a terminal, a line every 5 s elsewhere,
-nothing with --quiet. Standard output carries only the result (the snapshot id, or
+Progress goes to standard error: a bar on a terminal, a line every 5 s elsewhere
+(HEADLOCK_PROGRESS_INTERVAL=SECONDS changes it), nothing with --quiet. Standard output carries only the result (the snapshot id, or
 the data with --target -).
 Exit status: 0 success; 1 local problem (unreadable input, target not empty, bad
 key file); 2 usage error; 3 the API refused the request (4xx, e.g.

@@ -94,6 +94,14 @@ impl Cli {
         self.run_with_input(args, None)
     }
 
+    /// `headlock backup --group G --cluster C EXTRA... DIR`.
+    fn backup(&self, (g, c): (&str, &str), extra: &[&str], dir: &Path) -> Run {
+        let mut args = vec!["backup", "--group", g, "--cluster", c];
+        args.extend_from_slice(extra);
+        args.push(dir.to_str().unwrap());
+        self.run(&args)
+    }
+
     /// `headlock restore` of `snapshot` into `dst`, which must then equal `src`.
     fn restore_matches(&self, (g, c): (&str, &str), snapshot: &str, src: &Path, dst: &Path) {
         self.run(&[
@@ -118,6 +126,40 @@ fn encrypted_cluster(world: &World) -> (String, String) {
     let c = world.replica_set(&g, "rs0");
     world.enable_encryption(&g, &c);
     (g, c)
+}
+
+/// A server, its CLI, an encrypted cluster, and [`sample_tree`] in `work/dbpath`.
+struct Sample {
+    world: World,
+    cli: Cli,
+    g: String,
+    c: String,
+    work: tempfile::TempDir,
+    src: PathBuf,
+}
+
+fn sample() -> Sample {
+    let world = World::new();
+    let cli = Cli::of(&world);
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("dbpath");
+    fs::create_dir(&src).unwrap();
+    sample_tree(&src);
+    Sample {
+        world,
+        cli,
+        g,
+        c,
+        work,
+        src,
+    }
+}
+
+/// Asserts that `run` failed with `code` in its standard error.
+fn assert_refused(run: &Run, code: &str) {
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(code), "{}", run.stderr);
 }
 
 /// Deterministic bytes that do not compress (xorshift).
@@ -247,13 +289,14 @@ fn is_snapshot_id(s: &str) -> bool {
 
 #[test]
 fn accepts_a_tree_round_trip_with_sizes_modes_times_and_links() {
-    let world = World::new();
-    let cli = Cli::of(&world);
-    let (g, c) = encrypted_cluster(&world);
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("dbpath");
-    fs::create_dir(&src).unwrap();
-    sample_tree(&src);
+    let Sample {
+        world,
+        cli,
+        g,
+        c,
+        work,
+        src,
+    } = sample();
 
     let backup = cli.run(&[
         "backup",
@@ -579,19 +622,15 @@ fn rejects_damaged_snapshots_in_verify_and_restore() {
 
 #[test]
 fn accepts_an_unchanged_re_backup_that_sends_no_chunk_bytes() {
-    let world = World::new();
-    let cli = Cli::of(&world);
-    let (g, c) = encrypted_cluster(&world);
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("dbpath");
-    fs::create_dir(&src).unwrap();
-    sample_tree(&src);
-    let backup = |extra: &[&str]| {
-        let mut args = vec!["backup", "--group", &g, "--cluster", &c];
-        args.extend_from_slice(extra);
-        args.push(src.to_str().unwrap());
-        cli.run(&args)
-    };
+    let Sample {
+        world: _world,
+        cli,
+        g,
+        c,
+        work,
+        src,
+    } = sample();
+    let backup = |extra: &[&str]| cli.backup((&g, &c), extra, &src);
 
     let first = backup(&[]);
     first.ok();
@@ -628,21 +667,19 @@ fn accepts_an_unchanged_re_backup_that_sends_no_chunk_bytes() {
 
 #[test]
 fn accepts_re_backups_that_read_only_files_changed_since_their_parent() {
-    let world = World::new();
-    let cli = Cli::of(&world);
-    let (g, c) = encrypted_cluster(&world);
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("dbpath");
-    fs::create_dir(&src).unwrap();
-    sample_tree(&src);
+    let Sample {
+        world: _world,
+        cli,
+        g,
+        c,
+        work,
+        src,
+    } = sample();
     let changing = src.join("sizeStorer.wt");
     fs::write(&changing, noise(1000, 3)).unwrap();
     set_mtime(&changing, 1_600_000_000);
     let backup = |extra: &[&str]| {
-        let mut args = vec!["backup", "--group", &g, "--cluster", &c];
-        args.extend_from_slice(extra);
-        args.push(src.to_str().unwrap());
-        let run = cli.run(&args);
+        let run = cli.backup((&g, &c), extra, &src);
         let id = run.line();
         (id, run.stderr)
     };
@@ -694,20 +731,134 @@ fn accepts_re_backups_that_read_only_files_changed_since_their_parent() {
     assert!(out.contains("headlock: backup: 1000 B read in "), "{out}");
     assert_restores(&from_first);
     // An unknown parent is the user's error, not a silent full read.
-    let unknown = cli.run(&[
+    let unknown = cli.backup((&g, &c), &["--parent", "0123456789abcdef01234567"], &src);
+    assert_refused(&unknown, "SNAPSHOT_NOT_FOUND");
+}
+
+#[test]
+fn accepts_a_backup_after_its_parents_chunks_were_collected() {
+    let Sample {
+        world,
+        cli,
+        g,
+        c,
+        work,
+        src,
+    } = sample();
+    // Another source holding a copy of one file: its chunks outlive the parent.
+    let other = work.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::copy(src.join("collection-0.wt"), other.join("copy.wt")).unwrap();
+    let backup = |dir: &Path, extra: &[&str]| cli.backup((&g, &c), extra, dir);
+    let shared: u64 = 3 * 1024 * 1024 + 123;
+    let total: u64 = shared + 20_000 * 30 + 5000 + 7 + 17;
+    backup(&other, &[]).line();
+    let parent = backup(&src, &[]).line();
+    let packs = pack_files(&world.server.data_dir).len();
+
+    // The parent goes, and with it (collection runs on deletion) every chunk only it
+    // used.
+    let gone = world
+        .admin
+        .delete(&format!("/groups/{g}/clusters/{c}/snapshots/{parent}"));
+    assert_eq!(gone.status, 202, "{}", gone.body);
+    assert!(
+        pack_files(&world.server.data_dir).len() < packs,
+        "the parent's packs were not collected"
+    );
+
+    // The next backup has no parent, reads every file, re-sends every chunk the
+    // cluster no longer has, and takes the shared ones as stored.
+    let again = backup(&src, &[]);
+    let id = again.line();
+    let out = &again.stderr;
+    assert!(
+        out.contains(&format!(
+            "headlock: backup: {} read in ",
+            indicatif::HumanBytes(total)
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "; {} sent, {} already stored, 0 unchanged files",
+            indicatif::HumanBytes(total - shared),
+            indicatif::HumanBytes(shared)
+        )),
+        "{out}"
+    );
+    let dst = work.path().join("restored");
+    cli.restore_matches((&g, &c), &id, &src, &dst);
+    let verify = cli.run(&["verify", "--group", &g, "--cluster", &c, "--snapshot", &id]);
+    assert_eq!(verify.line(), format!("{id} ok"));
+
+    // The deleted parent cannot be named as one.
+    let named = backup(&src, &["--parent", &parent]);
+    assert_refused(&named, "SNAPSHOT_NOT_FOUND");
+}
+
+#[test]
+fn accepts_plain_progress_lines_with_files_bytes_totals_and_time_left() {
+    let Sample {
+        world: _world,
+        mut cli,
+        g,
+        c,
+        work: _work,
+        src,
+    } = sample();
+    // A line every 0.1 s instead of every 5 s.
+    cli.env
+        .push(("HEADLOCK_PROGRESS_INTERVAL".into(), "0.1".into()));
+    // Enough to read for a few lines.
+    fs::write(src.join("collection-1.wt"), noise(32 << 20, 11)).unwrap();
+    let files = 7;
+    let run = cli.run(&[
         "backup",
         "--group",
         &g,
         "--cluster",
         &c,
-        "--parent",
-        "0123456789abcdef01234567",
         src.to_str().unwrap(),
     ]);
-    assert_ne!(unknown.code, 0, "{}", unknown.stderr);
+    run.ok();
+    let err = &run.stderr;
+    // Plain lines: no carriage return, no terminal escape.
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("headlock: backup: ") && !l.contains(" read in "))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line: {err}");
+    for line in &lines {
+        // Files and bytes scanned, the rate, what was sent and skipped.
+        let rest = line.strip_prefix("headlock: backup: ").unwrap();
+        let (scanned, detail) = rest.split_once(" scanned").expect(line);
+        assert!(scanned.contains(" files, "), "{line}");
+        assert!(detail.contains("/s, "), "{line}");
+        assert!(
+            detail.contains(" sent, ") && detail.contains(" already stored, "),
+            "{line}"
+        );
+        assert!(detail.contains(" unchanged files ("), "{line}");
+        // Partly done with a known total: the time left.
+        if let Some(p) = detail
+            .strip_prefix(" (")
+            .and_then(|d| d.split_once("%)"))
+            .and_then(|(p, _)| p.parse::<u64>().ok())
+        {
+            assert!(scanned.contains(&format!(" of {files} files, ")), "{line}");
+            if (1..100).contains(&p) {
+                assert!(detail.contains(", ETA "), "{line}");
+            }
+        }
+    }
+    // The tree is sized long before the first line (0.1 s): every line has the totals.
     assert!(
-        unknown.stderr.contains("SNAPSHOT_NOT_FOUND"),
-        "{}",
-        unknown.stderr
+        lines
+            .iter()
+            .all(|l| l.contains(&format!(" of {files} files, "))),
+        "{err}"
     );
+    assert!(err.contains("; 7 files, 4 directories, 2 links"), "{err}");
 }

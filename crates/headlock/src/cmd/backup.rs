@@ -119,8 +119,9 @@ fn copy_counting(mut from: impl Read, to: &mut PipeWriter, counter: &Counter) ->
     }
 }
 
-/// A directory through an upload session ([`session`]): progress shows the bytes
-/// read, then what was sent and what the cluster already had.
+/// A directory through an upload session ([`session`]): progress shows the files and
+/// bytes scanned (read, or unchanged and skipped) of the totals once a background walk
+/// has sized the tree, the time left, what was sent and what the cluster already had.
 async fn run_session(
     args: &BackupArgs,
     api: &mut remote::Remote,
@@ -154,9 +155,13 @@ async fn run_session(
         (Some(id), false) => session::ParentChoice::Snapshot(id.clone()),
         (None, false) => session::ParentChoice::Latest,
     };
+    progress.scan(counts.files.clone(), counts.unchanged_bytes.clone());
     if let Some(later) = progress.total_later() {
         let root = root.clone();
-        std::thread::spawn(move || later.set(archive::tree_size(&root)));
+        std::thread::spawn(move || {
+            let (bytes, files) = archive::tree_size(&root);
+            later.set(bytes, Some(files));
+        });
     }
     let warnings = progress.warnings();
     let outcome = session::backup_tree(
@@ -207,7 +212,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         // Sizing the tree takes a walk of its metadata: alongside the upload, not
         // before it.
         let root = root.clone();
-        std::thread::spawn(move || later.set(archive::tree_size(&root)));
+        std::thread::spawn(move || later.set(archive::tree_size(&root).0, None));
     }
     let content_type = source.content_type();
     let (writer, body, status) = pipe::upload();

@@ -58,6 +58,8 @@ pub struct Sent {
     pub sent: Counter,
     /// Bytes of chunks the cluster already had.
     pub known: Counter,
+    /// Files done: read, or taken from the parent snapshot.
+    pub files: Counter,
     /// Files taken from the parent snapshot unread.
     pub unchanged_files: Counter,
     /// Their bytes.
@@ -99,6 +101,28 @@ fn unchanged(parent: &ManifestEntry, meta: &fs::Metadata) -> bool {
         && parent.mode == meta.mode() & 0o7777
 }
 
+/// A file's manifest line: `(mode, mtime, size)`, its chunks and its stamp.
+fn file_line(
+    rel: &str,
+    (mode, mtime, size): (u32, i64, u64),
+    chunks: Vec<(ChunkId, u32)>,
+    stamp: Option<FileStamp>,
+) -> Result<String, ArchiveError> {
+    let entry = ManifestEntry {
+        path: rel.to_string(),
+        entry_type: EntryType::File,
+        mode,
+        mtime,
+        size,
+        target: None,
+        chunks,
+        stamp,
+    };
+    serde_json::to_string(&entry).map_err(|e| ArchiveError::Write {
+        source: io::Error::other(e),
+    })
+}
+
 /// The walk's visitor: every entry a manifest line, every file's chunks handed over.
 struct Chunking<'a> {
     ids: &'a ChunkIdKey,
@@ -129,16 +153,15 @@ impl TreeVisitor for Chunking<'_> {
         if let Some(parent) = self.parent.get(rel) {
             if let Ok(meta) = fs::symlink_metadata(path) {
                 if unchanged(parent, &meta) {
-                    let chunks: Vec<Value> = parent
-                        .chunks
-                        .iter()
-                        .map(|(id, len)| json!([id.to_string(), len]))
-                        .collect();
-                    let line = json!({"path": rel, "type": "file", "mode": parent.mode,
-                                      "mtime": parent.mtime, "size": parent.size,
-                                      "chunks": chunks, "stamp": parent.stamp});
-                    self.hand(Item::Line(line.to_string()))?;
+                    let line = file_line(
+                        rel,
+                        (parent.mode, parent.mtime, parent.size),
+                        parent.chunks.clone(),
+                        parent.stamp,
+                    )?;
+                    self.hand(Item::Line(line))?;
                     self.counts.unchanged_files.add(1);
+                    self.counts.files.add(1);
                     self.counts.unchanged_bytes.add(parent.size);
                     return Ok(parent.size);
                 }
@@ -151,7 +174,7 @@ impl TreeVisitor for Chunking<'_> {
             match piece {
                 Ok(piece) => {
                     let id = self.ids.id(&piece.data);
-                    chunks.push(json!([id.to_string(), piece.data.len()]));
+                    chunks.push((id, piece.data.len() as u32));
                     self.hand(Item::Chunk(id, piece.data))?;
                 }
                 Err(e) => {
@@ -168,10 +191,14 @@ impl TreeVisitor for Chunking<'_> {
         }
         // The stamp as the file was opened: a change while it is read moves the
         // ctime, so the next backup reads it again.
-        let line = json!({"path": rel, "type": "file", "mode": meta.mode() & 0o7777,
-                          "mtime": meta.mtime(), "size": meta.len(), "chunks": chunks,
-                          "stamp": stamp_of(&meta)});
-        self.hand(Item::Line(line.to_string()))?;
+        let line = file_line(
+            rel,
+            (meta.mode() & 0o7777, meta.mtime(), meta.len()),
+            chunks,
+            Some(stamp_of(&meta)),
+        )?;
+        self.hand(Item::Line(line))?;
+        self.counts.files.add(1);
         Ok(meta.len())
     }
 
