@@ -144,20 +144,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn serve_on(data: &Path, servers: &[&str], pki: &kmip_server::pki::PkiPaths) -> Server {
-    let servers = servers.join(",");
-    Server::start(
-        data,
-        &[
-            "--kmip-servers",
-            &servers,
-            "--kmip-ca-file",
-            pki.ca_cert.to_str().unwrap(),
-            "--kmip-client-cert-file",
-            pki.client_cert.to_str().unwrap(),
-            "--kmip-client-key-file",
-            pki.client_key.to_str().unwrap(),
-        ],
-    )
+    let flags = common::kmip_flags(servers, pki, None);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start(data, &flags)
 }
 
 fn history(admin: &Api, g: &str, c: &str) -> Vec<serde_json::Value> {

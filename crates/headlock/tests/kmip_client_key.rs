@@ -28,24 +28,13 @@ fn openssl_encrypt(plain: &Path, out: &Path, password_file: &Path) {
     assert!(text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
 }
 
-fn kmip_args<'a>(
-    kmip: &'a KmipProcess,
-    pki: &'a kmip_server::pki::PkiPaths,
-    key: &'a str,
-    password: &'a str,
-) -> Vec<String> {
-    vec![
-        "--kmip-servers".into(),
-        kmip.addr.clone(),
-        "--kmip-ca-file".into(),
-        pki.ca_cert.to_str().unwrap().into(),
-        "--kmip-client-cert-file".into(),
-        pki.client_cert.to_str().unwrap().into(),
-        "--kmip-client-key-file".into(),
-        key.into(),
+fn kmip_args(kmip: &KmipProcess, key: &Path, password: &Path) -> Vec<String> {
+    let mut args = common::kmip_flags(&[&kmip.addr], &kmip.pki(), Some(key));
+    args.extend([
         "--kmip-client-key-password-file".into(),
-        password.into(),
-    ]
+        password.to_str().unwrap().into(),
+    ]);
+    args
 }
 
 #[test]
@@ -60,12 +49,7 @@ fn serve_uses_an_encrypted_kmip_client_key_and_refuses_a_wrong_password() {
 
     let data = dir.path().join("data");
     let admin_key = create_user(&data, "admin", "GLOBAL_OWNER", None);
-    let args = kmip_args(
-        &kmip,
-        &pki,
-        encrypted.to_str().unwrap(),
-        password.to_str().unwrap(),
-    );
+    let args = kmip_args(&kmip, &encrypted, &password);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::start(&data, &args);
     let admin = Api::new(&server, "admin", &admin_key);
@@ -85,12 +69,7 @@ fn serve_uses_an_encrypted_kmip_client_key_and_refuses_a_wrong_password() {
     // The wrong password: `serve` stops at start, saying why, without the password.
     let wrong = dir.path().join("wrong.pass");
     std::fs::write(&wrong, "hunter2-not-it\n").unwrap();
-    let args = kmip_args(
-        &kmip,
-        &pki,
-        encrypted.to_str().unwrap(),
-        wrong.to_str().unwrap(),
-    );
+    let args = kmip_args(&kmip, &encrypted, &wrong);
     let out = Command::new(common::BIN)
         .arg("serve")
         .arg("--data-dir")

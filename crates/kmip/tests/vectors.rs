@@ -29,9 +29,14 @@ fn vectors_dir() -> PathBuf {
 
 /// Loads `tests/vectors/<name>.hex`: drops `#` lines, concatenates, hex-decodes.
 pub fn vector(name: &str) -> Vec<u8> {
-    let path = vectors_dir().join(format!("{name}.hex"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    hex_file(&vectors_dir().join(format!("{name}.hex")))
+}
+
+/// Loads a `.hex` file: drops `#` lines, concatenates, hex-decodes.
+pub fn hex_file(path: &std::path::Path) -> Vec<u8> {
+    let name = path.display();
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let hex: String = text
         .lines()
         .filter(|l| !l.starts_with('#'))

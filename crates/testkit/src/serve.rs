@@ -641,6 +641,27 @@ impl Drop for KmipProcess {
     }
 }
 
+/// `serve`'s flags for the external KMIP servers `servers` (tried in that order) with the
+/// certificates of `pki`; `client_key` replaces the PKI's client key file (an encrypted
+/// copy, say).
+pub fn kmip_flags(
+    servers: &[&str],
+    pki: &kmip_server::pki::PkiPaths,
+    client_key: Option<&Path>,
+) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    vec![
+        "--kmip-servers".into(),
+        servers.join(","),
+        "--kmip-ca-file".into(),
+        path(&pki.ca_cert),
+        "--kmip-client-cert-file".into(),
+        path(&pki.client_cert),
+        "--kmip-client-key-file".into(),
+        path(client_key.unwrap_or(&pki.client_key)),
+    ]
+}
+
 /// `headlock serve` against a third-party KMIP server: PyKMIP (started by testkit, on
 /// certificates made for the test) as its external KMIP server, a `GLOBAL_OWNER` user
 /// `admin`, and a KMIP client of the test's own with Headlock's client certificate
@@ -662,20 +683,9 @@ pub fn with_pykmip(env: &[(&str, &str)]) -> WithPyKmip {
     let pykmip = crate::PyKmipServer::start(&crate::TlsFiles::from(&pki)).expect("start PyKMIP");
     let data = dir.path().join("data");
     let key = create_user(&data, "admin", "GLOBAL_OWNER", None);
-    let server = Server::start_with_env(
-        &data,
-        &[
-            "--kmip-servers",
-            &pykmip.addr(),
-            "--kmip-ca-file",
-            pki.ca_cert.to_str().unwrap(),
-            "--kmip-client-cert-file",
-            pki.client_cert.to_str().unwrap(),
-            "--kmip-client-key-file",
-            pki.client_key.to_str().unwrap(),
-        ],
-        env,
-    );
+    let flags = kmip_flags(&[&pykmip.addr()], &pki, None);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start_with_env(&data, &flags, env);
     assert!(
         !server.log().contains("embedded KMIP server"),
         "{}",

@@ -490,16 +490,8 @@ fn main() -> ExitCode {
     let pki = kmip.pki();
     let data = root.join("data");
     let key = create_user(&data, USERNAME, "GLOBAL_OWNER", None);
-    let serve_args = [
-        "--kmip-servers",
-        &kmip.addr,
-        "--kmip-ca-file",
-        pki.ca_cert.to_str().unwrap(),
-        "--kmip-client-cert-file",
-        pki.client_cert.to_str().unwrap(),
-        "--kmip-client-key-file",
-        pki.client_key.to_str().unwrap(),
-    ];
+    let serve_args = testkit::serve::kmip_flags(&[&kmip.addr], &pki, None);
+    let serve_args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
     let mut server = Server::start(&data, &serve_args);
     let setup = Api::new(&server, USERNAME, &key);
     let group = setup.create_group("soak");

@@ -9,15 +9,9 @@ use kmip::ttlv::Limits;
 use kmip::types::{CryptographicAlgorithm, ProtocolVersion, ResultStatus, State};
 
 fn captured(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/captured/{name}.hex"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let hex: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .flat_map(|l| l.trim().chars())
-        .collect();
-    hex::decode(hex).unwrap()
+    super::hex_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/captured/{name}.hex")),
+    )
 }
 
 /// Cosmian KMS 5.28 answers Get with the key's attributes inside the Key Value: in 2.1
