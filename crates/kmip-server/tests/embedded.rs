@@ -974,3 +974,25 @@ async fn modifies_the_activation_date_only_while_pre_active() {
         assert_eq!(response.items[0].result_reason, Some(expected));
     }
 }
+
+#[tokio::test]
+async fn the_pool_keeps_no_more_idle_connections_than_its_size() {
+    let server = Embedded::start().await;
+    let mut config = server.client_config();
+    config.max_connections = 1;
+    let client = Client::new(config).unwrap();
+    let uid = client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, Some("bound"))
+        .await
+        .unwrap();
+    assert_eq!(client.idle_connections(), vec![1]);
+    // Idle past the 5 s after which a Create will not use a connection (the server may
+    // have dropped it): the Create opens another beside it, and the pool then keeps one.
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, Some("bound-2"))
+        .await
+        .unwrap();
+    assert_eq!(client.idle_connections(), vec![1]);
+    assert_eq!(client.get_state(&uid).await.unwrap(), State::PRE_ACTIVE);
+}

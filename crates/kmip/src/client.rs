@@ -300,8 +300,10 @@ struct Server {
     /// One permit per connection that may be open: a request holds one from before it
     /// takes a connection until it has given it back (or dropped it).
     permits: Semaphore,
-    /// Connections not carrying a request, the most recently used last.
+    /// Connections not carrying a request, the most recently used last; at most
+    /// `max_idle` (the pool's size).
     idle: std::sync::Mutex<Vec<Connection>>,
+    max_idle: usize,
 }
 
 impl Server {
@@ -318,12 +320,14 @@ impl Server {
         Some(idle.remove(fit))
     }
 
-    /// Gives a connection that carried a complete exchange back to the pool.
+    /// Gives a connection that carried a complete exchange back to the pool, closing
+    /// the least recently used ones beyond the pool's size (a Create that found every
+    /// idle connection too old for it opened a new one beside them).
     fn checkin(&self, conn: Connection) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.push(conn);
+        let excess = idle.len().saturating_sub(self.max_idle);
+        idle.drain(..excess);
     }
 
     /// Takes every idle connection out of the pool.
@@ -472,6 +476,7 @@ impl Client {
                 port,
                 permits: Semaphore::new(config.max_connections.max(1)),
                 idle: std::sync::Mutex::new(Vec::new()),
+                max_idle: config.max_connections.max(1),
             });
         }
         if servers.is_empty() {
