@@ -119,14 +119,7 @@ impl Cosmian {
     }
 
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        log.chars()
-            .rev()
-            .take(4000)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect()
+        testkit::file_tail(&self.log, 4000)
     }
 }
 

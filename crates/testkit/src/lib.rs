@@ -201,9 +201,7 @@ impl PyKmipServer {
 
     /// The last `max` bytes of the server's log.
     pub fn log_tail(&self, max: usize) -> String {
-        let text = std::fs::read(self.log_path()).unwrap_or_default();
-        let start = text.len().saturating_sub(max);
-        String::from_utf8_lossy(&text[start..]).into_owned()
+        file_tail(&self.log_path(), max)
     }
 
     /// Kills the server (by its process group id) and waits for it to exit. The port stays reserved for
@@ -354,4 +352,12 @@ fn tls_probe(addr: &SocketAddr, config: Arc<rustls::ClientConfig>) -> io::Result
     let _ = tcp.flush();
     let _ = tcp.read(&mut [0u8; 1]);
     Ok(())
+}
+
+/// The last `max` bytes of a file (a server's log, for an assertion message); empty if
+/// it cannot be read.
+pub fn file_tail(path: &Path, max: usize) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let start = text.len().saturating_sub(max);
+    String::from_utf8_lossy(&text[start..]).into_owned()
 }
