@@ -356,7 +356,7 @@ impl RequestMessage {
     /// Decodes TTLV bytes into a typed request. The intermediate item tree is
     /// zeroized.
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Self, Error> {
-        decode_zeroized(bytes, limits, RequestMessage::from_ttlv)
+        decode_zeroized(bytes, limits, |item| RequestMessage::from_ttlv(item))
     }
 }
 
@@ -412,10 +412,10 @@ fn encode_zeroized(mut item: Item) -> Vec<u8> {
 fn decode_zeroized<T>(
     bytes: &[u8],
     limits: &Limits,
-    read: impl FnOnce(&Item) -> Result<T, MessageError>,
+    read: impl FnOnce(&mut Item) -> Result<T, MessageError>,
 ) -> Result<T, Error> {
     let mut item = ttlv::decode(bytes, limits)?;
-    let message = read(&item);
+    let message = read(&mut item);
     item.zeroize_bytes();
     Ok(message?)
 }
@@ -694,7 +694,7 @@ impl ResponseMessage {
     /// Decodes TTLV bytes into a typed response. The intermediate item tree is
     /// zeroized.
     pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Self, Error> {
-        decode_zeroized(bytes, limits, ResponseMessage::from_ttlv)
+        decode_zeroized(bytes, limits, |item| ResponseMessage::from_ttlv(item))
     }
 
     /// Decodes a response as a client should read a server's answer: a field whose tag
@@ -706,12 +706,10 @@ impl ResponseMessage {
     /// wrong type, a missing field are errors); a server decodes requests strictly.
     pub fn decode_lenient(bytes: &[u8], limits: &Limits) -> Result<(Self, Vec<TagPath>), Error> {
         let mut skipped = Vec::new();
+        // Stripped in place: no second copy of the key material to zeroize.
         let message = decode_zeroized(bytes, limits, |item| {
-            let mut item = item.clone();
-            strip_unknown(&mut item, &mut Vec::new(), &mut skipped);
-            let message = ResponseMessage::from_ttlv(&item);
-            item.zeroize_bytes();
-            message
+            strip_unknown(item, &mut Vec::new(), &mut skipped);
+            ResponseMessage::from_ttlv(item)
         })?;
         Ok((message, skipped))
     }
