@@ -15,118 +15,25 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use common::{Api, KmipProcess, Server, assert_error, create_user, noise, restore, upload};
 use kmip::attribute::Attribute;
-use kmip::client::Client;
+use testkit::cosmian::CosmianKms;
 use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, ObjectType, ProtocolVersion,
     RevocationReasonCode, State,
 };
 
-/// A Cosmian KMS process: its KMIP socket server on loopback, mutual TLS with the
-/// certificates of a `headlock kmip-server`'s PKI (so the same client certificate is
-/// good for both servers), SQLite in its own directory.
-struct Cosmian {
-    child: Option<Child>,
-    addr: String,
-    config: PathBuf,
-    log: PathBuf,
-}
-
-impl Cosmian {
-    fn binary() -> PathBuf {
-        PathBuf::from(std::env::var_os("HEADLOCK_COSMIAN_KMS").expect(
-            "HEADLOCK_COSMIAN_KMS (the cosmian_kms binary): run these tests with scripts/interop.sh",
-        ))
-    }
-
-    fn start(dir: &Path, pki: &kmip_server::pki::PkiPaths) -> Cosmian {
-        std::fs::create_dir_all(dir.join("db")).unwrap();
-        let port = testkit::free_port().unwrap();
-        let http = testkit::free_port().unwrap();
-        let config = dir.join("kms.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "default_username = \"admin\"\n\
-                 [db]\ndatabase_type = \"sqlite\"\nsqlite_path = {:?}\n\
-                 [tls]\ntls_cert_file = {:?}\ntls_key_file = {:?}\nclients_ca_cert_file = {:?}\n\
-                 [socket_server]\nsocket_server_start = true\nsocket_server_port = {port}\nsocket_server_hostname = \"127.0.0.1\"\n\
-                 [http]\nport = {http}\nhostname = \"127.0.0.1\"\n",
-                dir.join("db"),
-                pki.server_cert,
-                pki.server_key,
-                pki.ca_cert,
-            ),
+/// Cosmian KMS on `pki`, with its data in `dir`.
+fn start_cosmian(dir: &Path, pki: &kmip_server::pki::PkiPaths) -> CosmianKms {
+    let binary = CosmianKms::binary().unwrap_or_else(|| {
+        panic!(
+            "{} (the cosmian_kms binary): run these tests with scripts/interop.sh",
+            testkit::cosmian::BINARY_VAR
         )
-        .unwrap();
-        let mut cosmian = Cosmian {
-            child: None,
-            addr: format!("127.0.0.1:{port}"),
-            config,
-            log: dir.join("kms.log"),
-        };
-        cosmian.launch(pki);
-        cosmian
-    }
-
-    fn launch(&mut self, pki: &kmip_server::pki::PkiPaths) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(Self::binary())
-            .arg("-c")
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start cosmian_kms");
-        self.child = Some(child);
-        // Ready when a KMIP client's probe (TCP, TLS, Discover Versions) succeeds.
-        let client = self.client(pki);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let runtime = runtime();
-        while runtime
-            .block_on(client.probe(0, Duration::from_secs(2)))
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "Cosmian KMS did not answer on {}; its log:\n{}",
-                self.addr,
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn client(&self, pki: &kmip_server::pki::PkiPaths) -> Client {
-        Client::new(testkit::kmip::client_config(pki, vec![self.addr.clone()])).unwrap()
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        testkit::file_tail(&self.log, 4000)
-    }
-}
-
-impl Drop for Cosmian {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    });
+    CosmianKms::start(binary, dir, pki)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -151,7 +58,7 @@ fn history(admin: &Api, g: &str, c: &str) -> Vec<serde_json::Value> {
 fn our_client_runs_the_whole_key_lifecycle_against_cosmian() {
     let dir = tempfile::tempdir().unwrap();
     let pki = kmip_server::pki::generate(&dir.path().join("pki"), "headlock").unwrap();
-    let cosmian = Cosmian::start(&dir.path().join("cosmian"), &pki);
+    let cosmian = start_cosmian(&dir.path().join("cosmian"), &pki);
     let client = cosmian.client(&pki);
     runtime().block_on(async {
         let versions = client.discover_versions().await.unwrap();
@@ -234,10 +141,10 @@ fn our_client_runs_the_whole_key_lifecycle_against_cosmian() {
 fn serve_rotates_through_cosmian_and_every_snapshot_restores() {
     let dir = tempfile::tempdir().unwrap();
     let pki = kmip_server::pki::generate(&dir.path().join("pki"), "headlock").unwrap();
-    let cosmian = Cosmian::start(&dir.path().join("cosmian"), &pki);
+    let cosmian = start_cosmian(&dir.path().join("cosmian"), &pki);
     let data = dir.path().join("data");
     let key = create_user(&data, "admin", "GLOBAL_OWNER", None);
-    let server = serve_on(&data, &[&cosmian.addr], &pki);
+    let server = serve_on(&data, &[cosmian.addr()], &pki);
     let admin = Api::new(&server, "admin", &key);
     let g = admin.create_group("cosmian");
     let c = admin.create_encrypted_replica_set(&g, "rs0");
@@ -281,15 +188,15 @@ fn serve_fails_over_between_cosmian_and_the_embedded_server() {
     let dir = tempfile::tempdir().unwrap();
     let embedded = KmipProcess::start(&dir.path().join("kmip-server"));
     let pki = embedded.pki();
-    let mut cosmian = Cosmian::start(&dir.path().join("cosmian"), &pki);
+    let mut cosmian = start_cosmian(&dir.path().join("cosmian"), &pki);
     let data = dir.path().join("data");
     let key = create_user(&data, "admin", "GLOBAL_OWNER", None);
-    let server = serve_on(&data, &[&cosmian.addr, &embedded.addr], &pki);
+    let server = serve_on(&data, &[cosmian.addr(), &embedded.addr], &pki);
     let admin = Api::new(&server, "admin", &key);
     let g = admin.create_group("failover");
     let a = admin.create_encrypted_replica_set(&g, "on-cosmian");
     let where_a = history(&admin, &g, &a)[0]["kmipServer"].clone();
-    assert_eq!(where_a, cosmian.addr.as_str(), "{where_a}");
+    assert_eq!(where_a, cosmian.addr(), "{where_a}");
     let file = dir.path().join("payload");
     let bytes = noise(200_000, 7);
     std::fs::write(&file, &bytes).unwrap();

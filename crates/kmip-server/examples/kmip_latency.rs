@@ -5,6 +5,9 @@
 //! for each and the ratio. Then throughput: Create + Activate + Get sequences per second
 //! with 1, 4 and 16 concurrent clients of one `Client` whose pool holds as many
 //! connections, for THROUGHPUT_SECONDS each, against both servers, and the ratio.
+//! With `HEADLOCK_COSMIAN_KMS` naming a `cosmian_kms` binary (`scripts/interop.sh`
+//! builds one), Cosmian KMS is measured the same way, as a third peer, and its ratio
+//! printed too.
 //!
 //! ```text
 //! cargo run --release -p kmip-server --example kmip_latency [-- EMBEDDED_ITERATIONS PYKMIP_ITERATIONS [THROUGHPUT_SECONDS]]
@@ -121,6 +124,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(pykmip);
 
+    // Cosmian KMS, a real process on the same certificates, if built.
+    let cosmian = match testkit::cosmian::CosmianKms::binary() {
+        Some(binary) => {
+            let dir = tempfile::tempdir()?;
+            let (pki2, path) = (pki.clone(), dir.path().to_path_buf());
+            let kms = tokio::task::spawn_blocking(move || {
+                testkit::cosmian::CosmianKms::start(binary, &path, &pki2)
+            })
+            .await?;
+            let client = kms.client(&pki);
+            let samples = measure(&client, pykmip_n).await?;
+            let version = client.negotiated_version().await;
+            let mut rates = Vec::new();
+            for workers in CONCURRENCY {
+                rates.push(throughput(client.config(), workers, seconds).await?);
+            }
+            tokio::task::spawn_blocking(move || drop(kms)).await?;
+            drop(dir);
+            Some((samples, version, rates))
+        }
+        None => None,
+    };
+
     let e50 = percentile(&embedded_samples, 50.0);
     let e99 = percentile(&embedded_samples, 99.0);
     let p50 = percentile(&pykmip_samples, 50.0);
@@ -143,12 +169,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(p50) / ms(e50),
         ms(p99) / ms(e99)
     );
+    if let Some((samples, version, _)) = &cosmian {
+        let c50 = percentile(samples, 50.0);
+        let c99 = percentile(samples, 99.0);
+        println!(
+            "Cosmian   (KMIP {}, n={pykmip_n}): p50 {:.3} ms  p99 {:.3} ms  ratio Cosmian / embedded: p50 {:.1}x  p99 {:.1}x",
+            version.map_or("?".into(), |v| v.to_string()),
+            ms(c50),
+            ms(c99),
+            ms(c50) / ms(e50),
+            ms(c99) / ms(e99)
+        );
+    }
     println!(
         "Create + Activate + Get per second, {seconds} s each, one pooled connection per client task"
     );
-    for ((workers, e), p) in CONCURRENCY.iter().zip(&embedded_rates).zip(&pykmip_rates) {
+    for (i, ((workers, e), p)) in CONCURRENCY
+        .iter()
+        .zip(&embedded_rates)
+        .zip(&pykmip_rates)
+        .enumerate()
+    {
+        let cosmian = cosmian.as_ref().map_or(String::new(), |(_, _, rates)| {
+            format!(
+                "  Cosmian {:>7.1}/s  ratio {:.1}x",
+                rates[i],
+                e / rates[i]
+            )
+        });
         println!(
-            "{workers:>2} at once: embedded {e:>8.1}/s  PyKMIP {p:>7.1}/s  ratio {:.1}x",
+            "{workers:>2} at once: embedded {e:>8.1}/s  PyKMIP {p:>7.1}/s  ratio {:.1}x{cosmian}",
             e / p
         );
     }

@@ -17,6 +17,13 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// The COMMIT of a group of writes failed (or the store is closed): none of the
+    /// group's writes were kept.
+    #[error("key store commit failed: {reason}")]
+    Commit {
+        /// What SQLite said.
+        reason: String,
+    },
     /// Generating a CA, key or certificate failed.
     #[error("cannot generate {what}: {reason}")]
     CertificateGeneration {

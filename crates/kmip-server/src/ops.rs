@@ -33,7 +33,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::store::{KeyStore, LocateFilter, StoredObject};
+use crate::store::{KeyStore, LocateFilter, StoredObject, Write};
 use kmip::attribute::{Attribute, RevocationReason};
 use kmip::message::{
     CreateResponse, CryptographicParameters, DecryptRequest, DecryptResponse,
@@ -165,6 +165,19 @@ fn not_found(uid: &str) -> Failure {
         ResultReason::ITEM_NOT_FOUND,
         format!("no object with Unique Identifier {uid}"),
     )
+}
+
+/// The caller's object `uid` read through an operation's [`Write`] (so with the
+/// writes staged before it), or Item Not Found.
+async fn load_for_write(
+    write: &mut Write<'_>,
+    ctx: &Ctx<'_>,
+    uid: &str,
+) -> Result<StoredObject, Failure> {
+    write
+        .get(uid, ctx.owner)
+        .await?
+        .ok_or_else(|| not_found(uid))
 }
 
 fn is_destroyed(state: State) -> bool {
@@ -414,7 +427,9 @@ impl Handler {
             .map_err(|_| fail(ResultReason::GENERAL_FAILURE, "random generator failed"))?;
         let uid = self.new_uid()?;
         let obj = attrs.into_object(uid.clone(), object_type, algorithm, length, key, ctx.owner);
-        self.store.insert(&obj).await?;
+        let mut write = self.store.write().await?;
+        write.insert(&obj).await?;
+        write.commit().await?;
         Ok(ResponsePayload::Create(CreateResponse {
             object_type,
             unique_identifier: uid,
@@ -493,7 +508,9 @@ impl Handler {
             key,
             ctx.owner,
         );
-        self.store.insert(&obj).await?;
+        let mut write = self.store.write().await?;
+        write.insert(&obj).await?;
+        write.commit().await?;
         Ok(ResponsePayload::Register(RegisterResponse {
             unique_identifier: uid,
             template_attribute: None,
@@ -601,12 +618,12 @@ impl Handler {
     /// may happen only then): a destroyed object is Item Not Found, another state the
     /// version's lifecycle reason.
     async fn load_pre_active(
-        &self,
+        write: &mut Write<'_>,
         ctx: &Ctx<'_>,
         uid: &str,
         what: &str,
     ) -> Result<StoredObject, Failure> {
-        let obj = self.load(ctx, uid).await?;
+        let obj = load_for_write(write, ctx, uid).await?;
         if is_destroyed(obj.state) {
             return Err(not_found(uid));
         }
@@ -620,15 +637,15 @@ impl Handler {
     }
 
     async fn activate(&self, ctx: &Ctx<'_>, uid: &str) -> OpResult {
-        let _guard = self.store.lock_writes().await;
-        let mut obj = self
-            .load_pre_active(ctx, uid, "it can be activated")
-            .await?;
+        let mut write = self.store.write().await?;
+        let mut obj =
+            Self::load_pre_active(&mut write, ctx, uid, "it can be activated").await?;
         let t = now();
         obj.state = State::ACTIVE;
         obj.activation_date = Some(t);
         obj.last_change_date = t;
-        self.store.update(&obj).await?;
+        write.update(&obj).await?;
+        write.commit().await?;
         Ok(ResponsePayload::Activate {
             unique_identifier: uid.to_owned(),
         })
@@ -665,17 +682,18 @@ impl Handler {
                 ),
             ));
         };
-        let _guard = self.store.lock_writes().await;
-        let mut obj = self
-            .load_pre_active(ctx, &uid, "its Activation Date can change")
-            .await?;
+        let mut write = self.store.write().await?;
+        let mut obj =
+            Self::load_pre_active(&mut write, ctx, &uid, "its Activation Date can change")
+                .await?;
         let t = now();
         obj.activation_date = Some(date);
         if date <= t {
             obj.state = State::ACTIVE;
         }
         obj.last_change_date = t;
-        self.store.update(&obj).await?;
+        write.update(&obj).await?;
+        write.commit().await?;
         let mut fields = vec![Item::text(Tag::UNIQUE_IDENTIFIER, uid)];
         if !ctx.version.uses_v2_attributes() {
             fields.push(attribute.to_v1());
@@ -688,8 +706,8 @@ impl Handler {
 
     async fn revoke(&self, ctx: &Ctx<'_>, p: &RevokeRequest) -> OpResult {
         let uid = ctx.uid(&p.unique_identifier)?;
-        let _guard = self.store.lock_writes().await;
-        let mut obj = self.load(ctx, &uid).await?;
+        let mut write = self.store.write().await?;
+        let mut obj = load_for_write(&mut write, ctx, &uid).await?;
         let code = p.revocation_reason.code;
         let t = now();
         let compromise = code == RevocationReasonCode::KEY_COMPROMISE
@@ -730,15 +748,16 @@ impl Handler {
         obj.revocation_reason = Some(code);
         obj.revocation_message = p.revocation_reason.message.clone();
         obj.last_change_date = t;
-        self.store.update(&obj).await?;
+        write.update(&obj).await?;
+        write.commit().await?;
         Ok(ResponsePayload::Revoke {
             unique_identifier: uid,
         })
     }
 
     async fn destroy(&self, ctx: &Ctx<'_>, uid: &str) -> OpResult {
-        let _guard = self.store.lock_writes().await;
-        let mut obj = self.load(ctx, uid).await?;
+        let mut write = self.store.write().await?;
+        let mut obj = load_for_write(&mut write, ctx, uid).await?;
         let new_state = match obj.state {
             State::PRE_ACTIVE | State::DEACTIVATED => State::DESTROYED,
             State::COMPROMISED => State::DESTROYED_COMPROMISED,
@@ -755,7 +774,8 @@ impl Handler {
         obj.key_material = None;
         obj.destroy_date = Some(t);
         obj.last_change_date = t;
-        self.store.update(&obj).await?;
+        write.update(&obj).await?;
+        write.commit().await?;
         Ok(ResponsePayload::Destroy {
             unique_identifier: uid.to_owned(),
         })
@@ -763,8 +783,8 @@ impl Handler {
 
     async fn rekey(&self, ctx: &Ctx<'_>, p: &ReKeyRequest) -> OpResult {
         let uid = ctx.uid(&p.unique_identifier)?;
-        let _guard = self.store.lock_writes().await;
-        let mut old = self.load(ctx, &uid).await?;
+        let mut write = self.store.write().await?;
+        let mut old = load_for_write(&mut write, ctx, &uid).await?;
         if is_destroyed(old.state) || old.key_material.is_none() {
             return Err(not_found(&uid));
         }
@@ -828,8 +848,10 @@ impl Handler {
         old.links
             .push((LinkType::REPLACEMENT_OBJECT_LINK, new_uid.clone()));
         old.last_change_date = t;
-        self.store.insert(&new).await?;
-        self.store.update(&old).await?;
+        // One operation, so both in one commit (they were two before group commits).
+        write.insert(&new).await?;
+        write.update(&old).await?;
+        write.commit().await?;
         Ok(ResponsePayload::ReKey(ReKeyResponse {
             unique_identifier: new_uid,
             template_attribute: None,

@@ -6,17 +6,29 @@
 //!
 //! Tables: `objects` (one row per managed object: type, algorithm, length, usage mask,
 //! key material, state, the six lifecycle dates, revocation reason, owner), `names` and
-//! `links` (the multi-valued attributes). Writers are serialised by an in-process
-//! mutex ([`KeyStore::lock_writes`]), so a read-check-write sequence (a state
-//! transition) is atomic without SQLite busy-retry loops.
+//! `links` (the multi-valued attributes).
+//!
+//! Writes go through one connection of their own, one operation at a time
+//! ([`KeyStore::write`] hands out a [`Write`]), so a read-check-write sequence (a state
+//! transition) is atomic without SQLite busy-retry loops. They are committed in groups:
+//! each operation's writes are staged in the writer's open transaction under a
+//! savepoint, and [`Write::commit`] returns once a COMMIT that includes them has
+//! returned, with `synchronous = FULL` one fsync of the WAL per group rather than per
+//! operation. While one COMMIT runs, the operations that arrive stage their writes
+//! behind it, and the first of them to ask for its commit commits them all (the group
+//! commit of database engines). Nothing is answered before it is on disk: an
+//! operation's answer waits for its group's COMMIT, and readers (on the pool's other
+//! connections) see only committed, and therefore durable, state. When a group's
+//! COMMIT fails, every operation in it fails, and none of their writes remain.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::sqlite::{SqliteRow, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
@@ -110,12 +122,51 @@ pub struct LocateFilter {
 }
 
 /// Handle on the SQLite store; cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KeyStore {
+    /// Readers: they see committed state only.
     pool: SqlitePool,
     path: PathBuf,
-    writes: Arc<Mutex<()>>,
+    writes: Arc<Writes>,
 }
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The write side: the writer connection, and the lock that makes one operation at a
+/// time the group's leader (the one that runs COMMIT).
+struct Writes {
+    writer: Mutex<Writer>,
+    leader: Mutex<()>,
+}
+
+/// The connection all writes go through, and what is open on it.
+struct Writer {
+    /// `None` once the store is closed.
+    conn: Option<SqliteConnection>,
+    /// A transaction is open (BEGIN IMMEDIATE issued, COMMIT not yet).
+    in_transaction: bool,
+    /// The savepoint of an operation that ended without [`Write::commit`] (it failed
+    /// half-way) is still open: roll it back before anything else.
+    unfinished_op: bool,
+    /// The group the writes staged now belong to.
+    group: Arc<Group>,
+}
+
+/// One group of operations committed together; the outcome is set once, by the leader
+/// that ran its COMMIT.
+#[derive(Default)]
+struct Group {
+    outcome: OnceLock<Result<(), String>>,
+}
+
+/// Name of the savepoint around one operation's writes.
+const OP_SAVEPOINT: &str = "op";
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS objects (
@@ -179,21 +230,32 @@ impl KeyStore {
             // Destroyed key material is overwritten with zeros in the file, not just
             // unlinked from the b-tree.
             .pragma("secure_delete", "ON");
+        let mut writer = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(store_err(format!("opening {}", path.display())))?;
+        for statement in SCHEMA {
+            sqlx::query(statement)
+                .execute(&mut writer)
+                .await
+                .map_err(store_err("creating the schema"))?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
             .map_err(store_err(format!("opening {}", path.display())))?;
-        for statement in SCHEMA {
-            sqlx::query(statement)
-                .execute(&pool)
-                .await
-                .map_err(store_err("creating the schema"))?;
-        }
         Ok(KeyStore {
             pool,
             path: path.to_path_buf(),
-            writes: Arc::new(Mutex::new(())),
+            writes: Arc::new(Writes {
+                writer: Mutex::new(Writer {
+                    conn: Some(writer),
+                    in_transaction: false,
+                    unfinished_op: false,
+                    group: Arc::default(),
+                }),
+                leader: Mutex::new(()),
+            }),
         })
     }
 
@@ -202,146 +264,28 @@ impl KeyStore {
         &self.path
     }
 
-    /// Takes the store's write lock: hold it across a read-check-write sequence.
-    pub async fn lock_writes(&self) -> MutexGuard<'_, ()> {
-        self.writes.lock().await
+    /// Begins one operation's writes: waits for the writer (the operation before it
+    /// may still be staging), then reads through the returned [`Write`] see every
+    /// write staged before. Drop it without [`Write::commit`] and its writes are
+    /// rolled back.
+    pub async fn write(&self) -> Result<Write<'_>, Error> {
+        let mut writer = self.writes.writer.lock().await;
+        writer.discard_unfinished_op().await?;
+        Ok(Write {
+            writes: &self.writes,
+            writer,
+        })
     }
 
-    /// Inserts a new object (with its names and links). Call with the write lock held
-    /// if the insert depends on something read before.
-    pub async fn insert(&self, obj: &StoredObject) -> Result<(), Error> {
-        let context = format!("inserting object {}", obj.uid);
-        let mut tx = self.pool.begin().await.map_err(store_err(&context))?;
-        sqlx::query(
-            "INSERT INTO objects (uid, object_type, algorithm, length, usage_mask, key_material,
-                state, initial_date, activation_date, deactivation_date, destroy_date,
-                compromise_date, compromise_occurrence_date, last_change_date,
-                revocation_reason, revocation_message, owner)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&obj.uid)
-        .bind(i64::from(obj.object_type.0))
-        .bind(obj.algorithm.map(|a| i64::from(a.0)))
-        .bind(obj.length)
-        .bind(obj.usage_mask.map(|m| i64::from(m.0)))
-        .bind(obj.key_material.as_ref().map(|k| k.as_slice()))
-        .bind(i64::from(obj.state.0))
-        .bind(obj.initial_date)
-        .bind(obj.activation_date)
-        .bind(obj.deactivation_date)
-        .bind(obj.destroy_date)
-        .bind(obj.compromise_date)
-        .bind(obj.compromise_occurrence_date)
-        .bind(obj.last_change_date)
-        .bind(obj.revocation_reason.map(|r| i64::from(r.0)))
-        .bind(obj.revocation_message.as_deref())
-        .bind(&obj.owner)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_err(&context))?;
-        Self::write_multi(&mut tx, obj, &context).await?;
-        tx.commit().await.map_err(store_err(&context))
-    }
-
-    /// Rewrites an existing object's mutable fields (state, dates, revocation, key
-    /// material, names, links). Hold [`lock_writes`](Self::lock_writes) from the read
-    /// that produced `obj` to this call.
-    pub async fn update(&self, obj: &StoredObject) -> Result<(), Error> {
-        let context = format!("updating object {}", obj.uid);
-        let mut tx = self.pool.begin().await.map_err(store_err(&context))?;
-        sqlx::query(
-            "UPDATE objects SET key_material = ?, state = ?, activation_date = ?,
-                deactivation_date = ?, destroy_date = ?, compromise_date = ?,
-                compromise_occurrence_date = ?, last_change_date = ?, revocation_reason = ?,
-                revocation_message = ?, usage_mask = ?
-             WHERE uid = ?",
-        )
-        .bind(obj.key_material.as_ref().map(|k| k.as_slice()))
-        .bind(i64::from(obj.state.0))
-        .bind(obj.activation_date)
-        .bind(obj.deactivation_date)
-        .bind(obj.destroy_date)
-        .bind(obj.compromise_date)
-        .bind(obj.compromise_occurrence_date)
-        .bind(obj.last_change_date)
-        .bind(obj.revocation_reason.map(|r| i64::from(r.0)))
-        .bind(obj.revocation_message.as_deref())
-        .bind(obj.usage_mask.map(|m| i64::from(m.0)))
-        .bind(&obj.uid)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_err(&context))?;
-        for table in ["names", "links"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
-                .bind(&obj.uid)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_err(&context))?;
-        }
-        Self::write_multi(&mut tx, obj, &context).await?;
-        tx.commit().await.map_err(store_err(&context))
-    }
-
-    async fn write_multi(
-        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-        obj: &StoredObject,
-        context: &str,
-    ) -> Result<(), Error> {
-        for name in &obj.names {
-            sqlx::query("INSERT OR IGNORE INTO names (uid, name) VALUES (?, ?)")
-                .bind(&obj.uid)
-                .bind(name)
-                .execute(&mut **tx)
-                .await
-                .map_err(store_err(context))?;
-        }
-        for (link_type, linked) in &obj.links {
-            sqlx::query(
-                "INSERT OR IGNORE INTO links (uid, link_type, linked_uid) VALUES (?, ?, ?)",
-            )
-            .bind(&obj.uid)
-            .bind(i64::from(link_type.0))
-            .bind(linked)
-            .execute(&mut **tx)
-            .await
-            .map_err(store_err(context))?;
-        }
-        Ok(())
-    }
-
-    /// The object `uid` if it exists and belongs to `owner`.
+    /// The object `uid` if it exists and belongs to `owner`, as last committed.
     pub async fn get(&self, uid: &str, owner: &str) -> Result<Option<StoredObject>, Error> {
         let context = format!("reading object {uid}");
-        let Some(row) = sqlx::query("SELECT * FROM objects WHERE uid = ? AND owner = ?")
-            .bind(uid)
-            .bind(owner)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_err(&context))?
-        else {
-            return Ok(None);
-        };
-        let mut obj = object_from_row(&row).map_err(store_err(&context))?;
-        obj.names = sqlx::query_scalar("SELECT name FROM names WHERE uid = ? ORDER BY rowid")
-            .bind(uid)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_err(&context))?;
-        obj.links = sqlx::query("SELECT link_type, linked_uid FROM links WHERE uid = ?")
-            .bind(uid)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_err(&context))?
-            .iter()
-            .map(|r| {
-                Ok((
-                    LinkType(u32_col(r, "link_type")?),
-                    r.try_get::<String, _>("linked_uid")?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(store_err(&context))?;
-        Ok(Some(obj))
+        // One read transaction: the object and its names and links from one commit.
+        let mut tx = self.pool.begin().await.map_err(store_err(&context))?;
+        let obj = read_object(&mut tx, uid, owner).await;
+        // A read-only transaction: ending it cannot lose anything.
+        let _ = tx.rollback().await;
+        obj.map_err(store_err(&context))
     }
 
     /// Unique Identifiers of `owner`'s objects matching `filter`, most recently created
@@ -402,10 +346,278 @@ impl KeyStore {
             .map_err(store_err("locating objects"))
     }
 
-    /// Closes the connection pool (checkpointing the WAL).
+    /// Closes the writer and the connection pool (checkpointing the WAL). Writes
+    /// staged and not committed (an operation that failed half-way) are rolled back.
     pub async fn close(&self) {
+        let conn = self.writes.writer.lock().await.conn.take();
+        if let Some(conn) = conn {
+            // Closing a connection rolls back its open transaction.
+            let _ = conn.close().await;
+        }
         self.pool.close().await;
     }
+}
+
+/// One operation's writes (from [`KeyStore::write`]): reads and writes through the
+/// writer connection, inside the open group transaction.
+pub struct Write<'a> {
+    writes: &'a Writes,
+    writer: MutexGuard<'a, Writer>,
+}
+
+impl Write<'_> {
+    /// The object `uid` if it exists and belongs to `owner`, with every write staged
+    /// so far.
+    pub async fn get(&mut self, uid: &str, owner: &str) -> Result<Option<StoredObject>, Error> {
+        let context = format!("reading object {uid}");
+        let conn = self.writer.conn()?;
+        read_object(conn, uid, owner)
+            .await
+            .map_err(store_err(&context))
+    }
+
+    /// Stages a new object (with its names and links).
+    pub async fn insert(&mut self, obj: &StoredObject) -> Result<(), Error> {
+        let context = format!("inserting object {}", obj.uid);
+        let conn = self.writer.begin_op().await?;
+        sqlx::query(
+            "INSERT INTO objects (uid, object_type, algorithm, length, usage_mask, key_material,
+                state, initial_date, activation_date, deactivation_date, destroy_date,
+                compromise_date, compromise_occurrence_date, last_change_date,
+                revocation_reason, revocation_message, owner)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&obj.uid)
+        .bind(i64::from(obj.object_type.0))
+        .bind(obj.algorithm.map(|a| i64::from(a.0)))
+        .bind(obj.length)
+        .bind(obj.usage_mask.map(|m| i64::from(m.0)))
+        .bind(obj.key_material.as_ref().map(|k| k.as_slice()))
+        .bind(i64::from(obj.state.0))
+        .bind(obj.initial_date)
+        .bind(obj.activation_date)
+        .bind(obj.deactivation_date)
+        .bind(obj.destroy_date)
+        .bind(obj.compromise_date)
+        .bind(obj.compromise_occurrence_date)
+        .bind(obj.last_change_date)
+        .bind(obj.revocation_reason.map(|r| i64::from(r.0)))
+        .bind(obj.revocation_message.as_deref())
+        .bind(&obj.owner)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_err(&context))?;
+        write_multi(conn, obj, &context).await
+    }
+
+    /// Stages new values of an existing object's mutable fields (state, dates,
+    /// revocation, key material, names, links), read through this [`Write`].
+    pub async fn update(&mut self, obj: &StoredObject) -> Result<(), Error> {
+        let context = format!("updating object {}", obj.uid);
+        let conn = self.writer.begin_op().await?;
+        sqlx::query(
+            "UPDATE objects SET key_material = ?, state = ?, activation_date = ?,
+                deactivation_date = ?, destroy_date = ?, compromise_date = ?,
+                compromise_occurrence_date = ?, last_change_date = ?, revocation_reason = ?,
+                revocation_message = ?, usage_mask = ?
+             WHERE uid = ?",
+        )
+        .bind(obj.key_material.as_ref().map(|k| k.as_slice()))
+        .bind(i64::from(obj.state.0))
+        .bind(obj.activation_date)
+        .bind(obj.deactivation_date)
+        .bind(obj.destroy_date)
+        .bind(obj.compromise_date)
+        .bind(obj.compromise_occurrence_date)
+        .bind(obj.last_change_date)
+        .bind(obj.revocation_reason.map(|r| i64::from(r.0)))
+        .bind(obj.revocation_message.as_deref())
+        .bind(obj.usage_mask.map(|m| i64::from(m.0)))
+        .bind(&obj.uid)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_err(&context))?;
+        for table in ["names", "links"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
+                .bind(&obj.uid)
+                .execute(&mut *conn)
+                .await
+                .map_err(store_err(&context))?;
+        }
+        write_multi(conn, obj, &context).await
+    }
+
+    /// Makes this operation's writes durable: returns once a COMMIT that includes them
+    /// has returned (with `synchronous = FULL`, after the fsync), or the error that
+    /// COMMIT gave. An operation that wrote nothing returns at once.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        if !self.writer.unfinished_op {
+            return Ok(());
+        }
+        let conn = self.writer.conn()?;
+        sqlx::query(&format!("RELEASE {OP_SAVEPOINT}"))
+            .execute(conn)
+            .await
+            .map_err(store_err("ending an operation's writes"))?;
+        self.writer.unfinished_op = false;
+        let group = Arc::clone(&self.writer.group);
+        let Write { writes, writer } = self;
+        drop(writer);
+        writes.finish(&group).await
+    }
+}
+
+impl Writes {
+    /// Waits until `group` is committed, committing it (and every write staged in it
+    /// since) if no one else is.
+    async fn finish(&self, group: &Group) -> Result<(), Error> {
+        loop {
+            if let Some(outcome) = group.outcome.get() {
+                return outcome.clone().map_err(|reason| Error::Commit { reason });
+            }
+            let _leader = self.leader.lock().await;
+            if group.outcome.get().is_some() {
+                continue;
+            }
+            // Groups commit in order, one leader at a time: the open one is ours. The
+            // writer lock queues behind the operations staging now, which join it.
+            let mut writer = self.writer.lock().await;
+            let committing = std::mem::take(&mut writer.group);
+            let outcome = writer.commit_group().await;
+            drop(writer);
+            let _ = committing.outcome.set(outcome);
+        }
+    }
+}
+
+impl Writer {
+    fn conn(&mut self) -> Result<&mut SqliteConnection, Error> {
+        self.conn.as_mut().ok_or_else(|| Error::Commit {
+            reason: "the key store is closed".into(),
+        })
+    }
+
+    /// Opens the group transaction and this operation's savepoint if they are not open
+    /// yet; the connection to write through.
+    async fn begin_op(&mut self) -> Result<&mut SqliteConnection, Error> {
+        let start_transaction = !self.in_transaction;
+        let start_op = !self.unfinished_op;
+        let conn = self.conn()?;
+        if start_transaction {
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut *conn)
+                .await
+                .map_err(store_err("beginning a write transaction"))?;
+        }
+        if start_op {
+            sqlx::query(&format!("SAVEPOINT {OP_SAVEPOINT}"))
+                .execute(&mut *conn)
+                .await
+                .map_err(store_err("beginning an operation's writes"))?;
+        }
+        self.in_transaction = true;
+        self.unfinished_op = true;
+        self.conn()
+    }
+
+    /// Rolls back the writes of an operation that ended without committing them.
+    async fn discard_unfinished_op(&mut self) -> Result<(), Error> {
+        if !self.unfinished_op {
+            return Ok(());
+        }
+        let conn = self.conn()?;
+        for statement in [
+            format!("ROLLBACK TO {OP_SAVEPOINT}"),
+            format!("RELEASE {OP_SAVEPOINT}"),
+        ] {
+            sqlx::query(&statement)
+                .execute(&mut *conn)
+                .await
+                .map_err(store_err("rolling back a failed operation's writes"))?;
+        }
+        self.unfinished_op = false;
+        Ok(())
+    }
+
+    /// COMMITs the open transaction (if any). On failure the transaction is rolled
+    /// back, so that none of the group's writes remain.
+    async fn commit_group(&mut self) -> Result<(), String> {
+        self.discard_unfinished_op().await.map_err(|e| e.to_string())?;
+        if !self.in_transaction {
+            return Ok(());
+        }
+        self.in_transaction = false;
+        let conn = self.conn().map_err(|e| e.to_string())?;
+        match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // SQLite may have rolled back already; if not, do it now. If that fails
+                // too, the connection is unusable and later writes fail.
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+/// The object `uid` of `owner`, with its names and links, read through `conn`.
+async fn read_object(
+    conn: &mut SqliteConnection,
+    uid: &str,
+    owner: &str,
+) -> Result<Option<StoredObject>, sqlx::Error> {
+    let Some(row) = sqlx::query("SELECT * FROM objects WHERE uid = ? AND owner = ?")
+        .bind(uid)
+        .bind(owner)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut obj = object_from_row(&row)?;
+    obj.names = sqlx::query_scalar("SELECT name FROM names WHERE uid = ? ORDER BY rowid")
+        .bind(uid)
+        .fetch_all(&mut *conn)
+        .await?;
+    obj.links = sqlx::query("SELECT link_type, linked_uid FROM links WHERE uid = ?")
+        .bind(uid)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                LinkType(u32_col(r, "link_type")?),
+                r.try_get::<String, _>("linked_uid")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some(obj))
+}
+
+/// Writes the multi-valued attributes (names, links) of `obj`.
+async fn write_multi(
+    conn: &mut SqliteConnection,
+    obj: &StoredObject,
+    context: &str,
+) -> Result<(), Error> {
+    for name in &obj.names {
+        sqlx::query("INSERT OR IGNORE INTO names (uid, name) VALUES (?, ?)")
+            .bind(&obj.uid)
+            .bind(name)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_err(context))?;
+    }
+    for (link_type, linked) in &obj.links {
+        sqlx::query("INSERT OR IGNORE INTO links (uid, link_type, linked_uid) VALUES (?, ?, ?)")
+            .bind(&obj.uid)
+            .bind(i64::from(link_type.0))
+            .bind(linked)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_err(context))?;
+    }
+    Ok(())
 }
 
 fn u32_col(row: &SqliteRow, col: &str) -> Result<u32, sqlx::Error> {
@@ -498,5 +710,120 @@ mod tests {
                 .unwrap();
             assert_eq!((sync, mode.as_str(), secure), (2, "wal", 1));
         }
+        let mut writer = store.writes.writer.lock().await;
+        let conn = writer.conn().unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let secure: i64 = sqlx::query_scalar("PRAGMA secure_delete")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!((sync, secure), (2, 1));
+    }
+
+    fn object(uid: &str) -> StoredObject {
+        StoredObject {
+            uid: uid.into(),
+            object_type: ObjectType::SYMMETRIC_KEY,
+            algorithm: Some(CryptographicAlgorithm::AES),
+            length: Some(256),
+            usage_mask: None,
+            key_material: Some(Zeroizing::new(vec![7; 32])),
+            names: vec![format!("name of {uid}")],
+            state: State::PRE_ACTIVE,
+            initial_date: 1,
+            activation_date: None,
+            deactivation_date: None,
+            destroy_date: None,
+            compromise_date: None,
+            compromise_occurrence_date: None,
+            last_change_date: 1,
+            revocation_reason: None,
+            revocation_message: None,
+            links: Vec::new(),
+            owner: "alice".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn staged_writes_are_seen_by_their_write_and_by_readers_only_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open_in(dir.path()).await.unwrap();
+        let mut write = store.write().await.unwrap();
+        write.insert(&object("a")).await.unwrap();
+        assert!(write.get("a", "alice").await.unwrap().is_some());
+        assert!(store.get("a", "alice").await.unwrap().is_none());
+        write.commit().await.unwrap();
+        let read = store.get("a", "alice").await.unwrap().unwrap();
+        assert_eq!(read.names, ["name of a"]);
+        assert!(store.get("a", "bob").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_without_commit_leaves_nothing_and_the_next_one_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open_in(dir.path()).await.unwrap();
+        let mut failed = store.write().await.unwrap();
+        failed.insert(&object("lost")).await.unwrap();
+        drop(failed);
+        let mut write = store.write().await.unwrap();
+        assert!(write.get("lost", "alice").await.unwrap().is_none());
+        write.insert(&object("kept")).await.unwrap();
+        write.commit().await.unwrap();
+        assert!(store.get("lost", "alice").await.unwrap().is_none());
+        assert!(store.get("kept", "alice").await.unwrap().is_some());
+        // And after a reopen, from the file.
+        store.close().await;
+        let store = KeyStore::open_in(dir.path()).await.unwrap();
+        assert!(store.get("lost", "alice").await.unwrap().is_none());
+        assert!(store.get("kept", "alice").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn concurrent_operations_all_commit_and_each_sees_the_ones_staged_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open_in(dir.path()).await.unwrap();
+        let mut first = store.write().await.unwrap();
+        first.insert(&object("base")).await.unwrap();
+        first.commit().await.unwrap();
+        // 32 operations at once, each a read-check-write of the same object (append a
+        // name) plus an insert of its own: none may lose another's update.
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut write = store.write().await.unwrap();
+                    let mut base = write.get("base", "alice").await.unwrap().unwrap();
+                    base.names.push(format!("n{i}"));
+                    write.update(&base).await.unwrap();
+                    write.insert(&object(&format!("o{i}"))).await.unwrap();
+                    write.commit().await.unwrap();
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        store.close().await;
+        let store = KeyStore::open_in(dir.path()).await.unwrap();
+        let base = store.get("base", "alice").await.unwrap().unwrap();
+        assert_eq!(base.names.len(), 33);
+        for i in 0..32 {
+            assert!(store.get(&format!("o{i}"), "alice").await.unwrap().is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_after_close_fail_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open_in(dir.path()).await.unwrap();
+        store.close().await;
+        let mut write = store.write().await.unwrap();
+        assert!(matches!(
+            write.insert(&object("x")).await,
+            Err(Error::Commit { .. })
+        ));
     }
 }

@@ -13,6 +13,8 @@
 //! * [`kmip::Embedded`](crate::kmip::Embedded) is our own embedded KMIP server
 //!   (`kmip-server`), started in-process on a loopback port with a fresh PKI: the one
 //!   KMIP harness of every crate's tests. It is async (it runs on the test's runtime).
+//! * [`cosmian::CosmianKms`] is a Cosmian KMS process (built by `scripts/interop.sh`)
+//!   on the same PKI as the embedded server.
 //! * [`serve`] is the one harness for a `headlock serve` process (the real binary on a
 //!   loopback port, driven by `curl --digest`), and for `headlock kmip-server`.
 //!
@@ -40,6 +42,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+pub mod cosmian;
 pub mod kmip;
 mod moto;
 pub mod serve;
