@@ -17,7 +17,8 @@
 //!   when `kmipActivateKeys`, then the state check; existing key: Get, then the state
 //!   check) and `kmip/kmip_key_active_periodic_job.cpp` (Get Attributes "State" at
 //!   startup and every `kmipKeyStatePollingSeconds`; not Active: startup fails, or the
-//!   node shuts down).
+//!   node shuts down); `src/audit/audit_key_manager_kmip.cpp` (audit log key wrapped
+//!   with Encrypt, unwrapped with Decrypt).
 //! - **Percona Server for MongoDB** since 6.0.17/7.0.14 (github.com/percona/percona-server-mongodb,
 //!   `src/mongo/db/encryption/kmip_exchange.cpp` and `kmip_session.h`, commits 6a47106b
 //!   and 8258462f), on libkmip (OpenKMIP/libkmip 6611941 with Percona's patches
@@ -535,6 +536,58 @@ async fn mongod_gets_a_readable_failure_for_an_unknown_key() {
             ResultReason::ITEM_NOT_FOUND.0
         );
     }
+}
+
+/// mongod's audit log encryption with a KMIP key (AuditKeyManagerKMIP, KMIP 1.2 only):
+/// the log key is wrapped with Encrypt (Unique Identifier + Data, no Cryptographic
+/// Parameters, no IV; mongod keeps the answer's Data and IV/Counter/Nonce and skips
+/// anything else) and unwrapped with Decrypt (Unique Identifier + Data + IV). The
+/// embedded server encrypts with AES-GCM and needs the Authenticated Encryption Tag back,
+/// which mongod never sends: the unwrap fails. Recorded as it is (a gap, docs/kmip.md),
+/// so that the day the server serves it this test says so.
+#[tokio::test]
+async fn mongod_audit_log_key_unwrap_is_not_served_it_drops_the_gcm_tag() {
+    let server = Embedded::start().await;
+    let mut s = server.raw_connection().await;
+    let answer = exchange(&mut s, &mongod_create(2, 256)).await;
+    let id = new_id(success(batch_item(&answer, 2, Operation::CREATE)));
+    let answer = exchange(&mut s, &mongod_by_id(2, Operation::ACTIVATE, &id)).await;
+    success(batch_item(&answer, 2, Operation::ACTIVATE));
+
+    let log_key = vec![0x42u8; 32];
+    let wrap = mongod_message(
+        2,
+        Operation::ENCRYPT,
+        vec![uid(&id), Item::bytes(Tag::DATA, log_key.clone())],
+    );
+    let answer = exchange(&mut s, &wrap).await;
+    let payload = success(batch_item(&answer, 2, Operation::ENCRYPT));
+    let wrapped = payload
+        .find(Tag::DATA)
+        .and_then(Item::as_bytes)
+        .unwrap()
+        .to_vec();
+    let iv = payload
+        .find(Tag::IV_COUNTER_NONCE)
+        .and_then(Item::as_bytes)
+        .unwrap()
+        .to_vec();
+    assert_ne!(wrapped, log_key);
+
+    let unwrap = mongod_message(
+        2,
+        Operation::DECRYPT,
+        vec![
+            uid(&id),
+            Item::bytes(Tag::DATA, wrapped),
+            Item::bytes(Tag::IV_COUNTER_NONCE, iv),
+        ],
+    );
+    let answer = exchange(&mut s, &unwrap).await;
+    assert_eq!(
+        failure(batch_item(&answer, 2, Operation::DECRYPT)),
+        ResultReason::MISSING_DATA.0
+    );
 }
 
 // ---------------------------------------------------------------------------------------
