@@ -6,7 +6,10 @@
 //!
 //! Tables: `objects` (one row per managed object: type, algorithm, length, usage mask,
 //! key material, state, the six lifecycle dates, revocation reason, owner), `names` and
-//! `links` (the multi-valued attributes). Writers are serialised by an in-process
+//! `links` (the multi-valued attributes), `object_meta` (Fresh and Original Creation
+//! Date, for objects stored since they were added; an older object has no row and so
+//! neither attribute) and `custom_attributes` (a client's `x-` and vendor attributes,
+//! each value as TTLV bytes). Writers are serialised by an in-process
 //! mutex ([`KeyStore::lock_writes`]), so a read-check-write sequence (a state
 //! transition) is atomic without SQLite busy-retry loops.
 
@@ -21,6 +24,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use kmip::ttlv::{self, Item, Limits};
 use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, LinkType, ObjectType, RevocationReasonCode,
     State,
@@ -71,6 +75,14 @@ pub struct StoredObject {
     pub links: Vec<(LinkType, String)>,
     /// Common Name of the client certificate that created the object.
     pub owner: String,
+    /// Fresh (KMIP 1.4 section 3.34): not yet served to a client by a Get; `None` for
+    /// an object stored before the server kept it.
+    pub fresh: Option<bool>,
+    /// Original Creation Date, for keys the server generated (Create, Re-key); a
+    /// registered key's is unknown.
+    pub original_creation_date: Option<i64>,
+    /// Custom attributes: (name, the `AttributeValue` item), one instance per name.
+    pub custom: Vec<(String, Item)>,
 }
 
 impl std::fmt::Debug for StoredObject {
@@ -151,7 +163,21 @@ const SCHEMA: &[&str] = &[
         linked_uid TEXT NOT NULL,
         PRIMARY KEY (uid, link_type, linked_uid)
     )",
+    "CREATE TABLE IF NOT EXISTS object_meta (
+        uid TEXT PRIMARY KEY REFERENCES objects(uid),
+        fresh INTEGER NOT NULL,
+        original_creation_date INTEGER
+    )",
+    "CREATE TABLE IF NOT EXISTS custom_attributes (
+        uid TEXT NOT NULL REFERENCES objects(uid),
+        name TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (uid, name)
+    )",
 ];
+
+/// Largest custom attribute value kept, encoded (the whole `AttributeValue` item).
+pub const MAX_CUSTOM_VALUE_BYTES: usize = 1024;
 
 fn store_err(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Error {
     let context = context.into();
@@ -271,7 +297,7 @@ impl KeyStore {
         .execute(&mut *tx)
         .await
         .map_err(store_err(&context))?;
-        for table in ["names", "links"] {
+        for table in ["names", "links", "custom_attributes"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
                 .bind(&obj.uid)
                 .execute(&mut *tx)
@@ -305,6 +331,27 @@ impl KeyStore {
             .execute(&mut **tx)
             .await
             .map_err(store_err(context))?;
+        }
+        if let Some(fresh) = obj.fresh {
+            sqlx::query(
+                "INSERT OR REPLACE INTO object_meta (uid, fresh, original_creation_date)
+                 VALUES (?, ?, ?)",
+            )
+            .bind(&obj.uid)
+            .bind(fresh)
+            .bind(obj.original_creation_date)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_err(context))?;
+        }
+        for (name, value) in &obj.custom {
+            sqlx::query("INSERT INTO custom_attributes (uid, name, value) VALUES (?, ?, ?)")
+                .bind(&obj.uid)
+                .bind(name)
+                .bind(ttlv::encode(value))
+                .execute(&mut **tx)
+                .await
+                .map_err(store_err(context))?;
         }
         Ok(())
     }
@@ -341,6 +388,31 @@ impl KeyStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(store_err(&context))?;
+        if let Some(meta) =
+            sqlx::query("SELECT fresh, original_creation_date FROM object_meta WHERE uid = ?")
+                .bind(uid)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_err(&context))?
+        {
+            obj.fresh = Some(meta.try_get("fresh").map_err(store_err(&context))?);
+            obj.original_creation_date = meta
+                .try_get("original_creation_date")
+                .map_err(store_err(&context))?;
+        }
+        for row in
+            sqlx::query("SELECT name, value FROM custom_attributes WHERE uid = ? ORDER BY rowid")
+                .bind(uid)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store_err(&context))?
+        {
+            let name: String = row.try_get("name").map_err(store_err(&context))?;
+            let bytes: Vec<u8> = row.try_get("value").map_err(store_err(&context))?;
+            let value = ttlv::decode(&bytes, &Limits::default())
+                .map_err(|e| store_err(&context)(sqlx::Error::Decode(Box::new(e))))?;
+            obj.custom.push((name, value));
+        }
         Ok(Some(obj))
     }
 
@@ -450,6 +522,9 @@ fn object_from_row(row: &SqliteRow) -> Result<StoredObject, sqlx::Error> {
         revocation_message: row.try_get("revocation_message")?,
         links: Vec::new(),
         owner: row.try_get("owner")?,
+        fresh: None,
+        original_creation_date: None,
+        custom: Vec::new(),
     })
 }
 
