@@ -6,7 +6,10 @@
 //!
 //! Tables: `objects` (one row per managed object: type, algorithm, length, usage mask,
 //! key material, state, the six lifecycle dates, revocation reason, owner), `names` and
-//! `links` (the multi-valued attributes).
+//! `links` (the multi-valued attributes), `object_meta` (Fresh and Original Creation
+//! Date, for objects stored since they were added; an older object has no row and so
+//! neither attribute) and `custom_attributes` (a client's `x-` and vendor attributes,
+//! each value as TTLV bytes).
 //!
 //! Writes go through one connection of their own, one operation at a time
 //! ([`KeyStore::write`] hands out a [`Write`]), so a read-check-write sequence (a state
@@ -33,6 +36,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use kmip::ttlv::{self, Item, Limits};
 use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, LinkType, ObjectType, RevocationReasonCode,
     State,
@@ -83,6 +87,14 @@ pub struct StoredObject {
     pub links: Vec<(LinkType, String)>,
     /// Common Name of the client certificate that created the object.
     pub owner: String,
+    /// Fresh (KMIP 1.4 section 3.34): not yet served to a client by a Get; `None` for
+    /// an object stored before the server kept it.
+    pub fresh: Option<bool>,
+    /// Original Creation Date, for keys the server generated (Create, Re-key); a
+    /// registered key's is unknown.
+    pub original_creation_date: Option<i64>,
+    /// Custom attributes: (name, the `AttributeValue` item), one instance per name.
+    pub custom: Vec<(String, Item)>,
 }
 
 impl std::fmt::Debug for StoredObject {
@@ -202,7 +214,21 @@ const SCHEMA: &[&str] = &[
         linked_uid TEXT NOT NULL,
         PRIMARY KEY (uid, link_type, linked_uid)
     )",
+    "CREATE TABLE IF NOT EXISTS object_meta (
+        uid TEXT PRIMARY KEY REFERENCES objects(uid),
+        fresh INTEGER NOT NULL,
+        original_creation_date INTEGER
+    )",
+    "CREATE TABLE IF NOT EXISTS custom_attributes (
+        uid TEXT NOT NULL REFERENCES objects(uid),
+        name TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (uid, name)
+    )",
 ];
+
+/// Largest custom attribute value kept, encoded (the whole `AttributeValue` item).
+pub const MAX_CUSTOM_VALUE_BYTES: usize = 1024;
 
 fn store_err(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Error {
     let context = context.into();
@@ -437,7 +463,7 @@ impl Write<'_> {
         .execute(&mut *conn)
         .await
         .map_err(store_err(&context))?;
-        for table in ["names", "links"] {
+        for table in ["names", "links", "custom_attributes"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
                 .bind(&obj.uid)
                 .execute(&mut *conn)
@@ -451,8 +477,19 @@ impl Write<'_> {
     /// has returned (with `synchronous = FULL`, after the fsync), or the error that
     /// COMMIT gave. An operation that wrote nothing returns at once.
     pub async fn commit(mut self) -> Result<(), Error> {
-        if !self.writer.unfinished_op {
+        let Some(group) = self.end_op().await? else {
             return Ok(());
+        };
+        let Write { writes, writer } = self;
+        drop(writer);
+        writes.finish(&group).await
+    }
+
+    /// Releases this operation's savepoint (its writes now belong to the group); the
+    /// group to wait for, or `None` if the operation wrote nothing.
+    async fn end_op(&mut self) -> Result<Option<Arc<Group>>, Error> {
+        if !self.writer.unfinished_op {
+            return Ok(None);
         }
         let conn = self.writer.conn()?;
         sqlx::query(&format!("RELEASE {OP_SAVEPOINT}"))
@@ -460,10 +497,7 @@ impl Write<'_> {
             .await
             .map_err(store_err("ending an operation's writes"))?;
         self.writer.unfinished_op = false;
-        let group = Arc::clone(&self.writer.group);
-        let Write { writes, writer } = self;
-        drop(writer);
-        writes.finish(&group).await
+        Ok(Some(Arc::clone(&self.writer.group)))
     }
 }
 
@@ -591,6 +625,26 @@ async fn read_object(
             ))
         })
         .collect::<Result<_, sqlx::Error>>()?;
+    if let Some(meta) =
+        sqlx::query("SELECT fresh, original_creation_date FROM object_meta WHERE uid = ?")
+            .bind(uid)
+            .fetch_optional(&mut *conn)
+            .await?
+    {
+        obj.fresh = Some(meta.try_get("fresh")?);
+        obj.original_creation_date = meta.try_get("original_creation_date")?;
+    }
+    for row in sqlx::query("SELECT name, value FROM custom_attributes WHERE uid = ? ORDER BY rowid")
+        .bind(uid)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let name: String = row.try_get("name")?;
+        let bytes: Vec<u8> = row.try_get("value")?;
+        let value = ttlv::decode(&bytes, &Limits::default())
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        obj.custom.push((name, value));
+    }
     Ok(Some(obj))
 }
 
@@ -613,6 +667,27 @@ async fn write_multi(
             .bind(&obj.uid)
             .bind(i64::from(link_type.0))
             .bind(linked)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_err(context))?;
+    }
+    if let Some(fresh) = obj.fresh {
+        sqlx::query(
+            "INSERT OR REPLACE INTO object_meta (uid, fresh, original_creation_date)
+             VALUES (?, ?, ?)",
+        )
+        .bind(&obj.uid)
+        .bind(fresh)
+        .bind(obj.original_creation_date)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_err(context))?;
+    }
+    for (name, value) in &obj.custom {
+        sqlx::query("INSERT INTO custom_attributes (uid, name, value) VALUES (?, ?, ?)")
+            .bind(&obj.uid)
+            .bind(name)
+            .bind(ttlv::encode(value))
             .execute(&mut *conn)
             .await
             .map_err(store_err(context))?;
@@ -662,6 +737,9 @@ fn object_from_row(row: &SqliteRow) -> Result<StoredObject, sqlx::Error> {
         revocation_message: row.try_get("revocation_message")?,
         links: Vec::new(),
         owner: row.try_get("owner")?,
+        fresh: None,
+        original_creation_date: None,
+        custom: Vec::new(),
     })
 }
 
@@ -744,6 +822,9 @@ mod tests {
             revocation_message: None,
             links: Vec::new(),
             owner: "alice".into(),
+            fresh: Some(true),
+            original_creation_date: Some(1),
+            custom: Vec::new(),
         }
     }
 

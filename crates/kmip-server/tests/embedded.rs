@@ -996,3 +996,151 @@ async fn the_pool_keeps_no_more_idle_connections_than_its_size() {
     assert_eq!(client.idle_connections(), vec![1]);
     assert_eq!(client.get_state(&uid).await.unwrap(), State::PRE_ACTIVE);
 }
+
+/// An Add, Modify or Delete Attribute request carrying `field` (an `Attribute`, a 2.0
+/// `New Attribute`, an `Attribute Name`...) after the Unique Identifier.
+fn attribute_request(
+    version: ProtocolVersion,
+    operation: Operation,
+    uid: &str,
+    field: Item,
+) -> RequestMessage {
+    let payload = Item::structure(
+        Tag::REQUEST_PAYLOAD,
+        vec![Item::text(Tag::UNIQUE_IDENTIFIER, uid), field],
+    );
+    RequestMessage::new(
+        version,
+        vec![RequestBatchItem::new(
+            operation,
+            RequestPayload::Other(payload),
+        )],
+    )
+}
+
+fn value_of<'a>(attrs: &'a [Attribute], name: &str) -> Option<&'a Item> {
+    attrs.iter().find_map(|a| match a {
+        Attribute::Other { name: n, value } if n == name => Some(value),
+        _ => None,
+    })
+}
+
+/// A client's custom attributes (1.x `x-...`, 2.x Vendor Identification `x`) are added,
+/// modified and deleted, one instance per name; the server's own attributes and other
+/// vendors' are not the client's to add or delete. Fresh is True until the first Get.
+#[tokio::test]
+async fn keeps_custom_attributes_and_fresh() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    for (version, name) in [
+        (ProtocolVersion::V1_4, "x-purpose"),
+        (ProtocolVersion::V2_0, "x:purpose"),
+    ] {
+        let send = |operation, uid: &str, field| {
+            client.send(attribute_request(version, operation, uid, field))
+        };
+        let as_field = |a: &Attribute| {
+            if version.uses_v2_attributes() {
+                Item::structure(Tag::NEW_ATTRIBUTE, vec![a.to_v2()])
+            } else {
+                a.to_v1()
+            }
+        };
+        let custom = |text: &str| Attribute::Other {
+            name: name.into(),
+            value: Item::text(Tag::ATTRIBUTE_VALUE, text),
+        };
+        let uid = client
+            .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, None)
+            .await
+            .unwrap();
+        let attrs = client.get_attributes(&uid, &[]).await.unwrap();
+        assert_eq!(
+            value_of(&attrs, "Fresh").and_then(Item::as_bool),
+            Some(true)
+        );
+        client.get_symmetric_key(&uid).await.unwrap();
+        let attrs = client.get_attributes(&uid, &[]).await.unwrap();
+        assert_eq!(
+            value_of(&attrs, "Fresh").and_then(Item::as_bool),
+            Some(false)
+        );
+
+        let added = send(Operation::ADD_ATTRIBUTE, &uid, as_field(&custom("backup")))
+            .await
+            .unwrap();
+        assert_eq!(added.items[0].result_status, ResultStatus::SUCCESS);
+        let attrs = client.get_attributes(&uid, &[]).await.unwrap();
+        assert!(attrs.contains(&custom("backup")), "{attrs:?}");
+        let again = send(Operation::ADD_ATTRIBUTE, &uid, as_field(&custom("other")))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.items[0].result_reason,
+            Some(ResultReason::INVALID_FIELD)
+        );
+
+        send(
+            Operation::MODIFY_ATTRIBUTE,
+            &uid,
+            as_field(&custom("restore")),
+        )
+        .await
+        .unwrap();
+        let attrs = client.get_attributes(&uid, &[]).await.unwrap();
+        assert!(attrs.contains(&custom("restore")), "{attrs:?}");
+
+        let reference = if version.uses_v2_attributes() {
+            Item::structure(
+                Tag::ATTRIBUTE_REFERENCE,
+                vec![
+                    Item::text(Tag::VENDOR_IDENTIFICATION, "x"),
+                    Item::text(Tag::ATTRIBUTE_NAME, "purpose"),
+                ],
+            )
+        } else {
+            Item::text(Tag::ATTRIBUTE_NAME, name)
+        };
+        let deleted = send(Operation::DELETE_ATTRIBUTE, &uid, reference.clone())
+            .await
+            .unwrap();
+        assert_eq!(deleted.items[0].result_status, ResultStatus::SUCCESS);
+        let attrs = client.get_attributes(&uid, &[]).await.unwrap();
+        assert!(value_of(&attrs, name).is_none(), "{attrs:?}");
+        let missing = send(Operation::DELETE_ATTRIBUTE, &uid, reference)
+            .await
+            .unwrap();
+        let expected = if version.uses_v2_attributes() {
+            ResultReason::ATTRIBUTE_NOT_FOUND
+        } else {
+            ResultReason::ITEM_NOT_FOUND
+        };
+        assert_eq!(missing.items[0].result_reason, Some(expected));
+
+        // Not the client's: a server's (y-) attribute, a standard one.
+        let server_own = Attribute::Other {
+            name: "y-mark".into(),
+            value: Item::text(Tag::ATTRIBUTE_VALUE, "v"),
+        };
+        let refused = send(Operation::ADD_ATTRIBUTE, &uid, as_field(&server_own))
+            .await
+            .unwrap();
+        assert_eq!(
+            refused.items[0].result_reason,
+            Some(ResultReason::PERMISSION_DENIED)
+        );
+        if !version.uses_v2_attributes() {
+            let refused = send(
+                Operation::DELETE_ATTRIBUTE,
+                &uid,
+                Item::text(Tag::ATTRIBUTE_NAME, "State"),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                refused.items[0].result_reason,
+                Some(ResultReason::PERMISSION_DENIED)
+            );
+        }
+    }
+}

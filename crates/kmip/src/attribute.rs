@@ -299,11 +299,24 @@ impl Attribute {
     }
 
     /// The KMIP 2.0 encoding: the attribute under its own tag. An [`Attribute::Other`]
-    /// whose name has no 2.0 tag is emitted in its 1.x form.
+    /// whose name has no 2.0 tag is emitted as the `Attribute` structure it was read
+    /// from: a vendor attribute (`"<vendor>:<name>"`) with its Vendor Identification,
+    /// any other in its 1.x form.
     pub fn to_v2(&self) -> Item {
-        match self.tag() {
-            Some(tag) => self.value_item(tag),
-            None => self.to_v1(),
+        match (self.tag(), self) {
+            (Some(tag), _) => self.value_item(tag),
+            (None, Attribute::Other { name, .. }) if name.contains(':') => {
+                let (vendor, name) = name.split_once(':').unwrap_or_default();
+                Item::structure(
+                    Tag::ATTRIBUTE,
+                    vec![
+                        Item::text(Tag::VENDOR_IDENTIFICATION, vendor),
+                        Item::text(Tag::ATTRIBUTE_NAME, name),
+                        self.value_item(Tag::ATTRIBUTE_VALUE),
+                    ],
+                )
+            }
+            (None, _) => self.to_v1(),
         }
     }
 

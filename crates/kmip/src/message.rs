@@ -797,6 +797,24 @@ mod tests {
         }
     }
 
+    /// A 2.x vendor attribute (2.0 section 2.1.1: Vendor Identification, Attribute Name,
+    /// Attribute Value; the OASIS 2.1 profiles' client attributes use vendor `x`) is
+    /// written back as it was read, not as a 1.x attribute named `x:attribute1`.
+    #[test]
+    fn a_vendor_attribute_encodes_back_as_it_came() {
+        let item = Item::structure(
+            Tag::ATTRIBUTE,
+            vec![
+                Item::text(Tag::VENDOR_IDENTIFICATION, "x"),
+                Item::text(Tag::ATTRIBUTE_NAME, "attribute1"),
+                Item::text(Tag::ATTRIBUTE_VALUE, "Value1"),
+            ],
+        );
+        let attribute = Attribute::from_v2(&item).unwrap();
+        assert_eq!(attribute.name(), "x:attribute1");
+        assert_eq!(attribute.to_v2(), item);
+    }
+
     #[test]
     fn clients_skip_fields_with_unknown_tags_that_servers_refuse() {
         // A vendor extension and a tag no KMIP version up to 2.0 defines.
