@@ -44,7 +44,7 @@ fn unauthorized(state: &AppState, stale: bool) -> Response {
     resp
 }
 
-fn client_ip(parts: &Parts) -> IpAddr {
+pub(crate) fn client_ip(parts: &Parts) -> IpAddr {
     parts
         .extensions
         .get::<ConnectInfo<crate::PeerAddr>>()
@@ -229,7 +229,7 @@ async fn claim_and_record(
     Ok(state.auth.record(verified, now))
 }
 
-fn secrets_of(user: &headlock_core::model::User) -> Option<UserDigestSecrets> {
+pub(crate) fn secrets_of(user: &headlock_core::model::User) -> Option<UserDigestSecrets> {
     Some(UserDigestSecrets {
         ha1_md5: user.ha1_md5.as_slice().try_into().ok()?,
         ha1_sha256: user.ha1_sha256.as_slice().try_into().ok()?,
