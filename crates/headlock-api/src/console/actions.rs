@@ -37,8 +37,12 @@ pub fn routes() -> Routes {
 
 fn bad(session: &Session, detail: &str) -> ConsoleError {
     ConsoleError {
-        error: ApiError::new(StatusCode::BAD_REQUEST, "INVALID_ATTRIBUTE", detail),
-        session: Some(session.clone()),
+        error: Box::new(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ATTRIBUTE",
+            detail,
+        )),
+        session: Some(Box::new(session.clone())),
     }
 }
 
@@ -315,7 +319,7 @@ async fn act(
             let body = format!(
                 "<section class=\"confirm\"><h1>Restore job created</h1>\
                  <p>Snapshot <code>{snap}</code> is ready to download through this one-time link, valid until {until} and for {max} download(s):</p>\
-                 <p class=\"link\"><a href=\"{link}\" download id=\"download\">Download the snapshot</a></p>\
+                 <p class=\"link\"><a href=\"{link}\" download id=\"download\">Download the snapshot</a><br><code id=\"link\">{link}</code></p>\
                  <p class=\"muted\">The link is a credential: whoever has it can download the data. It also stays listed on the cluster's page, to backup admins, until it is used or expires.</p>\
                  <p><a href=\"{back}\" id=\"back\">Back to the cluster</a></p></section>",
                 snap = E(job.snapshot_id),

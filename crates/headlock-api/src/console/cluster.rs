@@ -46,8 +46,9 @@ pub(crate) fn action_button(
         None => action.to_string(),
     };
     format!(
-        "<form method=\"get\" action=\"{base}/confirm\" class=\"inline\">{hidden}<button type=\"submit\" class=\"action{}\" id=\"{}\">{}</button></form>",
+        "<form method=\"get\" action=\"{base}/confirm\" class=\"inline\">{hidden}<button type=\"submit\" class=\"action{}{}\" id=\"{}\">{}</button></form>",
         if danger { " danger" } else { "" },
+        if params.is_empty() { "" } else { " small" },
         E(id),
         E(label)
     )
@@ -232,7 +233,7 @@ async fn keys_section(
         time::OffsetDateTime::now_utc(),
     ));
     out.push_str(
-        "<table class=\"list\" id=\"keys\"><thead><tr><th>Key</th><th>Created</th><th>Retired</th><th>Rotation</th><th>Asked by</th><th>KMIP state</th><th class=\"num\">Data keys</th><th class=\"num\">Snapshots</th><th>Destruction</th></tr></thead><tbody>",
+        "<table class=\"list\" id=\"keys\"><thead><tr><th>Key</th><th>Created → retired</th><th>Rotation</th><th>Asked by</th><th>KMIP state</th><th class=\"num\">Data keys</th><th class=\"num\">Snapshots</th><th>Destruction</th></tr></thead><tbody>",
     );
     for h in &history {
         let k = &h.key;
@@ -245,9 +246,9 @@ async fn keys_section(
             (Some(RetiredKeyFate::Destroying), _) => "being destroyed".into(),
             (Some(RetiredKeyFate::Kept), _) => "cancelled: kept".into(),
             (None, Some(at)) => {
-                let mut cell = format!("scheduled {}", date(at));
+                let mut cell = format!("scheduled<br>{}", date(at));
                 if admin {
-                    cell.push(' ');
+                    cell.push_str("<br>");
                     cell.push_str(&action_button(
                         base,
                         "keep-key",
@@ -270,7 +271,7 @@ async fn keys_section(
             (None, None) => "unknown".into(),
         };
         out.push_str(&format!(
-            "<tr><td><code>{uid}</code></td><td class=\"nowrap\">{created}</td><td class=\"nowrap\">{retired}</td><td>{rt}</td><td>{by}</td><td>{state}</td><td class=\"num\">{dk}</td><td class=\"num\">{sn}</td><td>{destruction}</td></tr>",
+            "<tr><td class=\"uid\"><code>{uid}</code></td><td class=\"when\">{created}<br>→ {retired}</td><td>{rt}</td><td>{by}</td><td>{state}</td><td class=\"num\">{dk}</td><td class=\"num\">{sn}</td><td class=\"fate\">{destruction}</td></tr>",
             uid = E(&k.kmip_uid),
             created = date(k.created),
             retired = k.retired.map(date).unwrap_or_else(|| "current".into()),
@@ -312,7 +313,7 @@ async fn snapshots_section(
         let r = &v.record;
         let id = r.id.to_string();
         out.push_str(&format!(
-            "<tr><td><code>{id}</code></td><td class=\"nowrap\">{taken}</td><td>{kind}</td><td class=\"num\" title=\"{data_b} bytes\">{data}</td><td class=\"num\" title=\"{stored_b} bytes\">{stored}</td><td><code>{key}</code></td><td>{expires}</td>",
+            "<tr><td class=\"id\"><code>{id}</code></td><td class=\"when\">{taken}</td><td>{kind}</td><td class=\"num\" title=\"{data_b} bytes\">{data}</td><td class=\"num\" title=\"{stored_b} bytes\">{stored}</td><td class=\"uid\"><code>{key}</code></td><td>{expires}</td>",
             id = E(&id),
             taken = date(r.created),
             kind = E(r.kind.as_str()),
@@ -414,10 +415,10 @@ async fn reencryption_section(
     }
     out.push_str("<table class=\"list\" id=\"reencryption-jobs\"><thead><tr><th>Job</th><th>Part</th><th>Status</th><th>Progress</th><th>Started</th><th>Finished</th></tr></thead><tbody>");
     for j in &jobs {
-        let pct = if j.bytes_total == 0 {
-            if j.finished.is_some() { 100 } else { 0 }
-        } else {
-            (j.bytes_done.saturating_mul(100) / j.bytes_total).min(100)
+        let pct = match j.bytes_done.saturating_mul(100).checked_div(j.bytes_total) {
+            Some(p) => p.min(100),
+            None if j.finished.is_some() => 100,
+            None => 0,
         };
         let status_class = match j.status.as_str() {
             "FINISHED" => "ok",

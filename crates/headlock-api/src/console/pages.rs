@@ -10,8 +10,8 @@ use headlock_core::ObjectId;
 use headlock_core::model::{BackupConfig, Cluster, ClusterType};
 
 use super::{E, PAGE, Result, Session, date, page};
-use crate::AppState;
 use crate::routes::Routes;
+use crate::{ApiError, AppState};
 
 /// The routes of this module.
 pub fn routes() -> Routes {
@@ -27,8 +27,8 @@ pub(crate) fn with<T>(
     r: std::result::Result<T, headlock_service::ServiceError>,
 ) -> Result<T> {
     r.map_err(|e| super::ConsoleError {
-        error: e.into(),
-        session: Some(session.clone()),
+        error: Box::new(ApiError::from(e)),
+        session: Some(Box::new(session.clone())),
     })
 }
 
@@ -203,7 +203,7 @@ async fn events(
         };
         let outcome_class = if e.outcome == "SUCCESS" { "ok" } else { "bad" };
         body.push_str(&format!(
-            "<tr><td class=\"nowrap\">{when}</td><td><code>{kind}</code></td><td><span class=\"badge {outcome_class}\">{outcome}</span></td><td>{user}</td><td><code>{cluster}</code></td><td>{keys}</td><td class=\"detail\">{detail}</td></tr>",
+            "<tr><td class=\"when\">{when}</td><td><code>{kind}</code></td><td><span class=\"badge {outcome_class}\">{outcome}</span></td><td>{user}</td><td class=\"keys\"><code>{cluster}</code></td><td class=\"keys\">{keys}</td><td class=\"detail\">{detail}</td></tr>",
             when = date(e.created),
             kind = E(&e.event_type),
             outcome = E(&e.outcome),

@@ -260,8 +260,10 @@ impl FromRequest<AppState> for Posted {
         if fields.len() > MAX_FIELDS || !bool::from(csrf.as_bytes().ct_eq(session.csrf.as_bytes()))
         {
             return Err(super::ConsoleError {
-                error: forbidden("The form's CSRF token is missing or wrong: reload the page."),
-                session: Some(session),
+                error: Box::new(forbidden(
+                    "The form's CSRF token is missing or wrong: reload the page.",
+                )),
+                session: Some(Box::new(session)),
             }
             .into_response());
         }
@@ -443,8 +445,8 @@ async fn sign_out(State(state): State<AppState>, posted: Posted) -> Response {
         .await
     {
         return super::ConsoleError {
-            error: e.into(),
-            session: Some(posted.session),
+            error: Box::new(ApiError::from(e)),
+            session: Some(Box::new(posted.session)),
         }
         .into_response();
     }

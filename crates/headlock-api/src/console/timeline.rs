@@ -66,17 +66,41 @@ pub fn svg(
     {
         end = end.max(t);
     }
-    // A little room on both sides; at least a minute wide.
-    let span = ((end - start).whole_milliseconds() as f64).max(60_000.0);
-    let (start_ms, span) = (
-        (start.unix_timestamp_nanos() / 1_000_000) as f64 - span * 0.03,
-        span * 1.06,
-    );
+    // The scale: every distinct moment (to the second) of the history gets an equal
+    // share of the width, in order, with straight interpolation in between. Keys
+    // rotated seconds apart and a rotation scheduled a month ahead then all stay
+    // legible; the axis says the drawing is not to scale, and every moment is dated in
+    // its row or its marker.
+    let mut moments: Vec<i64> = history
+        .iter()
+        .flat_map(|h| {
+            [
+                Some(h.key.created),
+                h.key.retired,
+                h.scheduled_destruction,
+                h.fate.as_ref().map(|f| f.changed),
+            ]
+        })
+        .flatten()
+        .chain([now])
+        .chain(next_rotation)
+        .map(|t| t.unix_timestamp())
+        .collect();
+    moments.sort_unstable();
+    moments.dedup();
     let x0 = LABEL + 10.0;
     let x1 = WIDTH - RIGHT;
+    let step = (x1 - x0 - 20.0) / (moments.len().max(2) - 1) as f64;
     let x = |t: OffsetDateTime| -> f64 {
-        let ms = (t.unix_timestamp_nanos() / 1_000_000) as f64;
-        x0 + (ms - start_ms) / span * (x1 - x0)
+        let t = t.unix_timestamp();
+        let i = moments.partition_point(|&m| m <= t).saturating_sub(1);
+        let base = x0 + 10.0 + step * i as f64;
+        match moments.get(i + 1) {
+            Some(&next) if next > moments[i] && t > moments[i] => {
+                base + step * (t - moments[i]) as f64 / (next - moments[i]) as f64
+            }
+            _ => base,
+        }
     };
     let height = TOP + ROW * oldest_first.len() as f64 + 36.0;
     let mut out = format!(
@@ -94,6 +118,16 @@ pub fn svg(
         first = E(date(start)),
         last = E(date(end)),
     ));
+    for &m in &moments {
+        if let Ok(t) = OffsetDateTime::from_unix_timestamp(m) {
+            let xm = x(t);
+            out.push_str(&format!(
+                "<line class=\"tickmark\" x1=\"{xm:.1}\" y1=\"{a}\" x2=\"{xm:.1}\" y2=\"{b}\"/>",
+                a = axis_y - 4.0,
+                b = axis_y + 4.0
+            ));
+        }
+    }
     let bottom = TOP + ROW * oldest_first.len() as f64;
     // Now, and the next scheduled rotation.
     let xn = x(now);
@@ -121,10 +155,10 @@ pub fn svg(
         let bar_y = y + 6.0;
         let (a, b) = (
             x(k.created),
-            x(k.retired.unwrap_or(now)).max(x(k.created) + 3.0),
+            x(k.retired.unwrap_or(now)).max(x(k.created) + 14.0),
         );
         // The label: key id (shortened), then why and who, then what it protects.
-        let uid: String = k.kmip_uid.as_str().chars().take(24).collect();
+        let uid: String = k.kmip_uid.as_str().chars().take(38).collect();
         out.push_str(&format!(
             "<g class=\"key {class}\"><title>{full}: {what}</title>\
              <text class=\"uid\" x=\"8\" y=\"{ty1}\">{uid}</text>\
@@ -142,17 +176,23 @@ pub fn svg(
             w = b - a,
             cy = bar_y + 8.0,
         ));
-        // The state at the bar's end.
-        let label_x = (b + 6.0).min(x1 - 4.0);
-        let anchor = if b + 120.0 > x1 { "end" } else { "start" };
-        let label_x = if anchor == "end" {
-            a.max(b - 6.0)
-        } else {
-            label_x
+        // What became of it, and when, under the bar.
+        let until = match k.retired {
+            Some(r) => date(r),
+            None => "now".into(),
         };
-        let label_y = bar_y + 30.0;
+        let (label_x, anchor) = if a + 360.0 > x1 {
+            (x1, "end")
+        } else {
+            (a, "start")
+        };
         out.push_str(&format!(
-            "<text class=\"state\" x=\"{label_x:.1}\" y=\"{label_y}\" text-anchor=\"{anchor}\">{what}</text>"
+            "<line class=\"row-line\" x1=\"8\" y1=\"{ly}\" x2=\"{x1}\" y2=\"{ly}\"/>\
+             <text class=\"state\" x=\"{label_x:.1}\" y=\"{ty}\" text-anchor=\"{anchor}\"><tspan class=\"what\">{what}</tspan> · {from} → {until}</text>",
+            ly = y + ROW - 4.0,
+            ty = bar_y + 30.0,
+            from = E(date(k.created)),
+            until = E(until),
         ));
         if let Some(at) = h.scheduled_destruction {
             let xd = x(at);
@@ -198,7 +238,80 @@ pub fn svg(
          <span class=\"swatch compromised\"></span>compromised \
          <span class=\"swatch destroyed\"></span>destroyed \
          <span class=\"swatch scheduled\"></span>destruction scheduled \
-         <span class=\"swatch next\"></span>next scheduled rotation</p>",
+         <span class=\"swatch next\"></span>next scheduled rotation \
+         · moments are spaced evenly, in order, not to scale</p>",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use headlock_core::ObjectId;
+    use headlock_core::keys::{KeyState, KmipUid};
+    use headlock_core::model::{MasterKeyRecord, RotationType};
+    use headlock_service::clusters::KeyHistoryEntry;
+    use time::{Duration, OffsetDateTime};
+
+    fn entry(
+        uid: &str,
+        created: OffsetDateTime,
+        retired: Option<OffsetDateTime>,
+        rotation_type: RotationType,
+        state: KeyState,
+    ) -> KeyHistoryEntry {
+        KeyHistoryEntry {
+            key: MasterKeyRecord {
+                cluster_id: ObjectId::new(),
+                kmip_uid: KmipUid::new(uid),
+                kmip_server: "kmip:5696".into(),
+                kmip_name: "n".into(),
+                created,
+                retired,
+                rotation_type,
+                requested_by: "<ops>".into(),
+            },
+            state: Some(state),
+            state_error: None,
+            data_keys: 2,
+            snapshots: 5,
+            fate: None,
+            scheduled_destruction: None,
+        }
+    }
+
+    /// A key followed by a compromise rotation is drawn as compromised, the current key
+    /// as current, the next rotation is marked, and names are escaped.
+    #[test]
+    fn draws_each_key_with_its_fate_and_the_next_rotation() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let t0 = now - Duration::days(40);
+        let t1 = now - Duration::seconds(5);
+        let history = vec![
+            entry(
+                "k-new",
+                t1,
+                None,
+                RotationType::Compromise,
+                KeyState::Active,
+            ),
+            entry(
+                "k-old",
+                t0,
+                Some(t1),
+                RotationType::Initial,
+                KeyState::Deactivated,
+            ),
+        ];
+        let svg = super::svg(&history, Some(now + Duration::days(30)), now);
+        assert_eq!(svg.matches("<g class=\"key ").count(), 2);
+        let old = svg.find("k-old").unwrap();
+        let new = svg.find("k-new").unwrap();
+        assert!(old < new, "oldest key first");
+        assert!(svg.contains("<g class=\"key compromised\"><title>k-old: compromised"));
+        assert!(svg.contains("<g class=\"key current\"><title>k-new: current"));
+        assert!(svg.contains("next rotation 2027-"));
+        assert!(svg.contains("by &lt;ops&gt;"));
+        assert!(!svg.contains("<ops>"));
+        assert!(svg.contains("2 data keys · 5 snapshots"));
+    }
 }
