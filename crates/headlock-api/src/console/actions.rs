@@ -213,11 +213,7 @@ async fn confirm(
     };
     let mut fields = session.csrf_field();
     for (k, v) in &hidden {
-        fields.push_str(&format!(
-            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-            E(k),
-            E(v)
-        ));
+        fields.push_str(&super::hidden(k, v));
     }
     let back = format!("/g/{}/c/{}", c.group_id, c.id);
     let body = format!(
@@ -243,10 +239,26 @@ async fn act(
         E(cluster_id.to_ascii_lowercase())
     );
     match posted.field("action") {
-        "enable-encryption" => {
-            let patch = BackupConfigPatch {
-                encryption_enabled: Some(true),
-                ..BackupConfigPatch::default()
+        action @ ("enable-encryption" | "schedule") => {
+            let patch = if action == "schedule" {
+                BackupConfigPatch {
+                    rotation_period_days: Some(days(
+                        session,
+                        posted.field("rotation_days"),
+                        "The rotation period",
+                    )?),
+                    retired_key_destroy_after_days: Some(days(
+                        session,
+                        posted.field("destroy_days"),
+                        "The retirement delay",
+                    )?),
+                    ..BackupConfigPatch::default()
+                }
+            } else {
+                BackupConfigPatch {
+                    encryption_enabled: Some(true),
+                    ..BackupConfigPatch::default()
+                }
             };
             with(
                 session,
@@ -260,27 +272,6 @@ async fn act(
                 session,
                 s.service
                     .rotate_encryption_key(actor, &group_id, &cluster_id)
-                    .await,
-            )?;
-        }
-        "schedule" => {
-            let patch = BackupConfigPatch {
-                rotation_period_days: Some(days(
-                    session,
-                    posted.field("rotation_days"),
-                    "The rotation period",
-                )?),
-                retired_key_destroy_after_days: Some(days(
-                    session,
-                    posted.field("destroy_days"),
-                    "The retirement delay",
-                )?),
-                ..BackupConfigPatch::default()
-            };
-            with(
-                session,
-                s.service
-                    .patch_backup_config(actor, &group_id, &cluster_id, patch)
                     .await,
             )?;
         }

@@ -30,16 +30,9 @@ pub(crate) fn action_button(
     label: &str,
     danger: bool,
 ) -> String {
-    let mut hidden = format!(
-        "<input type=\"hidden\" name=\"action\" value=\"{}\">",
-        E(action)
-    );
+    let mut hidden = super::hidden("action", action);
     for (k, v) in params {
-        hidden.push_str(&format!(
-            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-            E(k),
-            E(v)
-        ));
+        hidden.push_str(&super::hidden(k, v));
     }
     let id = match params.iter().find(|(k, _)| *k == "snapshot" || *k == "key") {
         Some((_, v)) => format!("{action}-{v}"),
@@ -360,35 +353,59 @@ async fn restore_jobs_section(
             .list_restore_jobs(&session.actor, group_id, &c.id.to_string(), PAGE)
             .await,
     )?;
-    let mut out = String::from("<section><h2>Restore jobs</h2>");
-    if jobs.is_empty() {
-        out.push_str("<p class=\"empty\">None.</p></section>");
-        return Ok(out);
-    }
-    out.push_str("<table class=\"list\" id=\"restore-jobs\"><thead><tr><th>Job</th><th>Snapshot</th><th>Created</th><th>Asked by</th><th>Link</th></tr></thead><tbody>");
     let now = time::OffsetDateTime::now_utc();
-    for (j, token) in &jobs {
-        let link = match token {
-            _ if j.downloads >= j.max_downloads => "downloaded".to_string(),
-            _ if now > j.expires => "expired".to_string(),
-            Some(t) => format!(
-                "<a href=\"{}\" download id=\"download-{}\">Download</a> <span class=\"muted\">until {}</span>",
-                E(download_path(j, t)),
+    let rows: Vec<String> = jobs
+        .iter()
+        .map(|(j, token)| {
+            let link = match token {
+                _ if j.downloads >= j.max_downloads => "downloaded".to_string(),
+                _ if now > j.expires => "expired".to_string(),
+                Some(t) => format!(
+                    "<a href=\"{}\" download id=\"download-{}\">Download</a> <span class=\"muted\">until {}</span>",
+                    E(download_path(j, t)),
+                    j.id,
+                    date(j.expires)
+                ),
+                None => "ready (link shown to backup admins)".into(),
+            };
+            format!(
+                "<tr><td><code>{}</code></td><td><code>{}</code></td><td class=\"when\">{}</td><td>{}</td><td>{link}</td></tr>",
                 j.id,
-                date(j.expires)
-            ),
-            None => "ready (link shown to backup admins)".into(),
-        };
-        out.push_str(&format!(
-            "<tr><td><code>{}</code></td><td><code>{}</code></td><td class=\"nowrap\">{}</td><td>{}</td><td>{link}</td></tr>",
-            j.id,
-            j.snapshot_id,
-            date(j.created),
-            E(&j.requested_by)
-        ));
+                j.snapshot_id,
+                date(j.created),
+                E(&j.requested_by)
+            )
+        })
+        .collect();
+    Ok(table_section(
+        "Restore jobs",
+        "restore-jobs",
+        "None.",
+        &["Job", "Snapshot", "Created", "Asked by", "Link"],
+        &rows,
+    ))
+}
+
+/// A section with a title and a table of `rows`, or `empty` when there is none.
+fn table_section(title: &str, id: &str, empty: &str, head: &[&str], rows: &[String]) -> String {
+    let mut out = format!("<section><h2>{}</h2>", E(title));
+    if rows.is_empty() {
+        out.push_str(&format!("<p class=\"empty\">{}</p></section>", E(empty)));
+        return out;
+    }
+    out.push_str(&format!(
+        "<table class=\"list\" id=\"{}\"><thead><tr>",
+        E(id)
+    ));
+    for h in head {
+        out.push_str(&format!("<th>{}</th>", E(h)));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for r in rows {
+        out.push_str(r);
     }
     out.push_str("</tbody></table></section>");
-    Ok(out)
+    out
 }
 
 /// The delivery link of a restore job, on this origin (`/backup/restore/...`).
@@ -408,13 +425,7 @@ async fn reencryption_section(
             .list_reencryption_jobs(&session.actor, group_id, &c.id.to_string(), PAGE)
             .await,
     )?;
-    let mut out = String::from("<section><h2>Re-encryption jobs</h2>");
-    if jobs.is_empty() {
-        out.push_str("<p class=\"empty\">None (a compromise starts one).</p></section>");
-        return Ok(out);
-    }
-    out.push_str("<table class=\"list\" id=\"reencryption-jobs\"><thead><tr><th>Job</th><th>Part</th><th>Status</th><th>Progress</th><th>Started</th><th>Finished</th></tr></thead><tbody>");
-    for j in &jobs {
+    let rows: Vec<String> = jobs.iter().map(|j| {
         let pct = match j.bytes_done.saturating_mul(100).checked_div(j.bytes_total) {
             Some(p) => p.min(100),
             None if j.finished.is_some() => 100,
@@ -425,7 +436,7 @@ async fn reencryption_section(
             "FAILED" => "bad",
             _ => "run",
         };
-        out.push_str(&format!(
+        format!(
             "<tr><td><code>{id}</code></td><td><code>{part}</code></td><td><span class=\"badge {status_class} job-status\">{status}</span>{err}</td>\
              <td><progress max=\"100\" value=\"{pct}\"></progress> {done}/{total} snapshots, {bytes}</td><td class=\"nowrap\">{created}</td><td class=\"nowrap\">{finished}</td></tr>",
             id = j.id,
@@ -437,8 +448,13 @@ async fn reencryption_section(
             bytes = size(j.bytes_done),
             created = date(j.created),
             finished = j.finished.map(date).unwrap_or_else(|| "-".into()),
-        ));
-    }
-    out.push_str("</tbody></table></section>");
-    Ok(out)
+        )
+    }).collect();
+    Ok(table_section(
+        "Re-encryption jobs",
+        "reencryption-jobs",
+        "None (a compromise starts one).",
+        &["Job", "Part", "Status", "Progress", "Started", "Finished"],
+        &rows,
+    ))
 }

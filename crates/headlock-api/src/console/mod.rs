@@ -124,6 +124,27 @@ impl<T: fmt::Display> fmt::Display for E<T> {
     }
 }
 
+/// A hidden form field.
+pub fn hidden(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        E(name),
+        E(value)
+    )
+}
+
+/// "The first 100 of 230 groups.", when a list was cut.
+pub fn more(shown: usize, total: u64, what: &str) -> String {
+    if total > shown as u64 {
+        format!(
+            "<p class=\"note\">The first {shown} of {total} {}.</p>",
+            E(what)
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// A whole page: the layout around `body`. `session` adds the navigation bar, the
 /// user's name and the sign-out form.
 pub fn page(title: &str, session: Option<&Session>, body: &str) -> Response {
@@ -225,18 +246,12 @@ pub fn see_other(to: &str) -> Response {
     resp
 }
 
-/// `2026-12-04 15:09 UTC`.
+/// `2026-12-04 15:09:34 UTC`: the API's RFC 3339 form, for people.
 pub fn date(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let mut s = crate::clusters::rfc3339(t).replace('T', " ");
+    s.pop();
+    s.push_str(" UTC");
+    s
 }
 
 /// `1.5 MiB` (bytes below 1 KiB as such).

@@ -54,12 +54,7 @@ async fn groups(State(s): State<AppState>, session: Session) -> Result<Response>
             ));
         }
         body.push_str("</tbody></table>");
-        if total > groups.len() as u64 {
-            body.push_str(&format!(
-                "<p class=\"note\">The first {} of {total} groups.</p>",
-                groups.len()
-            ));
-        }
+        body.push_str(&super::more(groups.len(), total, "groups"));
     }
     Ok(page("Groups", Some(&session), &body))
 }
@@ -154,12 +149,7 @@ async fn group(
             }
         }
         body.push_str("</tbody></table>");
-        if total > clusters.len() as u64 {
-            body.push_str(&format!(
-                "<p class=\"note\">The first {} of {total} clusters.</p>",
-                clusters.len()
-            ));
-        }
+        body.push_str(&super::more(clusters.len(), total, "clusters"));
     }
     Ok(page(&view.group.name, Some(&session), &body))
 }
@@ -179,6 +169,13 @@ async fn events(
         &session,
         s.service.events().list_events(actor, &group_id, PAGE).await,
     )?;
+    // Events name clusters by id: show their names.
+    let (clusters, _) = with(
+        &session,
+        s.service.list_clusters(actor, &group_id, None, PAGE).await,
+    )?;
+    let names: HashMap<ObjectId, String> =
+        clusters.iter().map(|c| (c.id, display_name(c))).collect();
     let verdict = match chain {
         Ok(n) => format!(
             "<p class=\"verdict ok\" id=\"chain\">Hash chain verified: all {n} events of the audit trail, every group's, are intact and in order.</p>"
@@ -203,21 +200,19 @@ async fn events(
         };
         let outcome_class = if e.outcome == "SUCCESS" { "ok" } else { "bad" };
         body.push_str(&format!(
-            "<tr><td class=\"when\">{when}</td><td><code>{kind}</code></td><td><span class=\"badge {outcome_class}\">{outcome}</span></td><td>{user}</td><td class=\"keys\"><code>{cluster}</code></td><td class=\"keys\">{keys}</td><td class=\"detail\">{detail}</td></tr>",
+            "<tr><td class=\"when\">{when}</td><td><code>{kind}</code></td><td><span class=\"badge {outcome_class}\">{outcome}</span></td><td>{user}</td><td>{cluster}</td><td class=\"keys\">{keys}</td><td class=\"detail\">{detail}</td></tr>",
             when = date(e.created),
             kind = E(&e.event_type),
             outcome = E(&e.outcome),
             user = E(e.username.as_deref().unwrap_or("")),
-            cluster = E(e.cluster_id.map(|c| c.to_string()).unwrap_or_default()),
+            cluster = E(e
+                .cluster_id
+                .map(|c| names.get(&c).cloned().unwrap_or_else(|| c.to_string()))
+                .unwrap_or_default()),
             detail = E(e.detail.as_deref().unwrap_or("")),
         ));
     }
     body.push_str("</tbody></table>");
-    if total > events.len() as u64 {
-        body.push_str(&format!(
-            "<p class=\"note\">The newest {} of {total} events.</p>",
-            events.len()
-        ));
-    }
+    body.push_str(&super::more(events.len(), total, "events"));
     Ok(page("Audit events", Some(&session), &body))
 }

@@ -91,10 +91,7 @@ pub struct Session {
 impl Session {
     /// The hidden form field every `POST` form carries.
     pub fn csrf_field(&self) -> String {
-        format!(
-            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-            E(&self.csrf)
-        )
+        super::hidden("csrf", &self.csrf)
     }
 }
 
@@ -158,7 +155,7 @@ impl FromRequestParts<AppState> for Session {
         };
         let ip = crate::middleware::client_ip(parts);
         if !access_list_allows(&user.access_list, ip) {
-            return Err(NoSession::Error(refused_address(ip)));
+            return Err(NoSession::Error(crate::middleware::refused_address(ip)));
         }
         Ok(Session {
             actor: Actor {
@@ -170,14 +167,6 @@ impl FromRequestParts<AppState> for Session {
             id,
         })
     }
-}
-
-fn refused_address(ip: std::net::IpAddr) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "IP_ADDRESS_NOT_ON_ACCESS_LIST",
-        format!("IP address {ip} is not allowed to access this resource."),
-    )
 }
 
 fn forbidden(detail: &str) -> ApiError {
@@ -354,41 +343,19 @@ async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
     let user = match (matches && stored.is_some(), user) {
         (true, Some(u)) => u,
         _ => {
-            let failure = state.throttle.record_failure(username, ip, Instant::now());
             tracing::info!(%ip, "console sign-in failed");
-            if failure.alert {
-                metrics::counter!(crate::metrics::AUTH_USER_ALERTS).increment(1);
-                tracing::warn!(
-                    username = %username,
-                    failures = failure.user_failures,
-                    %ip,
-                    "many failed logins for one username from any address; requests from other addresses are still served"
-                );
-            }
-            state
-                .service
-                .record_auth_failure(
-                    Some(username),
-                    Some(&ip.to_string()),
-                    "console sign-in: unknown user or wrong API key",
-                )
-                .await;
+            crate::middleware::failed_login(
+                &state,
+                username,
+                ip,
+                "console sign-in: unknown user or wrong API key",
+            )
+            .await;
             return refused();
         }
     };
-    state
-        .throttle
-        .record_success(&user.username, ip, Instant::now());
-    if !access_list_allows(&user.access_list, ip) {
-        state
-            .service
-            .record_auth_failure(
-                Some(&user.username),
-                Some(&ip.to_string()),
-                "address not on the access list",
-            )
-            .await;
-        return super::ConsoleError::from(refused_address(ip)).into_response();
+    if let Err(e) = crate::middleware::succeeded_login(&state, &user, ip).await {
+        return super::ConsoleError::from(e).into_response();
     }
     let mut raw = zeroize::Zeroizing::new([0u8; 32]);
     if SystemRandom::new().fill(&mut raw[..]).is_err() {
