@@ -415,13 +415,40 @@ async fn console_end_to_end_in_chromium() {
     assert_ne!(w.key_of(&g, &rs), compromised_key);
     shot(&c, &shots, "cluster-after-compromise").await;
 
+    // Cancel the scheduled destruction of the first key: it is kept for good.
+    let first = w.admin.key_history(&g, &rs).last().unwrap()["encryptionKeyUUID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(first, first_key);
+    confirm(&c, &format!("#keep-key-{first}"), &first).await;
+    assert!(text(&c, "#keys").await.contains("cancelled: kept"));
+    let kept = w.admin.key_history(&g, &rs);
+    assert_eq!(kept.last().unwrap()["destructionCancelled"], true);
+
     // The sharded cluster's page: its parts as a tree, whole-cluster actions.
     c.goto(&format!("{base}/g/{g}/c/{sharded_id}"))
         .await
         .unwrap();
     assert!(text(&c, "#parts").await.contains("ledger-cfg"));
-    assert!(text(&c, "#rotate").await.contains("every part"));
     shot(&c, &shots, "sharded").await;
+    // Rotating the whole sharded cluster rotates every part.
+    let parts = w.admin.expect(
+        w.admin.get(&format!(
+            "/groups/{g}/clusters?parentClusterId={sharded_id}"
+        )),
+        200,
+    )["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(parts.len(), 3);
+    confirm(&c, "#rotate", "every part of ledger").await;
+    for p in &parts {
+        assert_eq!(w.admin.key_history(&g, p).len(), 2, "{p}");
+    }
 
     // The audit feed, with the chain's verdict.
     c.goto(&format!("{base}/g/{g}/events")).await.unwrap();
@@ -503,6 +530,24 @@ async fn console_end_to_end_in_chromium() {
             200
         )["id"],
         snapshot.as_str()
+    );
+
+    // The owner deletes the snapshot from the console.
+    click(&c, "#sign-out").await;
+    sign_in(&c, &base, "admin", &admin_key).await;
+    c.goto(&cluster_url).await.unwrap();
+    confirm(
+        &c,
+        &format!("#delete-snapshot-{snapshot}"),
+        "cannot be undone",
+    )
+    .await;
+    assert_eq!(count(&c, "#snapshots").await, 0, "no snapshot is listed");
+    assert_eq!(
+        w.admin
+            .get(&format!("/groups/{g}/clusters/{rs}/snapshots/{snapshot}"))
+            .status,
+        404
     );
     c.close().await.unwrap();
 }
