@@ -500,6 +500,12 @@ async fn console_end_to_end_in_chromium() {
     assert!(headers.contains("location: /sign-in"), "{headers}");
     assert_eq!(post(&act, &cookie, &good, &[]), 403);
     assert_eq!(w.admin.key_history(&g, &rs).len(), keys_before + 1);
+    // No secret reached the server's log (it logs at debug level in tests).
+    let log = w.server.log();
+    assert!(log.contains("console sign-in"), "the log is captured");
+    for secret in [&cookie, &csrf, &admin_key] {
+        assert!(!log.contains(secret.as_str()), "a secret in the log");
+    }
 
     // A read-only user sees no action, and the server refuses them anyway.
     sign_in(&c, &base, "viewer", &viewer_key).await;
@@ -550,4 +556,81 @@ async fn console_end_to_end_in_chromium() {
         404
     );
     c.close().await.unwrap();
+}
+
+/// Over TLS the session cookie is `Secure` with the `__Host-` prefix, and only that
+/// cookie opens a session (no browser needed: curl with the test CA).
+#[test]
+fn over_tls_the_session_cookie_is_secure_and_host_prefixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = kmip_server::pki::generate(&dir.path().join("tls"), "unused").unwrap();
+    let key = create_user(dir.path(), "admin", "GLOBAL_OWNER", None);
+    let server = common::Server::start(
+        dir.path(),
+        &[
+            "--tls-cert-file",
+            pki.server_cert.to_str().unwrap(),
+            "--tls-key-file",
+            pki.server_key.to_str().unwrap(),
+        ],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let ca = pki.ca_cert.to_str().unwrap();
+    let (status, headers) = curl(&[
+        "--cacert",
+        ca,
+        "--data-urlencode",
+        "username=admin",
+        "--data-urlencode",
+        &format!("api_key={key}"),
+        &format!("{}/sign-in", server.url),
+    ]);
+    assert_eq!(status, 303, "{headers}");
+    let cookie_line = headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {headers}"));
+    let value = cookie_line
+        .split_once("__Host-headlock-session=")
+        .and_then(|(_, rest)| rest.split(';').next())
+        .unwrap_or_else(|| {
+            panic!(
+                "not a __Host- cookie: {}",
+                cookie_line.split('=').next().unwrap()
+            )
+        });
+    let attrs = cookie_line.split_once(';').map_or("", |(_, a)| a);
+    for attr in [" Path=/", " HttpOnly", " SameSite=Strict", " Secure"] {
+        assert!(attrs.split(';').any(|a| a == attr), "{attr}: {attrs}");
+    }
+    let (status, _) = curl(&[
+        "--cacert",
+        ca,
+        "-H",
+        &format!("Cookie: __Host-headlock-session={value}"),
+        &format!("{}/", server.url),
+    ]);
+    assert_eq!(status, 200);
+    // The same token under the name used over plain HTTP opens nothing here.
+    let (status, _) = curl(&[
+        "--cacert",
+        ca,
+        "-H",
+        &format!("Cookie: headlock-session={value}"),
+        &format!("{}/", server.url),
+    ]);
+    assert_eq!(status, 303);
+    // A sign-in posted from the plain-HTTP origin of the same host is cross-origin.
+    let (status, _) = curl(&[
+        "--cacert",
+        ca,
+        "-H",
+        &format!("Origin: {}", server.url.replacen("https://", "http://", 1)),
+        "--data-urlencode",
+        "username=admin",
+        "--data-urlencode",
+        &format!("api_key={key}"),
+        &format!("{}/sign-in", server.url),
+    ]);
+    assert_eq!(status, 403);
 }
