@@ -9,7 +9,8 @@
 # URLs to the tests, and stops both by PID when it ends, however it ends. So it needs
 # only the Rust toolchain, curl, openssl (the command: a test encrypts a KMIP client key
 # with it, as an operator would) and python3 with venv support; it installs the Debian
-# packages for the last three when they are missing and it runs as root.
+# packages for the last three when they are missing and it runs as root, and Debian's
+# chromium and chromium-driver for the console's browser tests (scripts/chromium.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,11 @@ trap 'scripts/postgres.sh stop || true; scripts/moto.sh stop || true' EXIT
 HEADLOCK_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
 HEADLOCK_TEST_S3_ENDPOINT="$(scripts/moto.sh start)"
 export HEADLOCK_TEST_POSTGRES_URL HEADLOCK_TEST_S3_ENDPOINT
+# The web console's browser tests drive Debian's chromium through chromedriver; under
+# CI=true they fail rather than skip when it is missing.
+echo "== chromium and chromedriver" >&2
+scripts/chromium.sh
+export CI=true
 echo "== cargo test" >&2
 cargo test --workspace --locked "$@"
 # The run above builds headlock-service with its `test-hooks` feature (the headlock

@@ -17,6 +17,7 @@
 //! | [`server`] | the accept loop, with header, idle and body read timeouts on every connection |
 //! | [`routes`] | the route table: every route is mounted through it and recorded |
 //! | [`openapi`] | the OpenAPI 3.1 document of every route, `GET /api/public/v1.0/openapi.json` |
+//! | [`console`] | the web console at `/`: server-rendered HTML, sessions, CSRF (routes kept out of the OpenAPI table) |
 //! | [`groups`], [`clusters`], [`backup_configs`], [`events`], [`snapshots`], [`uploads`], [`restore_jobs`], [`reencryption`] | one module per resource, each with its `router()` (a [`routes::Routes`]) |
 //!
 //! [`app`] builds the router, so tests can drive it without a socket; the binary serves
@@ -28,6 +29,7 @@
 pub mod auth;
 pub mod backup_configs;
 pub mod clusters;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod groups;
@@ -192,7 +194,11 @@ pub fn app_and_routes(state: AppState, ops: Ops) -> (Router, Vec<(Method, String
         });
     }
     let (router, table) = routes.into_parts();
+    // The console's HTML routes are mounted beside the API's but not listed in `table`:
+    // the OpenAPI document describes the API, not the browser's pages (console module).
+    let (console, _) = console::routes().into_parts();
     let router = router
+        .merge(console)
         .fallback(|uri: axum::http::Uri| async move { ApiError::no_route(uri.path()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(

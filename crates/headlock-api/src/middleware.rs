@@ -44,7 +44,7 @@ fn unauthorized(state: &AppState, stale: bool) -> Response {
     resp
 }
 
-fn client_ip(parts: &Parts) -> IpAddr {
+pub(crate) fn client_ip(parts: &Parts) -> IpAddr {
     parts
         .extensions
         .get::<ConnectInfo<crate::PeerAddr>>()
@@ -157,45 +157,13 @@ async fn admit(state: &AppState, parts: &Parts) -> Result<Actor, Response> {
     };
     if let Err(e) = outcome {
         if e.counts_as_failure() {
-            let failure = state
-                .throttle
-                .record_failure(&resp.username, ip, Instant::now());
             tracing::info!(%ip, error = %e, "authentication failed");
-            if failure.alert {
-                metrics::counter!(crate::metrics::AUTH_USER_ALERTS).increment(1);
-                tracing::warn!(
-                    username = %resp.username,
-                    failures = failure.user_failures,
-                    %ip,
-                    "many failed logins for one username from any address; requests from other addresses are still served"
-                );
-            }
-            state
-                .service
-                .record_auth_failure(Some(&resp.username), Some(&ip.to_string()), &e.to_string())
-                .await;
+            failed_login(state, &resp.username, ip, &e.to_string()).await;
         }
         return Err(unauthorized(state, e.is_stale()));
     }
     let user = user.expect("verified users exist");
-    state
-        .throttle
-        .record_success(&user.username, ip, Instant::now());
-    if !access_list_allows(&user.access_list, ip) {
-        state
-            .service
-            .record_auth_failure(
-                Some(&user.username),
-                Some(&ip.to_string()),
-                "address not on the access list",
-            )
-            .await;
-        let mut e = ApiError::new(
-            StatusCode::FORBIDDEN,
-            "IP_ADDRESS_NOT_ON_ACCESS_LIST",
-            format!("IP address {ip} is not allowed to access this resource."),
-        );
-        e.parameters = vec![ip.to_string()];
+    if let Err(e) = succeeded_login(state, &user, ip).await {
         return Err(e.into_response());
     }
     Ok(Actor {
@@ -203,6 +171,62 @@ async fn admit(state: &AppState, parts: &Parts) -> Result<Actor, Response> {
         roles: user.roles.clone(),
         remote_address: Some(ip.to_string()),
     })
+}
+
+/// After a correct key (digest or the console's sign-in): clears the throttle's count,
+/// then checks the user's access list (audited as `AUTHENTICATION_FAILED` when the
+/// address is refused).
+pub(crate) async fn succeeded_login(
+    state: &AppState,
+    user: &headlock_core::model::User,
+    ip: IpAddr,
+) -> Result<(), ApiError> {
+    state
+        .throttle
+        .record_success(&user.username, ip, Instant::now());
+    if access_list_allows(&user.access_list, ip) {
+        return Ok(());
+    }
+    state
+        .service
+        .record_auth_failure(
+            Some(&user.username),
+            Some(&ip.to_string()),
+            "address not on the access list",
+        )
+        .await;
+    Err(refused_address(ip))
+}
+
+/// `IP_ADDRESS_NOT_ON_ACCESS_LIST` (403) for `ip`.
+pub(crate) fn refused_address(ip: IpAddr) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::FORBIDDEN,
+        "IP_ADDRESS_NOT_ON_ACCESS_LIST",
+        format!("IP address {ip} is not allowed to access this resource."),
+    );
+    e.parameters = vec![ip.to_string()];
+    e
+}
+
+/// Counts a failed login (a wrong key or an unknown user, through digest or the console's
+/// sign-in form) against the throttle, raises the per-username alert, and audits it as
+/// `AUTHENTICATION_FAILED` with `detail`.
+pub(crate) async fn failed_login(state: &AppState, username: &str, ip: IpAddr, detail: &str) {
+    let failure = state.throttle.record_failure(username, ip, Instant::now());
+    if failure.alert {
+        metrics::counter!(crate::metrics::AUTH_USER_ALERTS).increment(1);
+        tracing::warn!(
+            username = %username,
+            failures = failure.user_failures,
+            %ip,
+            "many failed logins for one username from any address; requests from other addresses are still served"
+        );
+    }
+    state
+        .service
+        .record_auth_failure(Some(username), Some(&ip.to_string()), detail)
+        .await;
 }
 
 /// The replay check of a correct response: the first use of a nonce in this process
@@ -229,7 +253,7 @@ async fn claim_and_record(
     Ok(state.auth.record(verified, now))
 }
 
-fn secrets_of(user: &headlock_core::model::User) -> Option<UserDigestSecrets> {
+pub(crate) fn secrets_of(user: &headlock_core::model::User) -> Option<UserDigestSecrets> {
     Some(UserDigestSecrets {
         ha1_md5: user.ha1_md5.as_slice().try_into().ok()?,
         ha1_sha256: user.ha1_sha256.as_slice().try_into().ok()?,

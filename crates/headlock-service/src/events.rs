@@ -48,4 +48,20 @@ impl Events {
             .await?
             .ok_or_else(|| NotFound::Event(id.into()).into())
     }
+
+    /// Re-computes the whole audit hash chain for a reader of `group_id` (the console
+    /// says on its events page whether it held): `Ok(events)` with the number of events
+    /// checked, or `Err(where it broke)`. Any other store failure is an error.
+    pub async fn verify_chain(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+    ) -> Result<std::result::Result<u64, String>> {
+        self.groups.readable_group(actor, group_id).await?;
+        match self.store.verify_audit_chain().await {
+            Ok(n) => Ok(Ok(n)),
+            Err(headlock_core::StoreError::AuditChainBroken(at)) => Ok(Err(at)),
+            Err(e) => Err(e.into()),
+        }
+    }
 }

@@ -78,6 +78,23 @@ const NONCE_CLAIM_PREFIX: &str = "digest-nonce:";
 /// Least time between two deletions of lapsed nonce claims by one process.
 const NONCE_PURGE_INTERVAL: time::Duration = time::Duration::minutes(1);
 
+/// The lease name prefix of web console sessions (the SHA-256 of the session token, hex,
+/// follows; the token itself is never stored).
+const CONSOLE_SESSION_PREFIX: &str = "console-session:";
+
+/// Checks a console session's identity: the hex SHA-256 of its token.
+fn session_name(token_sha256_hex: &str) -> Result<String> {
+    if token_sha256_hex.len() != 64 || !token_sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ServiceError::invalid_input(
+            "A session id is a 64-digit hex SHA-256.".into(),
+        ));
+    }
+    Ok(format!(
+        "{CONSOLE_SESSION_PREFIX}{}",
+        token_sha256_hex.to_ascii_lowercase()
+    ))
+}
+
 /// API users: create, look up (from the read cache), change and delete.
 #[derive(Clone)]
 pub struct Users {
@@ -144,6 +161,45 @@ impl Users {
             .store
             .acquire_lease(&format!("{NONCE_CLAIM_PREFIX}{nonce}"), holder, now, ttl)
             .await?)
+    }
+
+    /// Opens a web console session of `username` for `ttl`, in the store every node
+    /// shares (a lease named after the token's SHA-256, held by the username), so that
+    /// a session opened on one node is honoured, and ended, on all of them. Lapsed
+    /// sessions are deleted here. `false` if the id is already taken (a random 256-bit
+    /// token: never in practice).
+    pub async fn open_console_session(
+        &self,
+        token_sha256_hex: &str,
+        username: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let name = session_name(token_sha256_hex)?;
+        let now = crate::now();
+        self.store
+            .delete_expired_leases(CONSOLE_SESSION_PREFIX, now)
+            .await?;
+        if self.store.live_leases(&name, now).await?.len() == 1 {
+            return Ok(false);
+        }
+        Ok(self.store.acquire_lease(&name, username, now, ttl).await?)
+    }
+
+    /// The username of a live console session, if there is one.
+    pub async fn console_session(&self, token_sha256_hex: &str) -> Result<Option<String>> {
+        let name = session_name(token_sha256_hex)?;
+        let live = self.store.live_leases(&name, crate::now()).await?;
+        Ok(live.into_iter().find(|l| l.name == name).map(|l| l.holder))
+    }
+
+    /// Ends a console session (sign-out): every node refuses its token from now on.
+    pub async fn close_console_session(
+        &self,
+        token_sha256_hex: &str,
+        username: &str,
+    ) -> Result<()> {
+        let name = session_name(token_sha256_hex)?;
+        Ok(self.store.release_lease(&name, username).await?)
     }
 
     /// Creates a user with one role (a group role needs `group`).
