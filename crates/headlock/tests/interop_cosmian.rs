@@ -19,11 +19,11 @@ use std::path::Path;
 
 use common::{Api, KmipProcess, Server, assert_error, create_user, noise, restore, upload};
 use kmip::attribute::Attribute;
-use testkit::cosmian::CosmianKms;
 use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, ObjectType, ProtocolVersion,
     RevocationReasonCode, State,
 };
+use testkit::cosmian::CosmianKms;
 
 /// Cosmian KMS on `pki`, with its data in `dir`.
 fn start_cosmian(dir: &Path, pki: &kmip_server::pki::PkiPaths) -> CosmianKms {

@@ -191,11 +191,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enumerate()
     {
         let cosmian = cosmian.as_ref().map_or(String::new(), |(_, _, rates)| {
-            format!(
-                "  Cosmian {:>7.1}/s  ratio {:.1}x",
-                rates[i],
-                e / rates[i]
-            )
+            format!("  Cosmian {:>7.1}/s  ratio {:.1}x", rates[i], e / rates[i])
         });
         println!(
             "{workers:>2} at once: embedded {e:>8.1}/s  PyKMIP {p:>7.1}/s  ratio {:.1}x{cosmian}",

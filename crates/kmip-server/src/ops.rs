@@ -660,8 +660,7 @@ impl Handler {
 
     async fn activate(&self, ctx: &Ctx<'_>, uid: &str) -> OpResult {
         let mut write = self.store.write().await?;
-        let mut obj =
-            Self::load_pre_active(&mut write, ctx, uid, "it can be activated").await?;
+        let mut obj = Self::load_pre_active(&mut write, ctx, uid, "it can be activated").await?;
         let t = now();
         obj.state = State::ACTIVE;
         obj.activation_date = Some(t);
@@ -855,8 +854,7 @@ impl Handler {
         };
         let mut write = self.store.write().await?;
         let mut obj =
-            Self::load_pre_active(&mut write, ctx, &uid, "its Activation Date can change")
-                .await?;
+            Self::load_pre_active(&mut write, ctx, &uid, "its Activation Date can change").await?;
         let t = now();
         obj.activation_date = Some(date);
         if date <= t {

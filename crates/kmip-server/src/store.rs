@@ -576,7 +576,9 @@ impl Writer {
     /// COMMITs the open transaction (if any). On failure the transaction is rolled
     /// back, so that none of the group's writes remain.
     async fn commit_group(&mut self) -> Result<(), String> {
-        self.discard_unfinished_op().await.map_err(|e| e.to_string())?;
+        self.discard_unfinished_op()
+            .await
+            .map_err(|e| e.to_string())?;
         if !self.in_transaction {
             return Ok(());
         }
@@ -892,7 +894,13 @@ mod tests {
         let base = store.get("base", "alice").await.unwrap().unwrap();
         assert_eq!(base.names.len(), 33);
         for i in 0..32 {
-            assert!(store.get(&format!("o{i}"), "alice").await.unwrap().is_some());
+            assert!(
+                store
+                    .get(&format!("o{i}"), "alice")
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         }
     }
 
