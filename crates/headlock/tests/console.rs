@@ -160,6 +160,22 @@ async fn confirm(c: &Client, css: &str, what: &str) {
     click(c, "#confirm").await;
 }
 
+/// Types `value` into the field with id `id`.
+async fn fill(c: &Client, id: &str, value: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(value)
+        .await
+        .unwrap();
+}
+
+/// The last path segment of the page's URL (the id a create redirected to).
+async fn last_segment(c: &Client) -> String {
+    let url = c.current_url().await.unwrap();
+    url.path().rsplit('/').next().unwrap().to_string()
+}
+
 async fn sign_in(c: &Client, base: &str, user: &str, key: &str) {
     c.goto(&format!("{base}/")).await.unwrap();
     assert!(c.current_url().await.unwrap().path() == "/sign-in");
@@ -245,19 +261,7 @@ async fn console_end_to_end_in_chromium() {
     };
     let w = World::new();
     let base = w.server.url.clone();
-    let g = w.group("Payments");
-    let rs = w.replica_set(&g, "orders");
-    let sharded = w.admin.expect(
-        w.admin.post(
-            &format!("/groups/{g}/clusters"),
-            r#"{"clusterName":"ledger","typeName":"SHARDED_REPLICA_SET","shards":[{"shardName":"shard0","replicaSetName":"ledger-rs0"},{"shardName":"shard1","replicaSetName":"ledger-rs1"}],"configServerReplicaSet":"ledger-cfg"}"#,
-        ),
-        201,
-    );
-    let sharded_id = sharded["id"].as_str().unwrap().to_string();
-    w.enable_encryption(&g, &sharded_id);
     let admin_key = w.admin.key.clone();
-    let viewer_key = create_user(w.dir.path(), "viewer", "GROUP_READ_ONLY", Some(&g));
 
     let tmp = tempfile::tempdir().unwrap();
     let downloads = tmp.path().join("downloads");
@@ -298,7 +302,44 @@ async fn console_end_to_end_in_chromium() {
     ]);
     assert_eq!(status, 401);
 
+    // Nothing exists yet but the user: the group and its clusters are made here.
     sign_in(&c, &base, "admin", &admin_key).await;
+    fill(&c, "group-name", "Payments").await;
+    click(&c, "#create-group").await;
+    let g = last_segment(&c).await;
+    assert_eq!(
+        w.admin.expect(w.admin.get(&format!("/groups/{g}")), 200)["name"],
+        "Payments"
+    );
+    fill(&c, "cluster-name", "orders").await;
+    click(&c, "#register").await;
+    let rs = last_segment(&c).await;
+    c.goto(&format!("{base}/g/{g}")).await.unwrap();
+    shot(&c, &shots, "register").await;
+    fill(&c, "cluster-name", "ledger").await;
+    c.find(Locator::Css(
+        "#cluster-type option[value=SHARDED_REPLICA_SET]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    fill(&c, "shards", "shard0 ledger-rs0\nshard1 ledger-rs1").await;
+    fill(&c, "config-server", "ledger-cfg").await;
+    click(&c, "#register").await;
+    let sharded_id = last_segment(&c).await;
+    let parts = w.admin.expect(
+        w.admin.get(&format!(
+            "/groups/{g}/clusters?parentClusterId={sharded_id}"
+        )),
+        200,
+    );
+    assert_eq!(parts["totalCount"], 3, "{parts}");
+    w.enable_encryption(&g, &sharded_id);
+    let viewer_key = create_user(w.dir.path(), "viewer", "GROUP_READ_ONLY", Some(&g));
+
+    c.goto(&format!("{base}/")).await.unwrap();
     assert!(text(&c, "#groups").await.contains("Payments"));
     shot(&c, &shots, "groups").await;
 

@@ -1,6 +1,9 @@
 //! The groups, a group's clusters (a sharded cluster as a tree of its shards and config
 //! server replica set, each with its backup status and encryption state) and the audit
-//! events feed with the hash chain's verdict.
+//! events feed with the hash chain's verdict; creating a group (global owners) and
+//! registering a cluster (the group's backup admins), through the service calls of
+//! `POST /groups` and `POST /groups/{G}/clusters`. Neither destroys anything, so they
+//! need no confirmation page; both carry the CSRF token ([`Posted`]).
 
 use std::collections::HashMap;
 
@@ -8,8 +11,10 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use headlock_core::ObjectId;
 use headlock_core::model::{BackupConfig, Cluster, ClusterType};
+use headlock_service::clusters::{NewCluster, NewShard};
 
-use super::{E, PAGE, Result, Session, date, page};
+use super::session::Posted;
+use super::{E, PAGE, Result, Session, date, page, see_other};
 use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
@@ -17,7 +22,9 @@ use crate::{ApiError, AppState};
 pub fn routes() -> Routes {
     Routes::new()
         .get("/", groups)
+        .post("/groups", create_group)
         .get("/g/{group_id}", group)
+        .post("/g/{group_id}/clusters", register_cluster)
         .get("/g/{group_id}/events", events)
 }
 
@@ -56,7 +63,91 @@ async fn groups(State(s): State<AppState>, session: Session) -> Result<Response>
         body.push_str("</tbody></table>");
         body.push_str(&super::more(groups.len(), total, "groups"));
     }
+    if session.actor.require_global_owner().is_ok() {
+        body.push_str(&format!(
+            "<h2 class=\"section\">New group</h2><form method=\"post\" action=\"/groups\" class=\"schedule\" id=\"create-group-form\">{}\
+             <label>Name <input name=\"name\" id=\"group-name\" required maxlength=\"64\"></label>\
+             <button type=\"submit\" class=\"action\" id=\"create-group\">Create group</button></form>",
+            session.csrf_field()
+        ));
+    }
     Ok(page("Groups", Some(&session), &body))
+}
+
+async fn create_group(State(s): State<AppState>, posted: Posted) -> Result<Response> {
+    let session = &posted.session;
+    let view = with(
+        session,
+        s.service
+            .groups()
+            .create_group(&session.actor, posted.field("name"))
+            .await,
+    )?;
+    Ok(see_other(&format!("/g/{}", view.group.id)))
+}
+
+/// `shard replica-set` pairs, one per line (or separated by commas).
+fn shards(text: &str) -> Option<Vec<NewShard>> {
+    text.split(['\n', ','])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [shard, rs] => Some(NewShard {
+                shard_name: shard.to_owned(),
+                replica_set_name: rs.to_owned(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn register_cluster(
+    State(s): State<AppState>,
+    Path(group_id): Path<String>,
+    posted: Posted,
+) -> Result<Response> {
+    let session = &posted.session;
+    let invalid = |detail: &str| super::ConsoleError {
+        error: Box::new(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "INVALID_ATTRIBUTE",
+            detail,
+        )),
+        session: Some(Box::new(session.clone())),
+    };
+    let optional =
+        |name: &str| Some(posted.field(name).trim().to_owned()).filter(|v| !v.is_empty());
+    let new = match posted.field("type") {
+        "REPLICA_SET" => NewCluster {
+            cluster_name: posted.field("cluster_name").to_owned(),
+            type_name: ClusterType::ReplicaSet,
+            replica_set_name: optional("replica_set_name"),
+            shards: Vec::new(),
+            config_server_replica_set: None,
+        },
+        "SHARDED_REPLICA_SET" => NewCluster {
+            cluster_name: posted.field("cluster_name").to_owned(),
+            type_name: ClusterType::ShardedReplicaSet,
+            replica_set_name: None,
+            shards: shards(posted.field("shards")).ok_or_else(|| {
+                invalid("Shards are one per line: the shard's name and its replica set's name.")
+            })?,
+            config_server_replica_set: optional("config_server"),
+        },
+        _ => return Err(invalid("The type is a replica set or a sharded cluster.")),
+    };
+    let clusters = with(
+        session,
+        s.service
+            .register_cluster(&session.actor, &group_id, new)
+            .await,
+    )?;
+    let top = clusters
+        .iter()
+        .find(|c| c.parent_cluster_id.is_none())
+        .or(clusters.first())
+        .ok_or_else(|| invalid("No cluster was registered."))?;
+    Ok(see_other(&format!("/g/{}/c/{}", top.group_id, top.id)))
 }
 
 /// `typeName` as people say it.
@@ -150,6 +241,19 @@ async fn group(
         }
         body.push_str("</tbody></table>");
         body.push_str(&super::more(clusters.len(), total, "clusters"));
+    }
+    if actor.can_admin_backup(g) {
+        body.push_str(&format!(
+            "<h2 class=\"section\">Register a cluster</h2><form method=\"post\" action=\"/g/{g}/clusters\" class=\"register\" id=\"register-form\">{csrf}\
+             <label>Name <input name=\"cluster_name\" id=\"cluster-name\" required maxlength=\"64\"></label>\
+             <label>Type <select name=\"type\" id=\"cluster-type\"><option value=\"REPLICA_SET\">replica set</option><option value=\"SHARDED_REPLICA_SET\">sharded cluster</option></select></label>\
+             <label>Replica set name <span class=\"hint\">(replica set; default: the name)</span> <input name=\"replica_set_name\" id=\"replica-set-name\" maxlength=\"64\"></label>\
+             <label>Shards <span class=\"hint\">(sharded: one per line, shard name and replica set name)</span> <textarea name=\"shards\" id=\"shards\" rows=\"3\" maxlength=\"2000\"></textarea></label>\
+             <label>Config server replica set <span class=\"hint\">(sharded)</span> <input name=\"config_server\" id=\"config-server\" maxlength=\"64\"></label>\
+             <button type=\"submit\" class=\"action\" id=\"register\">Register the cluster</button></form>",
+            g = E(g),
+            csrf = session.csrf_field(),
+        ));
     }
     Ok(page(&view.group.name, Some(&session), &body))
 }
