@@ -569,6 +569,29 @@ async fn console_end_to_end_in_chromium() {
         &format!("{cluster_url}/confirm?action=rotate"),
     ]);
     assert_eq!(status, 403);
+    // Nor may they create a group or register a cluster: no form, and a refused POST.
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(count(&c, "#create-group-form").await, 0);
+    c.goto(&format!("{base}/g/{g}")).await.unwrap();
+    assert_eq!(count(&c, "#register-form").await, 0);
+    assert_eq!(
+        post(
+            &format!("{base}/groups"),
+            &cookie,
+            &format!("name=Other&csrf={csrf}"),
+            &[]
+        ),
+        403
+    );
+    assert_eq!(
+        post(
+            &format!("{base}/g/{g}/clusters"),
+            &cookie,
+            &format!("cluster_name=other&type=REPLICA_SET&csrf={csrf}"),
+            &[]
+        ),
+        403
+    );
     assert_eq!(w.admin.key_history(&g, &rs).len(), keys_before + 1);
     assert_eq!(
         w.admin.expect(
