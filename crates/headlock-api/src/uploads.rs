@@ -274,5 +274,8 @@ async fn parent(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // Chunk ids and names of files: no cache may keep them.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }

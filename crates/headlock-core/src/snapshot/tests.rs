@@ -1069,6 +1069,13 @@ fn big_tree(n: usize) -> Manifest {
     }
 }
 
+/// `big_tree(10_000)` sealed as a v2 manifest of `f`: five frames.
+fn sealed_big_tree(f: &Fixture) -> Vec<u8> {
+    f.cipher
+        .seal_manifest_v2(f.cluster, f.snapshot, &big_tree(10_000))
+        .unwrap()
+}
+
 /// The frames of a sealed v2 manifest (prefix included), after its magic.
 fn frames_of(sealed: &[u8]) -> Vec<Vec<u8>> {
     assert_eq!(&sealed[..8], b"HLMANI02");
@@ -1166,10 +1173,7 @@ fn accepts_v2_round_trip_over_several_frames_and_still_reads_v1() {
 #[test]
 fn rejects_v2_manifest_cut_after_any_frame_but_the_final_one() {
     let f = fixture();
-    let sealed = f
-        .cipher
-        .seal_manifest_v2(f.cluster, f.snapshot, &big_tree(10_000))
-        .unwrap();
+    let sealed = sealed_big_tree(&f);
     let frames = frames_of(&sealed);
     for keep in 0..frames.len() {
         let err = f
@@ -1193,10 +1197,7 @@ fn rejects_v2_manifest_cut_after_any_frame_but_the_final_one() {
 #[test]
 fn rejects_v2_frames_reordered_repeated_or_after_the_final_one() {
     let f = fixture();
-    let sealed = f
-        .cipher
-        .seal_manifest_v2(f.cluster, f.snapshot, &big_tree(10_000))
-        .unwrap();
+    let sealed = sealed_big_tree(&f);
     let frames = frames_of(&sealed);
     assert!(frames.len() >= 4);
     let mut swapped = frames.clone();
