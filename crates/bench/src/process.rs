@@ -186,7 +186,8 @@ pub fn kmip_server(bin: &Path, data_dir: &Path) -> Result<Daemon, ProcessError> 
     )?)
 }
 
-/// The CLI client `headlock SUB --group G --cluster C --quiet` against the node at
+/// The CLI client `headlock SUB --group G --cluster C --quiet` (no `--quiet` for
+/// `verify`, which has none) against the node at
 /// `addr` as `username`, the credentials in `HEADLOCK_*` variables and no other
 /// `HEADLOCK_*` or `RUST_LOG` variable; the caller adds the subcommand's arguments.
 pub fn cli(
@@ -198,13 +199,19 @@ pub fn cli(
     group: &str,
     cluster: &str,
 ) -> Measured {
-    Measured::new(bin)
+    let cmd = Measured::new(bin)
         .clear_env_prefix("HEADLOCK_")
         .clear_env_prefix("RUST_LOG")
         .env("HEADLOCK_URL", format!("http://{addr}"))
         .env("HEADLOCK_USERNAME", username)
         .env("HEADLOCK_API_KEY", api_key)
-        .args([sub, "--group", group, "--cluster", cluster, "--quiet"])
+        .args([sub, "--group", group, "--cluster", cluster]);
+    // `verify` prints one line a snapshot and has no `--quiet`.
+    if sub == "verify" {
+        cmd
+    } else {
+        cmd.arg("--quiet")
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
 use headlock_service::Actor;
@@ -222,13 +222,57 @@ async fn parent(
     let Some(p) = found else {
         return Ok(r.empty(StatusCode::NO_CONTENT));
     };
-    let mut resp = r.entity(
-        StatusCode::OK,
-        json!({
-            "snapshot": p.snapshot,
-            "source": p.manifest.source,
-            "entries": p.manifest.entries,
-        }),
+    // The same JSON as one document, written a manifest frame at a time: the service
+    // never holds the parent's entries whole. A frame that fails its checks ends the
+    // body early, so the client sees JSON that does not parse, never a wrong parent.
+    let head = json!({"snapshot": p.snapshot, "source": p.manifest.header().source});
+    let mut head = serde_json::to_vec(&head).unwrap_or_default();
+    head.pop(); // the closing brace
+    head.extend_from_slice(b",\"entries\":[");
+    let (mut writer, reader) = tokio::io::duplex(256 * 1024);
+    let mut manifest = p.manifest;
+    let snapshot = p.snapshot;
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut first = true;
+        let mut buf = head;
+        loop {
+            match manifest.next_batch().await {
+                Ok(Some(entries)) => {
+                    for e in &entries {
+                        if !first {
+                            buf.push(b',');
+                        }
+                        first = false;
+                        if serde_json::to_writer(&mut buf, e).is_err() {
+                            return;
+                        }
+                    }
+                    if writer.write_all(&buf).await.is_err() {
+                        return;
+                    }
+                    buf.clear();
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(%snapshot, error = %e, "parent manifest stopped: stored data is damaged");
+                    return;
+                }
+            }
+        }
+        buf.extend_from_slice(b"]}");
+        let _ = writer.write_all(&buf).await;
+        let _ = writer.shutdown().await;
+    });
+    let mut resp = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        reader,
+        256 * 1024,
+    ))
+    .into_response();
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
     );
     // Chunk ids and names of files: no cache may keep them.
     resp.headers_mut()

@@ -66,6 +66,7 @@ use crate::model::ChunkId;
 use path::{check_manifest_path, is_valid_link_target};
 
 pub mod chunker;
+pub mod frames;
 pub mod path;
 pub mod tar_stream;
 
@@ -565,6 +566,9 @@ impl ChunkCipher {
         let Some(magic) = bytes.first_chunk::<8>() else {
             return Err(FormatError::Truncated { offset: 0, need: 8 });
         };
+        if magic == frames::MANIFEST_V2_MAGIC {
+            return frames::open_whole(self, cluster, snapshot, bytes);
+        }
         if magic != MANIFEST_MAGIC {
             return Err(FormatError::BadMagic { what: "manifest" });
         }
@@ -765,6 +769,62 @@ pub struct ManifestEntry {
     pub stamp: Option<FileStamp>,
 }
 
+impl ManifestEntry {
+    /// The rules of one entry alone (entry `i` of its manifest): path, mode, type
+    /// rules, size equal to the sum of its chunk lengths; not uniqueness or ancestors.
+    pub fn check(&self, i: usize) -> Result<(), FormatError> {
+        let e = self;
+        let bad = |why: String| {
+            FormatError::Invalid(format!("manifest entry {i} ({}): {why}", shown(&e.path)))
+        };
+        check_manifest_path(&e.path).map_err(bad)?;
+        if e.mode > 0o177777 {
+            return Err(bad(format!("mode {:#o} is more than 16 bits", e.mode)));
+        }
+        match e.entry_type {
+            EntryType::File => {
+                if e.target.is_some() {
+                    return Err(bad("a file has no target".into()));
+                }
+                let mut sum = 0u64;
+                for (id, len) in &e.chunks {
+                    if *len == 0 || *len > MAX_CHUNK {
+                        return Err(bad(format!("chunk {id} has length {len}")));
+                    }
+                    sum += u64::from(*len);
+                }
+                if sum != e.size {
+                    return Err(bad(format!(
+                        "size {} but its chunks hold {sum} bytes",
+                        e.size
+                    )));
+                }
+            }
+            EntryType::Dir | EntryType::Symlink => {
+                if !e.chunks.is_empty() || e.size != 0 {
+                    return Err(bad("only files have chunks and a size".into()));
+                }
+                match (&e.target, e.entry_type) {
+                    (Some(_), EntryType::Dir) => {
+                        return Err(bad("a directory has no target".into()));
+                    }
+                    (None, EntryType::Symlink) => {
+                        return Err(bad("a symlink needs a target".into()));
+                    }
+                    (Some(t), _) if !is_valid_link_target(t.as_bytes()) => {
+                        return Err(bad(format!(
+                            "symlink target {} is empty, too long or holds NUL",
+                            shown(t)
+                        )));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Manifest {
     fn to_json(&self) -> Result<Vec<u8>, FormatError> {
         serde_json::to_vec(self).map_err(|e| FormatError::Invalid(format!("manifest: {e}")))
@@ -794,53 +854,10 @@ impl Manifest {
         }
         let mut types: HashMap<&str, EntryType> = HashMap::with_capacity(self.entries.len());
         for (i, e) in self.entries.iter().enumerate() {
+            e.check(i)?;
             let bad = |why: String| {
                 FormatError::Invalid(format!("manifest entry {i} ({}): {why}", shown(&e.path)))
             };
-            check_manifest_path(&e.path).map_err(bad)?;
-            if e.mode > 0o177777 {
-                return Err(bad(format!("mode {:#o} is more than 16 bits", e.mode)));
-            }
-            match e.entry_type {
-                EntryType::File => {
-                    if e.target.is_some() {
-                        return Err(bad("a file has no target".into()));
-                    }
-                    let mut sum = 0u64;
-                    for (id, len) in &e.chunks {
-                        if *len == 0 || *len > MAX_CHUNK {
-                            return Err(bad(format!("chunk {id} has length {len}")));
-                        }
-                        sum += u64::from(*len);
-                    }
-                    if sum != e.size {
-                        return Err(bad(format!(
-                            "size {} but its chunks hold {sum} bytes",
-                            e.size
-                        )));
-                    }
-                }
-                EntryType::Dir | EntryType::Symlink => {
-                    if !e.chunks.is_empty() || e.size != 0 {
-                        return Err(bad("only files have chunks and a size".into()));
-                    }
-                    match (&e.target, e.entry_type) {
-                        (Some(_), EntryType::Dir) => {
-                            return Err(bad("a directory has no target".into()));
-                        }
-                        (None, EntryType::Symlink) => {
-                            return Err(bad("a symlink needs a target".into()));
-                        }
-                        (Some(t), _) if !is_valid_link_target(t.as_bytes()) => {
-                            return Err(bad(format!(
-                                "symlink target {} is empty, too long or holds NUL",
-                                shown(t)
-                            )));
-                        }
-                        _ => {}
-                    }
-                }
-            }
             match types.entry(&e.path) {
                 Entry::Occupied(_) => return Err(bad("duplicate path".into())),
                 Entry::Vacant(v) => {

@@ -549,7 +549,7 @@ impl Service {
                     bytes: record.data_size_bytes,
                 };
                 let sealed = new_cipher
-                    .seal_manifest(cluster.id, record.id, &manifest)
+                    .seal_manifest_v2(cluster.id, record.id, &manifest)
                     .map_err(|e| ServiceError::unexpected(format!("sealing the manifest: {e}")));
                 match sealed {
                     Ok(sealed) => self

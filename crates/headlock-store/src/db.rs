@@ -459,6 +459,25 @@ impl<'a> Stmt<'a> {
             .map(|found| found.into_iter().map(row).collect()))
     }
 
+    /// Every row it returns, each turned into a `T` by `f` as it arrives: the driver's
+    /// rows (column values as text, about 2 KB each) are never all held, only the
+    /// `T`s (what a snapshot's chunk locations need, at a million chunks).
+    pub(crate) async fn fetch_map<T>(
+        self,
+        on: impl Into<On<'_>>,
+        mut f: impl FnMut(&Row) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        use futures_util::TryStreamExt;
+        dispatch!(self, on.into(), |query, exec, row| {
+            let mut rows = query.fetch(exec);
+            let mut out = Vec::new();
+            while let Some(r) = rows.try_next().await? {
+                out.push(f(&row(r))?);
+            }
+            Ok(out)
+        })
+    }
+
     /// The first column of the one row it returns (a count, a version).
     pub(crate) async fn fetch_i64(self, on: impl Into<On<'_>>) -> Result<i64, sqlx::Error> {
         self.fetch_one(on).await?.first()

@@ -41,11 +41,22 @@ impl SnapshotStore for SqlStore {
 
     async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError> {
         let op = format!("reading chunk locations of snapshot {snapshot}");
+        // Row by row: a snapshot of a million chunks has a million rows.
+        let mut bad = None;
         let found = stmt(q::SNAPSHOT_CHUNKS)
             .bind(id_text(snapshot))
-            .fetch_all(&self.pool)
+            .fetch_map(&self.pool, |row| match rows::chunk_location(row) {
+                Ok(l) => Ok(Some(l)),
+                Err(e) => {
+                    bad.get_or_insert(e);
+                    Ok(None)
+                }
+            })
             .await
             .map_err(ctx(&op))?;
+        if let Some(e) = bad {
+            return Err(e);
+        }
         if found.is_empty() {
             // An empty snapshot (an empty stream) has no chunks; a missing one is an error.
             let exists = stmt(q::SNAPSHOT_EXISTS)
@@ -57,7 +68,7 @@ impl SnapshotStore for SqlStore {
                 return Err(StoreError::NotFound(format!("{op}: no such snapshot")));
             }
         }
-        found.iter().map(rows::chunk_location).collect()
+        Ok(found.into_iter().flatten().collect())
     }
 
     async fn chunk_locations(

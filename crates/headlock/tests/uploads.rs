@@ -561,3 +561,76 @@ fn rejects_commits_that_misstate_chunks_or_break_the_manifest_rules() {
     assert_eq!(code, 200);
     assert!(bytes == data);
 }
+
+/// The parent answer is written a manifest frame at a time (4,096 entries a frame):
+/// a manifest of several frames comes back whole, in order, as one JSON document, and
+/// no cache may keep it.
+#[test]
+fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
+    let w = World::new();
+    let g = w.group("parent");
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let files = tree();
+    let s = open(&w.admin, &g, &c);
+    let (ndjson, all) = manifest(&s, &files);
+    let refs: Vec<(ChunkId, &[u8])> = all.iter().map(|(id, d)| (*id, &d[..])).collect();
+    w.admin.expect(send(&w.admin, &s, &refs), 200);
+    // The tree's lines, then 10,000 more directories: three frames and more.
+    let mut lines: Vec<String> = ndjson.lines().map(str::to_string).collect();
+    lines[0] = json!({"kind": "tree", "source": "/data/many"}).to_string();
+    for i in 0..10_000 {
+        lines.push(
+            json!({"path": format!("many/d{i}"), "type": "dir", "mode": 0o755, "mtime": i, "size": 0})
+                .to_string(),
+        );
+    }
+    lines.push(
+        json!({"path": "many", "type": "dir", "mode": 0o755, "mtime": 1, "size": 0}).to_string(),
+    );
+    let committed = w
+        .admin
+        .expect(commit(&w.admin, &s, &(lines.join("\n") + "\n")), 201);
+
+    let next = open(&w.admin, &g, &c);
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "--digest", "-u"])
+        .arg(format!("{}:{}", w.admin.user, w.admin.key))
+        .arg(format!(
+            "{}{}/parent?source=/data/many",
+            w.admin.base, next.base
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    // Digest auth answers 401 first; the last header block is the answer's.
+    let (head, body) = match body.split_once("\r\n\r\n") {
+        Some((h, b)) if h.starts_with("HTTP/") => (h, b),
+        _ => (head, body),
+    };
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{head}"
+    );
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["snapshot"], committed["id"]);
+    assert_eq!(v["source"], "/data/many");
+    let paths: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    let sent: Vec<String> = lines[1..]
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(paths, sent);
+}

@@ -32,7 +32,8 @@
 //!    --quiet` twice, then with `--force`; for `dbpath` the same two change steps,
 //!    each followed by a backup, the second through the proxy held to `--link-mbit`
 //!    (restic's figure for it is its local repository's); then `headlock restore
-//!    --group G --cluster C --snapshot S --target OUT --quiet` of the last snapshot.
+//!    --group G --cluster C --snapshot S --target OUT --quiet` of the last snapshot,
+//!    then `headlock verify` of it (the service reads every chunk back).
 //! 4. Both restored trees must equal the input (as last backed up) byte for byte.
 //! 5. Prints MB/s (input bytes / wall time, MB = 10^6 bytes), peak memory and CPU
 //!    time of each operation, the bytes the CLI sent and the bytes stored, and the
@@ -175,6 +176,9 @@ const INCREMENTAL: &str = "incremental";
 const INCREMENTAL_LINK: &str = "incremental, link";
 const INCREMENTAL_2: &str = "incremental 2";
 const RESTORE: &str = "restore";
+/// `headlock verify` of the restored snapshot (no restic row: restic's `check
+/// --read-data` is not run).
+const VERIFY: &str = "verify";
 
 /// The restic row a Headlock row is compared with, and the target ratio if any.
 fn pairing(dataset: Dataset, label: &str) -> Option<(&'static str, Option<f64>)> {
@@ -751,6 +755,9 @@ fn headlock_phases(
     let n = dataset::compare_trees(&bench.input, out_dir)
         .with_context(|| format!("headlock's restore in {}", out_dir.display()))?;
     println!("  restored tree identical to the input ({n} bytes compared)");
+    let (_, verify) = phase(VERIFY, cli("verify").args(["--snapshot", &last]))?;
+    println!("  {:<18}{}", VERIFY, brief(&verify));
+    rows.push(verify);
     let hwm = proc_memory(pid)?.hwm;
     println!("  server VmHWM at the end: {:.1} MiB", mib(hwm));
     Ok((rows, changed))

@@ -1036,3 +1036,296 @@ fn rejects_stream_manifest_without_exactly_one_file() {
         Err(FormatError::Invalid(_))
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// Manifest version 2 (frames)
+
+use super::frames::{FRAME_PREFIX_LEN, Frame, FrameReader, MAX_FRAME_ENTRIES, ManifestWriter};
+
+/// A tree of `n` files in directories of 100, each file one chunk.
+fn big_tree(n: usize) -> Manifest {
+    let mut entries = Vec::new();
+    for i in 0..n {
+        if i % 100 == 0 {
+            entries.push(entry(&format!("d{}", i / 100), EntryType::Dir));
+        }
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        entries.push(ManifestEntry {
+            size: 7,
+            chunks: vec![(ChunkId(id), 7)],
+            stamp: Some(FileStamp {
+                ctime_ns: i as i64,
+                inode: i as u64,
+            }),
+            ..entry(&format!("d{}/f{i}", i / 100), EntryType::File)
+        });
+    }
+    Manifest {
+        version: 2,
+        kind: ManifestKind::Tree,
+        source: Some("/data/db".into()),
+        entries,
+    }
+}
+
+/// `big_tree(10_000)` sealed as a v2 manifest of `f`: five frames.
+fn sealed_big_tree(f: &Fixture) -> Vec<u8> {
+    f.cipher
+        .seal_manifest_v2(f.cluster, f.snapshot, &big_tree(10_000))
+        .unwrap()
+}
+
+/// The frames of a sealed v2 manifest (prefix included), after its magic.
+fn frames_of(sealed: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(&sealed[..8], b"HLMANI02");
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at < sealed.len() {
+        let len = FrameReader::frame_len(sealed[at..at + 4].try_into().unwrap()).unwrap();
+        out.push(sealed[at..at + len].to_vec());
+        at += len;
+    }
+    out
+}
+
+fn join(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b"HLMANI02".to_vec();
+    for f in frames {
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+#[test]
+fn accepts_v2_round_trip_over_several_frames_and_still_reads_v1() {
+    let f = fixture();
+    let m = big_tree(10_000);
+    let sealed = f
+        .cipher
+        .seal_manifest_v2(f.cluster, f.snapshot, &m)
+        .unwrap();
+    let frames = frames_of(&sealed);
+    // The header, then frames of at most MAX_FRAME_ENTRIES entries.
+    assert_eq!(
+        frames.len(),
+        1 + m.entries.len().div_ceil(MAX_FRAME_ENTRIES)
+    );
+    assert_eq!(
+        f.cipher
+            .open_manifest(f.cluster, f.snapshot, &sealed)
+            .unwrap(),
+        m
+    );
+    // Frame by frame, as a streaming reader does.
+    let mut reader = FrameReader::new(f.cluster, f.snapshot);
+    let mut count = 0;
+    for (i, frame) in frames.iter().enumerate() {
+        match reader.open(&f.cipher, frame).unwrap() {
+            Frame::Header(h) => {
+                assert_eq!(i, 0);
+                assert_eq!(h.source.as_deref(), Some("/data/db"));
+            }
+            Frame::Entries(e) => {
+                assert!(e.len() <= MAX_FRAME_ENTRIES);
+                count += e.len();
+            }
+        }
+    }
+    reader.finish().unwrap();
+    assert_eq!(count, m.entries.len());
+    // An empty tree and a stream.
+    for m in [
+        tree(vec![]),
+        Manifest {
+            version: 2,
+            kind: ManifestKind::Stream,
+            source: None,
+            entries: vec![ManifestEntry {
+                size: 10,
+                chunks: vec![(ChunkId([3; 32]), 10)],
+                ..entry("archive", EntryType::File)
+            }],
+        },
+    ] {
+        let sealed = f
+            .cipher
+            .seal_manifest_v2(f.cluster, f.snapshot, &m)
+            .unwrap();
+        let back = f
+            .cipher
+            .open_manifest(f.cluster, f.snapshot, &sealed)
+            .unwrap();
+        assert_eq!((back.kind, back.entries), (m.kind, m.entries));
+    }
+    // A version 1 manifest (what snapshots taken before version 2 hold) still opens.
+    let v1 = sample_manifest();
+    let sealed = f.cipher.seal_manifest(f.cluster, f.snapshot, &v1).unwrap();
+    assert_eq!(&sealed[..8], b"HLMANI01");
+    assert_eq!(
+        f.cipher
+            .open_manifest(f.cluster, f.snapshot, &sealed)
+            .unwrap(),
+        v1
+    );
+}
+
+#[test]
+fn rejects_v2_manifest_cut_after_any_frame_but_the_final_one() {
+    let f = fixture();
+    let sealed = sealed_big_tree(&f);
+    let frames = frames_of(&sealed);
+    for keep in 0..frames.len() {
+        let err = f
+            .cipher
+            .open_manifest(f.cluster, f.snapshot, &join(&frames[..keep]))
+            .unwrap_err();
+        assert!(
+            matches!(&err, FormatError::Invalid(m) if m.contains("final frame"))
+                || (keep == 0 && matches!(err, FormatError::Truncated { .. })),
+            "{keep} frames kept: {err:?}"
+        );
+    }
+    // Cut inside a frame.
+    let err = f
+        .cipher
+        .open_manifest(f.cluster, f.snapshot, &sealed[..sealed.len() - 1])
+        .unwrap_err();
+    assert!(matches!(err, FormatError::Truncated { .. }), "{err:?}");
+}
+
+#[test]
+fn rejects_v2_frames_reordered_repeated_or_after_the_final_one() {
+    let f = fixture();
+    let sealed = sealed_big_tree(&f);
+    let frames = frames_of(&sealed);
+    assert!(frames.len() >= 4);
+    let mut swapped = frames.clone();
+    swapped.swap(1, 2);
+    let mut repeated = frames.clone();
+    repeated[2] = frames[1].clone();
+    for bad in [swapped, repeated] {
+        let err = f
+            .cipher
+            .open_manifest(f.cluster, f.snapshot, &join(&bad))
+            .unwrap_err();
+        assert!(matches!(err, FormatError::Authentication { .. }), "{err:?}");
+    }
+    let mut longer = frames.clone();
+    longer.push(frames[1].clone());
+    let err = f
+        .cipher
+        .open_manifest(f.cluster, f.snapshot, &join(&longer))
+        .unwrap_err();
+    assert!(
+        matches!(&err, FormatError::Invalid(m) if m.contains("after its final frame")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn rejects_v2_frame_spliced_from_another_snapshot_or_cluster() {
+    let f = fixture();
+    let m = big_tree(10_000);
+    let sealed = f
+        .cipher
+        .seal_manifest_v2(f.cluster, f.snapshot, &m)
+        .unwrap();
+    let other = oid("5196e5b0e4b0fca9cc88334b");
+    let frames = frames_of(&sealed);
+    for (c, s) in [(other, f.snapshot), (f.cluster, other)] {
+        // The other manifest has the same shape: its frame 2 at the same index.
+        let foreign = frames_of(&f.cipher.seal_manifest_v2(c, s, &m).unwrap());
+        let mut spliced = frames.clone();
+        spliced[2] = foreign[2].clone();
+        let err = f
+            .cipher
+            .open_manifest(f.cluster, f.snapshot, &join(&spliced))
+            .unwrap_err();
+        assert!(matches!(err, FormatError::Authentication { .. }), "{err:?}");
+        // Its final frame in place of ours (same index, final flag set).
+        let mut tail = frames.clone();
+        let last = tail.len() - 1;
+        tail[last] = foreign[last].clone();
+        assert!(matches!(
+            f.cipher.open_manifest(f.cluster, f.snapshot, &join(&tail)),
+            Err(FormatError::Authentication { .. })
+        ));
+    }
+}
+
+#[test]
+fn rejects_every_flipped_bit_in_a_v2_manifest() {
+    let f = fixture();
+    let sealed = f
+        .cipher
+        .seal_manifest_v2(f.cluster, f.snapshot, &sample_manifest())
+        .unwrap();
+    for bit in 0..sealed.len() * 8 {
+        let mut bad = sealed.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            f.cipher.open_manifest(f.cluster, f.snapshot, &bad).is_err(),
+            "bit {bit}"
+        );
+    }
+}
+
+#[test]
+fn rejects_v2_entries_that_break_tree_rules_across_frames() {
+    let f = fixture();
+    let writer =
+        || ManifestWriter::new(&f.cipher, f.cluster, f.snapshot, ManifestKind::Tree, None).unwrap();
+    let filler = big_tree(5_000).entries;
+    // A duplicate path, frames apart.
+    let mut w = writer();
+    for e in &filler {
+        w.push(e).unwrap();
+    }
+    let err = w.push(&filler[1]).unwrap_err();
+    assert!(
+        matches!(&err, FormatError::Invalid(m) if m.contains("duplicate path")),
+        "{err:?}"
+    );
+    // An entry below a file, the file first or last.
+    let file = ManifestEntry {
+        size: 1,
+        chunks: vec![(ChunkId([9; 32]), 1)],
+        ..entry("x", EntryType::File)
+    };
+    let below = entry("x/y/z", EntryType::Dir);
+    for (first, second) in [(&file, &below), (&below, &file)] {
+        let mut w = writer();
+        w.push(first).unwrap();
+        for e in &filler {
+            w.push(e).unwrap();
+        }
+        let err = w.push(second).unwrap_err();
+        assert!(matches!(err, FormatError::Invalid(_)), "{err:?}");
+    }
+    // The same paths in another order are fine: a directory after its contents.
+    let mut w = writer();
+    for e in filler.iter().rev() {
+        w.push(e).unwrap();
+    }
+    w.finish().unwrap();
+    // A stream has exactly one file.
+    let mut w =
+        ManifestWriter::new(&f.cipher, f.cluster, f.snapshot, ManifestKind::Stream, None).unwrap();
+    assert!(w.finish().is_err());
+    w = ManifestWriter::new(&f.cipher, f.cluster, f.snapshot, ManifestKind::Stream, None).unwrap();
+    w.push(&file).unwrap();
+    assert!(
+        w.push(&ManifestEntry {
+            path: "y".into(),
+            ..file.clone()
+        })
+        .is_err()
+    );
+    // Frame prefixes are bounded before anything is allocated for them.
+    assert!(matches!(
+        FrameReader::frame_len(u32::MAX.to_be_bytes()),
+        Err(FormatError::TooLarge { .. })
+    ));
+    assert_eq!(FRAME_PREFIX_LEN, 4);
+}

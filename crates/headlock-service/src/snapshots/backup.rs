@@ -251,7 +251,7 @@ impl Service {
                     created,
                     kind,
                     data_key_id,
-                    manifest,
+                    manifest: ManifestBody::Whole(manifest),
                     uses,
                     data_size,
                     locations,
@@ -307,13 +307,22 @@ pub(super) enum CommitLease<'a> {
     },
 }
 
+/// A backup's manifest before its commit: whole (a plain backup's, sealed at the
+/// commit) or already sealed as it was received (an upload session's).
+pub(super) enum ManifestBody {
+    /// Every entry in memory.
+    Whole(Manifest),
+    /// A sealed v2 manifest ([`headlock_core::snapshot::frames::ManifestWriter`]).
+    Sealed(Vec<u8>),
+}
+
 /// Everything a backup produced before its commit.
 pub(super) struct FinishedUpload {
     pub(super) snapshot_id: ObjectId,
     pub(super) created: time::OffsetDateTime,
     pub(super) kind: SnapshotKind,
     pub(super) data_key_id: ObjectId,
-    pub(super) manifest: Manifest,
+    pub(super) manifest: ManifestBody,
     pub(super) uses: Vec<ChunkId>,
     pub(super) data_size: u64,
     pub(super) locations: Vec<ChunkLocation>,
@@ -354,9 +363,12 @@ impl Service {
         lease: CommitLease<'_>,
     ) -> Result<SnapshotRecord> {
         let blobs = self.blobs()?;
-        let sealed = cipher
-            .seal_manifest(cluster.id, up.snapshot_id, &up.manifest)
-            .map_err(|e| ServiceError::unexpected(format!("sealing the manifest: {e}")))?;
+        let sealed = match up.manifest {
+            ManifestBody::Whole(m) => cipher
+                .seal_manifest_v2(cluster.id, up.snapshot_id, &m)
+                .map_err(|e| ServiceError::unexpected(format!("sealing the manifest: {e}")))?,
+            ManifestBody::Sealed(bytes) => bytes,
+        };
         blobs
             .put(&manifest_path(cluster.id, up.snapshot_id), sealed)
             .await

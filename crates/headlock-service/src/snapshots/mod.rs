@@ -45,6 +45,7 @@ pub(crate) use backup::backup_lease;
 pub use gc::GcReport;
 pub use packs::PACK_TARGET;
 pub(crate) use packs::{FirstError, Sealed, assemble_packs};
+pub use read::ManifestStream;
 pub use restore::{RestoreDownload, RestoreLinkInfo};
 pub use restore_jobs::RESTORE_LINK_HOURS;
 pub(crate) use upload::is_session_holder;

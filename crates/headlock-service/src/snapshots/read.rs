@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use headlock_core::model::{ChunkId, ChunkLocation, Cluster, SnapshotRecord};
-use headlock_core::snapshot::{ChunkCipher, ChunkIdKey, Manifest};
+use headlock_core::snapshot::frames::{
+    FRAME_PREFIX_LEN, Frame, FrameReader, MANIFEST_V2_MAGIC, ManifestHeader,
+};
+use headlock_core::snapshot::{ChunkCipher, ChunkIdKey, MANIFEST_MAGIC, Manifest, ManifestEntry};
 use headlock_core::{BlobError, BlobStore, ObjectId};
 
 use super::{manifest_path, pack_path, rekeyed_manifest_path};
@@ -28,6 +31,12 @@ impl ChunkSource {
             .locations
             .get(&id)
             .ok_or_else(|| format!("chunk {id} is not recorded for the snapshot"))?;
+        self.read_at(loc)
+    }
+
+    /// Reads, decrypts and checks the chunk at `loc`.
+    pub(crate) fn read_at(&self, loc: &ChunkLocation) -> std::result::Result<Vec<u8>, String> {
+        let id = loc.chunk_id;
         let path = pack_path(self.cluster, loc.pack_id);
         let record = self
             .handle
@@ -50,10 +59,7 @@ impl Service {
         cluster: &Cluster,
         record: &SnapshotRecord,
     ) -> Result<(ChunkSource, Arc<ChunkCipher>)> {
-        let data_key = self.data_key_by_id(cluster, record.data_key_id).await?;
-        let cipher = Arc::new(ChunkCipher::new(&data_key));
-        let id_key = Arc::new(ChunkIdKey::derive(&data_key));
-        drop(data_key);
+        let (mut source, cipher) = self.chunk_reader(cluster, record).await?;
         let locations: HashMap<ChunkId, ChunkLocation> = self
             .store
             .snapshot_chunks(record.id)
@@ -61,13 +67,28 @@ impl Service {
             .into_iter()
             .map(|l| (l.chunk_id, l))
             .collect();
+        source.locations = Arc::new(locations);
+        Ok((source, cipher))
+    }
+
+    /// A reader of a snapshot's chunks by location ([`ChunkSource::read_at`]) that
+    /// holds no locations: a restore looks them up a manifest frame at a time.
+    pub(crate) async fn chunk_reader(
+        &self,
+        cluster: &Cluster,
+        record: &SnapshotRecord,
+    ) -> Result<(ChunkSource, Arc<ChunkCipher>)> {
+        let data_key = self.data_key_by_id(cluster, record.data_key_id).await?;
+        let cipher = Arc::new(ChunkCipher::new(&data_key));
+        let id_key = Arc::new(ChunkIdKey::derive(&data_key));
+        drop(data_key);
         let source = ChunkSource {
             blobs: self.blobs()?.clone(),
             handle: tokio::runtime::Handle::current(),
             cipher: cipher.clone(),
             id_key,
             cluster: cluster.id,
-            locations: Arc::new(locations),
+            locations: Arc::default(),
         };
         Ok((source, cipher))
     }
@@ -105,5 +126,166 @@ impl Service {
             .map_err(|e| {
                 Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
             })
+    }
+}
+
+/// A snapshot's manifest read a frame at a time (v2, by byte ranges of the object), or
+/// whole (v1: snapshots taken before frames, opened as before and handed out in
+/// batches of the same size).
+pub struct ManifestStream {
+    blobs: Arc<dyn BlobStore>,
+    cipher: Arc<ChunkCipher>,
+    snapshot: ObjectId,
+    path: String,
+    header: ManifestHeader,
+    source: Source,
+}
+
+enum Source {
+    Frames { reader: FrameReader, offset: u64 },
+    Whole(std::vec::IntoIter<ManifestEntry>),
+}
+
+impl ManifestStream {
+    /// The manifest's kind and source.
+    pub fn header(&self) -> &ManifestHeader {
+        &self.header
+    }
+
+    fn damaged(&self, why: impl std::fmt::Display) -> crate::ServiceError {
+        Internal::SnapshotDamaged(format!("manifest of snapshot {}: {why}", self.snapshot)).into()
+    }
+
+    /// The next entries (one frame's), or `None` after the last; every entry checked.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<ManifestEntry>>> {
+        match &mut self.source {
+            Source::Whole(rest) => {
+                let batch: Vec<ManifestEntry> = rest
+                    .by_ref()
+                    .take(headlock_core::snapshot::frames::MAX_FRAME_ENTRIES)
+                    .collect();
+                Ok((!batch.is_empty()).then_some(batch))
+            }
+            Source::Frames { reader, offset } => {
+                if reader.is_done() {
+                    // Nothing may follow the final frame.
+                    let after = self.blobs.get_range(&self.path, *offset, *offset + 1).await;
+                    if after.is_ok_and(|b| !b.is_empty()) {
+                        return Err(self.damaged("bytes after its final frame"));
+                    }
+                    return Ok(None);
+                }
+                match self.next_frame().await? {
+                    Frame::Entries(e) => Ok(Some(e)),
+                    Frame::Header(_) => Err(self.damaged("a second header frame")),
+                }
+            }
+        }
+    }
+
+    /// Reads and opens the next frame (checking the end once the final one is read).
+    async fn next_frame(&mut self) -> Result<Frame> {
+        let Source::Frames { offset, .. } = &self.source else {
+            return Err(self.damaged("not a framed manifest"));
+        };
+        let at = *offset;
+        let prefix = self
+            .blobs
+            .get_range(&self.path, at, at + FRAME_PREFIX_LEN as u64)
+            .await
+            .map_err(|e| self.damaged(format!("ends before its final frame ({e})")))?;
+        let prefix: [u8; FRAME_PREFIX_LEN] = prefix
+            .as_slice()
+            .try_into()
+            .map_err(|_| self.damaged("short read"))?;
+        let len = FrameReader::frame_len(prefix).map_err(|e| self.damaged(e))?;
+        let frame = self
+            .blobs
+            .get_range(&self.path, at, at + len as u64)
+            .await
+            .map_err(|e| self.damaged(e))?;
+        let snapshot = self.snapshot;
+        let Source::Frames { reader, offset } = &mut self.source else {
+            unreachable!("checked above")
+        };
+        *offset = at + len as u64;
+        let opened = reader.open(&self.cipher, &frame).and_then(|f| {
+            if reader.is_done() {
+                reader.finish()?;
+            }
+            Ok(f)
+        });
+        opened.map_err(|e| {
+            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
+        })
+    }
+}
+
+impl Service {
+    /// Opens a snapshot's manifest for reading a frame at a time: the one rewritten
+    /// under its data key if there is one (`<snapshot>.<data key>`), else the one its
+    /// backup wrote. Reads its header (a v1 manifest is opened whole here).
+    pub(crate) async fn manifest_stream(
+        &self,
+        cipher: Arc<ChunkCipher>,
+        cluster: ObjectId,
+        record: &SnapshotRecord,
+    ) -> Result<ManifestStream> {
+        let snapshot = record.id;
+        let blobs = self.blobs()?.clone();
+        let damaged = |e: String| -> crate::ServiceError {
+            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
+        };
+        let rekeyed = rekeyed_manifest_path(cluster, snapshot, record.data_key_id);
+        let (path, magic) = match blobs.get_range(&rekeyed, 0, 8).await {
+            Ok(m) => (rekeyed, m),
+            Err(BlobError::NotFound(_)) => {
+                let path = manifest_path(cluster, snapshot);
+                let magic = blobs
+                    .get_range(&path, 0, 8)
+                    .await
+                    .map_err(|e| damaged(e.to_string()))?;
+                (path, magic)
+            }
+            Err(e) => return Err(damaged(e.to_string())),
+        };
+        if magic.as_slice() == MANIFEST_MAGIC {
+            let m = self.open_manifest(&cipher, cluster, record).await?;
+            return Ok(ManifestStream {
+                blobs,
+                cipher,
+                snapshot,
+                path,
+                header: ManifestHeader {
+                    version: m.version,
+                    kind: m.kind,
+                    source: m.source,
+                },
+                source: Source::Whole(m.entries.into_iter()),
+            });
+        }
+        if magic.as_slice() != MANIFEST_V2_MAGIC {
+            return Err(damaged("not a manifest: wrong magic bytes".into()));
+        }
+        let mut stream = ManifestStream {
+            blobs,
+            cipher,
+            snapshot,
+            path,
+            header: ManifestHeader {
+                version: 0,
+                kind: headlock_core::snapshot::ManifestKind::Tree,
+                source: None,
+            },
+            source: Source::Frames {
+                reader: FrameReader::new(cluster, snapshot),
+                offset: MANIFEST_V2_MAGIC.len() as u64,
+            },
+        };
+        match stream.next_frame().await? {
+            Frame::Header(h) => stream.header = h,
+            Frame::Entries(_) => return Err(damaged("no header frame".into())),
+        }
+        Ok(stream)
     }
 }

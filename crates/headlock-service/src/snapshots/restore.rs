@@ -1,15 +1,17 @@
 //! A restore download: the link checked, every pack present, then the snapshot written
 //! out as a tar stream or raw bytes from chunks prefetched in manifest order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use headlock_core::ObjectId;
-use headlock_core::model::{ChunkId, Cluster, RestoreJob, SnapshotKind, SnapshotRecord};
-use headlock_core::snapshot::{EntryType, Manifest, ManifestKind};
+use headlock_core::model::{
+    ChunkId, ChunkLocation, Cluster, RestoreJob, SnapshotKind, SnapshotRecord,
+};
+use headlock_core::snapshot::{EntryType, ManifestEntry, ManifestKind};
 
-use super::read::ChunkSource;
+use super::read::{ChunkSource, ManifestStream};
 use super::{blob_err, pack_path};
 use crate::error::{Internal, NotFound};
 use crate::groups::parse_cluster_id;
@@ -29,19 +31,37 @@ pub struct RestoreDownload {
 /// A chunk read back and checked, or why it could not be.
 type ChunkResult = std::result::Result<Vec<u8>, String>;
 
+/// A chunk to read: its location, or its id if it has none.
+type Located = std::result::Result<ChunkLocation, ChunkId>;
+
+/// The locations of the chunks some entries name (of the snapshot's cluster).
+type Locate<'a> = dyn Fn(&[ManifestEntry]) -> std::io::Result<HashMap<ChunkId, ChunkLocation>> + 'a;
+
 /// Reads and opens chunks ahead of the writer on a few threads, handing them out in
-/// manifest order; at most `window` chunks (of at most 4 MiB) are in flight.
+/// manifest order; at most `window` chunks (of at most 4 MiB) are in flight. The
+/// order is fed a manifest frame at a time ([`Prefetch::queue`]).
 struct Prefetch {
-    jobs: std::sync::mpsc::SyncSender<(ChunkId, std::sync::mpsc::SyncSender<ChunkResult>)>,
-    upcoming: std::vec::IntoIter<ChunkId>,
-    pending: std::collections::VecDeque<std::sync::mpsc::Receiver<ChunkResult>>,
+    jobs: std::sync::mpsc::SyncSender<(Located, std::sync::mpsc::SyncSender<ChunkResult>)>,
+    upcoming: VecDeque<Located>,
+    pending: VecDeque<std::sync::mpsc::Receiver<ChunkResult>>,
     window: usize,
 }
 
 impl Prefetch {
+    /// Adds the chunks of `entries` to the order, each with its location (looked up
+    /// for these entries only).
+    fn queue(&mut self, entries: &[ManifestEntry], locations: &HashMap<ChunkId, ChunkLocation>) {
+        self.upcoming.extend(
+            entries
+                .iter()
+                .flat_map(|e| e.chunks.iter())
+                .map(|(id, _)| locations.get(id).cloned().ok_or(*id)),
+        );
+    }
+
     fn next(&mut self) -> Option<ChunkResult> {
         while self.pending.len() < self.window {
-            let Some(id) = self.upcoming.next() else {
+            let Some(id) = self.upcoming.pop_front() else {
                 break;
             };
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -92,22 +112,13 @@ impl Read for FileReader<'_> {
     }
 }
 
-/// Runs `write` with a [`Prefetch`] over every chunk of the manifest, in order, fed by
-/// reader threads that stop when it returns.
-fn with_prefetch<T>(
-    source: &ChunkSource,
-    manifest: &Manifest,
-    write: impl FnOnce(&mut Prefetch) -> T,
-) -> T {
+/// Runs `write` with a [`Prefetch`] (empty: `write` queues the order) fed by reader
+/// threads that stop when it returns.
+fn with_prefetch<T>(source: &ChunkSource, write: impl FnOnce(&mut Prefetch) -> T) -> T {
     let readers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
         .clamp(1, 8);
-    let order: Vec<ChunkId> = manifest
-        .entries
-        .iter()
-        .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
-        .collect();
     let (jobs, job_rx) = std::sync::mpsc::sync_channel(readers * 2);
     let job_rx = Arc::new(Mutex::new(job_rx));
     std::thread::scope(|scope| {
@@ -116,18 +127,21 @@ fn with_prefetch<T>(
             scope.spawn(move || {
                 loop {
                     let job: std::result::Result<
-                        (ChunkId, std::sync::mpsc::SyncSender<ChunkResult>),
+                        (Located, std::sync::mpsc::SyncSender<ChunkResult>),
                         _,
                     > = job_rx.lock().expect("restore queue poisoned").recv();
-                    let Ok((id, reply)) = job else { return };
-                    let _ = reply.send(source.read(id));
+                    let Ok((located, reply)) = job else { return };
+                    let _ = reply.send(match located {
+                        Ok(loc) => source.read_at(&loc),
+                        Err(id) => Err(format!("chunk {id} is not recorded for the cluster")),
+                    });
                 }
             });
         }
         let mut prefetch = Prefetch {
             jobs,
-            upcoming: order.into_iter(),
-            pending: std::collections::VecDeque::new(),
+            upcoming: VecDeque::new(),
+            pending: VecDeque::new(),
             window: readers * 3,
         };
         // Dropping the prefetch (and its job sender) at the end stops the readers.
@@ -135,61 +149,108 @@ fn with_prefetch<T>(
     })
 }
 
-/// Writes a manifest's data as a tar stream (tree) or raw bytes (stream).
+/// Writes one manifest entry: raw bytes (stream) or a tar member (tree).
+fn write_entry<W: std::io::Write>(
+    prefetch: &mut Prefetch,
+    entry: &ManifestEntry,
+    out: &mut Output<W>,
+) -> std::io::Result<()> {
+    let reader = FileReader {
+        prefetch,
+        chunks: entry.chunks.iter(),
+        current: Vec::new(),
+        pos: 0,
+    };
+    let builder = match out {
+        Output::Raw(w) => {
+            let mut reader = reader;
+            std::io::copy(&mut reader, w)?;
+            return Ok(());
+        }
+        Output::Tar(b) => b,
+    };
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(entry.mode);
+    header.set_mtime(entry.mtime.max(0) as u64);
+    match entry.entry_type {
+        EntryType::File => {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(entry.size);
+            builder.append_data(&mut header, &entry.path, reader)
+        }
+        EntryType::Dir => {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            builder.append_data(&mut header, &entry.path, std::io::empty())
+        }
+        EntryType::Symlink => {
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            let target = entry.target.as_deref().unwrap_or_default();
+            builder.append_link(&mut header, &entry.path, target)
+        }
+    }
+}
+
+/// Where a restore writes: raw bytes (a stream) or a tar stream (a tree).
+enum Output<W: std::io::Write> {
+    Raw(W),
+    Tar(tar::Builder<W>),
+}
+
+/// Writes a manifest's data as a tar stream (tree) or raw bytes (stream), reading the
+/// manifest a frame ahead of the writer (never whole).
 fn write_snapshot(
     source: &ChunkSource,
-    manifest: &Manifest,
+    mut manifest: ManifestStream,
+    handle: &tokio::runtime::Handle,
+    locate: &Locate<'_>,
     out: impl std::io::Write,
 ) -> std::io::Result<()> {
-    with_prefetch(source, manifest, |prefetch| match manifest.kind {
-        ManifestKind::Stream => {
-            let mut out = out;
-            for entry in &manifest.entries {
-                let mut reader = FileReader {
-                    prefetch: &mut *prefetch,
-                    chunks: entry.chunks.iter(),
-                    current: Vec::new(),
-                    pos: 0,
-                };
-                std::io::copy(&mut reader, &mut out)?;
-            }
-            out.flush()
-        }
+    let kind = manifest.header().kind;
+    let mut next = || {
+        handle
+            .block_on(manifest.next_batch())
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let mut out = match kind {
+        ManifestKind::Stream => Output::Raw(out),
         ManifestKind::Tree => {
             let mut builder = tar::Builder::new(out);
             builder.mode(tar::HeaderMode::Complete);
-            for entry in &manifest.entries {
-                let mut header = tar::Header::new_gnu();
-                header.set_mode(entry.mode);
-                header.set_mtime(entry.mtime.max(0) as u64);
-                match entry.entry_type {
-                    EntryType::File => {
-                        header.set_entry_type(tar::EntryType::Regular);
-                        header.set_size(entry.size);
-                        let reader = FileReader {
-                            prefetch: &mut *prefetch,
-                            chunks: entry.chunks.iter(),
-                            current: Vec::new(),
-                            pos: 0,
-                        };
-                        builder.append_data(&mut header, &entry.path, reader)?;
-                    }
-                    EntryType::Dir => {
-                        header.set_entry_type(tar::EntryType::Directory);
-                        header.set_size(0);
-                        builder.append_data(&mut header, &entry.path, std::io::empty())?;
-                    }
-                    EntryType::Symlink => {
-                        header.set_entry_type(tar::EntryType::Symlink);
-                        header.set_size(0);
-                        let target = entry.target.as_deref().unwrap_or_default();
-                        builder.append_link(&mut header, &entry.path, target)?;
-                    }
-                }
+            Output::Tar(builder)
+        }
+    };
+    with_prefetch(source, |prefetch| {
+        let mut current = next()?;
+        if let Some(batch) = &current {
+            prefetch.queue(batch, &locate(batch)?);
+        }
+        while let Some(batch) = current {
+            let upcoming = next()?;
+            if let Some(b) = &upcoming {
+                prefetch.queue(b, &locate(b)?);
             }
-            builder.into_inner()?.flush()
+            for entry in &batch {
+                write_entry(prefetch, entry, &mut out)?;
+            }
+            current = upcoming;
+        }
+        match out {
+            Output::Raw(mut w) => w.flush(),
+            Output::Tar(b) => b.into_inner()?.flush(),
         }
     })
+}
+
+/// The distinct chunks some entries name.
+fn frame_chunks(entries: &[ManifestEntry]) -> Vec<ChunkId> {
+    let mut seen = HashSet::new();
+    entries
+        .iter()
+        .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
+        .filter(|id| seen.insert(*id))
+        .collect()
 }
 
 /// What a restore link would deliver, without delivering it (the answer to `HEAD`).
@@ -279,8 +340,7 @@ impl Service {
     ) -> Result<RestoreDownload> {
         let gone = || NotFound::RestoreLinkGone.into();
         let (job, cluster, record) = self.open_link(cluster_id, job_id, token).await?;
-        let (source, cipher) = self.chunk_source(&cluster, &record).await?;
-        let manifest = self.open_manifest(&cipher, cluster.id, &record).await?;
+        let (source, cipher) = self.chunk_reader(&cluster, &record).await?;
         let present: HashSet<String> = self
             .blobs()?
             .list(&format!("packs/{}/", cluster.id))
@@ -289,16 +349,40 @@ impl Service {
             .into_iter()
             .map(|b| b.path)
             .collect();
-        for loc in source.locations.values() {
-            let path = pack_path(cluster.id, loc.pack_id);
-            if !present.contains(&path) {
+        // A first pass over every frame (dropped as read): a damaged or truncated
+        // manifest, a chunk without a location or a missing pack refuses the download
+        // before any byte is sent. Locations are looked up a frame at a time, never
+        // all held.
+        let mut check = self
+            .manifest_stream(cipher.clone(), cluster.id, &record)
+            .await?;
+        while let Some(entries) = check.next_batch().await? {
+            let ids = frame_chunks(&entries);
+            let found = self.store.chunk_locations(cluster.id, &ids).await?;
+            if found.len() < ids.len() {
+                let known: HashSet<ChunkId> = found.iter().map(|l| l.chunk_id).collect();
+                let lost = ids
+                    .iter()
+                    .find(|id| !known.contains(id))
+                    .expect("one is missing");
                 return Err(Internal::SnapshotDamaged(format!(
-                    "pack {} (holding chunk {}) is missing",
-                    loc.pack_id, loc.chunk_id
+                    "chunk {lost} of snapshot {} is not recorded",
+                    record.id
                 ))
                 .into());
             }
+            for loc in &found {
+                if !present.contains(&pack_path(cluster.id, loc.pack_id)) {
+                    return Err(Internal::SnapshotDamaged(format!(
+                        "pack {} (holding chunk {}) is missing",
+                        loc.pack_id, loc.chunk_id
+                    ))
+                    .into());
+                }
+            }
         }
+        drop(present);
+        let manifest = self.manifest_stream(cipher, cluster.id, &record).await?;
         if self.store.take_restore_download(job.id).await?.is_none() {
             return Err(gone());
         }
@@ -306,12 +390,21 @@ impl Service {
         let kind = record.kind;
         let snapshot = record.id;
         let record_size = record.data_size_bytes;
+        let handle = tokio::runtime::Handle::current();
+        let (store, cluster_id) = (self.store.clone(), cluster.id);
         tokio::task::spawn_blocking(move || {
             let out = std::io::BufWriter::with_capacity(
                 1024 * 1024,
                 tokio_util::io::SyncIoBridge::new(writer),
             );
-            let written = write_snapshot(&source, &manifest, out);
+            let locate = |entries: &[ManifestEntry]| {
+                let ids = frame_chunks(entries);
+                handle
+                    .block_on(store.chunk_locations(cluster_id, &ids))
+                    .map(|found| found.into_iter().map(|l| (l.chunk_id, l)).collect())
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            };
+            let written = write_snapshot(&source, manifest, &handle, &locate, out);
             if written.is_ok() {
                 crate::metrics::restore_bytes(record_size);
             }

@@ -19,15 +19,17 @@ use std::time::Duration;
 use headlock_core::ObjectId;
 use headlock_core::model::{ChunkId, Cluster, SnapshotKind};
 use headlock_core::snapshot::chunker::BoundaryKey;
+use headlock_core::snapshot::frames::ManifestWriter;
 use headlock_core::snapshot::{
-    ChunkCipher, ChunkIdKey, MAX_CHUNK, MAX_MANIFEST_JSON, Manifest, ManifestEntry, ManifestKind,
+    ChunkCipher, ChunkIdKey, FormatError, MAX_CHUNK, MAX_MANIFEST_JSON, ManifestEntry, ManifestKind,
 };
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
 use zeroize::Zeroizing;
 
-use super::backup::{CommitLease, FinishedUpload, discard};
+use super::backup::{CommitLease, FinishedUpload, ManifestBody, discard};
 use super::packs::{ChunkJobs, seal_pipeline};
+use super::read::ManifestStream;
 use super::{SnapshotView, backup_lease, manifest_path};
 use crate::error::{BadRequest, Conflict, NotFound, RequestedId};
 use crate::{Actor, Result, Service, ServiceError};
@@ -115,13 +117,12 @@ struct CommitHeader {
 /// Most recent snapshots the service opens when it looks for a parent by source path.
 pub const PARENT_CANDIDATES: usize = 8;
 
-/// A parent snapshot for an upload: its id and its manifest.
-#[derive(Debug)]
+/// A parent snapshot for an upload: its id and its manifest, read a frame at a time.
 pub struct ParentManifest {
     /// The parent snapshot's id.
     pub snapshot: ObjectId,
-    /// Its manifest, decrypted.
-    pub manifest: Manifest,
+    /// Its manifest (header read; entries by [`ManifestStream::next_batch`]).
+    pub manifest: ManifestStream,
 }
 
 impl Service {
@@ -434,60 +435,49 @@ impl Service {
             return Err(Conflict::UploadSessionStale(s.id).into());
         }
         let cluster = &s.cluster;
-        let manifest = read_manifest(body).await?;
-        manifest
-            .validate()
-            .map_err(|e| ServiceError::invalid_input(format!("the manifest: {e}")))?;
-        let mut lengths: HashMap<ChunkId, u32> = HashMap::new();
-        let mut uses = Vec::new();
-        for entry in &manifest.entries {
-            for (id, len) in &entry.chunks {
-                match lengths.insert(*id, *len) {
-                    None => uses.push(*id),
-                    Some(other) if other != *len => {
-                        return Err(ServiceError::invalid_input(format!(
-                            "chunk {id} is listed with lengths {other} and {len}"
-                        )));
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        let data_size: u64 = manifest.entries.iter().map(|e| e.size).sum();
-        let blobs = self.blobs()?.clone();
-        let _shared = self.snapshot_locks.read(cluster.id).await;
-        let locations = self.store.chunk_locations(cluster.id, &uses).await?;
-        let mut stored = 0u64;
-        let mut found = HashSet::with_capacity(locations.len());
-        for l in &locations {
-            if lengths.get(&l.chunk_id) == Some(&l.plaintext_length) {
-                found.insert(l.chunk_id);
-                if l.stored_by == s.id {
-                    stored += u64::from(l.length);
-                }
-            }
-        }
-        let mut missing = uses.iter().filter(|id| !found.contains(id));
-        if let Some(first) = missing.next() {
-            return Err(Conflict::ChunksNotStored {
-                first: first.to_string(),
-                count: 1 + missing.count() as u64,
-            }
-            .into());
-        }
         let data_key = self.data_key_by_id(cluster, s.data_key_id).await?;
         let cipher = ChunkCipher::new(&data_key);
         drop(data_key);
+        let read = read_manifest(body, &cipher, cluster.id, s.id).await?;
+        let data_size = read.data_size;
+        let blobs = self.blobs()?.clone();
+        let _shared = self.snapshot_locks.read(cluster.id).await;
+        let mut stored = 0u64;
+        let (mut first_missing, mut missing) = (None, 0u64);
+        // Asked in bounded batches: the answer never holds every chunk's location.
+        for part in read.uses.chunks(MAX_QUERY_IDS) {
+            let locations = self.store.chunk_locations(cluster.id, part).await?;
+            let mut found = HashSet::with_capacity(locations.len());
+            for l in &locations {
+                if read.lengths.get(&l.chunk_id) == Some(&l.plaintext_length) {
+                    found.insert(l.chunk_id);
+                    if l.stored_by == s.id {
+                        stored += u64::from(l.length);
+                    }
+                }
+            }
+            for id in part.iter().filter(|id| !found.contains(id)) {
+                first_missing.get_or_insert(*id);
+                missing += 1;
+            }
+        }
+        if let Some(first) = first_missing {
+            return Err(Conflict::ChunksNotStored {
+                first: first.to_string(),
+                count: missing,
+            }
+            .into());
+        }
         let finished = FinishedUpload {
             snapshot_id: s.id,
             created: crate::now(),
-            kind: match manifest.kind {
+            kind: match read.kind {
                 ManifestKind::Tree => SnapshotKind::Tree,
                 ManifestKind::Stream => SnapshotKind::Stream,
             },
             data_key_id: s.data_key_id,
-            manifest,
-            uses,
+            manifest: ManifestBody::Sealed(read.sealed),
+            uses: read.uses,
             data_size,
             locations: Vec::new(),
             stored,
@@ -545,14 +535,19 @@ impl Service {
             }
         };
         let data_key = self.data_key_by_id(cluster, s.data_key_id).await?;
-        let cipher = ChunkCipher::new(&data_key);
+        let cipher = Arc::new(ChunkCipher::new(&data_key));
         drop(data_key);
         for record in candidates {
             if record.data_key_id != s.data_key_id || record.kind != SnapshotKind::Tree {
                 continue;
             }
-            let manifest = self.open_manifest(&cipher, cluster.id, &record).await?;
-            if snapshot.is_some() || (source.is_some() && manifest.source.as_deref() == source) {
+            // Only the header frame is read to compare sources (v2).
+            let manifest = self
+                .manifest_stream(cipher.clone(), cluster.id, &record)
+                .await?;
+            if snapshot.is_some()
+                || (source.is_some() && manifest.header().source.as_deref() == source)
+            {
                 return Ok(Some(ParentManifest {
                     snapshot: record.id,
                     manifest,
@@ -639,13 +634,30 @@ fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &ChunkJobs) ->
     }
 }
 
-/// Reads a commit's NDJSON manifest, one bounded line at a time.
-async fn read_manifest(body: impl AsyncRead + Unpin) -> Result<Manifest> {
+/// A commit's manifest, sealed as it was read, and the chunks it names.
+struct ReadManifest {
+    kind: ManifestKind,
+    sealed: Vec<u8>,
+    data_size: u64,
+    /// Each distinct chunk once, in first use order, and its length.
+    uses: Vec<ChunkId>,
+    lengths: HashMap<ChunkId, u32>,
+}
+
+/// Reads a commit's NDJSON manifest one bounded line at a time, checking each entry
+/// and sealing it into v2 frames as it comes: entries are never all held.
+async fn read_manifest(
+    body: impl AsyncRead + Unpin,
+    cipher: &ChunkCipher,
+    cluster: ObjectId,
+    snapshot: ObjectId,
+) -> Result<ReadManifest> {
     let mut reader = tokio::io::BufReader::new(body);
     let mut line = Vec::new();
-    let (mut total, mut number) = (0u64, 0u64);
-    let mut header: Option<CommitHeader> = None;
-    let mut entries: Vec<ManifestEntry> = Vec::new();
+    let mut number = 0u64;
+    let mut writer: Option<(ManifestKind, ManifestWriter<'_>)> = None;
+    let mut uses = Vec::new();
+    let mut lengths: HashMap<ChunkId, u32> = HashMap::new();
     loop {
         line.clear();
         let n = (&mut reader)
@@ -662,12 +674,6 @@ async fn read_manifest(body: impl AsyncRead + Unpin) -> Result<Manifest> {
                 "manifest line {number} is longer than {MAX_MANIFEST_LINE} bytes"
             )));
         }
-        total += n as u64;
-        if total > MAX_MANIFEST_JSON {
-            return Err(ServiceError::invalid_input(format!(
-                "the manifest is longer than {MAX_MANIFEST_JSON} bytes"
-            )));
-        }
         let text = line.trim_ascii();
         if text.is_empty() {
             continue;
@@ -675,31 +681,50 @@ async fn read_manifest(body: impl AsyncRead + Unpin) -> Result<Manifest> {
         let bad = |e: serde_json::Error| {
             ServiceError::invalid_input(format!("manifest line {number}: {e}"))
         };
-        if header.is_none() {
-            let h: CommitHeader = serde_json::from_slice(text).map_err(bad)?;
-            if h.source.as_deref().is_some_and(|p| {
-                p.is_empty()
-                    || p.len() > headlock_core::snapshot::path::MAX_PATH_LEN
-                    || p.contains('\0')
-            }) {
-                return Err(ServiceError::invalid_input(
-                    "the manifest's source is empty, too long or holds NUL".into(),
-                ));
+        let invalid = |e: FormatError| ServiceError::invalid_input(format!("the manifest: {e}"));
+        match &mut writer {
+            None => {
+                let h: CommitHeader = serde_json::from_slice(text).map_err(bad)?;
+                let w = ManifestWriter::new(cipher, cluster, snapshot, h.kind, h.source)
+                    .map_err(invalid)?;
+                writer = Some((h.kind, w));
             }
-            header = Some(h);
-        } else {
-            entries.push(serde_json::from_slice(text).map_err(bad)?);
+            Some((_, w)) => {
+                let entry: ManifestEntry = serde_json::from_slice(text).map_err(bad)?;
+                w.push(&entry).map_err(invalid)?;
+                if w.sealed_len() as u64 > MAX_MANIFEST_JSON {
+                    return Err(ServiceError::invalid_input(format!(
+                        "the sealed manifest is longer than {MAX_MANIFEST_JSON} bytes"
+                    )));
+                }
+                for (id, len) in &entry.chunks {
+                    match lengths.insert(*id, *len) {
+                        None => uses.push(*id),
+                        Some(other) if other != *len => {
+                            return Err(ServiceError::invalid_input(format!(
+                                "chunk {id} is listed with lengths {other} and {len}"
+                            )));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
         }
     }
-    let header = header.ok_or_else(|| {
+    let (kind, writer) = writer.ok_or_else(|| {
         ServiceError::invalid_input(
             "the manifest is empty (its first line is {\"kind\": ...})".into(),
         )
     })?;
-    Ok(Manifest {
-        version: headlock_core::snapshot::MANIFEST_VERSION,
-        kind: header.kind,
-        source: header.source,
-        entries,
+    let data_size = writer.data_size();
+    let sealed = writer
+        .finish()
+        .map_err(|e| ServiceError::invalid_input(format!("the manifest: {e}")))?;
+    Ok(ReadManifest {
+        kind,
+        sealed,
+        data_size,
+        uses,
+        lengths,
     })
 }

@@ -74,27 +74,34 @@ impl Service {
             bytes_checked: 0,
             damaged: Vec::new(),
         };
-        let manifest = match self.open_manifest(&cipher, cluster.id, &record).await {
-            Ok(m) => Some(m),
+        let mut ids: Vec<ChunkId> = source.locations.keys().copied().collect();
+        // Frame by frame: every chunk the manifest names must be recorded.
+        match self.manifest_stream(cipher, cluster.id, &record).await {
+            Ok(mut stream) => loop {
+                match stream.next_batch().await {
+                    Ok(Some(entries)) => {
+                        let unknown = entries
+                            .iter()
+                            .flat_map(|e| e.chunks.iter())
+                            .find(|(id, _)| !source.locations.contains_key(id));
+                        if let Some((id, _)) = unknown {
+                            report.manifest_ok = false;
+                            report.manifest_error = Some(format!(
+                                "the manifest names chunk {id}, which is not recorded"
+                            ));
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        report.manifest_ok = false;
+                        report.manifest_error = Some(e.to_string());
+                        break;
+                    }
+                }
+            },
             Err(e) => {
                 report.manifest_ok = false;
                 report.manifest_error = Some(e.to_string());
-                None
-            }
-        };
-        let mut ids: Vec<ChunkId> = source.locations.keys().copied().collect();
-        if let Some(m) = &manifest {
-            // Every chunk the manifest names must be recorded.
-            let mut named = HashSet::new();
-            for e in &m.entries {
-                for (id, _) in &e.chunks {
-                    if named.insert(*id) && !source.locations.contains_key(id) {
-                        report.manifest_ok = false;
-                        report.manifest_error = Some(format!(
-                            "the manifest names chunk {id}, which is not recorded"
-                        ));
-                    }
-                }
             }
         }
         ids.sort_by_key(|id| source.locations.get(id).map(|l| (l.pack_id, l.offset)));

@@ -331,6 +331,63 @@ async fn ask(
         .collect())
 }
 
+/// The `entries` of a parent answer, as a map of the files with a stamp (by path; the
+/// entry's own path emptied), built entry by entry while the JSON is read.
+struct ParentAnswer(ParentFiles);
+
+impl<'de> serde::Deserialize<'de> for ParentAnswer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct Entries;
+        impl<'de> serde::de::DeserializeSeed<'de> for Entries {
+            type Value = ParentFiles;
+            fn deserialize<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<ParentFiles, D::Error> {
+                d.deserialize_seq(self)
+            }
+        }
+        impl<'de> Visitor<'de> for Entries {
+            type Value = ParentFiles;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of manifest entries")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ParentFiles, A::Error> {
+                let mut files = ParentFiles::new();
+                while let Some(mut e) = seq.next_element::<ManifestEntry>()? {
+                    if e.entry_type == EntryType::File && e.stamp.is_some() {
+                        let path = std::mem::take(&mut e.path);
+                        files.insert(path, e);
+                    }
+                }
+                Ok(files)
+            }
+        }
+        struct Answer;
+        impl<'de> Visitor<'de> for Answer {
+            type Value = ParentAnswer;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a parent snapshot")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ParentAnswer, A::Error> {
+                let mut files = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "entries" {
+                        files = Some(map.next_value_seed(Entries)?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                files
+                    .map(ParentAnswer)
+                    .ok_or_else(|| serde::de::Error::missing_field("entries"))
+            }
+        }
+        d.deserialize_map(Answer)
+    }
+}
+
 /// The parent's files whose chunks the cluster still has (the others are read).
 async fn parent_files(
     api: &mut Remote,
@@ -344,10 +401,20 @@ async fn parent_files(
         (ParentChoice::Latest, Some(source)) => [("source", source.to_string())],
         (ParentChoice::Snapshot(id), _) => [("snapshot", id.clone())],
     };
-    let path = format!("{}/parent", session.path);
-    let answer = match api.call(Method::GET, &path, &query, None).await {
-        Ok(Some(answer)) => answer,
-        Ok(None) => return Ok(HashMap::new()),
+    let (key, value) = &query[0];
+    let target = format!("{}/parent?{}={}", session.path, seg(key), seg(value));
+    let what = format!("GET {target}");
+    let answer = match api.client().send(Method::GET, &target, None).await {
+        Ok(resp) if (200..300).contains(&resp.status) && !resp.body.is_empty() => Ok(resp),
+        // No parent (204), or a refusal.
+        Ok(resp) => match api.interpret(&what, resp) {
+            Ok(_) => return Ok(HashMap::new()),
+            Err(f) => Err(f),
+        },
+        Err(e) => Err(api.unreachable(e)),
+    };
+    let body = match answer {
+        Ok(resp) => resp.body,
         // An explicit parent must be there; the default one is a help only.
         Err(f) if matches!(choice, ParentChoice::Snapshot(_)) => return Err(f),
         Err(f) => {
@@ -358,16 +425,12 @@ async fn parent_files(
             return Ok(HashMap::new());
         }
     };
-    let entries: Vec<ManifestEntry> = answer
-        .get("entries")
-        .cloned()
-        .and_then(|e| serde_json::from_value(e).ok())
-        .ok_or_else(|| bad_answer(api, "the parent snapshot"))?;
-    let mut files: ParentFiles = entries
-        .into_iter()
-        .filter(|e| e.entry_type == EntryType::File && e.stamp.is_some())
-        .map(|e| (e.path.clone(), e))
-        .collect();
+    // Straight from the body into the map (files with a stamp only), without a
+    // JSON tree of the whole answer beside it.
+    let mut files: ParentFiles = serde_json::from_slice::<ParentAnswer>(&body)
+        .map_err(|_| bad_answer(api, "the parent snapshot"))?
+        .0;
+    drop(body);
     let ids: Vec<ChunkId> = files
         .values()
         .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
