@@ -159,7 +159,8 @@ pub enum ClientError {
         /// hyper's error.
         source: hyper::Error,
     },
-    /// The response body is larger than [`MAX_RESPONSE_BYTES`].
+    /// The response body is larger than the client's limit ([`MAX_RESPONSE_BYTES`]
+    /// unless raised).
     #[error("the response to {what} from {addr} is larger than {limit} bytes")]
     TooLarge {
         /// `host:port`.
@@ -218,7 +219,7 @@ pub struct ApiResponse {
     pub status: u16,
     /// Headers.
     pub headers: HeaderMap,
-    /// Body (at most [`MAX_RESPONSE_BYTES`]).
+    /// Body (at most the client's response limit).
     pub body: Bytes,
     /// True when this is a `401` to a request that carried credentials and the
     /// server did not call them stale: the username or API key is wrong.
@@ -235,6 +236,8 @@ pub struct ApiClient {
     tls: Option<tokio_rustls::TlsConnector>,
     ca_file: Option<PathBuf>,
     timeout: Duration,
+    /// Largest response body read ([`MAX_RESPONSE_BYTES`] unless raised for one call).
+    response_limit: usize,
     sender: Option<SendRequest<Full<Bytes>>>,
     digest: Option<DigestSession>,
     rng: SystemRandom,
@@ -257,6 +260,7 @@ impl ApiClient {
             tls,
             ca_file: config.ca_file,
             timeout: config.timeout,
+            response_limit: MAX_RESPONSE_BYTES,
             sender: None,
             digest: None,
             rng: SystemRandom::new(),
@@ -272,6 +276,13 @@ impl ApiClient {
     /// such as a snapshot's verification).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    /// Changes the largest response body later calls read (default
+    /// [`MAX_RESPONSE_BYTES`]), for an answer known to grow with the data, such as a
+    /// parent snapshot's file list; set it back after that call.
+    pub fn set_response_limit(&mut self, limit: usize) {
+        self.response_limit = limit;
     }
 
     /// Sends `method` to `path_and_query` under the API base (e.g. `/groups?pageNum=2`;
@@ -405,6 +416,7 @@ impl ApiClient {
         .map_err(|e| request_error(e.to_string()))?;
 
         let deadline = self.timeout;
+        let limit = self.response_limit;
         let timeout = |what: String| ClientError::Timeout {
             addr: addr.clone(),
             what,
@@ -421,7 +433,7 @@ impl ApiClient {
                     source,
                 })?;
             let (parts, body) = resp.into_parts();
-            let body = read_limited(&parts.headers, body, MAX_RESPONSE_BYTES, &addr, &what).await?;
+            let body = read_limited(&parts.headers, body, limit, &addr, &what).await?;
             Ok(ApiResponse {
                 status: parts.status.as_u16(),
                 headers: parts.headers,

@@ -190,6 +190,19 @@ async fn rejects_declared_body_over_the_limit() {
 }
 
 #[tokio::test]
+async fn reads_a_body_over_the_default_limit_once_the_limit_is_raised() {
+    let url = raw_server(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+        17,
+    )
+    .await;
+    let mut c = client(&url, "k");
+    c.set_response_limit(32 * 1024 * 1024);
+    let r = c.send(Method::GET, "/groups", None).await.unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 17 * 1024 * 1024));
+}
+
+#[tokio::test]
 async fn rejects_chunked_body_over_the_limit() {
     let url = raw_server(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),

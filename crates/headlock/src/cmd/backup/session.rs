@@ -29,13 +29,14 @@ use std::path::{Path, PathBuf};
 
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::chunker::{self, BoundaryKey};
-use headlock_core::snapshot::{ChunkIdKey, EntryType, FileStamp, ManifestEntry};
+use headlock_core::snapshot::{ChunkIdKey, EntryType, FileStamp, MAX_MANIFEST_JSON, ManifestEntry};
 use hyper::Method;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::archive::{self, ArchiveError, PackStats, TreeVisitor};
+use crate::client::MAX_RESPONSE_BYTES;
 use crate::cmd::remote::{EXIT_FAILED, Failure, Remote, seg};
 use crate::pipe;
 use crate::progress::{Counter, Warnings};
@@ -404,7 +405,13 @@ async fn parent_files(
     let (key, value) = &query[0];
     let target = format!("{}/parent?{}={}", session.path, seg(key), seg(value));
     let what = format!("GET {target}");
-    let answer = match api.client().send(Method::GET, &target, None).await {
+    // The answer grows with the parent's files (about 250 bytes each), past the
+    // client's usual 16 MiB from about 65,000 files: allow what a manifest may hold.
+    api.client()
+        .set_response_limit(usize::try_from(MAX_MANIFEST_JSON).unwrap_or(usize::MAX));
+    let sent = api.client().send(Method::GET, &target, None).await;
+    api.client().set_response_limit(MAX_RESPONSE_BYTES);
+    let answer = match sent {
         Ok(resp) if (200..300).contains(&resp.status) && !resp.body.is_empty() => Ok(resp),
         // No parent (204), or a refusal.
         Ok(resp) => match api.interpret(&what, resp) {
