@@ -568,13 +568,8 @@ impl Handler {
             // Served now: Fresh becomes False (KMIP 1.4 section 3.34), once; durable
             // before the answer, like every write, so a Get Attributes after it agrees.
             let mut write = self.store.write().await?;
-            if let Some(mut current) = write.get(&uid, ctx.owner).await? {
-                if current.fresh == Some(true) {
-                    current.fresh = Some(false);
-                    write.update(&current).await?;
-                    write.commit().await?;
-                }
-            }
+            write.mark_served(&uid).await?;
+            write.commit().await?;
         }
         let key_block = KeyBlock {
             key_format_type: format,
@@ -665,7 +660,7 @@ impl Handler {
         obj.state = State::ACTIVE;
         obj.activation_date = Some(t);
         obj.last_change_date = t;
-        write.update(&obj).await?;
+        write.update_row(&obj).await?;
         write.commit().await?;
         Ok(ResponsePayload::Activate {
             unique_identifier: uid.to_owned(),
@@ -861,7 +856,7 @@ impl Handler {
             obj.state = State::ACTIVE;
         }
         obj.last_change_date = t;
-        write.update(&obj).await?;
+        write.update_row(&obj).await?;
         write.commit().await?;
         Ok(Self::attribute_answer(
             ctx,
@@ -914,7 +909,7 @@ impl Handler {
         obj.revocation_reason = Some(code);
         obj.revocation_message = p.revocation_reason.message.clone();
         obj.last_change_date = t;
-        write.update(&obj).await?;
+        write.update_row(&obj).await?;
         write.commit().await?;
         Ok(ResponsePayload::Revoke {
             unique_identifier: uid,
@@ -940,7 +935,7 @@ impl Handler {
         obj.key_material = None;
         obj.destroy_date = Some(t);
         obj.last_change_date = t;
-        write.update(&obj).await?;
+        write.update_row(&obj).await?;
         write.commit().await?;
         Ok(ResponsePayload::Destroy {
             unique_identifier: uid.to_owned(),

@@ -437,8 +437,27 @@ impl Write<'_> {
     }
 
     /// Stages new values of an existing object's mutable fields (state, dates,
-    /// revocation, key material, names, links), read through this [`Write`].
+    /// revocation, key material, names, links, custom attributes, Fresh), read through
+    /// this [`Write`].
     pub async fn update(&mut self, obj: &StoredObject) -> Result<(), Error> {
+        let context = format!("updating object {}", obj.uid);
+        self.update_row(obj).await?;
+        let conn = self.writer.begin_op().await?;
+        for table in ["names", "links", "custom_attributes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
+                .bind(&obj.uid)
+                .execute(&mut *conn)
+                .await
+                .map_err(store_err(&context))?;
+        }
+        write_multi(conn, obj, &context).await
+    }
+
+    /// Stages new values of the object's own row only: state, dates, revocation, key
+    /// material and usage mask (a lifecycle change); its names, links, custom
+    /// attributes and Fresh stay as stored. One statement where [`Write::update`]
+    /// takes several.
+    pub async fn update_row(&mut self, obj: &StoredObject) -> Result<(), Error> {
         let context = format!("updating object {}", obj.uid);
         let conn = self.writer.begin_op().await?;
         sqlx::query(
@@ -463,14 +482,19 @@ impl Write<'_> {
         .execute(&mut *conn)
         .await
         .map_err(store_err(&context))?;
-        for table in ["names", "links", "custom_attributes"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE uid = ?"))
-                .bind(&obj.uid)
-                .execute(&mut *conn)
-                .await
-                .map_err(store_err(&context))?;
-        }
-        write_multi(conn, obj, &context).await
+        Ok(())
+    }
+
+    /// Stages Fresh = False for `uid` (KMIP 1.4 section 3.34: the object was served),
+    /// if it is still True; an object without a Fresh record is left without one.
+    pub async fn mark_served(&mut self, uid: &str) -> Result<(), Error> {
+        let conn = self.writer.begin_op().await?;
+        sqlx::query("UPDATE object_meta SET fresh = 0 WHERE uid = ? AND fresh = 1")
+            .bind(uid)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_err(format!("marking object {uid} served")))?;
+        Ok(())
     }
 
     /// Makes this operation's writes durable: returns once a COMMIT that includes them
