@@ -558,23 +558,21 @@ impl Writer {
     /// Opens the group transaction and this operation's savepoint if they are not open
     /// yet; the connection to write through.
     async fn begin_op(&mut self) -> Result<&mut SqliteConnection, Error> {
-        let start_transaction = !self.in_transaction;
-        let start_op = !self.unfinished_op;
-        let conn = self.conn()?;
-        if start_transaction {
+        if !self.in_transaction {
             sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut *conn)
+                .execute(self.conn()?)
                 .await
                 .map_err(store_err("beginning a write transaction"))?;
+            // Recorded at once: should the savepoint fail, the transaction is open.
+            self.in_transaction = true;
         }
-        if start_op {
+        if !self.unfinished_op {
             sqlx::query(&format!("SAVEPOINT {OP_SAVEPOINT}"))
-                .execute(&mut *conn)
+                .execute(self.conn()?)
                 .await
                 .map_err(store_err("beginning an operation's writes"))?;
+            self.unfinished_op = true;
         }
-        self.in_transaction = true;
-        self.unfinished_op = true;
         self.conn()
     }
 
