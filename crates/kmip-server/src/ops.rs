@@ -706,8 +706,8 @@ impl Handler {
         ResponsePayload::Other(Item::structure(Tag::RESPONSE_PAYLOAD, fields))
     }
 
-    /// Loads `uid` for a change of its custom attributes, with the write lock held by
-    /// the caller.
+    /// Loads `uid` for a change of its custom attributes, through the caller's
+    /// [`Write`] (so with the writes staged before it).
     async fn load_for_custom(
         write: &mut Write<'_>,
         ctx: &Ctx<'_>,

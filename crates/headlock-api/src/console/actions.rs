@@ -18,32 +18,20 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use headlock_service::clusters::BackupConfigPatch;
 
 use super::pages::{display_name, with};
 use super::session::Posted;
-use super::{ConsoleError, E, PAGE, Result, Session, date, page, see_other, size};
+use super::{E, PAGE, Result, Session, bad, date, page, see_other, size};
+use crate::AppState;
 use crate::routes::Routes;
-use crate::{ApiError, AppState};
 
 /// The routes of this module.
 pub fn routes() -> Routes {
     Routes::new()
         .get("/g/{group_id}/c/{cluster_id}/confirm", confirm)
         .post("/g/{group_id}/c/{cluster_id}/do", act)
-}
-
-fn bad(session: &Session, detail: &str) -> ConsoleError {
-    ConsoleError {
-        error: Box::new(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ATTRIBUTE",
-            detail,
-        )),
-        session: Some(Box::new(session.clone())),
-    }
 }
 
 /// `0` (off) to 3650 days, as the service accepts.

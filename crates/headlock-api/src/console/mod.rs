@@ -199,6 +199,19 @@ pub struct ConsoleError {
     pub session: Option<Box<Session>>,
 }
 
+/// A form field the service was never asked about is wrong: 400 `INVALID_ATTRIBUTE`
+/// with `detail`, on a page with the session's navigation bar.
+pub(crate) fn bad(session: &Session, detail: &str) -> ConsoleError {
+    ConsoleError {
+        error: Box::new(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ATTRIBUTE",
+            detail,
+        )),
+        session: Some(Box::new(session.clone())),
+    }
+}
+
 impl From<ApiError> for ConsoleError {
     fn from(error: ApiError) -> Self {
         ConsoleError {

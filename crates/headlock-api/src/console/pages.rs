@@ -107,14 +107,7 @@ async fn register_cluster(
     posted: Posted,
 ) -> Result<Response> {
     let session = &posted.session;
-    let invalid = |detail: &str| super::ConsoleError {
-        error: Box::new(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "INVALID_ATTRIBUTE",
-            detail,
-        )),
-        session: Some(Box::new(session.clone())),
-    };
+    let invalid = |detail: &str| super::bad(session, detail);
     let optional =
         |name: &str| Some(posted.field(name).trim().to_owned()).filter(|v| !v.is_empty());
     let new = match posted.field("type") {
