@@ -223,15 +223,16 @@ async fn parent(
         return Ok(r.empty(StatusCode::NO_CONTENT));
     };
     // The same JSON as one document, written a manifest frame at a time: the service
-    // never holds the parent's entries whole. A frame that fails its checks ends the
-    // body early, so the client sees JSON that does not parse, never a wrong parent.
-    let head = json!({"snapshot": p.snapshot, "source": p.manifest.header().source});
+    // never holds the parent's entries whole. Files whose chunks are gone are left
+    // out. A frame that fails its checks ends the body early, so the client sees JSON
+    // that does not parse, never a wrong parent.
+    let head = json!({"snapshot": p.snapshot, "source": p.source()});
     let mut head = serde_json::to_vec(&head).unwrap_or_default();
     head.pop(); // the closing brace
     head.extend_from_slice(b",\"entries\":[");
     let (mut writer, reader) = tokio::io::duplex(256 * 1024);
-    let mut manifest = p.manifest;
     let snapshot = p.snapshot;
+    let mut manifest = p;
     tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
         let mut first = true;
@@ -255,7 +256,7 @@ async fn parent(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::error!(%snapshot, error = %e, "parent manifest stopped: stored data is damaged");
+                    tracing::error!(%snapshot, error = %e, "parent manifest stopped (damaged, or the metadata store failed)");
                     return;
                 }
             }

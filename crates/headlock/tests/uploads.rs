@@ -562,9 +562,33 @@ fn rejects_commits_that_misstate_chunks_or_break_the_manifest_rules() {
     assert!(bytes == data);
 }
 
+/// The parent answer of a new session for `source`, read with curl (Digest): its
+/// header block and its JSON.
+fn parent_answer(w: &World, g: &str, c: &str, source: &str) -> (String, Value) {
+    let next = open(&w.admin, g, c);
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "--digest", "-u"])
+        .arg(format!("{}:{}", w.admin.user, w.admin.key))
+        .arg(format!(
+            "{}{}/parent?source={source}",
+            w.admin.base, next.base
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    // Digest auth answers 401 first; the last header block is the answer's.
+    let (head, body) = match body.split_once("\r\n\r\n") {
+        Some((h, b)) if h.starts_with("HTTP/") => (h, b),
+        _ => (head, body),
+    };
+    (head.to_string(), serde_json::from_str(body).unwrap())
+}
+
 /// The parent answer is written a manifest frame at a time (4,096 entries a frame):
 /// a manifest of several frames comes back whole, in order, as one JSON document, and
-/// no cache may keep it.
+/// no cache may keep it. A file one of whose chunks the cluster no longer has is left
+/// out (the client must read it again).
 #[test]
 fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
     let w = World::new();
@@ -591,30 +615,13 @@ fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
         .admin
         .expect(commit(&w.admin, &s, &(lines.join("\n") + "\n")), 201);
 
-    let next = open(&w.admin, &g, &c);
-    let out = Command::new("curl")
-        .args(["-s", "-D", "-", "--digest", "-u"])
-        .arg(format!("{}:{}", w.admin.user, w.admin.key))
-        .arg(format!(
-            "{}{}/parent?source=/data/many",
-            w.admin.base, next.base
-        ))
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    // Digest auth answers 401 first; the last header block is the answer's.
-    let (head, body) = match body.split_once("\r\n\r\n") {
-        Some((h, b)) if h.starts_with("HTTP/") => (h, b),
-        _ => (head, body),
-    };
+    let (head, v) = parent_answer(&w, &g, &c, "/data/many");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
         head.to_ascii_lowercase()
             .contains("cache-control: no-store"),
         "{head}"
     );
-    let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["snapshot"], committed["id"]);
     assert_eq!(v["source"], "/data/many");
     let paths: Vec<&str> = v["entries"]
@@ -633,4 +640,40 @@ fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
         })
         .collect();
     assert_eq!(paths, sent);
+
+    // One chunk of one file removed behind the service's back (SQLite without its
+    // foreign keys, as damage would): that file, and only it, is left out.
+    let gone = &all
+        .iter()
+        .find(|(_, d)| files["db/index-1.wt"].starts_with(d))
+        .expect("a chunk of db/index-1.wt")
+        .0;
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys\n\
+             con = sqlite3.connect(sys.argv[1], timeout=30)\n\
+             n = con.execute('DELETE FROM chunks WHERE cluster_id = ? AND chunk_id = ?', (sys.argv[2], sys.argv[3])).rowcount\n\
+             con.commit()\n\
+             sys.exit(0 if n == 1 else 1)\n",
+        )
+        .arg(w.server.data_dir.join("headlock.db"))
+        .arg(&c)
+        .arg(gone.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (_, v) = parent_answer(&w, &g, &c, "/data/many");
+    let left: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = sent
+        .iter()
+        .map(String::as_str)
+        .filter(|p| *p != "db/index-1.wt")
+        .collect();
+    assert_eq!(left, expected);
 }

@@ -16,13 +16,13 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use headlock_core::ObjectId;
 use headlock_core::model::{ChunkId, Cluster, SnapshotKind};
 use headlock_core::snapshot::chunker::BoundaryKey;
 use headlock_core::snapshot::frames::ManifestWriter;
 use headlock_core::snapshot::{
     ChunkCipher, ChunkIdKey, FormatError, MAX_CHUNK, MAX_MANIFEST_JSON, ManifestEntry, ManifestKind,
 };
+use headlock_core::{MetadataStore, ObjectId};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
 use zeroize::Zeroizing;
@@ -117,12 +117,51 @@ struct CommitHeader {
 /// Most recent snapshots the service opens when it looks for a parent by source path.
 pub const PARENT_CANDIDATES: usize = 8;
 
-/// A parent snapshot for an upload: its id and its manifest, read a frame at a time.
+/// A parent snapshot for an upload: its id and its manifest, read a frame at a time
+/// ([`ParentManifest::next_batch`]) with the files whose chunks are gone left out.
 pub struct ParentManifest {
     /// The parent snapshot's id.
     pub snapshot: ObjectId,
-    /// Its manifest (header read; entries by [`ManifestStream::next_batch`]).
-    pub manifest: ManifestStream,
+    manifest: ManifestStream,
+    store: Arc<dyn MetadataStore>,
+    cluster: ObjectId,
+}
+
+impl ParentManifest {
+    /// The directory the parent backed up, as its client resolved it.
+    pub fn source(&self) -> Option<&str> {
+        self.manifest.header().source.as_deref()
+    }
+
+    /// The next frame's entries, or `None` after the last, without the files one of
+    /// whose chunks the cluster no longer has (collected since the parent was written:
+    /// the client must read those again). One question to the store per frame, so
+    /// the client never has to ask about every chunk of the parent itself.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<ManifestEntry>>> {
+        let Some(mut entries) = self.manifest.next_batch().await? else {
+            return Ok(None);
+        };
+        let ids: Vec<ChunkId> = entries
+            .iter()
+            .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut stored = HashSet::with_capacity(ids.len());
+        for part in ids.chunks(MAX_QUERY_IDS) {
+            stored.extend(
+                self.store
+                    .chunk_locations(self.cluster, part)
+                    .await?
+                    .into_iter()
+                    .map(|l| l.chunk_id),
+            );
+        }
+        if stored.len() < ids.len() {
+            entries.retain(|e| e.chunks.iter().all(|(id, _)| stored.contains(id)));
+        }
+        Ok(Some(entries))
+    }
 }
 
 impl Service {
@@ -551,6 +590,8 @@ impl Service {
                 return Ok(Some(ParentManifest {
                     snapshot: record.id,
                     manifest,
+                    store: self.store.clone(),
+                    cluster: cluster.id,
                 }));
             }
         }

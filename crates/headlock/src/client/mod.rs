@@ -45,7 +45,7 @@
 //! | `mod.rs` | [`ApiClient`] and its buffered calls ([`ApiClient::send`]: Digest rounds, one kept-alive connection), [`ClientError`], [`path_segment`] |
 //! | `transport.rs` | the API URL and server links, TCP connect, TLS (rustls, CA bundles), the HTTP/1.1 handshake, bounded body reads |
 //! | `digest.rs` | HTTP Digest, client side: parsing `WWW-Authenticate`, picking a challenge, the `Authorization` answer |
-//! | `streaming.rs` | [`ApiClient::send_stream`] and [`ApiClient::get_stream`]: chunked uploads with stall detection, downloads read as they arrive ([`StreamResponse`](streaming::StreamResponse)) |
+//! | `streaming.rs` | [`ApiClient::send_stream`], [`ApiClient::get_stream`] and [`ApiClient::get_stream_api`]: chunked uploads with stall detection, downloads (of a link, or of an API answer that grows with the data) read as they arrive ([`StreamResponse`](streaming::StreamResponse)) |
 
 use std::fmt::Write as _;
 use std::io;
@@ -64,7 +64,7 @@ use digest::{DigestSession, MAX_AUTH_ROUNDS, pick_challenge};
 use transport::{Target, open, read_limited, tls_connector};
 
 mod digest;
-mod streaming;
+pub mod streaming;
 mod transport;
 
 /// Base path of the API under the URL's origin (and path prefix, if any).
@@ -236,8 +236,6 @@ pub struct ApiClient {
     tls: Option<tokio_rustls::TlsConnector>,
     ca_file: Option<PathBuf>,
     timeout: Duration,
-    /// Largest response body read ([`MAX_RESPONSE_BYTES`] unless raised for one call).
-    response_limit: usize,
     sender: Option<SendRequest<Full<Bytes>>>,
     digest: Option<DigestSession>,
     rng: SystemRandom,
@@ -260,7 +258,6 @@ impl ApiClient {
             tls,
             ca_file: config.ca_file,
             timeout: config.timeout,
-            response_limit: MAX_RESPONSE_BYTES,
             sender: None,
             digest: None,
             rng: SystemRandom::new(),
@@ -276,13 +273,6 @@ impl ApiClient {
     /// such as a snapshot's verification).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
-    }
-
-    /// Changes the largest response body later calls read (default
-    /// [`MAX_RESPONSE_BYTES`]), for an answer known to grow with the data, such as a
-    /// parent snapshot's file list; set it back after that call.
-    pub fn set_response_limit(&mut self, limit: usize) {
-        self.response_limit = limit;
     }
 
     /// Sends `method` to `path_and_query` under the API base (e.g. `/groups?pageNum=2`;
@@ -416,7 +406,7 @@ impl ApiClient {
         .map_err(|e| request_error(e.to_string()))?;
 
         let deadline = self.timeout;
-        let limit = self.response_limit;
+        let limit = MAX_RESPONSE_BYTES;
         let timeout = |what: String| ClientError::Timeout {
             addr: addr.clone(),
             what,

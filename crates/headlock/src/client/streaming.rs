@@ -16,8 +16,8 @@ use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request};
 
-use super::digest::pick_challenge;
-use super::transport::{AbortOnDrop, open, parse_link, read_limited, tls_connector};
+use super::digest::{DigestSession, MAX_AUTH_ROUNDS, pick_challenge};
+use super::transport::{AbortOnDrop, Target, open, parse_link, read_limited, tls_connector};
 use super::{API_BASE, ApiClient, ApiResponse, ClientError, MAX_RESPONSE_BYTES};
 
 /// Largest error body read from a [`StreamResponse`] (an Ops Manager error is a few
@@ -178,8 +178,90 @@ impl ApiClient {
                 what: what.clone(),
                 reason: "it cannot go in a request",
             })?;
-        let (mut sender, conn) =
-            open::<Empty<Bytes>>(&target, tls.as_ref(), self.timeout, &addr).await?;
+        self.open_stream(&target, tls.as_ref(), request, &addr, what)
+            .await
+    }
+
+    /// `GET`s `path_and_query` under the API base with Digest credentials, and returns
+    /// as soon as the response headers are in, the body to be read with
+    /// [`StreamResponse::chunk`]: for an answer that grows with the data (a parent
+    /// snapshot's file list), which is never held whole. A stale nonce is renewed and
+    /// the request sent again (a `GET` can be); any other `401` comes back as the
+    /// answer, with its body for [`StreamResponse::into_response`].
+    pub async fn get_stream_api(
+        &mut self,
+        path_and_query: &str,
+    ) -> Result<StreamResponse, ClientError> {
+        let uri = format!("{}{API_BASE}{path_and_query}", self.target.prefix);
+        let addr = self.target.addr();
+        let what = format!("GET {uri}");
+        let mut rounds = 0;
+        loop {
+            let mut builder = self.request(&Method::GET, &uri);
+            let sent_credentials = self.digest.is_some();
+            if let Some(d) = self.digest.as_mut() {
+                let authorization = d
+                    .authorization(&self.username, &Method::GET, &uri)
+                    .map_err(|reason| ClientError::Request {
+                        method: Method::GET,
+                        path: path_and_query.to_string(),
+                        reason,
+                    })?;
+                builder = builder.header(header::AUTHORIZATION, authorization);
+            }
+            let request =
+                builder
+                    .body(Empty::<Bytes>::new())
+                    .map_err(|e| ClientError::Request {
+                        method: Method::GET,
+                        path: path_and_query.to_string(),
+                        reason: e.to_string(),
+                    })?;
+            let resp = self
+                .open_stream(
+                    &self.target,
+                    self.tls.as_ref(),
+                    request,
+                    &addr,
+                    what.clone(),
+                )
+                .await?;
+            if resp.status != 401 {
+                return Ok(resp);
+            }
+            let challenge = match pick_challenge(&resp.headers) {
+                Ok(Some(c)) => c,
+                // An answer of the API itself (e.g. NOT_IN_GROUP).
+                Ok(None) => return Ok(resp),
+                Err(reason) => return Err(ClientError::Challenge { addr, reason }),
+            };
+            rounds += 1;
+            if (sent_credentials && !challenge.stale) || rounds >= MAX_AUTH_ROUNDS {
+                return Ok(resp);
+            }
+            self.digest = Some(
+                DigestSession::new(challenge, &self.username, &self.api_key, &self.rng).map_err(
+                    |reason| ClientError::Challenge {
+                        addr: addr.clone(),
+                        reason,
+                    },
+                )?,
+            );
+        }
+    }
+
+    /// Sends `request` on a connection of its own and returns once the response
+    /// headers are in (the connection goes with the [`StreamResponse`]).
+    async fn open_stream(
+        &self,
+        target: &Target,
+        tls: Option<&tokio_rustls::TlsConnector>,
+        request: Request<Empty<Bytes>>,
+        addr: &str,
+        what: String,
+    ) -> Result<StreamResponse, ClientError> {
+        let addr = addr.to_string();
+        let (mut sender, conn) = open::<Empty<Bytes>>(target, tls, self.timeout, &addr).await?;
         let conn = AbortOnDrop(conn);
         let idle = self.timeout;
         let resp = tokio::time::timeout(idle, async {

@@ -28,6 +28,7 @@ use crate::cli::BackupArgs;
 use crate::pipe::{self, PipeWriter};
 use crate::progress::{Counter, Mode, Progress, Warnings};
 
+mod parent;
 mod session;
 
 /// What is backed up.

@@ -21,7 +21,7 @@
 //! its parent entry's (all of whose chunks are still stored) is listed with the
 //! parent's chunks without being opened. `--force` reads everything.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -29,14 +29,14 @@ use std::path::{Path, PathBuf};
 
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::chunker::{self, BoundaryKey};
-use headlock_core::snapshot::{ChunkIdKey, EntryType, FileStamp, MAX_MANIFEST_JSON, ManifestEntry};
+use headlock_core::snapshot::{ChunkIdKey, EntryType, FileStamp, ManifestEntry};
 use hyper::Method;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use super::parent::{self, ParentCursor, ParentReader};
 use crate::archive::{self, ArchiveError, PackStats, TreeVisitor};
-use crate::client::MAX_RESPONSE_BYTES;
 use crate::cmd::remote::{EXIT_FAILED, Failure, Remote, seg};
 use crate::pipe;
 use crate::progress::{Counter, Warnings};
@@ -76,9 +76,6 @@ pub enum ParentChoice {
     /// None: every file is read (`--force`).
     None,
 }
-
-/// What the parent recorded of a file, by path.
-type ParentFiles = HashMap<String, ManifestEntry>;
 
 /// The stamp of a file as it is now.
 fn stamp_of(meta: &fs::Metadata) -> FileStamp {
@@ -127,7 +124,7 @@ fn file_line(
 /// The walk's visitor: every entry a manifest line, every file's chunks handed over.
 struct Chunking<'a> {
     ids: &'a ChunkIdKey,
-    parent: &'a ParentFiles,
+    parent: ParentCursor,
     counts: &'a Sent,
     boundaries: BoundaryKey,
     tx: &'a tokio::sync::mpsc::Sender<Item>,
@@ -151,13 +148,13 @@ impl TreeVisitor for Chunking<'_> {
     }
 
     fn file(&mut self, rel: &str, path: &Path, read: &Counter) -> Result<u64, ArchiveError> {
-        if let Some(parent) = self.parent.get(rel) {
+        if let Some(parent) = self.parent.take(rel) {
             if let Ok(meta) = fs::symlink_metadata(path) {
-                if unchanged(parent, &meta) {
+                if unchanged(&parent, &meta) {
                     let line = file_line(
                         rel,
                         (parent.mode, parent.mtime, parent.size),
-                        parent.chunks.clone(),
+                        parent.chunks,
                         parent.stamp,
                     )?;
                     self.hand(Item::Line(line))?;
@@ -332,136 +329,65 @@ async fn ask(
         .collect())
 }
 
-/// The `entries` of a parent answer, as a map of the files with a stamp (by path; the
-/// entry's own path emptied), built entry by entry while the JSON is read.
-struct ParentAnswer(ParentFiles);
-
-impl<'de> serde::Deserialize<'de> for ParentAnswer {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-        struct Entries;
-        impl<'de> serde::de::DeserializeSeed<'de> for Entries {
-            type Value = ParentFiles;
-            fn deserialize<D: serde::Deserializer<'de>>(
-                self,
-                d: D,
-            ) -> Result<ParentFiles, D::Error> {
-                d.deserialize_seq(self)
-            }
-        }
-        impl<'de> Visitor<'de> for Entries {
-            type Value = ParentFiles;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of manifest entries")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ParentFiles, A::Error> {
-                let mut files = ParentFiles::new();
-                while let Some(mut e) = seq.next_element::<ManifestEntry>()? {
-                    if e.entry_type == EntryType::File && e.stamp.is_some() {
-                        let path = std::mem::take(&mut e.path);
-                        files.insert(path, e);
-                    }
-                }
-                Ok(files)
-            }
-        }
-        struct Answer;
-        impl<'de> Visitor<'de> for Answer {
-            type Value = ParentAnswer;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a parent snapshot")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ParentAnswer, A::Error> {
-                let mut files = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    if key == "entries" {
-                        files = Some(map.next_value_seed(Entries)?);
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                files
-                    .map(ParentAnswer)
-                    .ok_or_else(|| serde::de::Error::missing_field("entries"))
-            }
-        }
-        d.deserialize_map(Answer)
-    }
-}
-
-/// The parent's files whose chunks the cluster still has (the others are read).
+/// The parent's files, as a cursor for the walk (and the thread reading them).
 async fn parent_files(
     api: &mut Remote,
     session: &Opened,
     choice: &ParentChoice,
     source: Option<&str>,
     warnings: &Warnings,
-) -> Result<ParentFiles, Failure> {
+) -> Result<(ParentCursor, ParentReader), Failure> {
+    let none = || (ParentCursor::none(), ParentReader::none());
     let query = match (choice, source) {
-        (ParentChoice::None, _) | (ParentChoice::Latest, None) => return Ok(HashMap::new()),
+        (ParentChoice::None, _) | (ParentChoice::Latest, None) => return Ok(none()),
         (ParentChoice::Latest, Some(source)) => [("source", source.to_string())],
         (ParentChoice::Snapshot(id), _) => [("snapshot", id.clone())],
     };
     let (key, value) = &query[0];
     let target = format!("{}/parent?{}={}", session.path, seg(key), seg(value));
     let what = format!("GET {target}");
-    // The answer grows with the parent's files (about 250 bytes each), past the
-    // client's usual 16 MiB from about 65,000 files: allow what a manifest may hold.
-    api.client()
-        .set_response_limit(usize::try_from(MAX_MANIFEST_JSON).unwrap_or(usize::MAX));
-    let sent = api.client().send(Method::GET, &target, None).await;
-    api.client().set_response_limit(MAX_RESPONSE_BYTES);
-    let answer = match sent {
-        Ok(resp) if (200..300).contains(&resp.status) && !resp.body.is_empty() => Ok(resp),
-        // No parent (204), or a refusal.
-        Ok(resp) => match api.interpret(&what, resp) {
-            Ok(_) => return Ok(HashMap::new()),
-            Err(f) => Err(f),
+    // The answer grows with the parent's files (about 250 bytes each): streamed to a
+    // temporary file, never held in memory.
+    let answer = match api.client().get_stream_api(&target).await {
+        Ok(resp) if resp.status == 204 => return Ok(none()),
+        Ok(resp) if (200..300).contains(&resp.status) => Ok(resp),
+        // A refusal.
+        Ok(resp) => match resp.into_response().await {
+            Ok(resp) => match api.interpret(&what, resp) {
+                Ok(_) => return Ok(none()),
+                Err(f) => Err(f),
+            },
+            Err(e) => Err(api.unreachable(e)),
         },
         Err(e) => Err(api.unreachable(e)),
     };
-    let body = match answer {
-        Ok(resp) => resp.body,
+    let read = match answer {
+        Ok(resp) => match spool() {
+            Ok(file) => parent::read(api, resp, file).await,
+            Err(e) => Err(Failure::new(
+                EXIT_FAILED,
+                format!("a temporary file for the parent snapshot's list: {e}"),
+            )),
+        },
+        Err(f) => Err(f),
+    };
+    match read {
+        Ok(parent) => Ok(parent),
         // An explicit parent must be there; the default one is a help only.
-        Err(f) if matches!(choice, ParentChoice::Snapshot(_)) => return Err(f),
+        Err(f) if matches!(choice, ParentChoice::Snapshot(_)) => Err(f),
         Err(f) => {
             warnings.warn(&format!(
                 "no parent snapshot ({}): every file is read",
                 f.message()
             ));
-            return Ok(HashMap::new());
+            Ok(none())
         }
-    };
-    // Straight from the body into the map (files with a stamp only), without a
-    // JSON tree of the whole answer beside it.
-    let mut files: ParentFiles = serde_json::from_slice::<ParentAnswer>(&body)
-        .map_err(|_| bad_answer(api, "the parent snapshot"))?
-        .0;
-    drop(body);
-    let ids: Vec<ChunkId> = files
-        .values()
-        .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let mut missing = HashSet::new();
-    for part in ids.chunks(session.max_ids) {
-        missing.extend(ask(api, session, part).await?);
     }
-    if !missing.is_empty() {
-        // Collected since the parent was written: those files are read again.
-        files.retain(|_, e| {
-            e.chunks
-                .iter()
-                .all(|(id, _)| !missing.contains(&id.to_string()))
-        });
-    }
-    Ok(files)
 }
 
 /// A file for the manifest: in the temporary directory, readable by this user only,
 /// and unlinked at once (it goes when the process does).
-fn spool() -> io::Result<File> {
+pub(super) fn spool() -> io::Result<File> {
     let dir = std::env::temp_dir();
     for attempt in 0..100u32 {
         let nanos = std::time::SystemTime::now()
@@ -544,7 +470,9 @@ pub async fn backup_tree(
     let source = fs::canonicalize(&root)
         .ok()
         .and_then(|p| p.to_str().map(str::to_string));
-    let parent = parent_files(api, &session, choice, source.as_deref(), &warnings).await?;
+    let (cursor, parent_reader) =
+        parent_files(api, &session, choice, source.as_deref(), &warnings).await?;
+    let parent_warnings = warnings.clone();
     let walk_counts = counts.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(4);
     let (ids, boundaries) = (
@@ -557,7 +485,7 @@ pub async fn backup_tree(
         .spawn(move || {
             let mut visitor = Chunking {
                 ids: &ids,
-                parent: &parent,
+                parent: cursor,
                 counts: &walk_counts,
                 boundaries,
                 tx: &tx,
@@ -603,6 +531,8 @@ pub async fn backup_tree(
     let walked = walker
         .join()
         .map_err(|_| Failure::new(EXIT_FAILED, "the reading thread failed".into()))?;
+    // The walk (and with it the parent's cursor) is over.
+    parent_reader.finish(&parent_warnings);
     if let Some(f) = failure {
         return Err(f);
     }
