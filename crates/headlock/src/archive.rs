@@ -99,6 +99,15 @@ pub enum ArchiveError {
         /// The error.
         source: io::Error,
     },
+    /// The upload session's manifest could not be written to its temporary file.
+    #[error("writing the manifest to a temporary file: {source}")]
+    Manifest {
+        /// The error.
+        source: io::Error,
+    },
+    /// The upload stopped (its error is reported on its own).
+    #[error("the upload stopped")]
+    Stopped,
 
     // ---- the stream being restored
     /// The stream is refused: malformed, cut short, or an entry that is not restored
@@ -135,8 +144,15 @@ pub struct PackStats {
 pub trait TreeVisitor {
     /// A directory (before anything in it).
     fn dir(&mut self, rel: &str, meta: &fs::Metadata) -> Result<(), ArchiveError>;
-    /// A regular file at `path`; returns the bytes read of it (see [`open_exact`]).
-    fn file(&mut self, rel: &str, path: &Path, read: &Counter) -> Result<u64, ArchiveError>;
+    /// A regular file at `path`, `meta` as the walk found it (not followed); returns
+    /// the bytes read of it (see [`open_exact`]).
+    fn file(
+        &mut self,
+        rel: &str,
+        path: &Path,
+        meta: &fs::Metadata,
+        read: &Counter,
+    ) -> Result<u64, ArchiveError>;
     /// A symbolic link to `target` (UTF-8).
     fn symlink(
         &mut self,
@@ -190,7 +206,7 @@ pub fn walk_tree(
                 stats.dirs += 1;
                 subdirs.push(rel);
             } else if kind.is_file() {
-                stats.bytes += visitor.file(rel_str, &path, read)?;
+                stats.bytes += visitor.file(rel_str, &path, &meta, read)?;
                 stats.files += 1;
             } else if kind.is_symlink() {
                 let target = fs::read_link(&path).map_err(|source| ArchiveError::Read {
@@ -247,7 +263,13 @@ impl<W: Write> TreeVisitor for TarVisitor<W> {
             .map_err(|source| ArchiveError::Write { source })
     }
 
-    fn file(&mut self, rel: &str, path: &Path, read: &Counter) -> Result<u64, ArchiveError> {
+    fn file(
+        &mut self,
+        rel: &str,
+        path: &Path,
+        _meta: &fs::Metadata,
+        read: &Counter,
+    ) -> Result<u64, ArchiveError> {
         append_file(&mut self.0, path, rel, read)
     }
 

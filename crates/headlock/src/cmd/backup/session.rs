@@ -4,12 +4,13 @@
 //! it lacks, and sends only those; then commits the manifest.
 //!
 //! A plain thread walks the tree ([`archive::walk_tree`], the same walk as the tar
-//! path) and chunks each file, handing chunks and manifest lines over a small bounded
-//! channel; this side gathers chunks into rounds of at most [`ROUND_BYTES`] (and the
-//! service's `maxQueryIds`), asks about each round's ids and uploads the missing ones
-//! in one request. The manifest lines go to an unlinked file in the temporary
-//! directory, streamed as the commit's body. Memory: the channel and one round,
-//! whatever the tree's size.
+//! path), chunks each file and hands the chunks over a small bounded channel in
+//! batches of about 1 MiB; it writes the manifest's lines itself, to an unlinked file
+//! in the temporary directory that is streamed as the commit's body. A tree of tiny
+//! files thus costs no hand-over between threads per file. This side gathers chunks
+//! into rounds of at most [`ROUND_BYTES`] (and the service's `maxQueryIds`), asks about
+//! each round's ids and uploads the missing ones in one request. Memory: the channel
+//! and one round, whatever the tree's size.
 //!
 //! An interrupted run leaves what it uploaded recorded for the cluster; the next run
 //! opens a new session, is told those chunks are known, and sends the rest.
@@ -44,13 +45,13 @@ use crate::progress::{Counter, Warnings};
 /// Chunk bytes per round (one question, one upload).
 pub const ROUND_BYTES: usize = 32 * 1024 * 1024;
 
-/// What the walking thread hands over.
-enum Item {
-    /// A chunk of a file: its id and bytes.
-    Chunk(ChunkId, Vec<u8>),
-    /// A manifest line (an entry, JSON).
-    Line(String),
-}
+/// Chunks the walking thread hands over at once (ids and bytes), so that a tree of
+/// tiny files costs one hand-over per batch, not one per file.
+type Handoff = Vec<(ChunkId, Vec<u8>)>;
+/// A hand-over goes once it holds this many bytes of chunks...
+const HANDOFF_BYTES: usize = 1024 * 1024;
+/// ...or this many chunks.
+const HANDOFF_CHUNKS: usize = 256;
 
 /// Counts for the progress display and the summary.
 #[derive(Clone, Default)]
@@ -99,14 +100,14 @@ fn unchanged(parent: &ManifestEntry, meta: &fs::Metadata) -> bool {
         && parent.mode == meta.mode() & 0o7777
 }
 
-/// A file's manifest line: `(mode, mtime, size)`, its chunks and its stamp.
-fn file_line(
+/// A file's manifest entry: `(mode, mtime, size)`, its chunks and its stamp.
+fn file_entry(
     rel: &str,
     (mode, mtime, size): (u32, i64, u64),
     chunks: Vec<(ChunkId, u32)>,
     stamp: Option<FileStamp>,
-) -> Result<String, ArchiveError> {
-    let entry = ManifestEntry {
+) -> ManifestEntry {
+    ManifestEntry {
         path: rel.to_string(),
         entry_type: EntryType::File,
         mode,
@@ -115,55 +116,81 @@ fn file_line(
         target: None,
         chunks,
         stamp,
-    };
-    serde_json::to_string(&entry).map_err(|e| ArchiveError::Write {
-        source: io::Error::other(e),
-    })
+    }
 }
 
-/// The walk's visitor: every entry a manifest line, every file's chunks handed over.
+/// The walk's visitor: every entry a line of the manifest, which it writes itself, and
+/// every file's chunks handed over in batches.
 struct Chunking<'a> {
     ids: &'a ChunkIdKey,
     parent: ParentCursor,
     counts: &'a Sent,
     boundaries: BoundaryKey,
-    tx: &'a tokio::sync::mpsc::Sender<Item>,
+    manifest: BufWriter<File>,
+    pending: Handoff,
+    pending_bytes: usize,
+    tx: &'a tokio::sync::mpsc::Sender<Handoff>,
 }
 
 impl Chunking<'_> {
-    fn hand(&self, item: Item) -> Result<(), ArchiveError> {
+    /// Appends one line (JSON) to the manifest.
+    fn line(&mut self, entry: &impl serde::Serialize) -> Result<(), ArchiveError> {
+        let manifest = |e: io::Error| ArchiveError::Manifest { source: e };
+        serde_json::to_writer(&mut self.manifest, entry).map_err(|e| manifest(e.into()))?;
+        self.manifest.write_all(b"\n").map_err(manifest)
+    }
+
+    fn chunk(&mut self, id: ChunkId, data: Vec<u8>) -> Result<(), ArchiveError> {
+        self.pending_bytes += data.len();
+        self.pending.push((id, data));
+        if self.pending_bytes >= HANDOFF_BYTES || self.pending.len() >= HANDOFF_CHUNKS {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the pending chunks over (at the end of the walk, whatever they are).
+    fn hand_over(&mut self) -> Result<(), ArchiveError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.pending_bytes = 0;
         self.tx
-            .blocking_send(item)
-            .map_err(|_| ArchiveError::Write {
-                source: io::Error::other("the upload stopped"),
-            })
+            .blocking_send(std::mem::take(&mut self.pending))
+            .map_err(|_| ArchiveError::Stopped)
     }
 }
 
 impl TreeVisitor for Chunking<'_> {
     fn dir(&mut self, rel: &str, meta: &fs::Metadata) -> Result<(), ArchiveError> {
-        let line = json!({"path": rel, "type": "dir", "mode": meta.mode() & 0o7777,
-                          "mtime": meta.mtime(), "size": 0});
-        self.hand(Item::Line(line.to_string()))
+        self.line(
+            &json!({"path": rel, "type": "dir", "mode": meta.mode() & 0o7777,
+                          "mtime": meta.mtime(), "size": 0}),
+        )
     }
 
-    fn file(&mut self, rel: &str, path: &Path, read: &Counter) -> Result<u64, ArchiveError> {
-        if let Some(parent) = self.parent.take(rel) {
-            if let Ok(meta) = fs::symlink_metadata(path) {
-                if unchanged(&parent, &meta) {
-                    let line = file_line(
-                        rel,
-                        (parent.mode, parent.mtime, parent.size),
-                        parent.chunks,
-                        parent.stamp,
-                    )?;
-                    self.hand(Item::Line(line))?;
-                    self.counts.unchanged_files.add(1);
-                    self.counts.files.add(1);
-                    self.counts.unchanged_bytes.add(parent.size);
-                    return Ok(parent.size);
-                }
-            }
+    fn file(
+        &mut self,
+        rel: &str,
+        path: &Path,
+        meta: &fs::Metadata,
+        read: &Counter,
+    ) -> Result<u64, ArchiveError> {
+        if let Some(parent) = self.parent.take(rel)
+            && unchanged(&parent, meta)
+        {
+            let size = parent.size;
+            let entry = file_entry(
+                rel,
+                (parent.mode, parent.mtime, size),
+                parent.chunks,
+                parent.stamp,
+            );
+            self.line(&entry)?;
+            self.counts.unchanged_files.add(1);
+            self.counts.files.add(1);
+            self.counts.unchanged_bytes.add(size);
+            return Ok(size);
         }
         let (mut reader, meta) = archive::open_exact(path, read)?;
         let mut chunks = Vec::new();
@@ -173,7 +200,7 @@ impl TreeVisitor for Chunking<'_> {
                 Ok(piece) => {
                     let id = self.ids.id(&piece.data);
                     chunks.push((id, piece.data.len() as u32));
-                    self.hand(Item::Chunk(id, piece.data))?;
+                    self.chunk(id, piece.data)?;
                 }
                 Err(e) => {
                     failed = Some(e);
@@ -189,13 +216,13 @@ impl TreeVisitor for Chunking<'_> {
         }
         // The stamp as the file was opened: a change while it is read moves the
         // ctime, so the next backup reads it again.
-        let line = file_line(
+        let entry = file_entry(
             rel,
             (meta.mode() & 0o7777, meta.mtime(), meta.len()),
             chunks,
             Some(stamp_of(&meta)),
-        )?;
-        self.hand(Item::Line(line))?;
+        );
+        self.line(&entry)?;
         self.counts.files.add(1);
         Ok(meta.len())
     }
@@ -208,9 +235,10 @@ impl TreeVisitor for Chunking<'_> {
     ) -> Result<(), ArchiveError> {
         // The walk checked that the target is UTF-8.
         let target = target.to_string_lossy();
-        let line = json!({"path": rel, "type": "symlink", "mode": meta.mode() & 0o7777,
-                          "mtime": meta.mtime(), "size": 0, "target": target});
-        self.hand(Item::Line(line.to_string()))
+        self.line(
+            &json!({"path": rel, "type": "symlink", "mode": meta.mode() & 0o7777,
+                          "mtime": meta.mtime(), "size": 0, "target": target}),
+        )
     }
 }
 
@@ -474,26 +502,6 @@ pub async fn backup_tree(
         parent_files(api, &session, choice, source.as_deref(), &warnings).await?;
     let parent_warnings = warnings.clone();
     let walk_counts = counts.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(4);
-    let (ids, boundaries) = (
-        ChunkIdKey::from_bytes(*session.ids.expose()),
-        session.boundaries,
-    );
-    // A plain thread (see `super`'s note on reading threads).
-    let walker = std::thread::Builder::new()
-        .name("backup-walker".into())
-        .spawn(move || {
-            let mut visitor = Chunking {
-                ids: &ids,
-                parent: cursor,
-                counts: &walk_counts,
-                boundaries,
-                tx: &tx,
-            };
-            archive::walk_tree(&root, &mut visitor, &read, &mut |w| warnings.warn(w))
-        })
-        .map_err(|e| Failure::new(EXIT_FAILED, format!("starting the reading thread: {e}")))?;
-
     let spool_err = |e: io::Error| {
         Failure::new(
             EXIT_FAILED,
@@ -502,33 +510,51 @@ pub async fn backup_tree(
     };
     let mut manifest = BufWriter::new(spool().map_err(spool_err)?);
     writeln!(manifest, "{}", json!({"kind": "tree", "source": source})).map_err(spool_err)?;
-    let mut batch: Vec<(ChunkId, Vec<u8>)> = Vec::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Handoff>(4);
+    let (ids, boundaries) = (
+        ChunkIdKey::from_bytes(*session.ids.expose()),
+        session.boundaries,
+    );
+    // A plain thread (see `super`'s note on reading threads). It writes the manifest
+    // itself and hands chunks over in batches: per file, no hand-over at all.
+    let walker = std::thread::Builder::new()
+        .name("backup-walker".into())
+        .spawn(move || {
+            let mut visitor = Chunking {
+                ids: &ids,
+                parent: cursor,
+                counts: &walk_counts,
+                boundaries,
+                manifest,
+                pending: Vec::new(),
+                pending_bytes: 0,
+                tx: &tx,
+            };
+            let walked = archive::walk_tree(&root, &mut visitor, &read, &mut |w| warnings.warn(w))
+                .and_then(|stats| visitor.hand_over().map(|()| stats));
+            (walked, visitor.manifest)
+        })
+        .map_err(|e| Failure::new(EXIT_FAILED, format!("starting the reading thread: {e}")))?;
+
+    let mut batch: Handoff = Vec::new();
     let mut batch_bytes = 0usize;
     let mut failure = None;
-    while let Some(item) = rx.recv().await {
-        match item {
-            Item::Line(line) => {
-                if let Err(e) = writeln!(manifest, "{line}") {
-                    failure = Some(spool_err(e));
-                    break;
+    'rounds: while let Some(handed) = rx.recv().await {
+        for (id, data) in handed {
+            batch_bytes += data.len();
+            batch.push((id, data));
+            if batch.len() >= session.max_ids || batch_bytes >= ROUND_BYTES {
+                if let Err(f) = round(api, &session, &mut batch, counts).await {
+                    failure = Some(f);
+                    break 'rounds;
                 }
-            }
-            Item::Chunk(id, data) => {
-                batch_bytes += data.len();
-                batch.push((id, data));
-                if batch.len() >= session.max_ids || batch_bytes >= ROUND_BYTES {
-                    if let Err(f) = round(api, &session, &mut batch, counts).await {
-                        failure = Some(f);
-                        break;
-                    }
-                    batch_bytes = 0;
-                }
+                batch_bytes = 0;
             }
         }
     }
     // Stops the walker if it is still at work (its next hand-over fails).
     drop(rx);
-    let walked = walker
+    let (walked, manifest) = walker
         .join()
         .map_err(|_| Failure::new(EXIT_FAILED, "the reading thread failed".into()))?;
     // The walk (and with it the parent's cursor) is over.
