@@ -5,8 +5,10 @@
 //! What a real mongod (and PyKMIP's client) relies on, and this module guarantees:
 //! a Time Stamp in every response header; Result Reason AND Result Message on every
 //! failure; batch items answered in order, each echoing its Unique Batch Item ID; Get
-//! returning Key Format Type Raw with the Key Material as a Byte String plus
-//! Cryptographic Algorithm and Length; an unknown operation answered with Operation
+//! returning Key Format Type Raw (for a key created, or registered Raw; one registered
+//! as Transparent Symmetric Key comes back so unless the client asks for Raw) with the
+//! Key Material as a Byte String plus Cryptographic Algorithm and Length; an unknown
+//! operation answered with Operation
 //! Not Supported; a missing, destroyed or foreign object answered with Item Not Found.
 //! Every key carries a Digest (SHA-256 of its Raw material) while it has material;
 //! Locate finds destroyed objects only when asked for their state; Modify Attribute
@@ -26,10 +28,21 @@
 //! ReKey (1.4 section 4.4) makes a new key of the same algorithm, length and usage
 //! mask, moves the Names to it, links old and new (Replacement / Replaced Object Link)
 //! and activates it if the old key was Active. Encrypt and Decrypt are AES-GCM (ring)
-//! with a 12-byte IV (generated when the client gives none) and a 16-byte tag.
+//! with a 12-byte IV (generated when the client gives none) and a 16-byte tag; keys of
+//! other algorithms (HMAC, three-key 3DES) are stored and served, never used.
+//!
+//! Batches: Batch Error Continuation Option Stop (the default) ends a batch at its
+//! first failure; Continue answers every item; Undo also undoes the items before the
+//! failure (their writes share one savepoint, dropped; they are answered Operation
+//! Undone). Check answers whether a use fits the key's Cryptographic Usage Mask; Log
+//! and Interop (KMIP 2.x) are acknowledged and logged (Interop Reset resets nothing).
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ring::aead;
 use ring::rand::{SecureRandom, SystemRandom};
+use tokio::sync::{Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
@@ -47,7 +60,7 @@ use kmip::tag::Tag;
 use kmip::ttlv::{self, Item, Limits};
 use kmip::types::{
     BlockCipherMode, CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, LinkType,
-    NameType, ObjectType, Operation, ProtocolVersion, QueryFunction, ResultReason,
+    NameType, ObjectType, Operation, ProtocolVersion, QueryFunction, ResultReason, ResultStatus,
     RevocationReasonCode, State,
 };
 
@@ -81,15 +94,19 @@ pub const SUPPORTED_OPERATIONS: &[Operation] = &[
     Operation::REKEY,
     Operation::ENCRYPT,
     Operation::DECRYPT,
+    Operation::CHECK,
+    Operation::LOG,
+    Operation::INTEROP,
 ];
 
 /// Vendor Identification answered to Query Server Information.
 pub const VENDOR_IDENTIFICATION: &str =
     "Headlock embedded KMIP server (development use; not an HSM)";
 
-/// Batch Error Continuation Option Continue (KMIP 1.4 section 9.1.3.2.30: Continue 1,
-/// Stop 2, Undo 3).
+/// Batch Error Continuation Options Continue and Undo (KMIP 1.4 section 9.1.3.2.30:
+/// Continue 1, Stop 2, Undo 3).
 const BATCH_CONTINUE: u32 = 0x1;
+const BATCH_UNDO: u32 = 0x3;
 
 /// Largest batch a request may carry.
 const MAX_BATCH_ITEMS: usize = 64;
@@ -125,6 +142,9 @@ type OpResult = Result<ResponsePayload, Failure>;
 pub struct Handler {
     store: KeyStore,
     rng: SystemRandom,
+    /// Server Correlation Values: this prefix (random, one per handler) and a count.
+    correlation_prefix: String,
+    correlations: AtomicU64,
 }
 
 /// Per-message context.
@@ -134,6 +154,45 @@ struct Ctx<'a> {
     /// The ID Placeholder (KMIP 1.4 section 4): the identifier a previous batch item
     /// produced, used by later items that omit theirs.
     placeholder: Option<String>,
+    /// The writes of a batch sent with Batch Error Continuation Option Undo: every
+    /// item reads and writes through it, and it is committed only if all succeed.
+    undo: Option<Mutex<Write>>,
+}
+
+/// Where an operation writes: its own [`Write`], committed when it succeeds, or the
+/// Undo batch's, committed with the batch.
+enum OpWrite<'b> {
+    Own(Write),
+    Batch(MutexGuard<'b, Write>),
+}
+
+impl Deref for OpWrite<'_> {
+    type Target = Write;
+    fn deref(&self) -> &Write {
+        match self {
+            OpWrite::Own(w) => w,
+            OpWrite::Batch(w) => w,
+        }
+    }
+}
+
+impl DerefMut for OpWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Write {
+        match self {
+            OpWrite::Own(w) => w,
+            OpWrite::Batch(w) => w,
+        }
+    }
+}
+
+impl OpWrite<'_> {
+    /// Commits an operation's own writes; an Undo batch's wait for the batch's end.
+    async fn commit(self) -> Result<(), Error> {
+        match self {
+            OpWrite::Own(w) => w.commit().await,
+            OpWrite::Batch(_) => Ok(()),
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -172,7 +231,7 @@ fn not_found(uid: &str) -> Failure {
 /// The caller's object `uid` read through an operation's [`Write`] (so with the
 /// writes staged before it), or Item Not Found.
 async fn load_for_write(
-    write: &mut Write<'_>,
+    write: &mut Write,
     ctx: &Ctx<'_>,
     uid: &str,
 ) -> Result<StoredObject, Failure> {
@@ -189,9 +248,15 @@ fn is_destroyed(state: State) -> bool {
 impl Handler {
     /// A handler over `store`.
     pub fn new(store: KeyStore) -> Self {
+        let rng = SystemRandom::new();
+        let mut prefix = [0u8; 4];
+        // Only a label for logs: a failed generator leaves it zero.
+        let _ = rng.fill(&mut prefix);
         Handler {
             store,
-            rng: SystemRandom::new(),
+            rng,
+            correlation_prefix: hex::encode_upper(prefix),
+            correlations: AtomicU64::new(0),
         }
     }
 
@@ -236,17 +301,41 @@ impl Handler {
         }
         let continue_on_error =
             request.header.batch_error_continuation_option == Some(BATCH_CONTINUE);
+        // KMIP 2.x responses carry a Server Correlation Value (a Response Header field), which
+        // the server's log lines for the message carry too; 1.x responses none (older
+        // clients such as mongod's need not meet an unexpected header field).
+        let correlation = requested.uses_v2_attributes().then(|| {
+            let n = self.correlations.fetch_add(1, Ordering::Relaxed);
+            format!("{}-{n}", self.correlation_prefix)
+        });
+        // Undo: the items share one set of writes, committed only if
+        // every item succeeds; other connections' writes wait for the batch meanwhile.
+        let option = request.header.batch_error_continuation_option;
+        let undo = if option == Some(BATCH_UNDO) && request.items.len() > 1 {
+            match self.store.write().await {
+                Ok(w) => Some(Mutex::new(w)),
+                Err(e) => {
+                    let f = Failure::from(e);
+                    return error_response(requested, Some(f.reason), f.message);
+                }
+            }
+        } else {
+            None
+        };
         let mut ctx = Ctx {
             owner,
             version: requested,
             placeholder: None,
+            undo,
         };
         let mut items = Vec::with_capacity(request.items.len());
+        let mut any_failed = false;
         for item in &request.items {
             let (mut answer, failed) = match self.operation(&mut ctx, item).await {
                 Ok(payload) => (ResponseBatchItem::success(item.operation, payload), false),
                 Err(f) => {
                     tracing::debug!(
+                        correlation = correlation.as_deref().unwrap_or(""),
                         operation = %item.operation,
                         reason = %f.reason,
                         message = %f.message,
@@ -260,13 +349,37 @@ impl Handler {
             };
             answer.unique_batch_item_id = item.unique_batch_item_id.clone();
             items.push(answer);
-            // Batch Error Continuation Option Stop (the default; Undo is treated the
-            // same): later items are not processed and not answered.
+            any_failed |= failed;
+            // Batch Error Continuation Option Stop (the default) and Undo: later items
+            // are not processed and not answered.
             if failed && !continue_on_error {
                 break;
             }
         }
-        let response = ResponseMessage::new(requested, now(), items);
+        if let Some(batch) = ctx.undo.take() {
+            let batch = batch.into_inner();
+            if any_failed {
+                // Dropped uncommitted: none of the batch's writes remain.
+                drop(batch);
+                for answer in &mut items {
+                    if answer.result_status == ResultStatus::SUCCESS {
+                        answer.result_status = ResultStatus::OPERATION_UNDONE;
+                    }
+                }
+            } else if let Err(e) = batch.commit().await {
+                let f = Failure::from(e);
+                for answer in &mut items {
+                    let failed =
+                        ResponseBatchItem::failure(answer.operation, f.reason, f.message.clone());
+                    *answer = ResponseBatchItem {
+                        unique_batch_item_id: answer.unique_batch_item_id.take(),
+                        ..failed
+                    };
+                }
+            }
+        }
+        let mut response = ResponseMessage::new(requested, now(), items);
+        response.header.server_correlation_value = correlation;
         let bytes = response.encode();
         match request.header.maximum_response_size {
             Some(max) if usize::try_from(max).is_ok_and(|m| bytes.len() > m) => error_response(
@@ -284,7 +397,7 @@ impl Handler {
     async fn operation(&self, ctx: &mut Ctx<'_>, item: &RequestBatchItem) -> OpResult {
         let result = match &item.payload {
             RequestPayload::DiscoverVersions(p) => Ok(discover_versions(&p.versions)),
-            RequestPayload::Query(p) => Ok(query(&p.functions)),
+            RequestPayload::Query(p) => Ok(query(&p.functions, ctx.version)),
             RequestPayload::Create(p) => {
                 self.create(ctx, p.object_type, &p.template_attribute).await
             }
@@ -343,6 +456,19 @@ impl Handler {
             RequestPayload::Other(payload) if item.operation == Operation::DELETE_ATTRIBUTE => {
                 self.delete_attribute(ctx, payload).await
             }
+            RequestPayload::Other(payload) if item.operation == Operation::CHECK => {
+                self.check(ctx, payload).await
+            }
+            RequestPayload::Other(payload)
+                if item.operation == Operation::INTEROP && ctx.version.uses_v2_attributes() =>
+            {
+                interop(ctx, payload)
+            }
+            RequestPayload::Other(payload)
+                if item.operation == Operation::LOG && ctx.version.uses_v2_attributes() =>
+            {
+                log(ctx, payload)
+            }
             RequestPayload::Other(_) => Err(fail(
                 ResultReason::OPERATION_NOT_SUPPORTED,
                 format!(
@@ -371,12 +497,22 @@ impl Handler {
         Ok(result)
     }
 
-    /// The caller's object `uid`, or Item Not Found.
+    /// The caller's object `uid` (with an Undo batch's writes so far), or Item Not
+    /// Found.
     async fn load(&self, ctx: &Ctx<'_>, uid: &str) -> Result<StoredObject, Failure> {
-        self.store
-            .get(uid, ctx.owner)
-            .await?
-            .ok_or_else(|| not_found(uid))
+        let found = match &ctx.undo {
+            Some(batch) => batch.lock().await.get(uid, ctx.owner).await?,
+            None => self.store.get(uid, ctx.owner).await?,
+        };
+        found.ok_or_else(|| not_found(uid))
+    }
+
+    /// Where the operation of `ctx` writes (see [`OpWrite`]).
+    async fn write<'b>(&self, ctx: &'b Ctx<'_>) -> Result<OpWrite<'b>, Failure> {
+        Ok(match &ctx.undo {
+            Some(batch) => OpWrite::Batch(batch.lock().await),
+            None => OpWrite::Own(self.store.write().await?),
+        })
     }
 
     fn new_uid(&self) -> Result<String, Failure> {
@@ -395,6 +531,27 @@ impl Handler {
             &h[16..20],
             &h[20..32]
         ))
+    }
+
+    /// New key material for a key of `algorithm` and `length` bits (checked by
+    /// [`check_key_size`]), from the operating system's generator; a 3DES key with
+    /// the odd parity DES keys carry in the low bit of each byte.
+    fn generate_key(
+        &self,
+        algorithm: CryptographicAlgorithm,
+        length: i32,
+    ) -> Result<Zeroizing<Vec<u8>>, Failure> {
+        let mut key = Zeroizing::new(vec![0u8; material_bytes(algorithm, length)]);
+        self.rng
+            .fill(&mut key)
+            .map_err(|_| fail(ResultReason::GENERAL_FAILURE, "random generator failed"))?;
+        if algorithm == CryptographicAlgorithm::TRIPLE_DES {
+            for b in key.iter_mut() {
+                let high = *b & 0xFE;
+                *b = high | u8::from(high.count_ones() % 2 == 0);
+            }
+        }
+        Ok(key)
     }
 
     async fn create(
@@ -429,15 +586,12 @@ impl Handler {
             )
         })?;
         check_key_size(algorithm, length)?;
-        let mut key = Zeroizing::new(vec![0u8; (length / 8) as usize]);
-        self.rng
-            .fill(&mut key)
-            .map_err(|_| fail(ResultReason::GENERAL_FAILURE, "random generator failed"))?;
+        let key = self.generate_key(algorithm, length)?;
         let uid = self.new_uid()?;
         let mut obj =
             attrs.into_object(uid.clone(), object_type, algorithm, length, key, ctx.owner);
         obj.original_creation_date = Some(obj.initial_date);
-        let mut write = self.store.write().await?;
+        let mut write = self.write(ctx).await?;
         write.insert(&obj).await?;
         write.commit().await?;
         Ok(ResponsePayload::Create(CreateResponse {
@@ -469,9 +623,13 @@ impl Handler {
                 "wrapped keys cannot be registered",
             ));
         }
-        let key = match &key_block.key_material {
-            KeyMaterial::Raw(k) if key_block.key_format_type == KeyFormatType::RAW => k.clone(),
-            KeyMaterial::TransparentSymmetric(k) => k.clone(),
+        let (key, key_format) = match &key_block.key_material {
+            KeyMaterial::Raw(k) if key_block.key_format_type == KeyFormatType::RAW => {
+                (k.clone(), KeyFormatType::RAW)
+            }
+            KeyMaterial::TransparentSymmetric(k) => {
+                (k.clone(), KeyFormatType::TRANSPARENT_SYMMETRIC_KEY)
+            }
             _ => {
                 return Err(fail(
                     ResultReason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
@@ -493,8 +651,12 @@ impl Handler {
                     "Cryptographic Algorithm is required",
                 )
             })?;
-        let length = i32::try_from(key.len() * 8)
-            .map_err(|_| fail(ResultReason::INVALID_FIELD, "key too long"))?;
+        let length = if algorithm == CryptographicAlgorithm::TRIPLE_DES && key.len() == 24 {
+            TRIPLE_DES_BITS
+        } else {
+            i32::try_from(key.len() * 8)
+                .map_err(|_| fail(ResultReason::INVALID_FIELD, "key too long"))?
+        };
         for stated in [attrs.length, key_block.cryptographic_length]
             .into_iter()
             .flatten()
@@ -510,7 +672,7 @@ impl Handler {
         }
         check_key_size(algorithm, length)?;
         let uid = self.new_uid()?;
-        let obj = attrs.into_object(
+        let mut obj = attrs.into_object(
             uid.clone(),
             ObjectType::SYMMETRIC_KEY,
             algorithm,
@@ -518,7 +680,8 @@ impl Handler {
             key,
             ctx.owner,
         );
-        let mut write = self.store.write().await?;
+        obj.key_format = key_format;
+        let mut write = self.write(ctx).await?;
         write.insert(&obj).await?;
         write.commit().await?;
         Ok(ResponsePayload::Register(RegisterResponse {
@@ -551,7 +714,9 @@ impl Handler {
                 ));
             }
         };
-        let format = p.key_format_type.unwrap_or(KeyFormatType::RAW);
+        // None asked for: the format the key was registered in (Raw for generated
+        // keys), as the OASIS case BL-M-3-21 expects.
+        let format = p.key_format_type.unwrap_or(obj.key_format);
         let key_material = match format {
             KeyFormatType::RAW => KeyMaterial::Raw(key),
             KeyFormatType::TRANSPARENT_SYMMETRIC_KEY => KeyMaterial::TransparentSymmetric(key),
@@ -567,7 +732,7 @@ impl Handler {
         if obj.fresh == Some(true) {
             // Served now: Fresh becomes False (KMIP 1.4 section 3.34), once; durable
             // before the answer, like every write, so a Get Attributes after it agrees.
-            let mut write = self.store.write().await?;
+            let mut write = self.write(ctx).await?;
             write.mark_served(&uid).await?;
             write.commit().await?;
         }
@@ -610,7 +775,10 @@ impl Handler {
                 }
             }
         }
-        let mut all = self.store.locate(ctx.owner, &filter).await?;
+        let mut all = match &ctx.undo {
+            Some(batch) => batch.lock().await.locate(ctx.owner, &filter).await?,
+            None => self.store.locate(ctx.owner, &filter).await?,
+        };
         if let Some(uid) = only_uid {
             all.retain(|found| *found == uid);
         }
@@ -635,7 +803,7 @@ impl Handler {
     /// may happen only then): a destroyed object is Item Not Found, another state the
     /// version's lifecycle reason.
     async fn load_pre_active(
-        write: &mut Write<'_>,
+        write: &mut Write,
         ctx: &Ctx<'_>,
         uid: &str,
         what: &str,
@@ -654,7 +822,7 @@ impl Handler {
     }
 
     async fn activate(&self, ctx: &Ctx<'_>, uid: &str) -> OpResult {
-        let mut write = self.store.write().await?;
+        let mut write = self.write(ctx).await?;
         let mut obj = Self::load_pre_active(&mut write, ctx, uid, "it can be activated").await?;
         let t = now();
         obj.state = State::ACTIVE;
@@ -709,7 +877,7 @@ impl Handler {
     /// Loads `uid` for a change of its custom attributes, through the caller's
     /// [`Write`] (so with the writes staged before it).
     async fn load_for_custom(
-        write: &mut Write<'_>,
+        write: &mut Write,
         ctx: &Ctx<'_>,
         uid: &str,
     ) -> Result<StoredObject, Failure> {
@@ -728,7 +896,7 @@ impl Handler {
     async fn add_attribute(&self, ctx: &Ctx<'_>, payload: &ttlv::Item) -> OpResult {
         let (uid, attribute) = Self::uid_and_attribute(ctx, payload)?;
         let (name, value) = custom_parts(&attribute)?;
-        let mut write = self.store.write().await?;
+        let mut write = self.write(ctx).await?;
         let mut obj = Self::load_for_custom(&mut write, ctx, &uid).await?;
         if obj.custom.iter().any(|(n, _)| n == name) {
             return Err(fail(
@@ -796,7 +964,7 @@ impl Handler {
                 format!("{name} cannot be deleted (custom attributes only)"),
             ));
         }
-        let mut write = self.store.write().await?;
+        let mut write = self.write(ctx).await?;
         let mut obj = Self::load_for_custom(&mut write, ctx, &uid).await?;
         let Some(at) = obj.custom.iter().position(|(n, _)| *n == name) else {
             return Err(fail(
@@ -823,7 +991,7 @@ impl Handler {
         let (uid, attribute) = Self::uid_and_attribute(ctx, payload)?;
         if matches!(&attribute, Attribute::Other { name, .. } if is_client_custom(name)) {
             let (name, value) = custom_parts(&attribute)?;
-            let mut write = self.store.write().await?;
+            let mut write = self.write(ctx).await?;
             let mut obj = Self::load_for_custom(&mut write, ctx, &uid).await?;
             let Some(slot) = obj.custom.iter_mut().find(|(n, _)| n == name) else {
                 return Err(fail(
@@ -847,7 +1015,7 @@ impl Handler {
                 ),
             ));
         };
-        let mut write = self.store.write().await?;
+        let mut write = self.write(ctx).await?;
         let mut obj =
             Self::load_pre_active(&mut write, ctx, &uid, "its Activation Date can change").await?;
         let t = now();
@@ -865,9 +1033,50 @@ impl Handler {
         ))
     }
 
+    /// Check (1.4 section 4.10): may the object be used as the
+    /// request says? Only the Cryptographic Usage Mask is checked against anything
+    /// (an object without one is not restricted, as for Encrypt and Decrypt):
+    /// the server sets no Usage Limits and no lease (Lease Time is the largest), so a
+    /// Usage Limits Count or Lease Time asked for is always granted. A mask the object
+    /// lacks fails with Incompatible Cryptographic Usage Mask (2.x; Permission Denied
+    /// in 1.x, which has no such reason).
+    async fn check(&self, ctx: &Ctx<'_>, payload: &Item) -> OpResult {
+        let uid = Self::payload_uid(ctx, payload)?;
+        let obj = self.load(ctx, &uid).await?;
+        if is_destroyed(obj.state) {
+            return Err(not_found(&uid));
+        }
+        if let Some(asked) = payload.find(Tag::CRYPTOGRAPHIC_USAGE_MASK) {
+            let asked = asked
+                .as_integer()
+                .map(CryptographicUsageMask::from_wire)
+                .ok_or_else(|| {
+                    fail(
+                        ResultReason::INVALID_FIELD,
+                        "Cryptographic Usage Mask must be an Integer",
+                    )
+                })?;
+            if obj.usage_mask.is_some_and(|m| !m.contains(asked)) {
+                let reason = if ctx.version.uses_v2_attributes() {
+                    ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
+                } else {
+                    ResultReason::PERMISSION_DENIED
+                };
+                return Err(fail(
+                    reason,
+                    format!("object {uid}'s Cryptographic Usage Mask does not allow this use"),
+                ));
+            }
+        }
+        Ok(ResponsePayload::Other(Item::structure(
+            Tag::RESPONSE_PAYLOAD,
+            vec![Item::text(Tag::UNIQUE_IDENTIFIER, uid)],
+        )))
+    }
+
     async fn revoke(&self, ctx: &Ctx<'_>, p: &RevokeRequest) -> OpResult {
         let uid = ctx.uid(&p.unique_identifier)?;
-        let mut write = self.store.write().await?;
+        let mut write = self.write(ctx).await?;
         let mut obj = load_for_write(&mut write, ctx, &uid).await?;
         let code = p.revocation_reason.code;
         let t = now();
@@ -917,7 +1126,7 @@ impl Handler {
     }
 
     async fn destroy(&self, ctx: &Ctx<'_>, uid: &str) -> OpResult {
-        let mut write = self.store.write().await?;
+        let mut write = self.write(ctx).await?;
         let mut obj = load_for_write(&mut write, ctx, uid).await?;
         let new_state = match obj.state {
             State::PRE_ACTIVE | State::DEACTIVATED => State::DESTROYED,
@@ -944,7 +1153,7 @@ impl Handler {
 
     async fn rekey(&self, ctx: &Ctx<'_>, p: &ReKeyRequest) -> OpResult {
         let uid = ctx.uid(&p.unique_identifier)?;
-        let mut write = self.store.write().await?;
+        let mut write = self.write(ctx).await?;
         let mut old = load_for_write(&mut write, ctx, &uid).await?;
         if is_destroyed(old.state) || old.key_material.is_none() {
             return Err(not_found(&uid));
@@ -964,10 +1173,7 @@ impl Handler {
                 ));
             }
         };
-        let mut key = Zeroizing::new(vec![0u8; (length / 8).max(0) as usize]);
-        self.rng
-            .fill(&mut key)
-            .map_err(|_| fail(ResultReason::GENERAL_FAILURE, "random generator failed"))?;
+        let key = self.generate_key(algorithm, length)?;
         let t = now();
         let new_uid = self.new_uid()?;
         let activate = old.state == State::ACTIVE;
@@ -1008,6 +1214,7 @@ impl Handler {
             fresh: Some(true),
             original_creation_date: Some(t),
             custom: Vec::new(),
+            key_format: KeyFormatType::RAW,
         };
         old.links
             .push((LinkType::REPLACEMENT_OBJECT_LINK, new_uid.clone()));
@@ -1064,6 +1271,13 @@ impl Handler {
                     format!("object {uid}'s Cryptographic Usage Mask does not allow this"),
                 ));
             }
+        }
+        if obj.algorithm == Some(CryptographicAlgorithm::TRIPLE_DES) {
+            return Err(fail(
+                ResultReason::FEATURE_NOT_SUPPORTED,
+                "3DES keys are stored for legacy clients only: this server encrypts and \
+                 decrypts with AES keys only",
+            ));
         }
         if obj.algorithm != Some(CryptographicAlgorithm::AES) {
             return Err(fail(
@@ -1206,6 +1420,73 @@ impl Handler {
     }
 }
 
+/// Interop Function (KMIP 2.0 enumeration): Begin 1, End 2, Reset 3.
+const INTEROP_BEGIN: u32 = 0x1;
+const INTEROP_END: u32 = 0x2;
+const INTEROP_RESET: u32 = 0x3;
+
+/// Longest Interop Identifier or Log Message accepted, in bytes.
+const MAX_CLIENT_TEXT_BYTES: usize = 1024;
+
+/// A required text field of an Interop or Log payload, bounded.
+fn client_text(payload: &Item, tag: Tag) -> Result<&str, Failure> {
+    let text = payload
+        .find(tag)
+        .ok_or_else(|| fail(ResultReason::MISSING_DATA, format!("{tag} is required")))?
+        .as_text()
+        .ok_or_else(|| {
+            fail(
+                ResultReason::INVALID_FIELD,
+                format!("{tag} must be a Text String"),
+            )
+        })?;
+    if text.len() > MAX_CLIENT_TEXT_BYTES {
+        return Err(fail(
+            ResultReason::INVALID_FIELD,
+            format!("{tag} has at most {MAX_CLIENT_TEXT_BYTES} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
+/// Interop (KMIP 2.0): a test client marks the Begin and End of a test
+/// case, or asks for a Reset. The server acknowledges each and logs it; it keeps no
+/// per-test state, so Reset resets nothing: objects a test created stay until the
+/// client destroys them (a test server that deleted keys on a client's word would be
+/// a key server that deletes keys on a client's word).
+fn interop(ctx: &Ctx<'_>, payload: &Item) -> OpResult {
+    let function = payload
+        .find(Tag::INTEROP_FUNCTION)
+        .ok_or_else(|| fail(ResultReason::MISSING_DATA, "Interop Function is required"))?
+        .as_enumeration();
+    let identifier = client_text(payload, Tag::INTEROP_IDENTIFIER)?;
+    let function = match function {
+        Some(INTEROP_BEGIN) => "begin",
+        Some(INTEROP_END) => "end",
+        Some(INTEROP_RESET) => "reset (nothing is reset: the server keeps no test state)",
+        _ => {
+            return Err(fail(
+                ResultReason::INVALID_FIELD,
+                "Interop Function must be Begin, End or Reset",
+            ));
+        }
+    };
+    tracing::info!(owner = ctx.owner, identifier = ?identifier, function, "kmip interop");
+    Ok(empty_payload())
+}
+
+/// Log (KMIP 2.0): the client's message goes to the server's log (at
+/// info level, quoted, with the client's certificate name), bounded in length.
+fn log(ctx: &Ctx<'_>, payload: &Item) -> OpResult {
+    let message = client_text(payload, Tag::LOG_MESSAGE)?;
+    tracing::info!(owner = ctx.owner, message = ?message, "kmip client log");
+    Ok(empty_payload())
+}
+
+fn empty_payload() -> ResponsePayload {
+    ResponsePayload::Other(Item::structure(Tag::RESPONSE_PAYLOAD, Vec::new()))
+}
+
 fn reject_streaming(
     init: Option<bool>,
     fin: Option<bool>,
@@ -1220,10 +1501,26 @@ fn reject_streaming(
     Ok(())
 }
 
-/// Key sizes the server creates or accepts, per algorithm.
+/// Cryptographic Length of a three-key 3DES key: 168 bits of key in 24 bytes of
+/// material (each byte's low bit is parity).
+const TRIPLE_DES_BITS: i32 = 168;
+
+/// Bytes of key material for a key of `algorithm` and `length` bits.
+fn material_bytes(algorithm: CryptographicAlgorithm, length: i32) -> usize {
+    if algorithm == CryptographicAlgorithm::TRIPLE_DES && length == TRIPLE_DES_BITS {
+        return 24;
+    }
+    usize::try_from(length / 8).unwrap_or(0)
+}
+
+/// Key sizes the server creates or accepts, per algorithm. 3DES (three-key only) is
+/// kept for legacy clients that store such keys, as the OASIS Symmetric Key Foundry
+/// profiles ask; the server itself never encrypts or decrypts with one (AES only:
+/// see [`Handler::gcm_key`]). Skipjack and the other legacy ciphers stay refused.
 fn check_key_size(algorithm: CryptographicAlgorithm, length: i32) -> Result<(), Failure> {
     let ok = match algorithm {
         CryptographicAlgorithm::AES => matches!(length, 128 | 192 | 256),
+        CryptographicAlgorithm::TRIPLE_DES => length == TRIPLE_DES_BITS,
         CryptographicAlgorithm::CHACHA20 | CryptographicAlgorithm::CHACHA20_POLY1305 => {
             length == 256
         }
@@ -1376,6 +1673,7 @@ impl ClientAttributes {
             fresh: Some(true),
             original_creation_date: None,
             custom: Vec::new(),
+            key_format: KeyFormatType::RAW,
         }
     }
 }
@@ -1530,6 +1828,30 @@ fn attributes_of(obj: &StoredObject, version: ProtocolVersion) -> Vec<Attribute>
             });
         }
     }
+    if version.uses_v2_attributes() {
+        // KMIP 2.x attributes: the Short Unique Identifier, derived from the Unique
+        // Identifier (its SHA-256, so nothing to store and the same on every answer);
+        // the Key Format Type it was registered in (Raw for generated keys), while it
+        // has material; and where it is kept: in software, a SQLite file.
+        v.push(Attribute::Other {
+            name: "Short Unique Identifier".into(),
+            value: Item::bytes(
+                Tag::ATTRIBUTE_VALUE,
+                ring::digest::digest(&ring::digest::SHA256, obj.uid.as_bytes()).as_ref(),
+            ),
+        });
+        if obj.key_material.is_some() {
+            v.push(Attribute::Other {
+                name: "Key Format Type".into(),
+                value: Item::enumeration(Tag::ATTRIBUTE_VALUE, obj.key_format.0),
+            });
+        }
+        const SOFTWARE: i32 = 0x1; // Protection Storage Mask Software (KMIP 2.0)
+        v.push(Attribute::Other {
+            name: "Protection Storage Mask".into(),
+            value: Item::integer(Tag::ATTRIBUTE_VALUE, SOFTWARE),
+        });
+    }
     if obj.original_creation_date.is_some() && version >= ProtocolVersion::V1_3 {
         // A key this server generated: from the operating system's generator (ring's
         // SystemRandom), which no RNG Algorithm value names: Unspecified.
@@ -1583,10 +1905,17 @@ fn discover_versions(client: &[ProtocolVersion]) -> ResponsePayload {
     ResponsePayload::DiscoverVersions(DiscoverVersionsResponse { versions })
 }
 
-fn query(functions: &[QueryFunction]) -> ResponsePayload {
+fn query(functions: &[QueryFunction], version: ProtocolVersion) -> ResponsePayload {
     let mut response = QueryResponse::default();
     if functions.contains(&QueryFunction::QUERY_OPERATIONS) {
-        response.operations = SUPPORTED_OPERATIONS.to_vec();
+        // Log and Interop exist from KMIP 2.0 on.
+        response.operations = SUPPORTED_OPERATIONS
+            .iter()
+            .copied()
+            .filter(|op| {
+                version.uses_v2_attributes() || (*op != Operation::LOG && *op != Operation::INTEROP)
+            })
+            .collect();
     }
     if functions.contains(&QueryFunction::QUERY_OBJECTS) {
         response.object_types = vec![ObjectType::SYMMETRIC_KEY];

@@ -8,8 +8,9 @@
 //! key material, state, the six lifecycle dates, revocation reason, owner), `names` and
 //! `links` (the multi-valued attributes), `object_meta` (Fresh and Original Creation
 //! Date, for objects stored since they were added; an older object has no row and so
-//! neither attribute) and `custom_attributes` (a client's `x-` and vendor attributes,
-//! each value as TTLV bytes).
+//! neither attribute), `key_formats` (the Key Format Type a key was registered in, for
+//! one not registered Raw) and `custom_attributes` (a client's `x-` and vendor
+//! attributes, each value as TTLV bytes).
 //!
 //! Writes go through one connection of their own, one operation at a time
 //! ([`KeyStore::write`] hands out a [`Write`]), so a read-check-write sequence (a state
@@ -32,14 +33,14 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::sqlite::{SqliteRow, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
 use kmip::ttlv::{self, Item, Limits};
 use kmip::types::{
-    CryptographicAlgorithm, CryptographicUsageMask, LinkType, ObjectType, RevocationReasonCode,
-    State,
+    CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, LinkType, ObjectType,
+    RevocationReasonCode, State,
 };
 
 /// File name of the key store inside the data directory given to [`KeyStore::open_in`].
@@ -95,6 +96,9 @@ pub struct StoredObject {
     pub original_creation_date: Option<i64>,
     /// Custom attributes: (name, the `AttributeValue` item), one instance per name.
     pub custom: Vec<(String, Item)>,
+    /// The Key Format Type the key was registered in (Raw or Transparent Symmetric
+    /// Key), which Get returns when the client asks for none; Raw for generated keys.
+    pub key_format: KeyFormatType,
 }
 
 impl std::fmt::Debug for StoredObject {
@@ -153,7 +157,7 @@ impl std::fmt::Debug for KeyStore {
 /// The write side: the writer connection, and the lock that makes one operation at a
 /// time the group's leader (the one that runs COMMIT).
 struct Writes {
-    writer: Mutex<Writer>,
+    writer: Arc<Mutex<Writer>>,
     leader: Mutex<()>,
 }
 
@@ -219,6 +223,10 @@ const SCHEMA: &[&str] = &[
         fresh INTEGER NOT NULL,
         original_creation_date INTEGER
     )",
+    "CREATE TABLE IF NOT EXISTS key_formats (
+        uid TEXT PRIMARY KEY REFERENCES objects(uid),
+        key_format_type INTEGER NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS custom_attributes (
         uid TEXT NOT NULL REFERENCES objects(uid),
         name TEXT NOT NULL,
@@ -274,12 +282,12 @@ impl KeyStore {
             pool,
             path: path.to_path_buf(),
             writes: Arc::new(Writes {
-                writer: Mutex::new(Writer {
+                writer: Arc::new(Mutex::new(Writer {
                     conn: Some(writer),
                     in_transaction: false,
                     unfinished_op: false,
                     group: Arc::default(),
-                }),
+                })),
                 leader: Mutex::new(()),
             }),
         })
@@ -294,11 +302,11 @@ impl KeyStore {
     /// may still be staging), then reads through the returned [`Write`] see every
     /// write staged before. Drop it without [`Write::commit`] and its writes are
     /// rolled back.
-    pub async fn write(&self) -> Result<Write<'_>, Error> {
-        let mut writer = self.writes.writer.lock().await;
+    pub async fn write(&self) -> Result<Write, Error> {
+        let mut writer = Arc::clone(&self.writes.writer).lock_owned().await;
         writer.discard_unfinished_op().await?;
         Ok(Write {
-            writes: &self.writes,
+            writes: Arc::clone(&self.writes),
             writer,
         })
     }
@@ -315,61 +323,9 @@ impl KeyStore {
     }
 
     /// Unique Identifiers of `owner`'s objects matching `filter`, most recently created
-    /// first.
+    /// first, as last committed.
     pub async fn locate(&self, owner: &str, filter: &LocateFilter) -> Result<Vec<String>, Error> {
-        let mut sql = String::from("SELECT o.uid FROM objects o WHERE o.owner = ?");
-        if filter.name.is_some() {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM names n WHERE n.uid = o.uid AND n.name = ?)");
-        }
-        if filter.object_type.is_some() {
-            sql.push_str(" AND o.object_type = ?");
-        }
-        if filter.state.is_some() {
-            sql.push_str(" AND o.state = ?");
-        } else {
-            // Destroyed objects are found only by asking for their state (the OASIS
-            // profiles' Locate after Destroy finds nothing).
-            sql.push_str(&format!(
-                " AND o.state NOT IN ({}, {})",
-                State::DESTROYED.0,
-                State::DESTROYED_COMPROMISED.0
-            ));
-        }
-        if filter.algorithm.is_some() {
-            sql.push_str(" AND o.algorithm = ?");
-        }
-        if filter.length.is_some() {
-            sql.push_str(" AND o.length = ?");
-        }
-        sql.push_str(" ORDER BY o.seq DESC LIMIT ? OFFSET ?");
-        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(owner);
-        if let Some(name) = &filter.name {
-            query = query.bind(name);
-        }
-        if let Some(t) = filter.object_type {
-            query = query.bind(i64::from(t.0));
-        }
-        if let Some(s) = filter.state {
-            query = query.bind(i64::from(s.0));
-        }
-        if let Some(a) = filter.algorithm {
-            query = query.bind(i64::from(a.0));
-        }
-        if let Some(l) = filter.length {
-            query = query.bind(l);
-        }
-        let limit = filter
-            .max_items
-            .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX));
-        let offset = filter
-            .offset
-            .map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
-        query
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_err("locating objects"))
+        locate_on(&self.pool, owner, filter).await
     }
 
     /// Closes the writer and the connection pool (checkpointing the WAL). Writes
@@ -386,12 +342,12 @@ impl KeyStore {
 
 /// One operation's writes (from [`KeyStore::write`]): reads and writes through the
 /// writer connection, inside the open group transaction.
-pub struct Write<'a> {
-    writes: &'a Writes,
-    writer: MutexGuard<'a, Writer>,
+pub struct Write {
+    writes: Arc<Writes>,
+    writer: OwnedMutexGuard<Writer>,
 }
 
-impl Write<'_> {
+impl Write {
     /// The object `uid` if it exists and belongs to `owner`, with every write staged
     /// so far.
     pub async fn get(&mut self, uid: &str, owner: &str) -> Result<Option<StoredObject>, Error> {
@@ -400,6 +356,16 @@ impl Write<'_> {
         read_object(conn, uid, owner)
             .await
             .map_err(store_err(&context))
+    }
+
+    /// [`KeyStore::locate`] with every write staged so far.
+    pub async fn locate(
+        &mut self,
+        owner: &str,
+        filter: &LocateFilter,
+    ) -> Result<Vec<String>, Error> {
+        let conn = self.writer.conn()?;
+        locate_on(&mut *conn, owner, filter).await
     }
 
     /// Stages a new object (with its names and links).
@@ -618,6 +584,70 @@ impl Writer {
     }
 }
 
+/// [`KeyStore::locate`] and [`Write::locate`], on the connection or pool given.
+async fn locate_on<'e, E>(
+    executor: E,
+    owner: &str,
+    filter: &LocateFilter,
+) -> Result<Vec<String>, Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let mut sql = String::from("SELECT o.uid FROM objects o WHERE o.owner = ?");
+    if filter.name.is_some() {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM names n WHERE n.uid = o.uid AND n.name = ?)");
+    }
+    if filter.object_type.is_some() {
+        sql.push_str(" AND o.object_type = ?");
+    }
+    if filter.state.is_some() {
+        sql.push_str(" AND o.state = ?");
+    } else {
+        // Destroyed objects are found only by asking for their state (the OASIS
+        // profiles' Locate after Destroy finds nothing).
+        sql.push_str(&format!(
+            " AND o.state NOT IN ({}, {})",
+            State::DESTROYED.0,
+            State::DESTROYED_COMPROMISED.0
+        ));
+    }
+    if filter.algorithm.is_some() {
+        sql.push_str(" AND o.algorithm = ?");
+    }
+    if filter.length.is_some() {
+        sql.push_str(" AND o.length = ?");
+    }
+    sql.push_str(" ORDER BY o.seq DESC LIMIT ? OFFSET ?");
+    let mut query = sqlx::query_scalar::<_, String>(&sql).bind(owner);
+    if let Some(name) = &filter.name {
+        query = query.bind(name);
+    }
+    if let Some(t) = filter.object_type {
+        query = query.bind(i64::from(t.0));
+    }
+    if let Some(s) = filter.state {
+        query = query.bind(i64::from(s.0));
+    }
+    if let Some(a) = filter.algorithm {
+        query = query.bind(i64::from(a.0));
+    }
+    if let Some(l) = filter.length {
+        query = query.bind(l);
+    }
+    let limit = filter
+        .max_items
+        .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX));
+    let offset = filter
+        .offset
+        .map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
+    query
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(executor)
+        .await
+        .map_err(store_err("locating objects"))
+}
+
 /// The object `uid` of `owner`, with its names and links, read through `conn`.
 async fn read_object(
     conn: &mut SqliteConnection,
@@ -657,6 +687,20 @@ async fn read_object(
     {
         obj.fresh = Some(meta.try_get("fresh")?);
         obj.original_creation_date = meta.try_get("original_creation_date")?;
+    }
+    if let Some(format) =
+        sqlx::query_scalar::<_, i64>("SELECT key_format_type FROM key_formats WHERE uid = ?")
+            .bind(uid)
+            .fetch_optional(&mut *conn)
+            .await?
+    {
+        obj.key_format =
+            KeyFormatType(
+                u32::try_from(format).map_err(|e| sqlx::Error::ColumnDecode {
+                    index: "key_format_type".into(),
+                    source: Box::new(e),
+                })?,
+            );
     }
     for row in sqlx::query("SELECT name, value FROM custom_attributes WHERE uid = ? ORDER BY rowid")
         .bind(uid)
@@ -706,6 +750,14 @@ async fn write_multi(
         .execute(&mut *conn)
         .await
         .map_err(store_err(context))?;
+    }
+    if obj.key_format != KeyFormatType::RAW {
+        sqlx::query("INSERT OR REPLACE INTO key_formats (uid, key_format_type) VALUES (?, ?)")
+            .bind(&obj.uid)
+            .bind(i64::from(obj.key_format.0))
+            .execute(&mut *conn)
+            .await
+            .map_err(store_err(context))?;
     }
     for (name, value) in &obj.custom {
         sqlx::query("INSERT INTO custom_attributes (uid, name, value) VALUES (?, ?, ?)")
@@ -764,6 +816,7 @@ fn object_from_row(row: &SqliteRow) -> Result<StoredObject, sqlx::Error> {
         fresh: None,
         original_creation_date: None,
         custom: Vec::new(),
+        key_format: KeyFormatType::RAW,
     })
 }
 
@@ -849,6 +902,7 @@ mod tests {
             fresh: Some(true),
             original_creation_date: Some(1),
             custom: Vec::new(),
+            key_format: KeyFormatType::RAW,
         }
     }
 

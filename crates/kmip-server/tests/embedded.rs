@@ -10,9 +10,9 @@ use kmip::client::Client;
 use kmip::error::Error;
 use kmip::framing;
 use kmip::message::{
-    CreateRequest, GetRequest, KeyBlock, KeyMaterial, ManagedObject, RegisterRequest,
-    RequestBatchItem, RequestMessage, RequestPayload, ResponseMessage, ResponsePayload,
-    SymmetricKey, TemplateAttribute,
+    CreateRequest, GetAttributesRequest, GetRequest, KeyBlock, KeyMaterial, ManagedObject,
+    RegisterRequest, RequestBatchItem, RequestMessage, RequestPayload, ResponseMessage,
+    ResponsePayload, SymmetricKey, TemplateAttribute,
 };
 use kmip::tag::Tag;
 use kmip::ttlv::{Item, Limits};
@@ -322,7 +322,8 @@ async fn rejects_rest_of_batch_after_failure_unless_continue() {
     assert!(response.items[1].result_message.is_some());
 
     // Batch Error Continuation Option (KMIP 1.4 section 9.1.3.2.30): Continue is 1;
-    // Stop (2) and Undo (3, not supported: treated as Stop) end the batch.
+    // Stop (2) and Undo (3, which also undoes the items before: see
+    // undoes_a_batch_with_a_failed_item_and_commits_one_without) end the batch.
     for (option, answered) in [(1, 3), (2, 2), (3, 2)] {
         let mut request = RequestMessage::new(ProtocolVersion::V1_4, items.clone());
         request.header.batch_error_continuation_option = Some(option);
@@ -346,7 +347,7 @@ async fn rejects_unknown_operation_with_operation_not_supported() {
     let request = RequestMessage::new(
         ProtocolVersion::V1_2,
         vec![RequestBatchItem::new(
-            Operation::CHECK,
+            Operation::ARCHIVE,
             RequestPayload::Other(payload),
         )],
     );
@@ -357,7 +358,7 @@ async fn rejects_unknown_operation_with_operation_not_supported() {
         item.result_reason,
         Some(ResultReason::OPERATION_NOT_SUPPORTED)
     );
-    assert!(item.result_message.as_deref().unwrap().contains("Check"));
+    assert!(item.result_message.as_deref().unwrap().contains("Archive"));
 }
 
 #[tokio::test]
@@ -1141,6 +1142,321 @@ async fn keeps_custom_attributes_and_fresh() {
                 refused.items[0].result_reason,
                 Some(ResultReason::PERMISSION_DENIED)
             );
+        }
+    }
+}
+
+/// A request batch item whose payload the server reads as TTLV (`fields` in order).
+fn raw_item(operation: Operation, fields: Vec<Item>) -> RequestBatchItem {
+    RequestBatchItem::new(
+        operation,
+        RequestPayload::Other(Item::structure(Tag::REQUEST_PAYLOAD, fields)),
+    )
+}
+
+fn empty_response_payload() -> Option<ResponsePayload> {
+    Some(ResponsePayload::Other(Item::structure(
+        Tag::RESPONSE_PAYLOAD,
+        Vec::new(),
+    )))
+}
+
+/// Interop and Log (KMIP 2.0) over mutual TLS: Begin, Reset and
+/// End are acknowledged with an empty payload, Reset resets nothing (a key created
+/// before it is still there), a function that is none of the three is Invalid Field,
+/// and neither operation exists in 1.x. 2.x answers carry a Server Correlation Value,
+/// a new one per message; 1.x answers none.
+#[tokio::test]
+async fn acknowledges_interop_and_log_in_kmip_2_only() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let interop = |function: u32, id: &str| {
+        raw_item(
+            Operation::INTEROP,
+            vec![
+                Item::enumeration(Tag::INTEROP_FUNCTION, function),
+                Item::text(Tag::INTEROP_IDENTIFIER, id),
+            ],
+        )
+    };
+    let uid = client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, None)
+        .await
+        .unwrap();
+    let log = raw_item(
+        Operation::LOG,
+        vec![Item::text(Tag::LOG_MESSAGE, "registered a key\n")],
+    );
+    let items = vec![
+        interop(1, "case-1"),
+        interop(3, "case-1"),
+        log.clone(),
+        interop(2, "case-1"),
+    ];
+    let response = client
+        .send(RequestMessage::new(ProtocolVersion::V2_1, items))
+        .await
+        .unwrap();
+    assert_eq!(response.items.len(), 4);
+    for item in &response.items {
+        assert_eq!(item.result_status, ResultStatus::SUCCESS, "{item:?}");
+        assert_eq!(item.payload, empty_response_payload());
+    }
+    assert_eq!(client.get_state(&uid).await.unwrap(), State::PRE_ACTIVE);
+    let first = response.header.server_correlation_value.clone();
+    assert!(first.is_some());
+
+    let bad = client
+        .send(RequestMessage::new(
+            ProtocolVersion::V2_1,
+            vec![interop(9, "case-1")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.items[0].result_reason,
+        Some(ResultReason::INVALID_FIELD)
+    );
+    assert!(bad.header.server_correlation_value.is_some());
+    assert_ne!(bad.header.server_correlation_value, first);
+    let long = RequestMessage::new(ProtocolVersion::V2_0, vec![interop(1, &"x".repeat(1025))]);
+    let long = client.send(long).await.unwrap();
+    assert_eq!(
+        long.items[0].result_reason,
+        Some(ResultReason::INVALID_FIELD)
+    );
+
+    for item in [interop(1, "case-1"), log] {
+        let old = client
+            .send(RequestMessage::new(ProtocolVersion::V1_4, vec![item]))
+            .await
+            .unwrap();
+        assert_eq!(
+            old.items[0].result_reason,
+            Some(ResultReason::OPERATION_NOT_SUPPORTED)
+        );
+        assert_eq!(old.header.server_correlation_value, None);
+    }
+}
+
+/// Check (KMIP 1.4 section 4.10): the usage asked for against the key's Cryptographic
+/// Usage Mask; a use the mask lacks is refused (2.x: Incompatible Cryptographic Usage
+/// Mask; 1.x, which has no such reason: Permission Denied).
+#[tokio::test]
+async fn checks_a_use_against_the_usage_mask() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let uid = client
+        .create_symmetric_key(
+            CryptographicAlgorithm::AES,
+            256,
+            CryptographicUsageMask::ENCRYPT,
+            None,
+        )
+        .await
+        .unwrap();
+    let check = |mask: CryptographicUsageMask| {
+        raw_item(
+            Operation::CHECK,
+            vec![
+                Item::text(Tag::UNIQUE_IDENTIFIER, uid.clone()),
+                Item::integer(Tag::CRYPTOGRAPHIC_USAGE_MASK, mask.to_wire()),
+            ],
+        )
+    };
+    for (version, refused) in [
+        (ProtocolVersion::V1_4, ResultReason::PERMISSION_DENIED),
+        (
+            ProtocolVersion::V2_1,
+            ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK,
+        ),
+    ] {
+        let mut request = RequestMessage::new(
+            version,
+            vec![
+                check(CryptographicUsageMask::ENCRYPT),
+                check(CryptographicUsageMask::DECRYPT),
+            ],
+        );
+        request.header.batch_error_continuation_option = Some(1);
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.items[0].result_status, ResultStatus::SUCCESS);
+        assert_eq!(
+            response.items[0].payload,
+            Some(ResponsePayload::Other(Item::structure(
+                Tag::RESPONSE_PAYLOAD,
+                vec![Item::text(Tag::UNIQUE_IDENTIFIER, uid.clone())]
+            )))
+        );
+        assert_eq!(response.items[1].result_reason, Some(refused), "{version}");
+    }
+}
+
+/// Batch Error Continuation Option Undo: when an item fails,
+/// the items before it are undone (answered Operation Undone, and nothing they wrote
+/// remains); when none fails, all are committed.
+#[tokio::test]
+async fn undoes_a_batch_with_a_failed_item_and_commits_one_without() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let activate = RequestBatchItem::new(
+        Operation::ACTIVATE,
+        RequestPayload::Activate {
+            unique_identifier: None,
+        },
+    );
+    let failing = RequestBatchItem::new(
+        Operation::GET,
+        RequestPayload::Get(GetRequest {
+            unique_identifier: Some("missing".into()),
+            ..GetRequest::default()
+        }),
+    );
+    for version in [ProtocolVersion::V1_4, ProtocolVersion::V2_1] {
+        let name = format!("undo-{version}");
+        let mut request = RequestMessage::new(
+            version,
+            vec![create_item(&name), activate.clone(), failing.clone()],
+        );
+        request.header.batch_error_continuation_option = Some(3);
+        let response = client.send(request).await.unwrap();
+        let statuses: Vec<_> = response.items.iter().map(|i| i.result_status).collect();
+        assert_eq!(
+            statuses,
+            [
+                ResultStatus::OPERATION_UNDONE,
+                ResultStatus::OPERATION_UNDONE,
+                ResultStatus::OPERATION_FAILED
+            ]
+        );
+        // Not a success, so the client keeps the undone Create's payload as TTLV.
+        let Some(ResponsePayload::Other(created)) = &response.items[0].payload else {
+            panic!("{response:?}")
+        };
+        let created = created
+            .find(Tag::UNIQUE_IDENTIFIER)
+            .and_then(Item::as_text)
+            .unwrap();
+        let gone = client.get_state(created).await.unwrap_err();
+        assert_eq!(reason(&gone), Some(ResultReason::ITEM_NOT_FOUND));
+
+        let mut request = RequestMessage::new(version, vec![create_item(&name), activate.clone()]);
+        request.header.batch_error_continuation_option = Some(3);
+        let response = client.send(request).await.unwrap();
+        let Some(ResponsePayload::Create(created)) = &response.items[0].payload else {
+            panic!("{response:?}")
+        };
+        assert!(
+            response
+                .items
+                .iter()
+                .all(|i| i.result_status == ResultStatus::SUCCESS)
+        );
+        assert_eq!(
+            client.get_state(&created.unique_identifier).await.unwrap(),
+            State::ACTIVE
+        );
+    }
+}
+
+/// 3DES keys (three-key, 168 bits in 24 bytes of odd-parity material) are created,
+/// registered and served as stored objects for legacy clients; the server never
+/// encrypts with one. Other lengths, and Skipjack, are refused.
+#[tokio::test]
+async fn stores_3des_keys_but_never_encrypts_with_them() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let uid = client
+        .create_symmetric_key(CryptographicAlgorithm::TRIPLE_DES, 168, AES_USAGE, None)
+        .await
+        .unwrap();
+    let key = client.get_symmetric_key(&uid).await.unwrap();
+    assert_eq!(key.key.len(), 24);
+    assert_eq!(key.algorithm, Some(CryptographicAlgorithm::TRIPLE_DES));
+    assert_eq!(key.length, Some(168));
+    assert!(
+        key.key.iter().all(|b| b.count_ones() % 2 == 1),
+        "odd parity"
+    );
+    client.activate(&uid).await.unwrap();
+    let refused = client.encrypt(&uid, b"data", None).await.unwrap_err();
+    assert_eq!(reason(&refused), Some(ResultReason::FEATURE_NOT_SUPPORTED));
+    assert!(refused.to_string().contains("3DES"), "{refused}");
+
+    let mut key_block = KeyBlock::raw_symmetric(
+        CryptographicAlgorithm::TRIPLE_DES,
+        Zeroizing::new(key.key.to_vec()),
+    );
+    key_block.cryptographic_length = Some(168);
+    let register = RequestBatchItem::new(
+        Operation::REGISTER,
+        RequestPayload::Register(RegisterRequest {
+            object_type: ObjectType::SYMMETRIC_KEY,
+            template_attribute: TemplateAttribute::new(Vec::new()),
+            object: ManagedObject::SymmetricKey(SymmetricKey { key_block }),
+        }),
+    );
+    let response = client
+        .send(RequestMessage::new(ProtocolVersion::V1_4, vec![register]))
+        .await
+        .unwrap();
+    assert_eq!(response.items[0].result_status, ResultStatus::SUCCESS);
+
+    for (algorithm, length) in [
+        (CryptographicAlgorithm::TRIPLE_DES, 112),
+        (CryptographicAlgorithm::TRIPLE_DES, 192),
+        (CryptographicAlgorithm::SKIPJACK, 80),
+    ] {
+        let refused = client
+            .create_symmetric_key(algorithm, length, AES_USAGE, None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            reason(&refused),
+            Some(ResultReason::INVALID_FIELD),
+            "{algorithm} {length}"
+        );
+    }
+}
+
+/// KMIP 2.x attributes of a key: Short Unique Identifier (SHA-256 of the Unique
+/// Identifier), Key Format Type Raw, Protection Storage Mask Software; not in 1.x.
+#[tokio::test]
+async fn reports_kmip_2_attributes_in_kmip_2_only() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let uid = client
+        .create_symmetric_key(CryptographicAlgorithm::AES, 256, AES_USAGE, None)
+        .await
+        .unwrap();
+    for version in [ProtocolVersion::V1_4, ProtocolVersion::V2_1] {
+        let response = client
+            .send(RequestMessage::new(
+                version,
+                vec![RequestBatchItem::new(
+                    Operation::GET_ATTRIBUTES,
+                    RequestPayload::GetAttributes(GetAttributesRequest {
+                        unique_identifier: Some(uid.clone()),
+                        attribute_names: Vec::new(),
+                    }),
+                )],
+            ))
+            .await
+            .unwrap();
+        let Some(ResponsePayload::GetAttributes(got)) = &response.items[0].payload else {
+            panic!("{response:?}")
+        };
+        let short = value_of(&got.attributes, "Short Unique Identifier").and_then(Item::as_bytes);
+        let format = value_of(&got.attributes, "Key Format Type").and_then(Item::as_enumeration);
+        let storage =
+            value_of(&got.attributes, "Protection Storage Mask").and_then(Item::as_integer);
+        if version.uses_v2_attributes() {
+            let digest = ring::digest::digest(&ring::digest::SHA256, uid.as_bytes());
+            assert_eq!(short, Some(digest.as_ref()));
+            assert_eq!(format, Some(KeyFormatType::RAW.0));
+            assert_eq!(storage, Some(1));
+        } else {
+            assert_eq!((short, format, storage), (None, None, None));
         }
     }
 }

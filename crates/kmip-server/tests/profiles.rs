@@ -12,14 +12,17 @@
 //!
 //! Comparing a response (what the profiles leave to the server is bound, not compared):
 //! - `$UNIQUE_IDENTIFIER_N` binds to the identifier the server returns the first time and
-//!   must be that identifier afterwards; requests carry the bound value;
+//!   must be that identifier afterwards; requests carry the bound value; so does
+//!   `$SHORT_UNIQUE_IDENTIFIER_N`, a Byte String (KMIP 2.1 Short Unique Identifier);
 //! - a Date-Time matches any Date-Time unless the client sent that very value earlier in
 //!   the conversation (then it must be equal): the files carry the times of the run that
 //!   produced them, and `$NOW`;
 //! - a Byte String the client did not send (generated key material, digests) matches any
 //!   Byte String of the same length; one it sent must be equal;
-//! - a Result Message (free text) matches any text, and the server may add one; it may
-//!   also add the optional Located Items of a Locate answer if it counts the identifiers;
+//! - a Result Message (free text) and a Server Correlation Value (a header field KMIP
+//!   leaves to the server: the files carry the reference server's) match any text, and
+//!   the server may add either; it may also add the optional Located Items of a Locate
+//!   answer if it counts the identifiers;
 //! - `Attribute` items, the children of a 2.x `Attributes` and the names (references) of
 //!   a Get Attribute List answer match in any order; everything else in order, nothing
 //!   missing and nothing extra.
@@ -272,6 +275,16 @@ fn item_of(node: &Node, attribute: Option<&str>, bound: Option<&Bindings>) -> Re
                 _ => Value::TextString(text),
             }
         }
+        // A Byte String placeholder: the bound bytes in a request; in an expected
+        // response the placeholder itself, as text, which `compare` binds.
+        Some("ByteString") if is_placeholder(text) => match bound {
+            Some(b) => Value::ByteString(
+                b.get(text)
+                    .and_then(|h| hex::decode(h).ok())
+                    .ok_or_else(|| format!("{text} is used before the server returned it"))?,
+            ),
+            None => Value::TextString(text.to_owned()),
+        },
         Some("ByteString") => Value::ByteString(hex::decode(text).map_err(|_| bad())?),
         Some("DateTime") if text == "$NOW" => Value::DateTime(match bound {
             Some(_) => OffsetDateTime::now_utc().unix_timestamp(),
@@ -369,7 +382,17 @@ fn compare(
                 true
             }
         },
-        (Value::TextString(_), Value::TextString(_)) if expected.tag == Tag::RESULT_MESSAGE => true,
+        (Value::TextString(e), Value::ByteString(a)) if is_placeholder(e) => {
+            let a = hex::encode(a);
+            match b.get(e) {
+                Some(v) => *v == a,
+                None => {
+                    b.insert(e.clone(), a);
+                    true
+                }
+            }
+        }
+        (Value::TextString(_), Value::TextString(_)) if server_text(expected.tag) => true,
         (Value::DateTime(e), Value::DateTime(a)) => {
             *e == ANY_TIME || !sent.times.contains(e) || e == a
         }
@@ -389,6 +412,11 @@ fn compare(
     }
 }
 
+/// Free text a server chooses: compared as text, not by value.
+fn server_text(tag: Tag) -> bool {
+    tag == Tag::RESULT_MESSAGE || tag == Tag::SERVER_CORRELATION_VALUE
+}
+
 /// Lists whose order KMIP leaves open: attributes, and the attribute names (1.x) or
 /// references (2.x) of a Get Attribute List answer.
 fn unordered(parent: Tag, item: &Item) -> bool {
@@ -406,7 +434,7 @@ fn optional_extra(item: &Item, siblings: &[Item], expected: &[Item]) -> bool {
         return false;
     }
     match item.tag {
-        Tag::RESULT_MESSAGE => true,
+        tag if server_text(tag) => true,
         Tag::LOCATED_ITEMS => {
             let returned = siblings
                 .iter()

@@ -180,6 +180,10 @@ const ATTRIBUTE_TAGS: &[(&str, Tag)] = &[
     ("Always Sensitive", Tag::ALWAYS_SENSITIVE),
     ("Extractable", Tag::EXTRACTABLE),
     ("Never Extractable", Tag::NEVER_EXTRACTABLE),
+    // KMIP 2.0 attributes without a 1.x name: named as the 2.0 specification titles them.
+    ("Short Unique Identifier", Tag::SHORT_UNIQUE_IDENTIFIER),
+    ("Key Format Type", Tag::KEY_FORMAT_TYPE),
+    ("Protection Storage Mask", Tag::PROTECTION_STORAGE_MASK),
 ];
 
 /// The KMIP 2.0 tag of the attribute called `name` in KMIP 1.x.

@@ -235,7 +235,7 @@ wire_enum! {
         SPLIT_KEY = 0x00000005, "SplitKey", "1.0";
         TEMPLATE = 0x00000006, "Template", "1.0";
         SECRET_DATA = 0x00000007, "SecretData", "1.0";
-        OPAQUE_DATA = 0x00000008, "OpaqueData", "1.0";
+        OPAQUE_OBJECT = 0x00000008, "OpaqueObject", "1.0";
         PGP_KEY = 0x00000009, "PgpKey", "1.2";
         CERTIFICATE_REQUEST = 0x0000000A, "CertificateRequest", "2.0";
     }

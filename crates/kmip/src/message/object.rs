@@ -35,7 +35,7 @@ const OBJECT_TAGS: &[(Tag, ObjectType)] = &[
     (Tag::SPLIT_KEY, ObjectType::SPLIT_KEY),
     (Tag::TEMPLATE, ObjectType::TEMPLATE),
     (Tag::SECRET_DATA, ObjectType::SECRET_DATA),
-    (Tag::OPAQUE_OBJECT, ObjectType::OPAQUE_DATA),
+    (Tag::OPAQUE_OBJECT, ObjectType::OPAQUE_OBJECT),
     (Tag::PGP_KEY, ObjectType::PGP_KEY),
     (Tag::CERTIFICATE_REQUEST, ObjectType::CERTIFICATE_REQUEST),
 ];
