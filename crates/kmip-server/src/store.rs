@@ -654,15 +654,37 @@ async fn read_object(
     uid: &str,
     owner: &str,
 ) -> Result<Option<StoredObject>, sqlx::Error> {
-    let Some(row) = sqlx::query("SELECT * FROM objects WHERE uid = ? AND owner = ?")
-        .bind(uid)
-        .bind(owner)
-        .fetch_optional(&mut *conn)
-        .await?
+    // The single-row side tables come with the object: each statement is a round trip
+    // to SQLite's thread.
+    let Some(row) = sqlx::query(
+        "SELECT o.*, m.fresh AS meta_fresh, m.original_creation_date AS meta_original,
+                f.key_format_type AS meta_key_format
+         FROM objects o
+         LEFT JOIN object_meta m ON m.uid = o.uid
+         LEFT JOIN key_formats f ON f.uid = o.uid
+         WHERE o.uid = ? AND o.owner = ?",
+    )
+    .bind(uid)
+    .bind(owner)
+    .fetch_optional(&mut *conn)
+    .await?
     else {
         return Ok(None);
     };
     let mut obj = object_from_row(&row)?;
+    if let Some(fresh) = row.try_get::<Option<bool>, _>("meta_fresh")? {
+        obj.fresh = Some(fresh);
+        obj.original_creation_date = row.try_get("meta_original")?;
+    }
+    if let Some(format) = row.try_get::<Option<i64>, _>("meta_key_format")? {
+        obj.key_format =
+            KeyFormatType(
+                u32::try_from(format).map_err(|e| sqlx::Error::ColumnDecode {
+                    index: "key_format_type".into(),
+                    source: Box::new(e),
+                })?,
+            );
+    }
     obj.names = sqlx::query_scalar("SELECT name FROM names WHERE uid = ? ORDER BY rowid")
         .bind(uid)
         .fetch_all(&mut *conn)
@@ -679,29 +701,6 @@ async fn read_object(
             ))
         })
         .collect::<Result<_, sqlx::Error>>()?;
-    if let Some(meta) =
-        sqlx::query("SELECT fresh, original_creation_date FROM object_meta WHERE uid = ?")
-            .bind(uid)
-            .fetch_optional(&mut *conn)
-            .await?
-    {
-        obj.fresh = Some(meta.try_get("fresh")?);
-        obj.original_creation_date = meta.try_get("original_creation_date")?;
-    }
-    if let Some(format) =
-        sqlx::query_scalar::<_, i64>("SELECT key_format_type FROM key_formats WHERE uid = ?")
-            .bind(uid)
-            .fetch_optional(&mut *conn)
-            .await?
-    {
-        obj.key_format =
-            KeyFormatType(
-                u32::try_from(format).map_err(|e| sqlx::Error::ColumnDecode {
-                    index: "key_format_type".into(),
-                    source: Box::new(e),
-                })?,
-            );
-    }
     for row in sqlx::query("SELECT name, value FROM custom_attributes WHERE uid = ? ORDER BY rowid")
         .bind(uid)
         .fetch_all(&mut *conn)
