@@ -13,7 +13,7 @@ use std::process::Command;
 use common::{Api, Resp, World, assert_error, noise, restore};
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::ChunkIdKey;
-use headlock_core::snapshot::chunker::{BoundaryKey, chunks};
+use headlock_core::snapshot::chunker::{BoundaryKey, Chunker};
 use serde_json::{Value, json};
 
 /// A request with a raw body (written to a file for curl's `--data-binary @`).
@@ -73,7 +73,8 @@ fn open(api: &Api, g: &str, c: &str) -> Session {
 
 /// A file cut and named as a client does: (id, bytes) in order.
 fn cut(s: &Session, data: &[u8]) -> Vec<(ChunkId, Vec<u8>)> {
-    chunks(data, s.boundaries)
+    Chunker::new(s.boundaries)
+        .cut(data)
         .map(|c| {
             let c = c.unwrap();
             (s.ids.id(&c.data), c.data)

@@ -7,21 +7,26 @@
 //! the cluster's data key under a context of its own, so chunk lengths (visible in packs
 //! and on the wire) do not tell whether a pack holds a known file.
 //!
+//! The crate finds the cut points ([`fastcdc::v2020::cut_gear`]); reading is ours
+//! ([`Chunker`]), because the crate's `StreamCDC` allocates a [`MAX_CHUNK`] buffer per
+//! stream and shifts the whole buffer down after every chunk: a 4 MiB move per chunk,
+//! and per file on a tree of tiny files. A [`Chunker`] keeps one buffer for every file
+//! it cuts and moves only the bytes not cut yet; the cut points are the crate's (the
+//! same data cut with `StreamCDC` gives the same chunks, a test checks it).
+//!
 //! ```
 //! use headlock_core::envelope::DataKey;
-//! use headlock_core::snapshot::chunker::{BoundaryKey, chunks};
+//! use headlock_core::snapshot::chunker::{BoundaryKey, Chunker};
 //!
-//! let key = BoundaryKey::derive(&DataKey::generate().unwrap());
+//! let mut chunker = Chunker::new(BoundaryKey::derive(&DataKey::generate().unwrap()));
 //! let data = vec![7u8; 3 * 1024 * 1024];
-//! let total: usize = chunks(&data[..], key).map(|c| c.unwrap().data.len()).sum();
+//! let total: usize = chunker.cut(&data[..]).map(|c| c.unwrap().data.len()).sum();
 //! assert_eq!(total, data.len());
 //! ```
 
-use std::io::Read;
+use std::io::{self, Read};
 
-/// What reading a chunk can fail with (the reader's I/O error, mostly).
-pub use fastcdc::v2020::Error as ChunkerError;
-use fastcdc::v2020::{Normalization, StreamCDC};
+use fastcdc::v2020::{MASKS, Normalization, cut_gear, get_gear_with_seed, logarithm2};
 
 use super::{AVG_CHUNK, CHUNK_BOUNDARY_CONTEXT, MAX_CHUNK, MIN_CHUNK};
 use crate::envelope::DataKey;
@@ -64,17 +69,131 @@ impl std::fmt::Debug for BoundaryKey {
     }
 }
 
-/// The chunks of `reader`, cut with the cluster's keyed gear table: 256 KiB minimum,
-/// 1 MiB average, 4 MiB maximum (the last may be shorter).
-pub fn chunks<R: Read>(reader: R, key: BoundaryKey) -> StreamCDC<R> {
-    StreamCDC::with_level_and_seed(
-        reader,
-        MIN_CHUNK,
-        AVG_CHUNK,
-        MAX_CHUNK,
-        Normalization::Level1,
-        key.0,
-    )
+/// One chunk: where it starts in its stream, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// Offset of its first byte in the stream.
+    pub offset: u64,
+    /// Its bytes (1 to [`MAX_CHUNK`]).
+    pub data: Vec<u8>,
+}
+
+/// Cuts streams into chunks with a cluster's keyed gear table: 256 KiB minimum, 1 MiB
+/// average, 4 MiB maximum (the last of a stream may be shorter). Keep one for many
+/// streams: its buffer ([`MAX_CHUNK`] bytes, allocated at the first read) is reused.
+pub struct Chunker {
+    gear: Box<[u64; 256]>,
+    gear_ls: Box<[u64; 256]>,
+    masks: (u64, u64),
+    buf: Vec<u8>,
+}
+
+impl Chunker {
+    /// A chunker for the cluster whose boundary key is `key`.
+    pub fn new(key: BoundaryKey) -> Chunker {
+        let (gear, gear_ls) = get_gear_with_seed(key.0);
+        let bits = logarithm2(AVG_CHUNK);
+        let level = Normalization::Level1.bits();
+        Chunker {
+            gear,
+            gear_ls,
+            masks: (
+                MASKS[(bits + level) as usize],
+                MASKS[(bits - level) as usize],
+            ),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The chunks of `reader`, in order. An I/O error ends them (after that error).
+    pub fn cut<R: Read>(&mut self, reader: R) -> Pieces<'_, R> {
+        if self.buf.len() < MAX_CHUNK as usize {
+            self.buf = vec![0; MAX_CHUNK as usize];
+        }
+        Pieces {
+            chunker: self,
+            reader,
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+            failed: false,
+        }
+    }
+}
+
+/// The chunks of one stream ([`Chunker::cut`]).
+pub struct Pieces<'c, R> {
+    chunker: &'c mut Chunker,
+    reader: R,
+    /// The bytes read and not cut yet: `buf[start..end]`.
+    start: usize,
+    end: usize,
+    offset: u64,
+    eof: bool,
+    failed: bool,
+}
+
+impl<R: Read> Pieces<'_, R> {
+    /// Reads until [`MAX_CHUNK`] bytes wait to be cut, or the end (as `StreamCDC` does,
+    /// so that the cut points are the same).
+    fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 {
+            self.chunker.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        while !self.eof && self.end < self.chunker.buf.len() {
+            match self.reader.read(&mut self.chunker.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Iterator for Pieces<'_, R> {
+    type Item = io::Result<Piece>;
+
+    fn next(&mut self) -> Option<io::Result<Piece>> {
+        if self.failed {
+            return None;
+        }
+        if !self.eof && self.end - self.start < MAX_CHUNK as usize {
+            if let Err(e) = self.fill() {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        }
+        if self.start == self.end {
+            return None;
+        }
+        let c = &*self.chunker;
+        let (mask_s, mask_l) = c.masks;
+        let (_, count) = cut_gear(
+            &c.buf[self.start..self.end],
+            MIN_CHUNK as usize,
+            AVG_CHUNK as usize,
+            MAX_CHUNK as usize,
+            mask_s,
+            mask_l,
+            mask_s << 1,
+            mask_l << 1,
+            &c.gear,
+            &c.gear_ls,
+        );
+        let data = c.buf[self.start..self.start + count].to_vec();
+        let piece = Piece {
+            offset: self.offset,
+            data,
+        };
+        self.start += count;
+        self.offset += count as u64;
+        Some(Ok(piece))
+    }
 }
 
 #[cfg(test)]
@@ -95,12 +214,83 @@ mod tests {
     }
 
     fn cuts(data: &[u8], key: BoundaryKey) -> Vec<u64> {
-        chunks(data, key)
+        Chunker::new(key)
+            .cut(data)
             .map(|c| {
                 let c = c.unwrap();
-                c.offset + c.length as u64
+                c.offset + c.data.len() as u64
             })
             .collect()
+    }
+
+    /// The cut points of the crate's own stream chunker, as this module used it.
+    fn stream_cdc_cuts(data: &[u8], key: BoundaryKey) -> Vec<u64> {
+        fastcdc::v2020::StreamCDC::with_level_and_seed(
+            data,
+            MIN_CHUNK,
+            AVG_CHUNK,
+            MAX_CHUNK,
+            Normalization::Level1,
+            key.0,
+        )
+        .map(|c| {
+            let c = c.unwrap();
+            c.offset + c.length as u64
+        })
+        .collect()
+    }
+
+    /// A reader that hands over at most `step` bytes a call.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(out.len()).min(self.1);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn cuts_where_the_crates_stream_chunker_cuts_and_keeps_every_byte() {
+        let key = BoundaryKey::from_bytes(*b"1cluster");
+        let mut chunker = Chunker::new(key);
+        for (len, seed) in [
+            (0, 1),
+            (1, 2),
+            (61, 3),
+            (300_000, 4),
+            (21 * 1024 * 1024 + 5, 5),
+        ] {
+            let input = data(len, seed);
+            assert_eq!(cuts(&input, key), stream_cdc_cuts(&input, key), "{len}");
+            // The same chunker again (its buffer reused), fed a few bytes at a time.
+            let pieces: Vec<Piece> = chunker
+                .cut(Trickle(&input, 7919))
+                .map(Result::unwrap)
+                .collect();
+            let joined: Vec<u8> = pieces.iter().flat_map(|p| p.data.clone()).collect();
+            assert!(joined == input, "{len}");
+            let mut at = 0;
+            for p in &pieces {
+                assert_eq!(p.offset, at);
+                at += p.data.len() as u64;
+            }
+        }
+    }
+
+    #[test]
+    fn an_io_error_ends_the_chunks_after_it() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk gone"))
+            }
+        }
+        let mut chunker = Chunker::new(BoundaryKey::from_bytes(*b"1cluster"));
+        let mut pieces = chunker.cut(Broken);
+        assert_eq!(pieces.next().unwrap().unwrap_err().to_string(), "disk gone");
+        assert!(pieces.next().is_none());
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl From<TarError> for ServiceError {
 /// and sends new chunks to the workers.
 struct Chunker<'a> {
     id_key: &'a ChunkIdKey,
-    boundaries: BoundaryKey,
+    boundaries: chunker::Chunker,
     known: HashSet<ChunkId>,
     jobs: ChunkJobs,
     uses: Vec<ChunkId>,
@@ -55,13 +55,8 @@ struct Chunker<'a> {
 impl Chunker<'_> {
     fn chunk_file(&mut self, reader: impl Read) -> Result<Vec<(ChunkId, u32)>> {
         let mut chunks = Vec::new();
-        for piece in chunker::chunks(reader, self.boundaries) {
-            let piece = piece.map_err(|e| match e {
-                chunker::ChunkerError::IoError(io) => {
-                    BadRequest::UploadInterrupted(io.to_string()).into()
-                }
-                other => ServiceError::unexpected(format!("chunking failed: {other}")),
-            })?;
+        for piece in self.boundaries.cut(reader) {
+            let piece = piece.map_err(|e| BadRequest::UploadInterrupted(e.to_string()))?;
             let id = self.id_key.id(&piece.data);
             let len = piece.data.len() as u32;
             self.data_size += len as u64;
@@ -221,7 +216,7 @@ impl Service {
             move |jobs| {
                 let mut chunker = Chunker {
                     id_key: &id_key,
-                    boundaries,
+                    boundaries: chunker::Chunker::new(boundaries),
                     known,
                     jobs,
                     uses: Vec::new(),

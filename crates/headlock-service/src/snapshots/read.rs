@@ -34,6 +34,62 @@ impl ChunkSource {
         self.read_at(loc)
     }
 
+    /// Reads, decrypts and checks chunks that lie one after the other in one pack
+    /// (`run`, in pack order, not empty), with one read of the blob store: each
+    /// chunk's result, in order. A failed read fails every chunk of the run.
+    pub(crate) fn read_run(
+        &self,
+        run: &[ChunkLocation],
+    ) -> Vec<std::result::Result<Vec<u8>, String>> {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            return Vec::new();
+        };
+        if run.len() == 1 {
+            return vec![self.read_at(first)];
+        }
+        let path = pack_path(self.cluster, first.pack_id);
+        let (start, end) = (first.offset, last.offset + u64::from(last.length));
+        let bytes = match self
+            .handle
+            .block_on(self.blobs.get_range(&path, start, end))
+        {
+            Ok(b) if b.len() as u64 == end - start => b,
+            Ok(b) => {
+                let why = format!(
+                    "pack {}: {} bytes read of {}",
+                    first.pack_id,
+                    b.len(),
+                    end - start
+                );
+                return run
+                    .iter()
+                    .map(|l| Err(format!("chunk {}: {why}", l.chunk_id)))
+                    .collect();
+            }
+            Err(e) => {
+                return run
+                    .iter()
+                    .map(|l| Err(format!("chunk {} in pack {}: {e}", l.chunk_id, l.pack_id)))
+                    .collect();
+            }
+        };
+        run.iter()
+            .map(|loc| {
+                let at = (loc.offset - start) as usize;
+                let record = &bytes[at..at + loc.length as usize];
+                self.cipher
+                    .open_chunk(
+                        &self.id_key,
+                        self.cluster,
+                        loc.stored_by,
+                        loc.chunk_id,
+                        record,
+                    )
+                    .map_err(|e| format!("chunk {} in pack {}: {e}", loc.chunk_id, loc.pack_id))
+            })
+            .collect()
+    }
+
     /// Reads, decrypts and checks the chunk at `loc`.
     pub(crate) fn read_at(&self, loc: &ChunkLocation) -> std::result::Result<Vec<u8>, String> {
         let id = loc.chunk_id;

@@ -37,13 +37,27 @@ type Located = std::result::Result<ChunkLocation, ChunkId>;
 /// The locations of the chunks some entries name (of the snapshot's cluster).
 type Locate<'a> = dyn Fn(&[ManifestEntry]) -> std::io::Result<HashMap<ChunkId, ChunkLocation>> + 'a;
 
+/// Most bytes of one read of adjacent chunks (a single larger chunk is read alone).
+const RUN_BYTES: u64 = 1024 * 1024;
+/// Most chunks of one read.
+const RUN_CHUNKS: usize = 256;
+
+/// A read job: adjacent chunks of one pack (or one chunk without a location), and
+/// where their results go, in order.
+type Job = (Vec<Located>, std::sync::mpsc::SyncSender<Vec<ChunkResult>>);
+
 /// Reads and opens chunks ahead of the writer on a few threads, handing them out in
-/// manifest order; at most `window` chunks (of at most 4 MiB) are in flight. The
-/// order is fed a manifest frame at a time ([`Prefetch::queue`]).
+/// manifest order. Chunks that lie next to each other in one pack (a tree of small
+/// files, written in order) are read together, one range of at most [`RUN_BYTES`] and
+/// [`RUN_CHUNKS`]: one read of the blob store instead of one per chunk. At most
+/// `window` reads are in flight. The order is fed a manifest frame at a time
+/// ([`Prefetch::queue`]).
 struct Prefetch {
-    jobs: std::sync::mpsc::SyncSender<(Located, std::sync::mpsc::SyncSender<ChunkResult>)>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     upcoming: VecDeque<Located>,
-    pending: VecDeque<std::sync::mpsc::Receiver<ChunkResult>>,
+    pending: VecDeque<std::sync::mpsc::Receiver<Vec<ChunkResult>>>,
+    /// Results of the oldest read, not handed out yet.
+    ready: VecDeque<ChunkResult>,
     window: usize,
 }
 
@@ -59,22 +73,56 @@ impl Prefetch {
         );
     }
 
+    /// The next chunks to read together: the first upcoming one, and those after it
+    /// that follow it directly in the same pack.
+    fn next_run(&mut self) -> Vec<Located> {
+        let Some(first) = self.upcoming.pop_front() else {
+            return Vec::new();
+        };
+        let Ok(head) = &first else {
+            // Without a location: alone, to fail on its own.
+            return vec![first];
+        };
+        let (pack, start) = (head.pack_id, head.offset);
+        let mut end = head.offset + u64::from(head.length);
+        let mut run = vec![first];
+        while run.len() < RUN_CHUNKS {
+            match self.upcoming.front() {
+                Some(Ok(next))
+                    if next.pack_id == pack
+                        && next.offset == end
+                        && end + u64::from(next.length) - start <= RUN_BYTES =>
+                {
+                    end += u64::from(next.length);
+                    run.push(self.upcoming.pop_front().expect("looked at above"));
+                }
+                _ => break,
+            }
+        }
+        run
+    }
+
     fn next(&mut self) -> Option<ChunkResult> {
         while self.pending.len() < self.window {
-            let Some(id) = self.upcoming.pop_front() else {
+            let run = self.next_run();
+            if run.is_empty() {
                 break;
-            };
+            }
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            if self.jobs.send((id, tx)).is_err() {
+            if self.jobs.send((run, tx)).is_err() {
                 break;
             }
             self.pending.push_back(rx);
         }
+        if let Some(ready) = self.ready.pop_front() {
+            return Some(ready);
+        }
         let rx = self.pending.pop_front()?;
-        Some(
-            rx.recv()
-                .unwrap_or_else(|_| Err("a restore reader thread stopped".into())),
-        )
+        match rx.recv() {
+            Ok(results) => self.ready.extend(results),
+            Err(_) => return Some(Err("a restore reader thread stopped".into())),
+        }
+        self.ready.pop_front()
     }
 }
 
@@ -126,14 +174,18 @@ fn with_prefetch<T>(source: &ChunkSource, write: impl FnOnce(&mut Prefetch) -> T
             let job_rx = job_rx.clone();
             scope.spawn(move || {
                 loop {
-                    let job: std::result::Result<
-                        (Located, std::sync::mpsc::SyncSender<ChunkResult>),
-                        _,
-                    > = job_rx.lock().expect("restore queue poisoned").recv();
-                    let Ok((located, reply)) = job else { return };
-                    let _ = reply.send(match located {
-                        Ok(loc) => source.read_at(&loc),
-                        Err(id) => Err(format!("chunk {id} is not recorded for the cluster")),
+                    let job: std::result::Result<Job, _> =
+                        job_rx.lock().expect("restore queue poisoned").recv();
+                    let Ok((run, reply)) = job else { return };
+                    let _ = reply.send(match run.as_slice() {
+                        [Err(id)] => {
+                            vec![Err(format!("chunk {id} is not recorded for the cluster"))]
+                        }
+                        _ => {
+                            let run: Vec<ChunkLocation> =
+                                run.into_iter().filter_map(|l| l.ok()).collect();
+                            source.read_run(&run)
+                        }
                     });
                 }
             });
@@ -142,6 +194,7 @@ fn with_prefetch<T>(source: &ChunkSource, write: impl FnOnce(&mut Prefetch) -> T
             jobs,
             upcoming: VecDeque::new(),
             pending: VecDeque::new(),
+            ready: VecDeque::new(),
             window: readers * 3,
         };
         // Dropping the prefetch (and its job sender) at the end stops the readers.
@@ -424,5 +477,68 @@ impl Service {
             content_length: (kind == SnapshotKind::Stream).then_some(record.data_size_bytes),
             reader,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(pack: ObjectId, offset: u64, length: u32) -> Located {
+        Ok(ChunkLocation {
+            cluster_id: pack,
+            chunk_id: ChunkId([offset as u8; 32]),
+            pack_id: pack,
+            offset,
+            length,
+            plaintext_length: length,
+            stored_by: pack,
+        })
+    }
+
+    fn offsets(run: &[Located]) -> Vec<u64> {
+        run.iter()
+            .map(|l| l.as_ref().map_or(u64::MAX, |l| l.offset))
+            .collect()
+    }
+
+    #[test]
+    fn reads_adjacent_chunks_of_one_pack_together_and_nothing_else() {
+        let (a, b) = (ObjectId::new(), ObjectId::new());
+        let (jobs, _rx) = std::sync::mpsc::sync_channel(1);
+        let mut p = Prefetch {
+            jobs,
+            upcoming: VecDeque::new(),
+            pending: VecDeque::new(),
+            ready: VecDeque::new(),
+            window: 1,
+        };
+        let big = RUN_BYTES as u32 - 100;
+        p.upcoming.extend([
+            at(a, 8, 100),
+            at(a, 108, 50),
+            // A gap in the pack: a new read.
+            at(a, 200, 10),
+            // Another pack.
+            at(b, 210, 10),
+            // No location: alone.
+            Err(ChunkId([9; 32])),
+            at(b, 220, 10),
+            at(b, 230, big),
+            // Past RUN_BYTES from the run's start: a new read.
+            at(b, 230 + u64::from(big), 200),
+        ]);
+        assert_eq!(offsets(&p.next_run()), [8, 108]);
+        assert_eq!(offsets(&p.next_run()), [200]);
+        assert_eq!(offsets(&p.next_run()), [210]);
+        assert_eq!(offsets(&p.next_run()), [u64::MAX]);
+        assert_eq!(offsets(&p.next_run()), [220, 230]);
+        assert_eq!(offsets(&p.next_run()), [230 + u64::from(big)]);
+        assert!(p.next_run().is_empty());
+
+        p.upcoming
+            .extend((0..RUN_CHUNKS as u64 + 5).map(|i| at(a, i * 10, 10)));
+        assert_eq!(p.next_run().len(), RUN_CHUNKS);
+        assert_eq!(p.next_run().len(), 5);
     }
 }

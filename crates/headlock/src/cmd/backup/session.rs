@@ -29,7 +29,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use headlock_core::model::ChunkId;
-use headlock_core::snapshot::chunker::{self, BoundaryKey};
+use headlock_core::snapshot::chunker::{BoundaryKey, Chunker};
 use headlock_core::snapshot::{ChunkIdKey, EntryType, FileStamp, ManifestEntry};
 use hyper::Method;
 use hyper::body::Bytes;
@@ -125,11 +125,9 @@ struct Chunking<'a> {
     ids: &'a ChunkIdKey,
     parent: ParentCursor,
     counts: &'a Sent,
-    boundaries: BoundaryKey,
+    chunker: Chunker,
     manifest: BufWriter<File>,
-    pending: Handoff,
-    pending_bytes: usize,
-    tx: &'a tokio::sync::mpsc::Sender<Handoff>,
+    out: Handoffs<'a>,
 }
 
 impl Chunking<'_> {
@@ -139,7 +137,16 @@ impl Chunking<'_> {
         serde_json::to_writer(&mut self.manifest, entry).map_err(|e| manifest(e.into()))?;
         self.manifest.write_all(b"\n").map_err(manifest)
     }
+}
 
+/// Chunks waiting to be handed over, and where they go.
+struct Handoffs<'a> {
+    pending: Handoff,
+    pending_bytes: usize,
+    tx: &'a tokio::sync::mpsc::Sender<Handoff>,
+}
+
+impl Handoffs<'_> {
     fn chunk(&mut self, id: ChunkId, data: Vec<u8>) -> Result<(), ArchiveError> {
         self.pending_bytes += data.len();
         self.pending.push((id, data));
@@ -195,12 +202,12 @@ impl TreeVisitor for Chunking<'_> {
         let (mut reader, meta) = archive::open_exact(path, read)?;
         let mut chunks = Vec::new();
         let mut failed = None;
-        for piece in chunker::chunks(&mut reader, self.boundaries) {
+        for piece in self.chunker.cut(&mut reader) {
             match piece {
                 Ok(piece) => {
                     let id = self.ids.id(&piece.data);
                     chunks.push((id, piece.data.len() as u32));
-                    self.chunk(id, piece.data)?;
+                    self.out.chunk(id, piece.data)?;
                 }
                 Err(e) => {
                     failed = Some(e);
@@ -208,10 +215,10 @@ impl TreeVisitor for Chunking<'_> {
                 }
             }
         }
-        if let Some(e) = failed {
+        if let Some(source) = failed {
             return Err(reader.take_error().unwrap_or_else(|| ArchiveError::Read {
                 path: path.to_path_buf(),
-                source: io::Error::other(e.to_string()),
+                source,
             }));
         }
         // The stamp as the file was opened: a change while it is read moves the
@@ -524,14 +531,16 @@ pub async fn backup_tree(
                 ids: &ids,
                 parent: cursor,
                 counts: &walk_counts,
-                boundaries,
+                chunker: Chunker::new(boundaries),
                 manifest,
-                pending: Vec::new(),
-                pending_bytes: 0,
-                tx: &tx,
+                out: Handoffs {
+                    pending: Vec::new(),
+                    pending_bytes: 0,
+                    tx: &tx,
+                },
             };
             let walked = archive::walk_tree(&root, &mut visitor, &read, &mut |w| warnings.warn(w))
-                .and_then(|stats| visitor.hand_over().map(|()| stats));
+                .and_then(|stats| visitor.out.hand_over().map(|()| stats));
             (walked, visitor.manifest)
         })
         .map_err(|e| Failure::new(EXIT_FAILED, format!("starting the reading thread: {e}")))?;
