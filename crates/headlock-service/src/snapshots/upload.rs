@@ -30,7 +30,7 @@ use zeroize::Zeroizing;
 use super::backup::{CommitLease, FinishedUpload, ManifestBody, discard};
 use super::packs::{ChunkJobs, seal_pipeline};
 use super::read::ManifestStream;
-use super::{SnapshotView, backup_lease, manifest_path};
+use super::{SnapshotView, backup_lease, manifest_path, spool_error};
 use crate::error::{BadRequest, Conflict, NotFound, RequestedId};
 use crate::{Actor, Result, Service, ServiceError};
 
@@ -438,7 +438,8 @@ impl Service {
         let data_key = self.data_key_by_id(cluster, s.data_key_id).await?;
         let cipher = ChunkCipher::new(&data_key);
         drop(data_key);
-        let read = read_manifest(body, &cipher, cluster.id, s.id).await?;
+        let spool = self.spool_file()?;
+        let read = read_manifest(body, spool, &cipher, cluster.id, s.id).await?;
         let data_size = read.data_size;
         let blobs = self.blobs()?.clone();
         let _shared = self.snapshot_locks.read(cluster.id).await;
@@ -476,7 +477,7 @@ impl Service {
                 ManifestKind::Stream => SnapshotKind::Stream,
             },
             data_key_id: s.data_key_id,
-            manifest: ManifestBody::Sealed(read.sealed),
+            manifest: ManifestBody::Spooled(read.sealed),
             uses: read.uses,
             data_size,
             locations: Vec::new(),
@@ -637,7 +638,8 @@ fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &ChunkJobs) ->
 /// A commit's manifest, sealed as it was read, and the chunks it names.
 struct ReadManifest {
     kind: ManifestKind,
-    sealed: Vec<u8>,
+    /// The sealed manifest, in an unlinked spool file.
+    sealed: std::fs::File,
     data_size: u64,
     /// Each distinct chunk once, in first use order, and its length.
     uses: Vec<ChunkId>,
@@ -645,9 +647,11 @@ struct ReadManifest {
 }
 
 /// Reads a commit's NDJSON manifest one bounded line at a time, checking each entry
-/// and sealing it into v2 frames as it comes: entries are never all held.
+/// and sealing it into v2 frames written to `spool` as it comes: neither the entries
+/// nor the sealed manifest are ever held whole.
 async fn read_manifest(
     body: impl AsyncRead + Unpin,
+    spool: std::fs::File,
     cipher: &ChunkCipher,
     cluster: ObjectId,
     snapshot: ObjectId,
@@ -655,7 +659,9 @@ async fn read_manifest(
     let mut reader = tokio::io::BufReader::new(body);
     let mut line = Vec::new();
     let mut number = 0u64;
-    let mut writer: Option<(ManifestKind, ManifestWriter<'_>)> = None;
+    type Spool = std::io::BufWriter<std::fs::File>;
+    let mut spool = Some(spool);
+    let mut writer: Option<(ManifestKind, ManifestWriter<'_, Spool>)> = None;
     let mut uses = Vec::new();
     let mut lengths: HashMap<ChunkId, u32> = HashMap::new();
     loop {
@@ -681,18 +687,25 @@ async fn read_manifest(
         let bad = |e: serde_json::Error| {
             ServiceError::invalid_input(format!("manifest line {number}: {e}"))
         };
-        let invalid = |e: FormatError| ServiceError::invalid_input(format!("the manifest: {e}"));
+        let invalid = |e: FormatError| match e {
+            FormatError::Write(kind, why) => spool_error(kind, &why),
+            e => ServiceError::invalid_input(format!("the manifest: {e}")),
+        };
         match &mut writer {
             None => {
                 let h: CommitHeader = serde_json::from_slice(text).map_err(bad)?;
-                let w = ManifestWriter::new(cipher, cluster, snapshot, h.kind, h.source)
+                let out = std::io::BufWriter::with_capacity(
+                    256 * 1024,
+                    spool.take().expect("one header"),
+                );
+                let w = ManifestWriter::to(out, cipher, cluster, snapshot, h.kind, h.source)
                     .map_err(invalid)?;
                 writer = Some((h.kind, w));
             }
             Some((_, w)) => {
                 let entry: ManifestEntry = serde_json::from_slice(text).map_err(bad)?;
                 w.push(&entry).map_err(invalid)?;
-                if w.sealed_len() as u64 > MAX_MANIFEST_JSON {
+                if w.sealed_len() > MAX_MANIFEST_JSON {
                     return Err(ServiceError::invalid_input(format!(
                         "the sealed manifest is longer than {MAX_MANIFEST_JSON} bytes"
                     )));
@@ -719,7 +732,12 @@ async fn read_manifest(
     let data_size = writer.data_size();
     let sealed = writer
         .finish()
-        .map_err(|e| ServiceError::invalid_input(format!("the manifest: {e}")))?;
+        .map_err(|e| match e {
+            FormatError::Write(kind, why) => spool_error(kind, &why),
+            e => ServiceError::invalid_input(format!("the manifest: {e}")),
+        })?
+        .into_inner()
+        .map_err(|e| spool_error(e.error().kind(), &e.error().to_string()))?;
     Ok(ReadManifest {
         kind,
         sealed,
