@@ -553,6 +553,36 @@ fn rejects_commits_that_misstate_chunks_or_break_the_manifest_rules() {
         400,
         "INVALID_ATTRIBUTE",
     );
+    // One chunk under two lengths is refused, however many entries apart: here 9,000
+    // files name it rightly between the two (the commit gathers and compacts the
+    // chunks it names in bounded steps), the wrong length first or last.
+    let file = |i: usize, len: usize| {
+        json!({"path": format!("f{i}"), "type": "file", "mode": 0o600, "mtime": 1, "size": len, "chunks": [[id.to_string(), len]]})
+            .to_string()
+    };
+    for wrong_at in [0, 9_001] {
+        let mut lines = vec![json!({"kind": "tree"}).to_string()];
+        for i in 0..=9_001 {
+            let len = if i == wrong_at {
+                data.len() + 1
+            } else {
+                data.len()
+            };
+            lines.push(file(i, len));
+        }
+        let e = assert_error(
+            &commit(&w.admin, &s, &(lines.join("\n") + "\n")),
+            400,
+            "INVALID_ATTRIBUTE",
+        );
+        assert!(
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("is listed with lengths"),
+            "{e}"
+        );
+    }
     // The session is still open after refused commits, and commits when right.
     let snap = w
         .admin

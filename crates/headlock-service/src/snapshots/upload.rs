@@ -11,7 +11,7 @@
 //!  open ─▶ chunkIds? ─▶ chunks (verified, sealed, packed, recorded) ─▶ ... ─▶ commit
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use std::time::Duration;
 use headlock_core::ObjectId;
 use headlock_core::model::{ChunkId, Cluster, SnapshotKind};
 use headlock_core::snapshot::chunker::BoundaryKey;
-use headlock_core::snapshot::frames::ManifestWriter;
+use headlock_core::snapshot::frames::{MAX_FRAME_ENTRIES, ManifestWriter};
 use headlock_core::snapshot::{
     ChunkCipher, ChunkIdKey, FormatError, MAX_CHUNK, MAX_MANIFEST_JSON, ManifestEntry, ManifestKind,
 };
@@ -446,11 +446,16 @@ impl Service {
         let mut stored = 0u64;
         let (mut first_missing, mut missing) = (None, 0u64);
         // Asked in bounded batches: the answer never holds every chunk's location.
-        for part in read.uses.chunks(MAX_QUERY_IDS) {
+        for (part, lengths) in read
+            .uses
+            .chunks(MAX_QUERY_IDS)
+            .zip(read.lengths.chunks(MAX_QUERY_IDS))
+        {
             let locations = self.store.chunk_locations(cluster.id, part).await?;
             let mut found = HashSet::with_capacity(locations.len());
             for l in &locations {
-                if read.lengths.get(&l.chunk_id) == Some(&l.plaintext_length) {
+                let listed = part.binary_search(&l.chunk_id).ok().map(|i| lengths[i]);
+                if listed == Some(l.plaintext_length) {
                     found.insert(l.chunk_id);
                     if l.stored_by == s.id {
                         stored += u64::from(l.length);
@@ -462,6 +467,7 @@ impl Service {
                 missing += 1;
             }
         }
+        drop(read.lengths);
         if let Some(first) = first_missing {
             return Err(Conflict::ChunksNotStored {
                 first: first.to_string(),
@@ -641,9 +647,53 @@ struct ReadManifest {
     /// The sealed manifest, in an unlinked spool file.
     sealed: std::fs::File,
     data_size: u64,
-    /// Each distinct chunk once, in first use order, and its length.
+    /// Each distinct chunk once, sorted by id, and its length: two flat arrays
+    /// ([`ChunkUses`]), 36 bytes a chunk.
     uses: Vec<ChunkId>,
-    lengths: HashMap<ChunkId, u32>,
+    lengths: Vec<u32>,
+}
+
+/// The chunks a manifest names, gathered as its entries arrive: (id, length) pairs,
+/// sorted and deduplicated whenever they have doubled since the last time, so they
+/// stay within twice the distinct chunks however often a chunk repeats (no hash map:
+/// 36 bytes a pair).
+#[derive(Default)]
+struct ChunkUses {
+    pairs: Vec<(ChunkId, u32)>,
+    /// Pairs after the last compaction.
+    compacted: usize,
+}
+
+impl ChunkUses {
+    fn push(&mut self, id: ChunkId, len: u32) -> Result<()> {
+        self.pairs.push((id, len));
+        if self.pairs.len() >= 2 * self.compacted.max(MAX_FRAME_ENTRIES) {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Sorts and deduplicates; a chunk listed with two lengths refuses the manifest.
+    fn compact(&mut self) -> Result<()> {
+        self.pairs.sort_unstable();
+        self.pairs.dedup();
+        if let Some(w) = self.pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ServiceError::invalid_input(format!(
+                "chunk {} is listed with lengths {} and {}",
+                w[0].0, w[0].1, w[1].1
+            )));
+        }
+        self.compacted = self.pairs.len();
+        Ok(())
+    }
+
+    /// The distinct chunks, sorted, and their lengths.
+    fn finish(mut self) -> Result<(Vec<ChunkId>, Vec<u32>)> {
+        self.compact()?;
+        let ids = self.pairs.iter().map(|p| p.0).collect();
+        let lengths = self.pairs.iter().map(|p| p.1).collect();
+        Ok((ids, lengths))
+    }
 }
 
 /// Reads a commit's NDJSON manifest one bounded line at a time, checking each entry
@@ -662,8 +712,7 @@ async fn read_manifest(
     type Spool = std::io::BufWriter<std::fs::File>;
     let mut spool = Some(spool);
     let mut writer: Option<(ManifestKind, ManifestWriter<'_, Spool>)> = None;
-    let mut uses = Vec::new();
-    let mut lengths: HashMap<ChunkId, u32> = HashMap::new();
+    let mut uses = ChunkUses::default();
     loop {
         line.clear();
         let n = (&mut reader)
@@ -711,15 +760,7 @@ async fn read_manifest(
                     )));
                 }
                 for (id, len) in &entry.chunks {
-                    match lengths.insert(*id, *len) {
-                        None => uses.push(*id),
-                        Some(other) if other != *len => {
-                            return Err(ServiceError::invalid_input(format!(
-                                "chunk {id} is listed with lengths {other} and {len}"
-                            )));
-                        }
-                        Some(_) => {}
-                    }
+                    uses.push(*id, *len)?;
                 }
             }
         }
@@ -730,6 +771,7 @@ async fn read_manifest(
         )
     })?;
     let data_size = writer.data_size();
+    let (uses, lengths) = uses.finish()?;
     let sealed = writer
         .finish()
         .map_err(|e| match e {
