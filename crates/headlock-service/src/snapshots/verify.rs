@@ -2,7 +2,6 @@
 //! chunk named with its pack and the snapshots that use it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use headlock_core::ObjectId;
 use headlock_core::model::{ChunkId, Cluster};
@@ -65,7 +64,13 @@ impl Service {
             .snapshot_cluster(actor, group_id, cluster_id, true)
             .await?;
         let record = self.snapshot_record(&cluster, snapshot_id).await?;
-        let (source, cipher) = self.chunk_source(&cluster, &record).await?;
+        let (source, cipher) = self.chunk_reader(&cluster, &record).await?;
+        // Two flat arrays rather than a map by id: the locations sorted by pack and
+        // offset (the order of the reads), and the ids sorted (for the manifest's check).
+        let mut locations = self.store.snapshot_chunks(record.id).await?;
+        locations.sort_unstable_by_key(|l| (l.pack_id, l.offset));
+        let mut ids: Vec<ChunkId> = locations.iter().map(|l| l.chunk_id).collect();
+        ids.sort_unstable();
         let mut report = VerifyReport {
             snapshot_id: record.id,
             manifest_ok: true,
@@ -74,7 +79,6 @@ impl Service {
             bytes_checked: 0,
             damaged: Vec::new(),
         };
-        let mut ids: Vec<ChunkId> = source.locations.keys().copied().collect();
         // Frame by frame: every chunk the manifest names must be recorded.
         match self.manifest_stream(cipher, cluster.id, &record).await {
             Ok(mut stream) => loop {
@@ -83,7 +87,7 @@ impl Service {
                         let unknown = entries
                             .iter()
                             .flat_map(|e| e.chunks.iter())
-                            .find(|(id, _)| !source.locations.contains_key(id));
+                            .find(|(id, _)| ids.binary_search(id).is_err());
                         if let Some((id, _)) = unknown {
                             report.manifest_ok = false;
                             report.manifest_error = Some(format!(
@@ -104,34 +108,30 @@ impl Service {
                 report.manifest_error = Some(e.to_string());
             }
         }
-        ids.sort_by_key(|id| source.locations.get(id).map(|l| (l.pack_id, l.offset)));
-        let source = Arc::new(source);
-        let checked = {
-            let source = source.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut bad = Vec::new();
-                let mut bytes = 0u64;
-                for id in &ids {
-                    match source.read(*id) {
-                        Ok(data) => bytes += data.len() as u64,
-                        Err(reason) => bad.push((*id, reason)),
-                    }
+        drop(ids);
+        let checked = tokio::task::spawn_blocking(move || {
+            let mut bad = Vec::new();
+            let mut bytes = 0u64;
+            for loc in &locations {
+                match source.read_at(loc) {
+                    Ok(data) => bytes += data.len() as u64,
+                    Err(reason) => bad.push((loc.chunk_id, loc.pack_id, reason)),
                 }
-                (ids.len() as u64, bytes, bad)
-            })
-            .await
-            .map_err(|e| ServiceError::unexpected(format!("verify thread failed: {e}")))?
-        };
+            }
+            (locations.len() as u64, bytes, bad)
+        })
+        .await
+        .map_err(|e| ServiceError::unexpected(format!("verify thread failed: {e}")))?;
         report.chunks_checked = checked.0;
         report.bytes_checked = checked.1;
         if !checked.2.is_empty() {
             let users = self
-                .snapshots_using(&cluster, checked.2.iter().map(|(id, _)| *id).collect())
+                .snapshots_using(&cluster, checked.2.iter().map(|(id, ..)| *id).collect())
                 .await?;
-            for (id, reason) in checked.2 {
+            for (id, pack_id, reason) in checked.2 {
                 report.damaged.push(DamagedChunk {
                     chunk_id: id,
-                    pack_id: source.locations[&id].pack_id,
+                    pack_id,
                     reason,
                     snapshot_ids: users.get(&id).cloned().unwrap_or_default(),
                 });
