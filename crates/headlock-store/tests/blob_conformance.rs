@@ -179,6 +179,12 @@ mod suite {
         }
     }
 
+    /// The paths listed under `prefix`.
+    async fn listed(s: &dyn BlobStore, prefix: &str) -> Vec<String> {
+        let found = s.list(prefix).await.unwrap();
+        found.into_iter().map(|m| m.path).collect()
+    }
+
     /// Whether `r` is the refusal of a put over an object with other contents.
     fn refused_overwrite(r: &Result<(), BlobError>) -> bool {
         matches!(r, Err(BlobError::Backend { reason, .. })
@@ -265,15 +271,8 @@ mod suite {
         ));
         assert_eq!(s.get("manifests/c9/s2").await.unwrap(), large);
         assert_eq!(s.get("manifests/c9/s1").await.unwrap(), small);
-        let listed: Vec<String> = s
-            .list("manifests/c9/")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.path)
-            .collect();
         assert_eq!(
-            listed,
+            listed(&*s, "manifests/c9/").await,
             ["manifests/c9/s1", "manifests/c9/s2", "manifests/c9/s3"]
         );
     }

@@ -1355,19 +1355,22 @@ fn writes_v2_frames_to_any_writer_and_reports_its_failure() {
     let m = big_tree(5_000);
     // Written to a sink, the bytes are those a writer into memory makes (modulo nonces):
     // the same length, and they open to the same manifest.
-    let sink = FullDisk {
-        room: usize::MAX,
-        taken: Vec::new(),
+    let writer = |room: usize| {
+        let sink = FullDisk {
+            room,
+            taken: Vec::new(),
+        };
+        ManifestWriter::to(
+            sink,
+            &f.cipher,
+            f.cluster,
+            f.snapshot,
+            m.kind,
+            m.source.clone(),
+        )
+        .unwrap()
     };
-    let mut w = ManifestWriter::to(
-        sink,
-        &f.cipher,
-        f.cluster,
-        f.snapshot,
-        m.kind,
-        m.source.clone(),
-    )
-    .unwrap();
+    let mut w = writer(usize::MAX);
     for e in &m.entries {
         w.push(e).unwrap();
     }
@@ -1388,19 +1391,7 @@ fn writes_v2_frames_to_any_writer_and_reports_its_failure() {
         m.entries
     );
     // A sink that fills up fails the push that seals a frame, as a write error.
-    let sink = FullDisk {
-        room: 1000,
-        taken: Vec::new(),
-    };
-    let mut w = ManifestWriter::to(
-        sink,
-        &f.cipher,
-        f.cluster,
-        f.snapshot,
-        m.kind,
-        m.source.clone(),
-    )
-    .unwrap();
+    let mut w = writer(1000);
     let err = m.entries.iter().find_map(|e| w.push(e).err()).unwrap();
     assert!(
         matches!(err, FormatError::Write(std::io::ErrorKind::StorageFull, _)),
