@@ -583,10 +583,26 @@ fn rejects_commits_that_misstate_chunks_or_break_the_manifest_rules() {
             "{e}"
         );
     }
-    // The session is still open after refused commits, and commits when right.
+    // The sealed manifest is spooled to <data dir>/tmp: where that cannot be, the
+    // commit fails as the service's own fault (500), not the client's.
+    let spool = w.dir.path().join("tmp");
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, b"not a directory").unwrap();
+    let e = assert_error(
+        &commit(&w.admin, &s, &stream("stream", data.len())),
+        500,
+        "UNEXPECTED_ERROR",
+    );
+    assert!(e["detail"].is_string(), "{e}");
+    let log = w.server.log.lock().unwrap().clone();
+    assert!(log.contains("a manifest's spool file"), "{log}");
+    std::fs::remove_file(&spool).unwrap();
+    // The session is still open after refused commits, and commits when right; the
+    // spool file is gone (unlinked from the start).
     let snap = w
         .admin
         .expect(commit(&w.admin, &s, &stream("stream", data.len())), 201);
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
     let (code, bytes) = restore(&w.admin, &g, &c, snap["id"].as_str().unwrap());
     assert_eq!(code, 200);
     assert!(bytes == data);
