@@ -71,6 +71,51 @@ impl SnapshotStore for SqlStore {
         Ok(found.into_iter().flatten().collect())
     }
 
+    async fn snapshot_chunks_page(
+        &self,
+        snapshot: ObjectId,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<ChunkLocation>, StoreError> {
+        let op = format!("reading a page of chunk locations of snapshot {snapshot}");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let found = stmt(q::SNAPSHOT_CHUNKS_PAGE)
+            .bind(id_text(snapshot))
+            .bind(after.map(|id| id.to_string()).unwrap_or_default())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        found.iter().map(rows::chunk_location).collect()
+    }
+
+    async fn snapshot_uses(
+        &self,
+        snapshot: ObjectId,
+        ids: &[ChunkId],
+    ) -> Result<Vec<ChunkId>, StoreError> {
+        let op = format!("reading which chunks snapshot {snapshot} uses");
+        let snapshot_text = id_text(snapshot);
+        let mut out = Vec::new();
+        for batch in ids.chunks(q::CHUNK_BATCH) {
+            let sql = q::snapshot_used_ids(batch.len());
+            let mut query = stmt(&sql)
+                .persistent(batch.len() == q::CHUNK_BATCH)
+                .bind(&snapshot_text);
+            for id in batch {
+                query = query.bind(id.to_string());
+            }
+            for text in query.fetch_texts(&self.pool).await.map_err(ctx(&op))? {
+                out.push(text.parse().map_err(|_| {
+                    StoreError::Backend(format!(
+                        "{op}: table snapshot_chunks holds a chunk id that is not 64 hex digits"
+                    ))
+                })?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn chunk_locations(
         &self,
         cluster: ObjectId,

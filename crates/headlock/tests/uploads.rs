@@ -680,3 +680,33 @@ fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
         .collect();
     assert_eq!(paths, sent);
 }
+
+/// Verification reads the snapshot's chunk locations a page (8,192) at a time: a
+/// snapshot of more chunks than a page is checked whole, each chunk once.
+#[test]
+fn verify_checks_every_chunk_of_a_snapshot_larger_than_one_page() {
+    let w = World::new();
+    let g = w.group("pages");
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let s = open(&w.admin, &g, &c);
+    let files: BTreeMap<String, Vec<u8>> = (0..8_300u32)
+        .map(|i| (format!("db/f{i}"), format!("file {i}").into_bytes()))
+        .collect();
+    let (ndjson, all) = manifest(&s, &files);
+    assert_eq!(all.len(), 8_300);
+    let refs: Vec<(ChunkId, &[u8])> = all.iter().map(|(id, d)| (*id, &d[..])).collect();
+    w.admin.expect(send(&w.admin, &s, &refs), 200);
+    let snap = w.admin.expect(commit(&w.admin, &s, &ndjson), 201);
+    let id = snap["id"].as_str().unwrap();
+    let report = w.admin.expect(
+        w.admin.post(
+            &format!("/groups/{g}/clusters/{c}/snapshots/{id}/verify"),
+            "",
+        ),
+        200,
+    );
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["chunksChecked"], 8_300, "{report}");
+    let bytes: usize = files.values().map(Vec::len).sum();
+    assert_eq!(report["bytesChecked"], bytes, "{report}");
+}
