@@ -216,14 +216,20 @@ fn one_chunk_uploaded(
     group: &str,
     seed: u64,
 ) -> (World, String, String, Session, Vec<u8>, ChunkId) {
-    let w = World::new();
-    let g = w.group(group);
-    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
-    let s = open(&w.admin, &g, &c);
+    let (w, g, c, s) = opened(group);
     let data = noise(300_000, seed);
     let id = s.ids.id(&data);
     w.admin.expect(send(&w.admin, &s, &[(id, &data[..])]), 200);
     (w, g, c, s, data, id)
+}
+
+/// A server, a group, an encrypted replica set in it and an upload session open on it.
+fn opened(group: &str) -> (World, String, String, Session) {
+    let w = World::new();
+    let g = w.group(group);
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let s = open(&w.admin, &g, &c);
+    (w, g, c, s)
 }
 
 fn stored_bytes(snapshot: &Value) -> u64 {
@@ -685,10 +691,7 @@ fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
 /// snapshot of more chunks than a page is checked whole, each chunk once.
 #[test]
 fn verify_checks_every_chunk_of_a_snapshot_larger_than_one_page() {
-    let w = World::new();
-    let g = w.group("pages");
-    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
-    let s = open(&w.admin, &g, &c);
+    let (w, g, c, s) = opened("pages");
     let files: BTreeMap<String, Vec<u8>> = (0..8_300u32)
         .map(|i| (format!("db/f{i}"), format!("file {i}").into_bytes()))
         .collect();
