@@ -44,6 +44,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// nothing (a retry is harmless); a put of a name that holds other bytes fails with
     /// [`BlobError::Backend`] and leaves the stored object as it was.
     async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), BlobError>;
+    /// Stores the contents of `file`, from its start to its end, at `path`, with the
+    /// very contract of [`BlobStore::put`] (atomic, durable, created never replaced),
+    /// without holding the object in memory: for objects that grow with a snapshot
+    /// (manifests). The store may read `file` more than once (to compare it with an
+    /// object already there); nobody may change it meanwhile.
+    async fn put_file(&self, path: &str, file: std::fs::File) -> Result<(), BlobError>;
     /// The whole object.
     async fn get(&self, path: &str) -> Result<Vec<u8>, BlobError>;
     /// Bytes `start..end` of the object.

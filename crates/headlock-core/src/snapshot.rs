@@ -162,6 +162,10 @@ pub enum FormatError {
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// Writing sealed bytes out failed (a manifest spooled to a file: a full disk, say);
+    /// the input was not at fault.
+    #[error("writing the sealed manifest failed: {1}")]
+    Write(std::io::ErrorKind, String),
 }
 
 // ---------------------------------------------------------------------------------------

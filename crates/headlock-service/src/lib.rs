@@ -64,6 +64,8 @@ pub struct Service {
     cache: Arc<cache::ReadCache>,
     /// Where packs and manifests go (absent for offline commands).
     blobs: Option<Arc<dyn headlock_core::BlobStore>>,
+    /// Where commits spool sealed manifests (see [`Service::with_spool_dir`]).
+    spool_dir: Option<Arc<std::path::Path>>,
     /// Backups of a cluster share its lock; garbage collection takes it alone.
     snapshot_locks: rotation::ClusterRwLocks,
     /// Re-encryption jobs this process works on (see [`compromise`]).
@@ -98,6 +100,7 @@ impl Service {
             node_id: Arc::from(format!("node-{}", hex::encode(&random_secret()[..8]))),
             cache,
             blobs: None,
+            spool_dir: None,
             snapshot_locks: rotation::ClusterRwLocks::default(),
             reencrypting: compromise::RunningJobs::default(),
             link_secret: Arc::new(zeroize::Zeroizing::new(random_secret())),

@@ -217,6 +217,14 @@ impl<B: BlobStore> BlobStore for MeteredBlobStore<B> {
         result
     }
 
+    async fn put_file(&self, path: &str, file: std::fs::File) -> Result<(), BlobError> {
+        let len = file.metadata().map(|m| m.len()).ok();
+        let started = Instant::now();
+        let result = self.inner.put_file(path, file).await;
+        observe("put", started, &result, |_| len);
+        result
+    }
+
     async fn get(&self, path: &str) -> Result<Vec<u8>, BlobError> {
         let started = Instant::now();
         let result = self.inner.get(path).await;

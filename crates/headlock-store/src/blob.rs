@@ -34,6 +34,14 @@
 //! 4. `fsync`s the object's directory, so the new name is on disk; then removes the
 //!    staging name.
 //!
+//! [`BlobStore::put_file`] (a manifest, spooled to a file by the service) does the very
+//! same steps itself (`create_local_file`): object_store's own multipart upload to a
+//! local directory renames its staging file into place, which would replace an
+//! existing object, so it is not used there. On S3 a file up to the multipart threshold
+//! goes up in one conditional PUT, a larger one as a multipart upload read from the
+//! file a part at a time ([`s3`]); a name found taken is compared with the file a part
+//! at a time too.
+//!
 //! So once `put` returns, the object's bytes and its name survive a crash or a power
 //! loss; if the process dies before that, the object is absent, and at worst a staging
 //! file is left behind. Staging files are invisible to `get` and `list` (object_store
@@ -103,6 +111,9 @@ pub const MAX_REASON_LEN: usize = 2048;
 /// again. S3 answers `409 ConflictingOperation` to a conditional write while another one
 /// of the same name is in flight; if that one then fails, the name is free again.
 const CONFLICT_RETRIES: u32 = 3;
+
+/// How much of an object already there is read at a time to compare it with a put's.
+const COMPARE_PART: usize = 8 << 20;
 
 /// The name the service uses for the local default; the same type serves any backend.
 pub type LocalBlobStore = ObjectBlobStore;
@@ -249,45 +260,63 @@ impl ObjectBlobStore {
         classify(op, path, &self.description, e)
     }
 
-    /// One attempt at creating `location` with `bytes`: one conditional PUT, or a
-    /// multipart upload whose completion is conditional (see [`s3`]).
-    async fn create(&self, location: &ObjectPath, bytes: &Bytes) -> object_store::Result<()> {
-        match self.multipart {
-            Some(m) if bytes.len() > m.threshold => self.create_multipart(location, bytes, m).await,
+    /// One attempt at creating `location` with `source`: one conditional PUT, a
+    /// multipart upload whose completion is conditional (see [`s3`]), or, for a file
+    /// into a local store, a staged copy hard-linked into place ([`create_local_file`]).
+    async fn create(&self, location: &ObjectPath, source: &Source) -> object_store::Result<()> {
+        match (self.multipart, source) {
+            (Some(m), _) if source.len() > m.threshold as u64 => {
+                self.create_multipart(location, source, m).await
+            }
+            (_, Source::File(file)) if self.local_root.is_some() => {
+                let root = self.local_root.clone().expect("a local store");
+                let (file, location) = (file.clone(), location.clone());
+                tokio::task::spawn_blocking(move || create_local_file(&root, &location, &file))
+                    .await
+                    .map_err(|e| local_error(std::io::Error::other(e)))?
+            }
             _ => {
                 let options = PutOptions {
                     mode: PutMode::Create,
                     ..PutOptions::default()
                 };
+                let bytes = source.slice(0, source.len()).await.map_err(local_error)?;
                 self.inner
-                    .put_opts(location, PutPayload::from(bytes.clone()), options)
+                    .put_opts(location, PutPayload::from(bytes), options)
                     .await
                     .map(|_| ())
             }
         }
     }
 
-    /// A multipart upload of `bytes` in parts of `m.part_size`, `m.parallel` at a time;
-    /// aborted (best effort) when any part or the completion fails.
+    /// A multipart upload of `source` in parts of `m.part_size`, at most `m.parallel`
+    /// read and in flight at a time; aborted (best effort) when any part or the
+    /// completion fails.
     async fn create_multipart(
         &self,
         location: &ObjectPath,
-        bytes: &Bytes,
+        source: &Source,
         m: Multipart,
     ) -> object_store::Result<()> {
         let mut upload = self.inner.put_multipart(location).await?;
-        // Parts are numbered in the order put_part is called; the futures run later.
-        let parts: Vec<_> = (0..bytes.len())
-            .step_by(m.part_size)
-            .map(|start| {
-                let end = bytes.len().min(start + m.part_size);
-                upload.put_part(PutPayload::from(bytes.slice(start..end)))
-            })
-            .collect();
-        let uploaded: object_store::Result<()> = futures_util::stream::iter(parts)
-            .buffer_unordered(m.parallel)
-            .try_collect()
-            .await;
+        let uploaded: object_store::Result<()> = async {
+            let mut in_flight = futures_util::stream::FuturesUnordered::new();
+            let len = source.len();
+            let mut start = 0u64;
+            while start < len {
+                let end = len.min(start + m.part_size as u64);
+                let part = source.slice(start, end).await.map_err(local_error)?;
+                // Parts are numbered in the order put_part is called.
+                in_flight.push(upload.put_part(PutPayload::from(part)));
+                if in_flight.len() >= m.parallel {
+                    in_flight.next().await.transpose()?;
+                }
+                start = end;
+            }
+            while in_flight.next().await.transpose()?.is_some() {}
+            Ok(())
+        }
+        .await;
         let done = match uploaded {
             Ok(()) => upload.complete().await.map(|_| ()),
             Err(e) => Err(e),
@@ -311,12 +340,13 @@ impl ObjectBlobStore {
         Ok(())
     }
 
-    /// After a create found `path` taken: whether it holds exactly `wanted`.
+    /// After a create found `path` taken: whether it holds exactly `wanted` (compared
+    /// a part at a time, so neither side is held whole).
     async fn existing(
         &self,
         location: &ObjectPath,
         path: &str,
-        wanted: &Bytes,
+        wanted: &Source,
     ) -> Result<Existing, BlobError> {
         let op = "writing (checking the object already there)";
         let meta = match self.inner.head(location).await {
@@ -324,20 +354,161 @@ impl ObjectBlobStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(Existing::Missing),
             Err(e) => return Err(self.fail(op, path, e)),
         };
-        if usize::try_from(meta.size).ok() != Some(wanted.len()) {
+        if meta.size != wanted.len() {
             return Ok(Existing::Different(meta.size));
         }
-        let found = match self.inner.get(location).await {
-            Ok(found) => found.bytes().await,
-            Err(e) => Err(e),
-        };
-        match found {
-            Ok(found) if found == *wanted => Ok(Existing::Same),
-            Ok(found) => Ok(Existing::Different(found.len() as u64)),
-            Err(object_store::Error::NotFound { .. }) => Ok(Existing::Missing),
-            Err(e) => Err(self.fail(op, path, e)),
+        let mut start = 0u64;
+        while start < meta.size {
+            let end = meta.size.min(start + COMPARE_PART as u64);
+            let found = match self.inner.get_range(location, start..end).await {
+                Ok(found) => found,
+                Err(object_store::Error::NotFound { .. }) => return Ok(Existing::Missing),
+                Err(e) => return Err(self.fail(op, path, e)),
+            };
+            let ours = wanted
+                .slice(start, end)
+                .await
+                .map_err(|e| self.fail(op, path, local_error(e)))?;
+            if found != ours {
+                return Ok(Existing::Different(meta.size));
+            }
+            start = end;
+        }
+        Ok(Existing::Same)
+    }
+}
+
+/// What a put writes: bytes in memory, or a file read a part at a time.
+#[derive(Clone)]
+enum Source {
+    Bytes(Bytes),
+    /// The file and its length (taken once, at the start of the put).
+    File(Arc<SourceFile>),
+}
+
+/// A file a put reads from, one reader at a time.
+struct SourceFile {
+    file: std::sync::Mutex<std::fs::File>,
+    len: u64,
+}
+
+impl Source {
+    fn len(&self) -> u64 {
+        match self {
+            Source::Bytes(b) => b.len() as u64,
+            Source::File(f) => f.len,
         }
     }
+
+    /// Bytes `start..end` (within the source).
+    async fn slice(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
+        match self {
+            Source::Bytes(b) => Ok(b.slice(start as usize..end as usize)),
+            Source::File(f) => {
+                let f = f.clone();
+                tokio::task::spawn_blocking(move || f.read(start, end))
+                    .await
+                    .map_err(std::io::Error::other)?
+            }
+        }
+    }
+}
+
+impl SourceFile {
+    fn read(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("a reader of the file panicked"))?;
+        file.seek(SeekFrom::Start(start))?;
+        let mut buf = vec![0u8; usize::try_from(end - start).map_err(std::io::Error::other)?];
+        file.read_exact(&mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// An I/O error of this module's own (reading a source file, writing a local object)
+/// as object_store would report it, so that [`classify`] sees a full disk and
+/// [`is_taken`] an existing name.
+fn local_error(e: std::io::Error) -> object_store::Error {
+    if e.kind() == std::io::ErrorKind::AlreadyExists {
+        return object_store::Error::AlreadyExists {
+            path: String::new(),
+            source: Box::new(e),
+        };
+    }
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(e),
+    }
+}
+
+/// Creates `location` in the local store at `root` with the contents of `source`,
+/// exactly as object_store's create does (see the module docs): a staging file
+/// `<object>#<n>` (created exclusively; missing directories created and their names
+/// `fsync`ed), the contents copied in and `fsync`ed, hard-linked as the object
+/// (`AlreadyExists` when the name is taken), the directory `fsync`ed, the staging
+/// name removed (also when anything failed).
+fn create_local_file(
+    root: &Path,
+    location: &ObjectPath,
+    source: &SourceFile,
+) -> object_store::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let dest = location
+        .parts()
+        .fold(root.to_path_buf(), |p, part| p.join(part.as_ref()));
+    let dir = dest.parent().unwrap_or(root).to_path_buf();
+    let mut missing = Vec::new();
+    let mut d = dir.as_path();
+    while d != root && !d.exists() {
+        missing.push(d.to_path_buf());
+        d = d.parent().unwrap_or(root);
+    }
+    std::fs::create_dir_all(&dir).map_err(local_error)?;
+    for created in missing.iter().rev() {
+        sync_dir(created.parent().unwrap_or(root)).map_err(local_error)?;
+    }
+    let mut n = 1u32;
+    let (mut staging, staged) = loop {
+        let mut name = dest.clone().into_os_string();
+        name.push(format!("#{n}"));
+        let staged = PathBuf::from(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staged)
+        {
+            Ok(f) => break (f, staged),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(local_error(e)),
+        }
+    };
+    let result = (|| {
+        let mut file = source
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("a reader of the file panicked"))?;
+        file.seek(SeekFrom::Start(0))?;
+        let copied = std::io::copy(&mut *file, &mut staging)?;
+        if copied != source.len {
+            return Err(std::io::Error::other(format!(
+                "the file changed while it was stored ({copied} bytes, not {})",
+                source.len
+            )));
+        }
+        staging.sync_all()?;
+        drop(staging);
+        std::fs::hard_link(&staged, &dest)?;
+        sync_dir(&dir)
+    })();
+    if let Err(e) = std::fs::remove_file(&staged)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %staged.display(), error = %e, "cannot remove a staging file; the next start will");
+    }
+    result.map_err(local_error)
 }
 
 /// What a name that a create found taken holds.
@@ -380,20 +551,39 @@ impl From<BlobError> for PutFailed {
 }
 
 impl ObjectBlobStore {
+    /// [`BlobStore::put`] and [`BlobStore::put_file`]: creates the object, tried again
+    /// while a conflicting write settles.
+    async fn put_source(&self, path: &str, source: Source) -> Result<(), BlobError> {
+        let location = object_path(path)?;
+        // 100, 200, 400 ms between the tries, as the conflicting write settles.
+        let pauses = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_factor(2.0)
+            .with_max_times(CONFLICT_RETRIES as usize);
+        (|| self.put_once(&location, path, &source))
+            .retry(pauses)
+            .when(PutFailed::is_transient)
+            .await
+            .map_err(|failed| match failed {
+                PutFailed::Vanished(e) => self.fail("writing", path, e),
+                PutFailed::Final(e) => e,
+            })
+    }
+
     /// One try of [`BlobStore::put`]: create the object; if the name is taken, the same
     /// bytes there are success, other bytes a refusal.
     async fn put_once(
         &self,
         location: &ObjectPath,
         path: &str,
-        bytes: &Bytes,
+        source: &Source,
     ) -> Result<(), PutFailed> {
-        let e = match self.create(location, bytes).await {
+        let e = match self.create(location, source).await {
             Ok(()) => return Ok(()),
             Err(e) if is_taken(&e) => e,
             Err(e) => return Err(self.fail("writing", path, e).into()),
         };
-        match self.existing(location, path, bytes).await? {
+        match self.existing(location, path, source).await? {
             Existing::Same => {
                 tracing::info!(
                     object = path,
@@ -409,7 +599,7 @@ impl ObjectBlobStore {
                      ({size} bytes; {} were to be written), and objects are never \
                      replaced",
                     self.description,
-                    bytes.len()
+                    source.len()
                 ),
             }
             .into()),
@@ -423,21 +613,23 @@ impl BlobStore for ObjectBlobStore {
     /// Creates the object (see the module docs: a name is written once; the same bytes
     /// again succeed, other bytes are refused).
     async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
-        let location = object_path(path)?;
-        let bytes = Bytes::from(bytes);
-        // 100, 200, 400 ms between the tries, as the conflicting write settles.
-        let pauses = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_factor(2.0)
-            .with_max_times(CONFLICT_RETRIES as usize);
-        (|| self.put_once(&location, path, &bytes))
-            .retry(pauses)
-            .when(PutFailed::is_transient)
+        self.put_source(path, Source::Bytes(Bytes::from(bytes)))
             .await
-            .map_err(|failed| match failed {
-                PutFailed::Vanished(e) => self.fail("writing", path, e),
-                PutFailed::Final(e) => e,
-            })
+    }
+
+    /// Creates the object from a file, as `put` does from bytes: in a local store a
+    /// staged copy hard-linked into place; on S3 one PUT up to the multipart threshold,
+    /// else a multipart upload read from the file a part at a time.
+    async fn put_file(&self, path: &str, file: std::fs::File) -> Result<(), BlobError> {
+        let len = file
+            .metadata()
+            .map_err(|e| self.fail("writing", path, local_error(e)))?
+            .len();
+        let source = Source::File(Arc::new(SourceFile {
+            file: std::sync::Mutex::new(file),
+            len,
+        }));
+        self.put_source(path, source).await
     }
 
     async fn get(&self, path: &str) -> Result<Vec<u8>, BlobError> {

@@ -8,6 +8,8 @@
 //! error names the chunk at fault; hence the writes take the transaction by value and
 //! give it back when they succeed.
 
+use std::borrow::Cow;
+
 use headlock_core::model::{ChunkId, ChunkLocation};
 use headlock_core::{ObjectId, StoreConflict as Conflict, StoreError};
 use sqlx::error::ErrorKind;
@@ -22,7 +24,7 @@ use crate::rows::{bigint, id_text};
 pub(crate) struct SnapshotChunks<'a> {
     cluster_text: String,
     snapshot_text: String,
-    uses: Vec<ChunkId>,
+    uses: Cow<'a, [ChunkId]>,
     new_chunks: Vec<&'a ChunkLocation>,
 }
 
@@ -33,12 +35,19 @@ impl<'a> SnapshotChunks<'a> {
         op: &str,
         cluster: ObjectId,
         snapshot: ObjectId,
-        uses: &[ChunkId],
+        uses: &'a [ChunkId],
         new_chunks: &'a [ChunkLocation],
     ) -> Result<Self, StoreError> {
-        let mut uses = uses.to_vec();
-        uses.sort_unstable();
-        uses.dedup();
+        // Sorted and distinct already (an upload's commit sorts them): used as they
+        // are, not copied (a copy grows with the snapshot).
+        let uses = if uses.windows(2).all(|w| w[0] < w[1]) {
+            Cow::Borrowed(uses)
+        } else {
+            let mut owned = uses.to_vec();
+            owned.sort_unstable();
+            owned.dedup();
+            Cow::Owned(owned)
+        };
         for chunk in new_chunks {
             if chunk.cluster_id != cluster || chunk.stored_by != snapshot {
                 return Err(StoreError::Precondition(format!(

@@ -549,8 +549,15 @@ fn multi_row_insert(head: &str, columns: usize, rows: usize) -> String {
 
 /// Which of a list of chunk ids a cluster has: `$1` cluster, then `ids` placeholders.
 pub fn stored_chunk_ids(ids: usize) -> String {
-    let mut sql =
-        String::from("SELECT chunk_id FROM chunks WHERE cluster_id = $1 AND chunk_id IN (");
+    in_list(
+        "SELECT chunk_id FROM chunks WHERE cluster_id = $1 AND chunk_id IN (",
+        ids,
+    )
+}
+
+/// `head` (ending in `IN (`) and `ids` parameters from `$2`, closed.
+fn in_list(head: &str, ids: usize) -> String {
+    let mut sql = String::from(head);
     for i in 0..ids {
         if i > 0 {
             sql.push_str(", ");
@@ -596,6 +603,22 @@ pub const SNAPSHOT_CHUNKS: &str = "SELECT c.cluster_id, c.chunk_id, c.pack_id, c
      c.record_length, c.plaintext_length, c.stored_by \
      FROM snapshot_chunks r JOIN chunks c ON c.cluster_id = r.cluster_id AND c.chunk_id = r.chunk_id \
      WHERE r.snapshot_id = $1";
+
+/// A page of [`SNAPSHOT_CHUNKS`] in chunk id order: those after `$2` (a chunk id in hex;
+/// empty for the first page), at most `$3` (a range of the primary key of
+/// `snapshot_chunks`, so every page costs its own rows only).
+pub const SNAPSHOT_CHUNKS_PAGE: &str = "SELECT c.cluster_id, c.chunk_id, c.pack_id, c.record_offset, \
+     c.record_length, c.plaintext_length, c.stored_by \
+     FROM snapshot_chunks r JOIN chunks c ON c.cluster_id = r.cluster_id AND c.chunk_id = r.chunk_id \
+     WHERE r.snapshot_id = $1 AND r.chunk_id > $2 ORDER BY r.chunk_id LIMIT $3";
+
+/// Which of `ids` chunk ids (parameters 2 to `ids + 1`) snapshot `$1` uses.
+pub fn snapshot_used_ids(ids: usize) -> String {
+    in_list(
+        "SELECT chunk_id FROM snapshot_chunks WHERE snapshot_id = $1 AND chunk_id IN (",
+        ids,
+    )
+}
 
 /// The condition "chunk `c` is used by no snapshot".
 macro_rules! unreferenced {

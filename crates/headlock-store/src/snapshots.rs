@@ -71,6 +71,46 @@ impl SnapshotStore for SqlStore {
         Ok(found.into_iter().flatten().collect())
     }
 
+    async fn snapshot_chunks_page(
+        &self,
+        snapshot: ObjectId,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<ChunkLocation>, StoreError> {
+        let op = format!("reading a page of chunk locations of snapshot {snapshot}");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let found = stmt(q::SNAPSHOT_CHUNKS_PAGE)
+            .bind(id_text(snapshot))
+            .bind(after.map(|id| id.to_string()).unwrap_or_default())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx(&op))?;
+        found.iter().map(rows::chunk_location).collect()
+    }
+
+    async fn snapshot_uses(
+        &self,
+        snapshot: ObjectId,
+        ids: &[ChunkId],
+    ) -> Result<Vec<ChunkId>, StoreError> {
+        let op = format!("reading which chunks snapshot {snapshot} uses");
+        let snapshot_text = id_text(snapshot);
+        let mut out = Vec::new();
+        for batch in ids.chunks(q::CHUNK_BATCH) {
+            let sql = q::snapshot_used_ids(batch.len());
+            let query = with_ids(&sql, &snapshot_text, batch);
+            for text in query.fetch_texts(&self.pool).await.map_err(ctx(&op))? {
+                out.push(text.parse().map_err(|_| {
+                    StoreError::Backend(format!(
+                        "{op}: table snapshot_chunks holds a chunk id that is not 64 hex digits"
+                    ))
+                })?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn chunk_locations(
         &self,
         cluster: ObjectId,
@@ -81,13 +121,10 @@ impl SnapshotStore for SqlStore {
         let mut out = Vec::new();
         for batch in ids.chunks(q::CHUNK_BATCH) {
             let sql = q::chunk_locations(batch.len());
-            let mut query = stmt(&sql)
-                .persistent(batch.len() == q::CHUNK_BATCH)
-                .bind(&cluster_text);
-            for id in batch {
-                query = query.bind(id.to_string());
-            }
-            let found = query.fetch_all(&self.pool).await.map_err(ctx(&op))?;
+            let found = with_ids(&sql, &cluster_text, batch)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(ctx(&op))?;
             for row in &found {
                 out.push(rows::chunk_location(row)?);
             }
@@ -390,4 +427,18 @@ pub(crate) fn parse_pack_id(text: &str, op: &str) -> Result<ObjectId, StoreError
             "{op}: table chunks holds a pack id that is not 24 hex digits"
         ))
     })
+}
+
+/// A statement of `sql` (a query over a batch of at most [`q::CHUNK_BATCH`] ids) with
+/// `first` as `$1` and the ids from `$2`; kept prepared for full batches only. (A
+/// `&String`: `stmt` takes a `&str` as a fixed statement of `queries.rs`.)
+#[allow(clippy::ptr_arg)]
+fn with_ids<'a>(sql: &'a String, first: &'a str, ids: &[ChunkId]) -> crate::db::Stmt<'a> {
+    let mut query = stmt(sql)
+        .persistent(ids.len() == q::CHUNK_BATCH)
+        .bind(first);
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    query
 }

@@ -73,6 +73,7 @@ macro_rules! conformance {
             rejects_duplicate_audit_event_id,
             accepts_snapshot_commit_round_trip,
             accepts_empty_snapshot,
+            snapshot_chunks_come_a_page_at_a_time_and_answer_which_are_used,
             commit_snapshot_reuses_stored_chunks,
             commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back,
             commit_snapshot_rejects_reference_to_missing_chunk_and_rolls_back,
@@ -1200,6 +1201,49 @@ mod suite {
         assert_eq!(s.snapshot_chunks(snap.id).await.unwrap(), vec![]);
         assert!(is_not_found(s.snapshot_chunks(ObjectId::new()).await));
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![]);
+    }
+
+    /// `snapshot_chunks_page` pages through exactly `snapshot_chunks`, in chunk id
+    /// order; `snapshot_uses` names the ids a snapshot uses among any number asked.
+    pub async fn snapshot_chunks_come_a_page_at_a_time_and_answer_which_are_used(
+        s: &dyn MetadataStore,
+    ) {
+        let (_, c) = stored_cluster(s, "g").await;
+        let first = committed(s, &c, ObjectId::new(), 0..5, &[]).await;
+        let second = committed(s, &c, ObjectId::new(), 5..700, &[1, 3]).await;
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s.snapshot_chunks_page(second.id, after, 64).await.unwrap();
+            assert!(page.len() <= 64);
+            assert!(page.windows(2).all(|w| w[0].chunk_id < w[1].chunk_id));
+            after = page.last().map(|l| l.chunk_id);
+            let last = page.len() < 64;
+            paged.extend(page);
+            if last {
+                break;
+            }
+        }
+        assert_eq!(paged.len(), 697);
+        assert_eq!(paged, locations(s, &second).await);
+        assert_eq!(
+            s.snapshot_chunks_page(first.id, None, 100).await.unwrap(),
+            locations(s, &first).await
+        );
+        assert_eq!(
+            s.snapshot_chunks_page(ObjectId::new(), None, 10)
+                .await
+                .unwrap(),
+            vec![]
+        );
+        // Asked about chunks 0..800: the second uses 1, 3 and 5..700; the first 0..5.
+        let mut used = s.snapshot_uses(second.id, &ids(0..800)).await.unwrap();
+        used.sort_unstable();
+        assert_eq!(used, ids([1, 3].into_iter().chain(5..700)));
+        let mut used = s.snapshot_uses(first.id, &ids(0..800)).await.unwrap();
+        used.sort_unstable();
+        assert_eq!(used, ids(0..5));
+        assert_eq!(s.snapshot_uses(first.id, &[]).await.unwrap(), vec![]);
     }
 
     pub async fn commit_snapshot_reuses_stored_chunks(s: &dyn MetadataStore) {

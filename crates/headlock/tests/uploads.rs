@@ -217,14 +217,20 @@ fn one_chunk_uploaded(
     group: &str,
     seed: u64,
 ) -> (World, String, String, Session, Vec<u8>, ChunkId) {
-    let w = World::new();
-    let g = w.group(group);
-    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
-    let s = open(&w.admin, &g, &c);
+    let (w, g, c, s) = opened(group);
     let data = noise(300_000, seed);
     let id = s.ids.id(&data);
     w.admin.expect(send(&w.admin, &s, &[(id, &data[..])]), 200);
     (w, g, c, s, data, id)
+}
+
+/// A server, a group, an encrypted replica set in it and an upload session open on it.
+fn opened(group: &str) -> (World, String, String, Session) {
+    let w = World::new();
+    let g = w.group(group);
+    let c = w.admin.create_encrypted_replica_set(&g, "rs0");
+    let s = open(&w.admin, &g, &c);
+    (w, g, c, s)
 }
 
 fn stored_bytes(snapshot: &Value) -> u64 {
@@ -554,10 +560,56 @@ fn rejects_commits_that_misstate_chunks_or_break_the_manifest_rules() {
         400,
         "INVALID_ATTRIBUTE",
     );
-    // The session is still open after refused commits, and commits when right.
+    // One chunk under two lengths is refused, however many entries apart: here 9,000
+    // files name it rightly between the two (the commit gathers and compacts the
+    // chunks it names in bounded steps), the wrong length first or last.
+    let file = |i: usize, len: usize| {
+        json!({"path": format!("f{i}"), "type": "file", "mode": 0o600, "mtime": 1, "size": len, "chunks": [[id.to_string(), len]]})
+            .to_string()
+    };
+    for wrong_at in [0, 9_001] {
+        let mut lines = vec![json!({"kind": "tree"}).to_string()];
+        for i in 0..=9_001 {
+            let len = if i == wrong_at {
+                data.len() + 1
+            } else {
+                data.len()
+            };
+            lines.push(file(i, len));
+        }
+        let e = assert_error(
+            &commit(&w.admin, &s, &(lines.join("\n") + "\n")),
+            400,
+            "INVALID_ATTRIBUTE",
+        );
+        assert!(
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("is listed with lengths"),
+            "{e}"
+        );
+    }
+    // The sealed manifest is spooled to <data dir>/tmp: where that cannot be, the
+    // commit fails as the service's own fault (500), not the client's.
+    let spool = w.dir.path().join("tmp");
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, b"not a directory").unwrap();
+    let e = assert_error(
+        &commit(&w.admin, &s, &stream("stream", data.len())),
+        500,
+        "UNEXPECTED_ERROR",
+    );
+    assert!(e["detail"].is_string(), "{e}");
+    let log = w.server.log.lock().unwrap().clone();
+    assert!(log.contains("a manifest's spool file"), "{log}");
+    std::fs::remove_file(&spool).unwrap();
+    // The session is still open after refused commits, and commits when right; the
+    // spool file is gone (unlinked from the start).
     let snap = w
         .admin
         .expect(commit(&w.admin, &s, &stream("stream", data.len())), 201);
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
     let (code, bytes) = restore(&w.admin, &g, &c, snap["id"].as_str().unwrap());
     assert_eq!(code, 200);
     assert!(bytes == data);
@@ -677,4 +729,31 @@ fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
         .filter(|p| *p != "db/index-1.wt")
         .collect();
     assert_eq!(left, expected);
+}
+
+/// Verification reads the snapshot's chunk locations a page (8,192) at a time: a
+/// snapshot of more chunks than a page is checked whole, each chunk once.
+#[test]
+fn verify_checks_every_chunk_of_a_snapshot_larger_than_one_page() {
+    let (w, g, c, s) = opened("pages");
+    let files: BTreeMap<String, Vec<u8>> = (0..8_300u32)
+        .map(|i| (format!("db/f{i}"), format!("file {i}").into_bytes()))
+        .collect();
+    let (ndjson, all) = manifest(&s, &files);
+    assert_eq!(all.len(), 8_300);
+    let refs: Vec<(ChunkId, &[u8])> = all.iter().map(|(id, d)| (*id, &d[..])).collect();
+    w.admin.expect(send(&w.admin, &s, &refs), 200);
+    let snap = w.admin.expect(commit(&w.admin, &s, &ndjson), 201);
+    let id = snap["id"].as_str().unwrap();
+    let report = w.admin.expect(
+        w.admin.post(
+            &format!("/groups/{g}/clusters/{c}/snapshots/{id}/verify"),
+            "",
+        ),
+        200,
+    );
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["chunksChecked"], 8_300, "{report}");
+    let bytes: usize = files.values().map(Vec::len).sum();
+    assert_eq!(report["bytesChecked"], bytes, "{report}");
 }

@@ -27,7 +27,7 @@
 //! snapshot on both sides.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 
 use ring::aead::{Aad, NONCE_LEN, Nonce};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -201,13 +201,19 @@ impl EntryChecker {
 
 /// Seals a v2 manifest entry by entry: each entry is checked ([`EntryChecker`]) and
 /// appended to the open frame, which is sealed when it holds [`MAX_FRAME_ENTRIES`]
-/// entries or [`FRAME_TARGET_JSON`] bytes. What it keeps: the sealed bytes so far
-/// (compressed, to be stored as one object), one frame's JSON and the checker.
-pub struct ManifestWriter<'c> {
+/// entries or [`FRAME_TARGET_JSON`] bytes, and written to `W` at once. What it keeps:
+/// one frame's JSON, one sealed frame's buffer and the checker; the sealed bytes are
+/// `W`'s (a `Vec<u8>` by default, or a file the manifest is spooled to, so the writer
+/// stays flat however large the manifest).
+pub struct ManifestWriter<'c, W: Write = Vec<u8>> {
     cipher: &'c ChunkCipher,
     cluster: ObjectId,
     snapshot: ObjectId,
-    out: Vec<u8>,
+    out: W,
+    /// Bytes written to `out` so far.
+    written: u64,
+    /// The frame being sealed (reused).
+    sealed: Vec<u8>,
     /// The open frame's JSON lines and entry count; frame 0 (the header) is held back
     /// until the second frame starts or the end, since the final flag is in its AAD.
     frame: Vec<u8>,
@@ -218,8 +224,30 @@ pub struct ManifestWriter<'c> {
 }
 
 impl<'c> ManifestWriter<'c> {
-    /// Starts the manifest of `snapshot` of `cluster`.
+    /// Starts the manifest of `snapshot` of `cluster`, sealed into memory.
     pub fn new(
+        cipher: &'c ChunkCipher,
+        cluster: ObjectId,
+        snapshot: ObjectId,
+        kind: ManifestKind,
+        source: Option<String>,
+    ) -> Result<Self, FormatError> {
+        ManifestWriter::to(
+            Vec::with_capacity(64 * 1024),
+            cipher,
+            cluster,
+            snapshot,
+            kind,
+            source,
+        )
+    }
+}
+
+impl<'c, W: Write> ManifestWriter<'c, W> {
+    /// Starts the manifest of `snapshot` of `cluster`, written to `out` a sealed frame
+    /// at a time (a failed write is [`FormatError::Write`]).
+    pub fn to(
+        mut out: W,
         cipher: &'c ChunkCipher,
         cluster: ObjectId,
         snapshot: ObjectId,
@@ -234,13 +262,14 @@ impl<'c> ManifestWriter<'c> {
         header.check()?;
         let frame = serde_json::to_vec(&header)
             .map_err(|e| FormatError::Invalid(format!("manifest header: {e}")))?;
-        let mut out = Vec::with_capacity(64 * 1024);
-        out.extend_from_slice(MANIFEST_V2_MAGIC);
+        out.write_all(MANIFEST_V2_MAGIC).map_err(write_failed)?;
         Ok(ManifestWriter {
             cipher,
             cluster,
             snapshot,
             out,
+            written: MANIFEST_V2_MAGIC.len() as u64,
+            sealed: Vec::new(),
             frame,
             in_frame: 0,
             index: 0,
@@ -259,9 +288,9 @@ impl<'c> ManifestWriter<'c> {
         self.data_size
     }
 
-    /// Sealed bytes so far.
-    pub fn sealed_len(&self) -> usize {
-        self.out.len()
+    /// Sealed bytes written so far.
+    pub fn sealed_len(&self) -> u64 {
+        self.written
     }
 
     /// Checks and appends one entry.
@@ -290,13 +319,13 @@ impl<'c> ManifestWriter<'c> {
 
     fn seal_frame(&mut self, last: bool) -> Result<(), FormatError> {
         let nonce = random_nonce()?;
-        let start = self.out.len();
-        self.out.extend_from_slice(&[0u8; FRAME_PREFIX_LEN]);
-        self.out.extend_from_slice(&nonce);
-        let body = self.out.len();
-        self.out
-            .reserve(zstd::compress_bound(self.frame.len()) + TAG_LEN);
-        let mut cursor = Cursor::new(&mut self.out);
+        let out = &mut self.sealed;
+        out.clear();
+        out.extend_from_slice(&[0u8; FRAME_PREFIX_LEN]);
+        out.extend_from_slice(&nonce);
+        let body = out.len();
+        out.reserve(zstd::compress_bound(self.frame.len()) + TAG_LEN);
+        let mut cursor = Cursor::new(&mut *out);
         cursor.set_position(body as u64);
         zstd::bulk::Compressor::new(MANIFEST_ZSTD_LEVEL)
             .and_then(|mut c| c.compress_to_buffer(&self.frame, &mut cursor))
@@ -308,15 +337,17 @@ impl<'c> ManifestWriter<'c> {
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(&aad[..]),
-                &mut self.out[body..],
+                &mut out[body..],
             )
             .map_err(|_| FormatError::TooLarge {
                 what: "manifest frame",
                 size: self.frame.len() as u64,
             })?;
-        self.out.extend_from_slice(tag.as_ref());
-        let n = u32::try_from(self.out.len() - start - FRAME_PREFIX_LEN).expect("bounded frame");
-        self.out[start..start + FRAME_PREFIX_LEN].copy_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(tag.as_ref());
+        let n = u32::try_from(out.len() - FRAME_PREFIX_LEN).expect("bounded frame");
+        out[..FRAME_PREFIX_LEN].copy_from_slice(&n.to_be_bytes());
+        self.out.write_all(out).map_err(write_failed)?;
+        self.written += out.len() as u64;
         self.index = self.index.checked_add(1).ok_or(FormatError::TooLarge {
             what: "manifest (frames)",
             size: u64::from(u32::MAX),
@@ -326,12 +357,18 @@ impl<'c> ManifestWriter<'c> {
         Ok(())
     }
 
-    /// Seals the last frame and returns the whole sealed manifest.
-    pub fn finish(mut self) -> Result<Vec<u8>, FormatError> {
+    /// Seals the last frame, flushes `W` and returns it.
+    pub fn finish(mut self) -> Result<W, FormatError> {
         self.checker.finish()?;
         self.seal_frame(true)?;
+        self.out.flush().map_err(write_failed)?;
         Ok(self.out)
     }
+}
+
+/// A write of sealed manifest bytes that failed.
+fn write_failed(e: std::io::Error) -> FormatError {
+    FormatError::Write(e.kind(), e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------

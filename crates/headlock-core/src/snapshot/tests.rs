@@ -1329,3 +1329,72 @@ fn rejects_v2_entries_that_break_tree_rules_across_frames() {
     ));
     assert_eq!(FRAME_PREFIX_LEN, 4);
 }
+
+/// A sink that takes `room` bytes, then fails as a full disk does.
+struct FullDisk {
+    room: usize,
+    taken: Vec<u8>,
+}
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.taken.len() + buf.len() > self.room {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        self.taken.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn writes_v2_frames_to_any_writer_and_reports_its_failure() {
+    let f = fixture();
+    let m = big_tree(5_000);
+    // Written to a sink, the bytes are those a writer into memory makes (modulo nonces):
+    // the same length, and they open to the same manifest.
+    let writer = |room: usize| {
+        let sink = FullDisk {
+            room,
+            taken: Vec::new(),
+        };
+        ManifestWriter::to(
+            sink,
+            &f.cipher,
+            f.cluster,
+            f.snapshot,
+            m.kind,
+            m.source.clone(),
+        )
+        .unwrap()
+    };
+    let mut w = writer(usize::MAX);
+    for e in &m.entries {
+        w.push(e).unwrap();
+    }
+    // Counted as written, sealed frame by sealed frame (the last one at the finish).
+    let written = w.sealed_len();
+    let sealed = w.finish().unwrap().taken;
+    assert!(written > 8 && written < sealed.len() as u64, "{written}");
+    let memory = f
+        .cipher
+        .seal_manifest_v2(f.cluster, f.snapshot, &m)
+        .unwrap();
+    assert_eq!(sealed.len(), memory.len());
+    assert_eq!(
+        f.cipher
+            .open_manifest(f.cluster, f.snapshot, &sealed)
+            .unwrap()
+            .entries,
+        m.entries
+    );
+    // A sink that fills up fails the push that seals a frame, as a write error.
+    let mut w = writer(1000);
+    let err = m.entries.iter().find_map(|e| w.push(e).err()).unwrap();
+    assert!(
+        matches!(err, FormatError::Write(std::io::ErrorKind::StorageFull, _)),
+        "{err:?}"
+    );
+}

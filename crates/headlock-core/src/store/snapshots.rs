@@ -29,6 +29,21 @@ pub trait SnapshotStore: Send + Sync {
     async fn chunk_ids(&self, cluster: ObjectId) -> Result<Vec<ChunkId>, StoreError>;
     /// The locations of every chunk a snapshot uses.
     async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError>;
+    /// A page of the locations of the chunks a snapshot uses, in chunk id order: at most
+    /// `limit` of them, those after `after` (from the first when None). A short page is
+    /// the last; a snapshot that does not exist has none.
+    async fn snapshot_chunks_page(
+        &self,
+        snapshot: ObjectId,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<ChunkLocation>, StoreError>;
+    /// Which of `ids` the snapshot uses (in no particular order). Any number of ids.
+    async fn snapshot_uses(
+        &self,
+        snapshot: ObjectId,
+        ids: &[ChunkId],
+    ) -> Result<Vec<ChunkId>, StoreError>;
     /// The locations of those of `ids` that are stored for the cluster (in no particular
     /// order; an id not stored is simply absent). Any number of ids.
     async fn chunk_locations(

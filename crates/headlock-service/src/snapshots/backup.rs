@@ -307,8 +307,9 @@ pub(super) enum CommitLease<'a> {
 pub(super) enum ManifestBody {
     /// Every entry in memory.
     Whole(Manifest),
-    /// A sealed v2 manifest ([`headlock_core::snapshot::frames::ManifestWriter`]).
-    Sealed(Vec<u8>),
+    /// A sealed v2 manifest ([`headlock_core::snapshot::frames::ManifestWriter`]) in an
+    /// unlinked spool file ([`Service::spool_file`]), stored from there.
+    Spooled(std::fs::File),
 }
 
 /// Everything a backup produced before its commit.
@@ -358,16 +359,17 @@ impl Service {
         lease: CommitLease<'_>,
     ) -> Result<SnapshotRecord> {
         let blobs = self.blobs()?;
-        let sealed = match up.manifest {
-            ManifestBody::Whole(m) => cipher
-                .seal_manifest_v2(cluster.id, up.snapshot_id, &m)
-                .map_err(|e| ServiceError::unexpected(format!("sealing the manifest: {e}")))?,
-            ManifestBody::Sealed(bytes) => bytes,
-        };
-        blobs
-            .put(&manifest_path(cluster.id, up.snapshot_id), sealed)
-            .await
-            .map_err(blob_err)?;
+        let path = manifest_path(cluster.id, up.snapshot_id);
+        match up.manifest {
+            ManifestBody::Whole(m) => {
+                let sealed = cipher
+                    .seal_manifest_v2(cluster.id, up.snapshot_id, &m)
+                    .map_err(|e| ServiceError::unexpected(format!("sealing the manifest: {e}")))?;
+                blobs.put(&path, sealed).await
+            }
+            ManifestBody::Spooled(file) => blobs.put_file(&path, file).await,
+        }
+        .map_err(blob_err)?;
         let record = SnapshotRecord {
             id: up.snapshot_id,
             group_id: cluster.group_id,

@@ -112,6 +112,18 @@ where
     }
 }
 
+/// A failure to create or write a manifest's spool file: the service's disk, not the
+/// client's input (a full disk is `STORAGE_FULL`).
+pub(crate) fn spool_error(kind: std::io::ErrorKind, why: &str) -> ServiceError {
+    if matches!(
+        kind,
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) {
+        return Unavailable::StorageFull("a manifest's spool file".into()).into();
+    }
+    ServiceError::unexpected(format!("writing a manifest's spool file: {why}"))
+}
+
 pub(crate) fn blob_err(e: BlobError) -> ServiceError {
     match e {
         BlobError::NoSpace(path) => Unavailable::StorageFull(path).into(),
@@ -131,6 +143,26 @@ impl Service {
     pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
         self.blobs = Some(blobs);
         self
+    }
+
+    /// Where a commit spools its sealed manifest until the blob store has it (unlinked
+    /// files, gone when closed, also after a crash): a directory on disk, e.g.
+    /// `<data dir>/tmp`, created when missing. The system's temporary directory when
+    /// not set (which may be memory: tmpfs).
+    pub fn with_spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spool_dir = Some(Arc::from(dir.into()));
+        self
+    }
+
+    /// A new unlinked file in the spool directory.
+    pub(crate) fn spool_file(&self) -> Result<std::fs::File> {
+        let made = match &self.spool_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(&**dir).and_then(|()| tempfile::tempfile_in(&**dir))
+            }
+            None => tempfile::tempfile(),
+        };
+        made.map_err(|e| spool_error(e.kind(), &e.to_string()))
     }
 
     /// The data key new backups of the cluster use (its newest: after a compromise the

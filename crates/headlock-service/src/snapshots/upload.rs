@@ -11,14 +11,14 @@
 //!  open ─▶ chunkIds? ─▶ chunks (verified, sealed, packed, recorded) ─▶ ... ─▶ commit
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use headlock_core::model::{ChunkId, Cluster, SnapshotKind};
 use headlock_core::snapshot::chunker::BoundaryKey;
-use headlock_core::snapshot::frames::ManifestWriter;
+use headlock_core::snapshot::frames::{MAX_FRAME_ENTRIES, ManifestWriter};
 use headlock_core::snapshot::{
     ChunkCipher, ChunkIdKey, FormatError, MAX_CHUNK, MAX_MANIFEST_JSON, ManifestEntry, ManifestKind,
 };
@@ -30,7 +30,7 @@ use zeroize::Zeroizing;
 use super::backup::{CommitLease, FinishedUpload, ManifestBody, discard};
 use super::packs::{ChunkJobs, seal_pipeline};
 use super::read::ManifestStream;
-use super::{SnapshotView, backup_lease, manifest_path};
+use super::{SnapshotView, backup_lease, manifest_path, spool_error};
 use crate::error::{BadRequest, Conflict, NotFound, RequestedId};
 use crate::{Actor, Result, Service, ServiceError};
 
@@ -477,18 +477,24 @@ impl Service {
         let data_key = self.data_key_by_id(cluster, s.data_key_id).await?;
         let cipher = ChunkCipher::new(&data_key);
         drop(data_key);
-        let read = read_manifest(body, &cipher, cluster.id, s.id).await?;
+        let spool = self.spool_file()?;
+        let read = read_manifest(body, spool, &cipher, cluster.id, s.id).await?;
         let data_size = read.data_size;
         let blobs = self.blobs()?.clone();
         let _shared = self.snapshot_locks.read(cluster.id).await;
         let mut stored = 0u64;
         let (mut first_missing, mut missing) = (None, 0u64);
         // Asked in bounded batches: the answer never holds every chunk's location.
-        for part in read.uses.chunks(MAX_QUERY_IDS) {
+        for (part, lengths) in read
+            .uses
+            .chunks(MAX_QUERY_IDS)
+            .zip(read.lengths.chunks(MAX_QUERY_IDS))
+        {
             let locations = self.store.chunk_locations(cluster.id, part).await?;
             let mut found = HashSet::with_capacity(locations.len());
             for l in &locations {
-                if read.lengths.get(&l.chunk_id) == Some(&l.plaintext_length) {
+                let listed = part.binary_search(&l.chunk_id).ok().map(|i| lengths[i]);
+                if listed == Some(l.plaintext_length) {
                     found.insert(l.chunk_id);
                     if l.stored_by == s.id {
                         stored += u64::from(l.length);
@@ -500,6 +506,7 @@ impl Service {
                 missing += 1;
             }
         }
+        drop(read.lengths);
         if let Some(first) = first_missing {
             return Err(Conflict::ChunksNotStored {
                 first: first.to_string(),
@@ -515,7 +522,7 @@ impl Service {
                 ManifestKind::Stream => SnapshotKind::Stream,
             },
             data_key_id: s.data_key_id,
-            manifest: ManifestBody::Sealed(read.sealed),
+            manifest: ManifestBody::Spooled(read.sealed),
             uses: read.uses,
             data_size,
             locations: Vec::new(),
@@ -678,17 +685,64 @@ fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &ChunkJobs) ->
 /// A commit's manifest, sealed as it was read, and the chunks it names.
 struct ReadManifest {
     kind: ManifestKind,
-    sealed: Vec<u8>,
+    /// The sealed manifest, in an unlinked spool file.
+    sealed: std::fs::File,
     data_size: u64,
-    /// Each distinct chunk once, in first use order, and its length.
+    /// Each distinct chunk once, sorted by id, and its length: two flat arrays
+    /// ([`ChunkUses`]), 36 bytes a chunk.
     uses: Vec<ChunkId>,
-    lengths: HashMap<ChunkId, u32>,
+    lengths: Vec<u32>,
+}
+
+/// The chunks a manifest names, gathered as its entries arrive: (id, length) pairs,
+/// sorted and deduplicated whenever they have doubled since the last time, so they
+/// stay within twice the distinct chunks however often a chunk repeats (no hash map:
+/// 36 bytes a pair).
+#[derive(Default)]
+struct ChunkUses {
+    pairs: Vec<(ChunkId, u32)>,
+    /// Pairs after the last compaction.
+    compacted: usize,
+}
+
+impl ChunkUses {
+    fn push(&mut self, id: ChunkId, len: u32) -> Result<()> {
+        self.pairs.push((id, len));
+        if self.pairs.len() >= 2 * self.compacted.max(MAX_FRAME_ENTRIES) {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Sorts and deduplicates; a chunk listed with two lengths refuses the manifest.
+    fn compact(&mut self) -> Result<()> {
+        self.pairs.sort_unstable();
+        self.pairs.dedup();
+        if let Some(w) = self.pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ServiceError::invalid_input(format!(
+                "chunk {} is listed with lengths {} and {}",
+                w[0].0, w[0].1, w[1].1
+            )));
+        }
+        self.compacted = self.pairs.len();
+        Ok(())
+    }
+
+    /// The distinct chunks, sorted, and their lengths.
+    fn finish(mut self) -> Result<(Vec<ChunkId>, Vec<u32>)> {
+        self.compact()?;
+        let ids = self.pairs.iter().map(|p| p.0).collect();
+        let lengths = self.pairs.iter().map(|p| p.1).collect();
+        Ok((ids, lengths))
+    }
 }
 
 /// Reads a commit's NDJSON manifest one bounded line at a time, checking each entry
-/// and sealing it into v2 frames as it comes: entries are never all held.
+/// and sealing it into v2 frames written to `spool` as it comes: neither the entries
+/// nor the sealed manifest are ever held whole.
 async fn read_manifest(
     body: impl AsyncRead + Unpin,
+    spool: std::fs::File,
     cipher: &ChunkCipher,
     cluster: ObjectId,
     snapshot: ObjectId,
@@ -696,9 +750,10 @@ async fn read_manifest(
     let mut reader = tokio::io::BufReader::new(body);
     let mut line = Vec::new();
     let mut number = 0u64;
-    let mut writer: Option<(ManifestKind, ManifestWriter<'_>)> = None;
-    let mut uses = Vec::new();
-    let mut lengths: HashMap<ChunkId, u32> = HashMap::new();
+    type Spool = std::io::BufWriter<std::fs::File>;
+    let mut spool = Some(spool);
+    let mut writer: Option<(ManifestKind, ManifestWriter<'_, Spool>)> = None;
+    let mut uses = ChunkUses::default();
     loop {
         line.clear();
         let n = (&mut reader)
@@ -722,32 +777,31 @@ async fn read_manifest(
         let bad = |e: serde_json::Error| {
             ServiceError::invalid_input(format!("manifest line {number}: {e}"))
         };
-        let invalid = |e: FormatError| ServiceError::invalid_input(format!("the manifest: {e}"));
+        let invalid = |e: FormatError| match e {
+            FormatError::Write(kind, why) => spool_error(kind, &why),
+            e => ServiceError::invalid_input(format!("the manifest: {e}")),
+        };
         match &mut writer {
             None => {
                 let h: CommitHeader = serde_json::from_slice(text).map_err(bad)?;
-                let w = ManifestWriter::new(cipher, cluster, snapshot, h.kind, h.source)
+                let out = std::io::BufWriter::with_capacity(
+                    256 * 1024,
+                    spool.take().expect("one header"),
+                );
+                let w = ManifestWriter::to(out, cipher, cluster, snapshot, h.kind, h.source)
                     .map_err(invalid)?;
                 writer = Some((h.kind, w));
             }
             Some((_, w)) => {
                 let entry: ManifestEntry = serde_json::from_slice(text).map_err(bad)?;
                 w.push(&entry).map_err(invalid)?;
-                if w.sealed_len() as u64 > MAX_MANIFEST_JSON {
+                if w.sealed_len() > MAX_MANIFEST_JSON {
                     return Err(ServiceError::invalid_input(format!(
                         "the sealed manifest is longer than {MAX_MANIFEST_JSON} bytes"
                     )));
                 }
                 for (id, len) in &entry.chunks {
-                    match lengths.insert(*id, *len) {
-                        None => uses.push(*id),
-                        Some(other) if other != *len => {
-                            return Err(ServiceError::invalid_input(format!(
-                                "chunk {id} is listed with lengths {other} and {len}"
-                            )));
-                        }
-                        Some(_) => {}
-                    }
+                    uses.push(*id, *len)?;
                 }
             }
         }
@@ -758,9 +812,15 @@ async fn read_manifest(
         )
     })?;
     let data_size = writer.data_size();
+    let (uses, lengths) = uses.finish()?;
     let sealed = writer
         .finish()
-        .map_err(|e| ServiceError::invalid_input(format!("the manifest: {e}")))?;
+        .map_err(|e| match e {
+            FormatError::Write(kind, why) => spool_error(kind, &why),
+            e => ServiceError::invalid_input(format!("the manifest: {e}")),
+        })?
+        .into_inner()
+        .map_err(|e| spool_error(e.error().kind(), &e.error().to_string()))?;
     Ok(ReadManifest {
         kind,
         sealed,

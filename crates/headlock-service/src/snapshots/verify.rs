@@ -10,6 +10,9 @@ use headlock_core::model::{ChunkId, Cluster};
 use super::all_pages;
 use crate::{Actor, Result, Service, ServiceError};
 
+/// Chunk locations read from the store at a time.
+const VERIFY_PAGE: usize = 8192;
+
 /// One damaged chunk found by [`Service::verify_snapshot`].
 #[derive(Debug, Clone)]
 pub struct DamagedChunk {
@@ -65,7 +68,7 @@ impl Service {
             .snapshot_cluster(actor, group_id, cluster_id, true)
             .await?;
         let record = self.snapshot_record(&cluster, snapshot_id).await?;
-        let (source, cipher) = self.chunk_source(&cluster, &record).await?;
+        let (source, cipher) = self.chunk_reader(&cluster, &record).await?;
         let mut report = VerifyReport {
             snapshot_id: record.id,
             manifest_ok: true,
@@ -74,17 +77,22 @@ impl Service {
             bytes_checked: 0,
             damaged: Vec::new(),
         };
-        let mut ids: Vec<ChunkId> = source.locations.keys().copied().collect();
-        // Frame by frame: every chunk the manifest names must be recorded.
+        // Frame by frame: every chunk the manifest names must be recorded (the store is
+        // asked about each frame's chunks).
         match self.manifest_stream(cipher, cluster.id, &record).await {
             Ok(mut stream) => loop {
                 match stream.next_batch().await {
                     Ok(Some(entries)) => {
-                        let unknown = entries
+                        let mut named: Vec<ChunkId> = entries
                             .iter()
-                            .flat_map(|e| e.chunks.iter())
-                            .find(|(id, _)| !source.locations.contains_key(id));
-                        if let Some((id, _)) = unknown {
+                            .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
+                            .collect();
+                        named.sort_unstable();
+                        named.dedup();
+                        let mut used = self.store.snapshot_uses(record.id, &named).await?;
+                        used.sort_unstable();
+                        let unknown = named.iter().find(|id| used.binary_search(id).is_err());
+                        if let Some(id) = unknown {
                             report.manifest_ok = false;
                             report.manifest_error = Some(format!(
                                 "the manifest names chunk {id}, which is not recorded"
@@ -104,34 +112,52 @@ impl Service {
                 report.manifest_error = Some(e.to_string());
             }
         }
-        ids.sort_by_key(|id| source.locations.get(id).map(|l| (l.pack_id, l.offset)));
+        // Every chunk the snapshot uses, a page of locations at a time (in chunk id
+        // order), each page read sorted by pack and offset.
         let source = Arc::new(source);
-        let checked = {
+        let mut checked = (0u64, 0u64, Vec::new());
+        let mut after = None;
+        loop {
+            let mut page = self
+                .store
+                .snapshot_chunks_page(record.id, after, VERIFY_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.chunk_id);
+            let n = page.len();
+            let full = n == VERIFY_PAGE;
+            page.sort_unstable_by_key(|l| (l.pack_id, l.offset));
             let source = source.clone();
-            tokio::task::spawn_blocking(move || {
+            let (bytes, bad) = tokio::task::spawn_blocking(move || {
                 let mut bad = Vec::new();
                 let mut bytes = 0u64;
-                for id in &ids {
-                    match source.read(*id) {
+                for loc in &page {
+                    match source.read_at(loc) {
                         Ok(data) => bytes += data.len() as u64,
-                        Err(reason) => bad.push((*id, reason)),
+                        Err(reason) => bad.push((loc.chunk_id, loc.pack_id, reason)),
                     }
                 }
-                (ids.len() as u64, bytes, bad)
+                (bytes, bad)
             })
             .await
-            .map_err(|e| ServiceError::unexpected(format!("verify thread failed: {e}")))?
-        };
+            .map_err(|e| ServiceError::unexpected(format!("verify thread failed: {e}")))?;
+            checked.0 += n as u64;
+            checked.1 += bytes;
+            checked.2.extend(bad);
+            if !full {
+                break;
+            }
+        }
         report.chunks_checked = checked.0;
         report.bytes_checked = checked.1;
         if !checked.2.is_empty() {
             let users = self
-                .snapshots_using(&cluster, checked.2.iter().map(|(id, _)| *id).collect())
+                .snapshots_using(&cluster, checked.2.iter().map(|(id, ..)| *id).collect())
                 .await?;
-            for (id, reason) in checked.2 {
+            for (id, pack_id, reason) in checked.2 {
                 report.damaged.push(DamagedChunk {
                     chunk_id: id,
-                    pack_id: source.locations[&id].pack_id,
+                    pack_id,
                     reason,
                     snapshot_ids: users.get(&id).cloned().unwrap_or_default(),
                 });

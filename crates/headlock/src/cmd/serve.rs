@@ -150,9 +150,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(store);
     let link_secret = shared_secret(&*store, LINK_SECRET).await?;
     let nonce_secret = shared_secret(&*store, NONCE_SECRET).await?;
+    // Commits spool sealed manifests here (unlinked files) rather than in memory.
+    let spool_dir = config.data_dir.join("tmp");
+    super::create_data_dir(&spool_dir)?;
     let service = Service::new(store, Arc::new(keys))
         .with_node_id(node_id)
         .with_blobs(Arc::new(MeteredBlobStore::new(blobs)))
+        .with_spool_dir(spool_dir)
         .with_link_secret(link_secret)
         .with_clock(headlock_service::clock::from_env());
     let report = service
