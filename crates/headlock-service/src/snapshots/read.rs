@@ -34,9 +34,10 @@ impl ChunkSource {
         self.read_at(loc)
     }
 
-    /// Reads, decrypts and checks chunks that lie one after the other in one pack
-    /// (`run`, in pack order, not empty), with one read of the blob store: each
-    /// chunk's result, in order. A failed read fails every chunk of the run.
+    /// Reads, decrypts and checks chunks of one pack (`run`, in pack order, not
+    /// overlapping), with one read of the blob store from the first's start to the
+    /// last's end (any gap between them read and skipped): each chunk's result, in
+    /// order. A failed read fails every chunk of the run.
     pub(crate) fn read_run(
         &self,
         run: &[ChunkLocation],
@@ -105,6 +106,35 @@ impl ChunkSource {
             .open_chunk(&self.id_key, self.cluster, loc.stored_by, id, &record)
             .map_err(|e| format!("chunk {id} in pack {}: {e}", loc.pack_id))
     }
+}
+
+/// Splits `locations` (sorted by pack and offset) into runs that [`ChunkSource::read_run`]
+/// reads with one range each: same pack, at most `max_gap` bytes between two chunks,
+/// at most `max_span` bytes from a run's start to its end (a larger chunk alone).
+pub(crate) fn pack_runs(
+    locations: &[ChunkLocation],
+    max_gap: u64,
+    max_span: u64,
+) -> Vec<&[ChunkLocation]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=locations.len() {
+        let ends = match (locations.get(i), locations.get(i - 1)) {
+            (Some(next), Some(prev)) => {
+                let prev_end = prev.offset + u64::from(prev.length);
+                next.pack_id != prev.pack_id
+                    || next.offset < prev_end
+                    || next.offset - prev_end > max_gap
+                    || next.offset + u64::from(next.length) - locations[start].offset > max_span
+            }
+            _ => true,
+        };
+        if ends {
+            runs.push(&locations[start..i]);
+            start = i;
+        }
+    }
+    runs
 }
 
 impl Service {
@@ -343,5 +373,41 @@ impl Service {
             Frame::Entries(_) => return Err(damaged("no header frame".into())),
         }
         Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_runs_join_nearby_chunks_of_one_pack_only() {
+        let (a, b) = (ObjectId::new(), ObjectId::new());
+        let at = |pack, offset, length| ChunkLocation {
+            cluster_id: a,
+            chunk_id: ChunkId([0; 32]),
+            pack_id: pack,
+            offset,
+            length,
+            plaintext_length: length,
+            stored_by: a,
+        };
+        let locations = [
+            at(a, 8, 10),
+            at(a, 18, 10),
+            // 100 bytes skipped: joined (gap 100).
+            at(a, 128, 10),
+            // 101 bytes after: a new run.
+            at(a, 239, 10),
+            // Past the span of 300 from 239: a new run.
+            at(a, 300, 240),
+            at(b, 540, 10),
+        ];
+        let lens: Vec<usize> = pack_runs(&locations, 100, 300)
+            .iter()
+            .map(|r| r.len())
+            .collect();
+        assert_eq!(lens, [3, 1, 1, 1]);
+        assert!(pack_runs(&[], 100, 300).is_empty());
     }
 }

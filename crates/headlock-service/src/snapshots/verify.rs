@@ -8,8 +8,13 @@ use headlock_core::ObjectId;
 use headlock_core::model::{ChunkId, Cluster};
 
 use super::all_pages;
+use super::read::pack_runs;
 use crate::{Actor, Result, Service, ServiceError};
 
+/// Most bytes skipped between two chunks read with one range.
+const VERIFY_GAP: u64 = 256 * 1024;
+/// Most bytes of one range (a larger chunk is read alone).
+const VERIFY_SPAN: u64 = 8 * 1024 * 1024;
 /// Chunk locations read from the store at a time.
 const VERIFY_PAGE: usize = 8192;
 
@@ -131,10 +136,15 @@ impl Service {
             let (bytes, bad) = tokio::task::spawn_blocking(move || {
                 let mut bad = Vec::new();
                 let mut bytes = 0u64;
-                for loc in &page {
-                    match source.read_at(loc) {
-                        Ok(data) => bytes += data.len() as u64,
-                        Err(reason) => bad.push((loc.chunk_id, loc.pack_id, reason)),
+                // Nearby chunks of a pack in one read: a page's chunks are scattered
+                // over the snapshot's packs, a chunk per read would be a blob store
+                // call per chunk.
+                for run in pack_runs(&page, VERIFY_GAP, VERIFY_SPAN) {
+                    for (loc, read) in run.iter().zip(source.read_run(run)) {
+                        match read {
+                            Ok(data) => bytes += data.len() as u64,
+                            Err(reason) => bad.push((loc.chunk_id, loc.pack_id, reason)),
+                        }
                     }
                 }
                 (bytes, bad)
