@@ -67,6 +67,16 @@ mod digest;
 pub mod streaming;
 mod transport;
 
+/// What a `401` means ([`ApiClient::answer_challenge`]).
+enum Unauthorized {
+    /// The Digest session was renewed: send the request again.
+    Retry,
+    /// The credentials were refused (or the rounds are spent): the `401` is the answer.
+    Refused,
+    /// No Digest challenge: an answer of the API itself.
+    NotDigest,
+}
+
 /// Base path of the API under the URL's origin (and path prefix, if any).
 pub const API_BASE: &str = "/api/public/v1.0";
 /// Largest response body read; a longer one fails with [`ClientError::TooLarge`].
@@ -338,30 +348,49 @@ impl ApiClient {
             if resp.status != 401 {
                 return Ok(resp);
             }
-            let challenge = match pick_challenge(&resp.headers) {
-                Ok(Some(c)) => c,
-                // A 401 with no Digest challenge is an answer of the API itself (e.g.
-                // NOT_IN_GROUP): the caller reports it.
-                Ok(None) => return Ok(resp),
-                Err(reason) => {
-                    return Err(ClientError::Challenge {
-                        addr: self.target.addr(),
-                        reason,
-                    });
+            match self.answer_challenge(&resp.headers, sent_credentials, &mut rounds)? {
+                Unauthorized::Retry => {}
+                Unauthorized::NotDigest => return Ok(resp),
+                Unauthorized::Refused => {
+                    resp.credentials_refused = sent_credentials;
+                    return Ok(resp);
                 }
-            };
-            rounds += 1;
-            if (sent_credentials && !challenge.stale) || rounds >= MAX_AUTH_ROUNDS {
-                resp.credentials_refused = sent_credentials;
-                return Ok(resp);
             }
-            let session = DigestSession::new(challenge, &self.username, &self.api_key, &self.rng)
-                .map_err(|reason| ClientError::Challenge {
+        }
+    }
+
+    /// What a `401` to a request means, for the call that sent it: when its Digest
+    /// challenge is worth answering (the first one, or a stale nonce, at most
+    /// [`MAX_AUTH_ROUNDS`] times), the session is renewed and the request goes again.
+    fn answer_challenge(
+        &mut self,
+        headers: &HeaderMap,
+        sent_credentials: bool,
+        rounds: &mut usize,
+    ) -> Result<Unauthorized, ClientError> {
+        let challenge = match pick_challenge(headers) {
+            Ok(Some(c)) => c,
+            // A 401 with no Digest challenge is an answer of the API itself (e.g.
+            // NOT_IN_GROUP): the caller reports it.
+            Ok(None) => return Ok(Unauthorized::NotDigest),
+            Err(reason) => {
+                return Err(ClientError::Challenge {
+                    addr: self.target.addr(),
+                    reason,
+                });
+            }
+        };
+        *rounds += 1;
+        if (sent_credentials && !challenge.stale) || *rounds >= MAX_AUTH_ROUNDS {
+            return Ok(Unauthorized::Refused);
+        }
+        let session = DigestSession::new(challenge, &self.username, &self.api_key, &self.rng)
+            .map_err(|reason| ClientError::Challenge {
                 addr: self.target.addr(),
                 reason,
             })?;
-            self.digest = Some(session);
-        }
+        self.digest = Some(session);
+        Ok(Unauthorized::Retry)
     }
 
     /// A request to this API with the headers every request carries (Host, Accept,

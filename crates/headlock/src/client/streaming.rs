@@ -16,9 +16,9 @@ use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request};
 
-use super::digest::{DigestSession, MAX_AUTH_ROUNDS, pick_challenge};
+use super::digest::pick_challenge;
 use super::transport::{AbortOnDrop, Target, open, parse_link, read_limited, tls_connector};
-use super::{API_BASE, ApiClient, ApiResponse, ClientError, MAX_RESPONSE_BYTES};
+use super::{API_BASE, ApiClient, ApiResponse, ClientError, MAX_RESPONSE_BYTES, Unauthorized};
 
 /// Largest error body read from a [`StreamResponse`] (an Ops Manager error is a few
 /// hundred bytes).
@@ -229,24 +229,10 @@ impl ApiClient {
             if resp.status != 401 {
                 return Ok(resp);
             }
-            let challenge = match pick_challenge(&resp.headers) {
-                Ok(Some(c)) => c,
-                // An answer of the API itself (e.g. NOT_IN_GROUP).
-                Ok(None) => return Ok(resp),
-                Err(reason) => return Err(ClientError::Challenge { addr, reason }),
-            };
-            rounds += 1;
-            if (sent_credentials && !challenge.stale) || rounds >= MAX_AUTH_ROUNDS {
-                return Ok(resp);
+            match self.answer_challenge(&resp.headers, sent_credentials, &mut rounds)? {
+                Unauthorized::Retry => {}
+                Unauthorized::Refused | Unauthorized::NotDigest => return Ok(resp),
             }
-            self.digest = Some(
-                DigestSession::new(challenge, &self.username, &self.api_key, &self.rng).map_err(
-                    |reason| ClientError::Challenge {
-                        addr: addr.clone(),
-                        reason,
-                    },
-                )?,
-            );
         }
     }
 
