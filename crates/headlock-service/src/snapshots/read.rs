@@ -120,12 +120,8 @@ pub(crate) fn pack_runs(
     let mut start = 0;
     for i in 1..=locations.len() {
         let ends = match (locations.get(i), locations.get(i - 1)) {
-            (Some(next), Some(prev)) => {
-                let prev_end = prev.offset + u64::from(prev.length);
-                next.pack_id != prev.pack_id
-                    || next.offset < prev_end
-                    || next.offset - prev_end > max_gap
-                    || next.offset + u64::from(next.length) - locations[start].offset > max_span
+            (Some(next), Some(last)) => {
+                !extends_run((&locations[start], last), next, max_gap, max_span)
             }
             _ => true,
         };
@@ -135,6 +131,22 @@ pub(crate) fn pack_runs(
         }
     }
     runs
+}
+
+/// Whether `next` may be read with the run from `first` to `last` (one range, see
+/// [`ChunkSource::read_run`]): same pack, after `last` with at most `max_gap` bytes
+/// between, and at most `max_span` bytes from `first`'s start to `next`'s end.
+pub(crate) fn extends_run(
+    (first, last): (&ChunkLocation, &ChunkLocation),
+    next: &ChunkLocation,
+    max_gap: u64,
+    max_span: u64,
+) -> bool {
+    let last_end = last.offset + u64::from(last.length);
+    next.pack_id == last.pack_id
+        && next.offset >= last_end
+        && next.offset - last_end <= max_gap
+        && next.offset + u64::from(next.length) - first.offset <= max_span
 }
 
 impl Service {

@@ -11,7 +11,7 @@ use headlock_core::model::{
 };
 use headlock_core::snapshot::{EntryType, ManifestEntry, ManifestKind};
 
-use super::read::{ChunkSource, ManifestStream};
+use super::read::{ChunkSource, ManifestStream, extends_run};
 use super::{blob_err, pack_path};
 use crate::error::{Internal, NotFound};
 use crate::groups::parse_cluster_id;
@@ -79,27 +79,23 @@ impl Prefetch {
         let Some(first) = self.upcoming.pop_front() else {
             return Vec::new();
         };
-        let Ok(head) = &first else {
+        let Ok(head) = first else {
             // Without a location: alone, to fail on its own.
             return vec![first];
         };
-        let (pack, start) = (head.pack_id, head.offset);
-        let mut end = head.offset + u64::from(head.length);
-        let mut run = vec![first];
+        let mut run = vec![head];
         while run.len() < RUN_CHUNKS {
             match self.upcoming.front() {
+                // Adjacent only: a restore reads nothing it does not hand out.
                 Some(Ok(next))
-                    if next.pack_id == pack
-                        && next.offset == end
-                        && end + u64::from(next.length) - start <= RUN_BYTES =>
+                    if extends_run((&run[0], &run[run.len() - 1]), next, 0, RUN_BYTES) =>
                 {
-                    end += u64::from(next.length);
-                    run.push(self.upcoming.pop_front().expect("looked at above"));
+                    run.extend(self.upcoming.pop_front().and_then(Result::ok));
                 }
                 _ => break,
             }
         }
-        run
+        run.into_iter().map(Ok).collect()
     }
 
     fn next(&mut self) -> Option<ChunkResult> {

@@ -422,7 +422,7 @@ async fn parent_files(
 
 /// A file for the manifest: in the temporary directory, readable by this user only,
 /// and unlinked at once (it goes when the process does).
-pub(super) fn spool() -> io::Result<File> {
+fn spool() -> io::Result<File> {
     let dir = std::env::temp_dir();
     for attempt in 0..100u32 {
         let nanos = std::time::SystemTime::now()
