@@ -459,7 +459,7 @@ impl Service {
         if record.data_key_id == job.new_data_key_id {
             return Ok(false);
         }
-        let (source, old_cipher) = self.chunk_source(cluster, &record).await?;
+        let (mut source, old_cipher) = self.chunk_reader(cluster, &record).await?;
         let mut manifest = self.open_manifest(&old_cipher, cluster.id, &record).await?;
         let new_key = self.data_key_by_id(cluster, job.new_data_key_id).await?;
         let new_ids = ChunkIdKey::derive(&new_key);
@@ -480,6 +480,8 @@ impl Service {
                 }
             }
         }
+        drop(seen);
+        self.locate_chunks(&mut source, &order).await?;
 
         let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(4);
         let written: Arc<Mutex<Vec<String>>> = Arc::default();

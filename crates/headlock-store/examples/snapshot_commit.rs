@@ -1,8 +1,8 @@
 //! Prints how long the store takes for the metadata half of a backup of CHUNKS chunks
 //! (about CHUNKS MiB of data at FastCDC's 1 MiB average): the commit of a first backup
-//! (every chunk new), of a second backup of the same data (every chunk reused), reading a
-//! snapshot's chunk locations and the cluster's chunk ids, and a garbage collection, on a
-//! real file with `synchronous=FULL`.
+//! (every chunk new), of a second backup of the same data (every chunk reused), reading
+//! the locations of a snapshot's chunks and the cluster's chunk ids, and a garbage
+//! collection, on a real file with `synchronous=FULL`; then the database's size.
 //!
 //! ```text
 //! cargo run --release -p headlock-store --example snapshot_commit -- [DIR] [CHUNKS] [ROUNDS]
@@ -140,7 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         second.push(start.elapsed());
 
         let start = Instant::now();
-        let found = store.snapshot_chunks(again.snapshot.id).await?;
+        let found = store.chunk_locations(cluster.id, &again.uses).await?;
         read.push(start.elapsed());
         assert_eq!(found.len(), chunks as usize);
 
@@ -150,6 +150,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(all.len(), (round as usize + 1) * chunks as usize);
         snapshots.push((commit.snapshot.id, again.snapshot.id));
     }
+
+    let size_before_gc: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+        .map(|m| m.len())
+        .sum();
 
     // Delete both snapshots of the first round: its chunks become garbage.
     let (a, b) = snapshots[0];
@@ -172,7 +178,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         median(&mut second)
     );
     println!(
-        "  snapshot_chunks of {chunks}:                 {:?}",
+        "  chunk_locations of {chunks}:                 {:?}",
         median(&mut read)
     );
     println!(
@@ -183,6 +189,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  collect_garbage of {chunks} chunks in {} packs: {gc:?}",
         emptied.len()
+    );
+    println!(
+        "  database and WAL after {} snapshots:     {:.1} MiB",
+        2 * rounds,
+        size_before_gc as f64 / f64::from(1u32 << 20)
     );
     store.close().await;
     for suffix in ["", "-wal", "-shm"] {

@@ -1,7 +1,7 @@
 //! A snapshot's chunk rows, written the same way by a snapshot commit (`snapshots.rs`) and by
 //! the switch of a snapshot to a new data key (`reencryption.rs`): the new chunks
-//! checked against the chunks the snapshot uses, inserted in batches, then the
-//! snapshot's references to every chunk it uses.
+//! checked against the chunks the snapshot uses, inserted in batches (their packs
+//! first), then the snapshot's references to every pack that holds a chunk it uses.
 //!
 //! A statement refused for a unique or foreign key violation is diagnosed once its
 //! transaction is rolled back (PostgreSQL runs nothing more in a failed one), so the
@@ -9,6 +9,7 @@
 //! give it back when they succeed.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use headlock_core::model::{ChunkId, ChunkLocation};
 use headlock_core::{ObjectId, StoreConflict as Conflict, StoreError};
@@ -74,14 +75,17 @@ impl<'a> SnapshotChunks<'a> {
         })
     }
 
-    /// Inserts the new chunks in `tx`. A chunk already stored for the cluster (by
-    /// another commit) rolls `tx` back and is [`Conflict::ChunkStored`] naming it.
+    /// Inserts the new chunks in `tx`, and their packs where not recorded yet. A chunk
+    /// already stored for the cluster (by another commit) rolls `tx` back and is
+    /// [`Conflict::ChunkStored`] naming it.
     pub(crate) async fn insert_new(
         &self,
         mut tx: Tx,
         pool: &Pool,
         op: &str,
     ) -> Result<Tx, StoreError> {
+        let packs: BTreeSet<ObjectId> = self.new_chunks.iter().map(|c| c.pack_id).collect();
+        insert_packs(&mut tx, &self.cluster_text, &packs, op).await?;
         for batch in self.new_chunks.chunks(q::CHUNK_BATCH) {
             let sql = q::insert_chunks(batch.len());
             let mut insert = stmt(&sql).persistent(batch.len() == q::CHUNK_BATCH);
@@ -113,49 +117,83 @@ impl<'a> SnapshotChunks<'a> {
         Ok(tx)
     }
 
-    /// Inserts the snapshot's references to every chunk it uses in `tx`. A chunk it
-    /// reuses that is not stored for the cluster rolls `tx` back and is
-    /// [`StoreError::Precondition`] naming it.
-    pub(crate) async fn insert_references(
-        &self,
-        mut tx: Tx,
-        pool: &Pool,
-        op: &str,
-    ) -> Result<Tx, StoreError> {
-        for batch in self.uses.chunks(q::REFERENCE_BATCH) {
+    /// Inserts the snapshot's references to the packs of every chunk it uses in `tx`,
+    /// each pack once. A chunk it reuses that is not stored for the cluster rolls `tx`
+    /// back and is [`StoreError::Precondition`] naming it.
+    pub(crate) async fn insert_references(&self, mut tx: Tx, op: &str) -> Result<Tx, StoreError> {
+        // Read in the transaction, after its own new chunks were inserted. On PostgreSQL
+        // no collection runs meanwhile (see queries.rs), so what is found stays.
+        let mut packs = BTreeSet::new();
+        for batch in self.uses.chunks(q::CHUNK_BATCH) {
+            let sql = q::chunk_packs(batch.len());
+            let mut query = stmt(&sql)
+                .persistent(batch.len() == q::CHUNK_BATCH)
+                .bind(&self.cluster_text);
+            for id in batch.iter() {
+                query = query.bind(id.to_string());
+            }
+            let mut found = query
+                .fetch_map(&mut tx, |row| {
+                    let chunk: String = row.try_get("chunk_id")?;
+                    let pack: String = row.try_get("pack_id")?;
+                    Ok((chunk, pack))
+                })
+                .await
+                .map_err(ctx(op))?;
+            if found.len() < batch.len() {
+                found.sort_unstable();
+                let missing = batch
+                    .iter()
+                    .find(|id| {
+                        let text = id.to_string();
+                        found.binary_search_by(|(c, _)| c.cmp(&text)).is_err()
+                    })
+                    .map_or_else(|| "a chunk".to_owned(), |id| format!("chunk {id}"));
+                tx.rollback().await.ok();
+                return Err(StoreError::Precondition(format!(
+                    "{op}: the snapshot uses {missing}, which is not stored for the cluster \
+                     (garbage collection removed it)"
+                )));
+            }
+            for (_, pack) in found {
+                packs.insert(pack);
+            }
+        }
+        let packs: Vec<String> = packs.into_iter().collect();
+        for batch in packs.chunks(q::REFERENCE_BATCH) {
             let sql = q::insert_references(batch.len());
-            let mut insert = stmt(&sql).persistent(batch.len() == q::REFERENCE_BATCH);
-            for id in batch {
+            let mut insert = stmt(&sql).persistent(false);
+            for pack in batch {
                 insert = insert
                     .bind(&self.snapshot_text)
                     .bind(&self.cluster_text)
-                    .bind(id.to_string());
+                    .bind(pack.as_str());
             }
-            if let Err(e) = insert.execute(&mut tx).await {
-                if is_violation(&e, ErrorKind::ForeignKeyViolation) {
-                    // The rollback took this transaction's own new chunks away too: the
-                    // missing chunk is one it only reuses.
-                    tx.rollback().await.ok();
-                    let stored = stored_ids(pool, &self.cluster_text, batch, op).await?;
-                    let missing = batch
-                        .iter()
-                        .filter(|id| {
-                            self.new_chunks
-                                .binary_search_by_key(id, |c| &c.chunk_id)
-                                .is_err()
-                        })
-                        .find(|id| stored.binary_search(id).is_err())
-                        .map_or_else(|| "a chunk".to_owned(), |id| format!("chunk {id}"));
-                    return Err(StoreError::Precondition(format!(
-                        "{op}: the snapshot uses {missing}, which is not stored for the cluster \
-                         (garbage collection removed it)"
-                    )));
-                }
-                return Err(classify(op, e));
-            }
+            // Every pack was read from a chunk row, whose foreign key says it is recorded.
+            insert.execute(&mut tx).await.map_err(ctx(op))?;
         }
         Ok(tx)
     }
+}
+
+/// Records `packs` of the cluster where they are not recorded yet, in `tx` (before
+/// chunk rows that point into them).
+pub(crate) async fn insert_packs(
+    tx: &mut Tx,
+    cluster_text: &str,
+    packs: &BTreeSet<ObjectId>,
+    op: &str,
+) -> Result<(), StoreError> {
+    let packs: Vec<String> = packs.iter().map(|p| id_text(*p)).collect();
+    for batch in packs.chunks(q::REFERENCE_BATCH) {
+        let sql = q::insert_packs_if_new(batch.len());
+        let mut insert = stmt(&sql).persistent(false);
+        for pack in batch {
+            insert = insert.bind(cluster_text).bind(pack.as_str());
+        }
+        insert.execute(&mut *tx).await.map_err(ctx(op))?;
+    }
+    Ok(())
 }
 
 /// Which of `ids` are stored for the cluster, sorted; read (after a failed write was

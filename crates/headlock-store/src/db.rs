@@ -538,7 +538,7 @@ mod tests {
     fn built_statements_get_anonymous_parameters_for_sqlite() {
         assert_eq!(
             anonymous_parameters(&q::insert_references(2)),
-            "INSERT INTO snapshot_chunks (snapshot_id, cluster_id, chunk_id) VALUES (?, ?, ?), (?, ?, ?)"
+            "INSERT INTO snapshot_packs (snapshot_id, cluster_id, pack_id) VALUES (?, ?, ?), (?, ?, ?)"
         );
         let in_list = anonymous_parameters(&q::chunk_locations(12));
         assert!(

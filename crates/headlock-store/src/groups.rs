@@ -228,8 +228,8 @@ impl GroupStore for SqlStore {
             for (count, what) in [
                 (q::COUNT_TREE_SNAPSHOTS, "snapshots: delete them first"),
                 (
-                    q::COUNT_TREE_CHUNKS,
-                    "stored chunks no snapshot uses: collect garbage first",
+                    q::COUNT_TREE_PACKS,
+                    "stored packs no snapshot uses: collect garbage first",
                 ),
             ] {
                 let n = stmt(count)

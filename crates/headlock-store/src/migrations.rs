@@ -40,6 +40,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reencryption",
         include_str!("../migrations/0005_reencryption.sql"),
     ),
+    (
+        6,
+        "pack references",
+        include_str!("../migrations/0006_pack_references.sql"),
+    ),
 ];
 
 /// The schema version this build writes: the last migration's version.

@@ -27,14 +27,14 @@
 //!
 //! Snapshots and garbage collection: a snapshot commit holds a `KEY SHARE` lock on its
 //! cluster's row from its `INSERT INTO snapshots` on (PostgreSQL's foreign key check),
-//! and a lock on every chunk row it references. A collection takes [`CLUSTER_LOCK`]
+//! and a lock on every pack row it references. A collection takes [`CLUSTER_LOCK`]
 //! first, which conflicts with `KEY SHARE`: it waits for the commits in flight and holds
 //! off new ones until it is done, then reads the references as committed. Without that
-//! lock a collection could miss a reference being committed, try to delete the chunk,
-//! and fail on the foreign key from `snapshot_chunks` once the commit went through.
+//! lock a collection could miss a reference being committed, try to delete the pack,
+//! and fail on the foreign key from `snapshot_packs` once the commit went through.
 //! So, as on SQLite, a commit and a collection of one cluster never interleave: a commit
-//! that reuses a collected chunk fails on the foreign key (the store says which chunk),
-//! and a collection never fails because of a commit. Concurrent commits of one cluster
+//! that reuses a chunk of a collected pack does not find it (the store says which
+//! chunk), and a collection never fails because of a commit. Concurrent commits of one cluster
 //! do run side by side; two that store the same new chunk queue on its unique index
 //! entry and the second gets a conflict. [`TAKE_RESTORE_DOWNLOAD`] and
 //! [`ACQUIRE_LEASE`] are single statements whose condition PostgreSQL re-checks on the
@@ -477,9 +477,10 @@ pub const COUNT_TREE_SNAPSHOTS: &str = concat!(
     cluster_and_parts!()
 );
 
-/// Number of chunks recorded for a cluster and its parts (`$1` the cluster).
-pub const COUNT_TREE_CHUNKS: &str = concat!(
-    "SELECT COUNT(*) FROM chunks WHERE cluster_id IN ",
+/// Number of packs recorded for a cluster and its parts (`$1` the cluster); every
+/// recorded chunk is in a recorded pack.
+pub const COUNT_TREE_PACKS: &str = concat!(
+    "SELECT COUNT(*) FROM packs WHERE cluster_id IN ",
     cluster_and_parts!()
 );
 
@@ -488,8 +489,8 @@ pub const COUNT_TREE_CHUNKS: &str = concat!(
 pub const UPDATE_SNAPSHOT: &str =
     "UPDATE snapshots SET expires_us = $3, do_not_delete = $4 WHERE id = $1 AND cluster_id = $2";
 
-/// Deletes the chunk references of a snapshot.
-pub const DELETE_SNAPSHOT_CHUNKS: &str = "DELETE FROM snapshot_chunks WHERE snapshot_id = $1";
+/// Deletes the pack references of a snapshot.
+pub const DELETE_SNAPSHOT_PACKS: &str = "DELETE FROM snapshot_packs WHERE snapshot_id = $1";
 
 /// Deletes a snapshot. `$1` id, `$2` cluster.
 pub const DELETE_SNAPSHOT: &str = "DELETE FROM snapshots WHERE id = $1 AND cluster_id = $2";
@@ -500,7 +501,8 @@ pub const DELETE_SNAPSHOT: &str = "DELETE FROM snapshots WHERE id = $1 AND clust
 /// below SQLite's 32,766 and PostgreSQL's 65,535).
 pub const CHUNK_BATCH: usize = 500;
 
-/// Rows per multi-row `INSERT INTO snapshot_chunks` (3 parameters each).
+/// Rows per multi-row `INSERT INTO snapshot_packs` or `INSERT INTO packs` (3 and 2
+/// parameters each).
 pub const REFERENCE_BATCH: usize = 1000;
 
 /// `INSERT INTO chunks` of `rows` rows: `(cluster_id, chunk_id, pack_id, record_offset,
@@ -514,13 +516,21 @@ pub fn insert_chunks(rows: usize) -> String {
     )
 }
 
-/// `INSERT INTO snapshot_chunks` of `rows` rows: `(snapshot_id, cluster_id, chunk_id)` each.
+/// `INSERT INTO snapshot_packs` of `rows` rows: `(snapshot_id, cluster_id, pack_id)` each.
 pub fn insert_references(rows: usize) -> String {
     multi_row_insert(
-        "INSERT INTO snapshot_chunks (snapshot_id, cluster_id, chunk_id) VALUES ",
+        "INSERT INTO snapshot_packs (snapshot_id, cluster_id, pack_id) VALUES ",
         3,
         rows,
     )
+}
+
+/// `INSERT INTO packs` of `rows` rows, `(cluster_id, pack_id)` each, leaving a pack
+/// already recorded as it is.
+pub fn insert_packs_if_new(rows: usize) -> String {
+    let mut sql = multi_row_insert("INSERT INTO packs (cluster_id, pack_id) VALUES ", 2, rows);
+    sql.push_str(" ON CONFLICT (cluster_id, pack_id) DO NOTHING");
+    sql
 }
 
 /// `head` followed by `rows` tuples of `columns` numbered placeholders.
@@ -580,72 +590,70 @@ pub fn insert_chunks_if_new(rows: usize) -> String {
 /// The locations of a list of chunk ids of a cluster: `$1` cluster, then `ids`
 /// placeholders.
 pub fn chunk_locations(ids: usize) -> String {
-    let mut sql = String::from(
+    in_list(
         "SELECT cluster_id, chunk_id, pack_id, record_offset, record_length, \
          plaintext_length, stored_by FROM chunks WHERE cluster_id = $1 AND chunk_id IN (",
-    );
-    for i in 0..ids {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('$');
-        sql.push_str(&(i + 2).to_string());
-    }
-    sql.push(')');
-    sql
+        ids,
+    )
+}
+
+/// The packs of a list of chunk ids of a cluster, `(chunk_id, pack_id)` rows: `$1`
+/// cluster, then `ids` placeholders.
+pub fn chunk_packs(ids: usize) -> String {
+    in_list(
+        "SELECT chunk_id, pack_id FROM chunks WHERE cluster_id = $1 AND chunk_id IN (",
+        ids,
+    )
 }
 
 /// Every chunk id of a cluster.
 pub const CHUNK_IDS: &str = "SELECT chunk_id FROM chunks WHERE cluster_id = $1";
 
-/// The locations of every chunk a snapshot uses (in no particular order).
-pub const SNAPSHOT_CHUNKS: &str = "SELECT c.cluster_id, c.chunk_id, c.pack_id, c.record_offset, \
-     c.record_length, c.plaintext_length, c.stored_by \
-     FROM snapshot_chunks r JOIN chunks c ON c.cluster_id = r.cluster_id AND c.chunk_id = r.chunk_id \
-     WHERE r.snapshot_id = $1";
+/// The packs a snapshot uses, in id order. `$1` snapshot.
+pub const SNAPSHOT_PACKS: &str =
+    "SELECT pack_id FROM snapshot_packs WHERE snapshot_id = $1 ORDER BY pack_id";
 
-/// A page of [`SNAPSHOT_CHUNKS`] in chunk id order: those after `$2` (a chunk id in hex;
-/// empty for the first page), at most `$3` (a range of the primary key of
-/// `snapshot_chunks`, so every page costs its own rows only).
-pub const SNAPSHOT_CHUNKS_PAGE: &str = "SELECT c.cluster_id, c.chunk_id, c.pack_id, c.record_offset, \
-     c.record_length, c.plaintext_length, c.stored_by \
-     FROM snapshot_chunks r JOIN chunks c ON c.cluster_id = r.cluster_id AND c.chunk_id = r.chunk_id \
-     WHERE r.snapshot_id = $1 AND r.chunk_id > $2 ORDER BY r.chunk_id LIMIT $3";
+/// A page of the chunk records of a pack in record order: `$1` cluster, `$2` pack, those
+/// at offsets from `$3`, at most `$4` (a range of `chunks_pack_idx`).
+pub const PACK_CHUNKS_PAGE: &str = "SELECT cluster_id, chunk_id, pack_id, record_offset, \
+     record_length, plaintext_length, stored_by FROM chunks \
+     WHERE cluster_id = $1 AND pack_id = $2 AND record_offset >= $3 \
+     ORDER BY record_offset LIMIT $4";
 
-/// Which of `ids` chunk ids (parameters 2 to `ids + 1`) snapshot `$1` uses.
-pub fn snapshot_used_ids(ids: usize) -> String {
-    in_list(
-        "SELECT chunk_id FROM snapshot_chunks WHERE snapshot_id = $1 AND chunk_id IN (",
-        ids,
-    )
-}
-
-/// The condition "chunk `c` is used by no snapshot".
+/// The condition "pack `p` (a row of `packs` or `chunks`) is used by no snapshot".
 macro_rules! unreferenced {
-    () => {
-        "NOT EXISTS (SELECT 1 FROM snapshot_chunks r \
-         WHERE r.cluster_id = c.cluster_id AND r.chunk_id = c.chunk_id)"
+    ($table:literal) => {
+        concat!(
+            "NOT EXISTS (SELECT 1 FROM snapshot_packs r WHERE r.cluster_id = ",
+            $table,
+            ".cluster_id AND r.pack_id = ",
+            $table,
+            ".pack_id)"
+        )
     };
 }
 
-/// The packs that hold garbage chunks of a cluster (`$1`).
+/// The packs of a cluster (`$1`) that no snapshot uses, in id order.
 pub const GARBAGE_PACKS: &str = concat!(
-    "SELECT DISTINCT c.pack_id FROM chunks c WHERE c.cluster_id = $1 AND ",
-    unreferenced!()
+    "SELECT pack_id FROM packs WHERE cluster_id = $1 AND ",
+    unreferenced!("packs"),
+    " ORDER BY pack_id"
 );
 
-/// Deletes the garbage chunks of a cluster (`$1`).
-pub const DELETE_GARBAGE: &str = "DELETE FROM chunks WHERE cluster_id = $1 AND NOT EXISTS \
-     (SELECT 1 FROM snapshot_chunks r \
-      WHERE r.cluster_id = chunks.cluster_id AND r.chunk_id = chunks.chunk_id)";
+/// Deletes the chunk records of the packs of a cluster (`$1`) that no snapshot uses.
+pub const DELETE_GARBAGE_CHUNKS: &str = concat!(
+    "DELETE FROM chunks WHERE cluster_id = $1 AND ",
+    unreferenced!("chunks")
+);
 
-/// Whether a pack still holds a chunk. `$1` cluster, `$2` pack.
-pub const PACK_HAS_CHUNK: &str =
-    "SELECT pack_id FROM chunks WHERE cluster_id = $1 AND pack_id = $2 LIMIT 1";
+/// Deletes the packs of a cluster (`$1`) that no snapshot uses (after their chunks).
+pub const DELETE_GARBAGE_PACKS: &str = concat!(
+    "DELETE FROM packs WHERE cluster_id = $1 AND ",
+    unreferenced!("packs")
+);
 
-/// Every pack that holds a chunk of a cluster.
-pub const PACKS_IN_USE: &str =
-    "SELECT DISTINCT pack_id FROM chunks WHERE cluster_id = $1 ORDER BY pack_id";
+/// Every pack recorded for a cluster.
+pub const PACKS_IN_USE: &str = "SELECT pack_id FROM packs WHERE cluster_id = $1 ORDER BY pack_id";
 
 // ----- restore jobs
 

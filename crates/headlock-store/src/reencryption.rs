@@ -150,13 +150,13 @@ impl ReencryptionStore for SqlStore {
                 )));
             }
             let mut tx = chunks.insert_new(tx, &self.pool, &op).await?;
-            // The references under the old key's chunks give way to those of `uses`.
-            stmt(q::DELETE_SNAPSHOT_CHUNKS)
+            // The references to the old key's packs give way to those of `uses`.
+            stmt(q::DELETE_SNAPSHOT_PACKS)
                 .bind(&snapshot_text)
                 .execute(&mut tx)
                 .await
                 .map_err(ctx(&op))?;
-            let tx = chunks.insert_references(tx, &self.pool, &op).await?;
+            let tx = chunks.insert_references(tx, &op).await?;
             tx.commit().await.map_err(ctx(&op))
         })
         .await

@@ -1,17 +1,19 @@
 //! [`SnapshotStore`] on SQL: snapshots and their chunks (the rows themselves are written
 //! by `chunks.rs`, shared with re-encryption), garbage collection, and restore jobs.
 //!
-//! Snapshot references are a foreign key to the chunks they use
-//! (`migrations/0002_snapshots.sql`), so no commit can refer to a chunk garbage
-//! collection removed, and no collection can remove a chunk in use; how commits and
+//! A snapshot refers to the packs that hold the chunks it uses, with a foreign key
+//! (`migrations/0006_pack_references.sql`), so no commit can refer to a pack garbage
+//! collection removed, and no collection can remove a pack in use; how commits and
 //! collections of one cluster queue on PostgreSQL is told in `queries.rs`.
+
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use headlock_core::model::{ChunkId, ChunkLocation, Page, RestoreJob, SnapshotRecord};
 use headlock_core::store::{SnapshotCommit, SnapshotStore};
 use headlock_core::{ObjectId, StoreError};
 
-use crate::chunks::SnapshotChunks;
+use crate::chunks::{SnapshotChunks, insert_packs};
 use crate::db::stmt;
 use crate::error::ctx;
 use crate::queries as q;
@@ -39,26 +41,15 @@ impl SnapshotStore for SqlStore {
             .collect()
     }
 
-    async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError> {
-        let op = format!("reading chunk locations of snapshot {snapshot}");
-        // Row by row: a snapshot of a million chunks has a million rows.
-        let mut bad = None;
-        let found = stmt(q::SNAPSHOT_CHUNKS)
+    async fn snapshot_packs(&self, snapshot: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
+        let op = format!("reading the packs snapshot {snapshot} uses");
+        let found = stmt(q::SNAPSHOT_PACKS)
             .bind(id_text(snapshot))
-            .fetch_map(&self.pool, |row| match rows::chunk_location(row) {
-                Ok(l) => Ok(Some(l)),
-                Err(e) => {
-                    bad.get_or_insert(e);
-                    Ok(None)
-                }
-            })
+            .fetch_texts(&self.pool)
             .await
             .map_err(ctx(&op))?;
-        if let Some(e) = bad {
-            return Err(e);
-        }
         if found.is_empty() {
-            // An empty snapshot (an empty stream) has no chunks; a missing one is an error.
+            // An empty snapshot (an empty stream) uses no pack; a missing one is an error.
             let exists = stmt(q::SNAPSHOT_EXISTS)
                 .bind(id_text(snapshot))
                 .fetch_optional(&self.pool)
@@ -68,47 +59,27 @@ impl SnapshotStore for SqlStore {
                 return Err(StoreError::NotFound(format!("{op}: no such snapshot")));
             }
         }
-        Ok(found.into_iter().flatten().collect())
+        found.iter().map(|p| parse_pack_id(p, &op)).collect()
     }
 
-    async fn snapshot_chunks_page(
+    async fn pack_chunks_page(
         &self,
-        snapshot: ObjectId,
-        after: Option<ChunkId>,
+        cluster: ObjectId,
+        pack: ObjectId,
+        from_offset: u64,
         limit: usize,
     ) -> Result<Vec<ChunkLocation>, StoreError> {
-        let op = format!("reading a page of chunk locations of snapshot {snapshot}");
+        let op = format!("reading a page of the chunks of pack {pack} of cluster {cluster}");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let found = stmt(q::SNAPSHOT_CHUNKS_PAGE)
-            .bind(id_text(snapshot))
-            .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        let found = stmt(q::PACK_CHUNKS_PAGE)
+            .bind(id_text(cluster))
+            .bind(id_text(pack))
+            .bind(bigint(from_offset, "a chunk offset")?)
             .bind(limit)
             .fetch_all(&self.pool)
             .await
             .map_err(ctx(&op))?;
         found.iter().map(rows::chunk_location).collect()
-    }
-
-    async fn snapshot_uses(
-        &self,
-        snapshot: ObjectId,
-        ids: &[ChunkId],
-    ) -> Result<Vec<ChunkId>, StoreError> {
-        let op = format!("reading which chunks snapshot {snapshot} uses");
-        let snapshot_text = id_text(snapshot);
-        let mut out = Vec::new();
-        for batch in ids.chunks(q::CHUNK_BATCH) {
-            let sql = q::snapshot_used_ids(batch.len());
-            let query = with_ids(&sql, &snapshot_text, batch);
-            for text in query.fetch_texts(&self.pool).await.map_err(ctx(&op))? {
-                out.push(text.parse().map_err(|_| {
-                    StoreError::Backend(format!(
-                        "{op}: table snapshot_chunks holds a chunk id that is not 64 hex digits"
-                    ))
-                })?);
-            }
-        }
-        Ok(out)
     }
 
     async fn chunk_locations(
@@ -139,6 +110,14 @@ impl SnapshotStore for SqlStore {
             let mut sorted: Vec<&ChunkLocation> = chunks.iter().collect();
             sorted.sort_by_key(|c| (c.cluster_id, c.chunk_id));
             let mut tx = self.begin_write(&op).await?;
+            for cluster in sorted.iter().map(|c| c.cluster_id).collect::<BTreeSet<_>>() {
+                let packs = sorted
+                    .iter()
+                    .filter(|c| c.cluster_id == cluster)
+                    .map(|c| c.pack_id)
+                    .collect();
+                insert_packs(&mut tx, &id_text(cluster), &packs, &op).await?;
+            }
             for batch in sorted.chunks(q::CHUNK_BATCH) {
                 let sql = q::insert_chunks_if_new(batch.len());
                 let mut insert = stmt(&sql).persistent(batch.len() == q::CHUNK_BATCH);
@@ -160,7 +139,8 @@ impl SnapshotStore for SqlStore {
     }
 
     /// Records a finished backup in one write transaction: the snapshot, its new chunks
-    /// (multi-row inserts of 500 rows) and its references (of 1,000 rows).
+    /// (multi-row inserts of 500 rows, their packs first) and its references to the
+    /// packs of the chunks it uses (looked up 500 chunks at a time).
     ///
     /// Refused before anything is written (`Precondition`): a new chunk of another cluster
     /// or stored by another snapshot, or one the snapshot does not use. Then, rolling
@@ -214,7 +194,7 @@ impl SnapshotStore for SqlStore {
                 .map_err(ctx(&op))?;
 
             let tx = chunks.insert_new(tx, &self.pool, &op).await?;
-            let tx = chunks.insert_references(tx, &self.pool, &op).await?;
+            let tx = chunks.insert_references(tx, &op).await?;
             tx.commit().await.map_err(ctx(&op))
         })
         .await
@@ -291,7 +271,7 @@ impl SnapshotStore for SqlStore {
             if exists.is_none() {
                 return Err(StoreError::NotFound(format!("{op}: no such snapshot")));
             }
-            stmt(q::DELETE_SNAPSHOT_CHUNKS)
+            stmt(q::DELETE_SNAPSHOT_PACKS)
                 .bind(id_text(id))
                 .execute(&mut tx)
                 .await
@@ -307,10 +287,11 @@ impl SnapshotStore for SqlStore {
         .await
     }
 
-    /// One write transaction: finds the packs that hold unused chunks, deletes the unused
-    /// chunks, and returns (sorted) those of the packs that no chunk is left in. A pack
-    /// that never held a recorded chunk (a backup that died before its commit) is not
-    /// returned: compare [`MetadataStore::packs_in_use`] with a listing for those.
+    /// One write transaction: finds the packs no snapshot uses, deletes their chunk
+    /// records and them, and returns them (sorted). The caller deletes those objects; a
+    /// pack object that was never recorded (a backup that died before recording its
+    /// chunks) is not returned: compare [`MetadataStore::packs_in_use`] with a listing
+    /// for those.
     async fn collect_garbage(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
         retrying("collect_garbage", || async move {
             let op = format!("collecting garbage of cluster {cluster}");
@@ -319,35 +300,24 @@ impl SnapshotStore for SqlStore {
             // PostgreSQL: waits for the snapshot commits of the cluster in flight, and holds
             // off new ones until this is done (see queries.rs).
             SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await?;
-            let candidates = stmt(q::GARBAGE_PACKS)
+            let garbage = stmt(q::GARBAGE_PACKS)
                 .bind(&cluster_text)
                 .fetch_texts(&mut tx)
                 .await
                 .map_err(ctx(&op))?;
-            if candidates.is_empty() {
+            if garbage.is_empty() {
                 tx.rollback().await.map_err(ctx(&op))?;
                 return Ok(Vec::new());
             }
-            stmt(q::DELETE_GARBAGE)
-                .bind(&cluster_text)
-                .execute(&mut tx)
-                .await
-                .map_err(ctx(&op))?;
-            let mut emptied = Vec::new();
-            for pack in candidates {
-                let left = stmt(q::PACK_HAS_CHUNK)
+            for statement in [q::DELETE_GARBAGE_CHUNKS, q::DELETE_GARBAGE_PACKS] {
+                stmt(statement)
                     .bind(&cluster_text)
-                    .bind(&pack)
-                    .fetch_optional(&mut tx)
+                    .execute(&mut tx)
                     .await
                     .map_err(ctx(&op))?;
-                if left.is_none() {
-                    emptied.push(parse_pack_id(&pack, &op)?);
-                }
             }
             tx.commit().await.map_err(ctx(&op))?;
-            emptied.sort_unstable();
-            Ok(emptied)
+            garbage.iter().map(|p| parse_pack_id(p, &op)).collect()
         })
         .await
     }

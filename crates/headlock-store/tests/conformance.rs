@@ -73,7 +73,7 @@ macro_rules! conformance {
             rejects_duplicate_audit_event_id,
             accepts_snapshot_commit_round_trip,
             accepts_empty_snapshot,
-            snapshot_chunks_come_a_page_at_a_time_and_answer_which_are_used,
+            snapshots_name_their_packs_and_packs_page_their_chunks,
             commit_snapshot_reuses_stored_chunks,
             commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back,
             commit_snapshot_rejects_reference_to_missing_chunk_and_rolls_back,
@@ -84,6 +84,8 @@ macro_rules! conformance {
             update_snapshot_writes_expiry_and_do_not_delete_only,
             hides_snapshot_behind_another_cluster,
             delete_snapshot_keeps_chunks_until_collected,
+            collect_garbage_keeps_packs_in_use_whole,
+            collect_garbage_removes_recorded_packs_left_empty,
             collect_garbage_leaves_other_clusters_alone,
             rejects_commit_using_collected_chunk,
             rejects_delete_cluster_with_snapshots_or_uncollected_chunks,
@@ -411,11 +413,26 @@ mod fixtures {
         snap
     }
 
-    /// A snapshot's chunk locations, in chunk id order.
-    pub async fn locations(s: &dyn MetadataStore, snap: &SnapshotRecord) -> Vec<ChunkLocation> {
-        let mut found = s.snapshot_chunks(snap.id).await.unwrap();
+    /// The locations of chunks `ids` of a cluster, in chunk id order.
+    pub async fn located(
+        s: &dyn MetadataStore,
+        cluster: &Cluster,
+        ids: &[ChunkId],
+    ) -> Vec<ChunkLocation> {
+        let mut found = s.chunk_locations(cluster.id, ids).await.unwrap();
         found.sort_by_key(|l| l.chunk_id);
         found
+    }
+
+    /// The packs a snapshot uses.
+    pub async fn packs_of(s: &dyn MetadataStore, snap: &SnapshotRecord) -> Vec<ObjectId> {
+        s.snapshot_packs(snap.id).await.unwrap()
+    }
+
+    /// Ids, sorted.
+    pub fn sorted(mut ids: Vec<ObjectId>) -> Vec<ObjectId> {
+        ids.sort_unstable();
+        ids
     }
 
     /// A cluster's chunk ids, sorted.
@@ -1190,7 +1207,8 @@ mod suite {
             (vec![snap.clone()], 1)
         );
         assert_eq!(s.snapshot_count(c.id).await.unwrap(), 1);
-        assert_eq!(locations(s, &snap).await, commit.new_chunks);
+        assert_eq!(located(s, &c, &commit.uses).await, commit.new_chunks);
+        assert_eq!(packs_of(s, &snap).await, vec![pack]);
         assert_eq!(stored(s, &c).await, ids(0..3));
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![pack]);
     }
@@ -1198,52 +1216,56 @@ mod suite {
     pub async fn accepts_empty_snapshot(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let snap = committed(s, &c, ObjectId::new(), 0..0, &[]).await;
-        assert_eq!(s.snapshot_chunks(snap.id).await.unwrap(), vec![]);
-        assert!(is_not_found(s.snapshot_chunks(ObjectId::new()).await));
+        assert_eq!(s.snapshot_packs(snap.id).await.unwrap(), vec![]);
+        assert!(is_not_found(s.snapshot_packs(ObjectId::new()).await));
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![]);
     }
 
-    /// `snapshot_chunks_page` pages through exactly `snapshot_chunks`, in chunk id
-    /// order; `snapshot_uses` names the ids a snapshot uses among any number asked.
-    pub async fn snapshot_chunks_come_a_page_at_a_time_and_answer_which_are_used(
-        s: &dyn MetadataStore,
-    ) {
+    /// A snapshot names the packs of every chunk it uses, new or reused, each once;
+    /// `pack_chunks_page` pages through exactly a pack's chunk records, in record order.
+    pub async fn snapshots_name_their_packs_and_packs_page_their_chunks(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
-        let first = committed(s, &c, ObjectId::new(), 0..5, &[]).await;
-        let second = committed(s, &c, ObjectId::new(), 5..700, &[1, 3]).await;
+        let (_, other) = stored_cluster(s, "h").await;
+        let (p1, p2) = (ObjectId::new(), ObjectId::new());
+        let first = committed(s, &c, p1, 0..5, &[]).await;
+        let second = committed(s, &c, p2, 5..700, &[1, 3]).await;
+        assert_eq!(packs_of(s, &first).await, vec![p1]);
+        assert_eq!(packs_of(s, &second).await, sorted(vec![p1, p2]));
         let mut paged = Vec::new();
-        let mut after = None;
+        let mut from = 0;
         loop {
-            let page = s.snapshot_chunks_page(second.id, after, 64).await.unwrap();
+            let page = s.pack_chunks_page(c.id, p2, from, 64).await.unwrap();
             assert!(page.len() <= 64);
-            assert!(page.windows(2).all(|w| w[0].chunk_id < w[1].chunk_id));
-            after = page.last().map(|l| l.chunk_id);
+            assert!(page.windows(2).all(|w| w[0].offset < w[1].offset));
+            from = page.last().map_or(0, |l| l.offset + 1);
             let last = page.len() < 64;
             paged.extend(page);
             if last {
                 break;
             }
         }
-        assert_eq!(paged.len(), 697);
-        assert_eq!(paged, locations(s, &second).await);
+        assert_eq!(paged.len(), 695);
+        paged.sort_by_key(|l| l.chunk_id);
+        assert_eq!(paged, located(s, &c, &ids(5..700)).await);
+        let p1_chunks = s.pack_chunks_page(c.id, p1, 0, 100).await.unwrap();
+        assert_eq!(p1_chunks, located(s, &c, &ids(0..5)).await);
+        // From an offset on: the chunks at and after it.
+        let from_third = s
+            .pack_chunks_page(c.id, p1, p1_chunks[2].offset, 100)
+            .await
+            .unwrap();
+        assert_eq!(from_third, p1_chunks[2..].to_vec());
+        // A pack not recorded, or recorded for another cluster, has none.
         assert_eq!(
-            s.snapshot_chunks_page(first.id, None, 100).await.unwrap(),
-            locations(s, &first).await
-        );
-        assert_eq!(
-            s.snapshot_chunks_page(ObjectId::new(), None, 10)
+            s.pack_chunks_page(c.id, ObjectId::new(), 0, 10)
                 .await
                 .unwrap(),
             vec![]
         );
-        // Asked about chunks 0..800: the second uses 1, 3 and 5..700; the first 0..5.
-        let mut used = s.snapshot_uses(second.id, &ids(0..800)).await.unwrap();
-        used.sort_unstable();
-        assert_eq!(used, ids([1, 3].into_iter().chain(5..700)));
-        let mut used = s.snapshot_uses(first.id, &ids(0..800)).await.unwrap();
-        used.sort_unstable();
-        assert_eq!(used, ids(0..5));
-        assert_eq!(s.snapshot_uses(first.id, &[]).await.unwrap(), vec![]);
+        assert_eq!(
+            s.pack_chunks_page(other.id, p1, 0, 10).await.unwrap(),
+            vec![]
+        );
     }
 
     pub async fn commit_snapshot_reuses_stored_chunks(s: &dyn MetadataStore) {
@@ -1255,7 +1277,7 @@ mod suite {
         let mut commit = commit(&second, p2, 3..5, &[0, 1, 0, 3]);
         commit.uses.push(chunk_id(1));
         s.commit_snapshot(&commit).await.unwrap();
-        let found = locations(s, &second).await;
+        let found = located(s, &c, &ids([0, 1, 3, 4])).await;
         let expected = vec![
             location(&first, p1, 0),
             location(&first, p1, 1),
@@ -1263,10 +1285,10 @@ mod suite {
             location(&second, p2, 4),
         ];
         assert_eq!(found, expected);
+        assert_eq!(packs_of(s, &first).await, vec![p1]);
+        assert_eq!(packs_of(s, &second).await, sorted(vec![p1, p2]));
         assert_eq!(stored(s, &c).await, ids(0..5));
-        let mut packs = vec![p1, p2];
-        packs.sort_unstable();
-        assert_eq!(s.packs_in_use(c.id).await.unwrap(), packs);
+        assert_eq!(s.packs_in_use(c.id).await.unwrap(), sorted(vec![p1, p2]));
     }
 
     pub async fn record_chunks_before_a_commit_that_uses_them(s: &dyn MetadataStore) {
@@ -1298,23 +1320,17 @@ mod suite {
         assert_eq!(s.chunk_locations(other.id, &asked).await.unwrap(), vec![]);
         let many: Vec<ChunkId> = (0..1200).map(chunk_id).collect();
         assert_eq!(s.chunk_locations(c.id, &many).await.unwrap().len(), 700);
-        // Unreferenced, they are garbage; once a commit uses some, those stay.
+        // Unreferenced, they are garbage; once a commit uses some, their pack stays,
+        // with every chunk of it.
         let commit = SnapshotCommit {
             snapshot: upload.clone(),
             new_chunks: Vec::new(),
             uses: ids([0, 5, 6]),
         };
         s.commit_snapshot(&commit).await.unwrap();
-        s.collect_garbage(c.id).await.unwrap();
-        assert_eq!(stored(s, &c).await, ids([0, 1, 5, 6]));
-        assert_eq!(
-            locations(s, &upload).await,
-            vec![
-                location(&first, p1, 0),
-                location(&upload, p2, 5),
-                location(&upload, p2, 6),
-            ]
-        );
+        assert_eq!(packs_of(s, &upload).await, sorted(vec![p1, p2]));
+        assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![]);
+        assert_eq!(stored(s, &c).await, ids(0..700));
     }
 
     pub async fn commit_snapshot_rejects_stored_chunk_as_new_and_rolls_back(s: &dyn MetadataStore) {
@@ -1326,10 +1342,10 @@ mod suite {
             .await;
         assert_eq!(conflict(result), StoreConflict::ChunkStored(chunk_id(2)));
         assert_eq!(s.snapshot(c.id, second.id).await.unwrap(), None);
-        assert!(is_not_found(s.snapshot_chunks(second.id).await));
+        assert!(is_not_found(s.snapshot_packs(second.id).await));
         assert_eq!(s.snapshot_count(c.id).await.unwrap(), 1);
         assert_eq!(stored(s, &c).await, ids(0..3));
-        assert_eq!(locations(s, &first).await.len(), 3);
+        assert_eq!(packs_of(s, &first).await.len(), 1);
         // The same snapshot id twice is a conflict too.
         assert!(is_other_conflict(
             s.commit_snapshot(&commit(&first, ObjectId::new(), 10..11, &[]))
@@ -1393,7 +1409,8 @@ mod suite {
         let (_, c) = stored_cluster(s, "g").await;
         let pack = ObjectId::new();
         let first = committed(s, &c, pack, 0..2345, &[]).await;
-        let found = locations(s, &first).await;
+        assert_eq!(packs_of(s, &first).await, vec![pack]);
+        let found = located(s, &c, &ids(0..2345)).await;
         let mut expected: Vec<ChunkLocation> =
             (0..2345).map(|n| location(&first, pack, n)).collect();
         expected.sort_by_key(|l| l.chunk_id);
@@ -1480,13 +1497,13 @@ mod suite {
         assert!(is_not_found(s.delete_snapshot(c.id, first.id).await));
         assert_eq!(s.snapshot(c.id, first.id).await.unwrap(), None);
         assert_eq!(stored(s, &c).await, ids(0..4));
-        // Chunks 1 and 2 are garbage; p1 still holds chunk 0, which the second uses.
+        // No snapshot uses chunks 1 and 2 now, but p1 holds chunk 0, which the second
+        // uses: p1 stays whole, and so do its records.
         assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![]);
-        assert_eq!(stored(s, &c).await, ids([0, 3]));
-        let mut both = vec![p1, p2];
-        both.sort_unstable();
+        assert_eq!(stored(s, &c).await, ids(0..4));
+        let both = sorted(vec![p1, p2]);
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), both);
-        assert_eq!(locations(s, &second).await.len(), 2);
+        assert_eq!(packs_of(s, &second).await, both);
 
         s.delete_snapshot(c.id, second.id).await.unwrap();
         assert_eq!(s.collect_garbage(c.id).await.unwrap(), both);
@@ -1507,7 +1524,45 @@ mod suite {
         assert_eq!(stored(s, &a).await, ids(0..2));
         assert_eq!(s.collect_garbage(a.id).await.unwrap(), vec![pa]);
         assert_eq!(stored(s, &bc).await, ids(0..2));
-        assert_eq!(locations(s, &sb).await.len(), 2);
+        assert_eq!(packs_of(s, &sb).await, vec![pb]);
+    }
+
+    /// A chunk no snapshot uses stays recorded while its pack is in use, and a later
+    /// commit can use it again; the pack goes once no snapshot uses any of its chunks.
+    pub async fn collect_garbage_keeps_packs_in_use_whole(s: &dyn MetadataStore) {
+        let (_, c) = stored_cluster(s, "g").await;
+        let (p1, p2) = (ObjectId::new(), ObjectId::new());
+        let first = committed(s, &c, p1, 0..4, &[]).await;
+        let second = committed(s, &c, p2, 10..11, &[3]).await;
+        s.delete_snapshot(c.id, first.id).await.unwrap();
+        assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![]);
+        // Chunk 1, used by no snapshot, is still there to deduplicate against.
+        let third = committed(s, &c, ObjectId::new(), 20..21, &[1]).await;
+        assert!(packs_of(s, &third).await.contains(&p1));
+        s.delete_snapshot(c.id, second.id).await.unwrap();
+        assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![p2]);
+        assert_eq!(stored(s, &c).await, ids([0, 1, 2, 3, 20]));
+        s.delete_snapshot(c.id, third.id).await.unwrap();
+        assert_eq!(s.collect_garbage(c.id).await.unwrap().len(), 2);
+        assert_eq!(stored(s, &c).await, vec![]);
+    }
+
+    /// A pack recorded by an upload session whose chunks were all recorded before (so
+    /// no chunk record points into it) is garbage at once.
+    pub async fn collect_garbage_removes_recorded_packs_left_empty(s: &dyn MetadataStore) {
+        let (_, c) = stored_cluster(s, "g").await;
+        let p1 = ObjectId::new();
+        let first = committed(s, &c, p1, 0..2, &[]).await;
+        let upload = snapshot(&c);
+        let again = ObjectId::new();
+        s.record_chunks(&[location(&upload, again, 0), location(&upload, again, 1)])
+            .await
+            .unwrap();
+        assert_eq!(located(s, &c, &ids(0..2)).await[0].pack_id, p1);
+        assert_eq!(s.packs_in_use(c.id).await.unwrap(), sorted(vec![p1, again]));
+        assert_eq!(s.collect_garbage(c.id).await.unwrap(), vec![again]);
+        assert_eq!(s.packs_in_use(c.id).await.unwrap(), vec![p1]);
+        assert_eq!(packs_of(s, &first).await, vec![p1]);
     }
 
     pub async fn rejects_commit_using_collected_chunk(s: &dyn MetadataStore) {
@@ -1598,7 +1653,7 @@ mod suite {
                 Ok(()) => {
                     succeeded += 1;
                     assert!(kept, "chunk {n} was collected under a committed snapshot");
-                    assert_eq!(locations(s, &snap).await.len(), 2);
+                    assert_eq!(packs_of(s, &snap).await.len(), 2);
                 }
                 Err(StoreError::Precondition(_)) => {
                     assert!(!kept, "commit {n} failed although its chunk is stored");
@@ -1769,7 +1824,8 @@ mod suite {
         let store = b.store();
         let s: &dyn MetadataStore = &*store;
         assert_eq!(s.snapshot(c.id, snap.id).await.unwrap(), Some(snap.clone()));
-        assert_eq!(locations(s, &snap).await.len(), 3);
+        assert_eq!(packs_of(s, &snap).await.len(), 1);
+        assert_eq!(located(s, &c, &ids(0..3)).await.len(), 3);
         assert_eq!(s.restore_job(c.id, job.id).await.unwrap(), Some(job));
         assert_eq!(
             conflict(

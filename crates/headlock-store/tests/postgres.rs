@@ -227,7 +227,7 @@ fn snapshot(cluster: &Cluster) -> SnapshotRecord {
 }
 
 /// A garbage collection waits for a snapshot commit in flight (here a raw transaction
-/// that references a garbage chunk) instead of deleting the chunk under it and then
+/// that references the pack of a garbage chunk) instead of deleting the pack under it and then
 /// failing on the foreign key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collection_waits_for_a_snapshot_commit_in_flight() {
@@ -255,7 +255,7 @@ async fn collection_waits_for_a_snapshot_commit_in_flight() {
         .unwrap();
     store.delete_snapshot(cluster.id, old.id).await.unwrap();
 
-    // A commit in flight: its snapshot row and its reference to the garbage chunk.
+    // A commit in flight: its snapshot row and its reference to the garbage chunk's pack.
     let newer = snapshot(cluster);
     let mut raw = b.raw().await;
     raw.execute("BEGIN", &[]).await.unwrap();
@@ -272,11 +272,11 @@ async fn collection_waits_for_a_snapshot_commit_in_flight() {
     .await
     .unwrap();
     raw.execute(
-        "INSERT INTO snapshot_chunks (snapshot_id, cluster_id, chunk_id) VALUES ($1, $2, $3)",
+        "INSERT INTO snapshot_packs (snapshot_id, cluster_id, pack_id) VALUES ($1, $2, $3)",
         &[
             text(&newer.id.to_string()),
             text(&cluster.id.to_string()),
-            text(&chunk_id(7).to_string()),
+            text(&pack.to_string()),
         ],
     )
     .await
@@ -295,5 +295,5 @@ async fn collection_waits_for_a_snapshot_commit_in_flight() {
         store.chunk_ids(cluster.id).await.unwrap(),
         vec![chunk_id(7)]
     );
-    assert_eq!(store.snapshot_chunks(newer.id).await.unwrap().len(), 1);
+    assert_eq!(store.snapshot_packs(newer.id).await.unwrap(), vec![pack]);
 }

@@ -25,6 +25,7 @@ stamp!(sqlite: SqliteBackend, [
     rejects_corrupt_enum_naming_row_and_column,
     schema_protects_snapshots_and_their_chunks,
     upgrades_a_version_1_database,
+    upgrades_version_5_chunk_references_to_pack_references,
 ]);
 
 stamp!(postgres: PgBackend, [
@@ -38,6 +39,7 @@ stamp!(postgres: PgBackend, [
     rejects_corrupt_enum_naming_row_and_column,
     schema_protects_snapshots_and_their_chunks,
     upgrades_a_version_1_database,
+    upgrades_version_5_chunk_references_to_pack_references,
 ]);
 
 fn now() -> OffsetDateTime {
@@ -68,7 +70,8 @@ async fn raw_cluster(raw: &mut Raw) -> String {
     cluster
 }
 
-/// A snapshot of `cluster` using one chunk, with raw SQL; returns (snapshot, chunk) ids.
+/// A snapshot of `cluster` using one chunk, with raw SQL; returns (snapshot, chunk) ids
+/// (the chunk's pack id is the snapshot's).
 async fn raw_snapshot(raw: &mut Raw, cluster: &str) -> (String, String) {
     let group = raw
         .text(
@@ -87,6 +90,12 @@ async fn raw_snapshot(raw: &mut Raw, cluster: &str) -> (String, String) {
     .await
     .unwrap();
     raw.execute(
+        "INSERT INTO packs (cluster_id, pack_id) VALUES ($1, $2)",
+        &[text(cluster), text(&snapshot)],
+    )
+    .await
+    .unwrap();
+    raw.execute(
         "INSERT INTO chunks (cluster_id, chunk_id, pack_id, record_offset, record_length, \
          plaintext_length, stored_by) VALUES ($1, $2, $3, 8, 100, 90, $3)",
         &[text(cluster), text(&chunk), text(&snapshot)],
@@ -94,8 +103,8 @@ async fn raw_snapshot(raw: &mut Raw, cluster: &str) -> (String, String) {
     .await
     .unwrap();
     raw.execute(
-        "INSERT INTO snapshot_chunks (snapshot_id, cluster_id, chunk_id) VALUES ($1, $2, $3)",
-        &[text(&snapshot), text(cluster), text(&chunk)],
+        "INSERT INTO snapshot_packs (snapshot_id, cluster_id, pack_id) VALUES ($1, $2, $1)",
+        &[text(&snapshot), text(cluster)],
     )
     .await
     .unwrap();
@@ -301,20 +310,33 @@ mod suite {
             is_foreign_key_violation(&delete_cluster),
             "{delete_cluster:?}"
         );
-        let delete_used_chunk = raw
-            .execute("DELETE FROM chunks WHERE chunk_id = $1", &[text(&chunk)])
+        // The pack is used by the snapshot and holds the chunk.
+        let delete_used_pack = raw
+            .execute("DELETE FROM packs WHERE pack_id = $1", &[text(&snapshot)])
             .await;
         assert!(
-            is_foreign_key_violation(&delete_used_chunk),
-            "{delete_used_chunk:?}"
+            is_foreign_key_violation(&delete_used_pack),
+            "{delete_used_pack:?}"
         );
+        let unrecorded = ObjectId::new().to_string();
         let dangling = raw
             .execute(
-                "INSERT INTO snapshot_chunks (snapshot_id, cluster_id, chunk_id) VALUES ($1, $2, $3)",
-                &[text(&snapshot), text(&cluster), text(&"cd".repeat(32))],
+                "INSERT INTO snapshot_packs (snapshot_id, cluster_id, pack_id) VALUES ($1, $2, $3)",
+                &[text(&snapshot), text(&cluster), text(&unrecorded)],
             )
             .await;
         assert!(is_foreign_key_violation(&dangling), "{dangling:?}");
+        let chunk_elsewhere = raw
+            .execute(
+                "INSERT INTO chunks (cluster_id, chunk_id, pack_id, record_offset, record_length, \
+                 plaintext_length, stored_by) VALUES ($1, $2, $3, 8, 100, 90, $3)",
+                &[text(&cluster), text(&"cd".repeat(32)), text(&unrecorded)],
+            )
+            .await;
+        assert!(
+            is_foreign_key_violation(&chunk_elsewhere),
+            "{chunk_elsewhere:?}"
+        );
         let twice = raw
             .execute(
                 "INSERT INTO chunks (cluster_id, chunk_id, pack_id, record_offset, record_length, \
@@ -347,8 +369,9 @@ mod suite {
             "DROP TABLE shared_secrets",
             "DROP TABLE leases",
             "DROP TABLE restore_jobs",
-            "DROP TABLE snapshot_chunks",
+            "DROP TABLE snapshot_packs",
             "DROP TABLE chunks",
+            "DROP TABLE packs",
             "DROP TABLE snapshots",
             "DELETE FROM _sqlx_migrations WHERE version > 1",
         ] {
@@ -366,6 +389,106 @@ mod suite {
                 .await
                 .unwrap()
         );
+        store.close().await;
+    }
+
+    /// A database at schema version 5 (a reference per chunk per snapshot) is brought to
+    /// pack references on open: each snapshot then names the packs of the chunks it
+    /// used, every chunk record is kept, and a pack no snapshot used is garbage.
+    pub async fn upgrades_version_5_chunk_references_to_pack_references(b: impl Backend) {
+        let store = b.sql_store();
+        store.close().await;
+        let mut raw = b.raw().await;
+        // Back to version 5: the tables as 0002_snapshots.sql made them.
+        for statement in [
+            "DROP TABLE snapshot_packs",
+            "DROP TABLE chunks",
+            "DROP TABLE packs",
+            "CREATE TABLE chunks (cluster_id TEXT NOT NULL REFERENCES clusters (id), \
+             chunk_id TEXT NOT NULL, pack_id TEXT NOT NULL, record_offset BIGINT NOT NULL, \
+             record_length BIGINT NOT NULL, plaintext_length BIGINT NOT NULL, \
+             stored_by TEXT NOT NULL, PRIMARY KEY (cluster_id, chunk_id))",
+            "CREATE INDEX chunks_pack_idx ON chunks (cluster_id, pack_id)",
+            "CREATE TABLE snapshot_chunks (snapshot_id TEXT NOT NULL REFERENCES snapshots (id), \
+             chunk_id TEXT NOT NULL, cluster_id TEXT NOT NULL, \
+             PRIMARY KEY (snapshot_id, chunk_id), \
+             FOREIGN KEY (cluster_id, chunk_id) REFERENCES chunks (cluster_id, chunk_id))",
+            "CREATE INDEX snapshot_chunks_chunk_idx ON snapshot_chunks (cluster_id, chunk_id)",
+            "DELETE FROM _sqlx_migrations WHERE version > 5",
+        ] {
+            raw.execute(statement, &[]).await.unwrap();
+        }
+        let cluster = raw_cluster(&mut raw).await;
+        let group = raw
+            .text(
+                "SELECT group_id FROM clusters WHERE id = $1",
+                &[text(&cluster)],
+            )
+            .await;
+        let snapshot = ObjectId::new();
+        raw.execute(
+            "INSERT INTO snapshots (id, group_id, cluster_id, created_us, kind, data_size_bytes, \
+             stored_size_bytes, file_size_bytes, expires_us, do_not_delete, data_key_id) \
+             VALUES ($1, $2, $3, 0, 'stream', 1, 1, 1, NULL, FALSE, $1)",
+            &[text(&snapshot.to_string()), text(&group), text(&cluster)],
+        )
+        .await
+        .unwrap();
+        // Chunks 1 and 2 in pack a, 3 in pack b (all used); 4 in pack c (garbage).
+        let mut packs = [ObjectId::new(), ObjectId::new(), ObjectId::new()];
+        packs.sort_unstable();
+        let chunk = |n: u8| format!("{n:02x}").repeat(32);
+        for (n, pack, used) in [
+            (1, packs[0], true),
+            (2, packs[0], true),
+            (3, packs[1], true),
+            (4, packs[2], false),
+        ] {
+            raw.execute(
+                "INSERT INTO chunks (cluster_id, chunk_id, pack_id, record_offset, \
+                 record_length, plaintext_length, stored_by) VALUES ($1, $2, $3, $4, 100, 90, $5)",
+                &[
+                    text(&cluster),
+                    text(&chunk(n)),
+                    text(&pack.to_string()),
+                    Value::Int(i64::from(n) * 100),
+                    text(&snapshot.to_string()),
+                ],
+            )
+            .await
+            .unwrap();
+            if used {
+                raw.execute(
+                    "INSERT INTO snapshot_chunks (snapshot_id, cluster_id, chunk_id) \
+                     VALUES ($1, $2, $3)",
+                    &[text(&snapshot.to_string()), text(&cluster), text(&chunk(n))],
+                )
+                .await
+                .unwrap();
+            }
+        }
+        raw.close().await;
+
+        let store = b.open_again().await;
+        assert_eq!(store.schema_version().await.unwrap(), LATEST_SCHEMA_VERSION);
+        let cluster: ObjectId = cluster.parse().unwrap();
+        assert_eq!(
+            store.snapshot_packs(snapshot).await.unwrap(),
+            packs[..2].to_vec()
+        );
+        assert_eq!(store.packs_in_use(cluster).await.unwrap(), packs.to_vec());
+        let a = store
+            .pack_chunks_page(cluster, packs[0], 0, 10)
+            .await
+            .unwrap();
+        let a: Vec<String> = a.iter().map(|l| l.chunk_id.to_string()).collect();
+        assert_eq!(a, vec![chunk(1), chunk(2)]);
+        assert_eq!(store.chunk_ids(cluster).await.unwrap().len(), 4);
+        assert_eq!(
+            store.collect_garbage(cluster).await.unwrap(),
+            vec![packs[2]]
+        );
+        assert_eq!(store.chunk_ids(cluster).await.unwrap().len(), 3);
         store.close().await;
     }
 }

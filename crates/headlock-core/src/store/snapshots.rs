@@ -1,6 +1,11 @@
-//! [`SnapshotStore`]: snapshots, the chunks they use and where those are stored, garbage
-//! collection of chunks no snapshot uses, and restore jobs (download links to a
+//! [`SnapshotStore`]: snapshots, the packs they use, where chunks are stored, garbage
+//! collection of packs no snapshot uses, and restore jobs (download links to a
 //! snapshot).
+//!
+//! A snapshot's record names the packs that hold the chunks it uses, not each chunk:
+//! which chunks it uses is in its manifest. So a commit writes a row per pack, and a
+//! pack is kept while a snapshot uses any chunk of it (docs/design.md, "Garbage
+//! collection").
 
 use async_trait::async_trait;
 
@@ -9,8 +14,8 @@ use crate::model::{ChunkId, ChunkLocation, Page, RestoreJob, SnapshotRecord};
 
 use super::StoreError;
 
-/// A finished backup, recorded in one transaction: the new chunks' locations, every
-/// chunk the snapshot uses, and the snapshot itself (complete).
+/// A finished backup, recorded in one transaction: the new chunks' locations, the packs
+/// of every chunk the snapshot uses, and the snapshot itself (complete).
 #[derive(Debug, Clone)]
 pub struct SnapshotCommit {
     /// The snapshot.
@@ -27,23 +32,19 @@ pub trait SnapshotStore: Send + Sync {
     // ----- snapshots and chunks
     /// Every chunk id stored for a cluster (the deduplication set).
     async fn chunk_ids(&self, cluster: ObjectId) -> Result<Vec<ChunkId>, StoreError>;
-    /// The locations of every chunk a snapshot uses.
-    async fn snapshot_chunks(&self, snapshot: ObjectId) -> Result<Vec<ChunkLocation>, StoreError>;
-    /// A page of the locations of the chunks a snapshot uses, in chunk id order: at most
-    /// `limit` of them, those after `after` (from the first when None). A short page is
-    /// the last; a snapshot that does not exist has none.
-    async fn snapshot_chunks_page(
+    /// The packs a snapshot uses (those that hold a chunk it uses), in id order;
+    /// `NotFound` if there is no such snapshot.
+    async fn snapshot_packs(&self, snapshot: ObjectId) -> Result<Vec<ObjectId>, StoreError>;
+    /// A page of the chunk records of a pack of a cluster, in record order: at most
+    /// `limit` of them, those at offsets from `from_offset`. A short page is the last; a
+    /// pack that is not recorded has none.
+    async fn pack_chunks_page(
         &self,
-        snapshot: ObjectId,
-        after: Option<ChunkId>,
+        cluster: ObjectId,
+        pack: ObjectId,
+        from_offset: u64,
         limit: usize,
     ) -> Result<Vec<ChunkLocation>, StoreError>;
-    /// Which of `ids` the snapshot uses (in no particular order). Any number of ids.
-    async fn snapshot_uses(
-        &self,
-        snapshot: ObjectId,
-        ids: &[ChunkId],
-    ) -> Result<Vec<ChunkId>, StoreError>;
     /// The locations of those of `ids` that are stored for the cluster (in no particular
     /// order; an id not stored is simply absent). Any number of ids.
     async fn chunk_locations(
@@ -58,7 +59,7 @@ pub trait SnapshotStore: Send + Sync {
     async fn record_chunks(&self, chunks: &[ChunkLocation]) -> Result<(), StoreError>;
     /// Records a finished backup (see [`SnapshotCommit`]);
     /// [`Conflict::ChunkStored`](super::Conflict::ChunkStored) if a new chunk is already
-    /// recorded for the cluster.
+    /// recorded for the cluster, `Precondition` naming a used chunk that is not stored.
     async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<(), StoreError>;
     /// A snapshot of a cluster.
     async fn snapshot(
@@ -76,12 +77,12 @@ pub trait SnapshotStore: Send + Sync {
     async fn snapshot_count(&self, cluster: ObjectId) -> Result<u64, StoreError>;
     /// Writes `expires` and `do_not_delete` of a snapshot.
     async fn update_snapshot(&self, snapshot: &SnapshotRecord) -> Result<(), StoreError>;
-    /// Deletes a snapshot and its chunk references (not the chunks).
+    /// Deletes a snapshot and its pack references (not the packs).
     async fn delete_snapshot(&self, cluster: ObjectId, id: ObjectId) -> Result<(), StoreError>;
-    /// Deletes the cluster's chunks that no snapshot uses and returns the ids of the packs
-    /// that no chunk is left in (the caller deletes those objects).
+    /// Deletes the records of the cluster's packs that no snapshot uses, and of their
+    /// chunks, and returns those packs' ids (the caller deletes those objects).
     async fn collect_garbage(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError>;
-    /// Ids of every pack that holds at least one recorded chunk of the cluster.
+    /// Ids of every pack recorded for the cluster, sorted.
     async fn packs_in_use(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError>;
 
     // ----- restore jobs

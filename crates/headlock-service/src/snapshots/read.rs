@@ -150,23 +150,22 @@ pub(crate) fn extends_run(
 }
 
 impl Service {
-    /// Reads a snapshot's chunks with its own data key (after a compromise, snapshots
-    /// not yet rewritten are under the old one).
-    pub(crate) async fn chunk_source(
+    /// Gives `source` the locations of `ids` (chunks of its cluster), for
+    /// [`ChunkSource::read`]; an id not stored is left out (reading it fails then).
+    pub(crate) async fn locate_chunks(
         &self,
-        cluster: &Cluster,
-        record: &SnapshotRecord,
-    ) -> Result<(ChunkSource, Arc<ChunkCipher>)> {
-        let (mut source, cipher) = self.chunk_reader(cluster, record).await?;
+        source: &mut ChunkSource,
+        ids: &[ChunkId],
+    ) -> Result<()> {
         let locations: HashMap<ChunkId, ChunkLocation> = self
             .store
-            .snapshot_chunks(record.id)
+            .chunk_locations(source.cluster, ids)
             .await?
             .into_iter()
             .map(|l| (l.chunk_id, l))
             .collect();
         source.locations = Arc::new(locations);
-        Ok((source, cipher))
+        Ok(())
     }
 
     /// A reader of a snapshot's chunks by location ([`ChunkSource::read_at`]) that

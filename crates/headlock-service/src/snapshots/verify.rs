@@ -1,22 +1,21 @@
-//! Verification: a snapshot read back, its manifest and every chunk checked, each damaged
-//! chunk named with its pack and the snapshots that use it.
+//! Verification: a snapshot read back, its manifest and every chunk it uses checked, a
+//! manifest frame at a time, each damaged chunk named with its pack and the snapshots
+//! that use it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use headlock_core::ObjectId;
-use headlock_core::model::{ChunkId, Cluster};
+use headlock_core::model::{ChunkId, ChunkLocation, Cluster, SnapshotRecord};
 
 use super::all_pages;
-use super::read::pack_runs;
+use super::read::{ChunkSource, pack_runs};
 use crate::{Actor, Result, Service, ServiceError};
 
 /// Most bytes skipped between two chunks read with one range.
 const VERIFY_GAP: u64 = 256 * 1024;
 /// Most bytes of one range (a larger chunk is read alone).
 const VERIFY_SPAN: u64 = 8 * 1024 * 1024;
-/// Chunk locations read from the store at a time.
-const VERIFY_PAGE: usize = 8192;
 
 /// One damaged chunk found by [`Service::verify_snapshot`].
 #[derive(Debug, Clone)]
@@ -40,9 +39,10 @@ pub struct VerifyReport {
     pub manifest_ok: bool,
     /// What was wrong with the manifest.
     pub manifest_error: Option<String>,
-    /// Chunks read and checked.
+    /// Chunks read and checked (the manifest is checked a frame of up to 4,096 entries
+    /// at a time: a chunk that several frames name is checked, and counted, in each).
     pub chunks_checked: u64,
-    /// Plaintext bytes checked.
+    /// Plaintext bytes checked (counted as `chunks_checked`).
     pub bytes_checked: u64,
     /// Damaged chunks.
     pub damaged: Vec<DamagedChunk>,
@@ -82,8 +82,12 @@ impl Service {
             bytes_checked: 0,
             damaged: Vec::new(),
         };
-        // Frame by frame: every chunk the manifest names must be recorded (the store is
-        // asked about each frame's chunks).
+        // Frame by frame: every chunk the manifest names must be recorded in one of the
+        // snapshot's packs; then those chunks are read (nearby ones of a pack with one
+        // range) and checked.
+        let packs = self.store.snapshot_packs(record.id).await?;
+        let source = Arc::new(source);
+        let mut damaged = Vec::new();
         match self.manifest_stream(cipher, cluster.id, &record).await {
             Ok(mut stream) => loop {
                 match stream.next_batch().await {
@@ -94,15 +98,32 @@ impl Service {
                             .collect();
                         named.sort_unstable();
                         named.dedup();
-                        let mut used = self.store.snapshot_uses(record.id, &named).await?;
-                        used.sort_unstable();
-                        let unknown = named.iter().find(|id| used.binary_search(id).is_err());
+                        let mut found = self.store.chunk_locations(cluster.id, &named).await?;
+                        found.sort_unstable_by_key(|l| l.chunk_id);
+                        let unknown = named
+                            .iter()
+                            .find(|id| found.binary_search_by_key(*id, |l| l.chunk_id).is_err());
+                        let outside = found
+                            .iter()
+                            .find(|l| packs.binary_search(&l.pack_id).is_err());
                         if let Some(id) = unknown {
                             report.manifest_ok = false;
                             report.manifest_error = Some(format!(
                                 "the manifest names chunk {id}, which is not recorded"
                             ));
+                        } else if let Some(l) = outside {
+                            report.manifest_ok = false;
+                            report.manifest_error = Some(format!(
+                                "the manifest names chunk {}, whose pack {} the snapshot's \
+                                 record does not name",
+                                l.chunk_id, l.pack_id
+                            ));
                         }
+                        found.sort_unstable_by_key(|l| (l.pack_id, l.offset));
+                        let (n, bytes, bad) = check_chunks(source.clone(), found).await?;
+                        report.chunks_checked += n;
+                        report.bytes_checked += bytes;
+                        damaged.extend(bad);
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -117,54 +138,12 @@ impl Service {
                 report.manifest_error = Some(e.to_string());
             }
         }
-        // Every chunk the snapshot uses, a page of locations at a time (in chunk id
-        // order), each page read sorted by pack and offset.
-        let source = Arc::new(source);
-        let mut checked = (0u64, 0u64, Vec::new());
-        let mut after = None;
-        loop {
-            let mut page = self
-                .store
-                .snapshot_chunks_page(record.id, after, VERIFY_PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.chunk_id);
-            let n = page.len();
-            let full = n == VERIFY_PAGE;
-            page.sort_unstable_by_key(|l| (l.pack_id, l.offset));
-            let source = source.clone();
-            let (bytes, bad) = tokio::task::spawn_blocking(move || {
-                let mut bad = Vec::new();
-                let mut bytes = 0u64;
-                // Nearby chunks of a pack in one read: a page's chunks are scattered
-                // over the snapshot's packs, a chunk per read would be a blob store
-                // call per chunk.
-                for run in pack_runs(&page, VERIFY_GAP, VERIFY_SPAN) {
-                    for (loc, read) in run.iter().zip(source.read_run(run)) {
-                        match read {
-                            Ok(data) => bytes += data.len() as u64,
-                            Err(reason) => bad.push((loc.chunk_id, loc.pack_id, reason)),
-                        }
-                    }
-                }
-                (bytes, bad)
-            })
-            .await
-            .map_err(|e| ServiceError::unexpected(format!("verify thread failed: {e}")))?;
-            checked.0 += n as u64;
-            checked.1 += bytes;
-            checked.2.extend(bad);
-            if !full {
-                break;
-            }
-        }
-        report.chunks_checked = checked.0;
-        report.bytes_checked = checked.1;
-        if !checked.2.is_empty() {
-            let users = self
-                .snapshots_using(&cluster, checked.2.iter().map(|(id, ..)| *id).collect())
-                .await?;
-            for (id, pack_id, reason) in checked.2 {
+        // A chunk named in several frames was checked in each: reported once.
+        damaged.sort_unstable_by_key(|(id, ..)| *id);
+        damaged.dedup_by_key(|(id, ..)| *id);
+        if !damaged.is_empty() {
+            let users = self.snapshots_using(&cluster, &record, &damaged).await?;
+            for (id, pack_id, reason) in damaged {
                 report.damaged.push(DamagedChunk {
                     chunk_id: id,
                     pack_id,
@@ -176,20 +155,79 @@ impl Service {
         Ok(report)
     }
 
-    /// For each chunk, the snapshots of the cluster that use it.
+    /// For each damaged chunk (all of them used by `record`), the snapshots of the
+    /// cluster that use it: `record`, and each other snapshot that uses the chunk's pack
+    /// and whose manifest names it.
     async fn snapshots_using(
         &self,
         cluster: &Cluster,
-        chunks: HashSet<ChunkId>,
+        record: &SnapshotRecord,
+        damaged: &[(ChunkId, ObjectId, String)],
     ) -> Result<HashMap<ChunkId, Vec<ObjectId>>> {
+        let ids: HashSet<ChunkId> = damaged.iter().map(|(id, ..)| *id).collect();
+        let packs: HashSet<ObjectId> = damaged.iter().map(|(_, pack, _)| *pack).collect();
         let mut out: HashMap<ChunkId, Vec<ObjectId>> = HashMap::new();
         for s in all_pages(|p| self.store.list_snapshots(cluster.id, p)).await? {
-            for loc in self.store.snapshot_chunks(s.id).await? {
-                if chunks.contains(&loc.chunk_id) {
-                    out.entry(loc.chunk_id).or_default().push(s.id);
+            if s.id == record.id {
+                for id in &ids {
+                    out.entry(*id).or_default().push(s.id);
                 }
+                continue;
+            }
+            let uses_pack = self
+                .store
+                .snapshot_packs(s.id)
+                .await?
+                .iter()
+                .any(|p| packs.contains(p));
+            if !uses_pack {
+                continue;
+            }
+            // Its manifest says which of those chunks it uses (one it cannot read is
+            // left out: its own verification reports it).
+            let Ok((_, cipher)) = self.chunk_reader(cluster, &s).await else {
+                continue;
+            };
+            let Ok(mut stream) = self.manifest_stream(cipher, cluster.id, &s).await else {
+                continue;
+            };
+            let mut named = HashSet::new();
+            while let Ok(Some(entries)) = stream.next_batch().await {
+                for (id, _) in entries.iter().flat_map(|e| e.chunks.iter()) {
+                    if ids.contains(id) {
+                        named.insert(*id);
+                    }
+                }
+            }
+            for id in named {
+                out.entry(id).or_default().push(s.id);
             }
         }
         Ok(out)
     }
+}
+
+/// Reads and checks `chunks` (sorted by pack and offset) on a blocking thread: how many,
+/// their plaintext bytes, and each damaged one with its pack and what is wrong.
+async fn check_chunks(
+    source: Arc<ChunkSource>,
+    chunks: Vec<ChunkLocation>,
+) -> Result<(u64, u64, Vec<(ChunkId, ObjectId, String)>)> {
+    tokio::task::spawn_blocking(move || {
+        let mut bad = Vec::new();
+        let mut bytes = 0u64;
+        // Nearby chunks of a pack in one read: a chunk per read would be a blob store
+        // call per chunk.
+        for run in pack_runs(&chunks, VERIFY_GAP, VERIFY_SPAN) {
+            for (loc, read) in run.iter().zip(source.read_run(run)) {
+                match read {
+                    Ok(data) => bytes += data.len() as u64,
+                    Err(reason) => bad.push((loc.chunk_id, loc.pack_id, reason)),
+                }
+            }
+        }
+        (chunks.len() as u64, bytes, bad)
+    })
+    .await
+    .map_err(|e| ServiceError::unexpected(format!("verify thread failed: {e}")))
 }

@@ -28,14 +28,15 @@ async fn deleting_a_snapshot_removes_its_own_packs_and_keeps_the_chunks_another_
         2,
         "the second snapshot's new chunks are in a pack of their own"
     );
-    let kept_chunks = node.store().snapshot_chunks(kept).await.unwrap();
-    let deleted_chunks = node.store().snapshot_chunks(deleted).await.unwrap();
+    let kept_packs = node.store().snapshot_packs(kept).await.unwrap();
+    assert_eq!(kept_packs.len(), 1);
+    let deleted_packs = node.store().snapshot_packs(deleted).await.unwrap();
+    assert_eq!(deleted_packs.len(), 2);
     assert!(
-        deleted_chunks
-            .iter()
-            .any(|d| kept_chunks.iter().any(|k| k.chunk_id == d.chunk_id)),
-        "the snapshots share chunks"
+        deleted_packs.contains(&kept_packs[0]),
+        "the snapshots share chunks: the second uses the first one's pack"
     );
+    let kept_chunks = node.store().chunk_ids(c.cluster.id).await.unwrap().len();
 
     let report = node
         .delete_snapshot(&admin(), &c.group, &c.id(), &deleted.to_string())
@@ -44,9 +45,10 @@ async fn deleting_a_snapshot_removes_its_own_packs_and_keeps_the_chunks_another_
     assert_eq!(report.packs_deleted, 1);
     assert_eq!(world.packs(c.cluster.id), packs_of_kept);
     assert_eq!(restore(&node, &c, kept).await, shared);
-    assert_eq!(
-        node.store().snapshot_chunks(kept).await.unwrap().len(),
-        kept_chunks.len()
+    assert_eq!(node.store().snapshot_packs(kept).await.unwrap(), kept_packs);
+    assert!(
+        node.store().chunk_ids(c.cluster.id).await.unwrap().len() < kept_chunks,
+        "the deleted snapshot's own chunks are gone"
     );
     assert_settled(&world, &node, &c.cluster, KeyState::Deactivated).await;
 }
