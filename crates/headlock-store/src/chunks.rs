@@ -196,31 +196,34 @@ pub(crate) async fn insert_packs(
     Ok(())
 }
 
-/// Which of `ids` are stored for the cluster, sorted; read (after a failed write was
-/// rolled back, so PostgreSQL can run statements again) to name the chunk the write
+/// Which of `ids` are stored for the cluster, sorted and each once, asked [`q::CHUNK_BATCH`] at a time
+/// (the statement reads only the primary key's index). Also read after a failed write was
+/// rolled back (so PostgreSQL can run statements again) to name the chunk the write
 /// failed on.
-async fn stored_ids(
+pub(crate) async fn stored_ids(
     pool: &Pool,
     cluster_text: &str,
     ids: &[ChunkId],
     op: &str,
 ) -> Result<Vec<ChunkId>, StoreError> {
-    let sql = q::stored_chunk_ids(ids.len());
-    let mut query = stmt(&sql).persistent(false).bind(cluster_text);
-    for id in ids {
-        query = query.bind(id.to_string());
-    }
-    let found = query.fetch_texts(pool).await.map_err(ctx(op))?;
-    let mut stored = found
-        .iter()
-        .map(|text| {
-            text.parse().map_err(|_| {
+    let mut stored = Vec::with_capacity(ids.len());
+    for batch in ids.chunks(q::CHUNK_BATCH) {
+        let sql = q::stored_chunk_ids(batch.len());
+        let mut query = stmt(&sql)
+            .persistent(batch.len() == q::CHUNK_BATCH)
+            .bind(cluster_text);
+        for id in batch {
+            query = query.bind(id.to_string());
+        }
+        for text in query.fetch_texts(pool).await.map_err(ctx(op))? {
+            stored.push(text.parse().map_err(|_| {
                 StoreError::Backend(format!(
                     "{op}: table chunks holds a chunk id that is not 64 hex digits"
                 ))
-            })
-        })
-        .collect::<Result<Vec<ChunkId>, _>>()?;
+            })?);
+        }
+    }
     stored.sort_unstable();
+    stored.dedup();
     Ok(stored)
 }

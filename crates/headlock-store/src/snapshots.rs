@@ -13,7 +13,7 @@ use headlock_core::model::{ChunkId, ChunkLocation, Page, RestoreJob, SnapshotRec
 use headlock_core::store::{SnapshotCommit, SnapshotStore};
 use headlock_core::{ObjectId, StoreError};
 
-use crate::chunks::{SnapshotChunks, insert_packs};
+use crate::chunks::{SnapshotChunks, insert_packs, stored_ids};
 use crate::db::stmt;
 use crate::error::ctx;
 use crate::queries as q;
@@ -80,6 +80,15 @@ impl SnapshotStore for SqlStore {
             .await
             .map_err(ctx(&op))?;
         found.iter().map(rows::chunk_location).collect()
+    }
+
+    async fn stored_chunks(
+        &self,
+        cluster: ObjectId,
+        ids: &[ChunkId],
+    ) -> Result<Vec<ChunkId>, StoreError> {
+        let op = format!("reading which chunks cluster {cluster} has");
+        stored_ids(&self.pool, &id_text(cluster), ids, &op).await
     }
 
     async fn chunk_locations(

@@ -1316,10 +1316,19 @@ mod suite {
                 location(&upload, p2, 699),
             ]
         );
+        assert_eq!(
+            s.stored_chunks(c.id, &asked).await.unwrap(),
+            ids([0, 1, 5, 699])
+        );
         // Another cluster has none of them.
         assert_eq!(s.chunk_locations(other.id, &asked).await.unwrap(), vec![]);
+        assert_eq!(s.stored_chunks(other.id, &asked).await.unwrap(), vec![]);
         let many: Vec<ChunkId> = (0..1200).map(chunk_id).collect();
         assert_eq!(s.chunk_locations(c.id, &many).await.unwrap().len(), 700);
+        // Past one batch, an id asked in two batches answered once.
+        let mut twice = many.clone();
+        twice.extend(ids([3, 4]));
+        assert_eq!(s.stored_chunks(c.id, &twice).await.unwrap(), ids(0..700));
         // Unreferenced, they are garbage; once a commit uses some, their pack stays,
         // with every chunk of it.
         let commit = SnapshotCommit {

@@ -409,6 +409,37 @@ fn a_swapped_chunk_and_a_truncated_manifest_are_detected() {
     assert!(v["detail"].as_str().unwrap().contains(&a), "{v}");
 }
 
+/// A pack the snapshot uses that is gone from the chunk store refuses the download
+/// before any byte is sent, naming the pack (checked from the snapshot's record of the
+/// packs it uses, not chunk by chunk).
+#[test]
+fn a_missing_pack_refuses_the_restore_before_any_byte() {
+    let f = fixture();
+    let (api, g, c) = (&f.w.admin, &f.g, &f.c);
+    let file = f.path("data");
+    std::fs::write(&file, noise(300_000, 6)).unwrap();
+    let a = upload(api, g, c, &file, false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let packs = f.packs();
+    assert_eq!(packs.len(), 1);
+    let pack_id = packs[0].file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::remove_file(&packs[0]).unwrap();
+    let job = api.expect(
+        api.post(
+            &format!("/groups/{g}/clusters/{c}/restoreJobs"),
+            &format!(r#"{{"snapshotId":"{a}"}}"#),
+        ),
+        200,
+    );
+    let url = job["results"][0]["delivery"]["url"].as_str().unwrap();
+    let out = Command::new("curl").args(["-s", url]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["errorCode"], "SNAPSHOT_DAMAGED", "{v}");
+    assert!(v["detail"].as_str().unwrap().contains(&pack_id), "{v}");
+}
+
 #[test]
 fn an_interrupted_upload_leaves_no_snapshot_and_no_storage() {
     let f = fixture();

@@ -45,6 +45,14 @@ pub trait SnapshotStore: Send + Sync {
         from_offset: u64,
         limit: usize,
     ) -> Result<Vec<ChunkLocation>, StoreError>;
+    /// Which of `ids` are stored for the cluster, sorted (an id not stored is simply
+    /// absent). Any number of ids. Cheaper than [`SnapshotStore::chunk_locations`]: it
+    /// reads only the chunk index.
+    async fn stored_chunks(
+        &self,
+        cluster: ObjectId,
+        ids: &[ChunkId],
+    ) -> Result<Vec<ChunkId>, StoreError>;
     /// The locations of those of `ids` that are stored for the cluster (in no particular
     /// order; an id not stored is simply absent). Any number of ids.
     async fn chunk_locations(

@@ -390,6 +390,8 @@ impl Service {
         let gone = || NotFound::RestoreLinkGone.into();
         let (job, cluster, record) = self.open_link(cluster_id, job_id, token).await?;
         let (source, cipher) = self.chunk_reader(&cluster, &record).await?;
+        // Every pack the snapshot uses must exist: then every chunk recorded in them is
+        // there (a pack's records go only with the pack).
         let present: HashSet<String> = self
             .blobs()?
             .list(&format!("packs/{}/", cluster.id))
@@ -398,21 +400,29 @@ impl Service {
             .into_iter()
             .map(|b| b.path)
             .collect();
+        for pack in self.store.snapshot_packs(record.id).await? {
+            if !present.contains(&pack_path(cluster.id, pack)) {
+                return Err(Internal::SnapshotDamaged(format!(
+                    "pack {pack} of snapshot {} is missing",
+                    record.id
+                ))
+                .into());
+            }
+        }
+        drop(present);
         // A first pass over every frame (dropped as read): a damaged or truncated
-        // manifest, a chunk without a location or a missing pack refuses the download
-        // before any byte is sent. Locations are looked up a frame at a time, never
-        // all held.
+        // manifest, or a chunk that is not recorded, refuses the download before any
+        // byte is sent. Asked a frame at a time, of the chunk index only.
         let mut check = self
             .manifest_stream(cipher.clone(), cluster.id, &record)
             .await?;
         while let Some(entries) = check.next_batch().await? {
             let ids = frame_chunks(&entries);
-            let found = self.store.chunk_locations(cluster.id, &ids).await?;
-            if found.len() < ids.len() {
-                let known: HashSet<ChunkId> = found.iter().map(|l| l.chunk_id).collect();
+            let stored = self.store.stored_chunks(cluster.id, &ids).await?;
+            if stored.len() < ids.len() {
                 let lost = ids
                     .iter()
-                    .find(|id| !known.contains(id))
+                    .find(|id| stored.binary_search(id).is_err())
                     .expect("one is missing");
                 return Err(Internal::SnapshotDamaged(format!(
                     "chunk {lost} of snapshot {} is not recorded",
@@ -420,17 +430,7 @@ impl Service {
                 ))
                 .into());
             }
-            for loc in &found {
-                if !present.contains(&pack_path(cluster.id, loc.pack_id)) {
-                    return Err(Internal::SnapshotDamaged(format!(
-                        "pack {} (holding chunk {}) is missing",
-                        loc.pack_id, loc.chunk_id
-                    ))
-                    .into());
-                }
-            }
         }
-        drop(present);
         let manifest = self.manifest_stream(cipher, cluster.id, &record).await?;
         if self.store.take_restore_download(job.id).await?.is_none() {
             return Err(gone());

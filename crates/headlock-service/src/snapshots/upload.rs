@@ -147,18 +147,13 @@ impl ParentManifest {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let mut stored = HashSet::with_capacity(ids.len());
-        for part in ids.chunks(MAX_QUERY_IDS) {
-            stored.extend(
-                self.store
-                    .chunk_locations(self.cluster, part)
-                    .await?
-                    .into_iter()
-                    .map(|l| l.chunk_id),
-            );
-        }
+        let stored = self.store.stored_chunks(self.cluster, &ids).await?;
         if stored.len() < ids.len() {
-            entries.retain(|e| e.chunks.iter().all(|(id, _)| stored.contains(id)));
+            entries.retain(|e| {
+                e.chunks
+                    .iter()
+                    .all(|(id, _)| stored.binary_search(id).is_ok())
+            });
         }
         Ok(Some(entries))
     }
@@ -337,20 +332,14 @@ impl Service {
                 false,
             )
             .await?;
-        let stored: HashSet<ChunkId> = self
-            .store
-            .chunk_locations(s.cluster.id, ids)
-            .await?
-            .into_iter()
-            .map(|l| l.chunk_id)
-            .collect();
+        let stored = self.store.stored_chunks(s.cluster.id, ids).await?;
         let mut seen = HashSet::with_capacity(ids.len());
         let mut answer = KnownChunks {
             known: 0,
             missing: Vec::new(),
         };
         for id in ids.iter().filter(|id| seen.insert(**id)) {
-            if stored.contains(id) {
+            if stored.binary_search(id).is_ok() {
                 answer.known += 1;
             } else {
                 answer.missing.push(*id);
