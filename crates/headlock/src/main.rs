@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod cmd;
 mod config;
+mod memory;
 mod pipe;
 mod progress;
 mod secret_file;

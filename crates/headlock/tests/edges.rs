@@ -166,3 +166,31 @@ async fn kmip_server_command_serves_clients_with_its_generated_certificates() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `serve` bounds glibc's malloc arenas by starting itself again with
+/// `MALLOC_ARENA_MAX` set (the same process, which then serves), and leaves a value the
+/// operator set alone.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn serve_bounds_malloc_arenas_and_keeps_an_operators_value() {
+    fn arena_max(pid: u32) -> Vec<String> {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        environ
+            .split(|b| *b == 0)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .filter_map(|v| v.strip_prefix("MALLOC_ARENA_MAX="))
+            .map(str::to_owned)
+            .collect()
+    }
+    let w = World::new();
+    assert_eq!(w.admin.get("/groups").status, 200, "it serves");
+    let expected = std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        (cores / 2).max(2).to_string()
+    });
+    assert_eq!(arena_max(w.server.pid()), vec![expected]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let set = common::Server::start_with_env(dir.path(), &[], &[("MALLOC_ARENA_MAX", "7")]);
+    assert_eq!(arena_max(set.pid()), vec!["7".to_string()]);
+}

@@ -31,6 +31,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man { dir } => return man(dir.as_deref()),
         _ => {}
     }
+    if matches!(cli.command, Command::Serve(_)) {
+        // Before any thread or file: `serve` may re-execute itself here (memory.rs).
+        crate::memory::bound_malloc_arenas();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
