@@ -63,5 +63,5 @@ INSERT INTO chunks_v6 (cluster_id, chunk_id, pack_id, record_offset, record_leng
     FROM chunks;
 DROP TABLE chunks;
 ALTER TABLE chunks_v6 RENAME TO chunks;
--- A pack's chunks in record order (verification reads a pack front to back).
-CREATE INDEX chunks_pack_idx ON chunks (cluster_id, pack_id, record_offset);
+-- A pack's chunk records: garbage collection deletes them with the pack.
+CREATE INDEX chunks_pack_idx ON chunks (cluster_id, pack_id);

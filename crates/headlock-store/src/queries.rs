@@ -613,44 +613,26 @@ pub const CHUNK_IDS: &str = "SELECT chunk_id FROM chunks WHERE cluster_id = $1";
 pub const SNAPSHOT_PACKS: &str =
     "SELECT pack_id FROM snapshot_packs WHERE snapshot_id = $1 ORDER BY pack_id";
 
-/// A page of the chunk records of a pack in record order: `$1` cluster, `$2` pack, those
-/// at offsets from `$3`, at most `$4` (a range of `chunks_pack_idx`).
-pub const PACK_CHUNKS_PAGE: &str = "SELECT cluster_id, chunk_id, pack_id, record_offset, \
-     record_length, plaintext_length, stored_by FROM chunks \
-     WHERE cluster_id = $1 AND pack_id = $2 AND record_offset >= $3 \
-     ORDER BY record_offset LIMIT $4";
+/// The packs of a cluster (`$1`) that no snapshot uses, in id order.
+pub const GARBAGE_PACKS: &str = "SELECT pack_id FROM packs p WHERE p.cluster_id = $1 \
+     AND NOT EXISTS (SELECT 1 FROM snapshot_packs r \
+     WHERE r.cluster_id = p.cluster_id AND r.pack_id = p.pack_id) ORDER BY pack_id";
 
-/// The condition "pack `p` (a row of `packs` or `chunks`) is used by no snapshot".
-macro_rules! unreferenced {
-    ($table:literal) => {
-        concat!(
-            "NOT EXISTS (SELECT 1 FROM snapshot_packs r WHERE r.cluster_id = ",
-            $table,
-            ".cluster_id AND r.pack_id = ",
-            $table,
-            ".pack_id)"
-        )
-    };
+/// Deletes the chunk records of a cluster (`$1`) in `packs` packs (parameters from `$2`).
+pub fn delete_pack_chunks(packs: usize) -> String {
+    in_list(
+        "DELETE FROM chunks WHERE cluster_id = $1 AND pack_id IN (",
+        packs,
+    )
 }
 
-/// The packs of a cluster (`$1`) that no snapshot uses, in id order.
-pub const GARBAGE_PACKS: &str = concat!(
-    "SELECT pack_id FROM packs WHERE cluster_id = $1 AND ",
-    unreferenced!("packs"),
-    " ORDER BY pack_id"
-);
-
-/// Deletes the chunk records of the packs of a cluster (`$1`) that no snapshot uses.
-pub const DELETE_GARBAGE_CHUNKS: &str = concat!(
-    "DELETE FROM chunks WHERE cluster_id = $1 AND ",
-    unreferenced!("chunks")
-);
-
-/// Deletes the packs of a cluster (`$1`) that no snapshot uses (after their chunks).
-pub const DELETE_GARBAGE_PACKS: &str = concat!(
-    "DELETE FROM packs WHERE cluster_id = $1 AND ",
-    unreferenced!("packs")
-);
+/// Deletes the records of `packs` packs of a cluster (`$1`; parameters from `$2`).
+pub fn delete_packs(packs: usize) -> String {
+    in_list(
+        "DELETE FROM packs WHERE cluster_id = $1 AND pack_id IN (",
+        packs,
+    )
+}
 
 /// Every pack recorded for a cluster.
 pub const PACKS_IN_USE: &str = "SELECT pack_id FROM packs WHERE cluster_id = $1 ORDER BY pack_id";

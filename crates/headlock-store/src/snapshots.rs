@@ -62,26 +62,6 @@ impl SnapshotStore for SqlStore {
         found.iter().map(|p| parse_pack_id(p, &op)).collect()
     }
 
-    async fn pack_chunks_page(
-        &self,
-        cluster: ObjectId,
-        pack: ObjectId,
-        from_offset: u64,
-        limit: usize,
-    ) -> Result<Vec<ChunkLocation>, StoreError> {
-        let op = format!("reading a page of the chunks of pack {pack} of cluster {cluster}");
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let found = stmt(q::PACK_CHUNKS_PAGE)
-            .bind(id_text(cluster))
-            .bind(id_text(pack))
-            .bind(bigint(from_offset, "a chunk offset")?)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(ctx(&op))?;
-        found.iter().map(rows::chunk_location).collect()
-    }
-
     async fn stored_chunks(
         &self,
         cluster: ObjectId,
@@ -318,12 +298,18 @@ impl SnapshotStore for SqlStore {
                 tx.rollback().await.map_err(ctx(&op))?;
                 return Ok(Vec::new());
             }
-            for statement in [q::DELETE_GARBAGE_CHUNKS, q::DELETE_GARBAGE_PACKS] {
-                stmt(statement)
-                    .bind(&cluster_text)
-                    .execute(&mut tx)
-                    .await
-                    .map_err(ctx(&op))?;
+            // Their chunk records first (the foreign key from chunks to packs).
+            for batch in garbage.chunks(q::CHUNK_BATCH) {
+                for sql in [
+                    q::delete_pack_chunks(batch.len()),
+                    q::delete_packs(batch.len()),
+                ] {
+                    let mut delete = stmt(&sql).persistent(false).bind(&cluster_text);
+                    for pack in batch {
+                        delete = delete.bind(pack.as_str());
+                    }
+                    delete.execute(&mut tx).await.map_err(ctx(&op))?;
+                }
             }
             tx.commit().await.map_err(ctx(&op))?;
             garbage.iter().map(|p| parse_pack_id(p, &op)).collect()

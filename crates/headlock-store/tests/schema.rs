@@ -477,13 +477,23 @@ mod suite {
             packs[..2].to_vec()
         );
         assert_eq!(store.packs_in_use(cluster).await.unwrap(), packs.to_vec());
-        let a = store
-            .pack_chunks_page(cluster, packs[0], 0, 10)
-            .await
-            .unwrap();
-        let a: Vec<String> = a.iter().map(|l| l.chunk_id.to_string()).collect();
-        assert_eq!(a, vec![chunk(1), chunk(2)]);
-        assert_eq!(store.chunk_ids(cluster).await.unwrap().len(), 4);
+        let mut ids = store.chunk_ids(cluster).await.unwrap();
+        ids.sort_unstable();
+        let mut kept = store.chunk_locations(cluster, &ids).await.unwrap();
+        kept.sort_by_key(|l| l.chunk_id);
+        let kept: Vec<(String, ObjectId, u64)> = kept
+            .iter()
+            .map(|l| (l.chunk_id.to_string(), l.pack_id, l.offset))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                (chunk(1), packs[0], 100),
+                (chunk(2), packs[0], 200),
+                (chunk(3), packs[1], 300),
+                (chunk(4), packs[2], 400),
+            ]
+        );
         assert_eq!(
             store.collect_garbage(cluster).await.unwrap(),
             vec![packs[2]]

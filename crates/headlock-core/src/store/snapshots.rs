@@ -35,16 +35,6 @@ pub trait SnapshotStore: Send + Sync {
     /// The packs a snapshot uses (those that hold a chunk it uses), in id order;
     /// `NotFound` if there is no such snapshot.
     async fn snapshot_packs(&self, snapshot: ObjectId) -> Result<Vec<ObjectId>, StoreError>;
-    /// A page of the chunk records of a pack of a cluster, in record order: at most
-    /// `limit` of them, those at offsets from `from_offset`. A short page is the last; a
-    /// pack that is not recorded has none.
-    async fn pack_chunks_page(
-        &self,
-        cluster: ObjectId,
-        pack: ObjectId,
-        from_offset: u64,
-        limit: usize,
-    ) -> Result<Vec<ChunkLocation>, StoreError>;
     /// Which of `ids` are stored for the cluster, sorted (an id not stored is simply
     /// absent). Any number of ids. Cheaper than [`SnapshotStore::chunk_locations`]: it
     /// reads only the chunk index.
