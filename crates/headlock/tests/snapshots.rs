@@ -144,6 +144,29 @@ impl Fixture {
         v
     }
 
+    /// Backs `file` up as a stream; the snapshot's id.
+    fn snapshot_of(&self, file: &Path) -> String {
+        upload(&self.w.admin, &self.g, &self.c, file, false).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Downloads a snapshot through a new restore link that must refuse it: the error.
+    fn refused_download(&self, snapshot: &str) -> Value {
+        let api = &self.w.admin;
+        let job = api.expect(
+            api.post(
+                &format!("/groups/{}/clusters/{}/restoreJobs", self.g, self.c),
+                &format!(r#"{{"snapshotId":"{snapshot}"}}"#),
+            ),
+            200,
+        );
+        let url = job["results"][0]["delivery"]["url"].as_str().unwrap();
+        let out = Command::new("curl").args(["-s", url]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     fn verify(&self, snapshot: &str) -> Value {
         self.w.admin.expect(
             self.w.admin.post(
@@ -318,14 +341,8 @@ fn a_flipped_byte_in_a_pack_is_detected_by_verify_and_restore() {
     let (api, g, c) = (&f.w.admin, &f.g, &f.c);
     let file = f.path("data");
     std::fs::write(&file, noise(3_000_000, 5)).unwrap();
-    let a = upload(api, g, c, &file, false).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = upload(api, g, c, &file, false).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = f.snapshot_of(&file);
+    let b = f.snapshot_of(&file);
     let packs = f.packs();
     assert_eq!(packs.len(), 1);
     let mut bytes = std::fs::read(&packs[0]).unwrap();
@@ -362,21 +379,15 @@ fn a_flipped_byte_in_a_pack_is_detected_by_verify_and_restore() {
 #[test]
 fn a_swapped_chunk_and_a_truncated_manifest_are_detected() {
     let f = fixture();
-    let (api, g, c) = (&f.w.admin, &f.g, &f.c);
+    let c = &f.c;
     // Two snapshots whose first chunks differ but have the same stored length: random
     // data does not compress, so same-size inputs give same-size records.
     let one = f.path("one");
     let two = f.path("two");
     std::fs::write(&one, noise(200_000, 1)).unwrap();
     std::fs::write(&two, noise(200_000, 2)).unwrap();
-    let a = upload(api, g, c, &one, false).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let _b = upload(api, g, c, &two, false).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = f.snapshot_of(&one);
+    f.snapshot_of(&two);
     let packs = f.packs();
     assert_eq!(packs.len(), 2);
     // Put the record of one pack in place of the other's (same length, both valid AEAD).
@@ -395,16 +406,7 @@ fn a_swapped_chunk_and_a_truncated_manifest_are_detected() {
     std::fs::write(&manifest, &m[..m.len() - 5]).unwrap();
     let report = f.verify(&a);
     assert_eq!(report["manifestOk"], false, "{report}");
-    let job = api.expect(
-        api.post(
-            &format!("/groups/{g}/clusters/{c}/restoreJobs"),
-            &format!(r#"{{"snapshotId":"{a}"}}"#),
-        ),
-        200,
-    );
-    let url = job["results"][0]["delivery"]["url"].as_str().unwrap();
-    let out = Command::new("curl").args(["-s", url]).output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = f.refused_download(&a);
     assert_eq!(v["errorCode"], "SNAPSHOT_DAMAGED", "{v}");
     assert!(v["detail"].as_str().unwrap().contains(&a), "{v}");
 }
@@ -415,29 +417,50 @@ fn a_swapped_chunk_and_a_truncated_manifest_are_detected() {
 #[test]
 fn a_missing_pack_refuses_the_restore_before_any_byte() {
     let f = fixture();
-    let (api, g, c) = (&f.w.admin, &f.g, &f.c);
     let file = f.path("data");
     std::fs::write(&file, noise(300_000, 6)).unwrap();
-    let a = upload(api, g, c, &file, false).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = f.snapshot_of(&file);
     let packs = f.packs();
     assert_eq!(packs.len(), 1);
     let pack_id = packs[0].file_name().unwrap().to_str().unwrap().to_string();
     std::fs::remove_file(&packs[0]).unwrap();
-    let job = api.expect(
-        api.post(
-            &format!("/groups/{g}/clusters/{c}/restoreJobs"),
-            &format!(r#"{{"snapshotId":"{a}"}}"#),
-        ),
-        200,
-    );
-    let url = job["results"][0]["delivery"]["url"].as_str().unwrap();
-    let out = Command::new("curl").args(["-s", url]).output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = f.refused_download(&a);
     assert_eq!(v["errorCode"], "SNAPSHOT_DAMAGED", "{v}");
     assert!(v["detail"].as_str().unwrap().contains(&pack_id), "{v}");
+}
+
+/// Verification checks the snapshot's record against its manifest: a chunk the manifest
+/// names must be in a pack the record says the snapshot uses (here the record's pack
+/// references are removed behind the service's back).
+#[test]
+fn verify_reports_a_chunk_outside_the_packs_the_snapshot_record_names() {
+    let f = fixture();
+    let file = f.path("data");
+    std::fs::write(&file, noise(300_000, 7)).unwrap();
+    let a = f.snapshot_of(&file);
+    assert_eq!(f.verify(&a)["ok"], true);
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys\n\
+             con = sqlite3.connect(sys.argv[1], timeout=30)\n\
+             n = con.execute('DELETE FROM snapshot_packs WHERE snapshot_id = ?', (sys.argv[2],)).rowcount\n\
+             con.commit()\n\
+             sys.exit(0 if n == 1 else 1)\n",
+        )
+        .arg(f.w.server.data_dir.join("headlock.db"))
+        .arg(&a)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report = f.verify(&a);
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["manifestOk"], false, "{report}");
+    let why = report["manifestError"].as_str().unwrap();
+    assert!(
+        why.contains("the snapshot's record does not name"),
+        "{report}"
+    );
 }
 
 #[test]

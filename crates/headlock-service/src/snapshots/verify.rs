@@ -106,18 +106,21 @@ impl Service {
                         let outside = found
                             .iter()
                             .find(|l| packs.binary_search(&l.pack_id).is_err());
-                        if let Some(id) = unknown {
-                            report.manifest_ok = false;
-                            report.manifest_error = Some(format!(
+                        // The first problem found is the one reported.
+                        let problem = match (unknown, outside) {
+                            (Some(id), _) => Some(format!(
                                 "the manifest names chunk {id}, which is not recorded"
-                            ));
-                        } else if let Some(l) = outside {
-                            report.manifest_ok = false;
-                            report.manifest_error = Some(format!(
+                            )),
+                            (None, Some(l)) => Some(format!(
                                 "the manifest names chunk {}, whose pack {} the snapshot's \
                                  record does not name",
                                 l.chunk_id, l.pack_id
-                            ));
+                            )),
+                            (None, None) => None,
+                        };
+                        if let Some(problem) = problem {
+                            report.manifest_ok = false;
+                            report.manifest_error.get_or_insert(problem);
                         }
                         found.sort_unstable_by_key(|l| (l.pack_id, l.offset));
                         let (n, bytes, bad) = check_chunks(source.clone(), found).await?;
@@ -128,7 +131,7 @@ impl Service {
                     Ok(None) => break,
                     Err(e) => {
                         report.manifest_ok = false;
-                        report.manifest_error = Some(e.to_string());
+                        report.manifest_error.get_or_insert(e.to_string());
                         break;
                     }
                 }
