@@ -34,9 +34,9 @@
 //! and fail on the foreign key from `snapshot_packs` once the commit went through.
 //! So, as on SQLite, a commit and a collection of one cluster never interleave: a commit
 //! that reuses a chunk of a collected pack does not find it (the store says which
-//! chunk), and a collection never fails because of a commit. Concurrent commits of one cluster
-//! do run side by side; two that store the same new chunk queue on its unique index
-//! entry and the second gets a conflict. [`TAKE_RESTORE_DOWNLOAD`] and
+//! chunk), and a collection never fails because of a commit. Concurrent commits of one
+//! cluster do run side by side; two that store the same new chunk queue on its unique
+//! index entry and the second gets a conflict. [`TAKE_RESTORE_DOWNLOAD`] and
 //! [`ACQUIRE_LEASE`] are single statements whose condition PostgreSQL re-checks on the
 //! locked row, atomic on both. Multi-row inserts are built by [`insert_chunks`] and
 //! [`insert_references`] with `$N` placeholders.

@@ -56,8 +56,9 @@ impl Service {
             report.clusters_skipped = 1;
             return Ok(report);
         }
-        // Deletes the chunk records no snapshot uses; the packs they emptied are then
-        // not in use, and the listing below finds them with every other orphan.
+        // Deletes the records of the packs no snapshot uses, and of their chunks; those
+        // packs are then not in use, and the listing below finds them with every other
+        // orphan.
         self.store.collect_garbage(cluster).await?;
         let packs = blobs
             .list(&format!("packs/{cluster}/"))
