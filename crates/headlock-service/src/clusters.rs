@@ -100,9 +100,13 @@ fn check_name(what: &str, name: &str) -> Result<String> {
 }
 
 fn check_namespaces(what: &str, list: &[String]) -> Result<()> {
-    if list.len() > MAX_NAMESPACES || list.iter().any(|n| n.is_empty() || n.len() > 255) {
+    // No control characters: a namespace is shown in the console, the CLI's tables and
+    // logs, where a newline or an escape sequence would forge or hide text.
+    let bad = |n: &String| n.is_empty() || n.len() > 255 || n.chars().any(char::is_control);
+    if list.len() > MAX_NAMESPACES || list.iter().any(bad) {
         return Err(ServiceError::invalid_input(format!(
-            "{what} takes at most {MAX_NAMESPACES} namespaces of 1 to 255 bytes."
+            "{what} takes at most {MAX_NAMESPACES} namespaces of 1 to 255 bytes, without \
+             control characters."
         )));
     }
     Ok(())

@@ -635,6 +635,29 @@ fn groups_and_clusters_follow_ops_manager() {
         w.admin.expect(w.admin.patch(&p, all), 200)["statusName"],
         "STARTED"
     );
+
+    // Namespaces: 1 to 255 bytes each, no control characters; a refused list changes
+    // nothing.
+    let kept = w.admin.expect(
+        w.admin
+            .patch(&p, r#"{"excludedNamespaces":["logs","app.sessions"]}"#),
+        200,
+    );
+    assert_eq!(kept["excludedNamespaces"], json!(["logs", "app.sessions"]));
+    let long = format!(r#"{{"excludedNamespaces":["{}"]}}"#, "a".repeat(256));
+    for body in [
+        r#"{"excludedNamespaces":["app\nFORGED LOG LINE"]}"#,
+        r#"{"excludedNamespaces":["app\u001b[2J"]}"#,
+        r#"{"includedNamespaces":["a\u0000b"]}"#,
+        r#"{"excludedNamespaces":[""]}"#,
+        long.as_str(),
+    ] {
+        assert_error(&w.admin.patch(&p, body), 400, "INVALID_ATTRIBUTE");
+    }
+    assert_eq!(
+        w.admin.expect(w.admin.get(&p), 200)["excludedNamespaces"],
+        json!(["logs", "app.sessions"])
+    );
 }
 
 #[test]
