@@ -27,15 +27,14 @@ pub fn bound_malloc_arenas() {
         if std::env::var_os(VAR).is_some() {
             return;
         }
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
         let mut args = std::env::args_os();
-        let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+        let arg0 = args.next().unwrap_or_else(|| "headlock".into());
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let arenas = (cores / 2).max(2);
         // Same process id, arguments, descriptors and environment, plus the variable.
-        let _failed = std::process::Command::new(&exe)
+        // /proc/self/exe is the file this process runs, even if its path was since
+        // replaced (an upgrade in place) or removed.
+        let _failed = std::process::Command::new("/proc/self/exe")
             .arg0(arg0)
             .args(args)
             .env(VAR, arenas.to_string())
