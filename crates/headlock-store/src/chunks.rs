@@ -126,13 +126,7 @@ impl<'a> SnapshotChunks<'a> {
         let mut packs = BTreeSet::new();
         for batch in self.uses.chunks(q::CHUNK_BATCH) {
             let sql = q::chunk_packs(batch.len());
-            let mut query = stmt(&sql)
-                .persistent(batch.len() == q::CHUNK_BATCH)
-                .bind(&self.cluster_text);
-            for id in batch.iter() {
-                query = query.bind(id.to_string());
-            }
-            let mut found = query
+            let mut found = with_ids(&sql, &self.cluster_text, batch)
                 .fetch_map(&mut tx, |row| {
                     let chunk: String = row.try_get("chunk_id")?;
                     let pack: String = row.try_get("pack_id")?;
@@ -209,12 +203,7 @@ pub(crate) async fn stored_ids(
     let mut stored = Vec::with_capacity(ids.len());
     for batch in ids.chunks(q::CHUNK_BATCH) {
         let sql = q::stored_chunk_ids(batch.len());
-        let mut query = stmt(&sql)
-            .persistent(batch.len() == q::CHUNK_BATCH)
-            .bind(cluster_text);
-        for id in batch {
-            query = query.bind(id.to_string());
-        }
+        let query = with_ids(&sql, cluster_text, batch);
         for text in query.fetch_texts(pool).await.map_err(ctx(op))? {
             stored.push(text.parse().map_err(|_| {
                 StoreError::Backend(format!(
@@ -226,4 +215,22 @@ pub(crate) async fn stored_ids(
     stored.sort_unstable();
     stored.dedup();
     Ok(stored)
+}
+
+/// A statement of `sql` (a query over a batch of at most [`q::CHUNK_BATCH`] ids) with
+/// `first` as `$1` and the ids from `$2`; kept prepared for full batches only. (A
+/// `&String`: `stmt` takes a `&str` as a fixed statement of `queries.rs`.)
+#[allow(clippy::ptr_arg)]
+pub(crate) fn with_ids<'a>(
+    sql: &'a String,
+    first: &'a str,
+    ids: &[ChunkId],
+) -> crate::db::Stmt<'a> {
+    let mut query = stmt(sql)
+        .persistent(ids.len() == q::CHUNK_BATCH)
+        .bind(first);
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    query
 }

@@ -13,7 +13,7 @@ use headlock_core::model::{ChunkId, ChunkLocation, Page, RestoreJob, SnapshotRec
 use headlock_core::store::{SnapshotCommit, SnapshotStore};
 use headlock_core::{ObjectId, StoreError};
 
-use crate::chunks::{SnapshotChunks, insert_packs, stored_ids};
+use crate::chunks::{SnapshotChunks, insert_packs, stored_ids, with_ids};
 use crate::db::stmt;
 use crate::error::ctx;
 use crate::queries as q;
@@ -392,18 +392,4 @@ pub(crate) fn parse_pack_id(text: &str, op: &str) -> Result<ObjectId, StoreError
             "{op}: table chunks holds a pack id that is not 24 hex digits"
         ))
     })
-}
-
-/// A statement of `sql` (a query over a batch of at most [`q::CHUNK_BATCH`] ids) with
-/// `first` as `$1` and the ids from `$2`; kept prepared for full batches only. (A
-/// `&String`: `stmt` takes a `&str` as a fixed statement of `queries.rs`.)
-#[allow(clippy::ptr_arg)]
-fn with_ids<'a>(sql: &'a String, first: &'a str, ids: &[ChunkId]) -> crate::db::Stmt<'a> {
-    let mut query = stmt(sql)
-        .persistent(ids.len() == q::CHUNK_BATCH)
-        .bind(first);
-    for id in ids {
-        query = query.bind(id.to_string());
-    }
-    query
 }

@@ -149,6 +149,17 @@ pub(crate) fn extends_run(
         && next.offset + u64::from(next.length) - first.offset <= max_span
 }
 
+/// The distinct chunks some entries (a manifest frame's) name, in the order they first
+/// appear.
+pub(crate) fn frame_chunks(entries: &[ManifestEntry]) -> Vec<ChunkId> {
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .iter()
+        .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
+        .filter(|id| seen.insert(*id))
+        .collect()
+}
+
 impl Service {
     /// Gives `source` the locations of `ids` (chunks of its cluster), for
     /// [`ChunkSource::read`]; an id not stored is left out (reading it fails then).

@@ -11,7 +11,7 @@ use headlock_core::model::{
 };
 use headlock_core::snapshot::{EntryType, ManifestEntry, ManifestKind};
 
-use super::read::{ChunkSource, ManifestStream, extends_run};
+use super::read::{ChunkSource, ManifestStream, extends_run, frame_chunks};
 use super::{blob_err, pack_path};
 use crate::error::{Internal, NotFound};
 use crate::groups::parse_cluster_id;
@@ -290,16 +290,6 @@ fn write_snapshot(
             Output::Tar(b) => b.into_inner()?.flush(),
         }
     })
-}
-
-/// The distinct chunks some entries name.
-fn frame_chunks(entries: &[ManifestEntry]) -> Vec<ChunkId> {
-    let mut seen = HashSet::new();
-    entries
-        .iter()
-        .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
-        .filter(|id| seen.insert(*id))
-        .collect()
 }
 
 /// What a restore link would deliver, without delivering it (the answer to `HEAD`).

@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 
 use super::backup::{CommitLease, FinishedUpload, ManifestBody, discard};
 use super::packs::{ChunkJobs, seal_pipeline};
-use super::read::ManifestStream;
+use super::read::{ManifestStream, frame_chunks};
 use super::{SnapshotView, backup_lease, manifest_path, spool_error};
 use crate::error::{BadRequest, Conflict, NotFound, RequestedId};
 use crate::{Actor, Result, Service, ServiceError};
@@ -141,12 +141,7 @@ impl ParentManifest {
         let Some(mut entries) = self.manifest.next_batch().await? else {
             return Ok(None);
         };
-        let ids: Vec<ChunkId> = entries
-            .iter()
-            .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let ids = frame_chunks(&entries);
         let stored = self.store.stored_chunks(self.cluster, &ids).await?;
         if stored.len() < ids.len() {
             entries.retain(|e| {

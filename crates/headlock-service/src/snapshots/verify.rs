@@ -9,7 +9,7 @@ use headlock_core::ObjectId;
 use headlock_core::model::{ChunkId, ChunkLocation, Cluster, SnapshotRecord};
 
 use super::all_pages;
-use super::read::{ChunkSource, pack_runs};
+use super::read::{ChunkSource, frame_chunks, pack_runs};
 use crate::{Actor, Result, Service, ServiceError};
 
 /// Most bytes skipped between two chunks read with one range.
@@ -92,12 +92,7 @@ impl Service {
             Ok(mut stream) => loop {
                 match stream.next_batch().await {
                     Ok(Some(entries)) => {
-                        let mut named: Vec<ChunkId> = entries
-                            .iter()
-                            .flat_map(|e| e.chunks.iter().map(|(id, _)| *id))
-                            .collect();
-                        named.sort_unstable();
-                        named.dedup();
+                        let named = frame_chunks(&entries);
                         let mut found = self.store.chunk_locations(cluster.id, &named).await?;
                         found.sort_unstable_by_key(|l| l.chunk_id);
                         let unknown = named
