@@ -387,20 +387,13 @@ fn retired_keys_are_destroyed_after_the_grace_unless_referenced_or_cancelled() {
 
     // Make the oldest key referenced behind the service's back: a data key it wraps.
     let db = node.data_dir.join("headlock.db");
-    let status = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sqlite3, sys\n\
-             con = sqlite3.connect(sys.argv[1], timeout=30)\n\
-             con.execute(\"INSERT INTO data_keys (id, cluster_id, wrapped_hex, master_key_uid, created_us) VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', ?, '00', ?, 0)\", (sys.argv[2], sys.argv[3]))\n\
-             con.commit()\n",
-        )
-        .arg(&db)
-        .arg(&c)
-        .arg(&referenced)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let inserted = common::sqlite_execute(
+        &db,
+        "INSERT INTO data_keys (id, cluster_id, wrapped_hex, master_key_uid, created_us) \
+         VALUES ('aaaaaaaaaaaaaaaaaaaaaaaa', ?, '00', ?, 0)",
+        &[&c, &referenced],
+    );
+    assert_eq!(inserted, 1);
     assert_eq!(
         entry(&api.key_history(&g, &c), &referenced)["dataKeyCount"],
         1

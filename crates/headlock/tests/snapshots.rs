@@ -439,20 +439,12 @@ fn verify_reports_a_chunk_outside_the_packs_the_snapshot_record_names() {
     std::fs::write(&file, noise(300_000, 7)).unwrap();
     let a = f.snapshot_of(&file);
     assert_eq!(f.verify(&a)["ok"], true);
-    let status = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sqlite3, sys\n\
-             con = sqlite3.connect(sys.argv[1], timeout=30)\n\
-             n = con.execute('DELETE FROM snapshot_packs WHERE snapshot_id = ?', (sys.argv[2],)).rowcount\n\
-             con.commit()\n\
-             sys.exit(0 if n == 1 else 1)\n",
-        )
-        .arg(f.w.server.data_dir.join("headlock.db"))
-        .arg(&a)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let removed = common::sqlite_execute(
+        &f.w.server.data_dir.join("headlock.db"),
+        "DELETE FROM snapshot_packs WHERE snapshot_id = ?",
+        &[&a],
+    );
+    assert_eq!(removed, 1);
     let report = f.verify(&a);
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["manifestOk"], false, "{report}");

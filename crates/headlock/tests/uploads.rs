@@ -701,21 +701,12 @@ fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
         .find(|(_, d)| files["db/index-1.wt"].starts_with(d))
         .expect("a chunk of db/index-1.wt")
         .0;
-    let status = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sqlite3, sys\n\
-             con = sqlite3.connect(sys.argv[1], timeout=30)\n\
-             n = con.execute('DELETE FROM chunks WHERE cluster_id = ? AND chunk_id = ?', (sys.argv[2], sys.argv[3])).rowcount\n\
-             con.commit()\n\
-             sys.exit(0 if n == 1 else 1)\n",
-        )
-        .arg(w.server.data_dir.join("headlock.db"))
-        .arg(&c)
-        .arg(gone.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let removed = common::sqlite_execute(
+        &w.server.data_dir.join("headlock.db"),
+        "DELETE FROM chunks WHERE cluster_id = ? AND chunk_id = ?",
+        &[&c, &gone.to_string()],
+    );
+    assert_eq!(removed, 1);
     let (_, v) = parent_answer(&w, &g, &c, "/data/many");
     let left: Vec<&str> = v["entries"]
         .as_array()

@@ -702,3 +702,29 @@ pub fn with_pykmip(env: &[(&str, &str)]) -> WithPyKmip {
         dir,
     }
 }
+
+/// Runs one SQL statement on a server's SQLite database behind its back (tests that
+/// damage or edit its records), binding `args` to its `?`s in order, through Python's
+/// `sqlite3`; the number of rows it changed.
+pub fn sqlite_execute(db: &Path, sql: &str, args: &[&str]) -> u64 {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys\n\
+             con = sqlite3.connect(sys.argv[1], timeout=30)\n\
+             n = con.execute(sys.argv[2], sys.argv[3:]).rowcount\n\
+             con.commit()\n\
+             print(n)\n",
+        )
+        .arg(db)
+        .arg(sql)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
