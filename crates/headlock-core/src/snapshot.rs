@@ -74,10 +74,10 @@ pub mod tar_stream;
 pub const PACK_MAGIC: &[u8; 8] = b"HLPACK01";
 /// Magic bytes at the start of every sealed manifest.
 pub const MANIFEST_MAGIC: &[u8; 8] = b"HLMANI01";
-/// FastCDC minimum chunk size (256 KiB). A file's last chunk may be smaller.
-pub const MIN_CHUNK: u32 = 256 * 1024;
-/// FastCDC average chunk size (1 MiB).
-pub const AVG_CHUNK: u32 = 1024 * 1024;
+/// FastCDC minimum chunk size (128 KiB). A file's last chunk may be smaller.
+pub const MIN_CHUNK: u32 = 128 * 1024;
+/// FastCDC average chunk size (512 KiB).
+pub const AVG_CHUNK: u32 = 512 * 1024;
 /// FastCDC maximum chunk size (4 MiB); nothing decompresses past it.
 pub const MAX_CHUNK: u32 = 4 * 1024 * 1024;
 /// The manifest JSON version this code writes and reads.

@@ -1,5 +1,5 @@
 //! Prints how long the store takes for the metadata half of a backup of CHUNKS chunks
-//! (about CHUNKS MiB of data at FastCDC's 1 MiB average): the commit of a first backup
+//! (about CHUNKS / 2 MiB of data at FastCDC's 512 KiB average): the commit of a first backup
 //! (every chunk new), of a second backup of the same data (every chunk reused), reading
 //! the locations of a snapshot's chunks and the cluster's chunk ids, and a garbage
 //! collection, on a real file with `synchronous=FULL`; then the database's size.

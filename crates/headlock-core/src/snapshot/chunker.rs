@@ -78,7 +78,7 @@ pub struct Piece {
     pub data: Vec<u8>,
 }
 
-/// Cuts streams into chunks with a cluster's keyed gear table: 256 KiB minimum, 1 MiB
+/// Cuts streams into chunks with a cluster's keyed gear table: 128 KiB minimum, 512 KiB
 /// average, 4 MiB maximum (the last of a stream may be shorter). Keep one for many
 /// streams: its buffer ([`MAX_CHUNK`] bytes, allocated at the first read) is reused.
 pub struct Chunker {

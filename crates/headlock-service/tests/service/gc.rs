@@ -12,7 +12,7 @@ async fn deleting_a_snapshot_removes_its_own_packs_and_keeps_the_chunks_another_
     let world = World::start().await;
     let node = world.node().await;
     let c = encrypted_cluster(&node).await;
-    // Several chunks (1 MiB on average, at least 256 KiB), so that all but the last of
+    // Several chunks (512 KiB on average, at least 128 KiB), so that all but the last of
     // `shared` are cut the same way when more data follows it.
     let shared = random_bytes(3 * 1024 * 1024);
     let kept = backup(&node, &c, &shared).await;
