@@ -862,3 +862,104 @@ fn accepts_plain_progress_lines_with_files_bytes_totals_and_time_left() {
     );
     assert!(err.contains("; 7 files, 4 directories, 2 links"), "{err}");
 }
+
+/// A TCP proxy in front of `upstream` that forwards until the clients have sent
+/// `budget` bytes in all, then cuts every connection and refuses new ones: a network
+/// that fails mid-backup. Returns its `http://` URL.
+fn cutting_proxy(upstream: &str, budget: u64) -> String {
+    use std::io::Read;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sent = Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            if sent.load(Ordering::SeqCst) >= budget {
+                continue; // dropped: the connection closes at once
+            }
+            let server = TcpStream::connect(&upstream).unwrap();
+            let (mut c_read, mut c_write) = (client.try_clone().unwrap(), client);
+            let (mut s_read, mut s_write) = (server.try_clone().unwrap(), server);
+            let sent = sent.clone();
+            // Client to server, counted, cut when the budget is spent.
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    let n = match c_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let before = sent.fetch_add(n as u64, Ordering::SeqCst);
+                    let allowed = budget.saturating_sub(before).min(n as u64) as usize;
+                    if s_write.write_all(&buf[..allowed]).is_err() || allowed < n {
+                        break;
+                    }
+                }
+                let _ = s_write.shutdown(Shutdown::Both);
+                let _ = c_read.shutdown(Shutdown::Both);
+            });
+            // Server to client, as it comes.
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+                let _ = c_write.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn accepts_a_re_run_of_a_backup_cut_off_mid_upload_that_sends_only_the_rest() {
+    let world = World::new();
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("many");
+    fs::create_dir(&src).unwrap();
+    // 20,000 files of 100 distinct bytes, one chunk each: three rounds of at most
+    // 8,192 chunks (the service's maxQueryIds). The first round (its question, 256 KiB
+    // of ids, then about 1.1 MiB of chunks) ends before 1.5 MiB has been sent; the cut
+    // at 2 MiB falls in the second round's upload, which the service refuses whole,
+    // while the third round is being gathered.
+    for i in 0..20_000u64 {
+        let dir = src.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            fs::create_dir(&dir).unwrap();
+        }
+        fs::write(dir.join(format!("f{i:05}")), noise(100, i + 1)).unwrap();
+    }
+    let mut cut = Cli::of(&world);
+    cut.env[0].1 = cutting_proxy(&world.server.url, 2 << 20);
+    let failed = cut.backup((&g, &c), &[], &src);
+    assert_ne!(failed.code, 0, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("/chunks with ")
+            && failed
+                .stderr
+                .contains("; nothing was committed (a re-run sends only what is missing)"),
+        "{}",
+        failed.stderr
+    );
+    let snapshots = world
+        .admin
+        .get(&format!("/groups/{g}/clusters/{c}/snapshots"));
+    assert_eq!(snapshots.json()["totalCount"], 0, "nothing committed");
+
+    // The re-run, on an intact network: the first round's 8,192 chunks are stored
+    // (819,200 bytes), the rest is sent.
+    let cli = Cli::of(&world);
+    let rerun = cli.backup((&g, &c), &[], &src);
+    let id = rerun.line();
+    assert!(
+        rerun
+            .stderr
+            .contains("1.13 MiB sent, 800.00 KiB already stored"),
+        "{}",
+        rerun.stderr
+    );
+    cli.restore_matches((&g, &c), &id, &src, &work.path().join("restored"));
+}

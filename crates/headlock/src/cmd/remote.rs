@@ -54,6 +54,12 @@ impl Failure {
         Failure { code, message }
     }
 
+    /// The same failure, its message followed by `more`.
+    pub(crate) fn adding(mut self, more: &str) -> Failure {
+        self.message.push_str(more);
+        self
+    }
+
     /// What went wrong, worded for the user.
     pub(crate) fn message(&self) -> &str {
         &self.message

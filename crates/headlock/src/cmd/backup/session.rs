@@ -9,8 +9,9 @@
 //! in the temporary directory that is streamed as the commit's body. A tree of tiny
 //! files thus costs no hand-over between threads per file. This side gathers chunks
 //! into rounds of at most [`ROUND_BYTES`] (and the service's `maxQueryIds`), asks about
-//! each round's ids and uploads the missing ones in one request. Memory: the channel
-//! and one round, whatever the tree's size.
+//! each round's ids and uploads the missing ones in one request, while the next round
+//! gathers (the walker reads on meanwhile). Memory: the channel and two rounds,
+//! whatever the tree's size.
 //!
 //! An interrupted run leaves what it uploaded recorded for the cluster; the next run
 //! opens a new session, is told those chunks are known, and sends the rest.
@@ -52,6 +53,10 @@ type Handoff = Vec<(ChunkId, Vec<u8>)>;
 const HANDOFF_BYTES: usize = 1024 * 1024;
 /// ...or this many chunks.
 const HANDOFF_CHUNKS: usize = 256;
+
+/// Said after a failure before the commit: what was uploaded stays recorded for the
+/// cluster (until collection), and a re-run is told it is known.
+const NOT_COMMITTED: &str = "; nothing was committed (a re-run sends only what is missing)";
 
 /// Counts for the progress display and the summary.
 #[derive(Clone, Default)]
@@ -305,7 +310,7 @@ async fn open(api: &mut Remote, base: &str) -> Result<Opened, Failure> {
 async fn round(
     api: &mut Remote,
     session: &Opened,
-    batch: &mut Vec<(ChunkId, Vec<u8>)>,
+    batch: Handoff,
     counts: &Sent,
 ) -> Result<(), Failure> {
     if batch.is_empty() {
@@ -315,7 +320,7 @@ async fn round(
     let missing = ask(api, session, &ids).await?;
     let mut frames = Vec::new();
     let mut queued = HashSet::new();
-    for (id, data) in batch.drain(..) {
+    for (id, data) in batch {
         if missing.contains(&id.to_string()) && queued.insert(id) {
             frames.extend_from_slice(&id.0);
             frames.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -336,6 +341,60 @@ async fn round(
         .await?;
     }
     Ok(())
+}
+
+/// Gathers the walker's chunks into rounds and sends each, one round in flight while
+/// the next gathers: the walker reads, cuts and hashes while the service stores the
+/// round before (one connection, so one request at a time). Returns the last round,
+/// not sent, once the walker is done; a round that fails ends the gathering.
+/// Memory: the round in flight, the one gathering, and the channel.
+async fn gather_rounds(
+    api: &mut Remote,
+    session: &Opened,
+    rx: &mut tokio::sync::mpsc::Receiver<Handoff>,
+    counts: &Sent,
+) -> Result<Handoff, Failure> {
+    let mut batch: Handoff = Vec::new();
+    let mut batch_bytes = 0usize;
+    // The connection is either idle here or lent to the round in flight, which hands
+    // it back when it ends.
+    let mut idle = Some(api);
+    let mut in_flight = None;
+    loop {
+        let full = batch.len() >= session.max_ids || batch_bytes >= ROUND_BYTES;
+        if full && let Some(api) = idle.take() {
+            batch_bytes = 0;
+            let batch = std::mem::take(&mut batch);
+            in_flight = Some(Box::pin(async move {
+                let sent = round(&mut *api, session, batch, counts).await;
+                (api, sent)
+            }));
+            continue;
+        }
+        tokio::select! {
+            // Gathering waits while a full round waits for the one in flight.
+            handed = rx.recv(), if !full => match handed {
+                Some(handed) => {
+                    for (id, data) in handed {
+                        batch_bytes += data.len();
+                        batch.push((id, data));
+                    }
+                }
+                None => break,
+            },
+            (api, sent) = async { in_flight.as_mut().expect("a round in flight").await },
+                if in_flight.is_some() =>
+            {
+                in_flight = None;
+                idle = Some(api);
+                sent?;
+            }
+        }
+    }
+    if let Some(sending) = in_flight {
+        sending.await.1?;
+    }
+    Ok(batch)
 }
 
 /// Which of `ids` (at most the session's `max_ids`) the cluster lacks, as hex.
@@ -545,22 +604,7 @@ pub async fn backup_tree(
         })
         .map_err(|e| Failure::new(EXIT_FAILED, format!("starting the reading thread: {e}")))?;
 
-    let mut batch: Handoff = Vec::new();
-    let mut batch_bytes = 0usize;
-    let mut failure = None;
-    'rounds: while let Some(handed) = rx.recv().await {
-        for (id, data) in handed {
-            batch_bytes += data.len();
-            batch.push((id, data));
-            if batch.len() >= session.max_ids || batch_bytes >= ROUND_BYTES {
-                if let Err(f) = round(api, &session, &mut batch, counts).await {
-                    failure = Some(f);
-                    break 'rounds;
-                }
-                batch_bytes = 0;
-            }
-        }
-    }
+    let rounds = gather_rounds(api, &session, &mut rx, counts).await;
     // Stops the walker if it is still at work (its next hand-over fails).
     drop(rx);
     let (walked, manifest) = walker
@@ -568,21 +612,18 @@ pub async fn backup_tree(
         .map_err(|_| Failure::new(EXIT_FAILED, "the reading thread failed".into()))?;
     // The walk (and with it the parent's cursor) is over.
     parent_reader.finish(&parent_warnings);
-    if let Some(f) = failure {
-        return Err(f);
-    }
+    let last = rounds.map_err(|f| f.adding(NOT_COMMITTED))?;
     let stats = match walked {
         Ok(stats) => stats,
         Err(e) => {
             // What was uploaded stays recorded for a re-run; the session is ended.
             let _ = api.call(Method::DELETE, &session.path, &[], None).await;
-            return Err(Failure::new(
-                EXIT_FAILED,
-                format!("{e}; nothing was committed (a re-run sends only what is missing)"),
-            ));
+            return Err(Failure::new(EXIT_FAILED, format!("{e}{NOT_COMMITTED}")));
         }
     };
-    round(api, &session, &mut batch, counts).await?;
+    round(api, &session, last, counts)
+        .await
+        .map_err(|f| f.adding(NOT_COMMITTED))?;
     let file = manifest
         .into_inner()
         .map_err(|e| spool_err(e.into_error()))?;
