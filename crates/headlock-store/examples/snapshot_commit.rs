@@ -71,6 +71,7 @@ fn first_backup(cluster: &Cluster, round: u32, chunks: u32) -> SnapshotCommit {
         .collect();
     SnapshotCommit {
         uses: new_chunks.iter().map(|c| c.chunk_id).collect(),
+        lengths: Vec::new(),
         new_chunks,
         snapshot: snap,
     }
@@ -134,6 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             snapshot: snapshot(&cluster, chunks),
             new_chunks: vec![],
             uses: commit.uses.clone(),
+            lengths: Vec::new(),
         };
         let start = Instant::now();
         store.commit_snapshot(&again).await?;

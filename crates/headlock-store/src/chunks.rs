@@ -20,28 +20,43 @@ use crate::error::{classify, ctx, is_violation};
 use crate::queries as q;
 use crate::rows::{bigint, id_text};
 
-/// The chunk rows of one snapshot, checked: the chunks it uses (sorted, each once) and
-/// the new chunks it stores (sorted by id).
+/// The chunk rows of one snapshot, checked: the chunks it uses (sorted, each once),
+/// the plaintext length it lists for each (if its caller wants them checked), and the
+/// new chunks it stores (sorted by id).
 pub(crate) struct SnapshotChunks<'a> {
     cluster_text: String,
     snapshot_text: String,
     uses: Cow<'a, [ChunkId]>,
+    lengths: Option<&'a [u32]>,
     new_chunks: Vec<&'a ChunkLocation>,
 }
 
 impl<'a> SnapshotChunks<'a> {
     /// Checks that every new chunk is of `cluster`, stored by `snapshot` and among
-    /// `uses` ([`StoreError::Precondition`] naming the chunk if not).
+    /// `uses` ([`StoreError::Precondition`] naming the chunk if not). `lengths`, if not
+    /// empty, are those of `uses`, which must then be sorted and distinct already.
     pub(crate) fn check(
         op: &str,
         cluster: ObjectId,
         snapshot: ObjectId,
-        uses: &'a [ChunkId],
+        (uses, lengths): (&'a [ChunkId], &'a [u32]),
         new_chunks: &'a [ChunkLocation],
     ) -> Result<Self, StoreError> {
+        let sorted = uses.windows(2).all(|w| w[0] < w[1]);
+        let lengths = match lengths {
+            [] => None,
+            l if l.len() == uses.len() && sorted => Some(l),
+            _ => {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: {} lengths for {} chunks (they must be sorted and distinct)",
+                    lengths.len(),
+                    uses.len()
+                )));
+            }
+        };
         // Sorted and distinct already (an upload's commit sorts them): used as they
         // are, not copied (a copy grows with the snapshot).
-        let uses = if uses.windows(2).all(|w| w[0] < w[1]) {
+        let uses = if sorted {
             Cow::Borrowed(uses)
         } else {
             let mut owned = uses.to_vec();
@@ -71,6 +86,7 @@ impl<'a> SnapshotChunks<'a> {
             cluster_text: id_text(cluster),
             snapshot_text: id_text(snapshot),
             uses,
+            lengths,
             new_chunks,
         })
     }
@@ -118,40 +134,74 @@ impl<'a> SnapshotChunks<'a> {
     }
 
     /// Inserts the snapshot's references to the packs of every chunk it uses in `tx`,
-    /// each pack once. A chunk it reuses that is not stored for the cluster rolls `tx`
-    /// back and is [`StoreError::Precondition`] naming it.
-    pub(crate) async fn insert_references(&self, mut tx: Tx, op: &str) -> Result<Tx, StoreError> {
+    /// each pack once, and returns the bytes of the records this snapshot stored (those
+    /// of the chunks it uses whose `stored_by` is its id).
+    ///
+    /// A chunk it uses that is not stored for the cluster rolls `tx` back. With lengths
+    /// (a client's manifest): every such chunk is looked for, and a chunk stored with
+    /// another plaintext length counts as not stored, [`Conflict::ChunksNotStored`]
+    /// naming the first and counting them. Without (the service's own list, where a
+    /// missing chunk means garbage collection removed it meanwhile):
+    /// [`StoreError::Precondition`] naming it.
+    pub(crate) async fn insert_references(
+        &self,
+        mut tx: Tx,
+        op: &str,
+    ) -> Result<(Tx, u64), StoreError> {
         // Read in the transaction, after its own new chunks were inserted. On PostgreSQL
         // no collection runs meanwhile (see queries.rs), so what is found stays.
         let mut packs = BTreeSet::new();
-        for batch in self.uses.chunks(q::CHUNK_BATCH) {
+        let mut stored = 0u64;
+        let (mut first_missing, mut missing) = (None::<ChunkId>, 0u64);
+        for (n, batch) in self.uses.chunks(q::CHUNK_BATCH).enumerate() {
             let sql = q::chunk_packs(batch.len());
-            let mut found = with_ids(&sql, &self.cluster_text, batch)
+            let mut found = with_ids(&sql, &[&self.snapshot_text, &self.cluster_text], batch)
                 .fetch_map(&mut tx, |row| {
                     let chunk: String = row.try_get("chunk_id")?;
                     let pack: String = row.try_get("pack_id")?;
-                    Ok((chunk, pack))
+                    let length: i64 = row.try_get("plaintext_length")?;
+                    let here: i64 = row.try_get("stored_here")?;
+                    Ok((chunk, pack, length, here))
                 })
                 .await
                 .map_err(ctx(op))?;
-            if found.len() < batch.len() {
-                found.sort_unstable();
-                let missing = batch
-                    .iter()
-                    .find(|id| {
-                        let text = id.to_string();
-                        found.binary_search_by(|(c, _)| c.cmp(&text)).is_err()
-                    })
-                    .map_or_else(|| "a chunk".to_owned(), |id| format!("chunk {id}"));
-                tx.rollback().await.ok();
-                return Err(StoreError::Precondition(format!(
-                    "{op}: the snapshot uses {missing}, which is not stored for the cluster \
-                     (garbage collection removed it)"
-                )));
+            found.sort_unstable();
+            let lengths = self
+                .lengths
+                .map(|l| &l[n * q::CHUNK_BATCH..n * q::CHUNK_BATCH + batch.len()]);
+            // Both sorted by id (hex text sorts as the bytes do): one pass.
+            let mut rows = found.into_iter().peekable();
+            for (i, id) in batch.iter().enumerate() {
+                let text = id.to_string();
+                while rows.next_if(|r| r.0 < text).is_some() {}
+                let row = rows.next_if(|r| r.0 == text);
+                let listed = lengths.map(|l| i64::from(l[i]));
+                match row {
+                    Some((_, pack, length, here)) if listed.is_none_or(|l| l == length) => {
+                        packs.insert(pack);
+                        stored += u64::try_from(here).unwrap_or(0);
+                    }
+                    _ if self.lengths.is_none() => {
+                        tx.rollback().await.ok();
+                        return Err(StoreError::Precondition(format!(
+                            "{op}: the snapshot uses chunk {id}, which is not stored for the \
+                             cluster (garbage collection removed it)"
+                        )));
+                    }
+                    _ => {
+                        first_missing.get_or_insert(*id);
+                        missing += 1;
+                    }
+                }
             }
-            for (_, pack) in found {
-                packs.insert(pack);
+        }
+        if let Some(first) = first_missing {
+            tx.rollback().await.ok();
+            return Err(Conflict::ChunksNotStored {
+                first,
+                count: missing,
             }
+            .into());
         }
         let packs: Vec<String> = packs.into_iter().collect();
         for batch in packs.chunks(q::REFERENCE_BATCH) {
@@ -166,7 +216,7 @@ impl<'a> SnapshotChunks<'a> {
             // Every pack was read from a chunk row, whose foreign key says it is recorded.
             insert.execute(&mut tx).await.map_err(ctx(op))?;
         }
-        Ok(tx)
+        Ok((tx, stored))
     }
 }
 
@@ -203,7 +253,7 @@ pub(crate) async fn stored_ids(
     let mut stored = Vec::with_capacity(ids.len());
     for batch in ids.chunks(q::CHUNK_BATCH) {
         let sql = q::stored_chunk_ids(batch.len());
-        let query = with_ids(&sql, cluster_text, batch);
+        let query = with_ids(&sql, &[cluster_text], batch);
         for text in query.fetch_texts(pool).await.map_err(ctx(op))? {
             stored.push(text.parse().map_err(|_| {
                 StoreError::Backend(format!(
@@ -218,17 +268,18 @@ pub(crate) async fn stored_ids(
 }
 
 /// A statement of `sql` (a query over a batch of at most [`q::CHUNK_BATCH`] ids) with
-/// `first` as `$1` and the ids from `$2`; kept prepared for full batches only. (A
-/// `&String`: `stmt` takes a `&str` as a fixed statement of `queries.rs`.)
+/// `leading` as `$1`, `$2`, ... and the ids after them; kept prepared for full batches
+/// only. (A `&String`: `stmt` takes a `&str` as a fixed statement of `queries.rs`.)
 #[allow(clippy::ptr_arg)]
 pub(crate) fn with_ids<'a>(
     sql: &'a String,
-    first: &'a str,
+    leading: &[&'a str],
     ids: &[ChunkId],
 ) -> crate::db::Stmt<'a> {
-    let mut query = stmt(sql)
-        .persistent(ids.len() == q::CHUNK_BATCH)
-        .bind(first);
+    let mut query = stmt(sql).persistent(ids.len() == q::CHUNK_BATCH);
+    for value in leading {
+        query = query.bind(*value);
+    }
     for id in ids {
         query = query.bind(id.to_string());
     }

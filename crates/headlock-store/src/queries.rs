@@ -567,13 +567,18 @@ pub fn stored_chunk_ids(ids: usize) -> String {
 
 /// `head` (ending in `IN (`) and `ids` parameters from `$2`, closed.
 fn in_list(head: &str, ids: usize) -> String {
+    in_list_from(head, 2, ids)
+}
+
+/// `head` (ending in `IN (`) and `ids` parameters from `$first`, closed.
+fn in_list_from(head: &str, first: usize, ids: usize) -> String {
     let mut sql = String::from(head);
     for i in 0..ids {
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push('$');
-        sql.push_str(&(i + 2).to_string());
+        sql.push_str(&(i + first).to_string());
     }
     sql.push(')');
     sql
@@ -597,14 +602,24 @@ pub fn chunk_locations(ids: usize) -> String {
     )
 }
 
-/// The packs of a list of chunk ids of a cluster, `(chunk_id, pack_id)` rows: `$1`
-/// cluster, then `ids` placeholders.
+/// The packs of a list of chunk ids of a cluster, with each chunk's plaintext length
+/// and its record's length if snapshot `$1` stored it (else 0): `(chunk_id, pack_id,
+/// plaintext_length, stored_here)` rows. `$1` snapshot, `$2` cluster, then `ids`
+/// placeholders from `$3` (numbered in the order they appear: SQLite numbers `$N`
+/// parameters by first appearance).
 pub fn chunk_packs(ids: usize) -> String {
-    in_list(
-        "SELECT chunk_id, pack_id FROM chunks WHERE cluster_id = $1 AND chunk_id IN (",
+    in_list_from(
+        "SELECT chunk_id, pack_id, plaintext_length, \
+         CASE WHEN stored_by = $1 THEN record_length ELSE 0 END AS stored_here \
+         FROM chunks WHERE cluster_id = $2 AND chunk_id IN (",
+        3,
         ids,
     )
 }
+
+/// Sets a snapshot's stored size, counted by its commit. `$1` snapshot, `$2` bytes.
+pub const SET_SNAPSHOT_STORED_SIZE: &str =
+    "UPDATE snapshots SET stored_size_bytes = $2 WHERE id = $1";
 
 /// Every chunk id of a cluster.
 pub const CHUNK_IDS: &str = "SELECT chunk_id FROM chunks WHERE cluster_id = $1";

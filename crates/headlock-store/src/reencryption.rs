@@ -112,7 +112,7 @@ impl ReencryptionStore for SqlStore {
                 &op,
                 cluster,
                 commit.snapshot_id,
-                &commit.uses,
+                (&commit.uses, &[]),
                 &commit.new_chunks,
             )?;
             let bytes = bigint(commit.bytes, "the snapshot's size")?;
@@ -156,7 +156,7 @@ impl ReencryptionStore for SqlStore {
                 .execute(&mut tx)
                 .await
                 .map_err(ctx(&op))?;
-            let tx = chunks.insert_references(tx, &op).await?;
+            let (tx, _) = chunks.insert_references(tx, &op).await?;
             tx.commit().await.map_err(ctx(&op))
         })
         .await

@@ -81,7 +81,7 @@ impl SnapshotStore for SqlStore {
         let mut out = Vec::new();
         for batch in ids.chunks(q::CHUNK_BATCH) {
             let sql = q::chunk_locations(batch.len());
-            let found = with_ids(&sql, &cluster_text, batch)
+            let found = with_ids(&sql, &[&cluster_text], batch)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(ctx(&op))?;
@@ -128,26 +128,35 @@ impl SnapshotStore for SqlStore {
     }
 
     /// Records a finished backup in one write transaction: the snapshot, its new chunks
-    /// (multi-row inserts of 500 rows, their packs first) and its references to the
-    /// packs of the chunks it uses (looked up 500 chunks at a time).
+    /// (multi-row inserts of 500 rows, their packs first), its references to the packs
+    /// of the chunks it uses (looked up 500 chunks at a time, lengths checked if given)
+    /// and its stored size, counted from the same rows.
     ///
     /// Refused before anything is written (`Precondition`): a new chunk of another cluster
-    /// or stored by another snapshot, or one the snapshot does not use. Then, rolling
-    /// everything back: `NotFound` if the cluster is not in the snapshot's group;
-    /// `Conflict` if the snapshot id or a new chunk is already recorded (naming the
-    /// chunk); `Precondition` if a used chunk is not stored for the cluster (garbage
-    /// collection removed it; naming it). Duplicate ids in `uses` count once.
-    async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<(), StoreError> {
+    /// or stored by another snapshot, or one the snapshot does not use; lengths that are
+    /// not one per used chunk, sorted and distinct. Then, rolling everything back:
+    /// `NotFound` if the cluster is not in the snapshot's group; `Conflict` if the
+    /// snapshot id or a new chunk is already recorded (naming the chunk); for a used
+    /// chunk not stored for the cluster, `Conflict::ChunksNotStored` with lengths (also
+    /// for another length; naming the first, counting all), else `Precondition`
+    /// (garbage collection removed it; naming it). Duplicate ids in `uses` count once.
+    async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<u64, StoreError> {
         retrying("commit_snapshot", || async move {
             let snap = &commit.snapshot;
             let cluster = snap.cluster_id;
             let op = format!("committing snapshot {} of cluster {cluster}", snap.id);
 
-            let chunks =
-                SnapshotChunks::check(&op, cluster, snap.id, &commit.uses, &commit.new_chunks)?;
+            let chunks = SnapshotChunks::check(
+                &op,
+                cluster,
+                snap.id,
+                (&commit.uses, &commit.lengths),
+                &commit.new_chunks,
+            )?;
+            // The stored size is counted below; 0 until then.
             let sizes = [
                 bigint(snap.data_size_bytes, "dataSizeBytes")?,
-                bigint(snap.stored_size_bytes, "storageSizeBytes")?,
+                0,
                 bigint(snap.file_size_bytes, "fileSizeBytes")?,
             ];
             let cluster_text = id_text(cluster);
@@ -183,8 +192,15 @@ impl SnapshotStore for SqlStore {
                 .map_err(ctx(&op))?;
 
             let tx = chunks.insert_new(tx, &self.pool, &op).await?;
-            let tx = chunks.insert_references(tx, &op).await?;
-            tx.commit().await.map_err(ctx(&op))
+            let (mut tx, stored) = chunks.insert_references(tx, &op).await?;
+            stmt(q::SET_SNAPSHOT_STORED_SIZE)
+                .bind(&snapshot_text)
+                .bind(bigint(stored, "storageSizeBytes")?)
+                .execute(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+            tx.commit().await.map_err(ctx(&op))?;
+            Ok(stored)
         })
         .await
     }

@@ -80,6 +80,7 @@ macro_rules! conformance {
             commit_snapshot_rejects_records_that_do_not_belong,
             commit_snapshot_of_many_chunks_crosses_batches,
             record_chunks_before_a_commit_that_uses_them,
+            commit_snapshot_checks_the_lengths_a_client_lists,
             lists_snapshots_newest_first_in_pages,
             update_snapshot_writes_expiry_and_do_not_delete_only,
             hides_snapshot_behind_another_cluster,
@@ -395,10 +396,12 @@ mod fixtures {
             snapshot: snap.clone(),
             new_chunks: new.clone().map(|n| location(snap, pack, n)).collect(),
             uses: new.chain(reused.iter().copied()).map(chunk_id).collect(),
+            lengths: Vec::new(),
         }
     }
 
-    /// A snapshot of `cluster` committed with [`commit`].
+    /// A snapshot of `cluster` committed with [`commit`], as stored: its stored size is
+    /// the record lengths of its new chunks, counted by the store.
     pub async fn committed(
         s: &dyn MetadataStore,
         cluster: &Cluster,
@@ -406,10 +409,12 @@ mod fixtures {
         new: std::ops::Range<u32>,
         reused: &[u32],
     ) -> SnapshotRecord {
-        let snap = snapshot(cluster);
-        s.commit_snapshot(&commit(&snap, pack, new, reused))
-            .await
-            .unwrap();
+        let mut snap = snapshot(cluster);
+        let commit = commit(&snap, pack, new, reused);
+        let stored = s.commit_snapshot(&commit).await.unwrap();
+        let lengths: u64 = commit.new_chunks.iter().map(|c| u64::from(c.length)).sum();
+        assert_eq!(stored, lengths);
+        snap.stored_size_bytes = stored;
         snap
     }
 
@@ -1198,9 +1203,11 @@ mod suite {
     pub async fn accepts_snapshot_commit_round_trip(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let pack = ObjectId::new();
-        let snap = snapshot(&c);
+        let mut snap = snapshot(&c);
         let commit = commit(&snap, pack, 0..3, &[]);
-        s.commit_snapshot(&commit).await.unwrap();
+        // The stored size is counted, whatever the record said: 900 + 901 + 902.
+        assert_eq!(s.commit_snapshot(&commit).await.unwrap(), 2703);
+        snap.stored_size_bytes = 2703;
         assert_eq!(s.snapshot(c.id, snap.id).await.unwrap(), Some(snap.clone()));
         assert_eq!(
             s.list_snapshots(c.id, Page::default()).await.unwrap(),
@@ -1261,6 +1268,70 @@ mod suite {
         assert_eq!(s.packs_in_use(c.id).await.unwrap(), sorted(vec![p1, p2]));
     }
 
+    /// An upload session's commit: the lengths its manifest lists are checked in the
+    /// commit's own lookup (every bad chunk counted, the first named, nothing written),
+    /// and its stored size is what the session stored, not what it reused.
+    pub async fn commit_snapshot_checks_the_lengths_a_client_lists(s: &dyn MetadataStore) {
+        let (_, c) = stored_cluster(s, "g").await;
+        let earlier = committed(s, &c, ObjectId::new(), 0..2, &[]).await;
+        // The session stores chunks 2..1200 (three lookup batches).
+        let mut upload = snapshot(&c);
+        let pack = ObjectId::new();
+        let recorded: Vec<ChunkLocation> = (2..1200).map(|n| location(&upload, pack, n)).collect();
+        s.record_chunks(&recorded).await.unwrap();
+        let uses = ids(0..1200);
+        let lengths: Vec<u32> = (0..1200)
+            .map(|n| location(&upload, pack, n).plaintext_length)
+            .collect();
+        let with = |lengths: Vec<u32>| SnapshotCommit {
+            snapshot: upload.clone(),
+            new_chunks: Vec::new(),
+            uses: uses.clone(),
+            lengths,
+        };
+
+        // Chunk 7 listed with another length, chunk 1100 (a later batch) likewise, and
+        // one chunk not stored at all: three, the first in id order named.
+        let mut wrong = lengths.clone();
+        wrong[7] += 1;
+        wrong[1100] -= 1;
+        let mut missing = with(wrong);
+        missing.uses.push(chunk_id(5000));
+        missing.lengths.push(1);
+        let r = s.commit_snapshot(&missing).await;
+        assert_eq!(
+            conflict(r),
+            StoreConflict::ChunksNotStored {
+                first: chunk_id(7),
+                count: 3
+            }
+        );
+        assert_eq!(s.snapshot(c.id, upload.id).await.unwrap(), None);
+        // Lengths that are not one per chunk, or for unsorted chunks: refused.
+        assert!(is_precondition(
+            &s.commit_snapshot(&with(lengths[1..].to_vec())).await
+        ));
+        let mut unsorted = with(lengths.clone());
+        unsorted.uses.swap(0, 1);
+        assert!(is_precondition(&s.commit_snapshot(&unsorted).await));
+
+        // Right: committed; stored is the session's records (chunks 2..1200), not the
+        // two chunks reused from `earlier`.
+        let stored_bytes: u64 = recorded.iter().map(|l| u64::from(l.length)).sum();
+        assert_eq!(
+            s.commit_snapshot(&with(lengths)).await.unwrap(),
+            stored_bytes
+        );
+        upload.stored_size_bytes = stored_bytes;
+        assert_eq!(
+            s.snapshot(c.id, upload.id).await.unwrap(),
+            Some(upload.clone())
+        );
+        let mut packs = packs_of(s, &earlier).await;
+        packs.push(pack);
+        assert_eq!(packs_of(s, &upload).await, sorted(packs));
+    }
+
     pub async fn record_chunks_before_a_commit_that_uses_them(s: &dyn MetadataStore) {
         let (_, c) = stored_cluster(s, "g").await;
         let (_, other) = stored_cluster(s, "h").await;
@@ -1305,6 +1376,7 @@ mod suite {
             snapshot: upload.clone(),
             new_chunks: Vec::new(),
             uses: ids([0, 5, 6]),
+            lengths: Vec::new(),
         };
         s.commit_snapshot(&commit).await.unwrap();
         assert_eq!(packs_of(s, &upload).await, sorted(vec![p1, p2]));
@@ -1421,7 +1493,8 @@ mod suite {
         for i in (0..5u32).rev() {
             let mut snap = snapshot(&c);
             snap.created = base + time::Duration::seconds(i64::from(i));
-            s.commit_snapshot(&commit(&snap, ObjectId::new(), i * 10..i * 10 + 1, &[]))
+            snap.stored_size_bytes = s
+                .commit_snapshot(&commit(&snap, ObjectId::new(), i * 10..i * 10 + 1, &[]))
                 .await
                 .unwrap();
             snaps.push(snap);
@@ -1581,7 +1654,7 @@ mod suite {
         for task in tasks {
             let (n, result) = task.await.unwrap();
             match result {
-                Ok(()) => winners.push(n),
+                Ok(_) => winners.push(n),
                 Err(StoreError::Conflict(c)) => {
                     assert_eq!(c, StoreConflict::ChunkStored(chunk_id(42)))
                 }
@@ -1629,7 +1702,7 @@ mod suite {
             let (n, snap, result) = task.await.unwrap();
             let kept = left.binary_search(&chunk_id(n)).is_ok();
             match result {
-                Ok(()) => {
+                Ok(_) => {
                     succeeded += 1;
                     assert!(kept, "chunk {n} was collected under a committed snapshot");
                     assert_eq!(packs_of(s, &snap).await.len(), 2);

@@ -250,6 +250,7 @@ async fn collection_waits_for_a_snapshot_commit_in_flight() {
                 stored_by: old.id,
             }],
             uses: vec![chunk_id(7)],
+            lengths: Vec::new(),
         })
         .await
         .unwrap();

@@ -181,6 +181,7 @@ mod suite {
                 .map(|n| location(cluster, snap.id, pack, n))
                 .collect(),
             uses: chunks.map(chunk_id).collect(),
+            lengths: Vec::new(),
         })
         .await
         .unwrap();

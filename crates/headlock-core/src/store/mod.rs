@@ -100,6 +100,15 @@ pub enum Conflict {
     /// A commit lists the same new chunk twice.
     #[error("a new chunk is listed twice")]
     ChunkListedTwice,
+    /// Chunks a commit uses are not stored for the cluster, or not with the plaintext
+    /// length its manifest gives them ([`SnapshotCommit::lengths`]).
+    #[error("{count} chunk(s) the snapshot uses are not stored for the cluster (first: {first})")]
+    ChunksNotStored {
+        /// The first, in id order.
+        first: ChunkId,
+        /// How many.
+        count: u64,
+    },
     /// Any other uniqueness rule (a record id already taken): a bug, not a race a caller
     /// expects. The text names the operation and the database's message, for the log.
     #[error("{0}")]

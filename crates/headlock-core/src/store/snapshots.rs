@@ -18,12 +18,17 @@ use super::StoreError;
 /// of every chunk the snapshot uses, and the snapshot itself (complete).
 #[derive(Debug, Clone)]
 pub struct SnapshotCommit {
-    /// The snapshot.
+    /// The snapshot. Its `stored_size_bytes` is not read: the store counts it.
     pub snapshot: SnapshotRecord,
     /// Chunks stored by this backup.
     pub new_chunks: Vec<ChunkLocation>,
     /// Every distinct chunk the snapshot uses (new and reused).
     pub uses: Vec<ChunkId>,
+    /// The plaintext length the snapshot's manifest gives each chunk of `uses`, in the
+    /// same order (`uses` then sorted and distinct), when a client wrote the manifest:
+    /// each is checked against the stored chunk in the commit's own lookup. Empty when
+    /// the service cut the chunks itself.
+    pub lengths: Vec<u32>,
 }
 
 /// Snapshots, chunks and restore jobs.
@@ -55,10 +60,15 @@ pub trait SnapshotStore: Send + Sync {
     /// record of it stays unreferenced in its pack). Until a snapshot refers to them,
     /// they are garbage to [`SnapshotStore::collect_garbage`].
     async fn record_chunks(&self, chunks: &[ChunkLocation]) -> Result<(), StoreError>;
-    /// Records a finished backup (see [`SnapshotCommit`]);
+    /// Records a finished backup (see [`SnapshotCommit`]) and returns its stored size,
+    /// which the store counts: the record bytes of the chunks it uses that were stored
+    /// under its id (by the backup itself, or by the upload session of the same id).
     /// [`Conflict::ChunkStored`](super::Conflict::ChunkStored) if a new chunk is already
-    /// recorded for the cluster, `Precondition` naming a used chunk that is not stored.
-    async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<(), StoreError>;
+    /// recorded for the cluster. A used chunk that is not stored:
+    /// [`Conflict::ChunksNotStored`](super::Conflict::ChunksNotStored) if the commit
+    /// gave lengths (a chunk stored with another length counts as not stored), else
+    /// `Precondition` naming it.
+    async fn commit_snapshot(&self, commit: &SnapshotCommit) -> Result<u64, StoreError>;
     /// A snapshot of a cluster.
     async fn snapshot(
         &self,

@@ -13,7 +13,7 @@ use headlock_core::snapshot::{
     ChunkCipher, ChunkIdKey, EntryType, Manifest, ManifestEntry, ManifestKind,
 };
 use headlock_core::store::SnapshotCommit;
-use headlock_core::{ObjectId, StoreError};
+use headlock_core::{ObjectId, StoreConflict, StoreError};
 use tokio::io::AsyncRead;
 
 use super::packs::{ChunkJobs, Packed, seal_pipeline};
@@ -239,7 +239,7 @@ impl Service {
             Ok(Packed {
                 produced: (manifest, uses, data_size),
                 locations,
-                stored,
+                ..
             }) => {
                 let finished = FinishedUpload {
                     snapshot_id,
@@ -248,9 +248,9 @@ impl Service {
                     data_key_id,
                     manifest: ManifestBody::Whole(manifest),
                     uses,
+                    lengths: Vec::new(),
                     data_size,
                     locations,
-                    stored,
                 };
                 self.finish_backup(
                     &cluster,
@@ -320,9 +320,11 @@ pub(super) struct FinishedUpload {
     pub(super) data_key_id: ObjectId,
     pub(super) manifest: ManifestBody,
     pub(super) uses: Vec<ChunkId>,
+    /// The plaintext lengths a client's manifest gives `uses` (sorted then), checked
+    /// by the commit; empty when the service cut the chunks itself.
+    pub(super) lengths: Vec<u32>,
     pub(super) data_size: u64,
     pub(super) locations: Vec<ChunkLocation>,
-    pub(super) stored: u64,
 }
 
 impl Service {
@@ -370,14 +372,15 @@ impl Service {
             ManifestBody::Spooled(file) => blobs.put_file(&path, file).await,
         }
         .map_err(blob_err)?;
-        let record = SnapshotRecord {
+        let mut record = SnapshotRecord {
             id: up.snapshot_id,
             group_id: cluster.group_id,
             cluster_id: cluster.id,
             created: up.created,
             kind: up.kind,
             data_size_bytes: up.data_size,
-            stored_size_bytes: up.stored,
+            // Counted by the commit.
+            stored_size_bytes: 0,
             file_size_bytes: up.data_size,
             expires: None,
             do_not_delete: false,
@@ -387,6 +390,7 @@ impl Service {
             snapshot: record.clone(),
             new_chunks: up.locations,
             uses: up.uses,
+            lengths: up.lengths,
         };
         // The lease must still be ours at the commit, renewed just now, so that no
         // collection can have judged these packs orphans (see `collect_garbage`).
@@ -404,7 +408,17 @@ impl Service {
             ));
         }
         match self.store.commit_snapshot(&commit).await {
-            Ok(()) => Ok(record),
+            Ok(stored) => {
+                record.stored_size_bytes = stored;
+                Ok(record)
+            }
+            Err(StoreError::Conflict(StoreConflict::ChunksNotStored { first, count })) => {
+                Err(Conflict::ChunksNotStored {
+                    first: first.to_string(),
+                    count,
+                }
+                .into())
+            }
             Err(StoreError::Precondition(why)) => Err(ServiceError::unexpected(format!(
                 "a chunk this backup reused was removed meanwhile ({why}); retry the backup"
             ))),

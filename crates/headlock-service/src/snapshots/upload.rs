@@ -466,38 +466,8 @@ impl Service {
         let data_size = read.data_size;
         let blobs = self.blobs()?.clone();
         let _shared = self.snapshot_locks.read(cluster.id).await;
-        let mut stored = 0u64;
-        let (mut first_missing, mut missing) = (None, 0u64);
-        // Asked in bounded batches: the answer never holds every chunk's location.
-        for (part, lengths) in read
-            .uses
-            .chunks(MAX_QUERY_IDS)
-            .zip(read.lengths.chunks(MAX_QUERY_IDS))
-        {
-            let locations = self.store.chunk_locations(cluster.id, part).await?;
-            let mut found = HashSet::with_capacity(locations.len());
-            for l in &locations {
-                let listed = part.binary_search(&l.chunk_id).ok().map(|i| lengths[i]);
-                if listed == Some(l.plaintext_length) {
-                    found.insert(l.chunk_id);
-                    if l.stored_by == s.id {
-                        stored += u64::from(l.length);
-                    }
-                }
-            }
-            for id in part.iter().filter(|id| !found.contains(id)) {
-                first_missing.get_or_insert(*id);
-                missing += 1;
-            }
-        }
-        drop(read.lengths);
-        if let Some(first) = first_missing {
-            return Err(Conflict::ChunksNotStored {
-                first: first.to_string(),
-                count: missing,
-            }
-            .into());
-        }
+        // Every chunk named must be stored for the cluster with the length listed: the
+        // commit checks it in the same lookup that finds the packs to refer to.
         let finished = FinishedUpload {
             snapshot_id: s.id,
             created: crate::now(),
@@ -508,9 +478,9 @@ impl Service {
             data_key_id: s.data_key_id,
             manifest: ManifestBody::Spooled(read.sealed),
             uses: read.uses,
+            lengths: read.lengths,
             data_size,
             locations: Vec::new(),
-            stored,
         };
         let lease = CommitLease::Upload {
             name: &s.lease,
