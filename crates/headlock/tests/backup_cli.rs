@@ -963,3 +963,27 @@ fn accepts_a_re_run_of_a_backup_cut_off_mid_upload_that_sends_only_the_rest() {
     );
     cli.restore_matches((&g, &c), &id, &src, &work.path().join("restored"));
 }
+
+#[test]
+fn accepts_a_tree_whose_rounds_fill_up_in_the_middle_of_a_hand_over() {
+    let world = World::new();
+    let (g, c) = encrypted_cluster(&world);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("mixed");
+    fs::create_dir(&src).unwrap();
+    // A file of a few chunks first (handed over a few chunks at a time, by bytes),
+    // then 20,000 one-chunk files (handed over 256 at a time): the 8,192nd chunk falls
+    // inside a hand-over, and a round must stop there (the service answers about at
+    // most 8,192 ids at once).
+    fs::write(src.join("a-large"), noise(3 << 20, 5)).unwrap();
+    for i in 0..20_000u64 {
+        let dir = src.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            fs::create_dir(&dir).unwrap();
+        }
+        fs::write(dir.join(format!("f{i:05}")), noise(100, i + 7)).unwrap();
+    }
+    let cli = Cli::of(&world);
+    let id = cli.backup((&g, &c), &[], &src).line();
+    cli.restore_matches((&g, &c), &id, &src, &work.path().join("restored"));
+}

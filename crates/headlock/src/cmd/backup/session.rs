@@ -356,12 +356,20 @@ async fn gather_rounds(
 ) -> Result<Handoff, Failure> {
     let mut batch: Handoff = Vec::new();
     let mut batch_bytes = 0usize;
+    // What is left of the last hand-over once the round filled (a round never holds
+    // more than `max_ids` chunks, the most the service answers about).
+    let mut spill = Handoff::new().into_iter();
     // The connection is either idle here or lent to the round in flight, which hands
     // it back when it ends.
     let mut idle = Some(api);
     let mut in_flight = None;
     loop {
-        let full = batch.len() >= session.max_ids || batch_bytes >= ROUND_BYTES;
+        let mut full = batch.len() >= session.max_ids || batch_bytes >= ROUND_BYTES;
+        while !full && let Some((id, data)) = spill.next() {
+            batch_bytes += data.len();
+            batch.push((id, data));
+            full = batch.len() >= session.max_ids || batch_bytes >= ROUND_BYTES;
+        }
         if full && let Some(api) = idle.take() {
             batch_bytes = 0;
             let batch = std::mem::take(&mut batch);
@@ -374,12 +382,7 @@ async fn gather_rounds(
         tokio::select! {
             // Gathering waits while a full round waits for the one in flight.
             handed = rx.recv(), if !full => match handed {
-                Some(handed) => {
-                    for (id, data) in handed {
-                        batch_bytes += data.len();
-                        batch.push((id, data));
-                    }
-                }
+                Some(handed) => spill = handed.into_iter(),
                 None => break,
             },
             (api, sent) = async { in_flight.as_mut().expect("a round in flight").await },
