@@ -863,6 +863,17 @@ fn accepts_plain_progress_lines_with_files_bytes_totals_and_time_left() {
     assert!(err.contains("; 7 files, 4 directories, 2 links"), "{err}");
 }
 
+/// `count` distinct files of 100 bytes (one chunk each), 100 a directory, under `root`.
+fn tiny_files(root: &Path, count: u64, seed: u64) {
+    for i in 0..count {
+        let dir = root.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            fs::create_dir(&dir).unwrap();
+        }
+        fs::write(dir.join(format!("f{i:05}")), noise(100, i + seed)).unwrap();
+    }
+}
+
 /// A TCP proxy in front of `upstream` that forwards until the clients have sent
 /// `budget` bytes in all, then cuts every connection and refuses new ones: a network
 /// that fails mid-backup. Returns its `http://` URL.
@@ -925,13 +936,7 @@ fn accepts_a_re_run_of_a_backup_cut_off_mid_upload_that_sends_only_the_rest() {
     // of ids, then about 1.1 MiB of chunks) ends before 1.5 MiB has been sent; the cut
     // at 2 MiB falls in the second round's upload, which the service refuses whole,
     // while the third round is being gathered.
-    for i in 0..20_000u64 {
-        let dir = src.join(format!("d{:03}", i / 100));
-        if i % 100 == 0 {
-            fs::create_dir(&dir).unwrap();
-        }
-        fs::write(dir.join(format!("f{i:05}")), noise(100, i + 1)).unwrap();
-    }
+    tiny_files(&src, 20_000, 1);
     let mut cut = Cli::of(&world);
     cut.env[0].1 = cutting_proxy(&world.server.url, 2 << 20);
     let failed = cut.backup((&g, &c), &[], &src);
@@ -976,13 +981,7 @@ fn accepts_a_tree_whose_rounds_fill_up_in_the_middle_of_a_hand_over() {
     // inside a hand-over, and a round must stop there (the service answers about at
     // most 8,192 ids at once).
     fs::write(src.join("a-large"), noise(3 << 20, 5)).unwrap();
-    for i in 0..20_000u64 {
-        let dir = src.join(format!("d{:03}", i / 100));
-        if i % 100 == 0 {
-            fs::create_dir(&dir).unwrap();
-        }
-        fs::write(dir.join(format!("f{i:05}")), noise(100, i + 7)).unwrap();
-    }
+    tiny_files(&src, 20_000, 7);
     let cli = Cli::of(&world);
     let id = cli.backup((&g, &c), &[], &src).line();
     cli.restore_matches((&g, &c), &id, &src, &work.path().join("restored"));
