@@ -139,13 +139,19 @@ struct Sample {
 }
 
 fn sample() -> Sample {
+    let sample = empty_sample("dbpath");
+    sample_tree(&sample.src);
+    sample
+}
+
+/// A server, its CLI, an encrypted cluster, and an empty `work/NAME` to fill.
+fn empty_sample(name: &str) -> Sample {
     let world = World::new();
     let cli = Cli::of(&world);
     let (g, c) = encrypted_cluster(&world);
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("dbpath");
+    let src = work.path().join(name);
     fs::create_dir(&src).unwrap();
-    sample_tree(&src);
     Sample {
         world,
         cli,
@@ -926,11 +932,14 @@ fn cutting_proxy(upstream: &str, budget: u64) -> String {
 
 #[test]
 fn accepts_a_re_run_of_a_backup_cut_off_mid_upload_that_sends_only_the_rest() {
-    let world = World::new();
-    let (g, c) = encrypted_cluster(&world);
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("many");
-    fs::create_dir(&src).unwrap();
+    let Sample {
+        world,
+        cli,
+        g,
+        c,
+        work,
+        src,
+    } = empty_sample("many");
     // 20,000 files of 100 distinct bytes, one chunk each: three rounds of at most
     // 8,192 chunks (the service's maxQueryIds). The first round (its question, 256 KiB
     // of ids, then about 1.1 MiB of chunks) ends before 1.5 MiB has been sent; the cut
@@ -956,7 +965,6 @@ fn accepts_a_re_run_of_a_backup_cut_off_mid_upload_that_sends_only_the_rest() {
 
     // The re-run, on an intact network: the first round's 8,192 chunks are stored
     // (819,200 bytes), the rest is sent.
-    let cli = Cli::of(&world);
     let rerun = cli.backup((&g, &c), &[], &src);
     let id = rerun.line();
     assert!(
@@ -971,18 +979,20 @@ fn accepts_a_re_run_of_a_backup_cut_off_mid_upload_that_sends_only_the_rest() {
 
 #[test]
 fn accepts_a_tree_whose_rounds_fill_up_in_the_middle_of_a_hand_over() {
-    let world = World::new();
-    let (g, c) = encrypted_cluster(&world);
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("mixed");
-    fs::create_dir(&src).unwrap();
+    let Sample {
+        world: _world,
+        cli,
+        g,
+        c,
+        work,
+        src,
+    } = empty_sample("mixed");
     // A file of a few chunks first (handed over a few chunks at a time, by bytes),
     // then 20,000 one-chunk files (handed over 256 at a time): the 8,192nd chunk falls
     // inside a hand-over, and a round must stop there (the service answers about at
     // most 8,192 ids at once).
     fs::write(src.join("a-large"), noise(3 << 20, 5)).unwrap();
     tiny_files(&src, 20_000, 7);
-    let cli = Cli::of(&world);
     let id = cli.backup((&g, &c), &[], &src).line();
     cli.restore_matches((&g, &c), &id, &src, &work.path().join("restored"));
 }

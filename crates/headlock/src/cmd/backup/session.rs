@@ -363,13 +363,16 @@ async fn gather_rounds(
     // it back when it ends.
     let mut idle = Some(api);
     let mut in_flight = None;
+    let is_full =
+        |batch: &Handoff, bytes: usize| batch.len() >= session.max_ids || bytes >= ROUND_BYTES;
     loop {
-        let mut full = batch.len() >= session.max_ids || batch_bytes >= ROUND_BYTES;
-        while !full && let Some((id, data)) = spill.next() {
+        while !is_full(&batch, batch_bytes)
+            && let Some((id, data)) = spill.next()
+        {
             batch_bytes += data.len();
             batch.push((id, data));
-            full = batch.len() >= session.max_ids || batch_bytes >= ROUND_BYTES;
         }
+        let full = is_full(&batch, batch_bytes);
         if full && let Some(api) = idle.take() {
             batch_bytes = 0;
             let batch = std::mem::take(&mut batch);
