@@ -4,7 +4,7 @@
 # arguments given.
 #
 # Usage: scripts/bench-backup.sh [--dataset files|tree|dbpath] [--size-mib N] [--files N]
-#        [--tree DIR] [--link-mbit 1000] [--seed 1] [--dir DIR] [--no-restic]
+#        [--tree DIR] [--link-mbit 1000] [--seed 1] [--dir DIR] [--no-restic] [--settle-secs 370]
 #
 # With BENCH_PERF_DIR=DIR, the Headlock server is also recorded with
 # `perf record -F 499 --call-graph dwarf` from its start to its end (all the

@@ -34,6 +34,9 @@
 //!    (restic's figure for it is its local repository's); then `headlock restore
 //!    --group G --cluster C --snapshot S --target OUT --quiet` of the last snapshot,
 //!    then `headlock verify` of it (the service reads every chunk back).
+//!    With an input of 10,000 files or more, the first restore starts no sooner than
+//!    `--settle-secs` (370) after the benchmark did, and restic's restored tree stays
+//!    until the end ([`Bench::settle`]).
 //! 4. Both restored trees must equal the input (as last backed up) byte for byte.
 //! 5. Prints MB/s (input bytes / wall time, MB = 10^6 bytes), peak memory and CPU
 //!    time of each operation, the bytes the CLI sent and the bytes stored, and the
@@ -71,9 +74,12 @@ const USERNAME: &str = "bench";
 /// How often the server's memory is sampled while a command runs.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 /// Free space needed on the temporary directory's file system, in input sizes: the
-/// input, one tool's repository (at most the input) and its restored copy (restic's
-/// are removed before Headlock runs).
-const SPACE_FACTOR: u64 = 3;
+/// input, restic's restored copy (kept to the end: [`Bench::settle`]), one tool's
+/// repository (at most the input; restic's is removed before Headlock runs) and
+/// Headlock's restored copy.
+const SPACE_FACTOR: u64 = 4;
+/// Inputs of at least this many files wait `--settle-secs` before a restore.
+const MANY_FILES: u64 = 10_000;
 /// The restic repository's password (a throwaway repository in the temporary dir).
 const RESTIC_PASSWORD: &str = "headlock-bench";
 /// Peak memory target of a 10 GiB backup or restore, in bytes.
@@ -127,6 +133,12 @@ struct Args {
     /// Measure Headlock alone (e.g. for memory at 10 GiB); no ratios.
     #[arg(long)]
     no_restic: bool,
+    /// An input of at least 10,000 files: seconds from the benchmark's start to the
+    /// first restore. ext4 without a journal skips inodes freed in the last 6 minutes
+    /// when it allocates one, and an earlier run may just have removed its trees
+    /// (docs/benchmarks.md, "Restores of many files"). 0: no wait.
+    #[arg(long, default_value_t = 370, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    settle_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -206,12 +218,46 @@ struct Bench {
     input: PathBuf,
     /// `dbpath`: the seed of the change steps, and the undo file.
     changes: Option<(u64, PathBuf)>,
+    /// When the benchmark started, and `--settle-secs` (zero for fewer than
+    /// [`MANY_FILES`] files): see [`Bench::settle`].
+    started: Instant,
+    settle: Duration,
 }
 
 impl Bench {
     fn check(&self) -> anyhow::Result<()> {
         if self.stop.load(Ordering::SeqCst) {
             bail!("interrupted");
+        }
+        Ok(())
+    }
+
+    /// Before a restore of many files: waits until `--settle-secs` have passed since the
+    /// benchmark started. On ext4 without a journal (this machine's root file system)
+    /// the inode allocator passes over every free inode freed less than 60 s ago, or
+    /// 360 s while its inode table block is dirty (`recently_deleted` in the kernel's
+    /// fs/ext4/ialloc.c), reading that block for each. Creating a file dirties the block,
+    /// so for 6 minutes after a removal of tens of thousands of files each new file can
+    /// cost a scan of thousands of inodes. The benchmark itself removes no tree before a
+    /// restore (restic's restored tree stays until the end); this wait is for the trees
+    /// an earlier run removed just before this one started.
+    fn settle(&self) -> anyhow::Result<()> {
+        let until = self.started + self.settle;
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        println!(
+            "  waiting {:.0} s before the restore: ext4 passes over inodes freed in the last 6 minutes (--settle-secs)",
+            left.as_secs_f64()
+        );
+        while Instant::now() < until {
+            self.check()?;
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(200)),
+            );
         }
         Ok(())
     }
@@ -273,6 +319,7 @@ impl Bench {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
     let exe = std::env::current_exe().context("locating this executable")?;
     let headlock = setup::headlock_bin(args.headlock.as_deref())?;
     ensure!(
@@ -310,7 +357,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let flag = stop.clone();
     let stopping = move || flag.load(Ordering::SeqCst);
     let generated = tmp.path().join("input");
-    let (input, changes) = match (args.dataset, &args.tree) {
+    let (input, changes, files) = match (args.dataset, &args.tree) {
         (Dataset::Files, _) => {
             let bytes = args.size_mib.unwrap_or(1024) << 20;
             setup::ensure_free_space(&parent, bytes, SPACE_FACTOR)?;
@@ -327,7 +374,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 kept * 100.0,
                 t.elapsed().as_secs_f64()
             );
-            (generated, None)
+            (generated, None, s.files)
         }
         (Dataset::Tree, Some(dir)) => {
             let dir = std::fs::canonicalize(dir)
@@ -335,7 +382,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let s = trees::survey(&dir)?;
             setup::ensure_free_space(&parent, s.bytes, SPACE_FACTOR - 1)?;
             print_tree(&format!("{} (as it is)", dir.display()), &s, t.elapsed());
-            (dir, None)
+            (dir, None, s.files)
         }
         (Dataset::Tree, None) => {
             let spec = TreeSpec {
@@ -348,7 +395,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let s = trees::generate_tree(&generated, &spec, &stopping)
                 .context("generating the input")?;
             print_tree("generated", &s, t.elapsed());
-            (generated, None)
+            (generated, None, s.files)
         }
         (Dataset::Dbpath, _) => {
             let bytes = args.size_mib.unwrap_or(4096) << 20;
@@ -362,7 +409,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             let s = trees::generate_dbpath(&generated, &spec, &stopping)
                 .context("generating the input")?;
             print_tree("generated dbpath", &s, t.elapsed());
-            (generated, Some((args.seed, tmp.path().join("undo"))))
+            (
+                generated,
+                Some((args.seed, tmp.path().join("undo"))),
+                s.files,
+            )
         }
     };
 
@@ -372,6 +423,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         dataset: args.dataset,
         input,
         changes,
+        started,
+        settle: if files >= MANY_FILES {
+            Duration::from_secs(args.settle_secs)
+        } else {
+            Duration::ZERO
+        },
     };
     let restic_rows = match &restic {
         Some((bin, version)) => {
@@ -560,6 +617,7 @@ fn run_restic(bench: &Bench, bin: &Path, version: &str, tmp: &Path) -> anyhow::R
     let cmd = restic_cmd(bin, &repo, &cache)
         .args(["restore", "latest", "--target"])
         .arg(&out_dir);
+    bench.settle()?;
     let bytes = bench.input_bytes()?;
     let out = bench.measure(&cmd, &mut || Ok(()))?;
     let restore = Row {
@@ -578,8 +636,10 @@ fn run_restic(bench: &Bench, bin: &Path, version: &str, tmp: &Path) -> anyhow::R
     let n = dataset::compare_trees(&bench.input, &restored)
         .with_context(|| format!("restic's restore in {}", restored.display()))?;
     println!("  restored tree identical to the input ({n} bytes compared)");
-    // Free the space (and the page cache) before Headlock runs.
-    for dir in [&out_dir, &repo, &cache] {
+    // Free the space before Headlock runs. The restored tree stays until the end:
+    // removing tens of thousands of files would slow the creation of files for the
+    // next 6 minutes ([`Bench::settle`]), that is Headlock's restore.
+    for dir in [&repo, &cache] {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     Ok(ResticRun {
@@ -744,6 +804,7 @@ fn headlock_phases(
         rows.push(row);
         last = id;
     }
+    bench.settle()?;
     let (_, restore) = phase(
         RESTORE,
         cli("restore")
