@@ -381,8 +381,13 @@ impl Default for Page {
 pub struct ChunkId(pub [u8; 32]);
 
 impl std::fmt::Display for ChunkId {
+    /// 64 lowercase hex digits, written through a stack buffer (a manifest has one per
+    /// chunk of every file: `hex::encode`'s `String` of `char`s cost more than the rest
+    /// of the entry's JSON).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).map_err(|_| std::fmt::Error)?;
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| std::fmt::Error)?)
     }
 }
 

@@ -112,14 +112,53 @@ fn frame_aad(cluster: ObjectId, snapshot: ObjectId, index: u32, last: bool) -> [
 /// order, without keeping the paths: each path (and each directory some entry is
 /// below) is kept as a 16-byte BLAKE3 hash under a random key of this checker, so two
 /// different paths collide with probability about n^2 / 2^129 and nobody can aim at it.
+///
+/// Entries of one directory usually come in a row (the CLI's walk writes them so): an
+/// entry whose parent is the previous entry's has the same ancestors, already checked
+/// and recorded, so they are not hashed again. Only the previous entry was recorded
+/// since, and it is not one of them: it is in that same directory, longer than each.
 pub struct EntryChecker {
     key: [u8; 32],
     kind: ManifestKind,
     /// Hash of each path seen, and its type.
-    types: HashMap<u128, EntryType>,
+    types: HashMap<u128, EntryType, KeyedHashes>,
     /// Hash of each path some entry is below (must be a directory, if present).
-    parents: HashSet<u128>,
+    parents: HashSet<u128, KeyedHashes>,
+    /// The parent directory of the last entry accepted ("" at the top).
+    last_parent: String,
     count: u64,
+}
+
+/// The hasher of [`EntryChecker`]'s tables. Their keys are BLAKE3 outputs under a key
+/// nobody outside the checker knows, so they are uniform already: the low 64 bits serve
+/// as the hash, and nobody can aim at a bucket. (A hasher of a few lines: the std one,
+/// SipHash, cost more than the lookups it serves.)
+#[derive(Default, Clone, Copy)]
+struct KeyedHashes;
+
+impl std::hash::BuildHasher for KeyedHashes {
+    type Hasher = LowBits;
+    fn build_hasher(&self) -> LowBits {
+        LowBits(0)
+    }
+}
+
+/// See [`KeyedHashes`].
+struct LowBits(u64);
+
+impl std::hash::Hasher for LowBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used by the tables; anything else still hashes.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.0 = i as u64;
+    }
 }
 
 impl EntryChecker {
@@ -132,8 +171,9 @@ impl EntryChecker {
         Ok(EntryChecker {
             key,
             kind,
-            types: HashMap::new(),
-            parents: HashSet::new(),
+            types: HashMap::default(),
+            parents: HashSet::default(),
+            last_parent: String::new(),
             count: 0,
         })
     }
@@ -162,7 +202,9 @@ impl EntryChecker {
         if self.types.contains_key(&own) {
             return Err(bad("duplicate path".into()));
         }
-        for (at, _) in e.path.match_indices('/') {
+        let parent = e.path.rfind('/').map_or("", |at| &e.path[..at]);
+        let same_parent = self.count > 0 && parent == self.last_parent;
+        for (at, _) in e.path.match_indices('/').filter(|_| !same_parent) {
             let ancestor = &e.path[..at];
             let h = self.hash(ancestor);
             if let Some(t) = self.types.get(&h).filter(|t| **t != EntryType::Dir) {
@@ -180,6 +222,10 @@ impl EntryChecker {
             )));
         }
         self.types.insert(own, e.entry_type);
+        if !same_parent {
+            self.last_parent.clear();
+            self.last_parent.push_str(parent);
+        }
         self.count += 1;
         Ok(())
     }

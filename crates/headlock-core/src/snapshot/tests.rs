@@ -1330,6 +1330,65 @@ fn rejects_v2_entries_that_break_tree_rules_across_frames() {
     assert_eq!(FRAME_PREFIX_LEN, 4);
 }
 
+#[test]
+fn rejects_v2_entries_below_a_file_in_rows_of_one_directory() {
+    // The checker hashes an entry's ancestors only when its directory differs from the
+    // previous entry's: rows of siblings must still meet every rule.
+    let f = fixture();
+    let push_all = |paths: &[(&str, EntryType)]| -> Result<(), FormatError> {
+        let mut w = ManifestWriter::new(&f.cipher, f.cluster, f.snapshot, ManifestKind::Tree, None)
+            .unwrap();
+        for (path, t) in paths {
+            let e = match t {
+                EntryType::File => ManifestEntry {
+                    size: 1,
+                    chunks: vec![(ChunkId([9; 32]), 1)],
+                    ..entry(path, EntryType::File)
+                },
+                t => entry(path, *t),
+            };
+            w.push(&e)?;
+        }
+        w.finish().map(|_| ())
+    };
+    use EntryType::{Dir, File, Symlink};
+    // Accepted: rows of siblings, deeper and back up, a directory after its contents.
+    push_all(&[
+        ("a/x", File),
+        ("a/y", File),
+        ("a/b/x", File),
+        ("a/b/y", File),
+        ("a/z", File),
+        ("a/b", Dir),
+        ("a", Dir),
+    ])
+    .unwrap();
+    let refused = [
+        // The row's directory is a file, listed after the row.
+        vec![("d/x", File), ("d/y", File), ("d/z", File), ("d", File)],
+        // ... or a link listed before it, with the row in a deeper directory.
+        vec![("d", Symlink), ("d/e/x", File), ("d/e/y", File)],
+        // A sibling of the row is a file, and the next row is below it.
+        vec![
+            ("d/x", File),
+            ("d/f", File),
+            ("d/f/x", File),
+            ("d/f/y", File),
+        ],
+        // Back to a directory after a deeper one, where an ancestor is a file.
+        vec![("d", File), ("e/x", File), ("e/y", File), ("d/x", File)],
+        // A duplicate within a row.
+        vec![("d/x", File), ("d/y", File), ("d/x", File)],
+    ];
+    for paths in refused {
+        let err = push_all(&paths).unwrap_err();
+        assert!(
+            matches!(&err, FormatError::Invalid(m) if m.contains("not a directory") || m.contains("duplicate path")),
+            "{paths:?}: {err:?}"
+        );
+    }
+}
+
 /// A sink that takes `room` bytes, then fails as a full disk does.
 struct FullDisk {
     room: usize,
