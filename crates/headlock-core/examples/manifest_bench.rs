@@ -6,8 +6,8 @@
 //! cargo run --release -p headlock-core --example manifest_bench [entries, default 1000000]
 //! ```
 //!
-//! The entries are laid out as the CLI's walk writes a tree: 25 files a directory, then
-//! the subdirectories, directories nested up to 5 deep, one 60-byte chunk a file.
+//! The entries: 25 files a directory, each directory's files in a row as the CLI's walk
+//! writes them, directories up to 6 deep, one 60-byte chunk a file.
 
 use std::hint::black_box;
 use std::time::Instant;
