@@ -386,7 +386,7 @@ fn a_swapped_chunk_and_a_truncated_manifest_are_detected() {
     // points (200,000 bytes were cut in two in 4 of 40 runs: the test was flaky).
     let one = f.path("one");
     let two = f.path("two");
-    assert!(100_000 < headlock_core::snapshot::MIN_CHUNK);
+    const { assert!(100_000 < headlock_core::snapshot::MIN_CHUNK) };
     std::fs::write(&one, noise(100_000, 1)).unwrap();
     std::fs::write(&two, noise(100_000, 2)).unwrap();
     let a = f.snapshot_of(&one);
