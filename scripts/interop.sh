@@ -43,6 +43,9 @@ if [ ! -x "$BIN" ]; then
     echo "$SHA256  $crate" | sha256sum -c --quiet
     tar -C "$CACHE" -xzf "$crate"
   fi
+  # Its own workspace root: a cache inside another workspace (the default, target/ of
+  # this one) would otherwise make cargo take it for a member of that workspace.
+  grep -q '^\[workspace\]' "$SRC/Cargo.toml" || printf '\n[workspace]\n' >> "$SRC/Cargo.toml"
   # OpenSSL as the crate's build expects it, from Debian's packages.
   multiarch=$(gcc -print-multiarch)
   ossl=$CACHE/openssl
