@@ -54,6 +54,10 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get(&self, path: &str) -> Result<Vec<u8>, BlobError>;
     /// Bytes `start..end` of the object.
     async fn get_range(&self, path: &str, start: u64, end: u64) -> Result<Vec<u8>, BlobError>;
+    /// The object's size in bytes, or `None` if there is no such object (one HEAD on
+    /// S3). For readers that must know where an object ends, or whether it exists,
+    /// without a failed read (which the metrics count as an error).
+    async fn size(&self, path: &str) -> Result<Option<u64>, BlobError>;
     /// Every object whose path starts with `prefix` (a directory-like prefix ending in `/`).
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError>;
     /// Deletes an object; deleting a missing object succeeds.

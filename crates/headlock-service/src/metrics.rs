@@ -37,10 +37,10 @@ pub const RESTORE_BYTES: &str = "headlock_restore_bytes_total";
 /// (plaintext bytes of the chunks sealed anew).
 pub const REENCRYPTED_BYTES: &str = "headlock_reencrypted_bytes_total";
 /// Histogram: chunk store calls, in seconds, by `operation` (`put`, `get`,
-/// `get_range`, `list`, `delete`); failures included.
+/// `get_range`, `head`, `list`, `delete`); failures included.
 pub const CHUNK_STORE_DURATION: &str = "headlock_chunk_store_duration_seconds";
 /// Counter: failed chunk store calls, by `operation` and `kind` (`not_found`,
-/// `no_space`, `backend`).
+/// `no_space`, `backend`). A `head` that finds no object is not one.
 pub const CHUNK_STORE_ERRORS: &str = "headlock_chunk_store_errors_total";
 /// Counter: bytes written to (`put`) and read from (`get`, `get_range`) the chunk
 /// store, by `operation`.
@@ -236,6 +236,14 @@ impl<B: BlobStore> BlobStore for MeteredBlobStore<B> {
         let started = Instant::now();
         let result = self.inner.get_range(path, start, end).await;
         observe("get_range", started, &result, |b| Some(b.len() as u64));
+        result
+    }
+
+    async fn size(&self, path: &str) -> Result<Option<u64>, BlobError> {
+        let started = Instant::now();
+        let result = self.inner.size(path).await;
+        // A missing object is an answer here (`None`), not a failure.
+        observe("head", started, &result, |_| None);
         result
     }
 

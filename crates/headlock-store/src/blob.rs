@@ -684,6 +684,15 @@ impl BlobStore for ObjectBlobStore {
         Ok(Vec::from(bytes))
     }
 
+    async fn size(&self, path: &str) -> Result<Option<u64>, BlobError> {
+        let location = object_path(path)?;
+        match self.inner.head(&location).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail("reading the size", path, e)),
+        }
+    }
+
     /// Every object under `prefix`, sorted by name (S3 listings are paged by object_store).
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError> {
         let location = if prefix.is_empty() {

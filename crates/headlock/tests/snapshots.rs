@@ -412,6 +412,22 @@ fn a_swapped_chunk_and_a_truncated_manifest_are_detected() {
     let v = f.refused_download(&a);
     assert_eq!(v["errorCode"], "SNAPSHOT_DAMAGED", "{v}");
     assert!(v["detail"].as_str().unwrap().contains(&a), "{v}");
+
+    // Whole again, then with bytes after its final frame.
+    std::fs::write(&manifest, &m).unwrap();
+    assert_eq!(f.verify(&a)["manifestOk"], true);
+    std::fs::write(&manifest, [&m[..], b"\0\0\0"].concat()).unwrap();
+    let report = f.verify(&a);
+    assert_eq!(report["manifestOk"], false, "{report}");
+    let v = f.refused_download(&a);
+    assert_eq!(v["errorCode"], "SNAPSHOT_DAMAGED", "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("after its final frame"),
+        "{v}"
+    );
 }
 
 /// A pack the snapshot uses that is gone from the chunk store refuses the download

@@ -201,8 +201,38 @@ impl Service {
         Ok((source, cipher))
     }
 
-    /// Opens a snapshot's manifest: the one rewritten under its data key if there is
-    /// one (`<snapshot>.<data key>`), else the one its backup wrote.
+    /// Where a snapshot's manifest is, and its size: the one rewritten under its data
+    /// key if there is one (`<snapshot>.<data key>`), else the one its backup wrote.
+    /// Asked with `size` (a HEAD), so that the usual absence of the first is not a
+    /// failed read.
+    async fn manifest_object(
+        &self,
+        cluster: ObjectId,
+        record: &SnapshotRecord,
+    ) -> Result<(String, u64)> {
+        let snapshot = record.id;
+        let blobs = self.blobs()?;
+        let damaged = |e: String| -> crate::ServiceError {
+            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
+        };
+        for path in [
+            rekeyed_manifest_path(cluster, snapshot, record.data_key_id),
+            manifest_path(cluster, snapshot),
+        ] {
+            if let Some(size) = blobs
+                .size(&path)
+                .await
+                .map_err(|e| damaged(e.to_string()))?
+            {
+                return Ok((path, size));
+            }
+        }
+        Err(damaged(
+            BlobError::NotFound(manifest_path(cluster, snapshot)).to_string(),
+        ))
+    }
+
+    /// Opens a snapshot's manifest whole (see [`Self::manifest_object`] for which).
     pub(crate) async fn open_manifest(
         &self,
         cipher: &ChunkCipher,
@@ -210,25 +240,10 @@ impl Service {
         record: &SnapshotRecord,
     ) -> Result<Manifest> {
         let snapshot = record.id;
-        let blobs = self.blobs()?;
-        let damaged = |e: BlobError| {
-            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
-        };
-        let bytes = match blobs
-            .get(&rekeyed_manifest_path(
-                cluster,
-                snapshot,
-                record.data_key_id,
-            ))
-            .await
-        {
-            Ok(bytes) => bytes,
-            Err(BlobError::NotFound(_)) => blobs
-                .get(&manifest_path(cluster, snapshot))
-                .await
-                .map_err(damaged)?,
-            Err(e) => return Err(damaged(e)),
-        };
+        let (path, _) = self.manifest_object(cluster, record).await?;
+        let bytes = self.blobs()?.get(&path).await.map_err(|e| {
+            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}"))
+        })?;
         cipher
             .open_manifest(cluster, snapshot, &bytes)
             .map_err(|e| {
@@ -250,7 +265,12 @@ pub struct ManifestStream {
 }
 
 enum Source {
-    Frames { reader: FrameReader, offset: u64 },
+    /// v2: the next frame starts at `offset`; the object ends at `size`.
+    Frames {
+        reader: FrameReader,
+        offset: u64,
+        size: u64,
+    },
     Whole(std::vec::IntoIter<ManifestEntry>),
 }
 
@@ -274,11 +294,14 @@ impl ManifestStream {
                     .collect();
                 Ok((!batch.is_empty()).then_some(batch))
             }
-            Source::Frames { reader, offset } => {
+            Source::Frames {
+                reader,
+                offset,
+                size,
+            } => {
                 if reader.is_done() {
                     // Nothing may follow the final frame.
-                    let after = self.blobs.get_range(&self.path, *offset, *offset + 1).await;
-                    if after.is_ok_and(|b| !b.is_empty()) {
+                    if *offset != *size {
                         return Err(self.damaged("bytes after its final frame"));
                     }
                     return Ok(None);
@@ -293,10 +316,13 @@ impl ManifestStream {
 
     /// Reads and opens the next frame (checking the end once the final one is read).
     async fn next_frame(&mut self) -> Result<Frame> {
-        let Source::Frames { offset, .. } = &self.source else {
+        let Source::Frames { offset, size, .. } = &self.source else {
             return Err(self.damaged("not a framed manifest"));
         };
-        let at = *offset;
+        let (at, size) = (*offset, *size);
+        if at + FRAME_PREFIX_LEN as u64 > size {
+            return Err(self.damaged(format!("ends at byte {size}, before its final frame")));
+        }
         let prefix = self
             .blobs
             .get_range(&self.path, at, at + FRAME_PREFIX_LEN as u64)
@@ -307,13 +333,16 @@ impl ManifestStream {
             .try_into()
             .map_err(|_| self.damaged("short read"))?;
         let len = FrameReader::frame_len(prefix).map_err(|e| self.damaged(e))?;
+        if at + len as u64 > size {
+            return Err(self.damaged(format!("ends at byte {size}, inside a frame")));
+        }
         let frame = self
             .blobs
             .get_range(&self.path, at, at + len as u64)
             .await
             .map_err(|e| self.damaged(e))?;
         let snapshot = self.snapshot;
-        let Source::Frames { reader, offset } = &mut self.source else {
+        let Source::Frames { reader, offset, .. } = &mut self.source else {
             unreachable!("checked above")
         };
         *offset = at + len as u64;
@@ -344,19 +373,11 @@ impl Service {
         let damaged = |e: String| -> crate::ServiceError {
             Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
         };
-        let rekeyed = rekeyed_manifest_path(cluster, snapshot, record.data_key_id);
-        let (path, magic) = match blobs.get_range(&rekeyed, 0, 8).await {
-            Ok(m) => (rekeyed, m),
-            Err(BlobError::NotFound(_)) => {
-                let path = manifest_path(cluster, snapshot);
-                let magic = blobs
-                    .get_range(&path, 0, 8)
-                    .await
-                    .map_err(|e| damaged(e.to_string()))?;
-                (path, magic)
-            }
-            Err(e) => return Err(damaged(e.to_string())),
-        };
+        let (path, size) = self.manifest_object(cluster, record).await?;
+        let magic = blobs
+            .get_range(&path, 0, 8)
+            .await
+            .map_err(|e| damaged(e.to_string()))?;
         if magic.as_slice() == MANIFEST_MAGIC {
             let m = self.open_manifest(&cipher, cluster, record).await?;
             return Ok(ManifestStream {
@@ -388,6 +409,7 @@ impl Service {
             source: Source::Frames {
                 reader: FrameReader::new(cluster, snapshot),
                 offset: MANIFEST_V2_MAGIC.len() as u64,
+                size,
             },
         };
         match stream.next_frame().await? {
