@@ -154,6 +154,39 @@ impl<'a> SnapshotChunks<'a> {
         let mut stored = 0u64;
         let (mut first_missing, mut missing) = (None::<ChunkId>, 0u64);
         for (n, batch) in self.uses.chunks(q::CHUNK_BATCH).enumerate() {
+            let lengths = self
+                .lengths
+                .map(|l| &l[n * q::CHUNK_BATCH..n * q::CHUNK_BATCH + batch.len()]);
+            // Usually every chunk is there: a row per pack says so.
+            let grouped = q::chunk_packs_grouped(batch.len(), lengths.is_some());
+            let mut query = stmt(&grouped)
+                .persistent(batch.len() == q::CHUNK_BATCH)
+                .bind(&self.snapshot_text);
+            for (i, id) in batch.iter().enumerate() {
+                query = query.bind(id.to_string());
+                if let Some(l) = lengths {
+                    query = query.bind(i64::from(l[i]));
+                }
+            }
+            let by_pack = query
+                .bind(&self.cluster_text)
+                .fetch_map(&mut tx, |row| {
+                    let pack: String = row.try_get("pack_id")?;
+                    let found: i64 = row.try_get("found")?;
+                    let here: i64 = row.try_get("stored_here")?;
+                    Ok((pack, found, here))
+                })
+                .await
+                .map_err(ctx(op))?;
+            let found: i64 = by_pack.iter().map(|(_, n, _)| n).sum();
+            if usize::try_from(found).ok() == Some(batch.len()) {
+                for (pack, _, here) in by_pack {
+                    packs.insert(pack);
+                    stored += u64::try_from(here).unwrap_or(0);
+                }
+                continue;
+            }
+            // Some are missing: which, a row a chunk.
             let sql = q::chunk_packs(batch.len());
             let mut found = with_ids(&sql, &[&self.snapshot_text, &self.cluster_text], batch)
                 .fetch_map(&mut tx, |row| {
@@ -166,9 +199,6 @@ impl<'a> SnapshotChunks<'a> {
                 .await
                 .map_err(ctx(op))?;
             found.sort_unstable();
-            let lengths = self
-                .lengths
-                .map(|l| &l[n * q::CHUNK_BATCH..n * q::CHUNK_BATCH + batch.len()]);
             // Both sorted by id (hex text sorts as the bytes do): one pass.
             let mut rows = found.into_iter().peekable();
             for (i, id) in batch.iter().enumerate() {
@@ -252,6 +282,19 @@ pub(crate) async fn stored_ids(
 ) -> Result<Vec<ChunkId>, StoreError> {
     let mut stored = Vec::with_capacity(ids.len());
     for batch in ids.chunks(q::CHUNK_BATCH) {
+        // Usually every one is stored (a parent snapshot's chunks): one row says so,
+        // where the list would be a row per chunk, each a hand-off from SQLite's
+        // worker thread and most of the time of a parent's answer. Ids are the
+        // table's key, so a count equal to the batch's length means each is there.
+        let count = q::count_stored_chunks(batch.len());
+        let found = with_ids(&count, &[cluster_text], batch)
+            .fetch_i64(pool)
+            .await
+            .map_err(ctx(op))?;
+        if usize::try_from(found).ok() == Some(batch.len()) {
+            stored.extend_from_slice(batch);
+            continue;
+        }
         let sql = q::stored_chunk_ids(batch.len());
         let query = with_ids(&sql, &[cluster_text], batch);
         for text in query.fetch_texts(pool).await.map_err(ctx(op))? {

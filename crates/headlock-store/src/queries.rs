@@ -565,6 +565,15 @@ pub fn stored_chunk_ids(ids: usize) -> String {
     )
 }
 
+/// How many of `ids` chunk ids (parameters from `$2`) are stored for a cluster (`$1`):
+/// one row, where [`stored_chunk_ids`] returns one per chunk found.
+pub fn count_stored_chunks(ids: usize) -> String {
+    in_list(
+        "SELECT COUNT(*) FROM chunks WHERE cluster_id = $1 AND chunk_id IN (",
+        ids,
+    )
+}
+
 /// `head` (ending in `IN (`) and `ids` parameters from `$2`, closed.
 fn in_list(head: &str, ids: usize) -> String {
     in_list_from(head, 2, ids)
@@ -615,6 +624,51 @@ pub fn chunk_packs(ids: usize) -> String {
         3,
         ids,
     )
+}
+
+/// The packs of a batch of `ids` chunks of a cluster, one row per pack: `(pack_id,
+/// found, stored_here)`, `found` counting the batch's chunks in that pack, `stored_here`
+/// the sum of their records' lengths stored by snapshot `$1`. With `lengths`, a chunk
+/// counts only if its plaintext length is the one listed. Parameters in the order they
+/// appear: `$1` snapshot, then each id (and its length, with `lengths`), then the
+/// cluster. The rows found add up to the batch exactly when every chunk is stored (with
+/// its length): [`chunk_packs`]'s row a chunk, each a hand-off from SQLite's worker
+/// thread, is then not needed. The list of ids is joined as a table (`VALUES`, whose
+/// columns both dialects name `column1`, `column2`), each driving a lookup by key:
+/// `CROSS JOIN` is how SQLite is told to loop over the list outside (with a plain
+/// join it preferred to scan the cluster's chunks in pack order, for the `GROUP BY`,
+/// probing the list: every chunk of the cluster read for each batch); PostgreSQL
+/// plans it as any inner join. (PostgreSQL's `SUM` of a `BIGINT` is a `NUMERIC`: cast
+/// back.)
+pub fn chunk_packs_grouped(ids: usize, lengths: bool) -> String {
+    let mut sql = String::from(
+        "SELECT c.pack_id, COUNT(*) AS found, \
+         CAST(SUM(CASE WHEN c.stored_by = $1 THEN c.record_length ELSE 0 END) AS BIGINT) \
+         AS stored_here FROM (VALUES ",
+    );
+    let mut n = 2;
+    for i in 0..ids {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        if lengths {
+            // PostgreSQL types a VALUES column by its first row; the cast makes it
+            // BIGINT, as the column it is compared with.
+            sql.push_str(&format!("(${n}, CAST(${} AS BIGINT))", n + 1));
+            n += 2;
+        } else {
+            sql.push_str(&format!("(${n})"));
+            n += 1;
+        }
+    }
+    sql.push_str(&format!(
+        ") AS v CROSS JOIN chunks c WHERE c.cluster_id = ${n} AND c.chunk_id = v.column1"
+    ));
+    if lengths {
+        sql.push_str(" AND c.plaintext_length = v.column2");
+    }
+    sql.push_str(" GROUP BY c.pack_id");
+    sql
 }
 
 /// Sets a snapshot's stored size, counted by its commit. `$1` snapshot, `$2` bytes.
