@@ -117,20 +117,58 @@ struct CommitHeader {
 /// Most recent snapshots the service opens when it looks for a parent by source path.
 pub const PARENT_CANDIDATES: usize = 8;
 
+/// Frames of a parent's manifest read and opened ahead of the one being checked.
+const PARENT_FRAMES_AHEAD: usize = 2;
+
 /// A parent snapshot for an upload: its id and its manifest, read a frame at a time
 /// ([`ParentManifest::next_batch`]) with the files whose chunks are gone left out.
+///
+/// A task of its own reads and opens the frames (decryption, decompression, the
+/// entries' checks), up to [`PARENT_FRAMES_AHEAD`] ahead, while the store is asked
+/// about the chunks of the frame before: the two were a parent answer's time one after
+/// the other, and now share the cores. It stops when this is dropped.
 pub struct ParentManifest {
     /// The parent snapshot's id.
     pub snapshot: ObjectId,
-    manifest: ManifestStream,
+    source: Option<String>,
+    frames: tokio::sync::mpsc::Receiver<Result<Option<Vec<ManifestEntry>>>>,
+    /// The last frame (or a failure) was handed out: nothing follows.
+    ended: bool,
     store: Arc<dyn MetadataStore>,
     cluster: ObjectId,
 }
 
 impl ParentManifest {
+    fn new(
+        snapshot: ObjectId,
+        mut manifest: ManifestStream,
+        store: Arc<dyn MetadataStore>,
+        cluster: ObjectId,
+    ) -> ParentManifest {
+        let source = manifest.header().source.clone();
+        let (tx, frames) = tokio::sync::mpsc::channel(PARENT_FRAMES_AHEAD);
+        tokio::spawn(async move {
+            loop {
+                let next = manifest.next_batch().await;
+                let last = !matches!(next, Ok(Some(_)));
+                if tx.send(next).await.is_err() || last {
+                    break;
+                }
+            }
+        });
+        ParentManifest {
+            snapshot,
+            source,
+            frames,
+            ended: false,
+            store,
+            cluster,
+        }
+    }
+
     /// The directory the parent backed up, as its client resolved it.
     pub fn source(&self) -> Option<&str> {
-        self.manifest.header().source.as_deref()
+        self.source.as_deref()
     }
 
     /// The next frame's entries, or `None` after the last, without the files one of
@@ -138,7 +176,16 @@ impl ParentManifest {
     /// the client must read those again). One question to the store per frame, so
     /// the client never has to ask about every chunk of the parent itself.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<ManifestEntry>>> {
-        let Some(mut entries) = self.manifest.next_batch().await? else {
+        if self.ended {
+            return Ok(None);
+        }
+        let next = self.frames.recv().await.unwrap_or_else(|| {
+            Err(ServiceError::unexpected(
+                "the parent manifest's reader stopped".into(),
+            ))
+        });
+        let Some(mut entries) = next.inspect_err(|_| self.ended = true)? else {
+            self.ended = true;
             return Ok(None);
         };
         let ids = frame_chunks(&entries);
@@ -548,12 +595,12 @@ impl Service {
             if snapshot.is_some()
                 || (source.is_some() && manifest.header().source.as_deref() == source)
             {
-                return Ok(Some(ParentManifest {
-                    snapshot: record.id,
+                return Ok(Some(ParentManifest::new(
+                    record.id,
                     manifest,
-                    store: self.store.clone(),
-                    cluster: cluster.id,
-                }));
+                    self.store.clone(),
+                    cluster.id,
+                )));
             }
         }
         Ok(None)
