@@ -4,10 +4,13 @@
 //!
 //! The session's parent answer (`GET .../U/parent`, JSON `{"snapshot", "source",
 //! "entries": [...]}`, files whose chunks are gone already left out by the service) is
-//! downloaded into an unlinked temporary file, so the connection is not held open for
-//! the length of the walk. A thread of its own then parses that file entry by entry and
-//! hands the files with a stamp over a small bounded channel to a [`ParentCursor`],
-//! which the walk asks for each file it meets, in its own order. A parent written by
+//! downloaded into an unlinked temporary file by a task of its own, as fast as the
+//! service sends it, so the connection is never held open by a slow walk. A thread of
+//! its own parses that file entry by entry as it grows, behind the download, and hands
+//! the files with a stamp over a small bounded channel to a [`ParentCursor`], which the
+//! walk asks for each file it meets, in its own order. The walk thus starts with the
+//! download instead of after it: the service's work for the answer and the walk's
+//! (one `stat` a file) overlap. A parent written by
 //! the same walk lists its files in that order ([`walk_order`]), so each entry is
 //! looked at once: a merge of two sorted streams, never a map of the parent.
 //!
@@ -17,14 +20,16 @@
 
 use std::cmp::Ordering;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Seek, Write};
+use std::io::{self, BufReader, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use headlock_core::snapshot::{EntryType, MAX_MANIFEST_JSON, ManifestEntry};
 
 use crate::client::streaming::StreamResponse;
-use crate::cmd::remote::{EXIT_FAILED, Failure, Remote};
+use crate::cmd::remote::{EXIT_FAILED, Failure};
 use crate::progress::Warnings;
 
 /// Parent entries parsed ahead of the walk.
@@ -95,8 +100,17 @@ impl ParentCursor {
     }
 }
 
-/// The thread that parses a parent's list, to be waited for after the walk.
-pub struct ParentReader(Option<JoinHandle<Result<u64, String>>>);
+/// The download of a parent's list and the thread that parses it, to be finished after
+/// the walk.
+pub struct ParentReader(Option<Reading>);
+
+/// A parent's list being read: the parsing thread, the spool file's progress, and the
+/// download task.
+struct Reading {
+    parser: JoinHandle<Result<u64, String>>,
+    spooled: Arc<Spooled>,
+    download: tokio::task::AbortHandle,
+}
 
 impl ParentReader {
     /// No parent, no thread.
@@ -104,69 +118,168 @@ impl ParentReader {
         ParentReader(None)
     }
 
-    /// Waits for the thread once the walk is over (and its cursor dropped), and warns
-    /// if the parent's list was damaged: the files after the damage were read.
+    /// Ends the download and the parsing once the walk is over (and its cursor
+    /// dropped), and warns if the parent's list was damaged or broke off before the
+    /// walk was done with it: the files after that point were read.
     pub fn finish(self, warnings: &Warnings) {
-        let Some(reader) = self.0 else { return };
-        match reader.join() {
+        let Some(Reading {
+            parser,
+            spooled,
+            download,
+        }) = self.0
+        else {
+            return;
+        };
+        // The rest of the answer is of no use now (the tree had fewer files than the
+        // parent), and the parser may be waiting for it.
+        download.abort();
+        spooled.end(Err(WALK_DONE.into()));
+        match parser.join() {
             Ok(Ok(_)) => {}
             Ok(Err(why)) => warnings.warn(&format!(
-                "the parent snapshot's file list is damaged ({why}): the files after the damage were read"
+                "the parent snapshot's file list is damaged or incomplete ({why}): the files after that point were read"
             )),
             Err(_) => warnings.warn("the parent snapshot's reader failed: files were read"),
         }
     }
 }
 
-/// Downloads a parent answer (`resp`, a 2xx) into `spool`, then starts the thread that
-/// parses it. Fails when the answer passes the manifest bound or the download breaks
-/// off.
-pub async fn read(
-    api: &Remote,
+/// How far a spool file has been written, and how the writing ended.
+struct Spooled {
+    state: Mutex<SpoolState>,
+    grew: Condvar,
+}
+
+struct SpoolState {
+    written: u64,
+    /// `Some` once nothing more will be written: `Ok` at the answer's end.
+    end: Option<Result<(), String>>,
+}
+
+impl Spooled {
+    fn new() -> Arc<Spooled> {
+        Arc::new(Spooled {
+            state: Mutex::new(SpoolState {
+                written: 0,
+                end: None,
+            }),
+            grew: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SpoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wrote(&self, n: u64) {
+        self.lock().written += n;
+        self.grew.notify_all();
+    }
+
+    /// The first end said is the one that stays.
+    fn end(&self, how: Result<(), String>) {
+        self.lock().end.get_or_insert(how);
+        self.grew.notify_all();
+    }
+}
+
+/// A spool file read from its start as it is written: a read waits for bytes, and
+/// ends (or fails) as the writing did.
+struct Following {
+    file: File,
+    at: u64,
+    spooled: Arc<Spooled>,
+}
+
+impl io::Read for Following {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut state = self.spooled.lock();
+        let ready = loop {
+            if state.written > self.at {
+                break state.written - self.at;
+            }
+            match &state.end {
+                Some(Ok(())) => return Ok(0),
+                Some(Err(why)) => return Err(io::Error::other(why.clone())),
+                None => {
+                    state = self
+                        .spooled
+                        .grew
+                        .wait(state)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
+            }
+        };
+        drop(state);
+        let want = buf.len().min(usize::try_from(ready).unwrap_or(usize::MAX));
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Starts downloading a parent answer (`resp`, a 2xx) into `spool` (a task), and the
+/// thread that parses it behind the download. A download that breaks off or passes
+/// the manifest bound ends the list there (the files after it are read), which
+/// [`ParentReader::finish`] tells.
+pub fn read(
     mut resp: StreamResponse,
-    mut spool: File,
+    spool: File,
 ) -> Result<(ParentCursor, ParentReader), Failure> {
-    let local = |e: io::Error| {
+    let local = |what: &str, e: io::Error| {
         Failure::new(
             EXIT_FAILED,
-            format!("writing the parent snapshot's list to a temporary file: {e}"),
+            format!("{what} the parent snapshot's list: {e}"),
         )
     };
-    let mut total = 0u64;
-    {
-        let mut out = BufWriter::new(&mut spool);
-        loop {
+    let reading = spool
+        .try_clone()
+        .map_err(|e| local("a second handle on the temporary file of", e))?;
+    let spooled = Spooled::new();
+    let download = spooled.clone();
+    let task = tokio::spawn(async move {
+        let mut spool = spool;
+        let mut total = 0u64;
+        let end = loop {
             match resp.chunk().await {
                 Ok(Some(piece)) => {
                     total += piece.len() as u64;
                     if total > MAX_MANIFEST_JSON {
-                        return Err(Failure::new(
-                            EXIT_FAILED,
-                            format!(
-                                "the parent snapshot's list is longer than {MAX_MANIFEST_JSON} bytes"
-                            ),
-                        ));
+                        break Err(format!("longer than {MAX_MANIFEST_JSON} bytes"));
                     }
-                    out.write_all(&piece).map_err(local)?;
+                    if let Err(e) = spool.write_all(&piece) {
+                        break Err(format!("writing it to a temporary file: {e}"));
+                    }
+                    download.wrote(piece.len() as u64);
                 }
-                Ok(None) => break,
-                Err(e) => return Err(api.unreachable(e)),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("the download broke off: {e}")),
             }
-        }
-        out.flush().map_err(local)?;
-    }
-    drop(resp);
-    spool.rewind().map_err(local)?;
+        };
+        download.end(end);
+    });
+    let input = Following {
+        file: reading,
+        at: 0,
+        spooled: spooled.clone(),
+    };
     let (tx, rx) = sync_channel(AHEAD);
     let reader = std::thread::Builder::new()
         .name("backup-parent".into())
-        .spawn(move || parse(BufReader::new(spool), tx))
-        .map_err(|e| Failure::new(EXIT_FAILED, format!("starting the parent's reader: {e}")))?;
+        .spawn(move || parse(BufReader::with_capacity(256 * 1024, input), tx))
+        .map_err(|e| local("starting the reader of", e))?;
     let cursor = ParentCursor {
         entries: Some(rx),
         head: None,
     };
-    Ok((cursor, ParentReader(Some(reader))))
+    Ok((
+        cursor,
+        ParentReader(Some(Reading {
+            parser: reader,
+            spooled,
+            download: task.abort_handle(),
+        })),
+    ))
 }
 
 /// Why parsing stopped early without a fault: the walk no longer listens.
@@ -228,6 +341,8 @@ fn parse(input: impl io::Read, tx: SyncSender<ManifestEntry>) -> Result<u64, Str
     let mut de = serde_json::Deserializer::from_reader(input);
     match de.deserialize_map(Answer(&tx, &mut sent)) {
         Ok(()) => de.end().map(|()| sent).map_err(|e| e.to_string()),
+        // The walk is over: it stopped listening, or the read behind the download was
+        // ended for it (an io error of serde_json's, which keeps the message).
         Err(e) if e.to_string().starts_with(WALK_DONE) => Ok(sent),
         Err(e) => Err(e.to_string()),
     }
@@ -321,6 +436,98 @@ mod tests {
         assert!(cursor.take("b").is_none());
         let why = reader.join().unwrap().unwrap_err();
         assert!(why.contains("EOF"), "{why}");
+    }
+
+    /// A spool file and a reader following it, as `read` sets them up.
+    fn following() -> (File, Following, Arc<Spooled>) {
+        let file = tempfile::tempfile().unwrap();
+        let spooled = Spooled::new();
+        let reader = Following {
+            file: file.try_clone().unwrap(),
+            at: 0,
+            spooled: spooled.clone(),
+        };
+        (file, reader, spooled)
+    }
+
+    #[test]
+    fn the_reader_follows_the_download_and_ends_as_it_did() {
+        use std::io::Read;
+        // Written in pieces while the reader waits for them: it reads them all, in
+        // order, and sees the end only once the download said so.
+        let (mut file, mut reader, spooled) = following();
+        let writer = std::thread::spawn(move || {
+            for piece in 0..50u8 {
+                file.write_all(&[piece; 1000]).unwrap();
+                spooled.wrote(1000);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            spooled.end(Ok(()));
+        });
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).unwrap();
+        writer.join().unwrap();
+        let expected: Vec<u8> = (0..50u8).flat_map(|p| [p; 1000]).collect();
+        assert_eq!(all, expected);
+
+        // A download that broke off: what came is read, then the failure, not an end.
+        let (mut file, mut reader, spooled) = following();
+        file.write_all(b"{\"entries\":[").unwrap();
+        spooled.wrote(12);
+        spooled.end(Err("the download broke off: reset".into()));
+        let mut got = Vec::new();
+        let e = reader.read_to_end(&mut got).unwrap_err();
+        assert_eq!(got, b"{\"entries\":[");
+        assert!(e.to_string().contains("broke off"), "{e}");
+        // The first end said stays (the walk ending later changes nothing).
+        spooled.end(Err(WALK_DONE.into()));
+        assert!(
+            reader
+                .read(&mut [0; 8])
+                .unwrap_err()
+                .to_string()
+                .contains("broke off")
+        );
+    }
+
+    #[test]
+    fn a_list_cut_short_is_reported_and_a_finished_walk_is_not() {
+        // The parser, behind a download that broke off in the middle of the list:
+        // the entries before the break reach the walk, and the reader says why it
+        // stopped.
+        let (mut file, input, spooled) = following();
+        let head = format!(r#"{{"entries":[{},{}"#, entry("a", true), entry("b", true));
+        file.write_all(head.as_bytes()).unwrap();
+        spooled.wrote(head.len() as u64);
+        spooled.end(Err("the download broke off: reset".into()));
+        let (tx, rx) = sync_channel(4);
+        let reader = std::thread::spawn(move || parse(BufReader::new(input), tx));
+        let mut cursor = ParentCursor {
+            entries: Some(rx),
+            head: None,
+        };
+        assert!(cursor.take("a").is_some());
+        assert!(cursor.take("b").is_some());
+        assert!(cursor.take("c").is_none());
+        let why = reader.join().unwrap().unwrap_err();
+        assert!(why.contains("broke off"), "{why}");
+
+        // A walk over before the download is: the parser, waiting for more, is ended
+        // by `finish` without a warning.
+        let (mut file, input, spooled) = following();
+        let head = format!(r#"{{"entries":[{}"#, entry("a", true));
+        file.write_all(head.as_bytes()).unwrap();
+        spooled.wrote(head.len() as u64);
+        let (tx, rx) = sync_channel(4);
+        let reader = std::thread::spawn(move || parse(BufReader::new(input), tx));
+        let mut cursor = ParentCursor {
+            entries: Some(rx),
+            head: None,
+        };
+        assert!(cursor.take("a").is_some());
+        drop(cursor);
+        spooled.end(Err(WALK_DONE.into()));
+        assert_eq!(reader.join().unwrap(), Ok(1));
     }
 
     #[test]

@@ -463,7 +463,7 @@ async fn parent_files(
     };
     let read = match answer {
         Ok(resp) => match spool() {
-            Ok(file) => parent::read(api, resp, file).await,
+            Ok(file) => parent::read(resp, file),
             Err(e) => Err(Failure::new(
                 EXIT_FAILED,
                 format!("a temporary file for the parent snapshot's list: {e}"),
