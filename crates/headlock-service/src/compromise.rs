@@ -483,7 +483,8 @@ impl Service {
         drop(seen);
         self.locate_chunks(&mut source, &order).await?;
 
-        let (sealed_tx, sealed_rx) = mpsc::channel::<Sealed>(4);
+        // The pack writer takes sealed chunks in groups; one at a time here.
+        let (sealed_tx, sealed_rx) = mpsc::channel::<Vec<Sealed>>(4);
         let written: Arc<Mutex<Vec<String>>> = Arc::default();
         let failure = FirstError::default();
         let packer = tokio::spawn(assemble_packs(
@@ -516,7 +517,7 @@ impl Service {
                         plaintext_length: plain.len() as u32,
                         record,
                     };
-                    if sealed_tx.blocking_send(sealed).is_err() {
+                    if sealed_tx.blocking_send(vec![sealed]).is_err() {
                         return Err(ServiceError::unexpected("the pack writer stopped".into()));
                     }
                 }

@@ -427,7 +427,13 @@ impl Service {
             s.id,
             cipher,
             written.clone(),
-            move |jobs| read_frames(&mut tokio_util::io::SyncIoBridge::new(body), &id_key, &jobs),
+            move |mut jobs| {
+                read_frames(
+                    &mut tokio_util::io::SyncIoBridge::new(body),
+                    &id_key,
+                    &mut jobs,
+                )
+            },
         )
         .await;
         let result = match packed {
@@ -631,7 +637,7 @@ impl Service {
 
 /// Reads chunk frames to the end of `reader`, checking each id and sending each
 /// distinct chunk to the sealing workers. Returns how many frames there were.
-fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &ChunkJobs) -> Result<u64> {
+fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &mut ChunkJobs) -> Result<u64> {
     let interrupted =
         |e: std::io::Error| ServiceError::from(BadRequest::UploadInterrupted(e.to_string()));
     let mut seen = HashSet::new();
