@@ -282,10 +282,12 @@ pub(crate) async fn stored_ids(
 ) -> Result<Vec<ChunkId>, StoreError> {
     let mut stored = Vec::with_capacity(ids.len());
     for batch in ids.chunks(q::CHUNK_BATCH) {
-        // Usually every one is stored (a parent snapshot's chunks): one row says so,
-        // where the list would be a row per chunk, each a hand-off from SQLite's
-        // worker thread and most of the time of a parent's answer. Ids are the
-        // table's key, so a count equal to the batch's length means each is there.
+        // Usually every one is stored (a parent snapshot's chunks) or none is (a
+        // first backup's new chunks): one row says so, where the list would be a row
+        // per chunk, each a hand-off from SQLite's worker thread and most of the time
+        // of a parent's answer. Ids are the table's key, so a count equal to the
+        // batch's length means each is there. Only a batch with some of each is asked
+        // twice.
         let count = q::count_stored_chunks(batch.len());
         let found = with_ids(&count, &[cluster_text], batch)
             .fetch_i64(pool)
@@ -293,6 +295,9 @@ pub(crate) async fn stored_ids(
             .map_err(ctx(op))?;
         if usize::try_from(found).ok() == Some(batch.len()) {
             stored.extend_from_slice(batch);
+            continue;
+        }
+        if found == 0 {
             continue;
         }
         let sql = q::stored_chunk_ids(batch.len());
