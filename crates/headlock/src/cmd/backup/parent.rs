@@ -450,6 +450,20 @@ mod tests {
         (file, reader, spooled)
     }
 
+    /// The parser started behind a download that has written `head` so far.
+    fn parsing_behind(head: &str) -> (Arc<Spooled>, JoinHandle<Result<u64, String>>, ParentCursor) {
+        let (mut file, input, spooled) = following();
+        file.write_all(head.as_bytes()).unwrap();
+        spooled.wrote(head.len() as u64);
+        let (tx, rx) = sync_channel(4);
+        let reader = std::thread::spawn(move || parse(BufReader::new(input), tx));
+        let cursor = ParentCursor {
+            entries: Some(rx),
+            head: None,
+        };
+        (spooled, reader, cursor)
+    }
+
     #[test]
     fn the_reader_follows_the_download_and_ends_as_it_did() {
         use std::io::Read;
@@ -495,17 +509,9 @@ mod tests {
         // The parser, behind a download that broke off in the middle of the list:
         // the entries before the break reach the walk, and the reader says why it
         // stopped.
-        let (mut file, input, spooled) = following();
         let head = format!(r#"{{"entries":[{},{}"#, entry("a", true), entry("b", true));
-        file.write_all(head.as_bytes()).unwrap();
-        spooled.wrote(head.len() as u64);
+        let (spooled, reader, mut cursor) = parsing_behind(&head);
         spooled.end(Err("the download broke off: reset".into()));
-        let (tx, rx) = sync_channel(4);
-        let reader = std::thread::spawn(move || parse(BufReader::new(input), tx));
-        let mut cursor = ParentCursor {
-            entries: Some(rx),
-            head: None,
-        };
         assert!(cursor.take("a").is_some());
         assert!(cursor.take("b").is_some());
         assert!(cursor.take("c").is_none());
@@ -514,16 +520,8 @@ mod tests {
 
         // A walk over before the download is: the parser, waiting for more, is ended
         // by `finish` without a warning.
-        let (mut file, input, spooled) = following();
         let head = format!(r#"{{"entries":[{}"#, entry("a", true));
-        file.write_all(head.as_bytes()).unwrap();
-        spooled.wrote(head.len() as u64);
-        let (tx, rx) = sync_channel(4);
-        let reader = std::thread::spawn(move || parse(BufReader::new(input), tx));
-        let mut cursor = ParentCursor {
-            entries: Some(rx),
-            head: None,
-        };
+        let (spooled, reader, mut cursor) = parsing_behind(&head);
         assert!(cursor.take("a").is_some());
         drop(cursor);
         spooled.end(Err(WALK_DONE.into()));
