@@ -10,7 +10,9 @@
 //! glibc reads `MALLOC_ARENA_MAX` once, when the process starts, and the other way to
 //! set it, `mallopt`, needs `unsafe`, which this workspace forbids. So `serve`
 //! re-executes itself once, before it does anything, with the variable set; a value
-//! the operator set is left alone.
+//! the operator set is left alone. The kernel names a process after the file it
+//! executes, here `/proc/self/exe`, so the re-executed server would be `exe` to
+//! `pgrep headlock`, `pidof`, `top` and `ss -p`; it takes its own file's name back.
 
 /// The variable glibc reads.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -25,6 +27,7 @@ pub fn bound_malloc_arenas() {
     {
         use std::os::unix::process::CommandExt;
         if std::env::var_os(VAR).is_some() {
+            restore_name();
             return;
         }
         let mut args = std::env::args_os();
@@ -39,5 +42,26 @@ pub fn bound_malloc_arenas() {
             .args(args)
             .env(VAR, arenas.to_string())
             .exec();
+    }
+}
+
+/// After the re-execution, names the process after its executable again (the kernel
+/// named it `exe`): the first 15 bytes of the file's name, as the kernel would have.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn restore_name() {
+    let named_exe = std::fs::read_to_string("/proc/self/comm").is_ok_and(|c| c.trim_end() == "exe");
+    if !named_exe {
+        return;
+    }
+    let Some(name) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.as_encoded_bytes().to_vec()))
+    else {
+        return;
+    };
+    let name: Vec<u8> = name.into_iter().take(15).filter(|b| *b != 0).collect();
+    if let Ok(name) = std::ffi::CString::new(name) {
+        // A name is cosmetic: a failure changes nothing else.
+        let _ = nix::sys::prctl::set_name(&name);
     }
 }

@@ -189,6 +189,10 @@ fn serve_bounds_malloc_arenas_and_keeps_an_operators_value() {
         (cores / 2).max(2).to_string()
     });
     assert_eq!(arena_max(w.server.pid()), vec![expected]);
+    // Re-executed through /proc/self/exe, it still goes by its own name (`pgrep
+    // headlock`, `pidof`, `ss -p`), not `exe`.
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", w.server.pid())).unwrap();
+    assert_eq!(comm.trim_end(), "headlock");
 
     let dir = tempfile::tempdir().unwrap();
     let set = common::Server::start_with_env(dir.path(), &[], &[("MALLOC_ARENA_MAX", "7")]);
