@@ -59,7 +59,7 @@ fn restore_name() {
     else {
         return;
     };
-    let name: Vec<u8> = name.into_iter().take(15).filter(|b| *b != 0).collect();
+    let name: Vec<u8> = name.into_iter().take(15).collect();
     if let Ok(name) = std::ffi::CString::new(name) {
         // A name is cosmetic: a failure changes nothing else.
         let _ = nix::sys::prctl::set_name(&name);

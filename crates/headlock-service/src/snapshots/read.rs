@@ -151,6 +151,11 @@ pub(crate) fn extends_run(
 
 /// The distinct chunks some entries (a manifest frame's) name, in the order they first
 /// appear.
+/// The error of a snapshot's manifest that cannot be read or does not check out.
+fn manifest_damaged(snapshot: ObjectId, why: impl std::fmt::Display) -> crate::ServiceError {
+    Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {why}")).into()
+}
+
 pub(crate) fn frame_chunks(entries: &[ManifestEntry]) -> Vec<ChunkId> {
     let mut seen = std::collections::HashSet::new();
     entries
@@ -212,9 +217,6 @@ impl Service {
     ) -> Result<(String, u64)> {
         let snapshot = record.id;
         let blobs = self.blobs()?;
-        let damaged = |e: String| -> crate::ServiceError {
-            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
-        };
         for path in [
             rekeyed_manifest_path(cluster, snapshot, record.data_key_id),
             manifest_path(cluster, snapshot),
@@ -222,13 +224,14 @@ impl Service {
             if let Some(size) = blobs
                 .size(&path)
                 .await
-                .map_err(|e| damaged(e.to_string()))?
+                .map_err(|e| manifest_damaged(snapshot, e))?
             {
                 return Ok((path, size));
             }
         }
-        Err(damaged(
-            BlobError::NotFound(manifest_path(cluster, snapshot)).to_string(),
+        Err(manifest_damaged(
+            snapshot,
+            BlobError::NotFound(manifest_path(cluster, snapshot)),
         ))
     }
 
@@ -239,16 +242,27 @@ impl Service {
         cluster: ObjectId,
         record: &SnapshotRecord,
     ) -> Result<Manifest> {
-        let snapshot = record.id;
         let (path, _) = self.manifest_object(cluster, record).await?;
-        let bytes = self.blobs()?.get(&path).await.map_err(|e| {
-            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}"))
-        })?;
+        self.open_manifest_at(cipher, cluster, record.id, &path)
+            .await
+    }
+
+    /// Opens the manifest object at `path` whole, as snapshot `snapshot`'s.
+    async fn open_manifest_at(
+        &self,
+        cipher: &ChunkCipher,
+        cluster: ObjectId,
+        snapshot: ObjectId,
+        path: &str,
+    ) -> Result<Manifest> {
+        let bytes = self
+            .blobs()?
+            .get(path)
+            .await
+            .map_err(|e| manifest_damaged(snapshot, e))?;
         cipher
             .open_manifest(cluster, snapshot, &bytes)
-            .map_err(|e| {
-                Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
-            })
+            .map_err(|e| manifest_damaged(snapshot, e))
     }
 }
 
@@ -281,7 +295,7 @@ impl ManifestStream {
     }
 
     fn damaged(&self, why: impl std::fmt::Display) -> crate::ServiceError {
-        Internal::SnapshotDamaged(format!("manifest of snapshot {}: {why}", self.snapshot)).into()
+        manifest_damaged(self.snapshot, why)
     }
 
     /// The next entries (one frame's), or `None` after the last; every entry checked.
@@ -352,9 +366,7 @@ impl ManifestStream {
             }
             Ok(f)
         });
-        opened.map_err(|e| {
-            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
-        })
+        opened.map_err(|e| manifest_damaged(snapshot, e))
     }
 }
 
@@ -370,16 +382,15 @@ impl Service {
     ) -> Result<ManifestStream> {
         let snapshot = record.id;
         let blobs = self.blobs()?.clone();
-        let damaged = |e: String| -> crate::ServiceError {
-            Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {e}")).into()
-        };
         let (path, size) = self.manifest_object(cluster, record).await?;
         let magic = blobs
             .get_range(&path, 0, 8)
             .await
-            .map_err(|e| damaged(e.to_string()))?;
+            .map_err(|e| manifest_damaged(snapshot, e))?;
         if magic.as_slice() == MANIFEST_MAGIC {
-            let m = self.open_manifest(&cipher, cluster, record).await?;
+            let m = self
+                .open_manifest_at(&cipher, cluster, snapshot, &path)
+                .await?;
             return Ok(ManifestStream {
                 blobs,
                 cipher,
@@ -394,7 +405,10 @@ impl Service {
             });
         }
         if magic.as_slice() != MANIFEST_V2_MAGIC {
-            return Err(damaged("not a manifest: wrong magic bytes".into()));
+            return Err(manifest_damaged(
+                snapshot,
+                "not a manifest: wrong magic bytes",
+            ));
         }
         let mut stream = ManifestStream {
             blobs,
@@ -414,7 +428,7 @@ impl Service {
         };
         match stream.next_frame().await? {
             Frame::Header(h) => stream.header = h,
-            Frame::Entries(_) => return Err(damaged("no header frame".into())),
+            Frame::Entries(_) => return Err(manifest_damaged(snapshot, "no header frame")),
         }
         Ok(stream)
     }

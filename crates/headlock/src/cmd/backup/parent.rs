@@ -236,6 +236,17 @@ pub fn read(
         .try_clone()
         .map_err(|e| local("a second handle on the temporary file of", e))?;
     let spooled = Spooled::new();
+    // The parser first: if its thread cannot start, no download is left running.
+    let input = Following {
+        file: reading,
+        at: 0,
+        spooled: spooled.clone(),
+    };
+    let (tx, rx) = sync_channel(AHEAD);
+    let reader = std::thread::Builder::new()
+        .name("backup-parent".into())
+        .spawn(move || parse(BufReader::with_capacity(256 * 1024, input), tx))
+        .map_err(|e| local("starting the reader of", e))?;
     let download = spooled.clone();
     let task = tokio::spawn(async move {
         let mut spool = spool;
@@ -258,16 +269,6 @@ pub fn read(
         };
         download.end(end);
     });
-    let input = Following {
-        file: reading,
-        at: 0,
-        spooled: spooled.clone(),
-    };
-    let (tx, rx) = sync_channel(AHEAD);
-    let reader = std::thread::Builder::new()
-        .name("backup-parent".into())
-        .spawn(move || parse(BufReader::with_capacity(256 * 1024, input), tx))
-        .map_err(|e| local("starting the reader of", e))?;
     let cursor = ParentCursor {
         entries: Some(rx),
         head: None,
