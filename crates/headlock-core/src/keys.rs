@@ -78,13 +78,23 @@ impl PartialEq<String> for KmipUid {
     }
 }
 
-/// A key just created (and activated) in the KMIP server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A key just created (and activated) in the KMIP server, with its material.
 pub struct CreatedKey {
     /// KMIP Unique Identifier.
     pub uid: KmipUid,
     /// The server that created it (`host:port`).
     pub server: String,
+    /// Its material, fetched with the creation (zeroized on drop; never printed).
+    pub material: MasterKeyMaterial,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("uid", &self.uid)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The KMIP State of a key, as the server reports it.

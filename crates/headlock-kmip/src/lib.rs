@@ -3,7 +3,8 @@
 //! binary builds this adapter and hands it over, so the service links no KMIP code.
 //!
 //! Master keys are created as mongod creates them (Create with AES, 256 bits, usage
-//! Encrypt|Decrypt, then Activate), with a KMIP Name so that they can be found again.
+//! Encrypt|Decrypt, then Activate), with a KMIP Name so that they can be found again;
+//! Create, Activate and the Get of the new key go in one request message (a batch).
 //! Key material is fetched with Get (Raw) and checked to be an AES-256 key before use.
 //! KMIP errors become [`KeyManagerError`]s that say which server, which operation and
 //! what the server said; transport failures are `Unavailable` (nothing happened), and a
@@ -21,7 +22,7 @@ use async_trait::async_trait;
 use headlock_core::envelope::MasterKeyMaterial;
 use headlock_core::keys::{CreatedKey, KeyState, KmipUid, RevokeReason};
 use headlock_core::{KeyManager, KeyManagerError, ServerProbe};
-use kmip::client::Client;
+use kmip::client::{Client, SymmetricKeyMaterial};
 use kmip::error::Error as KmipError;
 use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, ObjectType, RevocationReasonCode, State,
@@ -123,6 +124,26 @@ fn map_err(e: KmipError, fallback_server: &str, operation: &str) -> KeyManagerEr
     }
 }
 
+/// The material of key `uid` as fetched, checked to be an AES-256 key.
+fn aes_256_material(
+    uid: &KmipUid,
+    key: &SymmetricKeyMaterial,
+) -> Result<MasterKeyMaterial, KeyManagerError> {
+    if key
+        .algorithm
+        .is_some_and(|a| a != CryptographicAlgorithm::AES)
+    {
+        return Err(KeyManagerError::InvalidKey {
+            uid: uid.clone(),
+            reason: format!("algorithm is {:?}, not AES", key.algorithm),
+        });
+    }
+    MasterKeyMaterial::from_slice(&key.key).map_err(|e| KeyManagerError::InvalidKey {
+        uid: uid.clone(),
+        reason: e.to_string(),
+    })
+}
+
 #[async_trait]
 impl KeyManager for KmipKeyManager {
     fn describe(&self) -> String {
@@ -131,10 +152,10 @@ impl KeyManager for KmipKeyManager {
 
     async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError> {
         let first = self.first_server();
-        // The server that created the key, which after a failover is not the first one.
-        let kmip::client::Served { server, value: uid } = self
+        // Create, Activate and Get in one request message (see the client's method).
+        let created = self
             .client
-            .create_symmetric_key_served(
+            .create_active_symmetric_key(
                 CryptographicAlgorithm::AES,
                 256,
                 CryptographicUsageMask(
@@ -144,20 +165,34 @@ impl KeyManager for KmipKeyManager {
             )
             .await
             .map_err(|e| map_err(e, &first, "Create"))?;
-        if let Err(e) = self.client.activate(&uid).await {
-            // The key exists but is not usable: say so, so the caller revokes it by name.
-            return Err(match map_err(e, &server, "Activate") {
-                KeyManagerError::Unavailable { server, reason } => KeyManagerError::Indeterminate {
-                    server,
-                    operation: "Activate".into(),
-                    reason,
-                },
-                other => other,
-            });
-        }
+        // The server that created the key, which after a failover is not the first one.
+        let server = created.server;
+        let uid = KmipUid::new(created.uid);
+        let material = created
+            .material
+            .map_err(|e| {
+                // The key exists but is not usable (or not known to be): never say "nothing
+                // happened", so the caller disposes of it by name.
+                let operation = match &e {
+                    KmipError::ServerReported { operation, .. } => operation.to_string(),
+                    _ => "Activate".into(),
+                };
+                match map_err(e, &server, &operation) {
+                    KeyManagerError::Unavailable { server, reason } => {
+                        KeyManagerError::Indeterminate {
+                            server,
+                            operation,
+                            reason,
+                        }
+                    }
+                    other => other,
+                }
+            })
+            .and_then(|key| aes_256_material(&uid, &key))?;
         Ok(CreatedKey {
-            uid: KmipUid::new(uid),
+            uid,
             server,
+            material,
         })
     }
 
@@ -171,19 +206,7 @@ impl KeyManager for KmipKeyManager {
             .get_symmetric_key(uid.as_str())
             .await
             .map_err(|e| map_err(e, &server, "Get"))?;
-        if key
-            .algorithm
-            .is_some_and(|a| a != CryptographicAlgorithm::AES)
-        {
-            return Err(KeyManagerError::InvalidKey {
-                uid: uid.clone(),
-                reason: format!("algorithm is {:?}, not AES", key.algorithm),
-            });
-        }
-        MasterKeyMaterial::from_slice(&key.key).map_err(|e| KeyManagerError::InvalidKey {
-            uid: uid.clone(),
-            reason: e.to_string(),
-        })
+        aes_256_material(uid, &key)
     }
 
     async fn locate_by_name(&self, name: &str) -> Result<Vec<KmipUid>, KeyManagerError> {

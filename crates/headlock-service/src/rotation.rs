@@ -548,7 +548,7 @@ impl Service {
             created,
         } = change;
         let cluster_id = cluster.id.to_string();
-        let new_material = self.keys.master_key_material(&created.uid).await?;
+        let new_material = &created.material;
         let new_ctx = WrapContext {
             cluster_id: &cluster_id,
             master_key_uid: created.uid.as_str(),
@@ -577,7 +577,7 @@ impl Service {
             let wrapped = DataKey::rewrap(
                 &dk.wrapped,
                 (&materials[&dk.master_key_uid], &old_ctx),
-                (&new_material, &new_ctx),
+                (new_material, &new_ctx),
             )
             .map_err(|e| {
                 ServiceError::unexpected(format!(
@@ -597,7 +597,7 @@ impl Service {
                 id: ObjectId::new(),
                 cluster_id: cluster.id,
                 wrapped: key
-                    .wrap(&new_material, &new_ctx)
+                    .wrap(new_material, &new_ctx)
                     .map_err(|e| ServiceError::unexpected(e.to_string()))?,
                 master_key_uid: created.uid.clone(),
                 created: now,

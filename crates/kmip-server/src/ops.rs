@@ -34,7 +34,10 @@
 //! Batches: Batch Error Continuation Option Stop (the default) ends a batch at its
 //! first failure; Continue answers every item; Undo also undoes the items before the
 //! failure (their writes share one savepoint, dropped; they are answered Operation
-//! Undone). Check answers whether a use fits the key's Cryptographic Usage Mask; Log
+//! Undone). The items of a batch write through one [`Write`], committed once after the
+//! last item and before the answer: a Create + Activate + Get costs one durable commit,
+//! not three (under Stop and Continue a failed item's own writes are rolled back to its
+//! savepoint, the others' kept). Check answers whether a use fits the key's Cryptographic Usage Mask; Log
 //! and Interop (KMIP 2.x) are acknowledged and logged (Interop Reset resets nothing).
 
 use std::ops::{Deref, DerefMut};
@@ -154,9 +157,9 @@ struct Ctx<'a> {
     /// The ID Placeholder (KMIP 1.4 section 4): the identifier a previous batch item
     /// produced, used by later items that omit theirs.
     placeholder: Option<String>,
-    /// The writes of a batch sent with Batch Error Continuation Option Undo: every
-    /// item reads and writes through it, and it is committed only if all succeed.
-    undo: Option<Mutex<Write>>,
+    /// The writes of a batch of several items: every item reads and writes through
+    /// it, and it is committed once, after the last item (see [`Handler::handle`]).
+    batch: Option<Mutex<Write>>,
 }
 
 /// Where an operation writes: its own [`Write`], committed when it succeeds, or the
@@ -308,10 +311,13 @@ impl Handler {
             let n = self.correlations.fetch_add(1, Ordering::Relaxed);
             format!("{}-{n}", self.correlation_prefix)
         });
-        // Undo: the items share one set of writes, committed only if
-        // every item succeeds; other connections' writes wait for the batch meanwhile.
-        let option = request.header.batch_error_continuation_option;
-        let undo = if option == Some(BATCH_UNDO) && request.items.len() > 1 {
+        // A batch of several items shares one set of writes, committed once after its
+        // last item (other connections' writes wait for the batch meanwhile): one
+        // durable commit for a Create + Activate + Get. Under Undo it is committed only
+        // if every item succeeds; otherwise each item's writes are kept or undone
+        // as the item succeeds or fails, as if it were committed on its own.
+        let undo = request.header.batch_error_continuation_option == Some(BATCH_UNDO);
+        let batch = if request.items.len() > 1 {
             match self.store.write().await {
                 Ok(w) => Some(Mutex::new(w)),
                 Err(e) => {
@@ -326,12 +332,12 @@ impl Handler {
             owner,
             version: requested,
             placeholder: None,
-            undo,
+            batch,
         };
         let mut items = Vec::with_capacity(request.items.len());
         let mut any_failed = false;
         for item in &request.items {
-            let (mut answer, failed) = match self.operation(&mut ctx, item).await {
+            let (mut answer, mut failed) = match self.operation(&mut ctx, item).await {
                 Ok(payload) => (ResponseBatchItem::success(item.operation, payload), false),
                 Err(f) => {
                     tracing::debug!(
@@ -347,6 +353,19 @@ impl Handler {
                     )
                 }
             };
+            if let (Some(batch), false) = (&ctx.batch, undo) {
+                let mut write = batch.lock().await;
+                let ended = if failed {
+                    write.discard_operation().await
+                } else {
+                    write.end_operation().await
+                };
+                if let Err(e) = ended {
+                    let f = Failure::from(e);
+                    answer = ResponseBatchItem::failure(Some(item.operation), f.reason, f.message);
+                    failed = true;
+                }
+            }
             answer.unique_batch_item_id = item.unique_batch_item_id.clone();
             items.push(answer);
             any_failed |= failed;
@@ -356,9 +375,9 @@ impl Handler {
                 break;
             }
         }
-        if let Some(batch) = ctx.undo.take() {
+        if let Some(batch) = ctx.batch.take() {
             let batch = batch.into_inner();
-            if any_failed {
+            if undo && any_failed {
                 // Dropped uncommitted: none of the batch's writes remain.
                 drop(batch);
                 for answer in &mut items {
@@ -367,8 +386,12 @@ impl Handler {
                     }
                 }
             } else if let Err(e) = batch.commit().await {
+                // Nothing of the batch is durable: no item succeeded after all.
                 let f = Failure::from(e);
                 for answer in &mut items {
+                    if answer.result_status != ResultStatus::SUCCESS {
+                        continue;
+                    }
                     let failed =
                         ResponseBatchItem::failure(answer.operation, f.reason, f.message.clone());
                     *answer = ResponseBatchItem {
@@ -500,7 +523,7 @@ impl Handler {
     /// The caller's object `uid` (with an Undo batch's writes so far), or Item Not
     /// Found.
     async fn load(&self, ctx: &Ctx<'_>, uid: &str) -> Result<StoredObject, Failure> {
-        let found = match &ctx.undo {
+        let found = match &ctx.batch {
             Some(batch) => batch.lock().await.get(uid, ctx.owner).await?,
             None => self.store.get(uid, ctx.owner).await?,
         };
@@ -509,7 +532,7 @@ impl Handler {
 
     /// Where the operation of `ctx` writes (see [`OpWrite`]).
     async fn write<'b>(&self, ctx: &'b Ctx<'_>) -> Result<OpWrite<'b>, Failure> {
-        Ok(match &ctx.undo {
+        Ok(match &ctx.batch {
             Some(batch) => OpWrite::Batch(batch.lock().await),
             None => OpWrite::Own(self.store.write().await?),
         })
@@ -775,7 +798,7 @@ impl Handler {
                 }
             }
         }
-        let mut all = match &ctx.undo {
+        let mut all = match &ctx.batch {
             Some(batch) => batch.lock().await.locate(ctx.owner, &filter).await?,
             None => self.store.locate(ctx.owner, &filter).await?,
         };

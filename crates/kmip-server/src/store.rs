@@ -308,6 +308,7 @@ impl KeyStore {
         Ok(Write {
             writes: Arc::clone(&self.writes),
             writer,
+            ended: None,
         })
     }
 
@@ -345,6 +346,8 @@ impl KeyStore {
 pub struct Write {
     writes: Arc<Writes>,
     writer: OwnedMutexGuard<Writer>,
+    /// The group of the writes of operations ended with [`Write::end_operation`].
+    ended: Option<Arc<Group>>,
 }
 
 impl Write {
@@ -467,12 +470,32 @@ impl Write {
     /// has returned (with `synchronous = FULL`, after the fsync), or the error that
     /// COMMIT gave. An operation that wrote nothing returns at once.
     pub async fn commit(mut self) -> Result<(), Error> {
-        let Some(group) = self.end_op().await? else {
+        let ended = self.end_op().await?;
+        let Write {
+            writes,
+            writer,
+            ended: before,
+        } = self;
+        let Some(group) = ended.or(before) else {
             return Ok(());
         };
-        let Write { writes, writer } = self;
         drop(writer);
         writes.finish(&group).await
+    }
+
+    /// Ends one operation of several that share this `Write` (a batch): its writes are
+    /// kept, and made durable with the others' by [`Write::commit`].
+    pub async fn end_operation(&mut self) -> Result<(), Error> {
+        if let Some(group) = self.end_op().await? {
+            self.ended = Some(group);
+        }
+        Ok(())
+    }
+
+    /// Undoes the writes of the operation under way (one that failed), keeping those of
+    /// operations ended before it.
+    pub async fn discard_operation(&mut self) -> Result<(), Error> {
+        self.writer.discard_unfinished_op().await
     }
 
     /// Releases this operation's savepoint (its writes now belong to the group); the

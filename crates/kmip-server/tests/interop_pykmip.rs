@@ -117,6 +117,24 @@ async fn lifecycle_against(server: &PyKmipServer, client: Client, expected: Prot
     }
     assert!(!err.is_transient());
 
+    // Create, Activate and Get in one batch (the ID Placeholder), as rotations make keys.
+    let batched = client
+        .create_active_symmetric_key(
+            CryptographicAlgorithm::AES,
+            256,
+            usage,
+            Some(&format!("{name}-batched")),
+        )
+        .await
+        .unwrap();
+    let material = batched.material.unwrap();
+    assert_eq!(client.get_state(&batched.uid).await.unwrap(), State::ACTIVE);
+    assert_eq!(
+        client.get_symmetric_key(&batched.uid).await.unwrap().key,
+        material.key
+    );
+    assert_eq!(batched.server, server.addr());
+
     // A key never activated (a key change stopped between Create and Activate): a
     // Revoke for a reason other than compromise is refused, a Destroy accepted (KMIP's
     // Pre-Active -> Destroyed transition); PyKMIP then forgets the key.

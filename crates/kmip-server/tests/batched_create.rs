@@ -1,0 +1,364 @@
+//! `Client::create_active_symmetric_key`: Create, Activate and Get in one request
+//! message, and what the client does with a server that does not carry the batch out.
+//! A mutual-TLS proxy in front of the embedded server records the request messages it
+//! forwards and plays one of three servers: the embedded server as it is, one that
+//! refuses every batch of several items (it answers one failure and forwards nothing),
+//! and one that carries out only a batch's first item.
+//!
+//! The embedded server's side, a batch's writes committed once, is checked here too: a
+//! Stop batch keeps the writes of the items before a failure and none of the failed
+//! item's.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use kmip::client::Client;
+use kmip::framing;
+use kmip::message::{
+    CreateRequest, GetRequest, RequestBatchItem, RequestMessage, RequestPayload, ResponseBatchItem,
+    ResponseMessage, TemplateAttribute,
+};
+use kmip::ttlv::Limits;
+use kmip::types::{
+    CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Operation, ProtocolVersion,
+    ResultReason, ResultStatus, State,
+};
+use testkit::kmip::{Embedded, client_config, raw_connection};
+use tokio::net::TcpListener;
+
+/// Which server the proxy plays.
+#[derive(Clone, Copy, PartialEq)]
+enum Plays {
+    /// The embedded server, unchanged.
+    Embedded,
+    /// One that refuses a message of several batch items as a whole.
+    NoBatches,
+    /// One that carries out and answers only the first item of a batch.
+    FirstItemOnly,
+    /// One that refuses every Activate (Permission Denied) and, in a batch, stops there.
+    RefusesActivate,
+}
+
+/// The operations of each request message the proxy received, in order.
+type Seen = Arc<Mutex<Vec<Vec<Operation>>>>;
+
+/// A proxy to `server` playing `plays`; its address and what it saw.
+async fn proxy(server: &Embedded, plays: Plays) -> (SocketAddr, Seen) {
+    let pki = server.pki.clone();
+    let upstream = server.addr;
+    let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, pki, log) = (acceptor.clone(), pki.clone(), log.clone());
+            tokio::spawn(async move {
+                let mut client = acceptor.accept(tcp).await.unwrap();
+                let mut server = raw_connection(&pki, upstream).await;
+                while let Ok(Some(bytes)) = framing::read_message(&mut client, 1 << 20).await {
+                    let mut request = RequestMessage::decode(&bytes, &Limits::default()).unwrap();
+                    log.lock()
+                        .unwrap()
+                        .push(request.items.iter().map(|i| i.operation).collect());
+                    let several = request.items.len() > 1;
+                    let answer = match plays {
+                        Plays::NoBatches if several => {
+                            let refusal = ResponseBatchItem::failure(
+                                None,
+                                ResultReason::OPERATION_NOT_SUPPORTED,
+                                "batches of several items are not supported",
+                            );
+                            ResponseMessage::new(request.header.protocol_version, 0, vec![refusal])
+                                .encode()
+                        }
+                        Plays::FirstItemOnly if several => {
+                            request.items.truncate(1);
+                            let first =
+                                RequestMessage::new(request.header.protocol_version, request.items);
+                            forward(&mut server, &first.encode()).await
+                        }
+                        Plays::RefusesActivate => {
+                            let refused = request
+                                .items
+                                .iter()
+                                .position(|i| i.operation == Operation::ACTIVATE);
+                            match refused {
+                                None => forward(&mut server, &bytes).await,
+                                Some(at) => {
+                                    let version = request.header.protocol_version;
+                                    let mut answers = Vec::new();
+                                    if at > 0 {
+                                        request.items.truncate(at);
+                                        let before = RequestMessage::new(version, request.items);
+                                        let answer = forward(&mut server, &before.encode()).await;
+                                        answers =
+                                            ResponseMessage::decode(&answer, &Limits::default())
+                                                .unwrap()
+                                                .items;
+                                    }
+                                    answers.push(ResponseBatchItem::failure(
+                                        Some(Operation::ACTIVATE),
+                                        ResultReason::PERMISSION_DENIED,
+                                        "refused by the test",
+                                    ));
+                                    ResponseMessage::new(version, 0, answers).encode()
+                                }
+                            }
+                        }
+                        _ => forward(&mut server, &bytes).await,
+                    };
+                    framing::write_message(&mut client, &answer).await.unwrap();
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+async fn forward(
+    server: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    request: &[u8],
+) -> Vec<u8> {
+    framing::write_message(server, request).await.unwrap();
+    framing::read_message(server, 1 << 20)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+const USAGE: CryptographicUsageMask =
+    CryptographicUsageMask(CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0);
+
+/// Creates a key through a client of `addr` (KMIP `version`) and checks it against the
+/// embedded server itself: Active, named, and the material returned is its material.
+async fn creates_an_active_key(server: &Embedded, addr: SocketAddr, version: ProtocolVersion) {
+    let mut config = client_config(&server.pki, vec![addr.to_string()]);
+    config.protocol_versions = vec![version];
+    let client = Client::new(config).unwrap();
+    let name = format!("batched-{addr}-{version}");
+    let created = client
+        .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some(&name))
+        .await
+        .unwrap();
+    let material = created.material.unwrap();
+    assert_eq!(material.algorithm, Some(CryptographicAlgorithm::AES));
+    assert_eq!(material.length, Some(256));
+    let direct = server.client();
+    assert_eq!(direct.get_state(&created.uid).await.unwrap(), State::ACTIVE);
+    assert_eq!(
+        direct.get_symmetric_key(&created.uid).await.unwrap().key,
+        material.key
+    );
+    assert_eq!(
+        direct.locate(Some(&name), None, None).await.unwrap(),
+        vec![created.uid.clone()]
+    );
+    assert_eq!(created.server, addr.to_string());
+}
+
+#[tokio::test]
+async fn creates_activates_and_fetches_a_key_in_one_message() {
+    let server = Embedded::start().await;
+    let (addr, seen) = proxy(&server, Plays::Embedded).await;
+    for version in [
+        ProtocolVersion::V1_2,
+        ProtocolVersion::V1_4,
+        ProtocolVersion::V2_1,
+    ] {
+        seen.lock().unwrap().clear();
+        creates_an_active_key(&server, addr, version).await;
+        let seen = seen.lock().unwrap().clone();
+        // Discover Versions on the new connection, then the batch.
+        assert_eq!(
+            seen.last().unwrap(),
+            &vec![Operation::CREATE, Operation::ACTIVATE, Operation::GET],
+            "{version}: {seen:?}"
+        );
+        assert_eq!(
+            seen.iter()
+                .filter(|ops| ops.contains(&Operation::CREATE))
+                .count(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn creates_alone_where_the_server_refuses_batches() {
+    let server = Embedded::start().await;
+    let (addr, seen) = proxy(&server, Plays::NoBatches).await;
+    let client = Client::new(client_config(&server.pki, vec![addr.to_string()])).unwrap();
+    for name in ["alone-1", "alone-2"] {
+        let created = client
+            .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some(name))
+            .await
+            .unwrap();
+        assert!(created.material.is_ok());
+        // The refused batch created nothing: one key by that name.
+        let found = server.client().locate(Some(name), None, None).await;
+        assert_eq!(found.unwrap(), vec![created.uid]);
+    }
+    // The batch is tried once; after its refusal, one request per operation.
+    let seen = seen.lock().unwrap().clone();
+    let after_batch: Vec<_> = seen
+        .iter()
+        .skip_while(|ops| ops.len() == 1)
+        .cloned()
+        .collect();
+    assert_eq!(
+        after_batch,
+        vec![
+            vec![Operation::CREATE, Operation::ACTIVATE, Operation::GET],
+            vec![Operation::CREATE],
+            vec![Operation::ACTIVATE],
+            vec![Operation::GET],
+            vec![Operation::CREATE],
+            vec![Operation::ACTIVATE],
+            vec![Operation::GET],
+        ],
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn activates_and_fetches_alone_where_the_server_did_only_the_create() {
+    let server = Embedded::start().await;
+    let (addr, seen) = proxy(&server, Plays::FirstItemOnly).await;
+    creates_an_active_key(&server, addr, ProtocolVersion::V1_4).await;
+    let seen = seen.lock().unwrap().clone();
+    let after_batch: Vec<_> = seen
+        .iter()
+        .skip_while(|ops| ops.len() == 1)
+        .cloned()
+        .collect();
+    assert_eq!(
+        after_batch,
+        vec![
+            vec![Operation::CREATE, Operation::ACTIVATE, Operation::GET],
+            vec![Operation::ACTIVATE],
+            vec![Operation::GET],
+        ],
+        "{seen:?}"
+    );
+}
+
+/// A server that refuses Activate: the key exists (Pre-Active), and the error is
+/// Activate's, from the separate Activate the client tried after the batch's.
+#[tokio::test]
+async fn reports_a_refused_activate_with_the_key_it_created() {
+    let server = Embedded::start().await;
+    let (addr, seen) = proxy(&server, Plays::RefusesActivate).await;
+    let client = Client::new(client_config(&server.pki, vec![addr.to_string()])).unwrap();
+    let created = client
+        .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some("refused"))
+        .await
+        .unwrap();
+    let error = created.material.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            kmip::error::Error::ServerReported {
+                operation: Operation::ACTIVATE,
+                reason: ResultReason::PERMISSION_DENIED,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        server.client().get_state(&created.uid).await.unwrap(),
+        State::PRE_ACTIVE
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(&vec![Operation::ACTIVATE]),
+        "the separate Activate was tried: {seen:?}"
+    );
+}
+
+/// The embedded server commits a Stop batch once; the items before a failure keep
+/// their writes, the failed item's are undone, and nothing after it runs.
+#[tokio::test]
+async fn keeps_the_writes_before_a_failed_item_of_a_stop_batch() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let create = |name: &str| {
+        RequestBatchItem::new(
+            Operation::CREATE,
+            RequestPayload::Create(CreateRequest {
+                object_type: ObjectType::SYMMETRIC_KEY,
+                template_attribute: TemplateAttribute::new(vec![
+                    kmip::attribute::Attribute::CryptographicAlgorithm(CryptographicAlgorithm::AES),
+                    kmip::attribute::Attribute::CryptographicLength(256),
+                    kmip::attribute::Attribute::CryptographicUsageMask(USAGE),
+                    kmip::attribute::Attribute::Name {
+                        value: name.into(),
+                        name_type: kmip::types::NameType::UNINTERPRETED_TEXT_STRING,
+                    },
+                ]),
+            }),
+        )
+    };
+    let activate = RequestBatchItem::new(
+        Operation::ACTIVATE,
+        RequestPayload::Activate {
+            unique_identifier: None,
+        },
+    );
+    // Activate the same key twice: the second is refused (it is Active already).
+    let request = RequestMessage::new(
+        ProtocolVersion::V1_4,
+        vec![
+            create("stop-kept"),
+            activate.clone(),
+            activate.clone(),
+            create("stop-never"),
+        ],
+    );
+    let response = client.send(request).await.unwrap();
+    let statuses: Vec<_> = response.items.iter().map(|i| i.result_status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ResultStatus::SUCCESS,
+            ResultStatus::SUCCESS,
+            ResultStatus::OPERATION_FAILED
+        ]
+    );
+    let kept = client.locate(Some("stop-kept"), None, None).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(client.get_state(&kept[0]).await.unwrap(), State::ACTIVE);
+    assert!(
+        client
+            .locate(Some("stop-never"), None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A Get of the new key in the same batch serves it: Fresh is False after the batch.
+    let request = RequestMessage::new(
+        ProtocolVersion::V1_4,
+        vec![
+            create("stop-fresh"),
+            RequestBatchItem::new(Operation::GET, RequestPayload::Get(GetRequest::default())),
+        ],
+    );
+    let response = client.send(request).await.unwrap();
+    assert!(
+        response
+            .items
+            .iter()
+            .all(|i| i.result_status == ResultStatus::SUCCESS)
+    );
+    let uid = &client.locate(Some("stop-fresh"), None, None).await.unwrap()[0];
+    let attributes = client.get_attributes(uid, &["Fresh"]).await.unwrap();
+    let fresh = attributes.iter().find_map(|a| match a {
+        kmip::attribute::Attribute::Other { name, value } if name == "Fresh" => value.as_bool(),
+        _ => None,
+    });
+    assert_eq!(fresh, Some(false), "{attributes:?}");
+}
