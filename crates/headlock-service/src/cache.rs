@@ -7,12 +7,15 @@
 //! docs/benchmarks.md, "API: GET encryptionKey with digest auth, against bare axum".
 //!
 //! Consistency:
-//! * Every write this process makes that could change an answer (a key change, a
-//!   backup config change, a cluster deletion) calls `ReadCache::invalidate`, which bumps
-//!   a generation. A reader records the generation before it reads the store and stores
-//!   its result only if no invalidation happened meanwhile, so a result computed before a
-//!   write can never be cached after it: within one process, a GET after a PUT always
-//!   shows the new key.
+//! * Every write this process makes that could change an answer calls
+//!   `ReadCache::invalidate_keys` (a key change, a backup config change, a cluster
+//!   deletion) or `ReadCache::invalidate_users` (a user's change), which bumps that map's
+//!   generation and empties it. A reader records the generations before it reads the
+//!   store and stores its result only if no invalidation of its map happened meanwhile,
+//!   so a result computed before a write can never be cached after it: within one
+//!   process, a GET after a PUT always shows the new key. A key change leaves the users
+//!   cached: under a stream of rotations every request would otherwise read its user
+//!   from the store again.
 //! * Writers in other processes (`headlock users ...`, and other service nodes) are seen
 //!   within [`TTL`]: an entry is trusted for that long. A deleted user or a replaced API
 //!   key therefore stops working within one second.
@@ -67,21 +70,24 @@ impl<K: std::hash::Hash + Eq, V: Clone> Map<K, V> {
 
 /// Cached answers, see the module docs.
 pub(crate) struct ReadCache {
-    generation: AtomicU64,
+    users_generation: AtomicU64,
+    keys_generation: AtomicU64,
     users: Map<String, Option<Arc<User>>>,
     keys: Map<(ObjectId, ObjectId), EncryptionKeyView>,
 }
 
-/// A reader's ticket: the generation and time before it read the store.
+/// A reader's ticket: the generations and time before it read the store.
 pub(crate) struct Ticket {
-    generation: u64,
+    users_generation: u64,
+    keys_generation: u64,
     at: Instant,
 }
 
 impl ReadCache {
     pub(crate) fn new() -> Self {
         ReadCache {
-            generation: AtomicU64::new(0),
+            users_generation: AtomicU64::new(0),
+            keys_generation: AtomicU64::new(0),
             users: Map::new(),
             keys: Map::new(),
         }
@@ -90,13 +96,10 @@ impl ReadCache {
     /// Called before reading the store for a result that will be cached.
     pub(crate) fn ticket(&self) -> Ticket {
         Ticket {
-            generation: self.generation.load(Ordering::Acquire),
+            users_generation: self.users_generation.load(Ordering::Acquire),
+            keys_generation: self.keys_generation.load(Ordering::Acquire),
             at: Instant::now(),
         }
-    }
-
-    fn still_valid(&self, t: &Ticket) -> bool {
-        self.generation.load(Ordering::Acquire) == t.generation
     }
 
     pub(crate) fn user(&self, username: &str) -> Option<Option<Arc<User>>> {
@@ -104,7 +107,7 @@ impl ReadCache {
     }
 
     pub(crate) fn put_user(&self, t: Ticket, username: &str, user: Option<Arc<User>>) {
-        if self.still_valid(&t) {
+        if self.users_generation.load(Ordering::Acquire) == t.users_generation {
             self.users.put(username.to_string(), user, t.at);
         }
     }
@@ -114,16 +117,22 @@ impl ReadCache {
     }
 
     pub(crate) fn put_key(&self, t: Ticket, view: EncryptionKeyView) {
-        if self.still_valid(&t) {
+        if self.keys_generation.load(Ordering::Acquire) == t.keys_generation {
             self.keys.put((view.group_id, view.cluster_id), view, t.at);
         }
     }
 
-    /// Forgets everything; results being computed now will not be cached.
-    pub(crate) fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.users.clear();
+    /// Forgets every encryption key answer; those being computed now will not be
+    /// cached.
+    pub(crate) fn invalidate_keys(&self) {
+        self.keys_generation.fetch_add(1, Ordering::AcqRel);
         self.keys.clear();
+    }
+
+    /// Forgets every user; users being read now will not be cached.
+    pub(crate) fn invalidate_users(&self) {
+        self.users_generation.fetch_add(1, Ordering::AcqRel);
+        self.users.clear();
     }
 }
 
@@ -145,9 +154,21 @@ mod tests {
         let cache = ReadCache::new();
         let (g, c) = (ObjectId::new(), ObjectId::new());
         let t = cache.ticket();
-        cache.invalidate(); // a rotation committed while the reader was reading
+        cache.invalidate_keys(); // a rotation committed while the reader was reading
         cache.put_key(t, view(g, c, "old"));
         assert!(cache.key(g, c).is_none());
+        // A user read meanwhile is cached: a key change does not change users.
+        cache.put_user(cache.ticket(), "alice", None);
+        let t = cache.ticket();
+        cache.invalidate_keys();
+        cache.put_user(t, "bob", None);
+        assert_eq!(cache.user("bob"), Some(None));
+        assert_eq!(cache.user("alice"), Some(None));
+        let t = cache.ticket();
+        cache.invalidate_users();
+        cache.put_user(t, "carol", None);
+        assert!(cache.user("carol").is_none());
+        assert!(cache.user("alice").is_none());
         let t = cache.ticket();
         cache.put_key(t, view(g, c, "new"));
         assert_eq!(
@@ -160,7 +181,8 @@ mod tests {
     fn entries_expire() {
         let cache = ReadCache::new();
         let t = Ticket {
-            generation: 0,
+            users_generation: 0,
+            keys_generation: 0,
             at: Instant::now() - TTL - Duration::from_millis(1),
         };
         cache.put_user(t, "alice", None);

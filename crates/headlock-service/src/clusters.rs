@@ -349,7 +349,7 @@ impl Service {
             }
         }
         self.store.delete_cluster(group.id, cluster.id).await?;
-        self.cache.invalidate();
+        self.cache.invalidate_keys();
         let event = actor.event(
             "CLUSTER_DELETED",
             Some(group.id),
@@ -508,7 +508,7 @@ impl Service {
             ));
         }
         self.store.update_backup_configs(&configs, &audit).await?;
-        self.cache.invalidate();
+        self.cache.invalidate_keys();
         self.patch_key_lifecycle(actor, &cluster, &parts, rotation_period, destroy_after)
             .await?;
 
@@ -530,7 +530,7 @@ impl Service {
                     Some("every shard and the config server replica set"),
                 );
                 self.store.update_backup_configs(&[c], &[event]).await?;
-                self.cache.invalidate();
+                self.cache.invalidate_keys();
             }
         }
         self.config_of(&cluster).await

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use headlock_core::MetadataStore;
+use headlock_core::store::LeaseRenewal;
 
 use crate::{Result, Service};
 
@@ -62,6 +63,23 @@ impl LeaseGuard {
             self.lost.store(true, Ordering::SeqCst);
         }
         Ok(held)
+    }
+}
+
+impl LeaseGuard {
+    /// The renewal of this lease for a store write that commits the work it guards
+    /// (see [`KeyChange::lease`](headlock_core::store::KeyChange::lease)); `None` if the
+    /// lease is known lost already (the work must not commit).
+    pub(crate) fn renewal(&self) -> Option<LeaseRenewal> {
+        if self.lost.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(LeaseRenewal {
+            name: self.name.clone(),
+            holder: self.holder.clone(),
+            now: crate::now(),
+            ttl: LEASE_TTL,
+        })
     }
 }
 

@@ -19,8 +19,9 @@
 //!   polling with the back-off of [`CLAIM_BACKOFF`] through `backon`) instead of
 //!   refusing. No database lock is held across a KMIP call.
 //! * Each intent has a lease ([`crate::lease`]), taken before the intent is written and
-//!   renewed while the change runs: an intent whose lease lapsed belongs to a node that
-//!   died (or gave up for a KMIP outage), and any node may reconcile it.
+//!   renewed while the change runs, last in the commit's own transaction (which applies
+//!   only if the lease is still this node's): an intent whose lease lapsed belongs to a
+//!   node that died (or gave up for a KMIP outage), and any node may reconcile it.
 //! * The commit is conditional on the current key being the one the rotation started
 //!   from: a rotation applies to the key it read or not at all.
 //! * KMIP Create is never retried blindly: an unanswered Create is reconciled by name.
@@ -278,7 +279,7 @@ impl Service {
             Some("re-enabled with the existing master key"),
         );
         self.store.update_backup_configs(configs, &[event]).await?;
-        self.cache.invalidate();
+        self.cache.invalidate_keys();
         Ok(())
     }
 
@@ -637,17 +638,18 @@ impl Service {
             data_keys,
             configs,
             audit,
+            // Renewed in the commit's own transaction, the intent's lease outlives the
+            // commit: no other node can judge the intent abandoned (and revoke the new
+            // key) while it commits, and a lease lost meanwhile makes the commit fail.
+            lease: Some(lease.renewal().ok_or_else(|| {
+                ServiceError::unexpected(
+                    "this key change's lease lapsed (the metadata store was out of reach too long)"
+                        .into(),
+                )
+            })?),
         };
-        // Renewed just now, the intent's lease outlives the commit: no other node can
-        // judge the intent abandoned (and revoke the new key) while it commits.
-        if !lease.confirm().await? {
-            return Err(ServiceError::unexpected(
-                "this key change's lease lapsed (the metadata store was out of reach too long)"
-                    .into(),
-            ));
-        }
         self.store.commit_key_change(&change).await?;
-        self.cache.invalidate();
+        self.cache.invalidate_keys();
         Ok(())
     }
 

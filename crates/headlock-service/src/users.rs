@@ -241,7 +241,7 @@ impl Users {
             created: crate::now(),
         };
         match self.store.insert_user(&user).await {
-            Ok(()) => self.cache.invalidate(),
+            Ok(()) => self.cache.invalidate_users(),
             Err(StoreError::Conflict(StoreConflict::Username)) => {
                 return Err(Conflict::Duplicate {
                     what: Duplicated::Username,
@@ -286,7 +286,7 @@ impl Users {
     /// Deletes a user.
     pub async fn delete_user(&self, username: &str) -> Result<()> {
         match self.store.delete_user(username).await {
-            Ok(()) => self.cache.invalidate(),
+            Ok(()) => self.cache.invalidate_users(),
             Err(StoreError::NotFound(_)) => {
                 return Err(NotFound::User(username.to_string()).into());
             }
@@ -354,7 +354,7 @@ impl Users {
             .ok_or_else(|| NotFound::User(username.to_string()))?;
         change(&mut user);
         self.store.update_user(&user).await?;
-        self.cache.invalidate();
+        self.cache.invalidate_users();
         let event = crate::audit_event(
             event_type,
             None,

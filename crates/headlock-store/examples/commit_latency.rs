@@ -120,6 +120,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 new_key_uid: Some(uid.clone()),
                 detail: None,
             },
+            lease: None,
         };
         let start = Instant::now();
         store.commit_key_change(&change).await?;

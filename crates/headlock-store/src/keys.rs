@@ -13,6 +13,7 @@ use crate::audit::append_audit_in;
 use crate::db::stmt;
 use crate::error::{classify, ctx, ctx_unique};
 use crate::groups::update_configs_in;
+use crate::leases::renew_lease_in;
 use crate::queries as q;
 use crate::rows::{self, id_text, micros};
 use crate::{SqlStore, retrying};
@@ -130,6 +131,14 @@ impl KeyStore for SqlStore {
             if !SqlStore::lock_cluster(&mut tx, q::CLUSTER_LOCK, cluster, &op).await? {
                 return Err(StoreError::NotFound(format!("{op}: no such cluster")));
             }
+            if let Some(lease) = &change.lease
+                && !renew_lease_in(&mut tx, lease, &op).await?
+            {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: lease {:?} is no longer held by {:?}",
+                    lease.name, lease.holder
+                )));
+            }
 
             // The precondition: the current key is the one the change started from.
             let current = stmt(q::CURRENT_KEY_FOR_UPDATE)
@@ -162,11 +171,16 @@ impl KeyStore for SqlStore {
                     .await
                     .map_err(ctx(&op))?;
             }
-            let generation = stmt(q::NEXT_GENERATION)
-                .bind(id_text(cluster))
-                .fetch_i64(&mut tx)
-                .await
-                .map_err(ctx(&op))?;
+            // Only a key change inserts keys, each above the one it retires: the current
+            // key has the highest generation (the primary key refuses a clash).
+            let generation = match &current {
+                Some((_, generation)) => generation + 1,
+                None => stmt(q::NEXT_GENERATION)
+                    .bind(id_text(cluster))
+                    .fetch_i64(&mut tx)
+                    .await
+                    .map_err(ctx(&op))?,
+            };
             let key = &change.new_key;
             stmt(q::INSERT_KEY)
                 .bind(id_text(cluster))

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use headlock_core::StoreError;
-use headlock_core::store::{Lease, LeaseStore};
+use headlock_core::store::{Lease, LeaseRenewal, LeaseStore};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::SqlStore;
-use crate::db::stmt;
+use crate::db::{Stmt, Tx, stmt};
 use crate::error::ctx;
 use crate::queries as q;
 use crate::rows::{self, micros, secret_hex};
@@ -48,13 +48,7 @@ impl LeaseStore for SqlStore {
         let op = format!("acquiring lease {name:?} for {holder:?}");
         check_name("lease name", name, &op)?;
         check_name("lease holder", holder, &op)?;
-        let now_us = micros(now);
-        let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
-        let changed = stmt(q::ACQUIRE_LEASE)
-            .bind(name)
-            .bind(holder)
-            .bind(now_us.saturating_add(ttl_us))
-            .bind(now_us)
+        let changed = acquire_lease_stmt(name, holder, now, ttl)
             .execute(&self.pool)
             .await
             .map_err(ctx(&op))?;
@@ -162,6 +156,38 @@ impl LeaseStore for SqlStore {
 }
 
 /// Refuses an empty name, or one longer than [`MAX_NAME`] bytes.
+/// [`q::ACQUIRE_LEASE`] for `holder` until `now + ttl` (the expiry saturates).
+fn acquire_lease_stmt<'a>(
+    name: &'a str,
+    holder: &'a str,
+    now: OffsetDateTime,
+    ttl: Duration,
+) -> Stmt<'a> {
+    let now_us = micros(now);
+    let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+    stmt(q::ACQUIRE_LEASE)
+        .bind(name)
+        .bind(holder)
+        .bind(now_us.saturating_add(ttl_us))
+        .bind(now_us)
+}
+
+/// Renews `lease` inside the caller's transaction, as [`LeaseStore::acquire_lease`]
+/// would: `false` if it is no longer the holder's.
+pub(crate) async fn renew_lease_in(
+    tx: &mut Tx,
+    lease: &LeaseRenewal,
+    op: &str,
+) -> Result<bool, StoreError> {
+    check_name("lease name", &lease.name, op)?;
+    check_name("lease holder", &lease.holder, op)?;
+    let changed = acquire_lease_stmt(&lease.name, &lease.holder, lease.now, lease.ttl)
+        .execute(tx)
+        .await
+        .map_err(ctx(op))?;
+    Ok(changed == 1)
+}
+
 fn check_name(what: &str, name: &str, op: &str) -> Result<(), StoreError> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(StoreError::Precondition(format!(

@@ -15,7 +15,7 @@ use headlock_core::model::{
     ClusterType, DataKeyRecord, Group, IntentPhase, KeyIntent, MasterKeyRecord, Page, RestoreJob,
     Role, RoleAssignment, RotationType, SnapshotKind, SnapshotRecord, User,
 };
-use headlock_core::store::{KeyChange, Lease, SnapshotCommit};
+use headlock_core::store::{KeyChange, Lease, LeaseRenewal, SnapshotCommit};
 use headlock_core::{KmipUid, MetadataStore, ObjectId, StoreConflict, StoreError};
 use headlock_store::truncate_to_micros;
 use time::OffsetDateTime;
@@ -65,6 +65,7 @@ macro_rules! conformance {
             commit_key_change_rejects_first_key_when_one_exists,
             commit_key_change_rejects_unknown_intent_and_rolls_back,
             commit_key_change_rejects_records_of_another_cluster,
+            commit_key_change_renews_its_lease_or_applies_not_at_all,
             accepts_user_round_trip,
             rejects_duplicate_username,
             update_and_delete_user_report_missing_users,
@@ -274,6 +275,7 @@ mod fixtures {
             data_keys,
             configs: vec![config],
             audit,
+            lease: None,
         }
     }
 
@@ -933,6 +935,59 @@ mod suite {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    }
+
+    /// A change that names its lease applies only while the lease is the caller's, and
+    /// renews it in the same transaction.
+    pub async fn commit_key_change_renews_its_lease_or_applies_not_at_all(s: &dyn MetadataStore) {
+        let (g, c) = keyed_cluster(s, "k1").await;
+        let config_before = s.backup_config(g.id, c.id).await.unwrap();
+        let i = intent(&c, Some("k1"));
+        s.insert_intent(&i).await.unwrap();
+        let t = now();
+        let ttl = Duration::from_secs(30);
+        let name = format!("intent:{}", i.id);
+        assert!(s.acquire_lease(&name, "node-a", t, ttl).await.unwrap());
+        let at = |seconds: i64| t + time::Duration::seconds(seconds);
+        let mut ch = change(&i, &c, Some("k1"), "k2", vec![data_key(&c, "k2", 9)]);
+
+        // Node b's: refused, and nothing moved.
+        ch.lease = Some(LeaseRenewal {
+            name: name.clone(),
+            holder: "node-b".into(),
+            now: at(10),
+            ttl,
+        });
+        let err = s.commit_key_change(&ch).await.unwrap_err();
+        assert!(matches!(err, StoreError::Precondition(_)), "{err:?}");
+        assert_eq!(s.master_keys(c.id).await.unwrap().len(), 1);
+        assert_eq!(s.backup_config(g.id, c.id).await.unwrap(), config_before);
+        assert_eq!(s.intents().await.unwrap(), vec![i.clone()]);
+
+        // Node a's, 20 s on: applied, and the lease now lasts until 50 s.
+        ch.lease = Some(LeaseRenewal {
+            name: name.clone(),
+            holder: "node-a".into(),
+            now: at(20),
+            ttl,
+        });
+        s.commit_key_change(&ch).await.unwrap();
+        assert_eq!(
+            s.current_master_key(c.id)
+                .await
+                .unwrap()
+                .map(|k| k.kmip_uid),
+            Some("k2".into())
+        );
+        let live = s.live_leases(&name, at(45)).await.unwrap();
+        assert_eq!(
+            live,
+            vec![Lease {
+                name,
+                holder: "node-a".into(),
+                expires: at(50),
+            }]
+        );
     }
 
     pub async fn commit_key_change_rejects_records_of_another_cluster(s: &dyn MetadataStore) {

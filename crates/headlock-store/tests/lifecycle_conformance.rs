@@ -148,6 +148,7 @@ async fn change_key(s: &dyn MetadataStore, c: &Cluster, from: Option<&str>, uid:
         }],
         configs: vec![config],
         audit,
+        lease: None,
     })
     .await
     .unwrap();

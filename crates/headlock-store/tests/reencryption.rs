@@ -129,6 +129,7 @@ mod suite {
             data_keys: vec![old.clone(), new.clone()],
             configs: vec![config],
             audit: event(&c, "RS_ROTATE_MASTER_KEY_AUDIT"),
+            lease: None,
         };
         s.commit_key_change(&change).await.unwrap();
         s.delete_intent(intent.id).await.unwrap();

@@ -7,10 +7,11 @@ use time::OffsetDateTime;
 use crate::model::{AuditEvent, BackupConfig, DataKeyRecord, KeyIntent, MasterKeyRecord};
 use crate::{KmipUid, ObjectId};
 
-use super::StoreError;
+use super::{LeaseRenewal, StoreError};
 
 /// The switch from one master key to the next (or to the first), applied atomically:
-/// the previous key (if any) must still be current, and becomes retired at `retired_at`;
+/// the lease on the change (if given) must still be the caller's, and is renewed; the
+/// previous key (if any) must still be current, and becomes retired at `retired_at`;
 /// the new key becomes current; the cluster's data keys are replaced by the given ones
 /// (re-wrapped); the intent moves to `Committed`; the audit event is appended.
 #[derive(Debug, Clone)]
@@ -32,6 +33,10 @@ pub struct KeyChange {
     pub configs: Vec<BackupConfig>,
     /// The audit record.
     pub audit: AuditEvent,
+    /// The lease the caller holds on the change (its intent's), renewed in the same
+    /// transaction: the change applies only while the lease is the caller's, so no other
+    /// node can judge the change abandoned while it commits.
+    pub lease: Option<LeaseRenewal>,
 }
 
 /// Master keys, data keys, intents and key changes.
@@ -56,6 +61,6 @@ pub trait KeyStore: Send + Sync {
     /// Every intent, oldest first (for reconciliation at start).
     async fn intents(&self) -> Result<Vec<KeyIntent>, StoreError>;
     /// Applies a key change atomically (see [`KeyChange`]); `Precondition` if the current
-    /// key is not `expected_current`.
+    /// key is not `expected_current`, or the change's lease is no longer the caller's.
     async fn commit_key_change(&self, change: &KeyChange) -> Result<(), StoreError>;
 }

@@ -23,6 +23,21 @@ pub struct Lease {
     pub expires: OffsetDateTime,
 }
 
+/// A lease the caller holds, to renew within a write of its work (see
+/// [`KeyChange::lease`](super::KeyChange::lease)): the write applies only if the lease is
+/// still the caller's, in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRenewal {
+    /// The lease's name.
+    pub name: String,
+    /// Its holder (this node).
+    pub holder: String,
+    /// The caller's time now.
+    pub now: OffsetDateTime,
+    /// How long the renewed lease lasts from `now`.
+    pub ttl: Duration,
+}
+
 /// Leases, shared secrets and a ping.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {

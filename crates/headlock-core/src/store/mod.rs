@@ -36,7 +36,7 @@ mod users;
 pub use audit::AuditStore;
 pub use groups::GroupStore;
 pub use keys::{KeyChange, KeyStore};
-pub use leases::{Lease, LeaseStore};
+pub use leases::{Lease, LeaseRenewal, LeaseStore};
 pub use lifecycle::KeyLifecycleStore;
 pub use reencryption::{ReencryptCommit, ReencryptFinish, ReencryptionStore};
 pub use snapshots::{SnapshotCommit, SnapshotStore};
