@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use headlock_core::StoreError;
+use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -33,6 +34,10 @@ const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 /// bounded above the store (HTTP and backup limits), so more would only queue on the
 /// server instead of in the pool.
 pub(crate) const POSTGRES_POOL_SIZE: u32 = 10;
+
+/// PostgreSQL: a pooled connection idle for this long is pinged before it is used (one
+/// used more recently is trusted, as HikariCP trusts one used in the last 500 ms).
+const POSTGRES_PING_IDLE: Duration = Duration::from_secs(1);
 
 /// PostgreSQL: how long opening the store waits for its first connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -187,9 +192,20 @@ pub(crate) async fn postgres(url: &str, shown: &str) -> Result<Pool, StoreError>
     let connecting = PgPoolOptions::new()
         .max_connections(POSTGRES_POOL_SIZE)
         .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
-        // The liveness check before each acquire stays on (sqlx's default): after a
-        // server restart or a fail-over, idle connections are found dead and replaced
-        // instead of failing the next statement.
+        // A connection idle for POSTGRES_PING_IDLE or more is pinged before use, so that
+        // after a server restart or a fail-over dead connections are found and replaced
+        // instead of failing the next statement. sqlx's default pings before every
+        // acquire: a round trip to the server for each statement run outside a
+        // transaction, some ten per rotation (docs/benchmarks.md, "nodes").
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= POSTGRES_PING_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options);
     let pool = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await

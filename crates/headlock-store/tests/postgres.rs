@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use headlock_core::model::{
     BackupConfig, ChunkId, ChunkLocation, Cluster, ClusterType, Group, SnapshotKind, SnapshotRecord,
 };
-use headlock_core::store::{LeaseStore, SnapshotCommit};
+use headlock_core::store::{GroupStore, LeaseStore, SnapshotCommit};
 use headlock_core::{MetadataStore, ObjectId, StoreError};
 use headlock_store::{SqlStore, truncate_to_micros};
 use time::OffsetDateTime;
@@ -126,6 +126,50 @@ async fn open_takes_postgres_urls_and_names_its_connections() {
         assert!(named >= 1, "{named}");
         store.close().await;
     }
+}
+
+/// The server closes the store's connections (a restart, a fail-over, an idle timeout
+/// elsewhere): once they have been idle for a second, the store finds them dead before
+/// use and opens new ones, so no call fails. (Connections used within the last second
+/// are not pinged: a round trip per statement was the price.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaces_connections_the_server_closed() {
+    let db = PgBackend::database().await;
+    let url = format!(
+        "{}?application_name=hl-closed-{}",
+        db.url(),
+        ObjectId::new()
+    );
+    let name = url.rsplit_once('=').unwrap().1.to_owned();
+    let store = SqlStore::open(&url).await.unwrap();
+    let (_, parts) = clusters(&store, 4).await;
+    // Several connections in the pool, all used.
+    let pings = tokio::join!(store.ping(), store.ping(), store.ping(), store.ping());
+    assert!(matches!(pings, (Ok(()), Ok(()), Ok(()), Ok(()))));
+    let mut raw = store_raw(db.url()).await;
+    let terminated = raw
+        .int(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[text(&name)],
+        )
+        .await;
+    assert!(terminated >= 1, "{terminated}");
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    for _ in 0..3 {
+        for part in &parts {
+            assert_eq!(
+                store
+                    .cluster(part.group_id, part.id)
+                    .await
+                    .unwrap()
+                    .as_ref(),
+                Some(part)
+            );
+        }
+        store.ping().await.unwrap();
+    }
+    store.close().await;
 }
 
 async fn store_raw(url: &str) -> Raw {
