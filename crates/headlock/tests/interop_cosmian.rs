@@ -125,6 +125,25 @@ fn our_client_runs_the_whole_key_lifecycle_against_cosmian() {
         }
         assert!(client.get_symmetric_key(&uid).await.is_err());
 
+        // Create, Activate and Get in one batch (the ID Placeholder), as rotations make
+        // keys; a fresh client, so that nothing above decided how it creates keys.
+        let batched = cosmian
+            .client(&pki)
+            .create_active_symmetric_key(
+                CryptographicAlgorithm::AES,
+                256,
+                usage,
+                Some("headlock-interop-batched"),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cosmian.log_tail()));
+        let material = batched.material.unwrap();
+        assert_eq!(client.get_state(&batched.uid).await.unwrap(), State::ACTIVE);
+        assert_eq!(
+            client.get_symmetric_key(&batched.uid).await.unwrap().key,
+            material.key
+        );
+
         // The orphan of a key change stopped between Create and Activate: Destroy takes a
         // Pre-Active key straight to Destroyed (what Headlock's reconciliation does).
         let orphan = client

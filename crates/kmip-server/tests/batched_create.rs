@@ -1,9 +1,10 @@
 //! `Client::create_active_symmetric_key`: Create, Activate and Get in one request
 //! message, and what the client does with a server that does not carry the batch out.
 //! A mutual-TLS proxy in front of the embedded server records the request messages it
-//! forwards and plays one of three servers: the embedded server as it is, one that
+//! forwards and plays one of several servers: the embedded server as it is, one that
 //! refuses every batch of several items (it answers one failure and forwards nothing),
-//! and one that carries out only a batch's first item.
+//! one that refuses ID Placeholders (as PyKMIP and Cosmian KMS do), one that carries out
+//! only a batch's first item, and one that refuses Activate.
 //!
 //! The embedded server's side, a batch's writes committed once, is checked here too: a
 //! Stop batch keeps the writes of the items before a failure and none of the failed
@@ -37,6 +38,9 @@ enum Plays {
     FirstItemOnly,
     /// One that refuses every Activate (Permission Denied) and, in a batch, stops there.
     RefusesActivate,
+    /// One that refuses as a message any batch item without a Unique Identifier (an ID
+    /// Placeholder), as PyKMIP 0.11 and Cosmian KMS 5.28 do.
+    NoPlaceholders,
 }
 
 /// The operations of each request message the proxy received, in order.
@@ -64,7 +68,26 @@ async fn proxy(server: &Embedded, plays: Plays) -> (SocketAddr, Seen) {
                         .unwrap()
                         .push(request.items.iter().map(|i| i.operation).collect());
                     let several = request.items.len() > 1;
+                    // Every server here is as strict as PyKMIP about KMIP's rule that each
+                    // item of a batch of several has a Unique Batch Item ID.
+                    let mut ids: Vec<_> = request
+                        .items
+                        .iter()
+                        .map(|i| i.unique_batch_item_id.clone())
+                        .collect();
+                    ids.sort();
+                    ids.dedup();
+                    let unnamed = several && (ids.len() < request.items.len() || ids[0].is_none());
                     let answer = match plays {
+                        _ if unnamed => {
+                            let refusal = ResponseBatchItem::failure(
+                                None,
+                                ResultReason::INVALID_MESSAGE,
+                                "Batch item ID is undefined.",
+                            );
+                            ResponseMessage::new(request.header.protocol_version, 0, vec![refusal])
+                                .encode()
+                        }
                         Plays::NoBatches if several => {
                             let refusal = ResponseBatchItem::failure(
                                 None,
@@ -79,6 +102,27 @@ async fn proxy(server: &Embedded, plays: Plays) -> (SocketAddr, Seen) {
                             let first =
                                 RequestMessage::new(request.header.protocol_version, request.items);
                             forward(&mut server, &first.encode()).await
+                        }
+                        Plays::NoPlaceholders
+                            if request.items.iter().any(|i| {
+                                matches!(
+                                    &i.payload,
+                                    RequestPayload::Activate {
+                                        unique_identifier: None
+                                    } | RequestPayload::Get(GetRequest {
+                                        unique_identifier: None,
+                                        ..
+                                    })
+                                )
+                            }) =>
+                        {
+                            let refusal = ResponseBatchItem::failure(
+                                None,
+                                ResultReason::INVALID_MESSAGE,
+                                "missing field UniqueIdentifier",
+                            );
+                            ResponseMessage::new(request.header.protocol_version, 0, vec![refusal])
+                                .encode()
                         }
                         Plays::RefusesActivate => {
                             let refused = request
@@ -201,7 +245,7 @@ async fn creates_alone_where_the_server_refuses_batches() {
         let found = server.client().locate(Some(name), None, None).await;
         assert_eq!(found.unwrap(), vec![created.uid]);
     }
-    // The batch is tried once; after its refusal, one request per operation.
+    // Each kind of batch is tried once; after their refusals, one request per operation.
     let seen = seen.lock().unwrap().clone();
     let after_batch: Vec<_> = seen
         .iter()
@@ -213,11 +257,55 @@ async fn creates_alone_where_the_server_refuses_batches() {
         vec![
             vec![Operation::CREATE, Operation::ACTIVATE, Operation::GET],
             vec![Operation::CREATE],
+            vec![Operation::ACTIVATE, Operation::GET],
             vec![Operation::ACTIVATE],
             vec![Operation::GET],
             vec![Operation::CREATE],
             vec![Operation::ACTIVATE],
             vec![Operation::GET],
+        ],
+        "{seen:?}"
+    );
+}
+
+/// A server that takes batches but not ID Placeholders: after its first refusal, Create
+/// alone, then Activate and Get naming the key in one message.
+#[tokio::test]
+async fn names_the_key_where_the_server_refuses_placeholders() {
+    let server = Embedded::start().await;
+    let (addr, seen) = proxy(&server, Plays::NoPlaceholders).await;
+    let client = Client::new(client_config(&server.pki, vec![addr.to_string()])).unwrap();
+    for name in ["named-1", "named-2"] {
+        let created = client
+            .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some(name))
+            .await
+            .unwrap();
+        let material = created.material.unwrap();
+        let direct = server.client();
+        assert_eq!(direct.get_state(&created.uid).await.unwrap(), State::ACTIVE);
+        assert_eq!(
+            direct.get_symmetric_key(&created.uid).await.unwrap().key,
+            material.key
+        );
+        assert_eq!(
+            direct.locate(Some(name), None, None).await.unwrap(),
+            vec![created.uid]
+        );
+    }
+    let seen = seen.lock().unwrap().clone();
+    let after_batch: Vec<_> = seen
+        .iter()
+        .skip_while(|ops| ops.len() == 1)
+        .cloned()
+        .collect();
+    assert_eq!(
+        after_batch,
+        vec![
+            vec![Operation::CREATE, Operation::ACTIVATE, Operation::GET],
+            vec![Operation::CREATE],
+            vec![Operation::ACTIVATE, Operation::GET],
+            vec![Operation::CREATE],
+            vec![Operation::ACTIVATE, Operation::GET],
         ],
         "{seen:?}"
     );

@@ -77,7 +77,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{ConstantBuilder, ExponentialBuilder, Retryable, RetryableWithContext};
@@ -303,10 +303,10 @@ struct Inner {
     config: ClientConfig,
     connector: TlsConnector,
     servers: Vec<Server>,
-    /// A server refused the batch of [`Client::create_active_symmetric_key`] as a
-    /// message (PyKMIP 0.10 cannot parse an Activate without a Unique Identifier): keys
-    /// are made with separate requests from then on.
-    create_separately: AtomicBool,
+    /// How [`Client::create_active_symmetric_key`] batches: [`BATCH_WHOLE`], lowered
+    /// when a server refuses a batch as a message (PyKMIP 0.11 and Cosmian KMS 5.28
+    /// cannot parse an Activate without a Unique Identifier).
+    batching: AtomicU8,
 }
 
 struct Server {
@@ -401,6 +401,27 @@ fn names_no_such_object(operation: Operation, response: &ResponseMessage) -> boo
             [item] if item.result_status != ResultStatus::SUCCESS
                 && item.result_reason.is_some_and(ResultReason::is_not_found)
         )
+}
+
+/// [`Client::create_active_symmetric_key`] sends Create, Activate and Get in one
+/// message, the last two naming the key by the ID Placeholder.
+const BATCH_WHOLE: u8 = 0;
+/// It sends Create, then Activate and Get naming the key in one message.
+const BATCH_AFTER_CREATE: u8 = 1;
+/// It sends one request per operation.
+const BATCH_NONE: u8 = 2;
+
+/// Whether `error` is a server's refusal of a request message as such (rather than of
+/// what it asked for).
+fn refuses_message(error: &Error) -> bool {
+    matches!(
+        error.result_reason(),
+        Some(
+            ResultReason::INVALID_MESSAGE
+                | ResultReason::OPERATION_NOT_SUPPORTED
+                | ResultReason::FEATURE_NOT_SUPPORTED
+        )
+    )
 }
 
 /// The payload of a successful answer to `operation`, or the failure the server
@@ -587,7 +608,7 @@ impl Client {
                 config,
                 connector: TlsConnector::from(tls),
                 servers,
-                create_separately: AtomicBool::new(false),
+                batching: AtomicU8::new(BATCH_WHOLE),
             }),
         })
     }
@@ -738,10 +759,12 @@ impl Client {
     /// round trip instead of three. The batch keeps the default Batch Error Continuation
     /// Option, Stop (PyKMIP refuses Undo), so a refused Activate leaves the key
     /// Pre-Active, as separate requests would. Whatever part of the batch the server did
-    /// not carry out (one without ID Placeholders or batches, a refusal) is done again as
-    /// separate requests naming the key, and their answer is the result; after a server
-    /// refused the message as such (Invalid Message, Operation or Feature Not Supported)
-    /// the client sends separate requests only. Never retried once sent, as Create.
+    /// not carry out (a refusal, a server without ID Placeholders or batches) is done
+    /// again naming the key, and that answer is the result. After a server refused the
+    /// message as such (Invalid Message, Operation or Feature Not Supported) the client
+    /// sends Create, then Activate and Get naming the key in one message (two round
+    /// trips); after a refusal of that too, one request per operation. Never retried once
+    /// sent, as Create.
     pub async fn create_active_symmetric_key(
         &self,
         algorithm: CryptographicAlgorithm,
@@ -761,7 +784,7 @@ impl Client {
             object_type: ObjectType::SYMMETRIC_KEY,
             template_attribute: TemplateAttribute::new(attributes.clone()),
         });
-        if self.inner.create_separately.load(Ordering::Relaxed) {
+        if self.inner.batching.load(Ordering::Relaxed) != BATCH_WHOLE {
             return self.create_then_activate_and_get(attributes).await;
         }
         let batch = |_| {
@@ -796,19 +819,8 @@ impl Client {
             Err(e) => {
                 // Nothing was created (the server said so): a server that does not take
                 // this batch gets the plain Create, whose answer is the result.
-                let refused_message = matches!(
-                    e.result_reason(),
-                    Some(
-                        ResultReason::INVALID_MESSAGE
-                            | ResultReason::OPERATION_NOT_SUPPORTED
-                            | ResultReason::FEATURE_NOT_SUPPORTED
-                    )
-                );
-                if refused_message && !self.inner.create_separately.swap(true, Ordering::Relaxed) {
-                    tracing::info!(
-                        server = %server, error = %e,
-                        "kmip client: the server refused Create, Activate and Get in one message; keys are made with one request each from now on"
-                    );
+                if refuses_message(&e) {
+                    self.lower_batching(BATCH_AFTER_CREATE, &server, &e);
                 }
                 return self.create_then_activate_and_get(attributes).await;
             }
@@ -825,7 +837,11 @@ impl Client {
                 Err(_) => self.get_symmetric_key(&uid).await,
             },
             (Some(Ok(_)), _) => self.get_symmetric_key(&uid).await,
-            _ => self.activate_and_get(&uid).await,
+            // Not carried out, or refused: the plain Activate says which.
+            _ => match self.activate(&uid).await {
+                Ok(()) => self.get_symmetric_key(&uid).await,
+                Err(e) => Err(e),
+            },
         };
         Ok(CreatedActiveKey {
             server,
@@ -834,7 +850,9 @@ impl Client {
         })
     }
 
-    /// [`Client::create_active_symmetric_key`] as three requests.
+    /// [`Client::create_active_symmetric_key`] for a server that refused its whole
+    /// batch: Create, then Activate and Get naming the key in one message (or, for one
+    /// that refused that too, as two).
     async fn create_then_activate_and_get(
         &self,
         attributes: Vec<Attribute>,
@@ -848,10 +866,62 @@ impl Client {
         })
     }
 
-    /// [`Client::activate`], then [`Client::get_symmetric_key`].
+    /// [`Client::activate`], then [`Client::get_symmetric_key`], in one message where
+    /// the server takes it.
     async fn activate_and_get(&self, uid: &str) -> Result<SymmetricKeyMaterial, Error> {
+        if self.inner.batching.load(Ordering::Relaxed) != BATCH_NONE {
+            let activate = RequestPayload::Activate {
+                unique_identifier: Some(uid.to_owned()),
+            };
+            let batch = |_| {
+                vec![
+                    RequestBatchItem::new(Operation::ACTIVATE, activate.clone()),
+                    RequestBatchItem::new(Operation::GET, get_raw(Some(uid))),
+                ]
+            };
+            let (server, response) = self
+                .with_failover(Operation::ACTIVATE, true, Outgoing::Build(&batch))
+                .await?;
+            let mut answers = response.items.into_iter();
+            let activated = answers
+                .next()
+                .map(|item| success_payload(&server, Operation::ACTIVATE, item));
+            let fetched = answers
+                .next()
+                .map(|item| success_payload(&server, Operation::GET, item));
+            match (activated, fetched) {
+                (Some(Ok(_)), Some(Ok(payload))) => {
+                    if let Ok(material) = symmetric_key_of(&server, uid, payload) {
+                        return Ok(material);
+                    }
+                    return self.get_symmetric_key(uid).await;
+                }
+                (Some(Ok(_)), _) => return self.get_symmetric_key(uid).await,
+                (Some(Err(e)), _) if refuses_message(&e) => {
+                    self.lower_batching(BATCH_NONE, &server, &e);
+                }
+                // A refused Activate: the plain one below says why (or finds the key
+                // Active already, when an earlier answer was lost).
+                _ => {}
+            }
+        }
         self.activate(uid).await?;
         self.get_symmetric_key(uid).await
+    }
+
+    /// Batches no more than `level` from now on, as `server` refused more with `error`.
+    fn lower_batching(&self, level: u8, server: &str, error: &Error) {
+        if self.inner.batching.fetch_max(level, Ordering::Relaxed) < level {
+            let now = if level == BATCH_NONE {
+                "one request per operation"
+            } else {
+                "Create, then Activate and Get in one message"
+            };
+            tracing::info!(
+                server = %server, error = %error,
+                "kmip client: the server refused a batch as a message; keys are made with {now} from now on"
+            );
+        }
     }
 
     /// Activates an object (KMIP 1.4 section 4.19). Idempotent: if the server refuses
@@ -1376,7 +1446,15 @@ impl Client {
         };
         let bytes = match outgoing {
             Outgoing::Build(build) => {
-                RequestMessage::new(conn.version, build(conn.version)).encode()
+                let mut items = build(conn.version);
+                // KMIP requires a Unique Batch Item ID on each item of a batch of several
+                // (1.4 section 7.2; PyKMIP refuses the batch without).
+                if items.len() > 1 {
+                    for (n, item) in (1u32..).zip(items.iter_mut()) {
+                        item.unique_batch_item_id = Some(n.to_be_bytes().to_vec());
+                    }
+                }
+                RequestMessage::new(conn.version, items).encode()
             }
             Outgoing::Raw(bytes) => bytes.to_vec(),
         };
