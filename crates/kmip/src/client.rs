@@ -816,14 +816,16 @@ impl Client {
                     "payload is not a Create response",
                 ));
             }
-            Err(e) => {
-                // Nothing was created (the server said so): a server that does not take
-                // this batch gets the plain Create, whose answer is the result.
+            // Nothing was created (the server said so): a server that does not take this
+            // batch gets the plain Create, whose answer is the result.
+            Err(e @ Error::ServerReported { .. }) => {
                 if refuses_message(&e) {
                     self.lower_batching(BATCH_AFTER_CREATE, &server, &e);
                 }
                 return self.create_then_activate_and_get(attributes).await;
             }
+            // An answer without a Create result: whether a key was made is not known.
+            Err(e) => return Err(e),
         };
         let activated = answers
             .next()
