@@ -46,6 +46,22 @@ enum Plays {
 /// The operations of each request message the proxy received, in order.
 type Seen = Arc<Mutex<Vec<Vec<Operation>>>>;
 
+/// What the proxy saw from the first batch of several items on (the messages before
+/// it, such as Discover Versions, are the connection's).
+fn from_first_batch(seen: &Seen) -> Vec<Vec<Operation>> {
+    let seen = seen.lock().unwrap();
+    seen.iter()
+        .skip_while(|ops| ops.len() == 1)
+        .cloned()
+        .collect()
+}
+
+/// An answer refusing a whole request message, as a server that cannot parse it gives.
+fn refusal(version: ProtocolVersion, reason: ResultReason, message: &str) -> Vec<u8> {
+    let item = ResponseBatchItem::failure(None, reason, message);
+    ResponseMessage::new(version, 0, vec![item]).encode()
+}
+
 /// A proxy to `server` playing `plays`; its address and what it saw.
 async fn proxy(server: &Embedded, plays: Plays) -> (SocketAddr, Seen) {
     let pki = server.pki.clone();
@@ -79,24 +95,16 @@ async fn proxy(server: &Embedded, plays: Plays) -> (SocketAddr, Seen) {
                     ids.dedup();
                     let unnamed = several && (ids.len() < request.items.len() || ids[0].is_none());
                     let answer = match plays {
-                        _ if unnamed => {
-                            let refusal = ResponseBatchItem::failure(
-                                None,
-                                ResultReason::INVALID_MESSAGE,
-                                "Batch item ID is undefined.",
-                            );
-                            ResponseMessage::new(request.header.protocol_version, 0, vec![refusal])
-                                .encode()
-                        }
-                        Plays::NoBatches if several => {
-                            let refusal = ResponseBatchItem::failure(
-                                None,
-                                ResultReason::OPERATION_NOT_SUPPORTED,
-                                "batches of several items are not supported",
-                            );
-                            ResponseMessage::new(request.header.protocol_version, 0, vec![refusal])
-                                .encode()
-                        }
+                        _ if unnamed => refusal(
+                            request.header.protocol_version,
+                            ResultReason::INVALID_MESSAGE,
+                            "Batch item ID is undefined.",
+                        ),
+                        Plays::NoBatches if several => refusal(
+                            request.header.protocol_version,
+                            ResultReason::OPERATION_NOT_SUPPORTED,
+                            "batches of several items are not supported",
+                        ),
                         Plays::FirstItemOnly if several => {
                             request.items.truncate(1);
                             let first =
@@ -116,13 +124,11 @@ async fn proxy(server: &Embedded, plays: Plays) -> (SocketAddr, Seen) {
                                 )
                             }) =>
                         {
-                            let refusal = ResponseBatchItem::failure(
-                                None,
+                            refusal(
+                                request.header.protocol_version,
                                 ResultReason::INVALID_MESSAGE,
                                 "missing field UniqueIdentifier",
-                            );
-                            ResponseMessage::new(request.header.protocol_version, 0, vec![refusal])
-                                .encode()
+                            )
                         }
                         Plays::RefusesActivate => {
                             let refused = request
@@ -176,15 +182,20 @@ async fn forward(
 const USAGE: CryptographicUsageMask =
     CryptographicUsageMask(CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0);
 
-/// Creates a key through a client of `addr` (KMIP `version`) and checks it against the
-/// embedded server itself: Active, named, and the material returned is its material.
-async fn creates_an_active_key(server: &Embedded, addr: SocketAddr, version: ProtocolVersion) {
+/// A client of the proxy at `addr` that speaks KMIP `version` (default: negotiated).
+fn client_of(server: &Embedded, addr: SocketAddr, version: Option<ProtocolVersion>) -> Client {
     let mut config = client_config(&server.pki, vec![addr.to_string()]);
-    config.protocol_versions = vec![version];
-    let client = Client::new(config).unwrap();
-    let name = format!("batched-{addr}-{version}");
+    if let Some(version) = version {
+        config.protocol_versions = vec![version];
+    }
+    Client::new(config).unwrap()
+}
+
+/// Creates key `name` through `client` and checks it against the embedded server
+/// itself: Active, named so, and the material returned is its material.
+async fn creates_an_active_key(server: &Embedded, client: &Client, name: &str) {
     let created = client
-        .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some(&name))
+        .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some(name))
         .await
         .unwrap();
     let material = created.material.unwrap();
@@ -196,11 +207,12 @@ async fn creates_an_active_key(server: &Embedded, addr: SocketAddr, version: Pro
         direct.get_symmetric_key(&created.uid).await.unwrap().key,
         material.key
     );
+    // One key by that name: a refused batch created none.
     assert_eq!(
-        direct.locate(Some(&name), None, None).await.unwrap(),
+        direct.locate(Some(name), None, None).await.unwrap(),
         vec![created.uid.clone()]
     );
-    assert_eq!(created.server, addr.to_string());
+    assert_eq!(Some(created.server.as_str()), client.servers().next());
 }
 
 #[tokio::test]
@@ -213,7 +225,8 @@ async fn creates_activates_and_fetches_a_key_in_one_message() {
         ProtocolVersion::V2_1,
     ] {
         seen.lock().unwrap().clear();
-        creates_an_active_key(&server, addr, version).await;
+        let client = client_of(&server, addr, Some(version));
+        creates_an_active_key(&server, &client, &format!("batched-{version}")).await;
         let seen = seen.lock().unwrap().clone();
         // Discover Versions on the new connection, then the batch.
         assert_eq!(
@@ -230,30 +243,22 @@ async fn creates_activates_and_fetches_a_key_in_one_message() {
     }
 }
 
+/// Two keys made through one client of a proxy playing `plays`; what the proxy saw.
+async fn two_keys_through(plays: Plays) -> Vec<Vec<Operation>> {
+    let server = Embedded::start().await;
+    let (addr, seen) = proxy(&server, plays).await;
+    let client = client_of(&server, addr, None);
+    for name in ["first", "second"] {
+        creates_an_active_key(&server, &client, name).await;
+    }
+    from_first_batch(&seen)
+}
+
 #[tokio::test]
 async fn creates_alone_where_the_server_refuses_batches() {
-    let server = Embedded::start().await;
-    let (addr, seen) = proxy(&server, Plays::NoBatches).await;
-    let client = Client::new(client_config(&server.pki, vec![addr.to_string()])).unwrap();
-    for name in ["alone-1", "alone-2"] {
-        let created = client
-            .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some(name))
-            .await
-            .unwrap();
-        assert!(created.material.is_ok());
-        // The refused batch created nothing: one key by that name.
-        let found = server.client().locate(Some(name), None, None).await;
-        assert_eq!(found.unwrap(), vec![created.uid]);
-    }
     // Each kind of batch is tried once; after their refusals, one request per operation.
-    let seen = seen.lock().unwrap().clone();
-    let after_batch: Vec<_> = seen
-        .iter()
-        .skip_while(|ops| ops.len() == 1)
-        .cloned()
-        .collect();
     assert_eq!(
-        after_batch,
+        two_keys_through(Plays::NoBatches).await,
         vec![
             vec![Operation::CREATE, Operation::ACTIVATE, Operation::GET],
             vec![Operation::CREATE],
@@ -264,7 +269,6 @@ async fn creates_alone_where_the_server_refuses_batches() {
             vec![Operation::ACTIVATE],
             vec![Operation::GET],
         ],
-        "{seen:?}"
     );
 }
 
@@ -272,34 +276,8 @@ async fn creates_alone_where_the_server_refuses_batches() {
 /// alone, then Activate and Get naming the key in one message.
 #[tokio::test]
 async fn names_the_key_where_the_server_refuses_placeholders() {
-    let server = Embedded::start().await;
-    let (addr, seen) = proxy(&server, Plays::NoPlaceholders).await;
-    let client = Client::new(client_config(&server.pki, vec![addr.to_string()])).unwrap();
-    for name in ["named-1", "named-2"] {
-        let created = client
-            .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some(name))
-            .await
-            .unwrap();
-        let material = created.material.unwrap();
-        let direct = server.client();
-        assert_eq!(direct.get_state(&created.uid).await.unwrap(), State::ACTIVE);
-        assert_eq!(
-            direct.get_symmetric_key(&created.uid).await.unwrap().key,
-            material.key
-        );
-        assert_eq!(
-            direct.locate(Some(name), None, None).await.unwrap(),
-            vec![created.uid]
-        );
-    }
-    let seen = seen.lock().unwrap().clone();
-    let after_batch: Vec<_> = seen
-        .iter()
-        .skip_while(|ops| ops.len() == 1)
-        .cloned()
-        .collect();
     assert_eq!(
-        after_batch,
+        two_keys_through(Plays::NoPlaceholders).await,
         vec![
             vec![Operation::CREATE, Operation::ACTIVATE, Operation::GET],
             vec![Operation::CREATE],
@@ -307,7 +285,6 @@ async fn names_the_key_where_the_server_refuses_placeholders() {
             vec![Operation::CREATE],
             vec![Operation::ACTIVATE, Operation::GET],
         ],
-        "{seen:?}"
     );
 }
 
@@ -315,21 +292,15 @@ async fn names_the_key_where_the_server_refuses_placeholders() {
 async fn activates_and_fetches_alone_where_the_server_did_only_the_create() {
     let server = Embedded::start().await;
     let (addr, seen) = proxy(&server, Plays::FirstItemOnly).await;
-    creates_an_active_key(&server, addr, ProtocolVersion::V1_4).await;
-    let seen = seen.lock().unwrap().clone();
-    let after_batch: Vec<_> = seen
-        .iter()
-        .skip_while(|ops| ops.len() == 1)
-        .cloned()
-        .collect();
+    let client = client_of(&server, addr, Some(ProtocolVersion::V1_4));
+    creates_an_active_key(&server, &client, "first-item-only").await;
     assert_eq!(
-        after_batch,
+        from_first_batch(&seen),
         vec![
             vec![Operation::CREATE, Operation::ACTIVATE, Operation::GET],
             vec![Operation::ACTIVATE],
             vec![Operation::GET],
         ],
-        "{seen:?}"
     );
 }
 
@@ -339,7 +310,7 @@ async fn activates_and_fetches_alone_where_the_server_did_only_the_create() {
 async fn reports_a_refused_activate_with_the_key_it_created() {
     let server = Embedded::start().await;
     let (addr, seen) = proxy(&server, Plays::RefusesActivate).await;
-    let client = Client::new(client_config(&server.pki, vec![addr.to_string()])).unwrap();
+    let client = client_of(&server, addr, None);
     let created = client
         .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some("refused"))
         .await

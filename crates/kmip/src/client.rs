@@ -720,15 +720,8 @@ impl Client {
         usage_mask: CryptographicUsageMask,
         name: Option<&str>,
     ) -> Result<Served<String>, Error> {
-        let mut attributes = vec![
-            Attribute::CryptographicAlgorithm(algorithm),
-            Attribute::CryptographicLength(length_bits),
-            Attribute::CryptographicUsageMask(usage_mask),
-        ];
-        if let Some(name) = name {
-            attributes.push(name_attribute(name));
-        }
-        self.create_with(attributes).await
+        self.create_with(key_attributes(algorithm, length_bits, usage_mask, name))
+            .await
     }
 
     async fn create_with(&self, attributes: Vec<Attribute>) -> Result<Served<String>, Error> {
@@ -772,14 +765,7 @@ impl Client {
         usage_mask: CryptographicUsageMask,
         name: Option<&str>,
     ) -> Result<CreatedActiveKey, Error> {
-        let mut attributes = vec![
-            Attribute::CryptographicAlgorithm(algorithm),
-            Attribute::CryptographicLength(length_bits),
-            Attribute::CryptographicUsageMask(usage_mask),
-        ];
-        if let Some(name) = name {
-            attributes.push(name_attribute(name));
-        }
+        let attributes = key_attributes(algorithm, length_bits, usage_mask, name);
         let create = RequestPayload::Create(CreateRequest {
             object_type: ObjectType::SYMMETRIC_KEY,
             template_attribute: TemplateAttribute::new(attributes.clone()),
@@ -1683,6 +1669,24 @@ fn with_server(e: Error, server: &str, operation: Operation) -> Error {
         },
         other => other,
     }
+}
+
+/// The attributes of a symmetric key to create.
+fn key_attributes(
+    algorithm: CryptographicAlgorithm,
+    length_bits: i32,
+    usage_mask: CryptographicUsageMask,
+    name: Option<&str>,
+) -> Vec<Attribute> {
+    let mut attributes = vec![
+        Attribute::CryptographicAlgorithm(algorithm),
+        Attribute::CryptographicLength(length_bits),
+        Attribute::CryptographicUsageMask(usage_mask),
+    ];
+    if let Some(name) = name {
+        attributes.push(name_attribute(name));
+    }
+    attributes
 }
 
 fn name_attribute(name: &str) -> Attribute {
