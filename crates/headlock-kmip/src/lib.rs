@@ -175,7 +175,8 @@ impl KeyManager for KmipKeyManager {
                 // happened", so the caller disposes of it by name.
                 let operation = match &e {
                     KmipError::ServerReported { operation, .. } => operation.to_string(),
-                    _ => "Activate".into(),
+                    // Not answered: Activate or the Get after it.
+                    _ => "Activate/Get".into(),
                 };
                 match map_err(e, &server, &operation) {
                     KeyManagerError::Unavailable { server, reason } => {
