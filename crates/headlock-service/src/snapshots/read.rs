@@ -149,13 +149,13 @@ pub(crate) fn extends_run(
         && next.offset + u64::from(next.length) - first.offset <= max_span
 }
 
-/// The distinct chunks some entries (a manifest frame's) name, in the order they first
-/// appear.
 /// The error of a snapshot's manifest that cannot be read or does not check out.
 fn manifest_damaged(snapshot: ObjectId, why: impl std::fmt::Display) -> crate::ServiceError {
     Internal::SnapshotDamaged(format!("manifest of snapshot {snapshot}: {why}")).into()
 }
 
+/// The distinct chunks some entries (a manifest frame's) name, in the order they first
+/// appear.
 pub(crate) fn frame_chunks(entries: &[ManifestEntry]) -> Vec<ChunkId> {
     let mut seen = std::collections::HashSet::new();
     entries
