@@ -450,6 +450,25 @@ fn success_payload(
         .ok_or_else(|| protocol(server, operation, "successful response without a payload"))
 }
 
+/// Activate and Get (Raw) of key `uid`, for a batch; `None` names the ID Placeholder.
+fn activate_and_get_items(uid: Option<&str>) -> [RequestBatchItem; 2] {
+    let activate = RequestPayload::Activate {
+        unique_identifier: uid.map(str::to_owned),
+    };
+    [
+        RequestBatchItem::new(Operation::ACTIVATE, activate),
+        RequestBatchItem::new(Operation::GET, get_raw(uid)),
+    ]
+}
+
+/// What a batch's answers to Activate and Get say of a key.
+enum Activated {
+    /// It is Active: its material, or why fetching it failed.
+    Yes(Result<SymmetricKeyMaterial, Error>),
+    /// It was not activated: the Activate's failure, if it was answered.
+    No(Option<Error>),
+}
+
 /// A Get of a key's material in Raw format; `None` names the ID Placeholder.
 fn get_raw(uid: Option<&str>) -> RequestPayload {
     RequestPayload::Get(GetRequest {
@@ -774,16 +793,9 @@ impl Client {
             return self.create_then_activate_and_get(attributes).await;
         }
         let batch = |_| {
-            vec![
-                RequestBatchItem::new(Operation::CREATE, create.clone()),
-                RequestBatchItem::new(
-                    Operation::ACTIVATE,
-                    RequestPayload::Activate {
-                        unique_identifier: None,
-                    },
-                ),
-                RequestBatchItem::new(Operation::GET, get_raw(None)),
-            ]
+            let mut items = vec![RequestBatchItem::new(Operation::CREATE, create.clone())];
+            items.extend(activate_and_get_items(None));
+            items
         };
         let (server, response) = self
             .with_failover(Operation::CREATE, false, Outgoing::Build(&batch))
@@ -813,23 +825,10 @@ impl Client {
             // An answer without a Create result: whether a key was made is not known.
             Err(e) => return Err(e),
         };
-        let activated = answers
-            .next()
-            .map(|item| success_payload(&server, Operation::ACTIVATE, item));
-        let fetched = answers
-            .next()
-            .map(|item| success_payload(&server, Operation::GET, item));
-        let material = match (activated, fetched) {
-            (Some(Ok(_)), Some(Ok(payload))) => match symmetric_key_of(&server, &uid, payload) {
-                Ok(material) => Ok(material),
-                Err(_) => self.get_symmetric_key(&uid).await,
-            },
-            (Some(Ok(_)), _) => self.get_symmetric_key(&uid).await,
+        let material = match self.activated(&server, &uid, answers).await {
+            Activated::Yes(material) => material,
             // Not carried out, or refused: the plain Activate says which.
-            _ => match self.activate(&uid).await {
-                Ok(()) => self.get_symmetric_key(&uid).await,
-                Err(e) => Err(e),
-            },
+            Activated::No(_) => self.activate_then_get(&uid).await,
         };
         Ok(CreatedActiveKey {
             server,
@@ -858,43 +857,55 @@ impl Client {
     /// the server takes it.
     async fn activate_and_get(&self, uid: &str) -> Result<SymmetricKeyMaterial, Error> {
         if self.inner.batching.load(Ordering::Relaxed) != BATCH_NONE {
-            let activate = RequestPayload::Activate {
-                unique_identifier: Some(uid.to_owned()),
-            };
-            let batch = |_| {
-                vec![
-                    RequestBatchItem::new(Operation::ACTIVATE, activate.clone()),
-                    RequestBatchItem::new(Operation::GET, get_raw(Some(uid))),
-                ]
-            };
+            let batch = |_| activate_and_get_items(Some(uid)).to_vec();
             let (server, response) = self
                 .with_failover(Operation::ACTIVATE, true, Outgoing::Build(&batch))
                 .await?;
-            let mut answers = response.items.into_iter();
-            let activated = answers
-                .next()
-                .map(|item| success_payload(&server, Operation::ACTIVATE, item));
-            let fetched = answers
-                .next()
-                .map(|item| success_payload(&server, Operation::GET, item));
-            match (activated, fetched) {
-                (Some(Ok(_)), Some(Ok(payload))) => {
-                    if let Ok(material) = symmetric_key_of(&server, uid, payload) {
-                        return Ok(material);
-                    }
-                    return self.get_symmetric_key(uid).await;
-                }
-                (Some(Ok(_)), _) => return self.get_symmetric_key(uid).await,
-                (Some(Err(e)), _) if refuses_message(&e) => {
+            match self
+                .activated(&server, uid, response.items.into_iter())
+                .await
+            {
+                Activated::Yes(material) => return material,
+                Activated::No(Some(e)) if refuses_message(&e) => {
                     self.lower_batching(BATCH_NONE, &server, &e);
                 }
                 // A refused Activate: the plain one below says why (or finds the key
                 // Active already, when an earlier answer was lost).
-                _ => {}
+                Activated::No(_) => {}
             }
         }
+        self.activate_then_get(uid).await
+    }
+
+    /// [`Client::activate`], then [`Client::get_symmetric_key`], as two requests.
+    async fn activate_then_get(&self, uid: &str) -> Result<SymmetricKeyMaterial, Error> {
         self.activate(uid).await?;
         self.get_symmetric_key(uid).await
+    }
+
+    /// What `server`'s answers to a batch's Activate and Get of key `uid` (the next two
+    /// of `answers`) say: Active, with its material (fetched again if the Get's answer
+    /// did not serve), or not activated.
+    async fn activated(
+        &self,
+        server: &str,
+        uid: &str,
+        mut answers: impl Iterator<Item = ResponseBatchItem>,
+    ) -> Activated {
+        let activated = answers
+            .next()
+            .map(|item| success_payload(server, Operation::ACTIVATE, item));
+        let fetched = answers
+            .next()
+            .map(|item| success_payload(server, Operation::GET, item));
+        match (activated, fetched) {
+            (Some(Ok(_)), Some(Ok(payload))) => match symmetric_key_of(server, uid, payload) {
+                Ok(material) => Activated::Yes(Ok(material)),
+                Err(_) => Activated::Yes(self.get_symmetric_key(uid).await),
+            },
+            (Some(Ok(_)), _) => Activated::Yes(self.get_symmetric_key(uid).await),
+            (activated, _) => Activated::No(activated.and_then(Result::err)),
+        }
     }
 
     /// Batches no more than `level` from now on, as `server` refused more with `error`.
