@@ -37,15 +37,22 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Largest number of entries per map.
 pub const MAX_ENTRIES: usize = 10_000;
 
+/// One map of cached answers, with the generation its invalidations bump.
 struct Map<K, V> {
+    generation: AtomicU64,
     entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
 impl<K: std::hash::Hash + Eq, V: Clone> Map<K, V> {
     fn new() -> Self {
         Map {
+            generation: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn get(&self, key: &K, now: Instant) -> Option<V> {
@@ -55,23 +62,28 @@ impl<K: std::hash::Hash + Eq, V: Clone> Map<K, V> {
             .map(|(_, v)| v.clone())
     }
 
-    fn put(&self, key: K, value: V, at: Instant) {
+    /// Stores `value`, read at `at`, unless the map was invalidated since `generation`.
+    fn put(&self, generation: u64, key: K, value: V, at: Instant) {
         let mut map = self.entries.lock().expect("cache poisoned");
+        if self.generation() != generation {
+            return;
+        }
         if map.len() >= MAX_ENTRIES {
             map.clear();
         }
         map.insert(key, (at, value));
     }
 
-    fn clear(&self) {
-        self.entries.lock().expect("cache poisoned").clear();
+    /// Forgets every entry; results being read now will not be stored.
+    fn invalidate(&self) {
+        let mut map = self.entries.lock().expect("cache poisoned");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
     }
 }
 
 /// Cached answers, see the module docs.
 pub(crate) struct ReadCache {
-    users_generation: AtomicU64,
-    keys_generation: AtomicU64,
     users: Map<String, Option<Arc<User>>>,
     keys: Map<(ObjectId, ObjectId), EncryptionKeyView>,
 }
@@ -86,8 +98,6 @@ pub(crate) struct Ticket {
 impl ReadCache {
     pub(crate) fn new() -> Self {
         ReadCache {
-            users_generation: AtomicU64::new(0),
-            keys_generation: AtomicU64::new(0),
             users: Map::new(),
             keys: Map::new(),
         }
@@ -96,8 +106,8 @@ impl ReadCache {
     /// Called before reading the store for a result that will be cached.
     pub(crate) fn ticket(&self) -> Ticket {
         Ticket {
-            users_generation: self.users_generation.load(Ordering::Acquire),
-            keys_generation: self.keys_generation.load(Ordering::Acquire),
+            users_generation: self.users.generation(),
+            keys_generation: self.keys.generation(),
             at: Instant::now(),
         }
     }
@@ -107,9 +117,8 @@ impl ReadCache {
     }
 
     pub(crate) fn put_user(&self, t: Ticket, username: &str, user: Option<Arc<User>>) {
-        if self.users_generation.load(Ordering::Acquire) == t.users_generation {
-            self.users.put(username.to_string(), user, t.at);
-        }
+        self.users
+            .put(t.users_generation, username.to_string(), user, t.at);
     }
 
     pub(crate) fn key(&self, group: ObjectId, cluster: ObjectId) -> Option<EncryptionKeyView> {
@@ -117,22 +126,19 @@ impl ReadCache {
     }
 
     pub(crate) fn put_key(&self, t: Ticket, view: EncryptionKeyView) {
-        if self.keys_generation.load(Ordering::Acquire) == t.keys_generation {
-            self.keys.put((view.group_id, view.cluster_id), view, t.at);
-        }
+        let key = (view.group_id, view.cluster_id);
+        self.keys.put(t.keys_generation, key, view, t.at);
     }
 
     /// Forgets every encryption key answer; those being computed now will not be
     /// cached.
     pub(crate) fn invalidate_keys(&self) {
-        self.keys_generation.fetch_add(1, Ordering::AcqRel);
-        self.keys.clear();
+        self.keys.invalidate();
     }
 
     /// Forgets every user; users being read now will not be cached.
     pub(crate) fn invalidate_users(&self) {
-        self.users_generation.fetch_add(1, Ordering::AcqRel);
-        self.users.clear();
+        self.users.invalidate();
     }
 }
 
