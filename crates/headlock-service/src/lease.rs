@@ -64,9 +64,7 @@ impl LeaseGuard {
         }
         Ok(held)
     }
-}
 
-impl LeaseGuard {
     /// The renewal of this lease for a store write that commits the work it guards
     /// (see [`KeyChange::lease`](headlock_core::store::KeyChange::lease)); `None` if the
     /// lease is known lost already (the work must not commit).

@@ -46,9 +46,7 @@ impl LeaseStore for SqlStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let op = format!("acquiring lease {name:?} for {holder:?}");
-        check_name("lease name", name, &op)?;
-        check_name("lease holder", holder, &op)?;
-        let changed = acquire_lease_stmt(name, holder, now, ttl)
+        let changed = acquire_lease_stmt(name, holder, now, ttl, &op)?
             .execute(&self.pool)
             .await
             .map_err(ctx(&op))?;
@@ -156,20 +154,24 @@ impl LeaseStore for SqlStore {
 }
 
 /// Refuses an empty name, or one longer than [`MAX_NAME`] bytes.
-/// [`q::ACQUIRE_LEASE`] for `holder` until `now + ttl` (the expiry saturates).
+/// [`q::ACQUIRE_LEASE`] for `holder` until `now + ttl` (the expiry saturates);
+/// `Precondition` for a name or holder out of bounds.
 fn acquire_lease_stmt<'a>(
     name: &'a str,
     holder: &'a str,
     now: OffsetDateTime,
     ttl: Duration,
-) -> Stmt<'a> {
+    op: &str,
+) -> Result<Stmt<'a>, StoreError> {
+    check_name("lease name", name, op)?;
+    check_name("lease holder", holder, op)?;
     let now_us = micros(now);
     let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
-    stmt(q::ACQUIRE_LEASE)
+    Ok(stmt(q::ACQUIRE_LEASE)
         .bind(name)
         .bind(holder)
         .bind(now_us.saturating_add(ttl_us))
-        .bind(now_us)
+        .bind(now_us))
 }
 
 /// Renews `lease` inside the caller's transaction, as [`LeaseStore::acquire_lease`]
@@ -179,9 +181,7 @@ pub(crate) async fn renew_lease_in(
     lease: &LeaseRenewal,
     op: &str,
 ) -> Result<bool, StoreError> {
-    check_name("lease name", &lease.name, op)?;
-    check_name("lease holder", &lease.holder, op)?;
-    let changed = acquire_lease_stmt(&lease.name, &lease.holder, lease.now, lease.ttl)
+    let changed = acquire_lease_stmt(&lease.name, &lease.holder, lease.now, lease.ttl, op)?
         .execute(tx)
         .await
         .map_err(ctx(op))?;
