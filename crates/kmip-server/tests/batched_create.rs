@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use kmip::client::Client;
-use kmip::framing;
 use kmip::message::{
     CreateRequest, GetRequest, RequestBatchItem, RequestMessage, RequestPayload, ResponseBatchItem,
     ResponseMessage, TemplateAttribute,
@@ -24,8 +23,7 @@ use kmip::types::{
     CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Operation, ProtocolVersion,
     ResultReason, ResultStatus, State,
 };
-use testkit::kmip::{Embedded, client_config, raw_connection};
-use tokio::net::TcpListener;
+use testkit::kmip::{Embedded, Upstream, client_config, forward, proxy};
 
 /// Which server the proxy plays.
 #[derive(Clone, Copy, PartialEq)]
@@ -63,120 +61,107 @@ fn refusal(version: ProtocolVersion, reason: ResultReason, message: &str) -> Vec
 }
 
 /// A proxy to `server` playing `plays`; its address and what it saw.
-async fn proxy(server: &Embedded, plays: Plays) -> (SocketAddr, Seen) {
-    let pki = server.pki.clone();
-    let upstream = server.addr;
-    let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+async fn playing(server: &Embedded, plays: Plays) -> (SocketAddr, Seen) {
     let seen = Seen::default();
     let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, pki, log) = (acceptor.clone(), pki.clone(), log.clone());
-            tokio::spawn(async move {
-                let mut client = acceptor.accept(tcp).await.unwrap();
-                let mut server = raw_connection(&pki, upstream).await;
-                while let Ok(Some(bytes)) = framing::read_message(&mut client, 1 << 20).await {
-                    let mut request = RequestMessage::decode(&bytes, &Limits::default()).unwrap();
-                    log.lock()
-                        .unwrap()
-                        .push(request.items.iter().map(|i| i.operation).collect());
-                    let several = request.items.len() > 1;
-                    // Every server here is as strict as PyKMIP about KMIP's rule that each
-                    // item of a batch of several has a Unique Batch Item ID.
-                    let mut ids: Vec<_> = request
-                        .items
-                        .iter()
-                        .map(|i| i.unique_batch_item_id.clone())
-                        .collect();
-                    ids.sort();
-                    ids.dedup();
-                    let unnamed = several && (ids.len() < request.items.len() || ids[0].is_none());
-                    let answer = match plays {
-                        _ if unnamed => refusal(
-                            request.header.protocol_version,
-                            ResultReason::INVALID_MESSAGE,
-                            "Batch item ID is undefined.",
-                        ),
-                        Plays::NoBatches if several => refusal(
-                            request.header.protocol_version,
-                            ResultReason::OPERATION_NOT_SUPPORTED,
-                            "batches of several items are not supported",
-                        ),
-                        Plays::FirstItemOnly if several => {
-                            request.items.truncate(1);
-                            let first =
-                                RequestMessage::new(request.header.protocol_version, request.items);
-                            forward(&mut server, &first.encode()).await
-                        }
-                        Plays::NoPlaceholders
-                            if request.items.iter().any(|i| {
-                                matches!(
-                                    &i.payload,
-                                    RequestPayload::Activate {
-                                        unique_identifier: None
-                                    } | RequestPayload::Get(GetRequest {
-                                        unique_identifier: None,
-                                        ..
-                                    })
-                                )
-                            }) =>
-                        {
-                            refusal(
-                                request.header.protocol_version,
-                                ResultReason::INVALID_MESSAGE,
-                                "missing field UniqueIdentifier",
-                            )
-                        }
-                        Plays::RefusesActivate => {
-                            let refused = request
-                                .items
-                                .iter()
-                                .position(|i| i.operation == Operation::ACTIVATE);
-                            match refused {
-                                None => forward(&mut server, &bytes).await,
-                                Some(at) => {
-                                    let version = request.header.protocol_version;
-                                    let mut answers = Vec::new();
-                                    if at > 0 {
-                                        request.items.truncate(at);
-                                        let before = RequestMessage::new(version, request.items);
-                                        let answer = forward(&mut server, &before.encode()).await;
-                                        answers =
-                                            ResponseMessage::decode(&answer, &Limits::default())
-                                                .unwrap()
-                                                .items;
-                                    }
-                                    answers.push(ResponseBatchItem::failure(
-                                        Some(Operation::ACTIVATE),
-                                        ResultReason::PERMISSION_DENIED,
-                                        "refused by the test",
-                                    ));
-                                    ResponseMessage::new(version, 0, answers).encode()
-                                }
-                            }
-                        }
-                        _ => forward(&mut server, &bytes).await,
-                    };
-                    framing::write_message(&mut client, &answer).await.unwrap();
-                }
-            });
+    let addr = proxy(server, move |bytes, mut upstream| {
+        let log = log.clone();
+        async move {
+            let request = RequestMessage::decode(&bytes, &Limits::default()).unwrap();
+            log.lock()
+                .unwrap()
+                .push(request.items.iter().map(|i| i.operation).collect());
+            let answer = answer(plays, request, &bytes, &mut upstream).await;
+            (answer, upstream)
         }
-    });
+    })
+    .await;
     (addr, seen)
 }
 
-async fn forward(
-    server: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    request: &[u8],
+/// What a server playing `plays` answers to `request` (encoded as `bytes`), with
+/// `server` the embedded server behind the proxy.
+async fn answer(
+    plays: Plays,
+    mut request: RequestMessage,
+    bytes: &[u8],
+    server: &mut Upstream,
 ) -> Vec<u8> {
-    framing::write_message(server, request).await.unwrap();
-    framing::read_message(server, 1 << 20)
-        .await
-        .unwrap()
-        .unwrap()
+    let several = request.items.len() > 1;
+    // Every server here is as strict as PyKMIP about KMIP's rule that each item of a
+    // batch of several has a Unique Batch Item ID.
+    let mut ids: Vec<_> = request
+        .items
+        .iter()
+        .map(|i| i.unique_batch_item_id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let unnamed = several && (ids.len() < request.items.len() || ids[0].is_none());
+    match plays {
+        _ if unnamed => refusal(
+            request.header.protocol_version,
+            ResultReason::INVALID_MESSAGE,
+            "Batch item ID is undefined.",
+        ),
+        Plays::NoBatches if several => refusal(
+            request.header.protocol_version,
+            ResultReason::OPERATION_NOT_SUPPORTED,
+            "batches of several items are not supported",
+        ),
+        Plays::FirstItemOnly if several => {
+            request.items.truncate(1);
+            let first = RequestMessage::new(request.header.protocol_version, request.items);
+            forward(server, &first.encode()).await
+        }
+        Plays::NoPlaceholders
+            if request.items.iter().any(|i| {
+                matches!(
+                    &i.payload,
+                    RequestPayload::Activate {
+                        unique_identifier: None
+                    } | RequestPayload::Get(GetRequest {
+                        unique_identifier: None,
+                        ..
+                    })
+                )
+            }) =>
+        {
+            refusal(
+                request.header.protocol_version,
+                ResultReason::INVALID_MESSAGE,
+                "missing field UniqueIdentifier",
+            )
+        }
+        Plays::RefusesActivate => {
+            let refused = request
+                .items
+                .iter()
+                .position(|i| i.operation == Operation::ACTIVATE);
+            match refused {
+                None => forward(server, bytes).await,
+                Some(at) => {
+                    let version = request.header.protocol_version;
+                    let mut answers = Vec::new();
+                    if at > 0 {
+                        request.items.truncate(at);
+                        let before = RequestMessage::new(version, request.items);
+                        let answer = forward(server, &before.encode()).await;
+                        answers = ResponseMessage::decode(&answer, &Limits::default())
+                            .unwrap()
+                            .items;
+                    }
+                    answers.push(ResponseBatchItem::failure(
+                        Some(Operation::ACTIVATE),
+                        ResultReason::PERMISSION_DENIED,
+                        "refused by the test",
+                    ));
+                    ResponseMessage::new(version, 0, answers).encode()
+                }
+            }
+        }
+        _ => forward(server, bytes).await,
+    }
 }
 
 const USAGE: CryptographicUsageMask =
@@ -218,7 +203,7 @@ async fn creates_an_active_key(server: &Embedded, client: &Client, name: &str) {
 #[tokio::test]
 async fn creates_activates_and_fetches_a_key_in_one_message() {
     let server = Embedded::start().await;
-    let (addr, seen) = proxy(&server, Plays::Embedded).await;
+    let (addr, seen) = playing(&server, Plays::Embedded).await;
     for version in [
         ProtocolVersion::V1_2,
         ProtocolVersion::V1_4,
@@ -246,7 +231,7 @@ async fn creates_activates_and_fetches_a_key_in_one_message() {
 /// Two keys made through one client of a proxy playing `plays`; what the proxy saw.
 async fn two_keys_through(plays: Plays) -> Vec<Vec<Operation>> {
     let server = Embedded::start().await;
-    let (addr, seen) = proxy(&server, plays).await;
+    let (addr, seen) = playing(&server, plays).await;
     let client = client_of(&server, addr, None);
     for name in ["first", "second"] {
         creates_an_active_key(&server, &client, name).await;
@@ -291,7 +276,7 @@ async fn names_the_key_where_the_server_refuses_placeholders() {
 #[tokio::test]
 async fn activates_and_fetches_alone_where_the_server_did_only_the_create() {
     let server = Embedded::start().await;
-    let (addr, seen) = proxy(&server, Plays::FirstItemOnly).await;
+    let (addr, seen) = playing(&server, Plays::FirstItemOnly).await;
     let client = client_of(&server, addr, Some(ProtocolVersion::V1_4));
     creates_an_active_key(&server, &client, "first-item-only").await;
     assert_eq!(
@@ -309,7 +294,7 @@ async fn activates_and_fetches_alone_where_the_server_did_only_the_create() {
 #[tokio::test]
 async fn reports_a_refused_activate_with_the_key_it_created() {
     let server = Embedded::start().await;
-    let (addr, seen) = proxy(&server, Plays::RefusesActivate).await;
+    let (addr, seen) = playing(&server, Plays::RefusesActivate).await;
     let client = client_of(&server, addr, None);
     let created = client
         .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some("refused"))

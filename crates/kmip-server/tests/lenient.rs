@@ -16,8 +16,7 @@ use kmip::types::{
     ResultStatus, State,
 };
 use kmip_server::pki::PkiPaths;
-use testkit::kmip::{Embedded, client_config, raw_connection};
-use tokio::net::TcpListener;
+use testkit::kmip::{Embedded, client_config, forward, proxy, raw_connection};
 
 /// Adds `extra` to every structure of `item` but attribute values and 2.0 attribute
 /// lists (where an unknown tag is a vendor attribute, which the client keeps).
@@ -33,31 +32,16 @@ fn extend(item: &mut Item, extra: &Item) {
 
 /// A proxy to `server` that extends every response with `extra`; its address.
 async fn extending_proxy(server: &Embedded, extra: Item) -> SocketAddr {
-    let pki = server.pki.clone();
-    let upstream = server.addr;
-    let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, pki, extra) = (acceptor.clone(), pki.clone(), extra.clone());
-            tokio::spawn(async move {
-                let mut client = acceptor.accept(tcp).await.unwrap();
-                let mut server = raw_connection(&pki, upstream).await;
-                while let Ok(Some(request)) = framing::read_message(&mut client, 1 << 20).await {
-                    framing::write_message(&mut server, &request).await.unwrap();
-                    let answer = framing::read_message(&mut server, 1 << 20).await.unwrap();
-                    let mut item = ttlv::decode(&answer.unwrap(), &Limits::default()).unwrap();
-                    extend(&mut item, &extra);
-                    framing::write_message(&mut client, &ttlv::encode(&item))
-                        .await
-                        .unwrap();
-                }
-            });
+    proxy(server, move |request, mut upstream| {
+        let extra = extra.clone();
+        async move {
+            let answer = forward(&mut upstream, &request).await;
+            let mut item = ttlv::decode(&answer, &Limits::default()).unwrap();
+            extend(&mut item, &extra);
+            (ttlv::encode(&item), upstream)
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// One request on a new raw connection to `addr`; the answer's bytes.

@@ -1,7 +1,8 @@
 //! The embedded KMIP server (`kmip-server`) started in-process for a test: its own
 //! loopback port, temporary directory and PKI ([`Embedded`]), client configurations
-//! pointing at it ([`client_config`], [`Embedded::client`]), and an address where
-//! nothing listens ([`refused_address`]). The one harness for every crate's tests
+//! pointing at it ([`client_config`], [`Embedded::client`]), a proxy in front of it
+//! that plays another server ([`proxy`]), and an address where nothing listens
+//! ([`refused_address`]). The one harness for every crate's tests
 //! (kmip-server's, the API's ops tests, the binary's) and the benchmarks.
 //!
 //! ```no_run
@@ -142,6 +143,55 @@ pub async fn raw_connection(
     tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
+        .unwrap()
+}
+
+/// A mutual-TLS connection from a [`proxy`] to the server behind it.
+pub type Upstream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// A mutual-TLS proxy in front of `server` (with the server's certificates), for tests
+/// that play another KMIP server: each request message a client sends goes to `answer`
+/// with the proxy's own connection to `server` (which it may [`forward`] to, as it is
+/// or changed, or not at all), and what `answer` returns is the client's answer. Its
+/// address.
+pub async fn proxy<F, Fut>(server: &Embedded, answer: F) -> SocketAddr
+where
+    F: Fn(Vec<u8>, Upstream) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (Vec<u8>, Upstream)> + Send,
+{
+    let pki = server.pki.clone();
+    let upstream = server.addr;
+    let tls = kmip::tls::server_config(&pki.ca_cert, &pki.server_cert, &pki.server_key).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, pki, answer) = (acceptor.clone(), pki.clone(), answer.clone());
+            tokio::spawn(async move {
+                let mut client = acceptor.accept(tcp).await.unwrap();
+                let mut server = raw_connection(&pki, upstream).await;
+                while let Ok(Some(request)) =
+                    kmip::framing::read_message(&mut client, 1 << 20).await
+                {
+                    let (bytes, back) = answer(request, server).await;
+                    server = back;
+                    kmip::framing::write_message(&mut client, &bytes)
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `request` on a [`proxy`]'s connection to its server; the answer's bytes.
+pub async fn forward(server: &mut Upstream, request: &[u8]) -> Vec<u8> {
+    kmip::framing::write_message(server, request).await.unwrap();
+    kmip::framing::read_message(server, 1 << 20)
+        .await
+        .unwrap()
         .unwrap()
 }
 
