@@ -332,9 +332,10 @@ impl Service {
     /// node's key change of the cluster is in flight (its intent's lease is live) this
     /// waits for it, up to [`KEY_CHANGE_WAIT`]; an intent nobody is working on (its node
     /// died, or this node left it for a KMIP outage) is reconciled first. Returns the
-    /// intent, its lease and the current key read after the claim, so that a change
-    /// committed by another node meanwhile is the starting point. The caller holds the
-    /// cluster's in-process lock.
+    /// intent, its lease and the current key, which the store checked was still current
+    /// when it recorded the intent (a change committed by another node meanwhile makes
+    /// the claim start over from that node's key). The caller holds the cluster's
+    /// in-process lock.
     async fn claim_key_change(
         &self,
         actor: &Actor,
@@ -382,17 +383,12 @@ impl Service {
             .try_lease(intent_lease(intent.id))
             .await?
             .ok_or_else(|| ServiceError::unexpected("a fresh intent's lease was taken".into()))?;
+        // Inserted only if the key read above is still current (one statement).
         match self.store.insert_intent(&intent.record()).await {
-            Ok(()) => {
-                let now_current = self.store.current_master_key(cluster.id).await?;
-                if now_current.as_ref().map(|k| &k.kmip_uid) == intent.previous_uid.as_ref() {
-                    return Ok((intent, lease, now_current));
-                }
-                // Another node committed between the read and the claim: start over
-                // from its key.
-                self.store.delete_intent(intent.id).await?;
-                return Err(ClaimFailed::Raced);
-            }
+            Ok(()) => return Ok((intent, lease, current)),
+            // Another node committed between the read and the claim: start over from
+            // its key.
+            Err(StoreError::Precondition(_)) => return Err(ClaimFailed::Raced),
             Err(StoreError::Conflict(StoreConflict::KeyChangeInFlight)) => drop(lease),
             Err(e) => return Err(e.into()),
         }

@@ -48,7 +48,11 @@ impl KeyStore for SqlStore {
     }
 
     async fn insert_intent(&self, intent: &KeyIntent) -> Result<(), StoreError> {
-        stmt(q::INSERT_INTENT)
+        let op = format!(
+            "inserting intent {} for cluster {}",
+            intent.id, intent.cluster_id
+        );
+        let inserted = stmt(q::INSERT_INTENT)
             .bind(id_text(intent.id))
             .bind(id_text(intent.cluster_id))
             .bind(&intent.key_name)
@@ -60,13 +64,13 @@ impl KeyStore for SqlStore {
             .bind(micros(intent.created))
             .execute(&self.pool)
             .await
-            .map_err(ctx_unique(
-                &format!(
-                    "inserting intent {} for cluster {}",
-                    intent.id, intent.cluster_id
-                ),
-                Conflict::KeyChangeInFlight,
-            ))?;
+            .map_err(ctx_unique(&op, Conflict::KeyChangeInFlight))?;
+        if inserted == 0 {
+            return Err(StoreError::Precondition(format!(
+                "{op}: the current master key is no longer {:?}",
+                intent.previous_uid
+            )));
+        }
         Ok(())
     }
 
@@ -140,13 +144,15 @@ impl KeyStore for SqlStore {
                 )));
             }
 
-            // The precondition: the current key is the one the change started from.
-            let current = stmt(q::CURRENT_KEY_FOR_UPDATE)
+            // The precondition: the current key is the one the change started from. It
+            // is retired in the same statement; a wrong one is restored by the rollback.
+            let retired = stmt(q::RETIRE_CURRENT_KEY)
                 .bind(id_text(cluster))
+                .bind(micros(change.retired_at))
                 .fetch_optional(&mut tx)
                 .await
                 .map_err(ctx(&op))?;
-            let current = match &current {
+            let current = match &retired {
                 Some(row) => {
                     let uid: String = row.try_get("kmip_uid").map_err(ctx(&op))?;
                     let generation: i64 = row.try_get("generation").map_err(ctx(&op))?;
@@ -162,15 +168,6 @@ impl KeyStore for SqlStore {
                 )));
             }
 
-            if let Some((_, generation)) = &current {
-                stmt(q::RETIRE_KEY)
-                    .bind(id_text(cluster))
-                    .bind(*generation)
-                    .bind(micros(change.retired_at))
-                    .execute(&mut tx)
-                    .await
-                    .map_err(ctx(&op))?;
-            }
             // Only a key change inserts keys, each above the one it retires: the current
             // key has the highest generation (the primary key refuses a clash).
             let generation = match &current {

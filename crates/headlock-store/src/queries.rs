@@ -18,8 +18,9 @@
 //!   - [`CLUSTER_LOCK`] (`FOR UPDATE`): a key change, a garbage collection and a snapshot
 //!     deletion of one cluster queue on the cluster's row;
 //!   - [`CLUSTER_TREE_LOCK`]: a cluster deletion locks the cluster and its parts;
-//!   - [`CURRENT_KEY_FOR_UPDATE`]: the current key a key change replaces;
-//!   - [`AUDIT_HEAD_FOR_UPDATE`]: every audit append queues on the one head row.
+//!   - [`AUDIT_HEAD_FOR_UPDATE`]: every audit append queues on the one head row;
+//!   - [`INSERT_INTENT`] (`FOR SHARE`): a key change's claim waits for a commit of the
+//!     cluster's key in flight.
 //! * [`BEGIN_SNAPSHOT`]: audit verification reads the head and the whole chain from one
 //!   snapshot: SQLite's deferred `BEGIN` (WAL), PostgreSQL's `REPEATABLE READ, READ
 //!   ONLY` (under READ COMMITTED each batch would see appends made since the head was
@@ -273,13 +274,6 @@ pub const CURRENT_KEY: &str = concat!(
     " FROM master_keys WHERE cluster_id = $1 AND retired_us IS NULL"
 );
 
-/// DIALECT: the current key, read to decide a commit (PostgreSQL: `FOR UPDATE`).
-pub const CURRENT_KEY_FOR_UPDATE: Sql = for_update!(
-    "SELECT ",
-    key_columns!(),
-    " FROM master_keys WHERE cluster_id = $1 AND retired_us IS NULL"
-);
-
 /// Every master key of a cluster, newest first.
 pub const MASTER_KEYS: &str = concat!(
     "SELECT ",
@@ -287,8 +281,12 @@ pub const MASTER_KEYS: &str = concat!(
     " FROM master_keys WHERE cluster_id = $1 ORDER BY generation DESC"
 );
 
-/// Retires the current key. `$1` cluster, `$2` generation, `$3` time.
-pub const RETIRE_KEY: &str = "UPDATE master_keys SET retired_us = $3 WHERE cluster_id = $1 AND generation = $2 AND retired_us IS NULL";
+/// Retires the current key, if any, and returns its uid and generation (a key change
+/// reads and retires it in one statement, and undoes it by rolling back when it is not
+/// the key the change started from). `$1` cluster, `$2` time. The update's row lock
+/// holds off any other change of the cluster's key until the commit.
+pub const RETIRE_CURRENT_KEY: &str = "UPDATE master_keys SET retired_us = $2 \
+     WHERE cluster_id = $1 AND retired_us IS NULL RETURNING kmip_uid, generation";
 
 /// The next generation number of a cluster's keys.
 pub const NEXT_GENERATION: &str =
@@ -314,16 +312,33 @@ pub const INSERT_DATA_KEY: &str = "INSERT INTO data_keys (id, cluster_id, wrappe
 
 // ----- intents
 
+/// [`INSERT_INTENT`] up to the end of its subquery.
+macro_rules! insert_intent {
+    () => {
+        "INSERT INTO key_intents \
+         (id, cluster_id, key_name, previous_uid, new_uid, phase, rotation_type, requested_by, created_us) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+         WHERE $4 IS NOT DISTINCT FROM \
+         (SELECT kmip_uid FROM master_keys WHERE cluster_id = $2 AND retired_us IS NULL"
+    };
+}
+
 macro_rules! intent_columns {
     () => {
         "id, cluster_id, key_name, previous_uid, new_uid, phase, rotation_type, requested_by, created_us"
     };
 }
 
-/// Inserts an intent.
-pub const INSERT_INTENT: &str = "INSERT INTO key_intents \
-     (id, cluster_id, key_name, previous_uid, new_uid, phase, rotation_type, requested_by, created_us) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// DIALECT: inserts an intent if the cluster's current key is still the one it names as
+/// its previous key (`$4`, NULL for none); no row is inserted otherwise. A key change
+/// thus claims a cluster and checks its starting point in one statement. PostgreSQL
+/// reads the current key `FOR SHARE`: a key change committing meanwhile has that row
+/// locked, so the read waits for it and then finds the key retired (READ COMMITTED
+/// re-checks a locked row), and the intent is not inserted.
+pub const INSERT_INTENT: Sql = Sql::Dialect {
+    sqlite: concat!(insert_intent!(), ")"),
+    postgres: concat!(insert_intent!(), " FOR SHARE)"),
+};
 
 /// Sets an intent's phase and new uid. `$1` id, `$2` phase, `$3` new uid.
 pub const UPDATE_INTENT: &str = "UPDATE key_intents SET phase = $2, new_uid = $3 WHERE id = $1";

@@ -58,6 +58,7 @@ macro_rules! conformance {
             rejects_update_of_missing_config_and_changes_nothing,
             lists_backup_configs_in_pages,
             one_intent_per_cluster,
+            intent_names_the_current_key_or_is_refused,
             accepts_intent_update_and_delete,
             commit_key_change_installs_first_key,
             commit_key_change_rotates_and_keeps_history,
@@ -769,10 +770,50 @@ mod suite {
         assert!(is_not_found(s.insert_intent(&intent(&ghost, None)).await));
     }
 
+    /// An intent is recorded only while the key it starts from is current.
+    pub async fn intent_names_the_current_key_or_is_refused(s: &dyn MetadataStore) {
+        let (_, c) = keyed_cluster(s, "k1").await;
+        for stale in [intent(&c, None), intent(&c, Some("k0"))] {
+            let err = s.insert_intent(&stale).await.unwrap_err();
+            assert!(matches!(err, StoreError::Precondition(_)), "{err:?}");
+        }
+        assert_eq!(s.intents().await.unwrap(), vec![]);
+        let current = intent(&c, Some("k1"));
+        s.insert_intent(&current).await.unwrap();
+        assert_eq!(s.intents().await.unwrap(), vec![current.clone()]);
+        // With a change in flight, another from the current key meets the unique index.
+        assert_eq!(
+            conflict(s.insert_intent(&intent(&c, Some("k1"))).await),
+            StoreConflict::KeyChangeInFlight
+        );
+        // Once the cluster moves on, an intent from its old key is refused.
+        s.commit_key_change(&change(
+            &current,
+            &c,
+            Some("k1"),
+            "k2",
+            vec![data_key(&c, "k2", 2)],
+        ))
+        .await
+        .unwrap();
+        s.delete_intent(current.id).await.unwrap();
+        let err = s.insert_intent(&intent(&c, Some("k1"))).await.unwrap_err();
+        assert!(matches!(err, StoreError::Precondition(_)), "{err:?}");
+        s.insert_intent(&intent(&c, Some("k2"))).await.unwrap();
+        // A cluster with no key takes only an intent without a previous key.
+        let (_, fresh) = stored_cluster(s, "fresh").await;
+        let err = s
+            .insert_intent(&intent(&fresh, Some("k2")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Precondition(_)), "{err:?}");
+        s.insert_intent(&intent(&fresh, None)).await.unwrap();
+    }
+
     pub async fn accepts_intent_update_and_delete(s: &dyn MetadataStore) {
         let (g, c1) = stored_cluster(s, "g").await;
         let c2 = stored_replica_set(s, &g, "rs1").await;
-        let mut older = intent(&c2, Some("k0"));
+        let mut older = intent(&c2, None);
         older.created = now() - time::Duration::minutes(1);
         let mut newer = intent(&c1, None);
         s.insert_intent(&newer).await.unwrap();
@@ -874,7 +915,7 @@ mod suite {
         let (g, c) = keyed_cluster(s, "k1").await;
         let keys_before = s.data_keys(c.id).await.unwrap();
         let config_before = s.backup_config(g.id, c.id).await.unwrap();
-        let i = intent(&c, Some("k0"));
+        let i = intent(&c, Some("k1"));
         s.insert_intent(&i).await.unwrap();
         let err = s
             .commit_key_change(&change(
@@ -904,7 +945,7 @@ mod suite {
 
     pub async fn commit_key_change_rejects_first_key_when_one_exists(s: &dyn MetadataStore) {
         let (_, c) = keyed_cluster(s, "k1").await;
-        let i = intent(&c, None);
+        let i = intent(&c, Some("k1"));
         s.insert_intent(&i).await.unwrap();
         let err = s
             .commit_key_change(&change(&i, &c, None, "k2", vec![]))

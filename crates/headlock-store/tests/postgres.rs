@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use headlock_core::model::{
-    BackupConfig, ChunkId, ChunkLocation, Cluster, ClusterType, Group, SnapshotKind, SnapshotRecord,
+    BackupConfig, ChunkId, ChunkLocation, Cluster, ClusterType, Group, IntentPhase, KeyIntent,
+    RotationType, SnapshotKind, SnapshotRecord,
 };
 use headlock_core::store::{GroupStore, LeaseStore, SnapshotCommit};
-use headlock_core::{MetadataStore, ObjectId, StoreError};
+use headlock_core::{KmipUid, MetadataStore, ObjectId, StoreError};
 use headlock_store::{SqlStore, truncate_to_micros};
 use time::OffsetDateTime;
 
@@ -341,4 +342,65 @@ async fn collection_waits_for_a_snapshot_commit_in_flight() {
         vec![chunk_id(7)]
     );
     assert_eq!(store.snapshot_packs(newer.id).await.unwrap(), vec![pack]);
+}
+
+/// A key change's claim (the intent's insert, which checks that the key it starts from
+/// is still current) waits for a commit of the cluster's key in flight, and is then
+/// refused: without the lock it would read the key as still current from its snapshot,
+/// and record an intent from a retired key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_waits_for_a_key_commit_in_flight_and_is_refused() {
+    let b = PgBackend::start().await;
+    let store = b.store();
+    let (_, all) = clusters(&*store, 1).await;
+    let cluster = all[0].id;
+    let insert_key = "INSERT INTO master_keys (cluster_id, generation, kmip_uid, kmip_server, \
+                      kmip_name, created_us, retired_us, rotation_type, requested_by) \
+                      VALUES ($1, $2, $3, 's', $3, 0, NULL, 'MANUAL', 'a')";
+    let mut raw = b.raw().await;
+    let id = text(&cluster.to_string());
+    raw.execute(insert_key, &[id.clone(), Value::Int(1), text("k1")])
+        .await
+        .unwrap();
+    let intent = |previous: &str| KeyIntent {
+        id: ObjectId::new(),
+        cluster_id: cluster,
+        key_name: format!("headlock-{cluster}-{previous}"),
+        previous_uid: Some(KmipUid::from(previous)),
+        new_uid: None,
+        phase: IntentPhase::Pending,
+        rotation_type: RotationType::Manual,
+        requested_by: "alice".into(),
+        created: now(),
+    };
+
+    // A commit in flight, as the store's: k1 retired, k2 current.
+    raw.execute("BEGIN", &[]).await.unwrap();
+    raw.execute(
+        "UPDATE master_keys SET retired_us = 1 WHERE cluster_id = $1 AND retired_us IS NULL",
+        std::slice::from_ref(&id),
+    )
+    .await
+    .unwrap();
+    raw.execute(insert_key, &[id.clone(), Value::Int(2), text("k2")])
+        .await
+        .unwrap();
+
+    let claim = {
+        let store = Arc::clone(&store);
+        let stale = intent("k1");
+        tokio::spawn(async move { store.insert_intent(&stale).await })
+    };
+    until_waiting_on_locks(&mut b.raw().await, 1).await;
+    raw.execute("COMMIT", &[]).await.unwrap();
+
+    let refused = claim.await.unwrap().unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Precondition(_)),
+        "{refused:?}"
+    );
+    assert_eq!(store.intents().await.unwrap(), vec![]);
+    let current = intent("k2");
+    store.insert_intent(&current).await.unwrap();
+    assert_eq!(store.intents().await.unwrap(), vec![current]);
 }

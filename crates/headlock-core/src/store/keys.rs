@@ -51,8 +51,10 @@ pub trait KeyStore: Send + Sync {
     async fn master_keys(&self, cluster: ObjectId) -> Result<Vec<MasterKeyRecord>, StoreError>;
     /// The data keys of a cluster.
     async fn data_keys(&self, cluster: ObjectId) -> Result<Vec<DataKeyRecord>, StoreError>;
-    /// Records an intent; [`Conflict::KeyChangeInFlight`](super::Conflict::KeyChangeInFlight) if the
-    /// cluster already has one.
+    /// Records an intent, if the cluster's current key is still the intent's
+    /// `previous_uid` (None: no key yet), checked in the same statement;
+    /// `Precondition` if it is not, [`Conflict::KeyChangeInFlight`](super::Conflict::KeyChangeInFlight)
+    /// if the cluster already has an intent, `NotFound` if there is no such cluster.
     async fn insert_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
     /// Updates an intent's phase and new uid.
     async fn update_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
