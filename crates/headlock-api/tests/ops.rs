@@ -16,6 +16,8 @@ use headlock_api::metrics::Metrics;
 use headlock_api::{AppState, Ops, PeerAddr, Shared};
 use headlock_core::BlobStore;
 use headlock_core::KeyManager;
+use headlock_core::envelope::{DataKey, WrapContext};
+use headlock_core::keys::{KeyState, KmipUid};
 use headlock_core::model::Role;
 use headlock_kmip::KmipKeyManager;
 use headlock_service::Service;
@@ -522,7 +524,11 @@ async fn accepts_readiness_with_one_of_two_kmip_servers_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepts_created_key_naming_the_server_that_answered_after_failover() {
     let s = Stack::start(1).await;
-    let created = s.keys.create_master_key("cluster-failover").await.unwrap();
+    let created = s
+        .keys
+        .create_master_key("cluster-failover", None)
+        .await
+        .unwrap();
     assert_eq!(created.server, s.kmip.server());
     let metrics = parse_exposition(&s.metrics().await);
     let addr = s.kmip.server();
@@ -540,6 +546,55 @@ async fn accepts_created_key_naming_the_server_that_answered_after_failover() {
             "kmip_request_duration_seconds_count",
             &[("server", addr), ("operation", "Create")]
         ) >= 1.0
+    );
+}
+
+/// A rotation's new key brings the material of the key it replaces in the same
+/// message: no Get of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_brings_the_key_it_replaces_in_one_request() {
+    let s = Stack::start(0).await;
+    let first = s.keys.create_master_key("first", None).await.unwrap();
+    assert!(first.previous.is_none());
+    let second = s
+        .keys
+        .create_master_key("second", Some(&first.uid))
+        .await
+        .unwrap();
+    // The material that came with the second key is the first key's: what one wraps,
+    // the other unwraps (and the second key's own does not).
+    let ctx = WrapContext {
+        cluster_id: "c",
+        master_key_uid: "m",
+    };
+    let wrapped = DataKey::generate()
+        .unwrap()
+        .wrap(second.previous.as_ref().unwrap(), &ctx)
+        .unwrap();
+    assert!(DataKey::unwrap(&wrapped, &first.material, &ctx).is_ok());
+    assert!(DataKey::unwrap(&wrapped, &second.material, &ctx).is_err());
+    let metrics = parse_exposition(&s.metrics().await);
+    let addr = s.kmip.server();
+    let count = |operation: &str| {
+        let labels = [("server", addr.as_str()), ("operation", operation)];
+        value(&metrics, "kmip_requests_total", &labels)
+    };
+    assert_eq!(
+        (count("Create"), count("Activate"), count("Get")),
+        (2.0, 0.0, 0.0)
+    );
+    // A replaced key the server does not have: the new key is made and Active all the
+    // same, without it (the caller's own Get then says why).
+    let missing = KmipUid::from("no-such-key");
+    let third = s
+        .keys
+        .create_master_key("third", Some(&missing))
+        .await
+        .unwrap();
+    assert!(third.previous.is_none());
+    assert_eq!(
+        s.keys.key_state(&third.uid).await.unwrap(),
+        KeyState::Active
     );
 }
 

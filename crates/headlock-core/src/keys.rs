@@ -86,6 +86,11 @@ pub struct CreatedKey {
     pub server: String,
     /// Its material, fetched with the creation (zeroized on drop; never printed).
     pub material: MasterKeyMaterial,
+    /// The material of the key named as `previous` to
+    /// [`KeyManager::create_master_key`], when it came with the creation (checked as
+    /// [`KeyManager::master_key_material`] checks it); `None` when it did not: fetch it
+    /// with [`KeyManager::master_key_material`].
+    pub previous: Option<MasterKeyMaterial>,
 }
 
 impl std::fmt::Debug for CreatedKey {
@@ -223,7 +228,13 @@ pub trait KeyManager: Send + Sync + 'static {
     fn describe(&self) -> String;
 
     /// Creates an AES-256 key named `name` and activates it (KMIP Create, then Activate).
-    async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError>;
+    /// With `previous` (the key a rotation replaces), also fetches that key's material
+    /// where it costs no round trip of its own ([`CreatedKey::previous`]).
+    async fn create_master_key(
+        &self,
+        name: &str,
+        previous: Option<&KmipUid>,
+    ) -> Result<CreatedKey, KeyManagerError>;
 
     /// Fetches a master key's material (KMIP Get, Raw format), checking it is 256 bits.
     async fn master_key_material(

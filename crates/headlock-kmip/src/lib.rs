@@ -4,7 +4,8 @@
 //!
 //! Master keys are created as mongod creates them (Create with AES, 256 bits, usage
 //! Encrypt|Decrypt, then Activate), with a KMIP Name so that they can be found again;
-//! Create, Activate and the Get of the new key go in one request message (a batch).
+//! Create, Activate and the Get of the new key go in one request message (a batch), with
+//! a rotation's Get of the key it replaces as the batch's last item.
 //! Key material is fetched with Get (Raw) and checked to be an AES-256 key before use.
 //! KMIP errors become [`KeyManagerError`]s that say which server, which operation and
 //! what the server said; transport failures are `Unavailable` (nothing happened), and a
@@ -150,21 +151,41 @@ impl KeyManager for KmipKeyManager {
         self.description.clone()
     }
 
-    async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError> {
+    async fn create_master_key(
+        &self,
+        name: &str,
+        previous: Option<&KmipUid>,
+    ) -> Result<CreatedKey, KeyManagerError> {
         let first = self.first_server();
-        // Create, Activate and Get in one request message (see the client's method).
-        let created = self
-            .client
-            .create_active_symmetric_key(
-                CryptographicAlgorithm::AES,
-                256,
-                CryptographicUsageMask(
-                    CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
-                ),
-                Some(name),
-            )
-            .await
-            .map_err(|e| map_err(e, &first, "Create"))?;
+        // Create, Activate and Get in one request message, with the Get of the previous
+        // key last (see the client's methods).
+        let usage_mask = CryptographicUsageMask(
+            CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
+        );
+        let created = match previous {
+            None => {
+                self.client
+                    .create_active_symmetric_key(
+                        CryptographicAlgorithm::AES,
+                        256,
+                        usage_mask,
+                        Some(name),
+                    )
+                    .await
+            }
+            Some(previous) => {
+                self.client
+                    .create_active_symmetric_key_and_get(
+                        CryptographicAlgorithm::AES,
+                        256,
+                        usage_mask,
+                        Some(name),
+                        previous.as_str(),
+                    )
+                    .await
+            }
+        }
+        .map_err(|e| map_err(e, &first, "Create"))?;
         // The server that created the key, which after a failover is not the first one.
         let server = created.server;
         let uid = KmipUid::new(created.uid);
@@ -190,10 +211,15 @@ impl KeyManager for KmipKeyManager {
                 }
             })
             .and_then(|key| aes_256_material(&uid, &key))?;
+        // An unusable previous key is fetched again by the caller, whose Get says why.
+        let previous = previous
+            .zip(created.other)
+            .and_then(|(uid, key)| aes_256_material(uid, &key).ok());
         Ok(CreatedKey {
             uid,
             server,
             material,
+            previous,
         })
     }
 

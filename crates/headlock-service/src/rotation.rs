@@ -450,7 +450,14 @@ impl Service {
             _ => {}
         }
 
-        let created = match self.keys.create_master_key(&intent.key_name).await {
+        // The key replaced comes with the new one where the server allows: the re-wrap
+        // needs it.
+        let previous = current.as_ref().map(|k| &k.kmip_uid);
+        let created = match self
+            .keys
+            .create_master_key(&intent.key_name, previous)
+            .await
+        {
             Ok(created) => created,
             Err(e) => {
                 let fates = if matches!(e, KeyManagerError::Unavailable { .. }) {
@@ -559,21 +566,31 @@ impl Service {
         // since the stored data keys may have leaked: it is the newest, so new backups
         // use it, and a re-encryption job moves every snapshot to it.
         let new_data_key = existing.is_empty() || intent.rotation_type == RotationType::Compromise;
-        // Normally every data key is wrapped by the current key; fetch whatever others
-        // are named, once each.
-        let mut materials = HashMap::new();
+        // Normally every data key is wrapped by the current key, whose material came
+        // with the new key's; fetch whatever others are named, once each.
+        let came_with_new = match (current, &created.previous) {
+            (Some(current), Some(material)) => Some((&current.kmip_uid, material)),
+            _ => None,
+        };
+        let mut fetched = HashMap::new();
         for dk in existing {
-            if !materials.contains_key(&dk.master_key_uid) {
-                let m = self.keys.master_key_material(&dk.master_key_uid).await?;
-                materials.insert(dk.master_key_uid.clone(), m);
-            }
+            let old_material = match came_with_new {
+                Some((uid, material)) if *uid == dk.master_key_uid => material,
+                _ => {
+                    if !fetched.contains_key(&dk.master_key_uid) {
+                        let m = self.keys.master_key_material(&dk.master_key_uid).await?;
+                        fetched.insert(dk.master_key_uid.clone(), m);
+                    }
+                    &fetched[&dk.master_key_uid]
+                }
+            };
             let old_ctx = WrapContext {
                 cluster_id: &cluster_id,
                 master_key_uid: dk.master_key_uid.as_str(),
             };
             let wrapped = DataKey::rewrap(
                 &dk.wrapped,
-                (&materials[&dk.master_key_uid], &old_ctx),
+                (old_material, &old_ctx),
                 (new_material, &new_ctx),
             )
             .map_err(|e| {

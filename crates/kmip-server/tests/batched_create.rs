@@ -228,6 +228,100 @@ async fn creates_activates_and_fetches_a_key_in_one_message() {
     }
 }
 
+/// A key made through a proxy playing `plays` with the Get of another key, made before
+/// it directly: what the proxy saw from the first batch on, and whether the other key's
+/// material came with the new one (and is that key's).
+async fn with_another_key_through(plays: Plays) -> (Vec<Vec<Operation>>, bool) {
+    let server = Embedded::start().await;
+    let direct = server.client();
+    let other = direct
+        .create_active_symmetric_key(CryptographicAlgorithm::AES, 256, USAGE, Some("other"))
+        .await
+        .unwrap();
+    let (addr, seen) = playing(&server, plays).await;
+    let client = client_of(&server, addr, Some(ProtocolVersion::V1_4));
+    let created = client
+        .create_active_symmetric_key_and_get(
+            CryptographicAlgorithm::AES,
+            256,
+            USAGE,
+            Some("new"),
+            &other.uid,
+        )
+        .await
+        .unwrap();
+    let material = created.material.unwrap();
+    assert_eq!(direct.get_state(&created.uid).await.unwrap(), State::ACTIVE);
+    assert_eq!(
+        direct.get_symmetric_key(&created.uid).await.unwrap().key,
+        material.key
+    );
+    let came = created.other.map(|m| m.key);
+    if let Some(key) = &came {
+        assert_eq!(key, &other.material.unwrap().key);
+    }
+    (from_first_batch(&seen), came.is_some())
+}
+
+#[tokio::test]
+async fn fetches_another_key_in_the_same_message() {
+    use Operation as O;
+    assert_eq!(
+        with_another_key_through(Plays::Embedded).await,
+        (vec![vec![O::CREATE, O::ACTIVATE, O::GET, O::GET]], true)
+    );
+    // Without ID Placeholders: with the Activate and Get naming the new key.
+    assert_eq!(
+        with_another_key_through(Plays::NoPlaceholders).await,
+        (
+            vec![
+                vec![O::CREATE, O::ACTIVATE, O::GET, O::GET],
+                vec![O::CREATE],
+                vec![O::ACTIVATE, O::GET, O::GET],
+            ],
+            true
+        )
+    );
+    // A server that did only the Create: the new key is made Active alone, and the
+    // other key is left to the caller.
+    assert_eq!(
+        with_another_key_through(Plays::FirstItemOnly).await,
+        (
+            vec![
+                vec![O::CREATE, O::ACTIVATE, O::GET, O::GET],
+                vec![O::ACTIVATE],
+                vec![O::GET],
+            ],
+            false
+        )
+    );
+}
+
+/// The Get of another key comes last: a key the server does not have leaves the new
+/// key made, Active and fetched, and no other material.
+#[tokio::test]
+async fn makes_the_key_when_the_other_key_is_missing() {
+    let server = Embedded::start().await;
+    let client = server.client();
+    let created = client
+        .create_active_symmetric_key_and_get(
+            CryptographicAlgorithm::AES,
+            256,
+            USAGE,
+            Some("new"),
+            "no-such-key",
+        )
+        .await
+        .unwrap();
+    assert!(created.other.is_none());
+    let material = created.material.unwrap();
+    assert_eq!(client.get_state(&created.uid).await.unwrap(), State::ACTIVE);
+    assert_eq!(
+        client.get_symmetric_key(&created.uid).await.unwrap().key,
+        material.key
+    );
+}
+
 /// Two keys made through one client of a proxy playing `plays`; what the proxy saw.
 async fn two_keys_through(plays: Plays) -> Vec<Vec<Operation>> {
     let server = Embedded::start().await;

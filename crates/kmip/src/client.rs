@@ -247,6 +247,11 @@ pub struct CreatedActiveKey {
     /// Its material once Active, or why activating or fetching it failed: the key
     /// exists either way, Pre-Active if the error is Activate's.
     pub material: Result<SymmetricKeyMaterial, Error>,
+    /// The material of the other key asked for with
+    /// [`Client::create_active_symmetric_key_and_get`], when the server answered its Get
+    /// in the same message; `None` otherwise (not asked for, not answered, refused, or
+    /// not a symmetric key): fetch it with [`Client::get_symmetric_key`], which says why.
+    pub other: Option<SymmetricKeyMaterial>,
 }
 
 /// The result of a server-side AES-GCM Encrypt.
@@ -459,6 +464,24 @@ fn activate_and_get_items(uid: Option<&str>) -> [RequestBatchItem; 2] {
         RequestBatchItem::new(Operation::ACTIVATE, activate),
         RequestBatchItem::new(Operation::GET, get_raw(uid)),
     ]
+}
+
+/// A Get (Raw) of key `uid`, the last item of a batch that makes a key.
+fn get_other_item(uid: &str) -> RequestBatchItem {
+    RequestBatchItem::new(Operation::GET, get_raw(Some(uid)))
+}
+
+/// The material in the next of `answers`, the answer to [`get_other_item`] of `other`:
+/// `None` when none was asked for, or the answer is missing, a failure or not a
+/// symmetric key of that uid (the caller fetches it alone, and learns why).
+fn other_of(
+    server: &str,
+    other: Option<&str>,
+    mut answers: impl Iterator<Item = ResponseBatchItem>,
+) -> Option<SymmetricKeyMaterial> {
+    let other = other?;
+    let payload = success_payload(server, Operation::GET, answers.next()?).ok()?;
+    symmetric_key_of(server, other, payload).ok()
 }
 
 /// What a batch's answers to Activate and Get say of a key.
@@ -785,16 +808,44 @@ impl Client {
         name: Option<&str>,
     ) -> Result<CreatedActiveKey, Error> {
         let attributes = key_attributes(algorithm, length_bits, usage_mask, name);
+        self.create_active(attributes, None).await
+    }
+
+    /// [`Client::create_active_symmetric_key`], with a Get (Raw) of another key, `other`,
+    /// as the last item of the same message (of the second one, for a server that takes
+    /// Create alone): a key rotation needs the key it replaces to re-wrap what that key
+    /// protected, and gets it without a round trip of its own. Its answer is
+    /// [`CreatedActiveKey::other`]; its failure does not touch the new key (the Get
+    /// comes last, after the new key's items).
+    pub async fn create_active_symmetric_key_and_get(
+        &self,
+        algorithm: CryptographicAlgorithm,
+        length_bits: i32,
+        usage_mask: CryptographicUsageMask,
+        name: Option<&str>,
+        other: &str,
+    ) -> Result<CreatedActiveKey, Error> {
+        let attributes = key_attributes(algorithm, length_bits, usage_mask, name);
+        self.create_active(attributes, Some(other)).await
+    }
+
+    /// [`Client::create_active_symmetric_key_and_get`], `other` optional.
+    async fn create_active(
+        &self,
+        attributes: Vec<Attribute>,
+        other: Option<&str>,
+    ) -> Result<CreatedActiveKey, Error> {
         let create = RequestPayload::Create(CreateRequest {
             object_type: ObjectType::SYMMETRIC_KEY,
             template_attribute: TemplateAttribute::new(attributes.clone()),
         });
         if self.inner.batching.load(Ordering::Relaxed) != BATCH_WHOLE {
-            return self.create_then_activate_and_get(attributes).await;
+            return self.create_then_activate_and_get(attributes, other).await;
         }
         let batch = |_| {
             let mut items = vec![RequestBatchItem::new(Operation::CREATE, create.clone())];
             items.extend(activate_and_get_items(None));
+            items.extend(other.map(get_other_item));
             items
         };
         let (server, response) = self
@@ -820,20 +871,21 @@ impl Client {
                 if refuses_message(&e) {
                     self.lower_batching(BATCH_AFTER_CREATE, &server, &e);
                 }
-                return self.create_then_activate_and_get(attributes).await;
+                return self.create_then_activate_and_get(attributes, other).await;
             }
             // An answer without a Create result: whether a key was made is not known.
             Err(e) => return Err(e),
         };
-        let material = match self.activated(&server, &uid, answers).await {
-            Activated::Yes(material) => material,
+        let (material, other) = match self.activated(&server, &uid, answers.by_ref()).await {
+            Activated::Yes(material) => (material, other_of(&server, other, answers)),
             // Not carried out, or refused: the plain Activate says which.
-            Activated::No(_) => self.activate_then_get(&uid).await,
+            Activated::No(_) => (self.activate_then_get(&uid).await, None),
         };
         Ok(CreatedActiveKey {
             server,
             uid,
             material,
+            other,
         })
     }
 
@@ -843,29 +895,45 @@ impl Client {
     async fn create_then_activate_and_get(
         &self,
         attributes: Vec<Attribute>,
+        other: Option<&str>,
     ) -> Result<CreatedActiveKey, Error> {
         let Served { server, value: uid } = self.create_with(attributes).await?;
-        let material = self.activate_and_get(&uid).await;
+        let (material, other) = self.activate_and_get(&uid, other).await;
         Ok(CreatedActiveKey {
             server,
             uid,
             material,
+            other,
         })
     }
 
     /// [`Client::activate`], then [`Client::get_symmetric_key`], in one message where
-    /// the server takes it.
-    async fn activate_and_get(&self, uid: &str) -> Result<SymmetricKeyMaterial, Error> {
+    /// the server takes it, with the Get of `other` last; `other`'s material if that
+    /// Get was answered.
+    async fn activate_and_get(
+        &self,
+        uid: &str,
+        other: Option<&str>,
+    ) -> (
+        Result<SymmetricKeyMaterial, Error>,
+        Option<SymmetricKeyMaterial>,
+    ) {
         if self.inner.batching.load(Ordering::Relaxed) != BATCH_NONE {
-            let batch = |_| activate_and_get_items(Some(uid)).to_vec();
-            let (server, response) = self
+            let batch = |_| {
+                let mut items = activate_and_get_items(Some(uid)).to_vec();
+                items.extend(other.map(get_other_item));
+                items
+            };
+            let (server, response) = match self
                 .with_failover(Operation::ACTIVATE, true, Outgoing::Build(&batch))
-                .await?;
-            match self
-                .activated(&server, uid, response.items.into_iter())
                 .await
             {
-                Activated::Yes(material) => return material,
+                Ok(answer) => answer,
+                Err(e) => return (Err(e), None),
+            };
+            let mut answers = response.items.into_iter();
+            match self.activated(&server, uid, answers.by_ref()).await {
+                Activated::Yes(material) => return (material, other_of(&server, other, answers)),
                 Activated::No(Some(e)) if refuses_message(&e) => {
                     self.lower_batching(BATCH_NONE, &server, &e);
                 }
@@ -874,7 +942,7 @@ impl Client {
                 Activated::No(_) => {}
             }
         }
-        self.activate_then_get(uid).await
+        (self.activate_then_get(uid).await, None)
     }
 
     /// [`Client::activate`], then [`Client::get_symmetric_key`], as two requests.

@@ -82,7 +82,11 @@ impl KeyManager for CrashingKeys {
         self.inner.describe()
     }
 
-    async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError> {
+    async fn create_master_key(
+        &self,
+        name: &str,
+        previous: Option<&KmipUid>,
+    ) -> Result<CreatedKey, KeyManagerError> {
         match self.at {
             CrashAt::BeforeCreate => self.crash().await,
             CrashAt::BetweenCreateAndActivate => {
@@ -91,7 +95,10 @@ impl KeyManager for CrashingKeys {
             }
             _ => {}
         }
-        let created = self.inner.create_master_key(name).await?;
+        // To stop after the new key is recorded, the previous key is fetched on its own
+        // (below), not with the new one.
+        let previous = previous.filter(|_| self.at != CrashAt::AfterNewKeyRecorded);
+        let created = self.inner.create_master_key(name, previous).await?;
         if self.at == CrashAt::AfterActivate {
             self.crash().await
         }
@@ -149,7 +156,11 @@ impl KeyManager for ActivateRefused {
         self.inner.describe()
     }
 
-    async fn create_master_key(&self, name: &str) -> Result<CreatedKey, KeyManagerError> {
+    async fn create_master_key(
+        &self,
+        name: &str,
+        _previous: Option<&KmipUid>,
+    ) -> Result<CreatedKey, KeyManagerError> {
         create_without_activate(&self.inner, name).await;
         Err(KeyManagerError::Refused {
             server: self.describe(),
