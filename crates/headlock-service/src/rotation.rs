@@ -12,7 +12,11 @@
 //!
 //! * The intent is written before any KMIP call, and names the new key
 //!   (`headlock-<cluster>-<intent>`), so a key created by a call whose answer was lost can
-//!   be found again with Locate: it is never leaked silently.
+//!   be found again with Locate: it is never leaked silently. NewKeyActive is not
+//!   written: the stored intent stays Pending until the commit writes Committed, and a
+//!   key made by a change that stopped before its commit is found by that name whether
+//!   or not its Create was answered (a NEW_KEY_ACTIVE row, which releases before
+//!   December 2026 wrote, is still read and reconciled).
 //! * At most one intent exists per cluster (a unique index), which serialises rotations
 //!   across service nodes; within one process a per-cluster mutex queues them, and a
 //!   node that finds another node's intent waits for it (up to [`KEY_CHANGE_WAIT`],
@@ -475,23 +479,21 @@ impl Service {
                 return Err(e.into());
             }
         };
+        // The stored intent stays Pending until the commit: a crash from here on leaves
+        // a key that reconciliation finds by its name, as after an unanswered Create.
         let intent = intent.key_active(created.uid.clone());
-        let committed = match self.store.update_intent(&intent.record()).await {
-            Ok(()) => {
-                if current.is_some() {
-                    crate::test_hooks::crash_point("rotation-after-kmip-create");
-                }
-                let change = ChangeTo {
-                    intent: &intent,
-                    lease: &lease,
-                    current: current.as_ref(),
-                    created: &created,
-                };
-                self.rewrap_and_commit(actor, cluster, change, configs)
-                    .await
-            }
-            Err(e) => Err(e.into()),
+        if current.is_some() {
+            crate::test_hooks::crash_point("rotation-after-kmip-create");
+        }
+        let change = ChangeTo {
+            intent: &intent,
+            lease: &lease,
+            current: current.as_ref(),
+            created: &created,
         };
+        let committed = self
+            .rewrap_and_commit(actor, cluster, change, configs)
+            .await;
         if let Err(e) = committed {
             let new_uid = Some(intent.new_uid());
             let fates = self.abandon_or_defer(&intent, new_uid).await;

@@ -74,21 +74,6 @@ impl KeyStore for SqlStore {
         Ok(())
     }
 
-    async fn update_intent(&self, intent: &KeyIntent) -> Result<(), StoreError> {
-        let op = format!("updating intent {}", intent.id);
-        let done = stmt(q::UPDATE_INTENT)
-            .bind(id_text(intent.id))
-            .bind(intent.phase.as_str())
-            .bind(&intent.new_uid)
-            .execute(&self.pool)
-            .await
-            .map_err(ctx(&op))?;
-        if done == 0 {
-            return Err(StoreError::NotFound(format!("{op}: no such intent")));
-        }
-        Ok(())
-    }
-
     /// Removes an intent. Removing one that is already gone is not an error, so that
     /// reconciliation can repeat itself after a crash.
     async fn delete_intent(&self, id: ObjectId) -> Result<(), StoreError> {

@@ -340,9 +340,6 @@ pub const INSERT_INTENT: Sql = Sql::Dialect {
     postgres: concat!(insert_intent!(), " FOR SHARE)"),
 };
 
-/// Sets an intent's phase and new uid. `$1` id, `$2` phase, `$3` new uid.
-pub const UPDATE_INTENT: &str = "UPDATE key_intents SET phase = $2, new_uid = $3 WHERE id = $1";
-
 /// Marks an intent committed. `$1` id, `$2` cluster, `$3` phase, `$4` new uid.
 pub const COMMIT_INTENT: &str =
     "UPDATE key_intents SET phase = $3, new_uid = $4 WHERE id = $1 AND cluster_id = $2";

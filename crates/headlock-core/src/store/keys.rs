@@ -56,8 +56,6 @@ pub trait KeyStore: Send + Sync {
     /// `Precondition` if it is not, [`Conflict::KeyChangeInFlight`](super::Conflict::KeyChangeInFlight)
     /// if the cluster already has an intent, `NotFound` if there is no such cluster.
     async fn insert_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
-    /// Updates an intent's phase and new uid.
-    async fn update_intent(&self, intent: &KeyIntent) -> Result<(), StoreError>;
     /// Removes an intent (the change is finished or abandoned).
     async fn delete_intent(&self, id: ObjectId) -> Result<(), StoreError>;
     /// Every intent, oldest first (for reconciliation at start).

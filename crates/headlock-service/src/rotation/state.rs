@@ -7,10 +7,12 @@
 //! A transition consumes the state it leaves (rustls' `Expect*` states), so the new
 //! key's uid exists only from [`NewKeyActive`] on and a rotation cannot go back. The
 //! store keeps a key change as one [`KeyIntent`] row (a phase and an optional uid);
-//! [`Pending::record`], [`NewKeyActive::record`] (the store's commit writes `Committed`
-//! itself) and `KeyChangeState::try_from(KeyIntent)` convert at that boundary,
-//! and a row no transition could have written (a uid in `PENDING`, none after it) is
-//! refused as an [`InvalidIntent`] rather than guessed at.
+//! [`Pending::record`] (the store's commit writes `Committed` itself) and
+//! `KeyChangeState::try_from(KeyIntent)` convert at that boundary, and a row no
+//! transition could have written (a uid in `PENDING`, none after it) is refused as an
+//! [`InvalidIntent`] rather than guessed at. [`NewKeyActive`] lives in memory only: the
+//! row stays `PENDING` until the commit (a crash in between leaves a key found by its
+//! name), and a `NEW_KEY_ACTIVE` row, which earlier releases wrote, is still read.
 
 use headlock_core::model::{IntentPhase, KeyIntent, RotationType};
 use headlock_core::{KmipUid, ObjectId};
@@ -147,7 +149,9 @@ impl Pending {
 }
 
 impl NewKeyActive {
-    /// The store's row for this state.
+    /// The store's row for this state, as releases before December 2026 wrote it (a
+    /// key change no longer writes it: see `rotation.rs`; reconciliation still reads it).
+    #[cfg(test)]
     pub(crate) fn record(&self) -> KeyIntent {
         self.claim
             .record(IntentPhase::NewKeyActive, Some(&self.new_uid))

@@ -37,9 +37,10 @@ enum CrashAt {
     BetweenCreateAndActivate,
     /// The key is made and Active; the intent does not name it yet (still Pending).
     AfterActivate,
-    /// The intent names the new key (NewKeyActive); the data keys are not re-wrapped
-    /// (the Get of the old key's material, which comes after, never answers).
-    AfterNewKeyRecorded,
+    /// The node has the new key, Active; the data keys are not re-wrapped (the Get of
+    /// the old key's material, which comes after, never answers). The intent is still
+    /// Pending: it names the new key only when the change commits.
+    DuringRewrap,
     /// The store committed the switch (Committed); the old key was not revoked.
     AfterCommit,
     /// The old key is revoked; the intent is not deleted yet.
@@ -95,9 +96,9 @@ impl KeyManager for CrashingKeys {
             }
             _ => {}
         }
-        // To stop after the new key is recorded, the previous key is fetched on its own
-        // (below), not with the new one.
-        let previous = previous.filter(|_| self.at != CrashAt::AfterNewKeyRecorded);
+        // To stop during the re-wrap, the previous key is fetched on its own (below), not
+        // with the new one.
+        let previous = previous.filter(|_| self.at != CrashAt::DuringRewrap);
         let created = self.inner.create_master_key(name, previous).await?;
         if self.at == CrashAt::AfterActivate {
             self.crash().await
@@ -113,7 +114,7 @@ impl KeyManager for CrashingKeys {
         // The new key's material comes with its creation: a Get after it is the old
         // key's, for the re-wrap.
         let after_create = self.created.lock().unwrap().is_some();
-        if self.at == CrashAt::AfterNewKeyRecorded && after_create {
+        if self.at == CrashAt::DuringRewrap && after_create {
             self.crash().await
         }
         self.inner.master_key_material(uid).await
@@ -444,12 +445,14 @@ async fn reconcile_after_crash_between_activate_and_recording_the_key_destroys_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_after_crash_between_recording_the_new_key_and_commit_destroys_it_and_keeps_the_old_key()
- {
+async fn reconcile_after_crash_during_the_rewrap_destroys_the_new_key_and_keeps_the_old_one() {
     let b = before().await;
-    let intent = crash(&b, RotationType::Manual, CrashAt::AfterNewKeyRecorded).await;
-    assert_eq!(intent.phase, IntentPhase::NewKeyActive);
-    let new_key = intent.new_uid.clone().unwrap();
+    let intent = crash(&b, RotationType::Manual, CrashAt::DuringRewrap).await;
+    assert_eq!(
+        (intent.phase, intent.new_uid.clone()),
+        (IntentPhase::Pending, None)
+    );
+    let [new_key] = <[_; 1]>::try_from(b.world.keys_named(&intent.key_name).await).unwrap();
     assert_eq!(b.world.state(&new_key).await, KeyState::Active);
 
     let (node, current, report) = restart_and_reconcile(&b, KeyState::Deactivated).await;
@@ -523,8 +526,8 @@ async fn reconcile_after_compromise_crash_between_commit_and_revoke_revokes_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_after_a_crash_finishes_the_left_intent_first() {
     let b = before().await;
-    let intent = crash(&b, RotationType::Manual, CrashAt::AfterNewKeyRecorded).await;
-    let abandoned = intent.new_uid.unwrap();
+    let intent = crash(&b, RotationType::Manual, CrashAt::DuringRewrap).await;
+    let [abandoned] = <[_; 1]>::try_from(b.world.keys_named(&intent.key_name).await).unwrap();
 
     // No reconciliation: the next rotation of the cluster finds the intent, takes its
     // lapsed (here: its own node's) lease, undoes it, then rotates.
@@ -558,9 +561,9 @@ async fn reconcile_after_crash_before_the_first_key_commits_leaves_encryption_of
         (intent.phase, intent.previous_uid.as_ref()),
         (IntentPhase::Pending, None)
     );
-    // A first key's change asks the KMIP server nothing between recording the new key
-    // (NewKeyActive) and its commit, so the key manager cannot stop it there: record the
-    // key in the intent as the node would have, and leave the rest undone.
+    // An intent in NEW_KEY_ACTIVE, as releases before December 2026 recorded a new key
+    // before its commit (the row stays Pending now): write it as such a node would
+    // have, and leave the rest undone.
     let abandoned = world
         .key_manager()
         .locate_by_name(&intent.key_name)
@@ -570,7 +573,8 @@ async fn reconcile_after_crash_before_the_first_key_commits_leaves_encryption_of
     intent.phase = IntentPhase::NewKeyActive;
     intent.new_uid = Some(abandoned.clone());
     let node = world.node().await;
-    node.store().update_intent(&intent).await.unwrap();
+    node.store().delete_intent(intent.id).await.unwrap();
+    node.store().insert_intent(&intent).await.unwrap();
     let report = node.reconcile().await.unwrap();
     let fates: Vec<_> = report.orphans.iter().map(|o| (&o.uid, &o.fate)).collect();
     assert_eq!(fates, vec![(&abandoned, &OrphanFate::Destroyed)]);
