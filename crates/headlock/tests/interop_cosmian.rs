@@ -143,6 +143,21 @@ fn our_client_runs_the_whole_key_lifecycle_against_cosmian() {
             client.get_symmetric_key(&batched.uid).await.unwrap().key,
             material.key
         );
+        // As a rotation makes its key: with the Get of the key it replaces, answered in
+        // the Activate + Get message.
+        let rotated = cosmian
+            .client(&pki)
+            .create_active_symmetric_key_and_get(
+                CryptographicAlgorithm::AES,
+                256,
+                usage,
+                Some("headlock-interop-rotated"),
+                &batched.uid,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", cosmian.log_tail()));
+        assert_eq!(client.get_state(&rotated.uid).await.unwrap(), State::ACTIVE);
+        assert_eq!(rotated.other.unwrap().key, material.key);
 
         // The orphan of a key change stopped between Create and Activate: Destroy takes a
         // Pre-Active key straight to Destroyed (what Headlock's reconciliation does).

@@ -134,6 +134,22 @@ async fn lifecycle_against(server: &PyKmipServer, client: Client, expected: Prot
         material.key
     );
     assert_eq!(batched.server, server.addr());
+    assert!(batched.other.is_none());
+
+    // As a rotation makes its key: with the Get of the key it replaces, which PyKMIP
+    // answers in the Activate + Get message (it refused the placeholder batch above).
+    let rotated = client
+        .create_active_symmetric_key_and_get(
+            CryptographicAlgorithm::AES,
+            256,
+            usage,
+            Some(&format!("{name}-rotated")),
+            &batched.uid,
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.get_state(&rotated.uid).await.unwrap(), State::ACTIVE);
+    assert_eq!(rotated.other.unwrap().key, material.key);
 
     // A key never activated (a key change stopped between Create and Activate): a
     // Revoke for a reason other than compromise is refused, a Destroy accepted (KMIP's
