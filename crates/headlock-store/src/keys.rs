@@ -67,7 +67,7 @@ impl KeyStore for SqlStore {
             .map_err(ctx_unique(&op, Conflict::KeyChangeInFlight))?;
         if inserted == 0 {
             return Err(StoreError::Precondition(format!(
-                "{op}: the current master key is no longer {:?}",
+                "{op}: the current master key is not {:?}, the one the change starts from",
                 intent.previous_uid
             )));
         }

@@ -228,6 +228,29 @@ async fn creates_activates_and_fetches_a_key_in_one_message() {
     }
 }
 
+/// Key "new" made through `client` with the Get of key `other`, checked against the
+/// embedded server itself (`direct`): Active, and the material returned is its material.
+/// The other key's material, if it came with it.
+async fn new_key_with_other(direct: &Client, client: &Client, other: &str) -> Option<Vec<u8>> {
+    let created = client
+        .create_active_symmetric_key_and_get(
+            CryptographicAlgorithm::AES,
+            256,
+            USAGE,
+            Some("new"),
+            other,
+        )
+        .await
+        .unwrap();
+    let material = created.material.unwrap();
+    assert_eq!(direct.get_state(&created.uid).await.unwrap(), State::ACTIVE);
+    assert_eq!(
+        direct.get_symmetric_key(&created.uid).await.unwrap().key,
+        material.key
+    );
+    created.other.map(|m| m.key.to_vec())
+}
+
 /// A key made through a proxy playing `plays` with the Get of another key, made before
 /// it directly: what the proxy saw from the first batch on, and whether the other key's
 /// material came with the new one (and is that key's).
@@ -240,25 +263,9 @@ async fn with_another_key_through(plays: Plays) -> (Vec<Vec<Operation>>, bool) {
         .unwrap();
     let (addr, seen) = playing(&server, plays).await;
     let client = client_of(&server, addr, Some(ProtocolVersion::V1_4));
-    let created = client
-        .create_active_symmetric_key_and_get(
-            CryptographicAlgorithm::AES,
-            256,
-            USAGE,
-            Some("new"),
-            &other.uid,
-        )
-        .await
-        .unwrap();
-    let material = created.material.unwrap();
-    assert_eq!(direct.get_state(&created.uid).await.unwrap(), State::ACTIVE);
-    assert_eq!(
-        direct.get_symmetric_key(&created.uid).await.unwrap().key,
-        material.key
-    );
-    let came = created.other.map(|m| m.key);
+    let came = new_key_with_other(&direct, &client, &other.uid).await;
     if let Some(key) = &came {
-        assert_eq!(key, &other.material.unwrap().key);
+        assert_eq!(key[..], other.material.unwrap().key[..]);
     }
     (from_first_batch(&seen), came.is_some())
 }
@@ -303,22 +310,9 @@ async fn fetches_another_key_in_the_same_message() {
 async fn makes_the_key_when_the_other_key_is_missing() {
     let server = Embedded::start().await;
     let client = server.client();
-    let created = client
-        .create_active_symmetric_key_and_get(
-            CryptographicAlgorithm::AES,
-            256,
-            USAGE,
-            Some("new"),
-            "no-such-key",
-        )
-        .await
-        .unwrap();
-    assert!(created.other.is_none());
-    let material = created.material.unwrap();
-    assert_eq!(client.get_state(&created.uid).await.unwrap(), State::ACTIVE);
     assert_eq!(
-        client.get_symmetric_key(&created.uid).await.unwrap().key,
-        material.key
+        new_key_with_other(&client, &client, "no-such-key").await,
+        None
     );
 }
 
