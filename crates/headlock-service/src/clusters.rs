@@ -280,6 +280,23 @@ impl Service {
         })
     }
 
+    /// [`Self::cluster_in`] and its backup config ([`Self::config_of`]), read together;
+    /// when either is missing, the same 404 as those two.
+    pub(crate) async fn cluster_and_config(
+        &self,
+        group: &Group,
+        cluster_id: &str,
+    ) -> Result<(Cluster, BackupConfig)> {
+        let id = parse_cluster_id(cluster_id)?;
+        if let Some(found) = self.store.cluster_with_config(group.id, id).await? {
+            return Ok(found);
+        }
+        // One of the two is missing: say which.
+        let cluster = self.cluster_in(group, cluster_id).await?;
+        let config = self.config_of(&cluster).await?;
+        Ok((cluster, config))
+    }
+
     /// A page of a group's clusters, optionally the parts of one sharded cluster.
     pub async fn list_clusters(
         &self,
@@ -370,8 +387,7 @@ impl Service {
         cluster_id: &str,
     ) -> Result<BackupConfig> {
         let group = self.groups.readable_group(actor, group_id).await?;
-        let cluster = self.cluster_in(&group, cluster_id).await?;
-        self.config_of(&cluster).await
+        Ok(self.cluster_and_config(&group, cluster_id).await?.1)
     }
 
     pub(crate) async fn config_of(&self, cluster: &Cluster) -> Result<BackupConfig> {
@@ -566,8 +582,7 @@ impl Service {
         cluster_id: &str,
     ) -> Result<EncryptionKeyView> {
         let group = self.groups.readable_group(actor, group_id).await?;
-        let cluster = self.cluster_in(&group, cluster_id).await?;
-        let config = self.config_of(&cluster).await?;
+        let (cluster, config) = self.cluster_and_config(&group, cluster_id).await?;
         if !config.encryption_enabled {
             return Err(Conflict::EncryptionDisabledGet(cluster.id).into());
         }
@@ -603,8 +618,7 @@ impl Service {
         cluster_id: &str,
     ) -> Result<()> {
         let group = self.groups.admin_group(actor, group_id).await?;
-        let cluster = self.cluster_in(&group, cluster_id).await?;
-        let config = self.config_of(&cluster).await?;
+        let (cluster, config) = self.cluster_and_config(&group, cluster_id).await?;
         if !config.encryption_enabled {
             return Err(Conflict::EncryptionDisabledRotate(cluster.id).into());
         }

@@ -101,8 +101,8 @@ impl Service {
         cluster_id: &str,
     ) -> Result<Vec<ReencryptionJob>> {
         let group = self.groups.admin_group(actor, group_id).await?;
-        let cluster = self.cluster_in(&group, cluster_id).await?;
-        if !self.config_of(&cluster).await?.encryption_enabled {
+        let (cluster, config) = self.cluster_and_config(&group, cluster_id).await?;
+        if !config.encryption_enabled {
             return Err(Conflict::EncryptionDisabledRotate(cluster.id).into());
         }
         let parts = if cluster.is_sharded_whole() {

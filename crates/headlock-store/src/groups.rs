@@ -266,6 +266,18 @@ impl GroupStore for SqlStore {
         .await
     }
 
+    async fn cluster_with_config(
+        &self,
+        group: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<(Cluster, BackupConfig)>, StoreError> {
+        let what = || format!("reading cluster {id} of group {group} with its backup config");
+        self.find(q::CLUSTER_WITH_CONFIG, &[group, id], what, |row| {
+            Ok((rows::cluster(row)?, rows::backup_config(row)?))
+        })
+        .await
+    }
+
     async fn backup_config(
         &self,
         group: ObjectId,

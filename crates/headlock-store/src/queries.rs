@@ -248,6 +248,17 @@ pub const CONFIG: &str = concat!(
     " FROM backup_configs b WHERE b.group_id = $1 AND b.cluster_id = $2",
 );
 
+/// A cluster of a group with its backup config, in one row: the cluster's columns, then
+/// the config's but its `group_id` (the cluster's, the same). `$1` group, `$2` cluster.
+pub const CLUSTER_WITH_CONFIG: &str = concat!(
+    "SELECT c.id, c.group_id, c.cluster_name, c.type_name, c.replica_set_name, \
+     c.shard_name, c.parent_cluster_id, c.created_us, \
+     b.cluster_id, b.status_name, b.encryption_enabled, b.storage_engine_name, \
+     b.ssl_enabled, b.excluded_namespaces, b.included_namespaces, b.auth_mechanism_name",
+    " FROM clusters c JOIN backup_configs b ON b.cluster_id = c.id AND b.group_id = c.group_id",
+    " WHERE c.group_id = $1 AND c.id = $2",
+);
+
 /// A page of a group's configs, in cluster order. `$1` group, `$2` limit, `$3` offset.
 pub const LIST_CONFIGS: &str = concat!(
     "SELECT ",

@@ -554,8 +554,28 @@ mod suite {
             .unwrap();
         assert_eq!(s.cluster(g.id, c.id).await.unwrap(), Some(c.clone()));
         assert_eq!(s.cluster_any_group(c.id).await.unwrap(), Some(c.clone()));
-        assert_eq!(s.backup_config(g.id, c.id).await.unwrap(), Some(cfg));
+        assert_eq!(
+            s.backup_config(g.id, c.id).await.unwrap(),
+            Some(cfg.clone())
+        );
+        assert_eq!(
+            s.cluster_with_config(g.id, c.id).await.unwrap(),
+            Some((c.clone(), cfg))
+        );
         assert_eq!(s.cluster_count(g.id).await.unwrap(), 1);
+        // A part of a sharded cluster (a parent id, a shard name) reads back whole too.
+        let parts = stored_sharded(s, &g, "sh", 1).await;
+        for part in &parts {
+            let config = s.backup_config(g.id, part.id).await.unwrap().unwrap();
+            assert_eq!(
+                s.cluster_with_config(g.id, part.id).await.unwrap(),
+                Some((part.clone(), config))
+            );
+        }
+        assert_eq!(
+            s.cluster_with_config(g.id, ObjectId::new()).await.unwrap(),
+            None
+        );
     }
 
     pub async fn rejects_duplicate_cluster_name_in_group(s: &dyn MetadataStore) {
@@ -625,6 +645,7 @@ mod suite {
         let other = stored_group(s, "other").await;
         assert_eq!(s.cluster(other.id, c.id).await.unwrap(), None);
         assert_eq!(s.backup_config(other.id, c.id).await.unwrap(), None);
+        assert_eq!(s.cluster_with_config(other.id, c.id).await.unwrap(), None);
         assert_eq!(
             s.cluster_any_group(c.id).await.unwrap().map(|c| c.group_id),
             Some(g.id)

@@ -45,6 +45,14 @@ pub trait GroupStore: Send + Sync {
     async fn cluster_parts(&self, parent: ObjectId) -> Result<Vec<Cluster>, StoreError>;
     /// Deletes a cluster, its parts, their configs, keys records and intents.
     async fn delete_cluster(&self, group: ObjectId, id: ObjectId) -> Result<(), StoreError>;
+    /// A cluster of a group and its backup config, read together (one round trip where
+    /// [`Self::cluster`] and [`Self::backup_config`] take two); None if either is
+    /// missing.
+    async fn cluster_with_config(
+        &self,
+        group: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<(Cluster, BackupConfig)>, StoreError>;
     /// A cluster's backup config.
     async fn backup_config(
         &self,
