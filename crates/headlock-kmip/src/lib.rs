@@ -158,34 +158,21 @@ impl KeyManager for KmipKeyManager {
     ) -> Result<CreatedKey, KeyManagerError> {
         let first = self.first_server();
         // Create, Activate and Get in one request message, with the Get of the previous
-        // key last (see the client's methods).
+        // key last (see the client's method).
         let usage_mask = CryptographicUsageMask(
             CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
         );
-        let created = match previous {
-            None => {
-                self.client
-                    .create_active_symmetric_key(
-                        CryptographicAlgorithm::AES,
-                        256,
-                        usage_mask,
-                        Some(name),
-                    )
-                    .await
-            }
-            Some(previous) => {
-                self.client
-                    .create_active_symmetric_key_and_get(
-                        CryptographicAlgorithm::AES,
-                        256,
-                        usage_mask,
-                        Some(name),
-                        previous.as_str(),
-                    )
-                    .await
-            }
-        }
-        .map_err(|e| map_err(e, &first, "Create"))?;
+        let created = self
+            .client
+            .create_active_symmetric_key_and_get(
+                CryptographicAlgorithm::AES,
+                256,
+                usage_mask,
+                Some(name),
+                previous.map(KmipUid::as_str),
+            )
+            .await
+            .map_err(|e| map_err(e, &first, "Create"))?;
         // The server that created the key, which after a failover is not the first one.
         let server = created.server;
         let uid = KmipUid::new(created.uid);

@@ -491,10 +491,10 @@ impl Service {
             current: current.as_ref(),
             created: &created,
         };
-        let committed = self
+        if let Err(e) = self
             .rewrap_and_commit(actor, cluster, change, configs)
-            .await;
-        if let Err(e) = committed {
+            .await
+        {
             let new_uid = Some(intent.new_uid());
             let fates = self.abandon_or_defer(&intent, new_uid).await;
             self.audit_failure(actor, cluster, &intent, new_uid, &format!("{e}{fates}"))

@@ -152,7 +152,7 @@ fn our_client_runs_the_whole_key_lifecycle_against_cosmian() {
                 256,
                 usage,
                 Some("headlock-interop-rotated"),
-                &batched.uid,
+                Some(&batched.uid),
             )
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", cosmian.log_tail()));

@@ -238,7 +238,7 @@ async fn new_key_with_other(direct: &Client, client: &Client, other: &str) -> Op
             256,
             USAGE,
             Some("new"),
-            other,
+            Some(other),
         )
         .await
         .unwrap();

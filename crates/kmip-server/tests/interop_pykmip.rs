@@ -144,7 +144,7 @@ async fn lifecycle_against(server: &PyKmipServer, client: Client, expected: Prot
             256,
             usage,
             Some(&format!("{name}-rotated")),
-            &batched.uid,
+            Some(&batched.uid),
         )
         .await
         .unwrap();

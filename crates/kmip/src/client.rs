@@ -462,16 +462,16 @@ fn activate_and_get_items(uid: Option<&str>) -> [RequestBatchItem; 2] {
     };
     [
         RequestBatchItem::new(Operation::ACTIVATE, activate),
-        RequestBatchItem::new(Operation::GET, get_raw(uid)),
+        get_item(uid),
     ]
 }
 
-/// A Get (Raw) of key `uid`, the last item of a batch that makes a key.
-fn get_other_item(uid: &str) -> RequestBatchItem {
-    RequestBatchItem::new(Operation::GET, get_raw(Some(uid)))
+/// A Get (Raw) of key `uid` as a batch item; `None` names the ID Placeholder.
+fn get_item(uid: Option<&str>) -> RequestBatchItem {
+    RequestBatchItem::new(Operation::GET, get_raw(uid))
 }
 
-/// The material in the next of `answers`, the answer to [`get_other_item`] of `other`:
+/// The material in the next of `answers`, the answer to a [`get_item`] of `other`:
 /// `None` when none was asked for, or the answer is missing, a failure or not a
 /// symmetric key of that uid (the caller fetches it alone, and learns why).
 fn other_of(
@@ -807,15 +807,15 @@ impl Client {
         usage_mask: CryptographicUsageMask,
         name: Option<&str>,
     ) -> Result<CreatedActiveKey, Error> {
-        let attributes = key_attributes(algorithm, length_bits, usage_mask, name);
-        self.create_active(attributes, None).await
+        self.create_active_symmetric_key_and_get(algorithm, length_bits, usage_mask, name, None)
+            .await
     }
 
-    /// [`Client::create_active_symmetric_key`], with a Get (Raw) of another key, `other`,
-    /// as the last item of the same message (of the second one, for a server that takes
-    /// Create alone): a key rotation needs the key it replaces to re-wrap what that key
-    /// protected, and gets it without a round trip of its own. Its answer is
-    /// [`CreatedActiveKey::other`]; its failure does not touch the new key (the Get
+    /// [`Client::create_active_symmetric_key`], with a Get (Raw) of another key, `other`
+    /// (if given), as the last item of the same message (of the second one, for a server
+    /// that takes Create alone): a key rotation needs the key it replaces to re-wrap
+    /// what that key protected, and gets it without a round trip of its own. Its answer
+    /// is [`CreatedActiveKey::other`]; its failure does not touch the new key (the Get
     /// comes last, after the new key's items).
     pub async fn create_active_symmetric_key_and_get(
         &self,
@@ -823,18 +823,9 @@ impl Client {
         length_bits: i32,
         usage_mask: CryptographicUsageMask,
         name: Option<&str>,
-        other: &str,
-    ) -> Result<CreatedActiveKey, Error> {
-        let attributes = key_attributes(algorithm, length_bits, usage_mask, name);
-        self.create_active(attributes, Some(other)).await
-    }
-
-    /// [`Client::create_active_symmetric_key_and_get`], `other` optional.
-    async fn create_active(
-        &self,
-        attributes: Vec<Attribute>,
         other: Option<&str>,
     ) -> Result<CreatedActiveKey, Error> {
+        let attributes = key_attributes(algorithm, length_bits, usage_mask, name);
         let create = RequestPayload::Create(CreateRequest {
             object_type: ObjectType::SYMMETRIC_KEY,
             template_attribute: TemplateAttribute::new(attributes.clone()),
@@ -845,7 +836,7 @@ impl Client {
         let batch = |_| {
             let mut items = vec![RequestBatchItem::new(Operation::CREATE, create.clone())];
             items.extend(activate_and_get_items(None));
-            items.extend(other.map(get_other_item));
+            items.extend(other.map(|uid| get_item(Some(uid))));
             items
         };
         let (server, response) = self
@@ -921,7 +912,7 @@ impl Client {
         if self.inner.batching.load(Ordering::Relaxed) != BATCH_NONE {
             let batch = |_| {
                 let mut items = activate_and_get_items(Some(uid)).to_vec();
-                items.extend(other.map(get_other_item));
+                items.extend(other.map(|uid| get_item(Some(uid))));
                 items
             };
             let (server, response) = match self
