@@ -375,6 +375,19 @@ fn a_chunk_under_a_wrong_id_is_refused_audited_and_not_kept() {
     let r = send(&w.admin, &s, &[(stranger.id(&evil), &evil[..])]);
     assert_error(&r, 400, "CHUNK_ID_MISMATCH");
     assert_eq!(w.admin.events_of(&g, "CHUNK_ID_MISMATCH").len(), 2);
+    // A repeat of an id within a request is sealed once, but its bytes are checked all
+    // the same: the right bytes, then other bytes under the same id, are refused whole.
+    let fresh = noise(300_000, 17);
+    let fresh_id = s.ids.id(&fresh);
+    let r = send(
+        &w.admin,
+        &s,
+        &[(fresh_id, &fresh[..]), (fresh_id, &evil[..])],
+    );
+    let e = assert_error(&r, 400, "CHUNK_ID_MISMATCH");
+    assert_eq!(e["parameters"][0], fresh_id.to_string());
+    assert_eq!(missing(&w.admin, &s, &[fresh_id]).len(), 1);
+    assert_eq!(w.admin.events_of(&g, "CHUNK_ID_MISMATCH").len(), 3);
 }
 
 #[test]

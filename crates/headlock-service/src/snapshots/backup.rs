@@ -213,6 +213,7 @@ impl Service {
             snapshot_id,
             cipher,
             written.clone(),
+            None,
             move |jobs| {
                 let mut chunker = Chunker {
                     id_key: &id_key,

@@ -6,11 +6,12 @@
 use std::sync::{Arc, Mutex};
 
 use headlock_core::model::{ChunkId, ChunkLocation};
-use headlock_core::snapshot::{ChunkCipher, MAX_CHUNK};
+use headlock_core::snapshot::{ChunkCipher, ChunkIdKey, MAX_CHUNK};
 use headlock_core::{BlobStore, ObjectId};
 use tokio::sync::mpsc;
 
 use super::{blob_err, pack_path};
+use crate::error::BadRequest;
 use crate::{Result, ServiceError};
 
 /// A pack is closed once it holds this many bytes. With the largest chunk on top, a
@@ -39,6 +40,9 @@ impl FirstError {
     }
     pub(crate) fn take(&self) -> Option<ServiceError> {
         self.0.lock().expect("error slot poisoned").take()
+    }
+    fn is_set(&self) -> bool {
+        self.0.lock().expect("error slot poisoned").is_some()
     }
 }
 
@@ -140,6 +144,9 @@ pub(crate) struct ChunkJobs {
     tx: std::sync::mpsc::SyncSender<Vec<(ChunkId, Vec<u8>)>>,
     pending: Vec<(ChunkId, Vec<u8>)>,
     pending_bytes: usize,
+    /// Set by a worker that failed: the producer stops at its next hand-over rather
+    /// than feed the other workers the rest of a request that will be refused.
+    failure: FirstError,
 }
 
 /// The sealing workers stopped: the pipeline failed downstream.
@@ -162,6 +169,9 @@ impl ChunkJobs {
     fn flush(&mut self) -> std::result::Result<(), PipelineStopped> {
         if self.pending.is_empty() {
             return Ok(());
+        }
+        if self.failure.is_set() {
+            return Err(PipelineStopped);
         }
         self.pending_bytes = 0;
         let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(JOB_CHUNKS));
@@ -186,7 +196,10 @@ pub(crate) struct Packed<T> {
 
 /// Runs `produce` on a blocking thread; every chunk it sends is compressed and sealed by
 /// a pool of worker threads and appended to packs, which are uploaded (durably) as they
-/// fill. Channels between the stages are bounded. `written` lists every pack object
+/// fill. Channels between the stages are bounded. With `check_ids`, the chunks' ids came
+/// from a client: each worker checks that a chunk hashes to its id before sealing it,
+/// so that the hashing is shared by the workers rather than done by the producer alone,
+/// and a mismatch fails the pipeline with [`BadRequest::ChunkIdMismatch`]. `written` lists every pack object
 /// written, for the caller to delete if it does not commit. The first failure recorded
 /// downstream wins over the producer's own error (which is usually its consequence).
 pub(crate) async fn seal_pipeline<T: Send + 'static>(
@@ -195,6 +208,7 @@ pub(crate) async fn seal_pipeline<T: Send + 'static>(
     snapshot: ObjectId,
     cipher: Arc<ChunkCipher>,
     written: Arc<Mutex<Vec<String>>>,
+    check_ids: Option<Arc<ChunkIdKey>>,
     produce: impl FnOnce(ChunkJobs) -> Result<T> + Send + 'static,
 ) -> Result<Packed<T>> {
     let workers = std::thread::available_parallelism()
@@ -232,12 +246,19 @@ pub(crate) async fn seal_pipeline<T: Send + 'static>(
                 let sealed_tx = sealed_tx.clone();
                 let cipher = cipher.clone();
                 let fail = fail.clone();
+                let check_ids = check_ids.clone();
                 scope.spawn(move || {
                     loop {
                         let job = job_rx.lock().expect("job queue poisoned").recv();
                         let Ok(batch) = job else { return };
                         let mut sealed = Vec::with_capacity(batch.len());
                         for (id, plaintext) in batch {
+                            if let Some(key) = &check_ids
+                                && !key.matches(&plaintext, &id)
+                            {
+                                fail.set(BadRequest::ChunkIdMismatch(id.to_string()).into());
+                                return;
+                            }
                             match cipher.seal_chunk(cluster, snapshot, id, &plaintext) {
                                 Ok(record) => sealed.push(Sealed {
                                     id,
@@ -265,6 +286,7 @@ pub(crate) async fn seal_pipeline<T: Send + 'static>(
                 tx: job_tx,
                 pending: Vec::with_capacity(JOB_CHUNKS),
                 pending_bytes: 0,
+                failure: fail.clone(),
             })
         })
     });

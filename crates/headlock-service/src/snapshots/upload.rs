@@ -417,7 +417,7 @@ impl Service {
         // Within this request only: collection on this node waits for it.
         let _shared = self.snapshot_locks.read(cluster.id).await;
         let data_key = self.data_key_by_id(cluster, s.data_key_id).await?;
-        let id_key = ChunkIdKey::derive(&data_key);
+        let id_key = Arc::new(ChunkIdKey::derive(&data_key));
         let cipher = Arc::new(ChunkCipher::new(&data_key));
         drop(data_key);
         let written: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -427,6 +427,7 @@ impl Service {
             s.id,
             cipher,
             written.clone(),
+            Some(id_key.clone()),
             move |mut jobs| {
                 read_frames(
                     &mut tokio_util::io::SyncIoBridge::new(body),
@@ -678,13 +679,16 @@ fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &mut ChunkJobs
         }
         let mut data = vec![0u8; len as usize];
         reader.read_exact(&mut data).map_err(interrupted)?;
-        if !id_key.matches(&data, &id) {
-            return Err(BadRequest::ChunkIdMismatch(id.to_string()).into());
-        }
         received += 1;
-        if seen.insert(id) && jobs.send((id, data)).is_err() {
-            // The workers stopped: the pipeline failed downstream; its error wins.
-            return Err(ServiceError::unexpected("upload pipeline stopped".into()));
+        if seen.insert(id) {
+            // The sealing workers check the id (in parallel, before sealing).
+            if jobs.send((id, data)).is_err() {
+                // The workers stopped: the pipeline failed downstream; its error wins.
+                return Err(ServiceError::unexpected("upload pipeline stopped".into()));
+            }
+        } else if !id_key.matches(&data, &id) {
+            // A repeat is not sealed again, but it must hash to its id all the same.
+            return Err(BadRequest::ChunkIdMismatch(id.to_string()).into());
         }
     }
 }
