@@ -1161,6 +1161,17 @@ pub struct BackupArgs {
     /// Read every file, even those unchanged since the parent snapshot.
     #[arg(long, conflicts_with = "plain")]
     pub force: bool,
+    /// Uploads in flight at once, each on a connection of its own (1 to 8): while the
+    /// service makes one upload durable it already receives the next. 1 sends one at
+    /// a time.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u8).range(1..=8),
+        conflicts_with = "plain"
+    )]
+    pub connections: u8,
 }
 
 const BACKUP_EXAMPLES: &str = concat!(

@@ -959,14 +959,15 @@ fn accepts_a_re_run_of_a_backup_cut_off_mid_upload_that_sends_only_the_rest() {
         src,
     } = empty_sample("many");
     // 20,000 files of 100 distinct bytes, one chunk each: three rounds of at most
-    // 8,192 chunks (the service's maxQueryIds). The first round (its question, 256 KiB
-    // of ids, then about 1.1 MiB of chunks) ends before 1.5 MiB has been sent; the cut
-    // at 2 MiB falls in the second round's upload, which the service refuses whole,
-    // while the third round is being gathered.
+    // 8,192 chunks (the service's maxQueryIds), one at a time (`--connections 1`, so
+    // that where the cut falls does not depend on timing). The first round (its
+    // question, 256 KiB of ids, then about 1.1 MiB of chunks) ends before 1.5 MiB has
+    // been sent; the cut at 2 MiB falls in the second round's upload, which the service
+    // refuses whole, while the third round is being gathered.
     tiny_files(&src, 20_000, 1);
     let mut cut = Cli::of(&world);
     cut.env[0].1 = cutting_proxy(&world.server.url, 2 << 20);
-    let failed = cut.backup((&g, &c), &[], &src);
+    let failed = cut.backup((&g, &c), &["--connections", "1"], &src);
     assert_ne!(failed.code, 0, "{}", failed.stderr);
     assert!(
         failed.stderr.contains("/chunks with ")
@@ -991,6 +992,39 @@ fn accepts_a_re_run_of_a_backup_cut_off_mid_upload_that_sends_only_the_rest() {
             .contains("1.13 MiB sent, 800.00 KiB already stored"),
         "{}",
         rerun.stderr
+    );
+    cli.restore_matches((&g, &c), &id, &src, &work.path().join("restored"));
+}
+
+#[test]
+fn sends_a_chunk_once_when_two_rounds_in_flight_both_lack_it() {
+    let Sample {
+        world: _world,
+        cli,
+        g,
+        c,
+        work,
+        src,
+    } = empty_sample("repeats");
+    // 20,000 files of 100 bytes whose contents repeat every 8,192 files: the first
+    // round (8,192 chunks, the service's maxQueryIds) holds each content once, and the
+    // second round, all repeats, asks about its chunks on the second connection while
+    // the first round's upload is in flight, so the service answers "missing" for
+    // both. Each content must be sent once: 819,200 bytes.
+    for i in 0..20_000u64 {
+        let dir = src.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            fs::create_dir(&dir).unwrap();
+        }
+        fs::write(dir.join(format!("f{i:05}")), noise(100, i % 8192 + 3)).unwrap();
+    }
+    let run = cli.backup((&g, &c), &[], &src);
+    let id = run.line();
+    assert!(
+        run.stderr
+            .contains("800.00 KiB sent, 1.13 MiB already stored"),
+        "{}",
+        run.stderr
     );
     cli.restore_matches((&g, &c), &id, &src, &work.path().join("restored"));
 }

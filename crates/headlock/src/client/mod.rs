@@ -274,6 +274,25 @@ impl ApiClient {
         })
     }
 
+    /// Another client for the same API, user and settings, with a connection and a
+    /// Digest session of its own (its first call collects its own challenge), for a
+    /// request to run beside this client's (`headlock backup` keeps two uploads in
+    /// flight).
+    pub fn with_own_connection(&self) -> ApiClient {
+        ApiClient {
+            target: self.target.clone(),
+            url: self.url.clone(),
+            username: self.username.clone(),
+            api_key: self.api_key.clone(),
+            tls: self.tls.clone(),
+            ca_file: self.ca_file.clone(),
+            timeout: self.timeout,
+            sender: None,
+            digest: None,
+            rng: SystemRandom::new(),
+        }
+    }
+
     /// The URL as configured.
     pub fn url(&self) -> &str {
         &self.url

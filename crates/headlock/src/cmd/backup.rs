@@ -151,10 +151,13 @@ async fn run_session(
             HumanBytes(bytes.get())
         )
     });
-    let choice = match (&args.parent, args.force) {
-        (_, true) => session::ParentChoice::None,
-        (Some(id), false) => session::ParentChoice::Snapshot(id.clone()),
-        (None, false) => session::ParentChoice::Latest,
+    let options = session::TreeOptions {
+        parent: match (&args.parent, args.force) {
+            (_, true) => session::ParentChoice::None,
+            (Some(id), false) => session::ParentChoice::Snapshot(id.clone()),
+            (None, false) => session::ParentChoice::Latest,
+        },
+        connections: usize::from(args.connections),
     };
     progress.scan(counts.files.clone(), counts.unchanged_bytes.clone());
     if let Some(later) = progress.total_later() {
@@ -172,7 +175,7 @@ async fn run_session(
         counter,
         warnings,
         &counts,
-        &choice,
+        &options,
     )
     .await;
     let (snapshot, stats) = match outcome {

@@ -164,6 +164,15 @@ pub(crate) fn page_query(page: &PageArgs) -> Vec<(&'static str, String)> {
 }
 
 impl Remote {
+    /// Another client of the same API as the same user, on a connection of its own
+    /// ([`ApiClient::with_own_connection`]).
+    pub(crate) fn with_own_connection(&self) -> Remote {
+        Remote {
+            client: self.client.with_own_connection(),
+            username: self.username.clone(),
+        }
+    }
+
     /// The client itself, for the streaming calls of `backup` and `restore`.
     pub(crate) fn client(&mut self) -> &mut ApiClient {
         &mut self.client

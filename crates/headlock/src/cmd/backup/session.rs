@@ -9,9 +9,10 @@
 //! in the temporary directory that is streamed as the commit's body. A tree of tiny
 //! files thus costs no hand-over between threads per file. This side gathers chunks
 //! into rounds of at most [`ROUND_BYTES`] (and the service's `maxQueryIds`), asks about
-//! each round's ids and uploads the missing ones in one request, while the next round
-//! gathers (the walker reads on meanwhile). Memory: the channel and two rounds,
-//! whatever the tree's size.
+//! each round's ids and uploads the missing ones in one request, a round in flight on
+//! each of `--connections` connections (2 by default), while the next round gathers
+//! (the walker reads on meanwhile). Memory: the channel and one round more than there
+//! are connections, whatever the tree's size.
 //!
 //! An interrupted run leaves what it uploaded recorded for the cluster; the next run
 //! opens a new session, is told those chunks are known, and sends the rest.
@@ -71,6 +72,14 @@ pub struct Sent {
     pub unchanged_files: Counter,
     /// Their bytes.
     pub unchanged_bytes: Counter,
+}
+
+/// How `backup_tree` goes about it.
+pub struct TreeOptions {
+    /// Which parent snapshot files are compared with.
+    pub parent: ParentChoice,
+    /// Rounds uploading at once, each on a connection of its own (at least 1).
+    pub connections: usize,
 }
 
 /// Which parent snapshot a backup compares files with.
@@ -306,30 +315,85 @@ async fn open(api: &mut Remote, base: &str) -> Result<Opened, Failure> {
     }
 }
 
-/// Asks about one round's chunks and uploads those the cluster lacks.
+/// Ids that rounds in flight upload. Two rounds in flight ask about their chunks before
+/// either upload is recorded, so both may hear that a chunk they share is missing: the
+/// first of them to build its upload sends it, the other skips it. A round's ids stay
+/// here after its upload until no question is outstanding (an answer given before the
+/// upload was recorded may still arrive); all of this runs on one task.
+#[derive(Default)]
+struct Uploading {
+    /// Questions sent and not yet answered.
+    asking: usize,
+    /// Each round's ids, by round number, and whether its upload is done.
+    rounds: Vec<(u64, HashSet<ChunkId>, bool)>,
+}
+
+impl Uploading {
+    fn has(&self, id: &ChunkId) -> bool {
+        self.rounds.iter().any(|(_, ids, _)| ids.contains(id))
+    }
+
+    fn forget_done(&mut self) {
+        if self.asking == 0 {
+            self.rounds.retain(|(_, _, done)| !done);
+        }
+    }
+
+    /// Round `number`'s upload, its question answered: the frames (id, length, bytes)
+    /// of the chunks of `batch` that are `missing` and that no other round in flight
+    /// sends, each once; their ids are kept until the round is [`done`](Self::done).
+    fn frames(
+        &mut self,
+        number: u64,
+        batch: Handoff,
+        missing: &HashSet<String>,
+        counts: &Sent,
+    ) -> Vec<u8> {
+        let mut frames = Vec::new();
+        let mut queued = HashSet::new();
+        for (id, data) in batch {
+            if missing.contains(&id.to_string()) && !self.has(&id) && queued.insert(id) {
+                frames.extend_from_slice(&id.0);
+                frames.extend_from_slice(&(data.len() as u32).to_be_bytes());
+                frames.extend_from_slice(&data);
+                counts.sent.add(data.len() as u64);
+            } else {
+                counts.known.add(data.len() as u64);
+            }
+        }
+        self.forget_done();
+        self.rounds.push((number, queued, false));
+        frames
+    }
+
+    /// Round `number`'s upload is recorded by the service.
+    fn done(&mut self, number: u64) {
+        for (n, _, done) in &mut self.rounds {
+            *done |= *n == number;
+        }
+        self.forget_done();
+    }
+}
+
+/// Asks about one round's chunks and uploads those the cluster lacks (and no other
+/// round in flight sends).
 async fn round(
     api: &mut Remote,
     session: &Opened,
-    batch: Handoff,
+    (number, batch): (u64, Handoff),
     counts: &Sent,
+    uploading: &std::cell::RefCell<Uploading>,
 ) -> Result<(), Failure> {
     if batch.is_empty() {
         return Ok(());
     }
     let ids: Vec<ChunkId> = batch.iter().map(|(id, _)| *id).collect();
-    let missing = ask(api, session, &ids).await?;
-    let mut frames = Vec::new();
-    let mut queued = HashSet::new();
-    for (id, data) in batch {
-        if missing.contains(&id.to_string()) && queued.insert(id) {
-            frames.extend_from_slice(&id.0);
-            frames.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            frames.extend_from_slice(&data);
-            counts.sent.add(data.len() as u64);
-        } else {
-            counts.known.add(data.len() as u64);
-        }
-    }
+    uploading.borrow_mut().asking += 1;
+    let answer = ask(api, session, &ids).await;
+    uploading.borrow_mut().asking -= 1;
+    let frames = uploading
+        .borrow_mut()
+        .frames(number, batch, &answer?, counts);
     if !frames.is_empty() {
         let path = format!("{}/chunks", session.path);
         api.call_bytes(
@@ -340,29 +404,55 @@ async fn round(
         )
         .await?;
     }
+    uploading.borrow_mut().done(number);
     Ok(())
 }
 
-/// Gathers the walker's chunks into rounds and sends each, one round in flight while
-/// the next gathers: the walker reads, cuts and hashes while the service stores the
-/// round before (one connection, so one request at a time). Returns the last round,
+/// A round in flight: it hands its connection back when it ends.
+type InFlight<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (&'a mut Remote, Result<(), Failure>)> + 'a>,
+>;
+
+/// The first of the rounds in flight to end (removed from the list), and its connection.
+fn next_ended<'f, 'a>(
+    in_flight: &'f mut Vec<InFlight<'a>>,
+) -> impl std::future::Future<Output = (&'a mut Remote, Result<(), Failure>)> + 'f {
+    std::future::poll_fn(move |cx| {
+        for i in 0..in_flight.len() {
+            if let std::task::Poll::Ready(ended) = in_flight[i].as_mut().poll(cx) {
+                drop(in_flight.swap_remove(i));
+                return std::task::Poll::Ready(ended);
+            }
+        }
+        std::task::Poll::Pending
+    })
+}
+
+/// Gathers the walker's chunks into rounds and sends each, one in flight per connection
+/// in `apis`, while the next gathers: the walker reads, cuts and hashes while the
+/// service stores the rounds before. Two connections (the default of `--connections`)
+/// keep the service busy: while it makes one round's last pack durable and records its
+/// chunks, it already receives and seals the next (with one, both machines idled
+/// through that tail of every round). Returns the last round,
 /// not sent, once the walker is done; a round that fails ends the gathering.
-/// Memory: the round in flight, the one gathering, and the channel.
-async fn gather_rounds(
-    api: &mut Remote,
-    session: &Opened,
+/// Memory: the rounds in flight, the one gathering, and the channel.
+async fn gather_rounds<'a>(
+    apis: Vec<&'a mut Remote>,
+    session: &'a Opened,
     rx: &mut tokio::sync::mpsc::Receiver<Handoff>,
-    counts: &Sent,
-) -> Result<Handoff, Failure> {
+    counts: &'a Sent,
+    uploading: &'a std::cell::RefCell<Uploading>,
+) -> Result<(u64, Handoff), Failure> {
     let mut batch: Handoff = Vec::new();
     let mut batch_bytes = 0usize;
+    let mut number = 0u64;
     // What is left of the last hand-over once the round filled (a round never holds
     // more than `max_ids` chunks, the most the service answers about).
     let mut spill = Handoff::new().into_iter();
-    // The connection is either idle here or lent to the round in flight, which hands
-    // it back when it ends.
-    let mut idle = Some(api);
-    let mut in_flight = None;
+    // Each connection is either idle here or lent to a round in flight, which hands it
+    // back when it ends.
+    let mut idle = apis;
+    let mut in_flight: Vec<InFlight<'a>> = Vec::new();
     let is_full =
         |batch: &Handoff, bytes: usize| batch.len() >= session.max_ids || bytes >= ROUND_BYTES;
     loop {
@@ -373,34 +463,32 @@ async fn gather_rounds(
             batch.push((id, data));
         }
         let full = is_full(&batch, batch_bytes);
-        if full && let Some(api) = idle.take() {
+        if full && let Some(api) = idle.pop() {
             batch_bytes = 0;
-            let batch = std::mem::take(&mut batch);
-            in_flight = Some(Box::pin(async move {
-                let sent = round(&mut *api, session, batch, counts).await;
+            let batch = (number, std::mem::take(&mut batch));
+            number += 1;
+            in_flight.push(Box::pin(async move {
+                let sent = round(&mut *api, session, batch, counts, uploading).await;
                 (api, sent)
             }));
             continue;
         }
         tokio::select! {
-            // Gathering waits while a full round waits for the one in flight.
+            // Gathering waits while a full round waits for a connection.
             handed = rx.recv(), if !full => match handed {
                 Some(handed) => spill = handed.into_iter(),
                 None => break,
             },
-            (api, sent) = async { in_flight.as_mut().expect("a round in flight").await },
-                if in_flight.is_some() =>
-            {
-                in_flight = None;
-                idle = Some(api);
+            (api, sent) = next_ended(&mut in_flight), if !in_flight.is_empty() => {
+                idle.push(api);
                 sent?;
             }
         }
     }
-    if let Some(sending) = in_flight {
-        sending.await.1?;
+    while !in_flight.is_empty() {
+        next_ended(&mut in_flight).await.1?;
     }
-    Ok(batch)
+    Ok((number, batch))
 }
 
 /// Which of `ids` (at most the session's `max_ids`) the cluster lacks, as hex.
@@ -557,8 +645,9 @@ pub async fn backup_tree(
     read: Counter,
     warnings: Warnings,
     counts: &Sent,
-    choice: &ParentChoice,
+    options: &TreeOptions,
 ) -> Result<(Value, PackStats), Failure> {
+    let choice = &options.parent;
     let base = format!(
         "/groups/{}/clusters/{}/snapshotUploads",
         seg(group),
@@ -610,7 +699,13 @@ pub async fn backup_tree(
         })
         .map_err(|e| Failure::new(EXIT_FAILED, format!("starting the reading thread: {e}")))?;
 
-    let rounds = gather_rounds(api, &session, &mut rx, counts).await;
+    let uploading = std::cell::RefCell::new(Uploading::default());
+    let mut others: Vec<Remote> = (1..options.connections.max(1))
+        .map(|_| api.with_own_connection())
+        .collect();
+    let apis = std::iter::once(&mut *api).chain(&mut others).collect();
+    let rounds = gather_rounds(apis, &session, &mut rx, counts, &uploading).await;
+    drop(others);
     // Stops the walker if it is still at work (its next hand-over fails).
     drop(rx);
     let (walked, manifest) = walker
@@ -627,7 +722,7 @@ pub async fn backup_tree(
             return Err(Failure::new(EXIT_FAILED, format!("{e}{NOT_COMMITTED}")));
         }
     };
-    round(api, &session, last, counts)
+    round(api, &session, last, counts, &uploading)
         .await
         .map_err(|f| f.adding(NOT_COMMITTED))?;
     let file = manifest
@@ -635,4 +730,66 @@ pub async fn backup_tree(
         .map_err(|e| spool_err(e.into_error()))?;
     let snapshot = commit(api, &session, file).await?;
     Ok((snapshot, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(byte: u8) -> (ChunkId, Vec<u8>) {
+        (ChunkId([byte; 32]), vec![byte; 10])
+    }
+
+    fn missing(ids: &[u8]) -> HashSet<String> {
+        ids.iter().map(|b| ChunkId([*b; 32]).to_string()).collect()
+    }
+
+    /// The ids in a round's frames (32 bytes of id, 4 of length, then the bytes).
+    fn framed(mut frames: &[u8]) -> Vec<u8> {
+        let mut ids = Vec::new();
+        while !frames.is_empty() {
+            ids.push(frames[0]);
+            let len = u32::from_be_bytes(frames[32..36].try_into().unwrap()) as usize;
+            frames = &frames[36 + len..];
+        }
+        ids
+    }
+
+    #[test]
+    fn sends_a_chunk_that_two_rounds_in_flight_lack_with_the_first_to_build_only() {
+        let (mut uploading, counts) = (Uploading::default(), Sent::default());
+        // Both questions are out before either upload: both hear that 2 is missing.
+        uploading.asking = 2;
+        uploading.asking -= 1;
+        let second = uploading.frames(1, vec![chunk(2), chunk(3)], &missing(&[2, 3]), &counts);
+        uploading.asking -= 1;
+        let first = uploading.frames(
+            0,
+            vec![chunk(1), chunk(2), chunk(1)],
+            &missing(&[1, 2]),
+            &counts,
+        );
+        assert_eq!(framed(&second), [2, 3]);
+        // 2 goes with the round that built its upload first; 1 once, though twice in
+        // the round.
+        assert_eq!(framed(&first), [1]);
+        assert_eq!((counts.sent.get(), counts.known.get()), (30, 20));
+    }
+
+    #[test]
+    fn keeps_a_done_rounds_ids_while_a_question_is_outstanding() {
+        let (mut uploading, counts) = (Uploading::default(), Sent::default());
+        uploading.frames(0, vec![chunk(1)], &missing(&[1]), &counts);
+        // Another round's question goes out; then round 0's upload is recorded. The
+        // answer may predate that record, so 1 must still be known as sent.
+        uploading.asking += 1;
+        uploading.done(0);
+        assert!(uploading.has(&ChunkId([1; 32])));
+        uploading.asking -= 1;
+        let next = uploading.frames(1, vec![chunk(1), chunk(4)], &missing(&[1, 4]), &counts);
+        assert_eq!(framed(&next), [4]);
+        // With no question outstanding, a done round is forgotten: the service knows.
+        uploading.done(1);
+        assert!(!uploading.has(&ChunkId([1; 32])) && !uploading.has(&ChunkId([4; 32])));
+    }
 }
