@@ -124,11 +124,11 @@ async fn download(
     Path((cluster_id, job_id, token)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let d = s.service.download(&cluster_id, &job_id, &token).await?;
-    let mut resp = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-        d.reader,
-        256 * 1024,
-    ))
-    .into_response();
+    let frames = futures_util::stream::unfold(d.frames, |mut frames| async move {
+        let frame = frames.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(frame), frames))
+    });
+    let mut resp = Body::from_stream(frames).into_response();
     delivery_headers(&mut resp, d.kind, d.content_length);
     Ok(resp)
 }

@@ -2,7 +2,6 @@
 //! out as a tar stream or raw bytes from chunks prefetched in manifest order.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use headlock_core::ObjectId;
@@ -10,6 +9,7 @@ use headlock_core::model::{
     ChunkId, ChunkLocation, Cluster, RestoreJob, SnapshotKind, SnapshotRecord,
 };
 use headlock_core::snapshot::{EntryType, ManifestEntry, ManifestKind};
+use tokio_util::bytes::Bytes;
 
 use super::read::{ChunkSource, ManifestStream, extends_run, frame_chunks};
 use super::{blob_err, pack_path};
@@ -23,9 +23,10 @@ pub struct RestoreDownload {
     pub kind: SnapshotKind,
     /// Exact length, when known in advance (streams).
     pub content_length: Option<u64>,
-    /// The bytes. Ends early (an error is logged naming the chunk and pack) if stored
-    /// data turns out to be damaged mid-way: never wrong bytes.
-    pub reader: tokio::io::DuplexStream,
+    /// The bytes, in frames as they are produced. Ends early (an error is logged naming
+    /// the chunk and pack) if stored data turns out to be damaged mid-way: never wrong
+    /// bytes.
+    pub frames: tokio::sync::mpsc::Receiver<Bytes>,
 }
 
 /// A chunk read back and checked, or why it could not be.
@@ -122,38 +123,95 @@ impl Prefetch {
     }
 }
 
-/// A `Read` over one file's chunks, taken from the shared [`Prefetch`] in order.
-struct FileReader<'a> {
-    prefetch: &'a mut Prefetch,
-    chunks: std::slice::Iter<'a, (ChunkId, u32)>,
-    current: Vec<u8>,
-    pos: usize,
+/// The next chunk of the order, which must be `id` of `len` bytes.
+fn next_chunk(prefetch: &mut Prefetch, (id, len): &(ChunkId, u32)) -> std::io::Result<Vec<u8>> {
+    let data = prefetch
+        .next()
+        .unwrap_or_else(|| Err(format!("chunk {id} was not read")))
+        .map_err(std::io::Error::other)?;
+    if data.len() != *len as usize {
+        return Err(std::io::Error::other(format!(
+            "chunk {id} has the wrong length"
+        )));
+    }
+    Ok(data)
 }
 
-impl Read for FileReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.current.len() {
-            let Some((id, len)) = self.chunks.next() else {
-                return Ok(0);
-            };
-            let data = self
-                .prefetch
-                .next()
-                .unwrap_or_else(|| Err(format!("chunk {id} was not read")))
-                .map_err(std::io::Error::other)?;
-            if data.len() != *len as usize {
-                return Err(std::io::Error::other(format!(
-                    "chunk {id} has the wrong length"
-                )));
-            }
-            self.current = data;
-            self.pos = 0;
-        }
-        let n = out.len().min(self.current.len() - self.pos);
-        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+/// Frames of a download this long or longer go to the connection as they are (a
+/// chunk's plaintext, handed over without a copy); shorter writes (tar headers, small
+/// chunks) are gathered into frames of this length.
+const FRAME_BYTES: usize = 256 * 1024;
+/// Frames waiting for the connection, at most (each at most
+/// [`MAX_CHUNK`](headlock_core::snapshot::MAX_CHUNK) bytes).
+const FRAMES_QUEUED: usize = 4;
+
+/// Where a download's bytes go: frames handed to the connection over a bounded channel.
+/// Until December 2026 the bytes went through a tar builder's copy loop, a `BufWriter`,
+/// an in-memory pipe and a reader stream: four copies of every byte in this process
+/// (docs/benchmarks.md); now a large chunk is not copied at all, and anything else once.
+struct Frames {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    gathering: Vec<u8>,
+}
+
+impl Frames {
+    fn send(&mut self, frame: Bytes) -> std::io::Result<()> {
+        // The receiver is gone: the client went away.
+        self.tx
+            .blocking_send(frame)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
     }
+
+    fn send_gathered(&mut self) -> std::io::Result<()> {
+        if self.gathering.is_empty() {
+            return Ok(());
+        }
+        let frame = std::mem::replace(&mut self.gathering, Vec::with_capacity(FRAME_BYTES));
+        self.send(Bytes::from(frame))
+    }
+
+    /// Writes a chunk that is ours to give away: a large one goes as a frame of its own.
+    fn write_owned(&mut self, data: Vec<u8>) -> std::io::Result<()> {
+        if data.len() < FRAME_BYTES {
+            return std::io::Write::write_all(self, &data);
+        }
+        self.send_gathered()?;
+        self.send(Bytes::from(data))
+    }
+}
+
+impl std::io::Write for Frames {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.gathering.extend_from_slice(buf);
+        if self.gathering.len() >= FRAME_BYTES {
+            self.send_gathered()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_gathered()
+    }
+}
+
+/// Writes the chunks of `entry` in order; returns how many bytes that was (its size).
+fn write_chunks(
+    prefetch: &mut Prefetch,
+    entry: &ManifestEntry,
+    out: &mut Frames,
+) -> std::io::Result<u64> {
+    let mut written = 0u64;
+    for chunk in &entry.chunks {
+        written += u64::from(chunk.1);
+        out.write_owned(next_chunk(prefetch, chunk)?)?;
+    }
+    if written != entry.size {
+        return Err(std::io::Error::other(format!(
+            "{}: its chunks hold {written} bytes, its size is {}",
+            entry.path, entry.size
+        )));
+    }
+    Ok(written)
 }
 
 /// Runs `write` with a [`Prefetch`] (empty: `write` queues the order) fed by reader
@@ -199,23 +257,13 @@ fn with_prefetch<T>(source: &ChunkSource, write: impl FnOnce(&mut Prefetch) -> T
 }
 
 /// Writes one manifest entry: raw bytes (stream) or a tar member (tree).
-fn write_entry<W: std::io::Write>(
+fn write_entry(
     prefetch: &mut Prefetch,
     entry: &ManifestEntry,
-    out: &mut Output<W>,
+    out: &mut Output,
 ) -> std::io::Result<()> {
-    let reader = FileReader {
-        prefetch,
-        chunks: entry.chunks.iter(),
-        current: Vec::new(),
-        pos: 0,
-    };
     let builder = match out {
-        Output::Raw(w) => {
-            let mut reader = reader;
-            std::io::copy(&mut reader, w)?;
-            return Ok(());
-        }
+        Output::Raw(w) => return write_chunks(prefetch, entry, w).map(drop),
         Output::Tar(b) => b,
     };
     let mut header = tar::Header::new_gnu();
@@ -225,7 +273,14 @@ fn write_entry<W: std::io::Write>(
         EntryType::File => {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(entry.size);
-            builder.append_data(&mut header, &entry.path, reader)
+            // The header alone, long names included: `append_data` writes it, then
+            // copies and pads the data it is given, here none. The data follows as
+            // the chunks come, without the builder's copy loop, then its padding.
+            builder.append_data(&mut header, &entry.path, std::io::empty())?;
+            let out = builder.get_mut();
+            let size = write_chunks(prefetch, entry, out)?;
+            let pad = (512 - size % 512) % 512;
+            std::io::Write::write_all(out, &[0u8; 512][..pad as usize])
         }
         EntryType::Dir => {
             header.set_entry_type(tar::EntryType::Directory);
@@ -242,9 +297,9 @@ fn write_entry<W: std::io::Write>(
 }
 
 /// Where a restore writes: raw bytes (a stream) or a tar stream (a tree).
-enum Output<W: std::io::Write> {
-    Raw(W),
-    Tar(tar::Builder<W>),
+enum Output {
+    Raw(Frames),
+    Tar(tar::Builder<Frames>),
 }
 
 /// Writes a manifest's data as a tar stream (tree) or raw bytes (stream), reading the
@@ -254,7 +309,7 @@ fn write_snapshot(
     mut manifest: ManifestStream,
     handle: &tokio::runtime::Handle,
     locate: &Locate<'_>,
-    out: impl std::io::Write,
+    out: Frames,
 ) -> std::io::Result<()> {
     let kind = manifest.header().kind;
     let mut next = || {
@@ -286,8 +341,8 @@ fn write_snapshot(
             current = upcoming;
         }
         match out {
-            Output::Raw(mut w) => w.flush(),
-            Output::Tar(b) => b.into_inner()?.flush(),
+            Output::Raw(mut w) => std::io::Write::flush(&mut w),
+            Output::Tar(b) => std::io::Write::flush(&mut b.into_inner()?),
         }
     })
 }
@@ -425,17 +480,17 @@ impl Service {
         if self.store.take_restore_download(job.id).await?.is_none() {
             return Err(gone());
         }
-        let (writer, reader) = tokio::io::duplex(1024 * 1024);
+        let (tx, frames) = tokio::sync::mpsc::channel(FRAMES_QUEUED);
         let kind = record.kind;
         let snapshot = record.id;
         let record_size = record.data_size_bytes;
         let handle = tokio::runtime::Handle::current();
         let (store, cluster_id) = (self.store.clone(), cluster.id);
         tokio::task::spawn_blocking(move || {
-            let out = std::io::BufWriter::with_capacity(
-                1024 * 1024,
-                tokio_util::io::SyncIoBridge::new(writer),
-            );
+            let out = Frames {
+                tx,
+                gathering: Vec::with_capacity(FRAME_BYTES),
+            };
             let locate = |entries: &[ManifestEntry]| {
                 let ids = frame_chunks(entries);
                 handle
@@ -461,7 +516,7 @@ impl Service {
         Ok(RestoreDownload {
             kind,
             content_length: (kind == SnapshotKind::Stream).then_some(record.data_size_bytes),
-            reader,
+            frames,
         })
     }
 }

@@ -16,7 +16,6 @@ use headlock_service::{Actor, Service};
 use headlock_store::SqlStore;
 use headlock_store::blob::ObjectBlobStore;
 use testkit::kmip::Embedded;
-use tokio::io::AsyncReadExt;
 
 /// The node id every node of a test uses: a restarted node, which takes the leases of
 /// its previous life over at once.
@@ -221,12 +220,12 @@ pub async fn restore(service: &Service, c: &Encrypted, snapshot: ObjectId) -> Ve
         .await
         .unwrap();
     let mut out = Vec::new();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        download.reader.read_to_end(&mut out),
-    )
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(frame) = download.frames.recv().await {
+            out.extend_from_slice(&frame);
+        }
+    })
     .await
-    .unwrap()
     .unwrap();
     out
 }
