@@ -318,14 +318,17 @@ async fn open(api: &mut Remote, base: &str) -> Result<Opened, Failure> {
 /// Ids that rounds in flight upload. Two rounds in flight ask about their chunks before
 /// either upload is recorded, so both may hear that a chunk they share is missing: the
 /// first of them to build its upload sends it, the other skips it. A round's ids stay
-/// here after its upload until no question is outstanding (an answer given before the
-/// upload was recorded may still arrive); all of this runs on one task.
+/// here after its upload is recorded while a question sent before that is unanswered
+/// (its answer may not know of the upload), and no longer: the sets kept are about as
+/// many as the connections. All of this runs on one task.
 #[derive(Default)]
 struct Uploading {
-    /// Questions sent and not yet answered.
-    asking: usize,
-    /// Each round's ids, by round number, and whether its upload is done.
-    rounds: Vec<(u64, HashSet<ChunkId>, bool)>,
+    /// Events so far (questions sent, uploads recorded), to order them.
+    clock: u64,
+    /// When each unanswered question was sent.
+    asking: Vec<u64>,
+    /// Each round's ids, by round number, and when its upload was recorded.
+    rounds: Vec<(u64, HashSet<ChunkId>, Option<u64>)>,
 }
 
 impl Uploading {
@@ -333,10 +336,24 @@ impl Uploading {
         self.rounds.iter().any(|(_, ids, _)| ids.contains(id))
     }
 
+    /// A question goes out: its time, to hand back to [`answered`](Self::answered).
+    fn asked(&mut self) -> u64 {
+        self.clock += 1;
+        self.asking.push(self.clock);
+        self.clock
+    }
+
+    fn answered(&mut self, sent_at: u64) {
+        self.asking.retain(|&t| t != sent_at);
+    }
+
+    /// Drops the rounds recorded before every unanswered question was sent.
     fn forget_done(&mut self) {
-        if self.asking == 0 {
-            self.rounds.retain(|(_, _, done)| !done);
-        }
+        let asking = &self.asking;
+        self.rounds.retain(|(_, _, done)| match done {
+            None => true,
+            Some(done) => asking.iter().any(|&sent| sent <= *done),
+        });
     }
 
     /// Round `number`'s upload, its question answered: the frames (id, length, bytes)
@@ -362,14 +379,17 @@ impl Uploading {
             }
         }
         self.forget_done();
-        self.rounds.push((number, queued, false));
+        self.rounds.push((number, queued, None));
         frames
     }
 
     /// Round `number`'s upload is recorded by the service.
     fn done(&mut self, number: u64) {
+        self.clock += 1;
         for (n, _, done) in &mut self.rounds {
-            *done |= *n == number;
+            if *n == number {
+                *done = Some(self.clock);
+            }
         }
         self.forget_done();
     }
@@ -388,9 +408,9 @@ async fn round(
         return Ok(());
     }
     let ids: Vec<ChunkId> = batch.iter().map(|(id, _)| *id).collect();
-    uploading.borrow_mut().asking += 1;
+    let sent_at = uploading.borrow_mut().asked();
     let answer = ask(api, session, &ids).await;
-    uploading.borrow_mut().asking -= 1;
+    uploading.borrow_mut().answered(sent_at);
     let frames = uploading
         .borrow_mut()
         .frames(number, batch, &answer?, counts);
@@ -759,10 +779,10 @@ mod tests {
     fn sends_a_chunk_that_two_rounds_in_flight_lack_with_the_first_to_build_only() {
         let (mut uploading, counts) = (Uploading::default(), Sent::default());
         // Both questions are out before either upload: both hear that 2 is missing.
-        uploading.asking = 2;
-        uploading.asking -= 1;
+        let (q0, q1) = (uploading.asked(), uploading.asked());
+        uploading.answered(q1);
         let second = uploading.frames(1, vec![chunk(2), chunk(3)], &missing(&[2, 3]), &counts);
-        uploading.asking -= 1;
+        uploading.answered(q0);
         let first = uploading.frames(
             0,
             vec![chunk(1), chunk(2), chunk(1)],
@@ -782,14 +802,17 @@ mod tests {
         uploading.frames(0, vec![chunk(1)], &missing(&[1]), &counts);
         // Another round's question goes out; then round 0's upload is recorded. The
         // answer may predate that record, so 1 must still be known as sent.
-        uploading.asking += 1;
+        let q1 = uploading.asked();
         uploading.done(0);
         assert!(uploading.has(&ChunkId([1; 32])));
-        uploading.asking -= 1;
+        // A question sent after the record does not keep it: its answer knows.
+        let q2 = uploading.asked();
+        uploading.answered(q1);
         let next = uploading.frames(1, vec![chunk(1), chunk(4)], &missing(&[1, 4]), &counts);
         assert_eq!(framed(&next), [4]);
-        // With no question outstanding, a done round is forgotten: the service knows.
+        assert!(!uploading.has(&ChunkId([1; 32])) && uploading.has(&ChunkId([4; 32])));
+        uploading.answered(q2);
         uploading.done(1);
-        assert!(!uploading.has(&ChunkId([1; 32])) && !uploading.has(&ChunkId([4; 32])));
+        assert!(uploading.rounds.is_empty());
     }
 }
