@@ -29,6 +29,16 @@ pub(crate) const SQLITE_POOL_SIZE: u32 = 4;
 /// SQLite: how long a caller waits for a free connection (writers queue on one lock).
 const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// SQLite: a write-ahead log larger than this is checkpointed and emptied ([`bound_wal`]).
+const WAL_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// SQLite: how often [`bound_wal`] looks at the log's size.
+const WAL_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// SQLite: how long [`checkpoint_if_larger`] waits for the old log's readers, 500 ms
+/// (writers wait meanwhile, so not the 30 s of [`BUSY_TIMEOUT`]; it tries again later).
+const WAL_CHECKPOINT_WAIT: &str = "PRAGMA busy_timeout = 500";
+
 /// PostgreSQL: connections per pool, per node. A handful of nodes at 10 each stays well
 /// inside PostgreSQL's default `max_connections` of 100; the service's concurrency is
 /// bounded above the store (HTTP and backup limits), so more would only queue on the
@@ -242,7 +252,66 @@ pub(crate) async fn sqlite(path: &Path) -> Result<Pool, StoreError> {
         .connect_with(options)
         .await
         .map_err(|e| StoreError::Backend(format!("opening {shown}: {e}")))?;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    bound_wal(pool.clone(), PathBuf::from(wal));
     Ok(Pool::Sqlite(pool))
+}
+
+/// Keeps a SQLite database's write-ahead log bounded. SQLite's own checkpoints (PASSIVE,
+/// after a commit once the log holds 1,000 pages) copy pages back into the database but
+/// restart the log only at a moment when no reader still uses it; under a steady mix of
+/// short reads and writes (a backup's two uploads in flight: questions about chunks and
+/// records of chunks) such a moment may never come, and the log grew to 1.4 GB during a
+/// first backup of 1,000,000 files (docs/benchmarks.md). So a task looks at the log
+/// every [`WAL_CHECK_EVERY`] and, above [`WAL_LIMIT`], runs a TRUNCATE checkpoint
+/// ([`checkpoint_if_larger`]). It ends when the pool is closed.
+fn bound_wal(pool: sqlx::SqlitePool, wal: PathBuf) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(WAL_CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            match checkpoint_if_larger(&pool, &wal, WAL_LIMIT).await {
+                Ok(Some(false)) => {
+                    tracing::debug!("the SQLite log's readers are still busy; checkpoint later")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "checkpointing the SQLite log"),
+            }
+        }
+    });
+}
+
+/// If the log at `wal` is larger than `limit`: copies it into the database and empties
+/// it (`PRAGMA wal_checkpoint(TRUNCATE)`), waiting at most [`WAL_CHECKPOINT_WAIT`] for
+/// readers of the old log to finish (writers wait meanwhile). `None`: nothing to do;
+/// `Some(done)`: tried, and whether it completed.
+pub(crate) async fn checkpoint_if_larger(
+    pool: &sqlx::SqlitePool,
+    wal: &Path,
+    limit: u64,
+) -> Result<Option<bool>, sqlx::Error> {
+    let size = tokio::fs::metadata(wal).await.map_or(0, |m| m.len());
+    if size <= limit {
+        return Ok(None);
+    }
+    // A connection of its own, closed afterwards: it waits for locks less long than
+    // the pool's connections, and does not go back to the pool like that.
+    let mut conn = pool.acquire().await?.detach();
+    let checkpoint = async {
+        sqlx::query(WAL_CHECKPOINT_WAIT).execute(&mut conn).await?;
+        sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut conn)
+            .await
+    }
+    .await;
+    let _ = conn.close().await;
+    let (busy, _, _) = checkpoint?;
+    Ok(Some(busy == 0))
 }
 
 /// Creates the parent directory (0700) and the file (0600) when missing; warns when an
@@ -348,6 +417,69 @@ mod tests {
         let url = "postgres://u:p%40ss@db/m?password=other";
         let text = scrub("p%40ss p@ss other fine".to_owned(), url);
         assert_eq!(text, "*** *** *** fine");
+    }
+
+    #[tokio::test]
+    async fn empties_a_large_sqlite_log_once_its_readers_are_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let Pool::Sqlite(pool) = sqlite(&path).await.unwrap() else {
+            panic!("not a SQLite pool");
+        };
+        let wal = dir.path().join("h.db-wal");
+        sqlx::raw_sql("CREATE TABLE t (b BLOB)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // A reader holds a snapshot of the log while writes grow it.
+        let mut reader = pool.acquire().await.unwrap();
+        sqlx::raw_sql("BEGIN; SELECT COUNT(*) FROM t;")
+            .execute(&mut *reader)
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            sqlx::query("INSERT INTO t VALUES (randomblob(100000))")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let size = || std::fs::metadata(&wal).unwrap().len();
+        assert!(size() > 1_000_000, "{}", size());
+        // Below the limit: nothing to do.
+        assert_eq!(
+            checkpoint_if_larger(&pool, &wal, 100_000_000)
+                .await
+                .unwrap(),
+            None
+        );
+        // The reader still uses the log: the checkpoint cannot empty it, and says so
+        // (after its short wait, not the pool's 30 s).
+        let started = std::time::Instant::now();
+        assert_eq!(
+            checkpoint_if_larger(&pool, &wal, 100_000).await.unwrap(),
+            Some(false)
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        sqlx::raw_sql("COMMIT").execute(&mut *reader).await.unwrap();
+        drop(reader);
+        assert_eq!(
+            checkpoint_if_larger(&pool, &wal, 100_000).await.unwrap(),
+            Some(true)
+        );
+        assert_eq!(size(), 0);
+        // The connection that ran it waits for locks as long as the others again.
+        for _ in 0..SQLITE_POOL_SIZE {
+            let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(timeout as u128, BUSY_TIMEOUT.as_millis());
+        }
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 20);
     }
 
     #[tokio::test]
