@@ -194,24 +194,29 @@ impl std::io::Write for Frames {
     }
 }
 
-/// Writes the chunks of `entry` in order; returns how many bytes that was (its size).
+/// The size of `entry`, which its chunks must add up to (checked before anything of it
+/// is written, so that a tar header never announces other than what follows).
+fn checked_size(entry: &ManifestEntry) -> std::io::Result<u64> {
+    let held: u64 = entry.chunks.iter().map(|(_, len)| u64::from(*len)).sum();
+    if held != entry.size {
+        return Err(std::io::Error::other(format!(
+            "{}: its chunks hold {held} bytes, its size is {}",
+            entry.path, entry.size
+        )));
+    }
+    Ok(held)
+}
+
+/// Writes the chunks of `entry` in order.
 fn write_chunks(
     prefetch: &mut Prefetch,
     entry: &ManifestEntry,
     out: &mut Frames,
-) -> std::io::Result<u64> {
-    let mut written = 0u64;
+) -> std::io::Result<()> {
     for chunk in &entry.chunks {
-        written += u64::from(chunk.1);
         out.write_owned(next_chunk(prefetch, chunk)?)?;
     }
-    if written != entry.size {
-        return Err(std::io::Error::other(format!(
-            "{}: its chunks hold {written} bytes, its size is {}",
-            entry.path, entry.size
-        )));
-    }
-    Ok(written)
+    Ok(())
 }
 
 /// Runs `write` with a [`Prefetch`] (empty: `write` queues the order) fed by reader
@@ -263,7 +268,10 @@ fn write_entry(
     out: &mut Output,
 ) -> std::io::Result<()> {
     let builder = match out {
-        Output::Raw(w) => return write_chunks(prefetch, entry, w).map(drop),
+        Output::Raw(w) => {
+            checked_size(entry)?;
+            return write_chunks(prefetch, entry, w);
+        }
         Output::Tar(b) => b,
     };
     let mut header = tar::Header::new_gnu();
@@ -271,14 +279,15 @@ fn write_entry(
     header.set_mtime(entry.mtime.max(0) as u64);
     match entry.entry_type {
         EntryType::File => {
+            let size = checked_size(entry)?;
             header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(entry.size);
+            header.set_size(size);
             // The header alone, long names included: `append_data` writes it, then
             // copies and pads the data it is given, here none. The data follows as
             // the chunks come, without the builder's copy loop, then its padding.
             builder.append_data(&mut header, &entry.path, std::io::empty())?;
             let out = builder.get_mut();
-            let size = write_chunks(prefetch, entry, out)?;
+            write_chunks(prefetch, entry, out)?;
             let pad = (512 - size % 512) % 512;
             std::io::Write::write_all(out, &[0u8; 512][..pad as usize])
         }
@@ -541,6 +550,24 @@ mod tests {
         run.iter()
             .map(|l| l.as_ref().map_or(u64::MAX, |l| l.offset))
             .collect()
+    }
+
+    #[test]
+    fn refuses_a_file_whose_chunks_do_not_add_up_to_its_size() {
+        let mut entry = ManifestEntry {
+            path: "a".into(),
+            entry_type: EntryType::File,
+            mode: 0o644,
+            mtime: 0,
+            size: 30,
+            target: None,
+            chunks: vec![(ChunkId([1; 32]), 10), (ChunkId([2; 32]), 20)],
+            stamp: None,
+        };
+        assert_eq!(checked_size(&entry).unwrap(), 30);
+        entry.size = 31;
+        let e = checked_size(&entry).unwrap_err().to_string();
+        assert_eq!(e, "a: its chunks hold 30 bytes, its size is 31");
     }
 
     #[test]

@@ -452,10 +452,10 @@ fn next_ended<'f, 'a>(
 /// in `apis`, while the next gathers: the walker reads, cuts and hashes while the
 /// service stores the rounds before. Two connections (the default of `--connections`)
 /// keep the service busy: while it makes one round's last pack durable and records its
-/// chunks, it already receives and seals the next (with one, both machines idled
-/// through that tail of every round). Returns the last round,
-/// not sent, once the walker is done; a round that fails ends the gathering.
-/// Memory: the rounds in flight, the one gathering, and the channel.
+/// chunks, it already receives and seals the next (with one, both processes idled
+/// through that tail of every round). Returns the last round, not sent, once the
+/// walker is done; a round that fails ends the gathering. Memory: the rounds in
+/// flight, the one gathering, and the channel.
 async fn gather_rounds<'a>(
     apis: Vec<&'a mut Remote>,
     session: &'a Opened,
