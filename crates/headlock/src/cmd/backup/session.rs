@@ -30,6 +30,8 @@ use std::io::{self, BufWriter, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use headlock_core::model::ChunkId;
 use headlock_core::snapshot::chunker::{BoundaryKey, Chunker};
 use headlock_core::snapshot::{ChunkIdKey, EntryType, FileStamp, ManifestEntry};
@@ -428,26 +430,6 @@ async fn round(
     Ok(())
 }
 
-/// A round in flight: it hands its connection back when it ends.
-type InFlight<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = (&'a mut Remote, Result<(), Failure>)> + 'a>,
->;
-
-/// The first of the rounds in flight to end (removed from the list), and its connection.
-fn next_ended<'f, 'a>(
-    in_flight: &'f mut Vec<InFlight<'a>>,
-) -> impl std::future::Future<Output = (&'a mut Remote, Result<(), Failure>)> + 'f {
-    std::future::poll_fn(move |cx| {
-        for i in 0..in_flight.len() {
-            if let std::task::Poll::Ready(ended) = in_flight[i].as_mut().poll(cx) {
-                drop(in_flight.swap_remove(i));
-                return std::task::Poll::Ready(ended);
-            }
-        }
-        std::task::Poll::Pending
-    })
-}
-
 /// Gathers the walker's chunks into rounds and sends each, one in flight per connection
 /// in `apis`, while the next gathers: the walker reads, cuts and hashes while the
 /// service stores the rounds before. Two connections (the default of `--connections`)
@@ -472,7 +454,7 @@ async fn gather_rounds<'a>(
     // Each connection is either idle here or lent to a round in flight, which hands it
     // back when it ends.
     let mut idle = apis;
-    let mut in_flight: Vec<InFlight<'a>> = Vec::new();
+    let mut in_flight = FuturesUnordered::new();
     let is_full =
         |batch: &Handoff, bytes: usize| batch.len() >= session.max_ids || bytes >= ROUND_BYTES;
     loop {
@@ -487,10 +469,10 @@ async fn gather_rounds<'a>(
             batch_bytes = 0;
             let batch = (number, std::mem::take(&mut batch));
             number += 1;
-            in_flight.push(Box::pin(async move {
+            in_flight.push(async move {
                 let sent = round(&mut *api, session, batch, counts, uploading).await;
                 (api, sent)
-            }));
+            });
             continue;
         }
         tokio::select! {
@@ -499,14 +481,14 @@ async fn gather_rounds<'a>(
                 Some(handed) => spill = handed.into_iter(),
                 None => break,
             },
-            (api, sent) = next_ended(&mut in_flight), if !in_flight.is_empty() => {
+            Some((api, sent)) = in_flight.next(), if !in_flight.is_empty() => {
                 idle.push(api);
                 sent?;
             }
         }
     }
-    while !in_flight.is_empty() {
-        next_ended(&mut in_flight).await.1?;
+    while let Some((_, sent)) = in_flight.next().await {
+        sent?;
     }
     Ok((number, batch))
 }
