@@ -1330,27 +1330,64 @@ fn rejects_v2_entries_that_break_tree_rules_across_frames() {
     assert_eq!(FRAME_PREFIX_LEN, 4);
 }
 
+/// Writes a v2 tree manifest of `paths` (a file has one chunk) through the one-pass
+/// checker.
+fn push_v2(f: &Fixture, paths: &[(&str, EntryType)]) -> Result<(), FormatError> {
+    let mut w =
+        ManifestWriter::new(&f.cipher, f.cluster, f.snapshot, ManifestKind::Tree, None).unwrap();
+    for (path, t) in paths {
+        let e = match t {
+            EntryType::File => ManifestEntry {
+                size: 1,
+                chunks: vec![(ChunkId([9; 32]), 1)],
+                ..entry(path, EntryType::File)
+            },
+            t => entry(path, *t),
+        };
+        w.push(&e)?;
+    }
+    w.finish().map(|_| ())
+}
+
+#[test]
+fn v2_checker_finds_a_path_whatever_its_type_and_names_the_type() {
+    // The checker keeps a path's hash and type in one value whose type bits do not
+    // count in lookups: a path listed twice is a duplicate whatever the two types, and
+    // an entry below a non-directory names its type as `Manifest::validate` does.
+    let f = fixture();
+    use EntryType::{Dir, File, Symlink};
+    for first in [File, Dir, Symlink] {
+        for second in [File, Dir, Symlink] {
+            let err = push_v2(&f, &[("p", first), ("p", second)]).unwrap_err();
+            assert!(
+                matches!(&err, FormatError::Invalid(m) if m.contains("duplicate path")),
+                "{first:?} then {second:?}: {err:?}"
+            );
+        }
+    }
+    for parent in [File, Symlink] {
+        let paths = [("etc", parent), ("etc/passwd", File)];
+        let err = push_v2(&f, &paths).unwrap_err();
+        let listed = tree(paths.iter().map(|(p, t)| entry(p, *t)).collect())
+            .validate()
+            .unwrap_err();
+        let want = format!("which is a {parent:?}, not a directory");
+        for e in [&err, &listed] {
+            assert!(
+                matches!(e, FormatError::Invalid(m) if m.contains(&want)),
+                "{parent:?}: {e:?}"
+            );
+        }
+    }
+    push_v2(&f, &[("etc", Dir), ("etc/passwd", File)]).unwrap();
+}
+
 #[test]
 fn rejects_v2_entries_below_a_file_in_rows_of_one_directory() {
     // The checker hashes an entry's ancestors only when its directory differs from the
     // previous entry's: rows of siblings must still meet every rule.
     let f = fixture();
-    let push_all = |paths: &[(&str, EntryType)]| -> Result<(), FormatError> {
-        let mut w = ManifestWriter::new(&f.cipher, f.cluster, f.snapshot, ManifestKind::Tree, None)
-            .unwrap();
-        for (path, t) in paths {
-            let e = match t {
-                EntryType::File => ManifestEntry {
-                    size: 1,
-                    chunks: vec![(ChunkId([9; 32]), 1)],
-                    ..entry(path, EntryType::File)
-                },
-                t => entry(path, *t),
-            };
-            w.push(&e)?;
-        }
-        w.finish().map(|_| ())
-    };
+    let push_all = |paths: &[(&str, EntryType)]| push_v2(&f, paths);
     use EntryType::{Dir, File, Symlink};
     // Accepted: rows of siblings, deeper and back up, a directory after its contents.
     push_all(&[

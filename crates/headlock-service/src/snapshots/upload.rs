@@ -742,6 +742,9 @@ impl ChunkUses {
     /// The distinct chunks, sorted, and their lengths.
     fn finish(mut self) -> Result<(Vec<ChunkId>, Vec<u32>)> {
         self.compact()?;
+        // Up to half the pairs' room is slack (they doubled since the last compaction);
+        // it goes before the two arrays are made beside them.
+        self.pairs.shrink_to_fit();
         let ids = self.pairs.iter().map(|p| p.0).collect();
         let lengths = self.pairs.iter().map(|p| p.1).collect();
         Ok((ids, lengths))
@@ -823,7 +826,8 @@ async fn read_manifest(
         )
     })?;
     let data_size = writer.data_size();
-    let (uses, lengths) = uses.finish()?;
+    // The writer (and its table of every path) goes before the chunk list is turned
+    // into two arrays: both grow with the snapshot, and the peak is their sum.
     let sealed = writer
         .finish()
         .map_err(|e| match e {
@@ -832,6 +836,7 @@ async fn read_manifest(
         })?
         .into_inner()
         .map_err(|e| spool_error(e.error().kind(), &e.error().to_string()))?;
+    let (uses, lengths) = uses.finish()?;
     Ok(ReadManifest {
         kind,
         sealed,
