@@ -27,8 +27,9 @@
 //!    restore latest --target OUT`. The change steps are then undone.
 //! 3. Headlock: `headlock serve` (embedded KMIP server) in a temporary data directory,
 //!    a user, a group, a replica set with `encryptionEnabled: true`; the CLI talks to
-//!    it through a TCP proxy in this process ([`bench::proxy`]) that counts the bytes
-//!    it sends. Timed: the real CLI, `headlock backup --group G --cluster C DIR
+//!    it through a TCP proxy in this process ([`bench::proxy`], forwarding with
+//!    `splice(2)`) that counts the bytes it sends; restores and verifies, which send
+//!    only requests, go straight to the service. Timed: the real CLI, `headlock backup --group G --cluster C DIR
 //!    --quiet` twice, then with `--force`; for `dbpath` the same two change steps,
 //!    each followed by a backup, the second through the proxy held to `--link-mbit`
 //!    (restic's figure for it is its local repository's); then `headlock restore
@@ -737,9 +738,17 @@ fn headlock_phases(
         proxy.addr(),
         mib(proc_memory(pid)?.rss)
     );
+    // Backups go through the proxy (it counts what they send, and holds the link's rate
+    // when asked); restores and verifies go straight to the service: they send only
+    // requests, and the proxy's copy of every byte they receive would take CPU from
+    // the same two cores during Headlock's runs only (restic's have no proxy).
     let cli = |sub: &str| process::cli(bin, proxy.addr(), USERNAME, key, sub, &group, &cluster);
-    // One operation with the server sampled: (outcome, row without `stored`).
+    let cli_direct =
+        |sub: &str| process::cli(bin, server.addr(), USERNAME, key, sub, &group, &cluster);
+    // One operation with the server sampled: (outcome, row without `stored`); `sent`
+    // only for an operation through the proxy.
     let phase = |label: &'static str, cmd: Measured| -> anyhow::Result<(Outcome, Row)> {
+        let through_proxy = label != RESTORE && label != VERIFY;
         let bytes = bench.input_bytes()?;
         let before = proc_memory(pid)?;
         let cpu_before = proc_cpu(pid)?;
@@ -764,7 +773,7 @@ fn headlock_phases(
             server_rss: Some(server_rss),
             server_hwm: Some(after.hwm),
             server_cpu: Some(proc_cpu(pid)?.saturating_sub(cpu_before)),
-            sent: Some(proxy.up() - sent_before),
+            sent: through_proxy.then(|| proxy.up() - sent_before),
             ..Row::default()
         };
         Ok((out, row))
@@ -807,7 +816,7 @@ fn headlock_phases(
     bench.settle()?;
     let (_, restore) = phase(
         RESTORE,
-        cli("restore")
+        cli_direct("restore")
             .args(["--snapshot", &last, "--target"])
             .arg(out_dir),
     )?;
@@ -816,7 +825,7 @@ fn headlock_phases(
     let n = dataset::compare_trees(&bench.input, out_dir)
         .with_context(|| format!("headlock's restore in {}", out_dir.display()))?;
     println!("  restored tree identical to the input ({n} bytes compared)");
-    let (_, verify) = phase(VERIFY, cli("verify").args(["--snapshot", &last]))?;
+    let (_, verify) = phase(VERIFY, cli_direct("verify").args(["--snapshot", &last]))?;
     println!("  {:<18}{}", VERIFY, brief(&verify));
     rows.push(verify);
     let hwm = proc_memory(pid)?.hwm;
@@ -879,7 +888,7 @@ fn print_results(
     for r in headlock {
         let (srss, exact) = r.server_rss.unwrap_or((0, false));
         println!(
-            "  {:<18} {:>9.1} {:>9.2} {:>11.1} {:>11} {:>9.1} {:>8.1} {:>8.1} {:>10.1} {:>11}",
+            "  {:<18} {:>9.1} {:>9.2} {:>11.1} {:>11} {:>9.1} {:>8.1} {:>8.1} {:>10} {:>11}",
             r.label,
             mbps(r.bytes, r.wall),
             r.wall.as_secs_f64(),
@@ -888,12 +897,12 @@ fn print_results(
             mib(r.server_hwm.unwrap_or(0)),
             r.client_cpu.as_secs_f64(),
             r.server_cpu.unwrap_or_default().as_secs_f64(),
-            mib(r.sent.unwrap_or(0)),
+            r.sent.map_or("-".into(), |s| format!("{:.1}", mib(s))),
             r.stored.map_or("-".into(), |s| format!("{:.1}", mib(s)))
         );
     }
     println!(
-        "  (server MiB: the operation's peak, exact when it raised VmHWM, else ~ the largest 20 ms VmRSS sample;\n   srv HWM: VmHWM after the operation, the server's peak since it started;\n   sent MiB: bytes the CLI sent over its socket, requests and chunks, counted by the proxy)"
+        "  (server MiB: the operation's peak, exact when it raised VmHWM, else ~ the largest 20 ms VmRSS sample;\n   srv HWM: VmHWM after the operation, the server's peak since it started;\n   sent MiB: bytes the CLI sent over its socket, requests and chunks, counted by the proxy;\n   restore and verify go straight to the service, not through the proxy)"
     );
     if bench.changes.is_some() {
         println!(
