@@ -365,13 +365,13 @@ impl Uploading {
         &mut self,
         number: u64,
         batch: Handoff,
-        missing: &HashSet<String>,
+        missing: &HashSet<ChunkId>,
         counts: &Sent,
     ) -> Vec<u8> {
         let mut frames = Vec::new();
         let mut queued = HashSet::new();
         for (id, data) in batch {
-            if missing.contains(&id.to_string()) && !self.has(&id) && queued.insert(id) {
+            if missing.contains(&id) && !self.has(&id) && queued.insert(id) {
                 frames.extend_from_slice(&id.0);
                 frames.extend_from_slice(&(data.len() as u32).to_be_bytes());
                 frames.extend_from_slice(&data);
@@ -498,7 +498,7 @@ async fn ask(
     api: &mut Remote,
     session: &Opened,
     ids: &[ChunkId],
-) -> Result<HashSet<String>, Failure> {
+) -> Result<HashSet<ChunkId>, Failure> {
     let body: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
     let path = format!("{}/chunkIds", session.path);
     let answer = api
@@ -510,13 +510,17 @@ async fn ask(
         )
         .await?
         .ok_or_else(|| bad_answer(api, "a chunk id question"))?;
-    Ok(answer
+    // Parsed once here, so that each chunk of the round is looked up by its id, not
+    // formatted as hex for the lookup.
+    let missing = answer
         .get("missing")
         .and_then(Value::as_array)
-        .ok_or_else(|| bad_answer(api, "a chunk id question"))?
-        .iter()
-        .filter_map(|m| m.as_str().map(str::to_string))
-        .collect())
+        .and_then(|ids| {
+            ids.iter()
+                .map(|m| m.as_str()?.parse::<ChunkId>().ok())
+                .collect::<Option<HashSet<ChunkId>>>()
+        });
+    missing.ok_or_else(|| bad_answer(api, "a chunk id question"))
 }
 
 /// The parent's files, as a cursor for the walk (and the thread reading them).
@@ -742,8 +746,8 @@ mod tests {
         (ChunkId([byte; 32]), vec![byte; 10])
     }
 
-    fn missing(ids: &[u8]) -> HashSet<String> {
-        ids.iter().map(|b| ChunkId([*b; 32]).to_string()).collect()
+    fn missing(ids: &[u8]) -> HashSet<ChunkId> {
+        ids.iter().map(|b| ChunkId([*b; 32])).collect()
     }
 
     /// The ids in a round's frames (32 bytes of id, 4 of length, then the bytes).
