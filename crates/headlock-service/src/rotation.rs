@@ -564,6 +564,8 @@ impl Service {
         let now = self.clock.now();
         let mut data_keys = Vec::new();
         let existing = self.store.data_keys(cluster.id).await?;
+        // What the commit checks the stored data keys against (see `KeyChange`).
+        let data_keys_read: Vec<ObjectId> = existing.iter().map(|dk| dk.id).collect();
         // A first key gets the cluster's first data key. A compromise gets a new one too,
         // since the stored data keys may have leaked: it is the newest, so new backups
         // use it, and a re-encryption job moves every snapshot to it.
@@ -651,6 +653,7 @@ impl Service {
             },
             retired_at: now,
             data_keys,
+            data_keys_read: Some(data_keys_read),
             configs,
             audit,
             // Renewed in the commit's own transaction, the intent's lease outlives the

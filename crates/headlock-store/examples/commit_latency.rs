@@ -106,6 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     created: now(),
                 })
                 .collect(),
+            data_keys_read: None,
             configs: vec![],
             audit: AuditEvent {
                 id: ObjectId::new(),

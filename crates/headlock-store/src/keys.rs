@@ -177,12 +177,39 @@ impl KeyStore for SqlStore {
                 .await
                 .map_err(ctx(&op))?;
 
+            // The data keys as they are now, under the cluster's lock: a key the change
+            // read may have been deleted since (a re-encryption job's end), and must not
+            // come back.
+            let stored: Vec<String> = stmt(q::DATA_KEY_IDS)
+                .bind(id_text(cluster))
+                .fetch_texts(&mut tx)
+                .await
+                .map_err(ctx(&op))?;
+            let read: Option<Vec<String>> = change
+                .data_keys_read
+                .as_ref()
+                .map(|ids| ids.iter().map(|id| id_text(*id)).collect());
+            if let Some(read) = &read
+                && let Some(unread) = stored.iter().find(|id| !read.contains(id))
+            {
+                return Err(StoreError::Precondition(format!(
+                    "{op}: data key {unread} was stored after the change read the cluster's \
+                     data keys"
+                )));
+            }
+            let deleted_since = |id: &String| {
+                read.as_ref()
+                    .is_some_and(|read| read.contains(id) && !stored.contains(id))
+            };
             stmt(q::DELETE_DATA_KEYS)
                 .bind(id_text(cluster))
                 .execute(&mut tx)
                 .await
                 .map_err(ctx(&op))?;
             for dk in &change.data_keys {
+                if deleted_since(&id_text(dk.id)) {
+                    continue;
+                }
                 stmt(q::INSERT_DATA_KEY)
                     .bind(id_text(dk.id))
                     .bind(id_text(dk.cluster_id))

@@ -317,6 +317,9 @@ pub const DATA_KEYS: &str = "SELECT id, cluster_id, wrapped_hex, master_key_uid,
 /// Deletes the data keys of one cluster.
 pub const DELETE_DATA_KEYS: &str = "DELETE FROM data_keys WHERE cluster_id = $1";
 
+/// The ids of one cluster's data keys.
+pub const DATA_KEY_IDS: &str = "SELECT id FROM data_keys WHERE cluster_id = $1";
+
 /// Inserts a data key.
 pub const INSERT_DATA_KEY: &str = "INSERT INTO data_keys (id, cluster_id, wrapped_hex, master_key_uid, created_us) \
      VALUES ($1, $2, $3, $4, $5)";

@@ -274,6 +274,7 @@ mod fixtures {
             new_key: key(cluster, uid),
             retired_at: now(),
             data_keys,
+            data_keys_read: None,
             configs: vec![config],
             audit,
             lease: None,

@@ -146,6 +146,7 @@ async fn change_key(s: &dyn MetadataStore, c: &Cluster, from: Option<&str>, uid:
             master_key_uid: uid.into(),
             created: now(),
         }],
+        data_keys_read: None,
         configs: vec![config],
         audit,
         lease: None,

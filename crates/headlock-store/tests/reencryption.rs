@@ -28,6 +28,7 @@ macro_rules! reencryption_suite {
             rejects_switch_reusing_a_missing_chunk_and_changes_nothing,
             finish_deletes_other_data_keys_only_when_every_snapshot_is_switched,
             failed_job_keeps_every_data_key,
+            a_key_change_does_not_bring_back_a_data_key_deleted_since_it_read_them,
         ]);
     };
 }
@@ -68,6 +69,51 @@ mod suite {
         }
     }
 
+    /// A change of the cluster's master key `from` -> `to` (its intent stored), writing
+    /// `data_keys`, having read `read`.
+    async fn key_change(
+        s: &dyn MetadataStore,
+        c: &Cluster,
+        (from, to): (Option<&str>, &str),
+        data_keys: Vec<DataKeyRecord>,
+        read: Option<Vec<ObjectId>>,
+    ) -> (KeyIntent, KeyChange) {
+        let intent = KeyIntent {
+            id: ObjectId::new(),
+            cluster_id: c.id,
+            key_name: format!("headlock-{}", ObjectId::new()),
+            previous_uid: from.map(Into::into),
+            new_uid: None,
+            phase: IntentPhase::Pending,
+            rotation_type: RotationType::Compromise,
+            requested_by: "alice".into(),
+            created: now(),
+        };
+        s.insert_intent(&intent).await.unwrap();
+        let change = KeyChange {
+            intent_id: intent.id,
+            cluster_id: c.id,
+            expected_current: from.map(Into::into),
+            new_key: MasterKeyRecord {
+                cluster_id: c.id,
+                kmip_uid: to.into(),
+                kmip_server: "127.0.0.1:5696".into(),
+                kmip_name: intent.key_name.clone(),
+                created: now(),
+                retired: None,
+                rotation_type: RotationType::Compromise,
+                requested_by: "alice".into(),
+            },
+            retired_at: now(),
+            data_keys,
+            data_keys_read: read,
+            configs: vec![],
+            audit: event(c, "RS_ROTATE_MASTER_KEY_AUDIT"),
+            lease: None,
+        };
+        (intent, change)
+    }
+
     /// A cluster whose master key `mk-2` wraps two data keys: (old, new).
     async fn cluster_with_two_data_keys(
         s: &dyn MetadataStore,
@@ -99,38 +145,9 @@ mod suite {
             .await
             .unwrap();
         let (old, new) = (data_key(&c, 1), data_key(&c, 2));
-        let intent = KeyIntent {
-            id: ObjectId::new(),
-            cluster_id: c.id,
-            key_name: format!("headlock-{}", ObjectId::new()),
-            previous_uid: None,
-            new_uid: None,
-            phase: IntentPhase::Pending,
-            rotation_type: RotationType::Compromise,
-            requested_by: "alice".into(),
-            created: now(),
-        };
-        s.insert_intent(&intent).await.unwrap();
-        let change = KeyChange {
-            intent_id: intent.id,
-            cluster_id: c.id,
-            expected_current: None,
-            new_key: MasterKeyRecord {
-                cluster_id: c.id,
-                kmip_uid: "mk-2".into(),
-                kmip_server: "127.0.0.1:5696".into(),
-                kmip_name: intent.key_name.clone(),
-                created: now(),
-                retired: None,
-                rotation_type: RotationType::Compromise,
-                requested_by: "alice".into(),
-            },
-            retired_at: now(),
-            data_keys: vec![old.clone(), new.clone()],
-            configs: vec![config],
-            audit: event(&c, "RS_ROTATE_MASTER_KEY_AUDIT"),
-            lease: None,
-        };
+        let (intent, mut change) =
+            key_change(s, &c, (None, "mk-2"), vec![old.clone(), new.clone()], None).await;
+        change.configs = vec![config];
         s.commit_key_change(&change).await.unwrap();
         s.delete_intent(intent.id).await.unwrap();
         (c, old, new)
@@ -448,6 +465,64 @@ mod suite {
             .finish_reencryption_job(&finish(&j, Some(new.id), &c))
             .await;
         assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+        s.verify_audit_chain().await.unwrap();
+    }
+
+    /// A rotation reads the data keys, re-wraps them (KMIP round trips), then commits; a
+    /// compromise's re-encryption job may end in between and delete the old data key.
+    /// The commit must not write it back, and must refuse to drop a key it never read.
+    pub async fn a_key_change_does_not_bring_back_a_data_key_deleted_since_it_read_them(
+        b: impl Backend,
+    ) {
+        let store: Arc<dyn MetadataStore> = b.store();
+        let s = &*store;
+        let (c, old, new) = cluster_with_two_data_keys(s).await;
+        // The rotation reads both keys and re-wraps them under mk-3 ...
+        let rewrapped = |dk: &DataKeyRecord, uid: &str| DataKeyRecord {
+            wrapped: vec![dk.wrapped[0] + 10; 61],
+            master_key_uid: uid.into(),
+            ..dk.clone()
+        };
+        let (intent, change) = key_change(
+            s,
+            &c,
+            (Some("mk-2"), "mk-3"),
+            vec![rewrapped(&old, "mk-3"), rewrapped(&new, "mk-3")],
+            Some(vec![old.id, new.id]),
+        )
+        .await;
+        // ... while the job ends, deleting the old key (no snapshot is under it).
+        let j = job(&c, &new, 0);
+        s.insert_reencryption_job(&j, &event(&c, "REENCRYPTION_STARTED"))
+            .await
+            .unwrap();
+        s.finish_reencryption_job(&finish(&j, Some(new.id), &c))
+            .await
+            .unwrap();
+        s.commit_key_change(&change).await.unwrap();
+        s.delete_intent(intent.id).await.unwrap();
+        assert_eq!(
+            s.data_keys(c.id).await.unwrap(),
+            vec![rewrapped(&new, "mk-3")],
+            "the deleted key stays deleted; the other is re-wrapped"
+        );
+
+        // A change that did not read a stored key is refused: committing it would drop
+        // that key. Nothing moves.
+        let (_, blind) = key_change(s, &c, (Some("mk-3"), "mk-4"), vec![], Some(vec![])).await;
+        let r = s.commit_key_change(&blind).await;
+        assert!(matches!(r, Err(StoreError::Precondition(_))), "{r:?}");
+        assert_eq!(
+            s.data_keys(c.id).await.unwrap(),
+            vec![rewrapped(&new, "mk-3")]
+        );
+        assert_eq!(
+            s.current_master_key(c.id)
+                .await
+                .unwrap()
+                .map(|k| k.kmip_uid),
+            Some("mk-3".into())
+        );
         s.verify_audit_chain().await.unwrap();
     }
 

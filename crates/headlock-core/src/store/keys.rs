@@ -29,6 +29,13 @@ pub struct KeyChange {
     pub retired_at: OffsetDateTime,
     /// Every data key of the cluster, wrapped under the new key.
     pub data_keys: Vec<DataKeyRecord>,
+    /// The ids of the data keys the change read (and re-wrapped into `data_keys`), or
+    /// `None` to replace the cluster's data keys with `data_keys` whatever they are at
+    /// the commit. With `Some`, the commit applies to the data keys as they are then: one
+    /// read but deleted since (a re-encryption job that ended meanwhile) is not written
+    /// back, and one stored but not read refuses the commit (`Precondition`), since it
+    /// would be lost.
+    pub data_keys_read: Option<Vec<ObjectId>>,
     /// Configs to write in the same transaction (e.g. `encryptionEnabled: true`).
     pub configs: Vec<BackupConfig>,
     /// The audit record.
