@@ -12,7 +12,7 @@
 //! ```
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::BufRead;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use headlock_core::snapshot::{
 };
 use headlock_core::{MetadataStore, ObjectId};
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt};
 use zeroize::Zeroizing;
 
 use super::backup::{CommitLease, FinishedUpload, ManifestBody, discard};
@@ -400,7 +400,7 @@ impl Service {
         group_id: &str,
         cluster_id: &str,
         upload_id: &str,
-        body: impl AsyncRead + Send + Unpin + 'static,
+        body: impl AsyncBufRead + Send + Unpin + 'static,
     ) -> Result<ChunkUploadReport> {
         let s = self
             .session(
@@ -638,7 +638,11 @@ impl Service {
 
 /// Reads chunk frames to the end of `reader`, checking each id and sending each
 /// distinct chunk to the sealing workers. Returns how many frames there were.
-fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &mut ChunkJobs) -> Result<u64> {
+fn read_frames(
+    reader: &mut impl BufRead,
+    id_key: &ChunkIdKey,
+    jobs: &mut ChunkJobs,
+) -> Result<u64> {
     let interrupted =
         |e: std::io::Error| ServiceError::from(BadRequest::UploadInterrupted(e.to_string()));
     let mut seen = HashSet::new();
@@ -677,8 +681,7 @@ fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &mut ChunkJobs
                 "a chunk upload holds at most {MAX_BATCH_BYTES} bytes"
             )));
         }
-        let mut data = vec![0u8; len as usize];
-        reader.read_exact(&mut data).map_err(interrupted)?;
+        let data = read_exact_vec(reader, len as usize).map_err(interrupted)?;
         received += 1;
         if seen.insert(id) {
             // The sealing workers check the id (in parallel, before sealing).
@@ -691,6 +694,24 @@ fn read_frames(reader: &mut impl Read, id_key: &ChunkIdKey, jobs: &mut ChunkJobs
             return Err(BadRequest::ChunkIdMismatch(id.to_string()).into());
         }
     }
+}
+
+/// The next `len` bytes of `reader`, copied from its own buffer into a new `Vec` (a
+/// `read_exact` into `vec![0; len]` would write every byte twice: zeros, then data).
+fn read_exact_vec(reader: &mut impl BufRead, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        let available = match reader.fill_buf() {
+            Ok([]) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(available) => available,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let n = available.len().min(len - data.len());
+        data.extend_from_slice(&available[..n]);
+        reader.consume(n);
+    }
+    Ok(data)
 }
 
 /// A commit's manifest, sealed as it was read, and the chunks it names.
@@ -844,4 +865,22 @@ async fn read_manifest(
         uses,
         lengths,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_chunk_across_buffer_refills_and_refuses_a_cut_one() {
+        let data: Vec<u8> = (0..100u8).collect();
+        // A 7-byte buffer: the 40 bytes take several refills, and the rest stays.
+        let mut reader = std::io::BufReader::with_capacity(7, &data[..]);
+        assert_eq!(read_exact_vec(&mut reader, 40).unwrap(), &data[..40]);
+        assert_eq!(read_exact_vec(&mut reader, 0).unwrap(), Vec::<u8>::new());
+        assert_eq!(read_exact_vec(&mut reader, 10).unwrap(), &data[40..50]);
+        // 50 left: asking for 51 is a stream cut inside the chunk.
+        let err = read_exact_vec(&mut reader, 51).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 }
