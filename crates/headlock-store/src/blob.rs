@@ -444,6 +444,38 @@ fn local_error(e: std::io::Error) -> object_store::Error {
     }
 }
 
+/// Bytes `start..end` of `location` in the local store at `root`, fewer if the file
+/// ends first, read into a `Vec` of that capacity without zeroing it (std's `File`
+/// reads into spare capacity). A missing file is `NotFound`, as object_store says.
+fn read_local_range(
+    root: &Path,
+    location: &ObjectPath,
+    start: u64,
+    end: u64,
+) -> object_store::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let file_path = location
+        .parts()
+        .fold(root.to_path_buf(), |p, part| p.join(part.as_ref()));
+    let mut file = std::fs::File::open(&file_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => object_store::Error::NotFound {
+            path: location.to_string(),
+            source: Box::new(e),
+        },
+        _ => local_error(e),
+    })?;
+    file.seek(SeekFrom::Start(start)).map_err(local_error)?;
+    let len = end - start;
+    let mut bytes = Vec::with_capacity(
+        usize::try_from(len)
+            .map_err(|_| local_error(std::io::Error::other(format!("a range of {len} bytes"))))?,
+    );
+    file.take(len)
+        .read_to_end(&mut bytes)
+        .map_err(local_error)?;
+    Ok(bytes)
+}
+
 /// Creates `location` in the local store at `root` with the contents of `source`,
 /// exactly as object_store's create does (see the module docs): a staging file
 /// `<object>#<n>` (created exclusively; missing directories created and their names
@@ -664,13 +696,27 @@ impl BlobStore for ObjectBlobStore {
                 .map_err(|e| self.fail(&op, path, e))?;
             return Ok(Vec::new());
         }
-        let bytes = self
-            .inner
-            .get_range(&location, start..end)
-            .await
-            .map_err(|e| self.fail(&op, path, e))?;
-        // object_store shortens a range that runs past the end; a caller asking for a
-        // record wants all of it or an error (a truncated pack).
+        let bytes = match &self.local_root {
+            // A local file is read straight into the Vec returned: object_store's local
+            // read zeroes its buffer before reading into it (3.5 % of the service's CPU
+            // in a restore), and its Bytes would be copied or converted after.
+            Some(root) => {
+                let (root, at) = (root.clone(), location.clone());
+                tokio::task::spawn_blocking(move || read_local_range(&root, &at, start, end))
+                    .await
+                    .map_err(|e| local_error(std::io::Error::other(e)))
+                    .and_then(|read| read)
+            }
+            None => self
+                .inner
+                .get_range(&location, start..end)
+                .await
+                .map(Vec::from),
+        }
+        .map_err(|e| self.fail(&op, path, e))?;
+        // object_store shortens a range that runs past the end (and so does the local
+        // read); a caller asking for a record wants all of it or an error (a truncated
+        // pack).
         let got = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         if got != end - start {
             return Err(BlobError::Backend {
@@ -681,7 +727,7 @@ impl BlobStore for ObjectBlobStore {
                 ),
             });
         }
-        Ok(Vec::from(bytes))
+        Ok(bytes)
     }
 
     async fn size(&self, path: &str) -> Result<Option<u64>, BlobError> {
