@@ -444,6 +444,14 @@ fn local_error(e: std::io::Error) -> object_store::Error {
     }
 }
 
+/// Where `location` is in the local store at `root` (each part of its name a path
+/// component, as object_store's `LocalFileSystem` maps it).
+fn local_file(root: &Path, location: &ObjectPath) -> PathBuf {
+    location
+        .parts()
+        .fold(root.to_path_buf(), |p, part| p.join(part.as_ref()))
+}
+
 /// Bytes `start..end` of `location` in the local store at `root`, fewer if the file
 /// ends first, read into a `Vec` of that capacity without zeroing it (std's `File`
 /// reads into spare capacity). A missing file is `NotFound`, as object_store says.
@@ -454,10 +462,7 @@ fn read_local_range(
     end: u64,
 ) -> object_store::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let file_path = location
-        .parts()
-        .fold(root.to_path_buf(), |p, part| p.join(part.as_ref()));
-    let mut file = std::fs::File::open(&file_path).map_err(|e| match e.kind() {
+    let mut file = std::fs::File::open(local_file(root, location)).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => object_store::Error::NotFound {
             path: location.to_string(),
             source: Box::new(e),
@@ -488,9 +493,7 @@ fn create_local_file(
     source: &SourceFile,
 ) -> object_store::Result<()> {
     use std::io::{Seek, SeekFrom};
-    let dest = location
-        .parts()
-        .fold(root.to_path_buf(), |p, part| p.join(part.as_ref()));
+    let dest = local_file(root, location);
     let dir = dest.parent().unwrap_or(root).to_path_buf();
     let mut missing = Vec::new();
     let mut d = dir.as_path();
