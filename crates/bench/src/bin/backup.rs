@@ -29,9 +29,10 @@
 //!    a user, a group, a replica set with `encryptionEnabled: true`; the CLI talks to
 //!    it through a TCP proxy in this process ([`bench::proxy`], forwarding with
 //!    `splice(2)`) that counts the bytes it sends; restores and verifies, which send
-//!    only requests, go straight to the service. Timed: the real CLI, `headlock backup --group G --cluster C DIR
-//!    --quiet` twice, then with `--force`; for `dbpath` the same two change steps,
-//!    each followed by a backup, the second through the proxy held to `--link-mbit`
+//!    only requests, go straight to the service. Timed: the real CLI, `headlock
+//!    backup --group G --cluster C DIR --quiet` twice, then with `--force`; for
+//!    `dbpath` the same two change steps, each followed by a backup, the second
+//!    through the proxy held to `--link-mbit`
 //!    (restic's figure for it is its local repository's); then `headlock restore
 //!    --group G --cluster C --snapshot S --target OUT --quiet` of the last snapshot,
 //!    then `headlock verify` of it (the service reads every chunk back).
@@ -741,14 +742,20 @@ fn headlock_phases(
     // Backups go through the proxy (it counts what they send, and holds the link's rate
     // when asked); restores and verifies go straight to the service: they send only
     // requests, and the proxy's copy of every byte they receive would take CPU from
-    // the same two cores during Headlock's runs only (restic's have no proxy).
-    let cli = |sub: &str| process::cli(bin, proxy.addr(), USERNAME, key, sub, &group, &cluster);
-    let cli_direct =
-        |sub: &str| process::cli(bin, server.addr(), USERNAME, key, sub, &group, &cluster);
+    // the same two cores during Headlock's runs only (restic's have no proxy). The
+    // operation's label decides both its route and whether its bytes are counted.
+    let through_proxy = |label: &str| label != RESTORE && label != VERIFY;
+    let cli = |label: &str, sub: &str| {
+        let to = if through_proxy(label) {
+            proxy.addr()
+        } else {
+            server.addr()
+        };
+        process::cli(bin, to, USERNAME, key, sub, &group, &cluster)
+    };
     // One operation with the server sampled: (outcome, row without `stored`); `sent`
     // only for an operation through the proxy.
     let phase = |label: &'static str, cmd: Measured| -> anyhow::Result<(Outcome, Row)> {
-        let through_proxy = label != RESTORE && label != VERIFY;
         let bytes = bench.input_bytes()?;
         let before = proc_memory(pid)?;
         let cpu_before = proc_cpu(pid)?;
@@ -773,13 +780,13 @@ fn headlock_phases(
             server_rss: Some(server_rss),
             server_hwm: Some(after.hwm),
             server_cpu: Some(proc_cpu(pid)?.saturating_sub(cpu_before)),
-            sent: through_proxy.then(|| proxy.up() - sent_before),
+            sent: through_proxy(label).then(|| proxy.up() - sent_before),
             ..Row::default()
         };
         Ok((out, row))
     };
     let backup = |label: &'static str, force: bool| -> anyhow::Result<(Row, String)> {
-        let mut cmd = cli("backup");
+        let mut cmd = cli(label, "backup");
         if force {
             cmd = cmd.arg("--force");
         }
@@ -816,7 +823,7 @@ fn headlock_phases(
     bench.settle()?;
     let (_, restore) = phase(
         RESTORE,
-        cli_direct("restore")
+        cli(RESTORE, "restore")
             .args(["--snapshot", &last, "--target"])
             .arg(out_dir),
     )?;
@@ -825,7 +832,7 @@ fn headlock_phases(
     let n = dataset::compare_trees(&bench.input, out_dir)
         .with_context(|| format!("headlock's restore in {}", out_dir.display()))?;
     println!("  restored tree identical to the input ({n} bytes compared)");
-    let (_, verify) = phase(VERIFY, cli_direct("verify").args(["--snapshot", &last]))?;
+    let (_, verify) = phase(VERIFY, cli(VERIFY, "verify").args(["--snapshot", &last]))?;
     println!("  {:<18}{}", VERIFY, brief(&verify));
     rows.push(verify);
     let hwm = proc_memory(pid)?.hwm;
