@@ -376,6 +376,42 @@ fn a_flipped_byte_in_a_pack_is_detected_by_verify_and_restore() {
     assert!(out != noise(3_000_000, 5));
 }
 
+/// Verification checks the ranges of a pack on several threads: every chunk is counted
+/// once, and damage in two ranges (likely checked by different threads) is all reported.
+#[test]
+fn verify_counts_every_range_and_reports_damage_in_each() {
+    let f = fixture();
+    let file = f.path("data");
+    // About 30 chunks in one pack, read as three ranges of at most 8 MiB; the two
+    // flipped bytes, 18 MB apart, are in different ranges.
+    let len = 20_000_000;
+    std::fs::write(&file, noise(len, 9)).unwrap();
+    let id = f.snapshot_of(&file);
+    let whole = f.verify(&id);
+    assert_eq!(whole["ok"], true, "{whole}");
+    assert_eq!(whole["bytesChecked"], len, "{whole}");
+    let chunks = whole["chunksChecked"].as_u64().unwrap();
+    assert!(chunks > 20, "{whole}");
+
+    let packs = f.packs();
+    assert_eq!(packs.len(), 1);
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    for at in [bytes.len() / 20, bytes.len() / 20 * 19] {
+        bytes[at] ^= 0x01;
+    }
+    std::fs::write(&packs[0], &bytes).unwrap();
+    let report = f.verify(&id);
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["chunksChecked"], chunks, "{report}");
+    let damaged: std::collections::BTreeSet<&str> = report["damaged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["chunkId"].as_str().unwrap())
+        .collect();
+    assert_eq!(damaged.len(), 2, "{report}");
+}
+
 #[test]
 fn a_swapped_chunk_and_a_truncated_manifest_are_detected() {
     let f = fixture();

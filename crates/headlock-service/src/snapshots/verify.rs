@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use headlock_core::ObjectId;
 use headlock_core::model::{ChunkId, ChunkLocation, Cluster, SnapshotRecord};
@@ -16,6 +17,9 @@ use crate::{Actor, Result, Service, ServiceError};
 const VERIFY_GAP: u64 = 256 * 1024;
 /// Most bytes of one range (a larger chunk is read alone).
 const VERIFY_SPAN: u64 = 8 * 1024 * 1024;
+/// Most threads checking chunks of one verification (each holds a range of at most
+/// [`VERIFY_SPAN`] bytes and its chunks' plaintext).
+const VERIFY_THREADS: usize = 4;
 
 /// One damaged chunk found by [`Service::verify_snapshot`].
 #[derive(Debug, Clone)]
@@ -205,25 +209,47 @@ impl Service {
     }
 }
 
-/// Reads and checks `chunks` (sorted by pack and offset) on a blocking thread: how many,
-/// their plaintext bytes, and each damaged one with its pack and what is wrong.
+/// Reads and checks `chunks` (sorted by pack and offset) on a few threads (at most
+/// [`VERIFY_THREADS`]): how many, their plaintext bytes, and each damaged one with its
+/// pack and what is wrong. Opening a chunk (decryption, decompression, the id's hash)
+/// costs more CPU than reading it, so one thread would leave the other cores idle.
 async fn check_chunks(
     source: Arc<ChunkSource>,
     chunks: Vec<ChunkLocation>,
 ) -> Result<(u64, u64, Vec<(ChunkId, ObjectId, String)>)> {
     tokio::task::spawn_blocking(move || {
-        let mut bad = Vec::new();
-        let mut bytes = 0u64;
         // Nearby chunks of a pack in one read: a chunk per read would be a blob store
         // call per chunk.
-        for run in pack_runs(&chunks, VERIFY_GAP, VERIFY_SPAN) {
-            for (loc, read) in run.iter().zip(source.read_run(run)) {
-                match read {
-                    Ok(data) => bytes += data.len() as u64,
-                    Err(reason) => bad.push((loc.chunk_id, loc.pack_id, reason)),
+        let runs = pack_runs(&chunks, VERIFY_GAP, VERIFY_SPAN);
+        let next = AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, VERIFY_THREADS)
+            .min(runs.len().max(1));
+        let check = || {
+            let mut bad = Vec::new();
+            let mut bytes = 0u64;
+            while let Some(run) = runs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                for (loc, read) in run.iter().zip(source.read_run(run)) {
+                    match read {
+                        Ok(data) => bytes += data.len() as u64,
+                        Err(reason) => bad.push((loc.chunk_id, loc.pack_id, reason)),
+                    }
                 }
             }
-        }
+            (bytes, bad)
+        };
+        let (bytes, bad) = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(check)).collect();
+            workers
+                .into_iter()
+                .fold((0u64, Vec::new()), |(b, mut all), w| {
+                    let (bytes, bad) = w.join().expect("a verify thread panicked");
+                    all.extend(bad);
+                    (b + bytes, all)
+                })
+        });
         (chunks.len() as u64, bytes, bad)
     })
     .await
