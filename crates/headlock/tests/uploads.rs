@@ -735,6 +735,72 @@ fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
     assert_eq!(left, expected);
 }
 
+/// Before a download sends a byte, the chunks of every manifest frame are looked up
+/// (several frames' lookups at once): a chunk missing in a late frame refuses it, and
+/// with chunks missing in two frames the one named is the first in the manifest.
+#[test]
+fn a_chunk_missing_in_any_frame_refuses_the_download_naming_the_first() {
+    let (w, g, c, s) = opened("missing");
+    let files = tree();
+    let (ndjson, all) = manifest(&s, &files);
+    let refs: Vec<(ChunkId, &[u8])> = all.iter().map(|(id, d)| (*id, &d[..])).collect();
+    w.admin.expect(send(&w.admin, &s, &refs), 200);
+    // The tree's lines with db/collection-0.wt moved after 10,000 directories: its
+    // chunks are named in the third frame only, db/index-1.wt's in the first.
+    let mut lines: Vec<String> = ndjson.lines().map(str::to_string).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\"db/collection-0.wt\""))
+        .unwrap();
+    let late = lines.remove(at);
+    for i in 0..10_000 {
+        lines.push(
+            json!({"path": format!("many/d{i}"), "type": "dir", "mode": 0o755, "mtime": i, "size": 0})
+                .to_string(),
+        );
+    }
+    lines.push(
+        json!({"path": "many", "type": "dir", "mode": 0o755, "mtime": 1, "size": 0}).to_string(),
+    );
+    lines.push(late);
+    let snap = w
+        .admin
+        .expect(commit(&w.admin, &s, &(lines.join("\n") + "\n")), 201);
+    let id = snap["id"].as_str().unwrap();
+    assert_restores(&w.admin, &g, &c, id, &files);
+
+    let first_chunk_of = |path: &str| {
+        all.iter()
+            .find(|(_, d)| files[path].starts_with(d))
+            .expect("a chunk of the file")
+            .0
+    };
+    let forget = |chunk: ChunkId| {
+        // Behind the service's back (SQLite without its foreign keys), as damage would.
+        let removed = common::sqlite_execute(
+            &w.server.data_dir.join("headlock.db"),
+            "DELETE FROM chunks WHERE cluster_id = ? AND chunk_id = ?",
+            &[&c, &chunk.to_string()],
+        );
+        assert_eq!(removed, 1);
+    };
+    let refused = || {
+        let (code, body) = restore(&w.admin, &g, &c, id);
+        assert_ne!(code, 200, "{}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["errorCode"], "SNAPSHOT_DAMAGED", "{v}");
+        v["detail"].as_str().unwrap().to_string()
+    };
+    let late_chunk = first_chunk_of("db/collection-0.wt");
+    forget(late_chunk);
+    let detail = refused();
+    assert!(detail.contains(&late_chunk.to_string()), "{detail}");
+    let early_chunk = first_chunk_of("db/index-1.wt");
+    forget(early_chunk);
+    let detail = refused();
+    assert!(detail.contains(&early_chunk.to_string()), "{detail}");
+}
+
 /// Verification reads the snapshot's chunk locations a page (8,192) at a time: a
 /// snapshot of more chunks than a page is checked whole, each chunk once.
 #[test]

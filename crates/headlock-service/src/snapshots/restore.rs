@@ -4,11 +4,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use headlock_core::ObjectId;
+use headlock_core::{MetadataStore, ObjectId};
 use headlock_core::model::{
     ChunkId, ChunkLocation, Cluster, RestoreJob, SnapshotKind, SnapshotRecord,
 };
 use headlock_core::snapshot::{EntryType, ManifestEntry, ManifestKind};
+use headlock_core::store::StoreError;
 use tokio_util::bytes::Bytes;
 
 use super::read::{ChunkSource, ManifestStream, extends_run, frame_chunks};
@@ -29,14 +30,28 @@ pub struct RestoreDownload {
     pub frames: tokio::sync::mpsc::Receiver<Bytes>,
 }
 
+/// Frames whose chunks the check before a download asks the store about at once.
+const CHECK_LOOKUPS: usize = 3;
+
+/// The check's questions in flight, oldest first: the first chunk of each frame that
+/// is not stored, if one is not. Those still in flight when the check stops (it found
+/// a problem, or the client went away) are aborted.
+#[derive(Default)]
+struct Lookups(VecDeque<tokio::task::JoinHandle<std::result::Result<Option<ChunkId>, StoreError>>>);
+
+impl Drop for Lookups {
+    fn drop(&mut self) {
+        for lookup in &self.0 {
+            lookup.abort();
+        }
+    }
+}
+
 /// A chunk read back and checked, or why it could not be.
 type ChunkResult = std::result::Result<Vec<u8>, String>;
 
 /// A chunk to read: its location, or its id if it has none.
 type Located = std::result::Result<ChunkLocation, ChunkId>;
-
-/// The locations of the chunks some entries name (of the snapshot's cluster).
-type Locate<'a> = dyn Fn(&[ManifestEntry]) -> std::io::Result<HashMap<ChunkId, ChunkLocation>> + 'a;
 
 /// Most bytes of one read of adjacent chunks (a single larger chunk is read alone).
 const RUN_BYTES: u64 = 1024 * 1024;
@@ -311,21 +326,56 @@ enum Output {
     Tar(tar::Builder<Frames>),
 }
 
-/// Writes a manifest's data as a tar stream (tree) or raw bytes (stream), reading the
-/// manifest a frame ahead of the writer (never whole).
+/// A manifest frame and the locations of its chunks, `None` after the last frame, or
+/// why the manifest or the store failed.
+type LocatedFrame = std::io::Result<Option<(Vec<ManifestEntry>, HashMap<ChunkId, ChunkLocation>)>>;
+
+/// Frames located and queued for the readers ahead of the one being written, at most.
+const FRAMES_AHEAD: usize = 2;
+
+/// Reads the manifest a frame at a time and looks up each frame's chunk locations,
+/// ahead of the writer ([`write_snapshot`]), which would otherwise wait for each
+/// lookup between two frames while the connection and the client idle. Ends after
+/// sending the end (`Ok(None)`) or an error, or when the writer is gone.
+async fn locate_frames(
+    mut manifest: ManifestStream,
+    store: Arc<dyn MetadataStore>,
+    cluster: ObjectId,
+    located: tokio::sync::mpsc::Sender<LocatedFrame>,
+) {
+    loop {
+        let frame = match manifest.next_batch().await {
+            Ok(Some(entries)) => {
+                let ids = frame_chunks(&entries);
+                store
+                    .chunk_locations(cluster, &ids)
+                    .await
+                    .map(|found| {
+                        let locations = found.into_iter().map(|l| (l.chunk_id, l)).collect();
+                        Some((entries, locations))
+                    })
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        };
+        let last = !matches!(frame, Ok(Some(_)));
+        if located.send(frame).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Writes a manifest's data as a tar stream (tree) or raw bytes (stream), its frames
+/// coming located from [`locate_frames`] (never the whole manifest): each frame's chunks
+/// are queued for the readers as soon as it arrives, up to [`FRAMES_AHEAD`] frames
+/// before the one being written.
 fn write_snapshot(
     source: &ChunkSource,
-    mut manifest: ManifestStream,
-    handle: &tokio::runtime::Handle,
-    locate: &Locate<'_>,
+    kind: ManifestKind,
+    mut located: tokio::sync::mpsc::Receiver<LocatedFrame>,
     out: Frames,
 ) -> std::io::Result<()> {
-    let kind = manifest.header().kind;
-    let mut next = || {
-        handle
-            .block_on(manifest.next_batch())
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    };
     let mut out = match kind {
         ManifestKind::Stream => Output::Raw(out),
         ManifestKind::Tree => {
@@ -335,19 +385,39 @@ fn write_snapshot(
         }
     };
     with_prefetch(source, |prefetch| {
-        let mut current = next()?;
-        if let Some(batch) = &current {
-            prefetch.queue(batch, &locate(batch)?);
-        }
-        while let Some(batch) = current {
-            let upcoming = next()?;
-            if let Some(b) = &upcoming {
-                prefetch.queue(b, &locate(b)?);
+        let mut ahead: VecDeque<Vec<ManifestEntry>> = VecDeque::new();
+        let mut ended = false;
+        loop {
+            // Every frame already located is queued; the writer waits only when it
+            // has no frame left to write.
+            while !ended && ahead.len() < FRAMES_AHEAD {
+                let frame = if ahead.is_empty() {
+                    located.blocking_recv()
+                } else {
+                    match located.try_recv() {
+                        Ok(frame) => Some(frame),
+                        Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                        Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => None,
+                    }
+                };
+                // Gone without saying the manifest ended: never a short stream that
+                // looks whole.
+                let frame = frame
+                    .unwrap_or_else(|| Err(std::io::Error::other("the manifest reader stopped")))?;
+                match frame {
+                    Some((entries, locations)) => {
+                        prefetch.queue(&entries, &locations);
+                        ahead.push_back(entries);
+                    }
+                    None => ended = true,
+                }
             }
-            for entry in &batch {
+            let Some(entries) = ahead.pop_front() else {
+                break;
+            };
+            for entry in &entries {
                 write_entry(prefetch, entry, &mut out)?;
             }
-            current = upcoming;
         }
         match out {
             Output::Raw(mut w) => std::io::Write::flush(&mut w),
@@ -466,24 +536,49 @@ impl Service {
         drop(present);
         // A first pass over every frame (dropped as read): a damaged or truncated
         // manifest, or a chunk that is not recorded, refuses the download before any
-        // byte is sent. Asked a frame at a time, of the chunk index only.
+        // byte is sent. Asked a frame at a time, of the chunk index only, with up to
+        // `CHECK_LOOKUPS` frames' questions in flight while the next frames are opened
+        // (nothing else runs before the first byte; the store answers on several
+        // connections). The oldest answer is taken first, so the chunk reported is the
+        // first missing one in the manifest's order.
         let mut check = self
             .manifest_stream(cipher.clone(), cluster.id, &record)
             .await?;
-        while let Some(entries) = check.next_batch().await? {
-            let ids = frame_chunks(&entries);
-            let stored = self.store.stored_chunks(cluster.id, &ids).await?;
-            if stored.len() < ids.len() {
-                let lost = ids
-                    .iter()
-                    .find(|id| stored.binary_search(id).is_err())
-                    .expect("one is missing");
+        let mut lookups = Lookups::default();
+        let (mut more, mut unreadable) = (true, None);
+        while more || !lookups.0.is_empty() {
+            if more && lookups.0.len() < CHECK_LOOKUPS {
+                match check.next_batch().await {
+                    Ok(Some(entries)) => {
+                        let ids = frame_chunks(&entries);
+                        let (store, cluster_id) = (self.store.clone(), cluster.id);
+                        lookups.0.push_back(tokio::spawn(async move {
+                            let stored = store.stored_chunks(cluster_id, &ids).await?;
+                            Ok(ids.into_iter().find(|id| stored.binary_search(id).is_err()))
+                        }));
+                        continue;
+                    }
+                    Ok(None) => more = false,
+                    // Reported after the earlier frames' answers, which come first.
+                    Err(e) => (more, unreadable) = (false, Some(e)),
+                }
+            }
+            let Some(oldest) = lookups.0.pop_front() else {
+                break;
+            };
+            let answer = oldest.await.map_err(|e| {
+                crate::ServiceError::unexpected(format!("a chunk lookup failed: {e}"))
+            })?;
+            if let Some(lost) = answer? {
                 return Err(Internal::SnapshotDamaged(format!(
                     "chunk {lost} of snapshot {} is not recorded",
                     record.id
                 ))
                 .into());
             }
+        }
+        if let Some(e) = unreadable {
+            return Err(e);
         }
         let manifest = self.manifest_stream(cipher, cluster.id, &record).await?;
         if self.store.take_restore_download(job.id).await?.is_none() {
@@ -493,21 +588,20 @@ impl Service {
         let kind = record.kind;
         let snapshot = record.id;
         let record_size = record.data_size_bytes;
-        let handle = tokio::runtime::Handle::current();
-        let (store, cluster_id) = (self.store.clone(), cluster.id);
+        let manifest_kind = manifest.header().kind;
+        let (located_tx, located) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(locate_frames(
+            manifest,
+            self.store.clone(),
+            cluster.id,
+            located_tx,
+        ));
         tokio::task::spawn_blocking(move || {
             let out = Frames {
                 tx,
                 gathering: Vec::with_capacity(FRAME_BYTES),
             };
-            let locate = |entries: &[ManifestEntry]| {
-                let ids = frame_chunks(entries);
-                handle
-                    .block_on(store.chunk_locations(cluster_id, &ids))
-                    .map(|found| found.into_iter().map(|l| (l.chunk_id, l)).collect())
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            };
-            let written = write_snapshot(&source, manifest, &handle, &locate, out);
+            let written = write_snapshot(&source, manifest_kind, located, out);
             if written.is_ok() {
                 crate::metrics::restore_bytes(record_size);
             }
