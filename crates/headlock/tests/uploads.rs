@@ -136,6 +136,20 @@ fn tree() -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// Appends manifest lines for 10,000 directories `many/d{i}`, then `many`: with them a
+/// manifest has three frames or more.
+fn push_many_dirs(lines: &mut Vec<String>) {
+    for i in 0..10_000 {
+        lines.push(
+            json!({"path": format!("many/d{i}"), "type": "dir", "mode": 0o755, "mtime": i, "size": 0})
+                .to_string(),
+        );
+    }
+    lines.push(
+        json!({"path": "many", "type": "dir", "mode": 0o755, "mtime": 1, "size": 0}).to_string(),
+    );
+}
+
 /// The NDJSON manifest of `files` cut for `s`, and every (id, bytes) in it.
 fn manifest(s: &Session, files: &BTreeMap<String, Vec<u8>>) -> (String, Vec<(ChunkId, Vec<u8>)>) {
     let mut lines = vec![json!({"kind": "tree"}).to_string()];
@@ -668,15 +682,7 @@ fn a_parent_of_several_manifest_frames_is_answered_whole_and_not_cached() {
     // The tree's lines, then 10,000 more directories: three frames and more.
     let mut lines: Vec<String> = ndjson.lines().map(str::to_string).collect();
     lines[0] = json!({"kind": "tree", "source": "/data/many"}).to_string();
-    for i in 0..10_000 {
-        lines.push(
-            json!({"path": format!("many/d{i}"), "type": "dir", "mode": 0o755, "mtime": i, "size": 0})
-                .to_string(),
-        );
-    }
-    lines.push(
-        json!({"path": "many", "type": "dir", "mode": 0o755, "mtime": 1, "size": 0}).to_string(),
-    );
+    push_many_dirs(&mut lines);
     let committed = w
         .admin
         .expect(commit(&w.admin, &s, &(lines.join("\n") + "\n")), 201);
@@ -753,15 +759,7 @@ fn a_chunk_missing_in_any_frame_refuses_the_download_naming_the_first() {
         .position(|l| l.contains("\"db/collection-0.wt\""))
         .unwrap();
     let late = lines.remove(at);
-    for i in 0..10_000 {
-        lines.push(
-            json!({"path": format!("many/d{i}"), "type": "dir", "mode": 0o755, "mtime": i, "size": 0})
-                .to_string(),
-        );
-    }
-    lines.push(
-        json!({"path": "many", "type": "dir", "mode": 0o755, "mtime": 1, "size": 0}).to_string(),
-    );
+    push_many_dirs(&mut lines);
     lines.push(late);
     let snap = w
         .admin

@@ -4,12 +4,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use headlock_core::{MetadataStore, ObjectId};
 use headlock_core::model::{
     ChunkId, ChunkLocation, Cluster, RestoreJob, SnapshotKind, SnapshotRecord,
 };
 use headlock_core::snapshot::{EntryType, ManifestEntry, ManifestKind};
 use headlock_core::store::StoreError;
+use headlock_core::{MetadataStore, ObjectId};
 use tokio_util::bytes::Bytes;
 
 use super::read::{ChunkSource, ManifestStream, extends_run, frame_chunks};
