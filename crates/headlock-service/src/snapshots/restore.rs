@@ -330,7 +330,8 @@ enum Output {
 /// why the manifest or the store failed.
 type LocatedFrame = std::io::Result<Option<(Vec<ManifestEntry>, HashMap<ChunkId, ChunkLocation>)>>;
 
-/// Frames located and queued for the readers ahead of the one being written, at most.
+/// Frames located and queued for the readers, at most, the next one to write included:
+/// while one is written, one more is queued (and another may wait in the channel).
 const FRAMES_AHEAD: usize = 2;
 
 /// Reads the manifest a frame at a time and looks up each frame's chunk locations,
@@ -368,8 +369,8 @@ async fn locate_frames(
 
 /// Writes a manifest's data as a tar stream (tree) or raw bytes (stream), its frames
 /// coming located from [`locate_frames`] (never the whole manifest): each frame's chunks
-/// are queued for the readers as soon as it arrives, up to [`FRAMES_AHEAD`] frames
-/// before the one being written.
+/// are queued for the readers as soon as it arrives, at most [`FRAMES_AHEAD`] at a
+/// time (the one being written taken out of them).
 fn write_snapshot(
     source: &ChunkSource,
     kind: ManifestKind,
