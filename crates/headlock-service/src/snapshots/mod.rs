@@ -112,6 +112,15 @@ where
     }
 }
 
+/// Threads for a CPU-bound stage (sealing, reading and opening chunks): one a core,
+/// two if the number of cores is unknown, at least one and at most `most`.
+pub(crate) fn worker_threads(most: usize) -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, most)
+}
+
 /// A failure to create or write a manifest's spool file: the service's disk, not the
 /// client's input (a full disk is `STORAGE_FULL`).
 pub(crate) fn spool_error(kind: std::io::ErrorKind, why: &str) -> ServiceError {

@@ -10,7 +10,7 @@ use headlock_core::snapshot::{ChunkCipher, ChunkIdKey, MAX_CHUNK};
 use headlock_core::{BlobStore, ObjectId};
 use tokio::sync::mpsc;
 
-use super::{blob_err, pack_path};
+use super::{blob_err, pack_path, worker_threads};
 use crate::error::BadRequest;
 use crate::{Result, ServiceError};
 
@@ -211,10 +211,7 @@ pub(crate) async fn seal_pipeline<T: Send + 'static>(
     check_ids: Option<Arc<ChunkIdKey>>,
     produce: impl FnOnce(ChunkJobs) -> Result<T> + Send + 'static,
 ) -> Result<Packed<T>> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(1, 16);
+    let workers = worker_threads(16);
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Vec<(ChunkId, Vec<u8>)>>(workers * 2);
     let (sealed_tx, sealed_rx) = mpsc::channel::<Vec<Sealed>>(workers * 2);
     let failure = FirstError::default();

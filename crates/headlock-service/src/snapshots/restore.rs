@@ -13,7 +13,7 @@ use headlock_core::{MetadataStore, ObjectId};
 use tokio_util::bytes::Bytes;
 
 use super::read::{ChunkSource, ManifestStream, extends_run, frame_chunks};
-use super::{blob_err, pack_path};
+use super::{blob_err, pack_path, worker_threads};
 use crate::error::{Internal, NotFound};
 use crate::groups::parse_cluster_id;
 use crate::{Result, Service};
@@ -237,10 +237,7 @@ fn write_chunks(
 /// Runs `write` with a [`Prefetch`] (empty: `write` queues the order) fed by reader
 /// threads that stop when it returns.
 fn with_prefetch<T>(source: &ChunkSource, write: impl FnOnce(&mut Prefetch) -> T) -> T {
-    let readers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(1, 8);
+    let readers = worker_threads(8);
     let (jobs, job_rx) = std::sync::mpsc::sync_channel(readers * 2);
     let job_rx = Arc::new(Mutex::new(job_rx));
     std::thread::scope(|scope| {

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use headlock_core::ObjectId;
 use headlock_core::model::{ChunkId, ChunkLocation, Cluster, SnapshotRecord};
 
-use super::all_pages;
 use super::read::{ChunkSource, frame_chunks, pack_runs};
+use super::{all_pages, worker_threads};
 use crate::{Actor, Result, Service, ServiceError};
 
 /// Most bytes skipped between two chunks read with one range.
@@ -222,11 +222,7 @@ async fn check_chunks(
         // call per chunk.
         let runs = pack_runs(&chunks, VERIFY_GAP, VERIFY_SPAN);
         let next = AtomicUsize::new(0);
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(1, VERIFY_THREADS)
-            .min(runs.len().max(1));
+        let threads = worker_threads(VERIFY_THREADS).min(runs.len().max(1));
         let check = || {
             let mut bad = Vec::new();
             let mut bytes = 0u64;
