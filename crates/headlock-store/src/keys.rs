@@ -177,10 +177,11 @@ impl KeyStore for SqlStore {
                 .await
                 .map_err(ctx(&op))?;
 
-            // The data keys as they are now, under the cluster's lock: a key the change
-            // read may have been deleted since (a re-encryption job's end), and must not
-            // come back.
-            let stored: Vec<String> = stmt(q::DATA_KEY_IDS)
+            // The data keys are replaced; the ones deleted are those stored now, under
+            // the cluster's lock: a key the change read may have been deleted since (a
+            // re-encryption job's end), and must not come back. (A refusal below rolls
+            // the deletion back with the transaction.)
+            let stored: Vec<String> = stmt(q::DELETE_DATA_KEYS)
                 .bind(id_text(cluster))
                 .fetch_texts(&mut tx)
                 .await
@@ -201,11 +202,6 @@ impl KeyStore for SqlStore {
                 read.as_ref()
                     .is_some_and(|read| read.contains(id) && !stored.contains(id))
             };
-            stmt(q::DELETE_DATA_KEYS)
-                .bind(id_text(cluster))
-                .execute(&mut tx)
-                .await
-                .map_err(ctx(&op))?;
             for dk in &change.data_keys {
                 if deleted_since(&id_text(dk.id)) {
                     continue;

@@ -314,11 +314,8 @@ pub const INSERT_KEY: &str = "INSERT INTO master_keys \
 pub const DATA_KEYS: &str = "SELECT id, cluster_id, wrapped_hex, master_key_uid, created_us \
      FROM data_keys WHERE cluster_id = $1 ORDER BY created_us, id";
 
-/// Deletes the data keys of one cluster.
-pub const DELETE_DATA_KEYS: &str = "DELETE FROM data_keys WHERE cluster_id = $1";
-
-/// The ids of one cluster's data keys.
-pub const DATA_KEY_IDS: &str = "SELECT id FROM data_keys WHERE cluster_id = $1";
+/// Deletes the data keys of one cluster, returning their ids.
+pub const DELETE_DATA_KEYS: &str = "DELETE FROM data_keys WHERE cluster_id = $1 RETURNING id";
 
 /// Inserts a data key.
 pub const INSERT_DATA_KEY: &str = "INSERT INTO data_keys (id, cluster_id, wrapped_hex, master_key_uid, created_us) \
