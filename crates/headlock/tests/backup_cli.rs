@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::{BIN, World};
+use common::{BIN, Deployment, Server, World};
 
 /// What one `headlock ...` run left behind.
 #[derive(Debug)]
@@ -49,11 +49,15 @@ struct Cli {
 
 impl Cli {
     fn of(world: &World) -> Cli {
+        Cli::at(&world.server, &world.admin.user, &world.admin.key)
+    }
+
+    fn at(server: &Server, user: &str, key: &str) -> Cli {
         Cli {
             env: vec![
-                ("HEADLOCK_URL".into(), world.server.url.clone()),
-                ("HEADLOCK_USERNAME".into(), world.admin.user.clone()),
-                ("HEADLOCK_API_KEY".into(), world.admin.key.clone()),
+                ("HEADLOCK_URL".into(), server.url.clone()),
+                ("HEADLOCK_USERNAME".into(), user.into()),
+                ("HEADLOCK_API_KEY".into(), key.into()),
             ],
         }
     }
@@ -395,6 +399,118 @@ fn accepts_a_stream_round_trip_through_stdin_and_stdout() {
         "{}",
         r.stderr
     );
+}
+
+/// The storage a snapshot added, as the service reports it (`storageSizeBytes`).
+fn stored_by(server: &Server, key: &str, (g, c): (&str, &str), snapshot: &str) -> u64 {
+    let api = common::Api::new(server, "admin", key);
+    let v = api.expect(
+        api.get(&format!("/groups/{g}/clusters/{c}/snapshots/{snapshot}")),
+        200,
+    );
+    v["parts"][0]["storageSizeBytes"]
+        .as_u64()
+        .expect("storageSizeBytes")
+}
+
+/// The upload path on the production stores: two nodes on one PostgreSQL database and
+/// one S3 bucket. A first backup through one node; an unchanged re-backup through the
+/// other (its parent's manifest read back from S3) that reads no file and sends
+/// nothing; a change, backed up through the second node, that reads only the changed
+/// file and stores only its new chunks; a compromise's re-encryption of them all,
+/// after which the re-keyed parent still spares the next backup every read; every
+/// snapshot restored through the node that did not take it, and verified.
+#[test]
+fn accepts_incremental_backups_through_two_nodes_on_postgresql_and_s3() {
+    let deployment = Deployment::new(1);
+    let (a, b) = (deployment.node("a"), deployment.node("b"));
+    let api = deployment.api(&a);
+    let g = api.create_group("snapshots");
+    let c = api.create_encrypted_replica_set(&g, "rs0");
+    let key = &deployment.key;
+    let (cli_a, cli_b) = (Cli::at(&a, "admin", key), Cli::at(&b, "admin", key));
+    let gc = (g.as_str(), c.as_str());
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("dbpath");
+    fs::create_dir(&src).unwrap();
+    sample_tree(&src);
+    let wt = src.join("collection-2.wt");
+    fs::write(&wt, noise(24 << 20, 97)).unwrap();
+
+    let first = cli_a.backup(gc, &[], &src);
+    let first_id = first.line();
+    assert!(
+        first.stderr.contains(" sent, 0 B already stored"),
+        "{}",
+        first.stderr
+    );
+    assert!(stored_by(&a, key, gc, &first_id) > 27_000_000);
+
+    let unchanged = cli_b.backup(gc, &[], &src);
+    let unchanged_id = unchanged.line();
+    let out = &unchanged.stderr;
+    assert!(out.contains("headlock: backup: 0 B read in "), "{out}");
+    assert!(out.contains("; 0 B sent, "), "{out}");
+    assert!(out.contains("; 0 B new stored"), "{out}");
+    assert_eq!(stored_by(&b, key, gc, &unchanged_id), 0);
+    cli_b.restore_matches(gc, &first_id, &src, &work.path().join("first"));
+    cli_a.restore_matches(gc, &unchanged_id, &src, &work.path().join("unchanged"));
+
+    // A checkpoint's worth of change: 64 KiB rewritten in the middle of the 24 MiB
+    // file and 100 KB appended to it.
+    let mut bytes = fs::read(&wt).unwrap();
+    bytes[12 << 20..(12 << 20) + (64 << 10)].copy_from_slice(&noise(64 << 10, 99));
+    bytes.extend_from_slice(&noise(100_000, 98));
+    fs::write(&wt, &bytes).unwrap();
+    set_mtime(&wt, 1_700_000_000);
+    let changed = cli_b.backup(gc, &[], &src);
+    let changed_id = changed.line();
+    let out = &changed.stderr;
+    assert!(
+        out.contains(&format!(
+            "headlock: backup: {} read in ",
+            indicatif::HumanBytes(bytes.len() as u64)
+        )),
+        "{out}"
+    );
+    assert!(out.contains(", 6 unchanged files ("), "{out}");
+    // What changed (164 KB) and the chunks around it (512 KiB on average, 4 MiB at
+    // most), not the file.
+    let added = stored_by(&b, key, gc, &changed_id);
+    assert!(
+        (164_000..8_000_000).contains(&added),
+        "{added} bytes stored"
+    );
+    cli_a.restore_matches(gc, &changed_id, &src, &work.path().join("changed"));
+
+    // A compromise: the job re-encrypts every snapshot under a new data key (new packs
+    // and re-keyed manifests in S3). The parent is then read in its re-keyed form: an
+    // unchanged re-backup still reads and sends nothing.
+    let path = format!("/groups/{g}/backupConfigs/{c}/encryptionKey/compromised");
+    let job = api.expect(api.post(&path, ""), 202);
+    let job = job["id"].as_str().unwrap();
+    let done = deployment.api(&b).finished_reencryption_job(&g, &c, job);
+    assert_eq!(done["statusName"], "FINISHED", "{done}");
+    assert_eq!(done["snapshotsDone"], 3, "{done}");
+    let after = cli_a.backup(gc, &[], &src);
+    let after_id = after.line();
+    let out = &after.stderr;
+    assert!(out.contains("headlock: backup: 0 B read in "), "{out}");
+    assert!(out.contains("; 0 B sent, "), "{out}");
+    cli_b.restore_matches(gc, &after_id, &src, &work.path().join("after"));
+    let old = work.path().join("old");
+    cli_a.restore_matches(gc, &first_id, &work.path().join("first"), &old);
+
+    let verify = cli_a.run(&["verify", "--group", &g, "--cluster", &c]);
+    verify.ok();
+    let mut lines: Vec<String> = verify.text().lines().map(str::to_string).collect();
+    lines.sort();
+    let mut expected: Vec<String> = [first_id, unchanged_id, changed_id, after_id]
+        .iter()
+        .map(|id| format!("{id} ok"))
+        .collect();
+    expected.sort();
+    assert_eq!(lines, expected);
 }
 
 #[test]

@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::{Api, Server, World, assert_error, create_user, noise, restore, upload, with_pykmip};
 use kmip::types::State;
@@ -61,24 +60,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-/// Polls a job until it is no longer RUNNING (or 120 s pass).
-fn wait_for_job(api: &Api, g: &str, c: &str, job: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let v = api.expect(
-            api.get(&format!(
-                "/groups/{g}/backupConfigs/{c}/reencryptionJobs/{job}"
-            )),
-            200,
-        );
-        if v["statusName"] != "RUNNING" {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "the job did not finish: {v}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The current key's entry in the key history.
@@ -189,7 +170,7 @@ async fn compromise_rewrites_every_snapshot_under_a_new_data_key_and_revokes_as_
     let inputs2 = inputs.clone();
     let packs_before_gc = tokio::task::spawn_blocking(move || {
         let (g, c, job) = (g2, c2, job2);
-        let done = wait_for_job(&admin, &g, &c, &job);
+        let done = admin.finished_reencryption_job(&g, &c, &job);
         assert_eq!(done["statusName"], "FINISHED", "{done}");
         assert_eq!(done["snapshotsDone"], done["snapshotsTotal"], "{done}");
         assert!(done["snapshotsDone"].as_u64().unwrap() >= 2, "{done}");
@@ -313,7 +294,7 @@ fn an_interrupted_reencryption_resumes_after_a_restart_and_finishes() {
     );
     assert_eq!(jobs["totalCount"], 1, "{jobs}");
     let job = jobs["results"][0]["id"].as_str().unwrap().to_string();
-    let done = wait_for_job(&admin, &g, &c, &job);
+    let done = admin.finished_reencryption_job(&g, &c, &job);
     assert_eq!(done["statusName"], "FINISHED", "{done}");
     assert_eq!(done["snapshotsDone"], 3, "{done}");
     assert_eq!(done["snapshotsTotal"], 3, "{done}");
@@ -362,7 +343,7 @@ fn rejects_compromise_without_encryption_and_unknown_jobs() {
         202,
     );
     assert_eq!(job["snapshotsTotal"], 0, "{job}");
-    let done = wait_for_job(&w.admin, &g, &c, &id_of(&job));
+    let done = w.admin.finished_reencryption_job(&g, &c, &id_of(&job));
     assert_eq!(done["statusName"], "FINISHED", "{done}");
 }
 
@@ -389,7 +370,9 @@ fn a_whole_sharded_cluster_gets_one_job_per_part() {
     assert_eq!(v["totalCount"], jobs.len(), "{v}");
     assert_eq!(jobs.len(), 3, "two shards and the config servers: {v}");
     for job in jobs {
-        let done = wait_for_job(&w.admin, &g, &whole, job["id"].as_str().unwrap());
+        let done = w
+            .admin
+            .finished_reencryption_job(&g, &whole, job["id"].as_str().unwrap());
         assert_eq!(done["statusName"], "FINISHED", "{done}");
         assert_ne!(done["clusterId"], whole.as_str());
     }

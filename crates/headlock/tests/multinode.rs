@@ -9,81 +9,13 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Api, KmipProcess, Server, create_user_in, noise, restore, upload};
+use common::{Api, Deployment, noise, restore, upload};
 use serde_json::Value;
-
-/// What the nodes share: a database, a bucket and KMIP servers.
-struct Shared {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    kmip: Vec<KmipProcess>,
-    key: String,
-    _database: testkit::PostgresDatabase,
-}
-
-impl Shared {
-    /// `kmip_servers` processes on one key store.
-    fn new(kmip_servers: usize) -> Shared {
-        let dir = tempfile::tempdir().unwrap();
-        let database = testkit::PostgresDatabase::create().expect("a PostgreSQL database");
-        let bucket = testkit::moto_bucket().expect("a moto bucket");
-        let kmip_dir = dir.path().join("kmip-server");
-        let kmip: Vec<KmipProcess> = (0..kmip_servers)
-            .map(|_| KmipProcess::start(&kmip_dir))
-            .collect();
-        let all: Vec<&KmipProcess> = kmip.iter().collect();
-        let config = dir.path().join("headlock.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"database_url = "{db}"
-
-[s3]
-bucket = "{bucket}"
-endpoint = "{endpoint}"
-region = "us-east-1"
-access_key_id = "{access}"
-secret_access_key = "{secret}"
-allow_http = true
-
-{kmip}"#,
-                db = database.url(),
-                bucket = bucket.bucket,
-                endpoint = bucket.endpoint,
-                access = bucket.access_key_id,
-                secret = bucket.secret_access_key,
-                kmip = kmip[0].config_section(&all),
-            ),
-        )
-        .unwrap();
-        let config_arg = config.to_str().unwrap().to_string();
-        let key = create_user_in(&["--config", &config_arg], "admin", "GLOBAL_OWNER", None);
-        Shared {
-            dir,
-            config,
-            kmip,
-            key,
-            _database: database,
-        }
-    }
-
-    /// Starts a node with a data directory of its own (its node id lives there).
-    fn node(&self, name: &str) -> Server {
-        let data = self.dir.path().join(name);
-        std::fs::create_dir_all(&data).unwrap();
-        Server::start(&data, &["--config", self.config.to_str().unwrap()])
-    }
-
-    fn api(&self, node: &Server) -> Api {
-        Api::new(node, "admin", &self.key)
-    }
-}
 
 /// The successful rotations of a cluster in the audit trail, oldest first, checked to
 /// form one unbroken chain from `initial`; returns them (old, new).
@@ -119,10 +51,10 @@ fn settled_key(api: &Api, g: &str, c: &str) -> String {
 
 #[test]
 fn two_nodes_serve_parallel_rotations_backups_and_restores_as_one() {
-    let shared = Shared::new(1);
-    let a = shared.node("a");
-    let b = shared.node("b");
-    let (api_a, api_b) = (shared.api(&a), shared.api(&b));
+    let deployment = Deployment::new(1);
+    let a = deployment.node("a");
+    let b = deployment.node("b");
+    let (api_a, api_b) = (deployment.api(&a), deployment.api(&b));
     let g = api_a.create_group("two-nodes");
     let clusters: Vec<String> = (0..3)
         .map(|i| {
@@ -227,10 +159,10 @@ fn two_nodes_serve_parallel_rotations_backups_and_restores_as_one() {
 
 #[test]
 fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
-    let shared = Shared::new(1);
-    let mut a = shared.node("a");
-    let b = shared.node("b");
-    let (api_a, api_b) = (shared.api(&a), shared.api(&b));
+    let deployment = Deployment::new(1);
+    let mut a = deployment.node("a");
+    let b = deployment.node("b");
+    let (api_a, api_b) = (deployment.api(&a), deployment.api(&b));
     let g = api_a.create_group("killed");
     let clusters: Vec<String> = (0..2)
         .map(|i| api_b.create_encrypted_replica_set(&g, &format!("rs{i}")))
@@ -336,9 +268,10 @@ fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
     // Node a comes back on its data directory (same node id) and finishes or undoes
     // whatever it had in flight; then both agree and nothing is half-done.
     a.start_again();
-    let api_a = shared.api(&a);
-    let state_of =
-        |uid: &str| shared.kmip[0].with_client(async |client| client.get_state(uid).await.unwrap());
+    let api_a = deployment.api(&a);
+    let state_of = |uid: &str| {
+        deployment.kmip[0].with_client(async |client| client.get_state(uid).await.unwrap())
+    };
     for c in &clusters {
         // A rotation through each node goes through at once: no intent is stuck.
         for api in [&api_a, &api_b] {
@@ -418,9 +351,9 @@ fn a_node_killed_mid_traffic_loses_nothing_and_the_other_keeps_serving() {
 
 #[test]
 fn rotations_go_on_on_the_second_kmip_server_when_the_first_stops() {
-    let mut shared = Shared::new(2);
-    let node = shared.node("solo");
-    let api = shared.api(&node);
+    let mut deployment = Deployment::new(2);
+    let node = deployment.node("solo");
+    let api = deployment.api(&node);
     let g = api.create_group("failover");
     let c = api.create_encrypted_replica_set(&g, "rs0");
     let path = format!("/groups/{g}/backupConfigs/{c}/encryptionKey");
@@ -434,12 +367,15 @@ fn rotations_go_on_on_the_second_kmip_server_when_the_first_stops() {
     for _ in 0..2 {
         assert_eq!(api.put(&path).status, 201);
     }
-    let (first, second) = (shared.kmip[0].addr.clone(), shared.kmip[1].addr.clone());
+    let (first, second) = (
+        deployment.kmip[0].addr.clone(),
+        deployment.kmip[1].addr.clone(),
+    );
     for key in api.key_history(&g, &c) {
         assert_eq!(key["kmipServer"], first.as_str(), "{key}");
     }
 
-    shared.kmip[0].kill();
+    deployment.kmip[0].kill();
     for _ in 0..3 {
         let r = api.put(&path);
         assert_eq!(r.status, 201, "{}", r.body);

@@ -1,7 +1,8 @@
 //! The one harness for a `headlock serve` process: the real `headlock` binary in a
 //! temporary data directory, on a free loopback port, driven by the real
 //! `curl --digest` ([`Server`], [`Api`], [`World`]); `headlock users create`,
-//! `headlock kmip-server` ([`KmipProcess`]) and `serve` on PyKMIP ([`with_pykmip`]).
+//! `headlock kmip-server` ([`KmipProcess`]), `serve` on PyKMIP ([`with_pykmip`]), and
+//! several nodes on PostgreSQL, S3 and KMIP server processes ([`Deployment`]).
 //!
 //! The binary is found at run time ([`BIN`]): `HEADLOCK_BIN` if set, else
 //! `CARGO_BIN_EXE_headlock`, which cargo sets when it runs the `headlock` crate's
@@ -397,6 +398,25 @@ impl Api {
     }
 
     /// Asserts the status and returns the JSON body.
+    /// Polls a compromise's re-encryption job until it is no longer RUNNING (at most
+    /// 120 s); its last state.
+    pub fn finished_reencryption_job(&self, g: &str, c: &str, job: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let v = self.expect(
+                self.get(&format!(
+                    "/groups/{g}/backupConfigs/{c}/reencryptionJobs/{job}"
+                )),
+                200,
+            );
+            if v["statusName"] != "RUNNING" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "the job did not finish: {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn expect(&self, r: Resp, status: u16) -> Value {
         assert_eq!(r.status, status, "unexpected status; body: {}", r.body);
         if r.body.is_empty() {
@@ -464,6 +484,78 @@ impl World {
     pub fn user(&self, name: &str, role: &str, group: Option<&str>) -> Api {
         let key = create_user(self.dir.path(), name, role, group);
         Api::new(&self.server, name, &key)
+    }
+}
+
+/// What the `headlock serve` nodes of one production-like deployment share: a
+/// PostgreSQL database (`scripts/postgres.sh`), an S3 bucket (moto, `scripts/moto.sh`)
+/// and `headlock kmip-server` processes on one key store, named in one config file.
+/// Each deployment has its own database and bucket, so tests run in parallel.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    /// The config file every node and `headlock users create` read.
+    pub config: PathBuf,
+    pub kmip: Vec<KmipProcess>,
+    /// The API key of `admin`, a global owner.
+    pub key: String,
+    _database: crate::PostgresDatabase,
+}
+
+impl Deployment {
+    /// `kmip_servers` processes on one key store.
+    pub fn new(kmip_servers: usize) -> Deployment {
+        let dir = tempfile::tempdir().unwrap();
+        let database = crate::PostgresDatabase::create().expect("a PostgreSQL database");
+        let bucket = crate::moto_bucket().expect("a moto bucket");
+        let kmip_dir = dir.path().join("kmip-server");
+        let kmip: Vec<KmipProcess> = (0..kmip_servers)
+            .map(|_| KmipProcess::start(&kmip_dir))
+            .collect();
+        let all: Vec<&KmipProcess> = kmip.iter().collect();
+        let config = dir.path().join("headlock.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"database_url = "{db}"
+
+[s3]
+bucket = "{bucket}"
+endpoint = "{endpoint}"
+region = "us-east-1"
+access_key_id = "{access}"
+secret_access_key = "{secret}"
+allow_http = true
+
+{kmip}"#,
+                db = database.url(),
+                bucket = bucket.bucket,
+                endpoint = bucket.endpoint,
+                access = bucket.access_key_id,
+                secret = bucket.secret_access_key,
+                kmip = kmip[0].config_section(&all),
+            ),
+        )
+        .unwrap();
+        let config_arg = config.to_str().unwrap().to_string();
+        let key = create_user_in(&["--config", &config_arg], "admin", "GLOBAL_OWNER", None);
+        Deployment {
+            dir,
+            config,
+            kmip,
+            key,
+            _database: database,
+        }
+    }
+
+    /// Starts a node with a data directory of its own (its node id lives there).
+    pub fn node(&self, name: &str) -> Server {
+        let data = self.dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        Server::start(&data, &["--config", self.config.to_str().unwrap()])
+    }
+
+    pub fn api(&self, node: &Server) -> Api {
+        Api::new(node, "admin", &self.key)
     }
 }
 
