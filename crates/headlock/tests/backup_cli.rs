@@ -785,6 +785,10 @@ fn accepts_an_unchanged_re_backup_that_sends_no_chunk_bytes() {
         let dst = work.path().join(format!("restored-{n}"));
         cli.restore_matches((&g, &c), snapshot, &src, &dst);
     }
+    // An ordinary backup never names a session the service no longer has (which the
+    // audit trail records as a refusal).
+    let refused = world.admin.events_of(&g, "SNAPSHOT_UPLOAD_REFUSED");
+    assert!(refused.is_empty(), "{refused:?}");
     // Reading a parent, committing and restoring fail no chunk store call: an error
     // there is worth an alert (docs/metrics.md), so none may be routine. (Each read of
     // a parent used to count two: a probe for a re-keyed manifest, and a read past the

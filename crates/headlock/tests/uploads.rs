@@ -451,6 +451,13 @@ fn chunk_keys_and_questions_only_for_backup_rights_in_the_group() {
     assert!(refused.len() >= 4, "{refused:?}");
     assert!(refused.iter().any(|e| e["username"] == "stranger"));
     assert!(refused.iter().any(|e| e["username"] == "reader"));
+    // The question about this cluster's session through the other cluster's path is
+    // recorded in the other group.
+    let borrowed_refused = w.admin.events_of(&other_g, "SNAPSHOT_UPLOAD_REFUSED");
+    assert!(
+        borrowed_refused.iter().any(|e| e["username"] == "stranger"),
+        "{borrowed_refused:?}"
+    );
     let started = w.admin.events_of(&g, "SNAPSHOT_UPLOAD_STARTED");
     assert_eq!(started.len(), 1);
     assert!(

@@ -218,17 +218,9 @@ impl Service {
             Ok(c) => c,
             Err(e) => {
                 if matches!(e, ServiceError::Denied(_)) {
-                    let group = group_id.parse().ok();
-                    let event = actor.event(
-                        "SNAPSHOT_UPLOAD_REFUSED",
-                        group,
-                        cluster_id.parse().ok(),
-                        "FAILURE",
-                        Some(&format!("{what}: {e}")),
-                    );
-                    if let Err(err) = self.store.append_audit(&event).await {
-                        tracing::error!(error = %err, "cannot record a refusal in the audit trail");
-                    }
+                    let (group, cluster) = (group_id.parse().ok(), cluster_id.parse().ok());
+                    self.audit_upload_refusal(actor, group, cluster, what, &e)
+                        .await;
                 }
                 return Err(e);
             }
@@ -244,6 +236,28 @@ impl Service {
         }
         self.refuse_if_key_not_active(&cluster).await?;
         Ok(cluster)
+    }
+
+    /// Records a refused upload request (`SNAPSHOT_UPLOAD_REFUSED`). The refusal stands
+    /// even if the audit trail cannot take it; that failure is logged.
+    async fn audit_upload_refusal(
+        &self,
+        actor: &Actor,
+        group: Option<ObjectId>,
+        cluster: Option<ObjectId>,
+        what: &str,
+        refusal: &ServiceError,
+    ) {
+        let event = actor.event(
+            "SNAPSHOT_UPLOAD_REFUSED",
+            group,
+            cluster,
+            "FAILURE",
+            Some(&format!("{what}: {refusal}")),
+        );
+        if let Err(err) = self.store.append_audit(&event).await {
+            tracing::error!(error = %err, "cannot record a refusal in the audit trail");
+        }
     }
 
     /// Opens an upload session for one replica set, shard or config server replica
@@ -294,7 +308,9 @@ impl Service {
 
     /// The open session `upload_id` of the cluster, renewed; refused as stale if the
     /// cluster's newest data key is no longer the one it was opened under (unless
-    /// `stale_ok`: ending a session).
+    /// `stale_ok`: ending a session). A session that is not an open one of this cluster
+    /// is audited: an expired session, or another cluster's session named under this
+    /// cluster's path (a client after chunk ids it has no rights to).
     async fn session(
         &self,
         actor: &Actor,
@@ -307,6 +323,24 @@ impl Service {
         let cluster = self
             .upload_cluster(actor, group_id, cluster_id, what)
             .await?;
+        let (group, id) = (cluster.group_id, cluster.id);
+        match self.open_session(cluster, upload_id, stale_ok).await {
+            Err(e @ ServiceError::NotFound(_)) => {
+                self.audit_upload_refusal(actor, Some(group), Some(id), what, &e)
+                    .await;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// [`Service::session`] once the cluster is checked.
+    async fn open_session(
+        &self,
+        cluster: Cluster,
+        upload_id: &str,
+        stale_ok: bool,
+    ) -> Result<Session> {
         let id: ObjectId = upload_id.parse().map_err(|_| {
             NotFound::UploadSession(RequestedId::Invalid(crate::groups::truncate(upload_id)))
         })?;
