@@ -53,7 +53,7 @@ pub enum RestError {
     },
 }
 
-/// `answered STATUS BODY...` (the first [`QUOTED_BODY`] characters), for messages.
+/// `answered STATUS BODY...` (the first `QUOTED_BODY` characters), for messages.
 pub fn describe(r: &Response) -> String {
     let body = String::from_utf8_lossy(&r.body);
     let cut: String = body.chars().take(QUOTED_BODY).collect();

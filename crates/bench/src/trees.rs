@@ -264,7 +264,7 @@ const REWRITE_SHARE: f64 = 0.05;
 const RUN_RANGE: (u64, u64) = (32 << 10, 1 << 20);
 
 /// One checkpoint's worth of change to the `dbpath` under `root` (from `seed`, the
-/// step's own): up to [`CHANGED_FILES`] collection files (picked in proportion to
+/// step's own): up to `CHANGED_FILES` collection files (picked in proportion to
 /// their sizes) get about 5 % of their
 /// bytes rewritten in runs of 32 KiB to 1 MiB at random offsets, and every other one
 /// of them grows by 1 % (at least 64 KiB). What it overwrites is appended to `undo`

@@ -2,10 +2,9 @@
 //! load balancers and orchestrators; `GET /api/public/v1.0/health` (extension), the
 //! same check in detail, for an authenticated user with a global role.
 //!
-//! All three only read the latest report of the service's
-//! [`HealthMonitor`](headlock_service::health::HealthMonitor), which checks the metadata
-//! database and each KMIP server in the background: a burst of probes never reaches
-//! them.
+//! All three only read the latest report of the service's [`HealthMonitor`], which
+//! checks the metadata database and each KMIP server in the background: a burst of
+//! probes never reaches them.
 //!
 //! - `/health` answers 200 while the process serves, with
 //!   `{"status": "ok"|"degraded"|"starting", "database": {"ok"},

@@ -1,8 +1,9 @@
-//! The OpenAPI 3.1 document of the whole API, generated from one table ([`OPS`]) of the
-//! operations and the JSON Schemas of their bodies ([`schemas`]). The router's own
-//! route table ([`crate::routes`]) must match [`OPS`] exactly ([`check`]), so a route
-//! mounted without a description fails the tests; docs/openapi.json is [`document`]
-//! rendered with [`render`] (regenerate: `HEADLOCK_WRITE_OPENAPI=1 cargo test -p headlock-api --lib openapi`).
+//! The OpenAPI 3.1 document of the whole API, generated from one table (`OPS`) of the
+//! operations and the JSON Schemas of their bodies (`schemas`). The router's own route
+//! table ([`crate::routes`]) must match `OPS` exactly ([`check`]), so a route mounted
+//! without a description fails the tests; docs/openapi.json is [`document`] rendered
+//! with [`render`] (regenerate:
+//! `HEADLOCK_WRITE_OPENAPI=1 cargo test -p headlock-api --lib openapi`).
 //!
 //! Served at `GET /api/public/v1.0/openapi.json`, behind digest authentication like the
 //! rest of the base: it reveals nothing a user cannot read in docs/, but the

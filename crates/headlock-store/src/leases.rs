@@ -34,7 +34,7 @@ impl LeaseStore for SqlStore {
         Ok(())
     }
 
-    /// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE` ([`q::ACQUIRE_LEASE`]): it
+    /// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE` (`q::ACQUIRE_LEASE`): it
     /// changes a row exactly when the lease is free, expired or already `holder`'s.
     /// Names and holders are 1 to 512 bytes (`Precondition` otherwise); the expiry
     /// saturates at the largest time a row holds.

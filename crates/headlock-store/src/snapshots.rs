@@ -295,7 +295,7 @@ impl SnapshotStore for SqlStore {
     /// One write transaction: finds the packs no snapshot uses, deletes their chunk
     /// records and them, and returns them (sorted). The caller deletes those objects; a
     /// pack object that was never recorded (a backup that died before recording its
-    /// chunks) is not returned: compare [`MetadataStore::packs_in_use`] with a listing
+    /// chunks) is not returned: compare [`SnapshotStore::packs_in_use`] with a listing
     /// for those.
     async fn collect_garbage(&self, cluster: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
         retrying("collect_garbage", || async move {

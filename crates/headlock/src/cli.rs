@@ -1,6 +1,10 @@
 //! The command line (clap derive). Every flag of `serve` can also come from a
 //! `HEADLOCK_*` environment variable or the TOML file given with `--config`; a flag wins
 //! over the variable, which wins over the file.
+//!
+//! The doc comments here are `--help` text (clap prints them as written), not rustdoc:
+//! a URL or a `<placeholder>` in them stays plain.
+#![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

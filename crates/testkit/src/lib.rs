@@ -10,7 +10,7 @@
 //!   a test take it away mid-run and bring it back on the same port and database.
 //! * [`run_python`] runs a script with the venv's interpreter (PyKMIP's
 //!   `ProxyKmipClient` against our embedded server).
-//! * [`kmip::Embedded`](crate::kmip::Embedded) is our own embedded KMIP server
+//! * [`kmip::Embedded`] is our own embedded KMIP server
 //!   (`kmip-server`), started in-process on a loopback port with a fresh PKI: the one
 //!   KMIP harness of every crate's tests. It is async (it runs on the test's runtime).
 //! * [`cosmian::CosmianKms`] is a Cosmian KMS process (built by `scripts/interop.sh`)

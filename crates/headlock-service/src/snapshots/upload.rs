@@ -124,9 +124,9 @@ const PARENT_FRAMES_AHEAD: usize = 2;
 /// ([`ParentManifest::next_batch`]) with the files whose chunks are gone left out.
 ///
 /// A task of its own reads and opens the frames (decryption, decompression, the
-/// entries' checks), up to [`PARENT_FRAMES_AHEAD`] ahead, while the store is asked
-/// about the chunks of the frame before: the two were a parent answer's time one after
-/// the other, and now share the cores. It stops when this is dropped.
+/// entries' checks), up to two ahead (`PARENT_FRAMES_AHEAD`), while the store is
+/// asked about the chunks of the frame before: the two were a parent answer's time
+/// one after the other, and now share the cores. It stops when this is dropped.
 pub struct ParentManifest {
     /// The parent snapshot's id.
     pub snapshot: ObjectId,
