@@ -9,7 +9,7 @@ use headlock_core::snapshot::frames::{
     FRAME_PREFIX_LEN, Frame, FrameReader, MANIFEST_V2_MAGIC, ManifestHeader,
 };
 use headlock_core::snapshot::{ChunkCipher, ChunkIdKey, MANIFEST_MAGIC, Manifest, ManifestEntry};
-use headlock_core::{BlobError, BlobStore, ObjectId};
+use headlock_core::{BlobError, BlobStore, MetadataStore, ObjectId};
 
 use super::{manifest_path, pack_path, rekeyed_manifest_path};
 use crate::error::Internal;
@@ -165,6 +165,17 @@ pub(crate) fn frame_chunks(entries: &[ManifestEntry]) -> Vec<ChunkId> {
         .collect()
 }
 
+/// The locations of `ids` (chunks of `cluster`) by chunk id; an id not stored is left
+/// out.
+pub(crate) async fn locations_by_id(
+    store: &dyn MetadataStore,
+    cluster: ObjectId,
+    ids: &[ChunkId],
+) -> Result<HashMap<ChunkId, ChunkLocation>> {
+    let found = store.chunk_locations(cluster, ids).await?;
+    Ok(found.into_iter().map(|l| (l.chunk_id, l)).collect())
+}
+
 impl Service {
     /// Gives `source` the locations of `ids` (chunks of its cluster), for
     /// [`ChunkSource::read`]; an id not stored is left out (reading it fails then).
@@ -173,13 +184,7 @@ impl Service {
         source: &mut ChunkSource,
         ids: &[ChunkId],
     ) -> Result<()> {
-        let locations: HashMap<ChunkId, ChunkLocation> = self
-            .store
-            .chunk_locations(source.cluster, ids)
-            .await?
-            .into_iter()
-            .map(|l| (l.chunk_id, l))
-            .collect();
+        let locations = locations_by_id(self.store.as_ref(), source.cluster, ids).await?;
         source.locations = Arc::new(locations);
         Ok(())
     }

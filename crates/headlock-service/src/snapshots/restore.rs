@@ -12,7 +12,7 @@ use headlock_core::store::StoreError;
 use headlock_core::{MetadataStore, ObjectId};
 use tokio_util::bytes::Bytes;
 
-use super::read::{ChunkSource, ManifestStream, extends_run, frame_chunks};
+use super::read::{ChunkSource, ManifestStream, extends_run, frame_chunks, locations_by_id};
 use super::{blob_err, pack_path, worker_threads};
 use crate::error::{Internal, NotFound};
 use crate::groups::parse_cluster_id;
@@ -345,13 +345,9 @@ async fn locate_frames(
         let frame = match manifest.next_batch().await {
             Ok(Some(entries)) => {
                 let ids = frame_chunks(&entries);
-                store
-                    .chunk_locations(cluster, &ids)
+                locations_by_id(store.as_ref(), cluster, &ids)
                     .await
-                    .map(|found| {
-                        let locations = found.into_iter().map(|l| (l.chunk_id, l)).collect();
-                        Some((entries, locations))
-                    })
+                    .map(|locations| Some((entries, locations)))
                     .map_err(|e| std::io::Error::other(e.to_string()))
             }
             Ok(None) => Ok(None),
